@@ -1,0 +1,234 @@
+//! Every filesystem mutation that must be atomic lives here: write a file by temp + fsync + rename,
+//! persist a staged directory by rename, replace a symlink by rename, fsync a parent directory.
+//! Nothing else in the crate creates store paths, publishes snapshots or switches links.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Fsync a directory so that a rename or create inside it survives a crash.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).with_context(|| format!("cannot open directory {}", dir.display()))?;
+    f.sync_all()
+        .with_context(|| format!("cannot fsync directory {}", dir.display()))
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether a commit must survive a power loss (repository and store state) or only be atomic
+/// (artifacts a user asked for, like `dist pack -o FILE`, which can simply be made again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Durable,
+    AtomicOnly,
+}
+
+/// A file being written next to its final path; dropped without `commit` it is removed.
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing `dest` through a temp file in the same directory.
+    pub fn create(dest: &Path) -> Result<AtomicFile> {
+        let parent = parent_of(dest);
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(parent)
+            .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
+        Ok(AtomicFile {
+            tmp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Sets the permission bits the final file will have.
+    pub fn set_mode(&self, mode: u32) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(self.tmp.path(), fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set mode of {}", self.tmp.path().display()))
+    }
+
+    /// Fsyncs the data, renames it over the destination and fsyncs the directory.
+    pub fn commit(self) -> Result<()> {
+        self.commit_with(Durability::Durable)
+    }
+
+    /// Renames the file over the destination; with `Durability::Durable` the data and the
+    /// directory entry are fsynced too. Either way readers never see a partial file.
+    pub fn commit_with(self, durability: Durability) -> Result<()> {
+        let dest = self.dest;
+        if durability == Durability::AtomicOnly {
+            return self
+                .tmp
+                .persist(&dest)
+                .map(drop)
+                .map_err(|e| e.error)
+                .with_context(|| format!("cannot rename into {}", dest.display()));
+        }
+        self.tmp
+            .as_file()
+            .sync_all()
+            .with_context(|| format!("cannot fsync {}", dest.display()))?;
+        self.tmp
+            .persist(&dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot rename into {}", dest.display()))?;
+        fsync_dir(parent_of(&dest))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tmp.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+/// Writes `bytes` to `dest` atomically with the given mode.
+pub fn write_atomic(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", f.path().display()))?;
+    f.set_mode(mode)?;
+    f.commit()
+}
+
+/// Moves an already written file (same filesystem) to `dest` atomically, fsyncing both.
+pub fn persist_file(src: &Path, dest: &Path) -> Result<()> {
+    File::open(src)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot fsync {}", src.display()))?;
+    fs::rename(src, dest)
+        .with_context(|| format!("cannot rename {} to {}", src.display(), dest.display()))?;
+    fsync_dir(parent_of(dest))
+}
+
+/// A temp directory next to its final path: removed on drop unless `persist` ran.
+pub struct StagingDir {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl StagingDir {
+    pub fn new_in(parent: &Path, prefix: &str) -> Result<StagingDir> {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create directory {}", parent.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(parent)
+            .with_context(|| {
+                format!("cannot create a staging directory in {}", parent.display())
+            })?;
+        Ok(StagingDir { dir: Some(dir) })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("staging dir present").path()
+    }
+
+    /// Renames the staged directory to `dest` (which must not exist) and fsyncs the parent.
+    pub fn persist(mut self, dest: &Path) -> Result<()> {
+        let dir = self.dir.take().expect("staging dir present");
+        let src = dir.keep();
+        sync_tree(&src)?;
+        if let Err(e) = fs::rename(&src, dest) {
+            let _ = fs::remove_dir_all(&src);
+            return Err(e)
+                .with_context(|| format!("cannot rename staged tree to {}", dest.display()));
+        }
+        fsync_dir(parent_of(dest))
+    }
+}
+
+/// Fsyncs every regular file and directory below `root` (not following symlinks).
+pub fn sync_tree(root: &Path) -> Result<()> {
+    let meta =
+        fs::symlink_metadata(root).with_context(|| format!("cannot stat {}", root.display()))?;
+    if meta.is_dir() {
+        for entry in
+            fs::read_dir(root).with_context(|| format!("cannot read {}", root.display()))?
+        {
+            let entry = entry.with_context(|| format!("cannot read {}", root.display()))?;
+            sync_tree(&entry.path())?;
+        }
+        fsync_dir(root)
+    } else if meta.is_file() {
+        File::open(root)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot fsync {}", root.display()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Points the symlink `link` at `target` with one rename, so readers see the old or the new
+/// target and never a missing link.
+pub fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
+    let parent = parent_of(link);
+    let name = link
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)
+        .with_context(|| format!("cannot create symlink {}", tmp.display()))?;
+    if let Err(e) = fs::rename(&tmp, link) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot switch symlink {}", link.display()));
+    }
+    fsync_dir(parent)
+}
+
+/// Removes a directory tree that is no longer referenced: renamed aside first, so that a crash
+/// midway never leaves a half-deleted tree under its real name.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    let parent = parent_of(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let trash = parent.join(format!(".trash-{name}-{}", std::process::id()));
+    fs::rename(path, &trash).with_context(|| format!("cannot move {} aside", path.display()))?;
+    fsync_dir(parent)?;
+    make_writable(&trash);
+    fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))
+}
+
+/// Gives the owner write permission on every directory below `root`, so that read-only store
+/// trees can be deleted.
+pub fn make_writable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::symlink_metadata(root) {
+        if meta.is_dir() {
+            let mode = meta.permissions().mode() | 0o700;
+            let _ = fs::set_permissions(root, fs::Permissions::from_mode(mode));
+            if let Ok(rd) = fs::read_dir(root) {
+                for e in rd.flatten() {
+                    make_writable(&e.path());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The package manifest (`manifest.yaml`): parsing, the name rule and SemVer validation.
+//! Every error names the file and the field (and the YAML line where the parser gives one).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Longest package name accepted (store-format.md, "Package names").
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: String,
+    /// The version string exactly as written in the manifest.
+    pub version_str: String,
+    pub version: semver::Version,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: missing (a package needs manifest.yaml, assets/, scripts/install.sh and scripts/uninstall.sh)")]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Yaml { path: PathBuf, message: String },
+    #[error("{path}: field `name`: {reason}")]
+    Name { path: PathBuf, reason: String },
+    #[error("{path}: field `version`: `{value}` is not a SemVer 2.0 version: {reason}")]
+    Version {
+        path: PathBuf,
+        value: String,
+        reason: String,
+    },
+    #[error("{path}: field `description`: {reason}")]
+    Description { path: PathBuf, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    version: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// Why `name` is not a valid package name, or `None` when it is.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the name is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!("`{name}` is longer than {MAX_NAME_LEN} bytes"));
+    }
+    if name == "bin" {
+        return Some("`bin` is reserved for the profile's executables directory".into());
+    }
+    let first = name.as_bytes()[0];
+    if !first.is_ascii_alphanumeric() {
+        return Some(format!(
+            "`{name}` must start with an ASCII letter or digit (not `.`, `-`, `_` or `+`)"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+')))
+    {
+        let what = match c {
+            '/' => "`/`".to_string(),
+            '@' => "`@` (it separates name and version on the command line)".to_string(),
+            c if c.is_whitespace() => "whitespace".to_string(),
+            c => format!("`{}`", c.escape_default()),
+        };
+        return Some(format!(
+            "`{}` contains {what}; allowed are ASCII letters, digits, `.`, `-`, `_` and `+`",
+            name.escape_default()
+        ));
+    }
+    None
+}
+
+impl Manifest {
+    /// Reads and validates `dir/manifest.yaml`.
+    pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = dir.join("manifest.yaml");
+        let text = std::fs::read_to_string(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ManifestError::Missing { path: path.clone() }
+            } else {
+                ManifestError::Read {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        Manifest::parse(&path, &text)
+    }
+
+    /// Parses manifest text; `path` is only used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = serde_yaml::from_str(text).map_err(|e| ManifestError::Yaml {
+            path: path.to_path_buf(),
+            message: describe_yaml_error(&e),
+        })?;
+        if let Some(reason) = name_problem(&raw.name) {
+            return Err(ManifestError::Name {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+        let version = semver::Version::parse(&raw.version).map_err(|e| ManifestError::Version {
+            path: path.to_path_buf(),
+            value: raw.version.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Some(d) = &raw.description {
+            if d.len() > 4096 {
+                return Err(ManifestError::Description {
+                    path: path.to_path_buf(),
+                    reason: "longer than 4096 bytes".into(),
+                });
+            }
+        }
+        Ok(Manifest {
+            name: raw.name,
+            version_str: raw.version,
+            version,
+            description: raw.description,
+        })
+    }
+
+    /// `name-version`, the stem of the torrent's file name.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.name, self.version_str)
+    }
+}
+
+impl fmt::Display for Manifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.version_str)
+    }
+}
+
+fn describe_yaml_error(e: &serde_yaml::Error) -> String {
+    let msg = e.to_string();
+    // serde's messages say "missing field `x`" / "unknown field `x`" / "invalid type ..."; they
+    // already carry "at line L column C" when the parser knows it.
+    if msg.contains("missing field") || msg.contains("unknown field") {
+        msg
+    } else {
+        format!("invalid manifest: {msg}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(Path::new("pkg/manifest.yaml"), text)
+    }
+
+    #[test]
+    fn seed_example_is_valid() {
+        let m = parse("name: The-Package-Name\nversion: 1.2.3\n").unwrap();
+        assert_eq!(m.name, "The-Package-Name");
+        assert_eq!(m.version, semver::Version::new(1, 2, 3));
+    }
+
+    #[test]
+    fn prerelease_and_build_metadata_are_kept_verbatim() {
+        let m = parse("name: a\nversion: 2.0.0-rc.1+build.5\ndescription: x\n").unwrap();
+        assert_eq!(m.version_str, "2.0.0-rc.1+build.5");
+        assert_eq!(m.description.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("version: 1.0.0\n", "missing field `name`"),
+            (
+                "name: a\nversion: 1.0.0\nlicense: x\n",
+                "unknown field `license`",
+            ),
+            ("name: a\nversion: '1.2'\n", "field `version`"),
+            ("name: a/b\nversion: 1.0.0\n", "field `name`"),
+            ("name: bin\nversion: 1.0.0\n", "reserved"),
+            ("name: -a\nversion: 1.0.0\n", "must start"),
+            ("name: a@b\nversion: 1.0.0\n", "`@`"),
+            ("name: 'a b'\nversion: 1.0.0\n", "whitespace"),
+            ("name: [a]\nversion: 1.0.0\n", "line 1"),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(err.starts_with("pkg/manifest.yaml"), "{err}");
+        }
+        let long = format!("name: {}\nversion: 1.0.0\n", "a".repeat(65));
+        assert!(parse(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("longer than"));
+    }
+}

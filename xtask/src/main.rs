@@ -1,0 +1,45 @@
+//! `cargo xtask`: the project's own commands.
+//!
+//! - `cargo xtask test`: every check CI runs (fmt, clippy, all tests).
+//! - `cargo xtask demo`: the main job, end to end, as a user would see it.
+//! - `cargo xtask bench [pack|add|install]`: benchmarks, each next to a baseline in the same run.
+
+mod bench;
+mod demo;
+mod util;
+
+use anyhow::{bail, Result};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&rest),
+        Some("demo") => demo::run(&rest),
+        Some("bench") => bench::run(&rest),
+        _ => bail!("usage: cargo xtask <test|demo|bench [pack|add]>"),
+    }
+}
+
+/// fmt, clippy and every test, stopping at the first failure.
+fn test(extra: &[&str]) -> Result<()> {
+    util::cargo(&["fmt", "--all", "--", "--check"])?;
+    util::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    let mut args = vec!["test", "--workspace"];
+    args.extend_from_slice(extra);
+    util::cargo(&args)
+}

@@ -1,0 +1,75 @@
+//! Small helpers for xtask: running cargo and measuring child processes.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+pub fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Builds the release `dist` binary and returns its path.
+pub fn release_dist() -> Result<PathBuf> {
+    cargo(&["build", "--release", "--quiet", "--bin", "dist"])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    Ok(target.join("release").join("dist"))
+}
+
+/// Wall time and peak resident set size (KiB) of one child process.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub wall: Duration,
+    pub max_rss_kib: u64,
+}
+
+/// Runs `cmd` to completion, measuring its wall time and peak RSS (from `wait4`'s rusage).
+#[allow(unsafe_code)]
+pub fn measure(cmd: &mut Command) -> Result<Measured> {
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zero-initialised and filled in by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, reaped exactly once here.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    std::mem::forget(child);
+    if r != pid {
+        bail!("wait4 failed for {cmd:?}");
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("{cmd:?} failed (wait status {status})");
+    }
+    Ok(Measured {
+        wall,
+        max_rss_kib: usage.ru_maxrss as u64,
+    })
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
