@@ -27,6 +27,57 @@ pub struct Cli {
 pub enum Command {
     /// Build the canonical tarball and torrent of a package directory.
     Pack(PackArgs),
+    /// Publisher: validate, pack, store and index packages (all or nothing), then publish.
+    Add(AddArgs),
+    /// The repository's signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Publisher: run the tracker, the seeder and the HTTP server for the index and objects.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AddArgs {
+    /// Package directories.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Print a JSON array instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Print the public key (the base64 line `minisign -V -P KEY` takes).
+    Show,
+}
+
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// HTTP listen address for the index, torrents and objects (web seed).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http: Option<String>,
+    /// opentracker listen address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tracker: Option<String>,
+    /// Address the seeding transmission-daemon binds and announces from.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Base URL put into magnets and web seeds (default `http://` + the HTTP address).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Announce URL put into torrents and magnets (default `http://` + tracker + `/announce`).
+    #[arg(long, value_name = "URL")]
+    pub announce_url: Option<String>,
+    /// Peer port of the seeding transmission-daemon.
+    #[arg(long, value_name = "PORT")]
+    pub peer_port: Option<u16>,
+    /// RPC port (on 127.0.0.1) of the seeding transmission-daemon.
+    #[arg(long, value_name = "PORT")]
+    pub rpc_port: Option<u16>,
+    /// Upload cap of the seeder in kB/s (1000 bytes); none by default.
+    #[arg(long, value_name = "KBPS")]
+    pub upload_limit: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]

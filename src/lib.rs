@@ -6,7 +6,14 @@
 pub mod bencode;
 pub mod canon;
 pub mod fsx;
+pub mod index;
 pub mod manifest;
+pub mod object;
 pub mod pack;
 pub mod package;
+pub mod repo;
+// pub mod server; (waits for tracker.rs and transmission.rs)
+pub mod sign;
 pub mod torrent;
+pub mod tracker;
+pub mod transmission;

@@ -1,0 +1,54 @@
+//! `dist serve --http HOST:PORT --tracker HOST:PORT --bind ADDR [--public-url URL]`
+
+use anyhow::Result;
+use dist::server::{self, ServeConfig, ServeEvent, ServerFile};
+
+use super::Global;
+use crate::cli::ServeArgs;
+
+pub fn run(g: &Global, args: &ServeArgs) -> Result<i32> {
+    let flags = ServerFile {
+        announce_url: args.announce_url.clone(),
+        http: args.http.clone(),
+        tracker: args.tracker.clone(),
+        bind: args.bind.clone(),
+        public_url: args.public_url.clone(),
+        peer_port: args.peer_port,
+        rpc_port: args.rpc_port,
+        upload_limit: args.upload_limit,
+    };
+    let cfg = ServeConfig::resolve(ServerFile::load(&g.root)?.merge(flags))?;
+    let quiet = g.quiet;
+    let report = move |e: ServeEvent| {
+        if quiet && !matches!(e, ServeEvent::Problem(_)) {
+            return;
+        }
+        match e {
+            ServeEvent::Listening {
+                http,
+                tracker,
+                announce_url,
+                public_url,
+                peer,
+                rpc_port,
+            } => {
+                eprintln!("http     listening on {http} (public URL {public_url})");
+                eprintln!("tracker  opentracker on {tracker} (announce {announce_url})");
+                eprintln!("seeder   transmission-daemon peer {peer}, RPC 127.0.0.1:{rpc_port}");
+            }
+            ServeEvent::Published { serial, packages } => {
+                eprintln!("index    serial {serial}, {packages} package versions")
+            }
+            ServeEvent::Seeding {
+                name,
+                version,
+                infohash,
+            } => eprintln!("seeding  {name}@{version} ({infohash})"),
+            ServeEvent::Healthy => eprintln!("ready    every object is seeding and tracked (GET /health is 200)"),
+            ServeEvent::Problem(p) => eprintln!("warning  {p}"),
+            ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
+        }
+    };
+    server::serve(&g.root, &cfg, &report)?;
+    Ok(0)
+}

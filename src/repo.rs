@@ -1,0 +1,428 @@
+//! The publisher's repository under `--root` (store-format.md §4): objects by BLAKE3, the master
+//! SQLite index, and the signed snapshots published after every change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::fsx::{self, Durability};
+use crate::index::{self, PackageRecord, INDEX_FORMAT, SNAPSHOT_SCHEMA};
+use crate::pack::{self, Packed};
+use crate::package::Package;
+use crate::sign::{Signed, SigningKey};
+use crate::torrent::{self, Info};
+
+/// Where an object with this digest lives below `objects/`: `ab/cdef…`.
+pub fn object_rel_path(blake3: &str) -> String {
+    format!("{}/{}", &blake3[..2], &blake3[2..])
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Trackers and web-seed base URL: configuration that goes into magnets and `.torrent` files
+/// but never into the info dictionary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Distribution {
+    pub trackers: Vec<String>,
+    /// Base URL of the HTTP server, without trailing `/`; web seeds are `<base>/objects/ab/cd…`.
+    pub public_url: Option<String>,
+}
+
+impl Distribution {
+    pub fn web_seed(&self, blake3: &str) -> Option<String> {
+        self.public_url.as_ref().map(|b| {
+            format!(
+                "{}/objects/{}",
+                b.trim_end_matches('/'),
+                object_rel_path(blake3)
+            )
+        })
+    }
+
+    fn encode(&self) -> String {
+        serde_json::json!({"trackers": self.trackers, "public_url": self.public_url}).to_string()
+    }
+
+    fn decode(s: &str) -> Result<Distribution> {
+        let v: serde_json::Value =
+            serde_json::from_str(s).context("meta `distribution` is corrupt")?;
+        Ok(Distribution {
+            trackers: v["trackers"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            public_url: v["public_url"].as_str().map(str::to_string),
+        })
+    }
+
+    pub fn magnet(&self, r: &PackageRecord, info_name: &str) -> String {
+        let ws: Vec<String> = self.web_seed(&r.blake3).into_iter().collect();
+        torrent::magnet(&r.infohash, info_name, r.size, &self.trackers, &ws)
+    }
+}
+
+/// The repository layout.
+pub struct Repo {
+    pub root: PathBuf,
+}
+
+/// What `add` did with one package.
+#[derive(Debug, Clone)]
+pub enum Added {
+    New(Packed),
+    Unchanged(Packed),
+}
+
+impl Repo {
+    pub fn new(root: &Path) -> Repo {
+        Repo {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn objects_dir(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+    pub fn object_path(&self, blake3: &str) -> PathBuf {
+        self.objects_dir().join(object_rel_path(blake3))
+    }
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join("index.sqlite")
+    }
+    pub fn published_dir(&self) -> PathBuf {
+        self.root.join("published")
+    }
+    pub fn snapshot_path(&self, serial: u64) -> PathBuf {
+        self.published_dir().join(format!("index-{serial}.db"))
+    }
+    pub fn signature_path(&self, serial: u64) -> PathBuf {
+        self.published_dir()
+            .join(format!("index-{serial}.db.minisig"))
+    }
+    /// `published/LATEST` holds the serial of the newest snapshot.
+    pub fn latest_path(&self) -> PathBuf {
+        self.published_dir().join("LATEST")
+    }
+
+    pub fn latest_serial(&self) -> Result<Option<u64>> {
+        match std::fs::read_to_string(self.latest_path()) {
+            Ok(s) => Ok(Some(s.trim().parse().with_context(|| {
+                format!("{} is corrupt", self.latest_path().display())
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot read {}", self.latest_path().display()))
+            }
+        }
+    }
+
+    /// Opens (creating if needed) the master index.
+    pub fn open_index(&self) -> Result<Connection> {
+        for d in [self.root.clone(), self.objects_dir(), self.published_dir()] {
+            std::fs::create_dir_all(&d).with_context(|| {
+                format!("cannot create {} (is the root writable?)", d.display())
+            })?;
+        }
+        let path = self.index_path();
+        let conn =
+            Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(&format!(
+            "{}\nCREATE TABLE IF NOT EXISTS torrents (infohash TEXT PRIMARY KEY, info BLOB NOT NULL);",
+            SNAPSHOT_SCHEMA
+                .replace("CREATE TABLE meta", "CREATE TABLE IF NOT EXISTS meta")
+                .replace("CREATE TABLE packages", "CREATE TABLE IF NOT EXISTS packages")
+        ))
+        .with_context(|| format!("cannot set up {}", path.display()))?;
+        Ok(conn)
+    }
+
+    /// Validates every package, then packs, stores and indexes them in one transaction, and
+    /// publishes a new signed snapshot if anything changed. All or nothing.
+    pub fn add(&self, dirs: &[PathBuf]) -> Result<Vec<Added>> {
+        // 1. Validate everything before touching the repository.
+        let mut pkgs = Vec::new();
+        for d in dirs {
+            pkgs.push(Package::load(d)?);
+        }
+        let mut seen: BTreeMap<(String, String), &Path> = BTreeMap::new();
+        for p in &pkgs {
+            let key = (
+                p.manifest.name.clone(),
+                index::version_key(&p.manifest.version),
+            );
+            if let Some(prev) = seen.insert(key, &p.root) {
+                if prev != p.root {
+                    bail!(
+                        "{} and {} are both {}: one version per batch",
+                        prev.display(),
+                        p.root.display(),
+                        p.manifest
+                    );
+                }
+            }
+        }
+        let mut conn = self.open_index()?;
+        let key = SigningKey::load_or_create(&self.root)?;
+        // 2. Pack into staging files inside objects/ (same filesystem, so the rename is atomic).
+        let staging = fsx::StagingDir::new_in(&self.objects_dir(), ".staging-")?;
+        let mut packed = Vec::new();
+        for (i, p) in pkgs.iter().enumerate() {
+            let tmp = staging.path().join(format!("{i}.tar"));
+            let result = pack::pack_file(p, &tmp, Durability::Durable)
+                .with_context(|| format!("cannot pack {}", p.root.display()))?;
+            packed.push((tmp, result));
+        }
+        // 3. One transaction: check immutability, store objects, insert rows, publish.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dist = current_distribution(&tx)?;
+        let mut out = Vec::new();
+        let now = now_unix() as i64;
+        for (tmp, p) in &packed {
+            let vkey = index::version_key(&semver::Version::parse(&p.version)?);
+            let existing: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT blake3, version FROM packages WHERE name = ?1 AND version_key = ?2",
+                    params![p.name, vkey],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match existing {
+                Some((b3, _)) if b3 == p.blake3 => {
+                    out.push(Added::Unchanged(p.clone()));
+                    continue;
+                }
+                Some((b3, v)) => bail!(
+                    "{}@{} is already in the index with different content (blake3 {b3}, this one {}); versions are immutable: bump the version",
+                    p.name,
+                    v,
+                    p.blake3
+                ),
+                None => {}
+            }
+            let dest = self.object_path(&p.blake3);
+            if !dest.exists() {
+                let parent = dest.parent().expect("object parent");
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+                fsx::persist_file(tmp, &dest)?;
+            }
+            let info_name = &p.info.name;
+            let rec = PackageRecord {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                description: p.description.clone(),
+                blake3: p.blake3.clone(),
+                infohash: p.infohash.clone(),
+                size: p.size,
+                magnet: String::new(),
+                added_at: now,
+            };
+            let magnet = dist.magnet(&rec, info_name);
+            tx.execute(
+                "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, magnet, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![rec.name, rec.version, vkey, rec.description, rec.blake3, rec.infohash, rec.size as i64, magnet, now],
+            )?;
+            tx.execute(
+                "INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)",
+                params![p.infohash, p.info.to_value().encode()],
+            )?;
+            out.push(Added::New(p.clone()));
+        }
+        if out.iter().any(|a| matches!(a, Added::New(_))) {
+            self.publish_in(&tx, &key)?;
+        }
+        tx.commit().context("cannot commit the index")?;
+        self.finish_publish(&conn)?;
+        Ok(out)
+    }
+
+    /// Re-renders every magnet link for `dist` and publishes a new snapshot if they changed.
+    /// Returns the serial now published.
+    pub fn republish_for(&self, dist: &Distribution) -> Result<u64> {
+        let mut conn = self.open_index()?;
+        let key = SigningKey::load_or_create(&self.root)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'distribution'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let serial: Option<u64> = meta_u64(&tx, "serial")?;
+        if current.as_deref() != Some(dist.encode().as_str()) || serial.is_none() {
+            let records = index::read_records(&tx)?;
+            for r in &records {
+                let info = self.info(&tx, &r.infohash)?;
+                let magnet = dist.magnet(r, &info.name);
+                tx.execute(
+                    "UPDATE packages SET magnet = ?1 WHERE infohash = ?2",
+                    params![magnet, r.infohash],
+                )?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('distribution', ?1)",
+                [dist.encode()],
+            )?;
+            self.publish_in(&tx, &key)?;
+        }
+        tx.commit()?;
+        self.finish_publish(&conn)?;
+        Ok(meta_u64(&conn, "serial")?.unwrap_or(0))
+    }
+
+    fn info(&self, conn: &Connection, infohash: &str) -> Result<Info> {
+        let bytes: Vec<u8> = conn
+            .query_row(
+                "SELECT info FROM torrents WHERE infohash = ?1",
+                [infohash],
+                |r| r.get(0),
+            )
+            .with_context(|| format!("the index has no torrent info for {infohash}"))?;
+        let mut t = b"d4:info".to_vec();
+        t.extend_from_slice(&bytes);
+        t.push(b'e');
+        Info::parse_torrent(&t).map_err(|e| anyhow::anyhow!("torrent info of {infohash}: {e}"))
+    }
+
+    /// The info dictionaries of every indexed object, by infohash.
+    pub fn all_infos(&self) -> Result<BTreeMap<String, Info>> {
+        let conn = self.open_index()?;
+        let mut stmt = conn.prepare("SELECT infohash FROM torrents")?;
+        let hashes: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = BTreeMap::new();
+        for h in hashes {
+            let info = self.info(&conn, &h)?;
+            out.insert(h, info);
+        }
+        Ok(out)
+    }
+
+    /// Bumps the serial and writes `published/index-<serial>.db` + `.minisig` (inside the
+    /// caller's transaction, so the snapshot is exactly the committed state).
+    fn publish_in(&self, tx: &Connection, key: &SigningKey) -> Result<()> {
+        let serial = meta_u64(tx, "serial")?.unwrap_or(0) + 1;
+        let created = now_unix();
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('serial', ?1)",
+            [serial.to_string()],
+        )?;
+        let dir = self.published_dir();
+        let tmp = tempfile::Builder::new()
+            .prefix(".snapshot-")
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+        let tmp_path = tmp.path().to_path_buf();
+        {
+            let snap = Connection::open(&tmp_path)?;
+            snap.pragma_update(None, "journal_mode", "DELETE")?;
+            snap.execute_batch(SNAPSHOT_SCHEMA)?;
+            let mut meta = snap.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
+            for (k, v) in [
+                ("format", INDEX_FORMAT.to_string()),
+                ("serial", serial.to_string()),
+                ("created", created.to_string()),
+            ] {
+                meta.execute([k, &v])?;
+            }
+            let mut stmt = tx.prepare(
+                "SELECT name, version, version_key, description, blake3, infohash, size, magnet, added_at FROM packages ORDER BY name, version_key",
+            )?;
+            let mut ins = snap.prepare(
+                "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, magnet, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            snap.execute_batch("BEGIN")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                ins.execute(params![
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, i64>(8)?
+                ])?;
+            }
+            snap.execute_batch("COMMIT")?;
+        }
+        let bytes = std::fs::read(&tmp_path)?;
+        let sig = key.sign(
+            &bytes,
+            &Signed {
+                format: INDEX_FORMAT,
+                serial,
+                created,
+            },
+        )?;
+        fsx::write_atomic(&self.signature_path(serial), sig.as_bytes(), 0o644)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o644))?;
+        let (_, path) = tmp.keep().map_err(|e| e.error)?;
+        fsx::persist_file(&path, &self.snapshot_path(serial))?;
+        Ok(())
+    }
+
+    /// Points `published/LATEST` at the committed serial (after the commit, so it never names
+    /// a snapshot whose transaction rolled back).
+    fn finish_publish(&self, conn: &Connection) -> Result<()> {
+        if let Some(serial) = meta_u64(conn, "serial")? {
+            if self.latest_serial()? != Some(serial) && self.snapshot_path(serial).exists() {
+                fsx::write_atomic(&self.latest_path(), format!("{serial}\n").as_bytes(), 0o644)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Index records of the newest published snapshot (what clients see).
+    pub fn published(&self) -> Result<Option<index::Snapshot>> {
+        match self.latest_serial()? {
+            Some(s) => Ok(Some(index::Snapshot::open(&self.snapshot_path(s))?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The distribution the last publish used (trackers and base URL), empty before any `serve`.
+fn current_distribution(conn: &Connection) -> Result<Distribution> {
+    let v: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'distribution'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    v.map(|s| Distribution::decode(&s))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn meta_u64(conn: &Connection, key: &str) -> Result<Option<u64>> {
+    let v: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?;
+    v.map(|s| {
+        s.parse()
+            .with_context(|| format!("meta `{key}` is corrupt"))
+    })
+    .transpose()
+}

@@ -1,0 +1,118 @@
+//! The HTTP side of `dist serve`: the newest index and its signature (with conditional GET),
+//! serial-named snapshots, rendered `.torrent` files, objects with Range support (the BEP 19 web
+//! seed) and `/health`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::services::ServeDir;
+
+/// What the HTTP handlers read; the watcher writes it.
+pub struct Shared {
+    /// Serial of the newest snapshot.
+    pub serial: Option<u64>,
+    /// Rendered `.torrent` files by lowercase infohash.
+    pub torrents: HashMap<String, Vec<u8>>,
+    /// `Ok` once the tracker has the whitelist and every object is seeding; else why not.
+    pub health: Result<(), String>,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            serial: None,
+            torrents: HashMap::new(),
+            health: Err("starting".into()),
+        }
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new()
+    }
+}
+
+pub type SharedState = Arc<RwLock<Shared>>;
+
+#[derive(Clone)]
+struct AppState {
+    shared: SharedState,
+    published: PathBuf,
+}
+
+pub fn router(shared: SharedState, published: PathBuf, objects: PathBuf) -> Router {
+    let state = AppState {
+        shared,
+        published: published.clone(),
+    };
+    Router::new()
+        .route("/index.db", get(index_db))
+        .route("/index.db.minisig", get(index_sig))
+        .route("/torrents/{file}", get(torrent))
+        .route("/health", get(health))
+        .nest_service("/snapshots", ServeDir::new(published))
+        .nest_service("/objects", ServeDir::new(objects))
+        .with_state(state)
+}
+
+async fn index_db(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    latest(&s, &headers, "").await
+}
+
+async fn index_sig(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    latest(&s, &headers, ".minisig").await
+}
+
+/// Serves the newest snapshot (or its signature) with a strong ETag naming the serial, and
+/// answers `If-None-Match` with 304 so an unchanged index costs no body.
+async fn latest(s: &AppState, headers: &HeaderMap, suffix: &str) -> Response {
+    let serial = s.shared.read().expect("state lock").serial;
+    let Some(serial) = serial else {
+        return (StatusCode::NOT_FOUND, "nothing published yet\n").into_response();
+    };
+    let etag = format!("\"serial-{serial}{suffix}\"");
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut resp = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let path = s.published.join(format!("index-{serial}.db{suffix}"));
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Response::new(Body::from(bytes)),
+            Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "snapshot missing\n").into_response(),
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii etag"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-dist-serial", HeaderValue::from(serial));
+    resp
+}
+
+async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Response {
+    let Some(hash) = file.strip_suffix(".torrent") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let bytes = s.shared.read().expect("state lock").torrents.get(hash).cloned();
+    match bytes {
+        Some(b) => ([(header::CONTENT_TYPE, "application/x-bittorrent")], b).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no torrent {hash}\n")).into_response(),
+    }
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    match &s.shared.read().expect("state lock").health {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}

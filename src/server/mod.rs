@@ -1,0 +1,371 @@
+//! `dist serve`: runs opentracker (through `tracker`), a seeding transmission-daemon (through
+//! `transmission`) and the HTTP server (`http`), and keeps all three in step with the published
+//! index by watching `published/LATEST`. Reports what happens through `ServeEvent`s.
+
+pub mod http;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::index::Snapshot;
+use crate::repo::{Distribution, Repo};
+use crate::torrent::Info;
+use crate::tracker::{self, Tracker, TrackerConfig};
+use crate::transmission::{self, DaemonConfig, DaemonHandle, Rpc};
+
+/// `ROOT/server.yaml`; every key is also a flag of `dist serve`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub announce_url: Option<String>,
+    pub http: Option<String>,
+    pub tracker: Option<String>,
+    pub bind: Option<String>,
+    pub public_url: Option<String>,
+    pub peer_port: Option<u16>,
+    pub rpc_port: Option<u16>,
+    pub upload_limit: Option<u32>,
+}
+
+impl ServerFile {
+    pub fn load(root: &Path) -> Result<ServerFile> {
+        let path = root.join("server.yaml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_yaml::from_str(&text).with_context(|| format!("{}: invalid server configuration", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServerFile::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Flags (`over`) win over the file.
+    pub fn merge(self, over: ServerFile) -> ServerFile {
+        ServerFile {
+            announce_url: over.announce_url.or(self.announce_url),
+            http: over.http.or(self.http),
+            tracker: over.tracker.or(self.tracker),
+            bind: over.bind.or(self.bind),
+            public_url: over.public_url.or(self.public_url),
+            peer_port: over.peer_port.or(self.peer_port),
+            rpc_port: over.rpc_port.or(self.rpc_port),
+            upload_limit: over.upload_limit.or(self.upload_limit),
+        }
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub http: SocketAddr,
+    pub tracker: SocketAddr,
+    pub bind: Option<Ipv4Addr>,
+    pub public_url: String,
+    pub announce_url: String,
+    pub peer_port: u16,
+    pub rpc_port: u16,
+    pub upload_limit: Option<u32>,
+}
+
+fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
+    s.parse().with_context(|| format!("`{what}`: `{s}` is not an IP:PORT address"))
+}
+
+/// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
+fn free_port(ip: &str) -> Result<u16> {
+    let l = std::net::TcpListener::bind((ip, 0)).with_context(|| format!("cannot find a free port on {ip}"))?;
+    Ok(l.local_addr()?.port())
+}
+
+impl ServeConfig {
+    pub fn resolve(f: ServerFile) -> Result<ServeConfig> {
+        let http = parse_addr("http", f.http.as_deref().unwrap_or("127.0.0.1:7380"))?;
+        let tracker = parse_addr("tracker", f.tracker.as_deref().unwrap_or("127.0.0.1:6969"))?;
+        let bind = f
+            .bind
+            .as_deref()
+            .map(|b| b.parse::<Ipv4Addr>().with_context(|| format!("`bind`: `{b}` is not an IPv4 address")))
+            .transpose()?;
+        let public_url = f
+            .public_url
+            .unwrap_or_else(|| format!("http://{http}"))
+            .trim_end_matches('/')
+            .to_string();
+        let announce_url = f.announce_url.unwrap_or_else(|| format!("http://{tracker}/announce"));
+        let peer_port = match f.peer_port {
+            Some(p) => p,
+            None => free_port(&bind.map(|b| b.to_string()).unwrap_or_else(|| "0.0.0.0".into()))?,
+        };
+        let rpc_port = match f.rpc_port {
+            Some(p) => p,
+            None => free_port("127.0.0.1")?,
+        };
+        Ok(ServeConfig {
+            http,
+            tracker,
+            bind,
+            public_url,
+            announce_url,
+            peer_port,
+            rpc_port,
+            upload_limit: f.upload_limit,
+        })
+    }
+
+    pub fn distribution(&self) -> Distribution {
+        Distribution {
+            trackers: vec![self.announce_url.clone()],
+            public_url: Some(self.public_url.clone()),
+        }
+    }
+}
+
+/// What `serve` reports while it runs.
+#[derive(Debug, Clone)]
+pub enum ServeEvent {
+    Listening {
+        http: SocketAddr,
+        tracker: SocketAddr,
+        announce_url: String,
+        public_url: String,
+        peer: String,
+        rpc_port: u16,
+    },
+    Published { serial: u64, packages: usize },
+    Seeding { name: String, version: String, infohash: String },
+    Healthy,
+    Problem(String),
+    Stopping,
+}
+
+/// Runs the server until SIGINT or SIGTERM, then stops every child it started.
+pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+    let repo = Repo::new(root);
+    let serial = repo
+        .republish_for(&cfg.distribution())
+        .with_context(|| format!("cannot publish the index under {}", root.display()))?;
+    report(ServeEvent::Published {
+        serial,
+        packages: repo.published()?.map(|s| s.packages.len()).unwrap_or(0),
+    });
+    let runtime_dir = root.join("serve");
+    std::fs::create_dir_all(&runtime_dir).with_context(|| format!("cannot create {}", runtime_dir.display()))?;
+
+    // Bind HTTP first: a port in use fails before any child starts.
+    let listener = std::net::TcpListener::bind(cfg.http)
+        .with_context(|| format!("cannot listen for HTTP on {} (is another server running there?)", cfg.http))?;
+    listener.set_nonblocking(true)?;
+
+    let hashes: Vec<String> = repo.published()?.map(|s| s.packages.iter().map(|p| p.infohash.clone()).collect()).unwrap_or_default();
+    let tracker = tracker::start_tracker(
+        &TrackerConfig {
+            dir: runtime_dir.join("tracker"),
+            listen: cfg.tracker,
+        },
+        &hashes,
+    )?;
+    let daemon = match transmission::start_daemon(&DaemonConfig {
+        config_dir: runtime_dir.join("transmission"),
+        download_dir: runtime_dir.join("seed"),
+        bind_ipv4: cfg.bind,
+        peer_port: cfg.peer_port,
+        rpc_port: cfg.rpc_port,
+        upload_limit_kbps: cfg.upload_limit,
+    }) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tracker.stop();
+            return Err(e);
+        }
+    };
+    report(ServeEvent::Listening {
+        http: cfg.http,
+        tracker: cfg.tracker,
+        announce_url: cfg.announce_url.clone(),
+        public_url: cfg.public_url.clone(),
+        peer: format!("{}:{}", cfg.bind.map(|b| b.to_string()).unwrap_or_else(|| "0.0.0.0".into()), cfg.peer_port),
+        rpc_port: cfg.rpc_port,
+    });
+
+    let shared: http::SharedState = Arc::new(RwLock::new(http::Shared::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let result = std::thread::scope(|s| -> Result<()> {
+        let watcher = s.spawn(|| {
+            let mut w = Watcher {
+                repo: &repo,
+                cfg,
+                tracker: &tracker,
+                rpc: &daemon.rpc,
+                seed_dir: runtime_dir.join("seed"),
+                shared: &shared,
+                seeded: BTreeMap::new(),
+                serial: None,
+                healthy: false,
+            };
+            w.run(&stop, report)
+        });
+        let served = run_http(listener, shared.clone(), &repo);
+        stop.store(true, Ordering::SeqCst);
+        let watched = watcher.join().expect("watcher thread");
+        served.and(watched)
+    });
+    report(ServeEvent::Stopping);
+    let stopped_daemon = daemon.stop();
+    let stopped_tracker = tracker.stop();
+    result.and(stopped_daemon).and(stopped_tracker)
+}
+
+/// Serves HTTP until SIGINT/SIGTERM.
+fn run_http(listener: std::net::TcpListener, shared: http::SharedState, repo: &Repo) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the HTTP runtime")?;
+    let app = http::router(shared, repo.published_dir(), repo.objects_dir());
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            })
+            .await
+            .context("the HTTP server failed")
+    })
+}
+
+/// Keeps tracker whitelist, seeder and HTTP state in step with the newest snapshot.
+struct Watcher<'a> {
+    repo: &'a Repo,
+    cfg: &'a ServeConfig,
+    tracker: &'a Tracker,
+    rpc: &'a Rpc,
+    seed_dir: PathBuf,
+    shared: &'a http::SharedState,
+    /// infohash -> (name, version) of what the daemon seeds.
+    seeded: BTreeMap<String, (String, String)>,
+    serial: Option<u64>,
+    healthy: bool,
+}
+
+impl Watcher<'_> {
+    fn run(&mut self, stop: &AtomicBool, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+        let mut last_problem = String::new();
+        while !stop.load(Ordering::SeqCst) {
+            match self.tick(report) {
+                Ok(()) => {}
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    if msg != last_problem {
+                        report(ServeEvent::Problem(msg.clone()));
+                        last_problem = msg;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+        let latest = self.repo.latest_serial()?;
+        if latest != self.serial {
+            if let Some(serial) = latest {
+                let snap = Snapshot::open(&self.repo.snapshot_path(serial))?;
+                self.sync_to(&snap, report)?;
+                self.shared.write().expect("state lock").serial = Some(serial);
+                if self.serial.is_some() {
+                    report(ServeEvent::Published {
+                        serial,
+                        packages: snap.packages.len(),
+                    });
+                }
+            }
+            self.serial = latest;
+        }
+        let health = self.check_health();
+        let ok = health.is_ok();
+        self.shared.write().expect("state lock").health = health;
+        if ok && !self.healthy {
+            report(ServeEvent::Healthy);
+        }
+        self.healthy = ok;
+        Ok(())
+    }
+
+    /// Whitelists, renders and seeds every package of `snap` not yet seeded.
+    fn sync_to(&mut self, snap: &Snapshot, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+        let all: BTreeSet<String> = snap.packages.iter().map(|p| p.infohash.clone()).collect();
+        let list: Vec<String> = all.iter().cloned().collect();
+        self.tracker.set_whitelist(&list)?;
+        let infos: BTreeMap<String, Info> = self.repo.all_infos()?;
+        let dist = self.cfg.distribution();
+        for p in &snap.packages {
+            if self.seeded.contains_key(&p.infohash) {
+                continue;
+            }
+            let info = infos
+                .get(&p.infohash)
+                .with_context(|| format!("no torrent info for {}@{}", p.name, p.version))?;
+            let web_seeds: Vec<String> = dist.web_seed(&p.blake3).into_iter().collect();
+            let rendered = info.render(&dist.trackers, &web_seeds);
+            // transmission wants the file under its torrent name: hard-link the object there.
+            let dir = self.seed_dir.join(&p.infohash);
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let link = dir.join(&info.name);
+            if !link.exists() {
+                std::fs::hard_link(self.repo.object_path(&p.blake3), &link)
+                    .with_context(|| format!("cannot link {} for seeding", link.display()))?;
+            }
+            let hash = self.rpc.add_torrent(&rendered, &dir, false)?;
+            if hash != p.infohash {
+                bail!("transmission reports infohash {hash} for {}@{}, the index says {}", p.name, p.version, p.infohash);
+            }
+            self.rpc.verify(std::slice::from_ref(&hash))?;
+            self.shared.write().expect("state lock").torrents.insert(p.infohash.clone(), rendered);
+            self.seeded.insert(p.infohash.clone(), (p.name.clone(), p.version.clone()));
+            report(ServeEvent::Seeding {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                infohash: p.infohash.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_health(&self) -> Result<(), String> {
+        let hashes: Vec<String> = self.seeded.keys().cloned().collect();
+        if self.serial.is_none() {
+            return Err("nothing published yet".into());
+        }
+        for h in &hashes {
+            match self.tracker.authorizes(h) {
+                Ok(true) => {}
+                Ok(false) => return Err(format!("the tracker does not authorize {h} yet")),
+                Err(e) => return Err(format!("the tracker does not answer: {e:#}")),
+            }
+        }
+        let status = self.rpc.get(&hashes).map_err(|e| format!("transmission does not answer: {e:#}"))?;
+        for h in &hashes {
+            let Some(t) = status.iter().find(|t| &t.hash_string == h) else {
+                return Err(format!("transmission does not have {h}"));
+            };
+            if !t.is_seeding() {
+                let (n, v) = &self.seeded[h];
+                return Err(format!("{n}@{v} is not seeding yet (status {}, {:.0}%)", t.status, t.percent_done * 100.0));
+            }
+        }
+        Ok(())
+    }
+}

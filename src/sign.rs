@@ -1,0 +1,172 @@
+//! The repository's signing key and index signatures, in the standard minisign format (the
+//! `minisign` CLI verifies them). The trusted comment carries the index's serial and creation
+//! time, so both are covered by the signature (store-format.md §5).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::fsx;
+
+/// Format of the trusted comment: `dist-index format=1 serial=<N> created=<unix seconds>`.
+pub const COMMENT_PREFIX: &str = "dist-index";
+
+/// What a verified signature vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signed {
+    pub format: u32,
+    pub serial: u64,
+    pub created: u64,
+}
+
+impl Signed {
+    pub fn comment(&self) -> String {
+        format!(
+            "{COMMENT_PREFIX} format={} serial={} created={}",
+            self.format, self.serial, self.created
+        )
+    }
+
+    pub fn parse(comment: &str) -> Result<Signed> {
+        let mut parts = comment.split(' ');
+        if parts.next() != Some(COMMENT_PREFIX) {
+            bail!("the trusted comment `{comment}` is not a dist index comment");
+        }
+        let (mut format, mut serial, mut created) = (None, None, None);
+        for p in parts {
+            let (k, v) = p
+                .split_once('=')
+                .with_context(|| format!("malformed trusted comment `{comment}`"))?;
+            let n: u64 = v
+                .parse()
+                .with_context(|| format!("malformed `{k}` in trusted comment `{comment}`"))?;
+            match k {
+                "format" => format = Some(n as u32),
+                "serial" => serial = Some(n),
+                "created" => created = Some(n),
+                _ => {}
+            }
+        }
+        match (format, serial, created) {
+            (Some(format), Some(serial), Some(created)) => Ok(Signed {
+                format,
+                serial,
+                created,
+            }),
+            _ => bail!("the trusted comment `{comment}` lacks format, serial or created"),
+        }
+    }
+}
+
+/// The repository key pair under `ROOT/keys/`.
+pub struct SigningKey {
+    sk: minisign::SecretKey,
+    pk: minisign::PublicKey,
+}
+
+pub fn key_paths(root: &Path) -> (PathBuf, PathBuf) {
+    let dir = root.join("keys");
+    (dir.join("secret.key"), dir.join("public.key"))
+}
+
+impl SigningKey {
+    /// Loads the key pair, creating it (unencrypted, secret key mode 0600) on first use.
+    pub fn load_or_create(root: &Path) -> Result<SigningKey> {
+        let (sk_path, pk_path) = key_paths(root);
+        if sk_path.exists() {
+            let text = std::fs::read_to_string(&sk_path)
+                .with_context(|| format!("cannot read {}", sk_path.display()))?;
+            let sk = minisign::SecretKeyBox::from_string(&text)
+                .and_then(|b| b.into_unencrypted_secret_key())
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| {
+                    format!(
+                        "{} is not an unencrypted minisign secret key",
+                        sk_path.display()
+                    )
+                })?;
+            let pk = minisign::PublicKey::from_secret_key(&sk)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| {
+                    format!("cannot derive the public key from {}", sk_path.display())
+                })?;
+            return Ok(SigningKey { sk, pk });
+        }
+        let dir = sk_path.parent().expect("keys dir");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let kp = minisign::KeyPair::generate_unencrypted_keypair()
+            .map_err(|e| anyhow::anyhow!("cannot generate a signing key: {e}"))?;
+        let sk_box = kp
+            .sk
+            .to_box(Some("dist repository secret key"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pk_box = kp.pk.to_box().map_err(|e| anyhow::anyhow!("{e}"))?;
+        fsx::write_atomic(&pk_path, pk_box.into_string().as_bytes(), 0o644)?;
+        fsx::write_atomic(&sk_path, sk_box.into_string().as_bytes(), 0o600)?;
+        Ok(SigningKey {
+            sk: kp.sk,
+            pk: kp.pk,
+        })
+    }
+
+    /// The public key as the base64 line `minisign -V -P` takes.
+    pub fn public_base64(&self) -> String {
+        self.pk.to_base64()
+    }
+
+    /// Signs `data` with `signed` as trusted comment; returns the `.minisig` text.
+    pub fn sign(&self, data: &[u8], signed: &Signed) -> Result<String> {
+        let sig = minisign::sign(
+            Some(&self.pk),
+            &self.sk,
+            data,
+            Some(&signed.comment()),
+            Some("signature from dist repository key"),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot sign the index: {e}"))?;
+        Ok(sig.into_string())
+    }
+}
+
+/// Verifies `.minisig` text over `data` with a base64 public key and returns the trusted
+/// comment's contents.
+pub fn verify(public_key_b64: &str, data: &[u8], signature: &str) -> Result<Signed> {
+    let pk = minisign_verify::PublicKey::from_base64(public_key_b64.trim())
+        .map_err(|e| anyhow::anyhow!("the configured public key is not a minisign key: {e}"))?;
+    let sig = minisign_verify::Signature::decode(signature)
+        .map_err(|e| anyhow::anyhow!("the signature is malformed: {e}"))?;
+    pk.verify(data, &sig, false).map_err(|e| {
+        anyhow::anyhow!("signature verification failed ({e}): the index is not signed by the configured key or was altered")
+    })?;
+    Signed::parse(sig.trusted_comment())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::load_or_create(dir.path()).unwrap();
+        let again = SigningKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(key.public_base64(), again.public_base64());
+        let s = Signed {
+            format: 1,
+            serial: 7,
+            created: 1_700_000_000,
+        };
+        let sig = key.sign(b"data", &s).unwrap();
+        assert_eq!(verify(&key.public_base64(), b"data", &sig).unwrap(), s);
+        assert!(verify(&key.public_base64(), b"datb", &sig).is_err());
+        let other = tempfile::tempdir().unwrap();
+        let foreign = SigningKey::load_or_create(other.path()).unwrap();
+        assert!(verify(&foreign.public_base64(), b"data", &sig).is_err());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(key_paths(dir.path()).0)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
