@@ -12,7 +12,8 @@ use crate::util::{self, Measured};
 pub fn run(args: &[&str]) -> Result<()> {
     match args.first().copied().unwrap_or("pack") {
         "pack" => pack(&args[1.min(args.len())..]),
-        other => bail!("unknown benchmark `{other}` (try: pack)"),
+        "add" => add(),
+        other => bail!("unknown benchmark `{other}` (try: pack, add)"),
     }
 }
 
@@ -199,4 +200,84 @@ fn median(v: &[Measured]) -> Measured {
         wall: s[s.len() / 2].wall,
         max_rss_kib: rss[rss.len() / 2],
     }
+}
+
+/// `dist add` of 1,000 small packages in one batch (and in batches of 100), next to the
+/// standard tools doing only the packing part for the same packages (tar + b3sum +
+/// transmission-create per package).
+fn add() -> Result<()> {
+    let n: usize = std::env::var("BENCH_PACKAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let dist = util::release_dist()?;
+    let tmp = std::env::temp_dir().join(format!("dist-bench-add-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let mut dirs = Vec::new();
+    for i in 0..n {
+        let d = tmp.join(format!("pkgs/p{i:04}"));
+        fs::create_dir_all(d.join("assets/bin"))?;
+        fs::create_dir_all(d.join("scripts"))?;
+        fs::write(
+            d.join("manifest.yaml"),
+            format!("name: pkg{i:04}\nversion: 1.0.{i}\ndescription: bench package {i}\n"),
+        )?;
+        fs::write(d.join("assets/bin/tool"), format!("#!/bin/sh\necho {i}\n"))?;
+        fs::write(
+            d.join("assets/data.txt"),
+            format!("{}\n", "x".repeat(1000 + i)),
+        )?;
+        fs::write(d.join("scripts/install.sh"), "#!/bin/sh\n")?;
+        fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\n")?;
+        dirs.push(d);
+    }
+    Command::new("sync").status()?;
+    let one = util::measure(
+        Command::new(&dist)
+            .arg("--root")
+            .arg(tmp.join("root1"))
+            .arg("add")
+            .args(&dirs)
+            .stdout(Stdio::null()),
+    )?;
+    let mut batches = std::time::Duration::ZERO;
+    for chunk in dirs.chunks(100) {
+        let m = util::measure(
+            Command::new(&dist)
+                .arg("--root")
+                .arg(tmp.join("root2"))
+                .arg("add")
+                .args(chunk)
+                .stdout(Stdio::null()),
+        )?;
+        batches += m.wall;
+    }
+    let script = format!(
+        "set -e; for d in {}/pkgs/*; do b=$(basename $d); tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf {}/out/$b.tar -C $d .; b3sum {}/out/$b.tar >/dev/null; transmission-create -o {}/out/$b.torrent {}/out/$b.tar >/dev/null; done",
+        tmp.display(), tmp.display(), tmp.display(), tmp.display(), tmp.display()
+    );
+    fs::create_dir_all(tmp.join("out"))?;
+    let base = util::measure(Command::new("sh").arg("-c").arg(&script))?;
+    println!("bench add: {n} small packages (~1-2 KiB each)");
+    println!(
+        "{:<52} {:>9.2}s  ({:.1} ms/package, peak RSS {:.1} MiB)",
+        format!("dist add, one batch of {n}"),
+        one.wall.as_secs_f64(),
+        one.wall.as_secs_f64() * 1000.0 / n as f64,
+        one.max_rss_kib as f64 / 1024.0
+    );
+    println!(
+        "{:<52} {:>9.2}s  ({:.1} ms/package)",
+        format!("dist add, {} batches of 100", n.div_ceil(100)),
+        batches.as_secs_f64(),
+        batches.as_secs_f64() * 1000.0 / n as f64
+    );
+    println!(
+        "{:<52} {:>9.2}s  ({:.1} ms/package)",
+        "baseline: tar + b3sum + transmission-create each",
+        base.wall.as_secs_f64(),
+        base.wall.as_secs_f64() * 1000.0 / n as f64
+    );
+    fs::remove_dir_all(&tmp)?;
+    Ok(())
 }

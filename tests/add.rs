@@ -1,0 +1,242 @@
+//! `dist add` and `dist key show`: all-or-nothing batches, immutable versions, signed snapshots
+//! that the `minisign` CLI verifies, SemVer ordering. No daemons needed.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn add(root: &Path, dirs: &[&Path]) -> std::process::Output {
+    let mut c = dist();
+    c.arg("--root").arg(root).arg("add").arg("--json");
+    for d in dirs {
+        c.arg(d);
+    }
+    c.output().unwrap()
+}
+
+fn snapshot_rows(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name, version, blake3, infohash FROM packages ORDER BY name, version")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(format!(
+            "{}@{} {} {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn latest(root: &Path) -> u64 {
+    fs::read_to_string(root.join("published/LATEST"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Every file below `root` with its content digest, to show a failed command changed nothing.
+fn tree_state(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, d: &Path, out: &mut Vec<(String, String)>) {
+        let Ok(rd) = fs::read_dir(d) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if !rel.ends_with("-shm") && !rel.ends_with("-wal") && rel != "index.sqlite" {
+                out.push((rel, blake3::hash(&fs::read(&p).unwrap()).to_string()));
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn add_publishes_a_signed_snapshot_that_minisign_verifies() {
+    require_tool("minisign");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let o = add(&root, &[&fixture("hello-1.0.0"), &fixture("hello-1.1.0")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = stdout_json(&o);
+    assert_eq!(v[0]["status"], "added");
+    assert_eq!(v[1]["status"], "added");
+    let serial = latest(&root);
+    assert_eq!(serial, 1);
+    let key = run_ok(dist().arg("--root").arg(&root).args(["key", "show"]));
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    let snap = root.join(format!("published/index-{serial}.db"));
+    let out = run_ok(
+        Command::new("minisign")
+            .arg("-V")
+            .arg("-P")
+            .arg(&key)
+            .arg("-m")
+            .arg(&snap)
+            .arg("-x")
+            .arg(root.join(format!("published/index-{serial}.db.minisig"))),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Trusted comment: dist-index format=1 serial=1 created="),
+        "{text}"
+    );
+    // The secret key is private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(root.join("keys/secret.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Objects are named by their BLAKE3.
+    let rows = snapshot_rows(&snap);
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let b3 = r.split(' ').nth(1).unwrap();
+        let obj = root.join("objects").join(&b3[..2]).join(&b3[2..]);
+        assert_eq!(blake3::hash(&fs::read(&obj).unwrap()).to_string(), b3);
+    }
+    // A tampered snapshot fails minisign.
+    let mut bytes = fs::read(&snap).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0xff;
+    let bad = tmp.path().join("bad.db");
+    fs::write(&bad, bytes).unwrap();
+    let st = Command::new("minisign")
+        .arg("-V")
+        .arg("-P")
+        .arg(&key)
+        .arg("-m")
+        .arg(&bad)
+        .arg("-x")
+        .arg(root.join(format!("published/index-{serial}.db.minisig")))
+        .output()
+        .unwrap();
+    assert!(!st.status.success());
+}
+
+#[test]
+fn identical_re_add_is_a_no_op_and_changed_content_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    assert!(add(&root, &[&fixture("hello-1.0.0")]).status.success());
+    let before = tree_state(&root);
+    let o = add(&root, &[&fixture("hello-1.0.0")]);
+    assert!(o.status.success());
+    assert_eq!(stdout_json(&o)[0]["status"], "unchanged");
+    assert_eq!(latest(&root), 1, "an identical re-add must not publish");
+    assert_eq!(tree_state(&root), before);
+
+    // Same version (build metadata differs, which does not make another version), other bytes.
+    let changed = tmp.path().join("hello-changed");
+    copy_tree(&fixture("hello-1.0.0"), &changed);
+    fs::write(
+        changed.join("manifest.yaml"),
+        "name: hello\nversion: 1.0.0+rebuilt\n",
+    )
+    .unwrap();
+    let o = add(&root, &[&changed]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("hello@1.0.0 is already in the index with different content"),
+        "{err}"
+    );
+    assert_eq!(
+        tree_state(&root),
+        before,
+        "a refused add changed the repository"
+    );
+}
+
+#[test]
+fn one_bad_package_in_a_batch_adds_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    assert!(add(&root, &[&fixture("hello-1.0.0")]).status.success());
+    let before = tree_state(&root);
+    let bad = fixtures().join("invalid/bad-version");
+    let o = add(
+        &root,
+        &[
+            &fixture("hello-1.1.0"),
+            &bad,
+            &fixture("nested-0.3.0+build.7"),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid/bad-version/manifest.yaml: field `version`"),
+        "{err}"
+    );
+    assert_eq!(tree_state(&root), before);
+    // A hostile package made here (FIFO) also stops the whole batch.
+    let fifo = tmp.path().join("fifo");
+    copy_tree(&fixture("hello-1.1.0"), &fifo);
+    run_ok(Command::new("mkfifo").arg(fifo.join("assets/pipe")));
+    let o = add(&root, &[&fixture("nested-0.3.0+build.7"), &fifo]);
+    assert!(!o.status.success());
+    assert_eq!(tree_state(&root), before);
+}
+
+#[test]
+fn versions_sort_by_semver_precedence_and_serials_increase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let mk = |v: &str| {
+        let d = tmp.path().join(format!("p-{v}"));
+        copy_tree(&fixture("hello-1.0.0"), &d);
+        fs::write(
+            d.join("manifest.yaml"),
+            format!("name: semver-order\nversion: {v}\n"),
+        )
+        .unwrap();
+        d
+    };
+    let versions = ["1.10.0", "1.2.0", "1.2.0-rc.1", "1.9.0", "1.2.0-alpha"];
+    let mut last = 0;
+    for v in versions {
+        let d = mk(v);
+        assert!(add(&root, &[&d]).status.success());
+        let s = latest(&root);
+        assert!(s > last, "serial must increase");
+        last = s;
+    }
+    let repo = dist::repo::Repo::new(&root);
+    let snap = repo.published().unwrap().unwrap();
+    let order: Vec<&str> = snap
+        .versions("semver-order")
+        .iter()
+        .map(|r| r.version.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        ["1.2.0-alpha", "1.2.0-rc.1", "1.2.0", "1.9.0", "1.10.0"]
+    );
+}
+
+#[test]
+fn unwritable_root_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    fs::write(&file, "x").unwrap();
+    let o = add(&file.join("root"), &[&fixture("hello-1.0.0")]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not-a-dir/root"), "{err}");
+}
