@@ -19,8 +19,32 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    #[command(flatten)]
+    pub client: ClientFlags,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Client settings; each overrides the same key of `ROOT/client.yaml`.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ClientFlags {
+    /// Base URL of the repository's HTTP server (`server_url`).
+    #[arg(long, global = true, value_name = "URL")]
+    pub server_url: Option<String>,
+    /// The repository's public key, base64 (`public_key`).
+    #[arg(long, global = true, value_name = "KEY")]
+    pub public_key: Option<String>,
+    /// Address the client's transmission-daemon binds and announces from (`bind_address`).
+    /// For `serve`, the seeder's address.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// auto, torrent or http (`transport`).
+    #[arg(long, global = true, value_name = "TRANSPORT")]
+    pub transport: Option<String>,
+    /// RPC URL of an existing transmission-daemon to use (`rpc_url`).
+    #[arg(long, global = true, value_name = "URL")]
+    pub rpc_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,6 +58,60 @@ pub enum Command {
     Key(KeyCommand),
     /// Publisher: run the tracker, the seeder and the HTTP server for the index and objects.
     Serve(ServeArgs),
+    /// Fetch and verify the signed index.
+    Sync(JsonFlag),
+    /// Install packages: NAME, NAME@VERSION or NAME@REQUIREMENT.
+    Install(InstallArgs),
+    /// Remove a package (new generation without it).
+    Uninstall { name: String },
+    /// Switch back to the previous generation, or to generation N.
+    Rollback {
+        #[arg(long, value_name = "N")]
+        to: Option<u64>,
+    },
+    /// List generations.
+    Generations(JsonFlag),
+    /// List packages of the index, or the installed ones.
+    List {
+        #[arg(long)]
+        installed: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// All versions of a package and which one is installed.
+    Info {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The client's transmission-daemon.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct JsonFlag {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InstallArgs {
+    #[arg(required = true, value_name = "NAME[@VERSION|@REQ]")]
+    pub packages: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DaemonCommand {
+    /// What the daemon seeds, to whom, how much it uploaded.
+    Status(JsonFlag),
+    /// Stop it gracefully (torrents first, so the tracker hears it).
+    Stop,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,9 +138,6 @@ pub struct ServeArgs {
     /// opentracker listen address.
     #[arg(long, value_name = "HOST:PORT")]
     pub tracker: Option<String>,
-    /// Address the seeding transmission-daemon binds and announces from.
-    #[arg(long, value_name = "ADDR")]
-    pub bind: Option<String>,
     /// Base URL put into magnets and web seeds (default `http://` + the HTTP address).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,

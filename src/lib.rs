@@ -5,6 +5,7 @@
 
 pub mod bencode;
 pub mod canon;
+pub mod client;
 pub mod fsx;
 pub mod index;
 pub mod manifest;
@@ -12,7 +13,7 @@ pub mod object;
 pub mod pack;
 pub mod package;
 pub mod repo;
-// pub mod server; (waits for tracker.rs and transmission.rs)
+pub mod server;
 pub mod sign;
 pub mod torrent;
 pub mod tracker;

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -18,10 +18,19 @@ use crate::fsx::{AtomicFile, Durability};
 use crate::package::{EntryKind, Package};
 use crate::torrent::{self, Info};
 
-/// Bytes handed to the hashers at a time.
-const CHUNK: usize = 1 << 20;
-/// Chunks each hasher may have queued; bounds memory at about `2 * (DEPTH + 1) * CHUNK`.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn chunk_size() -> usize {
+    knob("PACK_CHUNK_KIB", 1024) << 10
+}
+/// Chunks each consumer may have queued.
 const DEPTH: usize = 3;
+const ALIGN: usize = 4096;
 
 /// What one pass over a package produced.
 #[derive(Debug, Clone)]
@@ -43,35 +52,130 @@ impl Packed {
     }
 }
 
+struct Chunk {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+    offset: u64,
+}
+
+impl Chunk {
+    fn new(cap: usize) -> Chunk {
+        let buf = vec![0u8; cap + ALIGN];
+        let start = buf.as_ptr().align_offset(ALIGN);
+        Chunk {
+            buf,
+            start,
+            len: 0,
+            offset: 0,
+        }
+    }
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+enum Out<'a> {
+    Stream(&'a mut (dyn Write + Send)),
+    File {
+        file: &'a File,
+        direct: Option<File>,
+    },
+}
+
+impl Out<'_> {
+    fn write(&mut self, c: &Chunk) -> std::io::Result<()> {
+        match self {
+            Out::Stream(w) => w.write_all(c.data()),
+            Out::File { file, direct } => {
+                if let Some(d) = direct {
+                    if c.len % ALIGN == 0 {
+                        match d.write_all_at(c.data(), c.offset) {
+                            Ok(()) => return Ok(()),
+                            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => *direct = None,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                file.write_all_at(c.data(), c.offset)
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Stream(w) => w.flush(),
+            Out::File { .. } => Ok(()),
+        }
+    }
+}
+
 /// Streams the canonical tarball of `pkg` into `out` and returns its digests.
-///
-/// The calling thread reads the package into 1 MiB chunks; three threads consume each chunk:
-/// one writes it out, one feeds BLAKE3, one computes the SHA-1 pieces. Copying into the page
-/// cache and SHA-1 cost about the same, so neither waits on the other.
 pub fn pack_to(pkg: &Package, out: &mut (dyn Write + Send)) -> Result<Packed> {
+    pack_out(pkg, Out::Stream(out))
+}
+
+fn pack_out(pkg: &Package, out: Out<'_>) -> Result<Packed> {
     let size = canon::archive_size(&pkg.entries);
     let piece_length = canon::piece_length(size);
-    let (w_tx, w_rx) = sync_channel::<Arc<Vec<u8>>>(DEPTH);
-    let (b3_tx, b3_rx) = sync_channel::<Arc<Vec<u8>>>(DEPTH);
-    let (sha_tx, sha_rx) = sync_channel::<Arc<Vec<u8>>>(DEPTH);
+    let chunk = chunk_size();
+    let n_sha = knob("PACK_SHA", 2).max(1);
+    let b3_mode = knob("PACK_B3", 0); // 0 thread, 1 writer, 2 reader
+    let sha_depth = DEPTH + (n_sha - 1) * (piece_length as usize).div_ceil(chunk);
+    let (w_tx, w_rx) = sync_channel::<Arc<Chunk>>(DEPTH);
+    let mut txs = vec![w_tx];
+    let mut b3_rx = None;
+    if b3_mode == 0 {
+        let (t, r) = sync_channel::<Arc<Chunk>>(DEPTH);
+        txs.push(t);
+        b3_rx = Some(r);
+    }
+    let mut sha_rxs = Vec::new();
+    for _ in 0..n_sha {
+        let (t, r) = sync_channel::<Arc<Chunk>>(sha_depth);
+        txs.push(t);
+        sha_rxs.push(r);
+    }
 
     let (digest, pieces, written) = std::thread::scope(|s| -> Result<_> {
-        let writer = s.spawn(move || write_worker(w_rx, out));
-        let b3 = s.spawn(move || blake3_worker(b3_rx));
-        let sha = s.spawn(move || piece_worker(sha_rx, piece_length));
+        let writer = s.spawn(move || write_worker(w_rx, out, b3_mode == 1));
+        let b3 = b3_rx.map(|r| s.spawn(move || blake3_worker(r)));
+        let shas: Vec<_> = sha_rxs
+            .into_iter()
+            .enumerate()
+            .map(|(k, r)| s.spawn(move || piece_worker(r, piece_length, k as u64, n_sha as u64)))
+            .collect();
         let mut sink = Sink {
-            buf: Vec::with_capacity(CHUNK),
-            txs: [w_tx, b3_tx, sha_tx],
+            cur: Chunk::new(chunk),
+            cap: chunk,
+            txs,
             in_flight: VecDeque::new(),
             written: 0,
+            b3: (b3_mode == 2).then(blake3::Hasher::new),
         };
         let produced = produce(pkg, &mut sink).and_then(|()| sink.finish());
+        let reader_b3 = sink.b3.take();
         drop(sink);
         let wrote = writer.join().expect("writer thread");
-        let digest = b3.join().expect("blake3 thread");
-        let pieces = sha.join().expect("sha1 thread");
+        let digest = match (b3, reader_b3) {
+            (Some(t), _) => t.join().expect("blake3 thread"),
+            (None, Some(h)) => h.finalize(),
+            (None, None) => wrote
+                .as_ref()
+                .ok()
+                .and_then(|h| *h)
+                .unwrap_or(blake3::hash(b"")),
+        };
+        let per: Vec<Vec<[u8; 20]>> = shas
+            .into_iter()
+            .map(|t| t.join().expect("sha1 thread"))
+            .collect();
         wrote.context("cannot write the archive")?;
         let written = produced?;
+        let total: usize = per.iter().map(Vec::len).sum();
+        let mut pieces = Vec::with_capacity(total * 20);
+        for p in 0..total {
+            pieces.extend_from_slice(&per[p % n_sha][p / n_sha]);
+        }
         Ok((digest, pieces, written))
     })?;
     if written != size {
@@ -102,8 +206,28 @@ pub fn pack_to(pkg: &Package, out: &mut (dyn Write + Send)) -> Result<Packed> {
 /// atomically: on error neither is left behind.
 pub fn pack_file(pkg: &Package, dest: &Path, durability: Durability) -> Result<Packed> {
     let mut tar = AtomicFile::create(dest)?;
-    let packed =
-        pack_to(pkg, &mut tar).with_context(|| format!("cannot pack {}", pkg.root.display()))?;
+    let direct = if knob("PACK_DIRECT", 0) == 1 {
+        File::options()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(tar.path())
+            .ok()
+    } else {
+        None
+    };
+    if knob("PACK_SETLEN", 0) == 1 {
+        tar.file()
+            .set_len(canon::archive_size(&pkg.entries))
+            .context("set_len")?;
+    }
+    let packed = pack_out(
+        pkg,
+        Out::File {
+            file: tar.file(),
+            direct,
+        },
+    )
+    .with_context(|| format!("cannot pack {}", pkg.root.display()))?;
     tar.set_mode(0o644)?;
     let mut torrent_path = dest.as_os_str().to_owned();
     torrent_path.push(".torrent");
@@ -116,48 +240,45 @@ pub fn pack_file(pkg: &Package, dest: &Path, durability: Durability) -> Result<P
 }
 
 struct Sink {
-    buf: Vec<u8>,
-    txs: [SyncSender<Arc<Vec<u8>>>; 3],
-    /// Chunks handed out, oldest first; reused once every consumer has dropped its reference,
-    /// so the pass touches a fixed set of buffers instead of faulting in fresh pages per chunk.
-    in_flight: VecDeque<Arc<Vec<u8>>>,
+    cur: Chunk,
+    cap: usize,
+    txs: Vec<SyncSender<Arc<Chunk>>>,
+    in_flight: VecDeque<Arc<Chunk>>,
     written: u64,
+    b3: Option<blake3::Hasher>,
 }
 
 impl Sink {
     fn push(&mut self, mut bytes: &[u8]) -> Result<()> {
         while !bytes.is_empty() {
-            let room = CHUNK - self.buf.len();
-            let n = room.min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..n]);
+            let c = &mut self.cur;
+            let n = (self.cap - c.len).min(bytes.len());
+            let at = c.start + c.len;
+            c.buf[at..at + n].copy_from_slice(&bytes[..n]);
+            c.len += n;
             bytes = &bytes[n..];
-            if self.buf.len() == CHUNK {
+            if c.len == self.cap {
                 self.flush()?;
             }
         }
         Ok(())
     }
 
-    /// Reads exactly `size` bytes of `file` straight into the chunk buffer.
     fn copy_from(&mut self, file: &mut File, size: u64, path: &Path) -> Result<()> {
         let mut left = size;
         while left > 0 {
-            let room = (CHUNK - self.buf.len()) as u64;
-            let want = room.min(left) as usize;
-            let start = self.buf.len();
-            self.buf.resize(start + want, 0);
-            let mut filled = 0;
-            while filled < want {
-                let n = file
-                    .read(&mut self.buf[start + filled..start + want])
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                if n == 0 {
-                    bail!("{}: the file shrank while it was packed", path.display());
-                }
-                filled += n;
+            let c = &mut self.cur;
+            let want = ((self.cap - c.len) as u64).min(left) as usize;
+            let at = c.start + c.len;
+            let n = file
+                .read(&mut c.buf[at..at + want])
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if n == 0 {
+                bail!("{}: the file shrank while it was packed", path.display());
             }
-            left -= want as u64;
-            if self.buf.len() == CHUNK {
+            c.len += n;
+            left -= n as u64;
+            if c.len == self.cap {
                 self.flush()?;
             }
         }
@@ -173,23 +294,27 @@ impl Sink {
     }
 
     fn flush(&mut self) -> Result<()> {
-        if self.buf.is_empty() {
+        if self.cur.len == 0 {
             return Ok(());
         }
-        let next = self.recycled().unwrap_or_else(|| Vec::with_capacity(CHUNK));
-        let chunk = Arc::new(std::mem::replace(&mut self.buf, next));
+        let next = self.recycled().unwrap_or_else(|| Chunk::new(self.cap));
+        let mut chunk = std::mem::replace(&mut self.cur, next);
+        chunk.offset = self.written;
+        self.written += chunk.len as u64;
+        let chunk = Arc::new(chunk);
         self.in_flight.push_back(Arc::clone(&chunk));
-        self.written += chunk.len() as u64;
         for tx in &self.txs {
             if tx.send(Arc::clone(&chunk)).is_err() {
-                // Only the writer hangs up early (on a write error, which its join reports).
                 bail!("the archive writer stopped");
             }
+        }
+        if let Some(h) = &mut self.b3 {
+            h.update(chunk.data());
         }
         Ok(())
     }
 
-    fn recycled(&mut self) -> Option<Vec<u8>> {
+    fn recycled(&mut self) -> Option<Chunk> {
         let free = self
             .in_flight
             .front()
@@ -197,9 +322,9 @@ impl Sink {
         if !free {
             return None;
         }
-        let mut v = Arc::try_unwrap(self.in_flight.pop_front()?).ok()?;
-        v.clear();
-        Some(v)
+        let mut c = Arc::try_unwrap(self.in_flight.pop_front()?).ok()?;
+        c.len = 0;
+        Some(c)
     }
 
     fn finish(&mut self) -> Result<u64> {
@@ -231,41 +356,54 @@ fn produce(pkg: &Package, sink: &mut Sink) -> Result<()> {
     sink.push(&[0u8; 2 * canon::BLOCK])
 }
 
-fn write_worker(rx: Receiver<Arc<Vec<u8>>>, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+fn write_worker(
+    rx: Receiver<Arc<Chunk>>,
+    mut out: Out<'_>,
+    hash: bool,
+) -> std::io::Result<Option<blake3::Hash>> {
+    let mut h = hash.then(blake3::Hasher::new);
     for chunk in rx {
-        out.write_all(&chunk)?;
+        out.write(&chunk)?;
+        if let Some(h) = &mut h {
+            h.update(chunk.data());
+        }
     }
-    out.flush()
+    out.flush()?;
+    Ok(h.map(|h| h.finalize()))
 }
 
-fn blake3_worker(rx: Receiver<Arc<Vec<u8>>>) -> blake3::Hash {
+fn blake3_worker(rx: Receiver<Arc<Chunk>>) -> blake3::Hash {
     let mut h = blake3::Hasher::new();
     for chunk in rx {
-        h.update(&chunk);
+        h.update(chunk.data());
     }
     h.finalize()
 }
 
-fn piece_worker(rx: Receiver<Arc<Vec<u8>>>, piece_length: u64) -> Vec<u8> {
-    let piece_length = piece_length as usize;
+fn piece_worker(rx: Receiver<Arc<Chunk>>, piece_length: u64, k: u64, n: u64) -> Vec<[u8; 20]> {
     let mut pieces = Vec::new();
     let mut h = Sha1::new();
-    let mut in_piece = 0usize;
+    let mut in_piece = 0u64;
     for chunk in rx {
-        let mut bytes = &chunk[..];
-        while !bytes.is_empty() {
-            let n = (piece_length - in_piece).min(bytes.len());
-            h.update(&bytes[..n]);
-            in_piece += n;
-            bytes = &bytes[n..];
-            if in_piece == piece_length {
-                pieces.extend_from_slice(&h.finalize_reset());
-                in_piece = 0;
+        let data = chunk.data();
+        let end = chunk.offset + data.len() as u64;
+        let mut pos = chunk.offset;
+        while pos < end {
+            let piece = pos / piece_length;
+            let piece_end = ((piece + 1) * piece_length).min(end);
+            if piece % n == k {
+                h.update(&data[(pos - chunk.offset) as usize..(piece_end - chunk.offset) as usize]);
+                in_piece += piece_end - pos;
+                if in_piece == piece_length {
+                    pieces.push(h.finalize_reset().into());
+                    in_piece = 0;
+                }
             }
+            pos = piece_end;
         }
     }
     if in_piece > 0 {
-        pieces.extend_from_slice(&h.finalize());
+        pieces.push(h.finalize().into());
     }
     pieces
 }

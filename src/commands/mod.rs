@@ -1,9 +1,11 @@
 //! One file per command: each turns parsed arguments into library calls and prints the result.
 
 mod add;
+mod client;
 mod key;
 mod pack;
-// mod serve;
+mod reporter;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -35,6 +37,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(r) => r,
         None => default_root()?,
     };
+    // Store paths, symlinks and transmission's download dirs are absolute.
+    let root =
+        std::path::absolute(&root).with_context(|| format!("invalid root {}", root.display()))?;
     let g = Global {
         root,
         quiet: cli.quiet,
@@ -43,6 +48,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pack(args) => pack::run(&args),
         Command::Add(args) => add::run(&g, &args),
         Command::Key(KeyCommand::Show) => key::show(&g),
-        Command::Serve(_args) => anyhow::bail!("serve: not wired yet"),
+        Command::Serve(args) => serve::run(&g, &args, cli.client.bind.clone()),
+        Command::Sync(j) => client::sync(&g, &cli.client, j.json),
+        Command::Install(a) => client::install(&g, &cli.client, &a),
+        Command::Uninstall { name } => client::uninstall(&g, &name),
+        Command::Rollback { to } => client::rollback(&g, to),
+        Command::Generations(j) => client::generations(&g, j.json),
+        Command::List { installed, json } => client::list(&g, installed, json),
+        Command::Info { name, json } => client::info(&g, &name, json),
+        Command::Daemon(d) => client::daemon(&g, &d),
     }
 }

@@ -6,12 +6,12 @@ use dist::server::{self, ServeConfig, ServeEvent, ServerFile};
 use super::Global;
 use crate::cli::ServeArgs;
 
-pub fn run(g: &Global, args: &ServeArgs) -> Result<i32> {
+pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
     let flags = ServerFile {
         announce_url: args.announce_url.clone(),
         http: args.http.clone(),
         tracker: args.tracker.clone(),
-        bind: args.bind.clone(),
+        bind,
         public_url: args.public_url.clone(),
         peer_port: args.peer_port,
         rpc_port: args.rpc_port,
@@ -44,7 +44,9 @@ pub fn run(g: &Global, args: &ServeArgs) -> Result<i32> {
                 version,
                 infohash,
             } => eprintln!("seeding  {name}@{version} ({infohash})"),
-            ServeEvent::Healthy => eprintln!("ready    every object is seeding and tracked (GET /health is 200)"),
+            ServeEvent::Healthy => {
+                eprintln!("ready    every object is seeding and tracked (GET /health is 200)")
+            }
             ServeEvent::Problem(p) => eprintln!("warning  {p}"),
             ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
         }

@@ -89,11 +89,16 @@ async fn latest(s: &AppState, headers: &HeaderMap, suffix: &str) -> Response {
         let path = s.published.join(format!("index-{serial}.db{suffix}"));
         match tokio::fs::read(&path).await {
             Ok(bytes) => Response::new(Body::from(bytes)),
-            Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "snapshot missing\n").into_response(),
+            Err(_) => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "snapshot missing\n").into_response()
+            }
         }
     };
     let h = resp.headers_mut();
-    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii etag"));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("ascii etag"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-dist-serial", HeaderValue::from(serial));
     resp
@@ -103,7 +108,13 @@ async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Respons
     let Some(hash) = file.strip_suffix(".torrent") else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let bytes = s.shared.read().expect("state lock").torrents.get(hash).cloned();
+    let bytes = s
+        .shared
+        .read()
+        .expect("state lock")
+        .torrents
+        .get(hash)
+        .cloned();
     match bytes {
         Some(b) => ([(header::CONTENT_TYPE, "application/x-bittorrent")], b).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no torrent {hash}\n")).into_response(),

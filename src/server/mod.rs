@@ -18,7 +18,7 @@ use crate::index::Snapshot;
 use crate::repo::{Distribution, Repo};
 use crate::torrent::Info;
 use crate::tracker::{self, Tracker, TrackerConfig};
-use crate::transmission::{self, DaemonConfig, DaemonHandle, Rpc};
+use crate::transmission::{self, DaemonConfig, Rpc};
 
 /// `ROOT/server.yaml`; every key is also a flag of `dist serve`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,7 +38,8 @@ impl ServerFile {
     pub fn load(root: &Path) -> Result<ServerFile> {
         let path = root.join("server.yaml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_yaml::from_str(&text).with_context(|| format!("{}: invalid server configuration", path.display())),
+            Ok(text) => serde_yaml::from_str(&text)
+                .with_context(|| format!("{}: invalid server configuration", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServerFile::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
@@ -73,12 +74,14 @@ pub struct ServeConfig {
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
-    s.parse().with_context(|| format!("`{what}`: `{s}` is not an IP:PORT address"))
+    s.parse()
+        .with_context(|| format!("`{what}`: `{s}` is not an IP:PORT address"))
 }
 
 /// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
 fn free_port(ip: &str) -> Result<u16> {
-    let l = std::net::TcpListener::bind((ip, 0)).with_context(|| format!("cannot find a free port on {ip}"))?;
+    let l = std::net::TcpListener::bind((ip, 0))
+        .with_context(|| format!("cannot find a free port on {ip}"))?;
     Ok(l.local_addr()?.port())
 }
 
@@ -89,17 +92,26 @@ impl ServeConfig {
         let bind = f
             .bind
             .as_deref()
-            .map(|b| b.parse::<Ipv4Addr>().with_context(|| format!("`bind`: `{b}` is not an IPv4 address")))
+            .map(|b| {
+                b.parse::<Ipv4Addr>()
+                    .with_context(|| format!("`bind`: `{b}` is not an IPv4 address"))
+            })
             .transpose()?;
         let public_url = f
             .public_url
             .unwrap_or_else(|| format!("http://{http}"))
             .trim_end_matches('/')
             .to_string();
-        let announce_url = f.announce_url.unwrap_or_else(|| format!("http://{tracker}/announce"));
+        let announce_url = f
+            .announce_url
+            .unwrap_or_else(|| format!("http://{tracker}/announce"));
         let peer_port = match f.peer_port {
             Some(p) => p,
-            None => free_port(&bind.map(|b| b.to_string()).unwrap_or_else(|| "0.0.0.0".into()))?,
+            None => free_port(
+                &bind
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into()),
+            )?,
         };
         let rpc_port = match f.rpc_port {
             Some(p) => p,
@@ -136,8 +148,15 @@ pub enum ServeEvent {
         peer: String,
         rpc_port: u16,
     },
-    Published { serial: u64, packages: usize },
-    Seeding { name: String, version: String, infohash: String },
+    Published {
+        serial: u64,
+        packages: usize,
+    },
+    Seeding {
+        name: String,
+        version: String,
+        infohash: String,
+    },
     Healthy,
     Problem(String),
     Stopping,
@@ -154,41 +173,67 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         packages: repo.published()?.map(|s| s.packages.len()).unwrap_or(0),
     });
     let runtime_dir = root.join("serve");
-    std::fs::create_dir_all(&runtime_dir).with_context(|| format!("cannot create {}", runtime_dir.display()))?;
+    std::fs::create_dir_all(&runtime_dir)
+        .with_context(|| format!("cannot create {}", runtime_dir.display()))?;
 
     // Bind HTTP first: a port in use fails before any child starts.
-    let listener = std::net::TcpListener::bind(cfg.http)
-        .with_context(|| format!("cannot listen for HTTP on {} (is another server running there?)", cfg.http))?;
+    let listener = std::net::TcpListener::bind(cfg.http).with_context(|| {
+        format!(
+            "cannot listen for HTTP on {} (is another server running there?)",
+            cfg.http
+        )
+    })?;
     listener.set_nonblocking(true)?;
 
-    let hashes: Vec<String> = repo.published()?.map(|s| s.packages.iter().map(|p| p.infohash.clone()).collect()).unwrap_or_default();
+    let hashes: Vec<String> = repo
+        .published()?
+        .map(|s| s.packages.iter().map(|p| p.infohash.clone()).collect())
+        .unwrap_or_default();
     let tracker = tracker::start_tracker(
-        &TrackerConfig {
-            dir: runtime_dir.join("tracker"),
-            listen: cfg.tracker,
-        },
+        &TrackerConfig::new(runtime_dir.join("tracker"), cfg.tracker),
         &hashes,
     )?;
-    let daemon = match transmission::start_daemon(&DaemonConfig {
-        config_dir: runtime_dir.join("transmission"),
-        download_dir: runtime_dir.join("seed"),
-        bind_ipv4: cfg.bind,
-        peer_port: cfg.peer_port,
-        rpc_port: cfg.rpc_port,
-        upload_limit_kbps: cfg.upload_limit,
-    }) {
+    let mut dcfg = DaemonConfig::new(
+        runtime_dir.join("transmission"),
+        runtime_dir.join("seed"),
+        cfg.peer_port,
+        cfg.rpc_port,
+    );
+    dcfg.bind_ipv4 = cfg.bind;
+    dcfg.upload_limit_kbps = cfg.upload_limit;
+    let daemon = match transmission::start_daemon(&dcfg) {
         Ok(d) => d,
         Err(e) => {
             let _ = tracker.stop();
             return Err(e);
         }
     };
+    let state = serde_json::json!({
+        "pid": std::process::id(),
+        "tracker_pid": tracker.pid(),
+        "seeder_pid": daemon.pid,
+        "http": cfg.http.to_string(),
+        "tracker": cfg.tracker.to_string(),
+        "rpc_port": cfg.rpc_port,
+        "peer_port": cfg.peer_port,
+    });
+    crate::fsx::write_atomic(
+        &runtime_dir.join("state.json"),
+        state.to_string().as_bytes(),
+        0o644,
+    )?;
     report(ServeEvent::Listening {
         http: cfg.http,
         tracker: cfg.tracker,
         announce_url: cfg.announce_url.clone(),
         public_url: cfg.public_url.clone(),
-        peer: format!("{}:{}", cfg.bind.map(|b| b.to_string()).unwrap_or_else(|| "0.0.0.0".into()), cfg.peer_port),
+        peer: format!(
+            "{}:{}",
+            cfg.bind
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into()),
+            cfg.peer_port
+        ),
         rpc_port: cfg.rpc_port,
     });
 
@@ -322,7 +367,8 @@ impl Watcher<'_> {
             let rendered = info.render(&dist.trackers, &web_seeds);
             // transmission wants the file under its torrent name: hard-link the object there.
             let dir = self.seed_dir.join(&p.infohash);
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             let link = dir.join(&info.name);
             if !link.exists() {
                 std::fs::hard_link(self.repo.object_path(&p.blake3), &link)
@@ -330,11 +376,21 @@ impl Watcher<'_> {
             }
             let hash = self.rpc.add_torrent(&rendered, &dir, false)?;
             if hash != p.infohash {
-                bail!("transmission reports infohash {hash} for {}@{}, the index says {}", p.name, p.version, p.infohash);
+                bail!(
+                    "transmission reports infohash {hash} for {}@{}, the index says {}",
+                    p.name,
+                    p.version,
+                    p.infohash
+                );
             }
             self.rpc.verify(std::slice::from_ref(&hash))?;
-            self.shared.write().expect("state lock").torrents.insert(p.infohash.clone(), rendered);
-            self.seeded.insert(p.infohash.clone(), (p.name.clone(), p.version.clone()));
+            self.shared
+                .write()
+                .expect("state lock")
+                .torrents
+                .insert(p.infohash.clone(), rendered);
+            self.seeded
+                .insert(p.infohash.clone(), (p.name.clone(), p.version.clone()));
             report(ServeEvent::Seeding {
                 name: p.name.clone(),
                 version: p.version.clone(),
@@ -356,14 +412,21 @@ impl Watcher<'_> {
                 Err(e) => return Err(format!("the tracker does not answer: {e:#}")),
             }
         }
-        let status = self.rpc.get(&hashes).map_err(|e| format!("transmission does not answer: {e:#}"))?;
+        let status = self
+            .rpc
+            .get(&hashes)
+            .map_err(|e| format!("transmission does not answer: {e:#}"))?;
         for h in &hashes {
             let Some(t) = status.iter().find(|t| &t.hash_string == h) else {
                 return Err(format!("transmission does not have {h}"));
             };
             if !t.is_seeding() {
                 let (n, v) = &self.seeded[h];
-                return Err(format!("{n}@{v} is not seeding yet (status {}, {:.0}%)", t.status, t.percent_done * 100.0));
+                return Err(format!(
+                    "{n}@{v} is not seeding yet (status {}, {:.0}%)",
+                    t.status,
+                    t.percent_done * 100.0
+                ));
             }
         }
         Ok(())

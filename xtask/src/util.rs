@@ -36,14 +36,29 @@ pub fn release_dist() -> Result<PathBuf> {
     Ok(target.join("release").join("dist"))
 }
 
-/// Wall time and peak resident set size (KiB) of one child process.
+/// Wall time, CPU time and peak resident set size (KiB) of one child process (its threads
+/// and any children it waited for included, as `wait4` reports them).
 #[derive(Debug, Clone, Copy)]
 pub struct Measured {
     pub wall: Duration,
+    pub user: Duration,
+    pub sys: Duration,
     pub max_rss_kib: u64,
 }
 
-/// Runs `cmd` to completion, measuring its wall time and peak RSS (from `wait4`'s rusage).
+impl Measured {
+    /// User plus system CPU time.
+    pub fn cpu(&self) -> Duration {
+        self.user + self.sys
+    }
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000)
+}
+
+/// Runs `cmd` to completion, measuring its wall time, and its CPU time and peak RSS from
+/// `wait4`'s rusage.
 #[allow(unsafe_code)]
 pub fn measure(cmd: &mut Command) -> Result<Measured> {
     let start = Instant::now();
@@ -66,6 +81,8 @@ pub fn measure(cmd: &mut Command) -> Result<Measured> {
     }
     Ok(Measured {
         wall,
+        user: timeval(usage.ru_utime),
+        sys: timeval(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss as u64,
     })
 }

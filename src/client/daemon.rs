@@ -1,0 +1,116 @@
+//! The client's transmission-daemon: a private one under `ROOT/daemon/` (started on first need,
+//! reused while it runs, its pid and ports in `ROOT/daemon/state.json`), or an existing one
+//! given by `rpc_url`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::config::ClientConfig;
+use super::Layout;
+use crate::fsx;
+use crate::transmission::{self, DaemonConfig, Rpc};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonState {
+    pub pid: u32,
+    pub rpc_port: u16,
+    pub peer_port: u16,
+}
+
+impl Layout {
+    pub fn daemon_dir(&self) -> PathBuf {
+        self.root.join("daemon")
+    }
+    fn daemon_state_path(&self) -> PathBuf {
+        self.daemon_dir().join("state.json")
+    }
+
+    pub fn daemon_state(&self) -> Option<DaemonState> {
+        let bytes = std::fs::read(self.daemon_state_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+fn rpc_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/transmission/rpc")
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The running private daemon, if any.
+pub fn running(layout: &Layout) -> Option<(DaemonState, Rpc)> {
+    let st = layout.daemon_state()?;
+    if !alive(st.pid) {
+        return None;
+    }
+    let rpc = Rpc::new(&rpc_url(st.rpc_port));
+    rpc.ping().then_some((st, rpc))
+}
+
+/// An RPC connection to the daemon to use, starting the private one if needed.
+pub fn ensure(layout: &Layout, cfg: &ClientConfig) -> Result<Rpc> {
+    if let Some(url) = &cfg.rpc_url {
+        let rpc = Rpc::new(url);
+        if !rpc.ping() {
+            anyhow::bail!("the transmission-daemon at {url} (rpc_url) does not answer");
+        }
+        return Ok(rpc);
+    }
+    if let Some((_, rpc)) = running(layout) {
+        return Ok(rpc);
+    }
+    let bind = cfg
+        .bind_address
+        .as_deref()
+        .map(|b| {
+            b.parse()
+                .with_context(|| format!("`bind_address`: `{b}` is not an IPv4 address"))
+        })
+        .transpose()?;
+    let free = |ip: &str| -> Result<u16> {
+        let l = std::net::TcpListener::bind((ip, 0))
+            .with_context(|| format!("cannot find a free port on {ip}"))?;
+        Ok(l.local_addr()?.port())
+    };
+    let rpc_port = free("127.0.0.1")?;
+    let peer_port = free(cfg.bind_address.as_deref().unwrap_or("0.0.0.0"))?;
+    std::fs::create_dir_all(layout.daemon_dir())?;
+    let mut dcfg = DaemonConfig::new(
+        layout.daemon_dir().join("config"),
+        layout.root.join("downloads"),
+        peer_port,
+        rpc_port,
+    );
+    dcfg.bind_ipv4 = bind;
+    dcfg.upload_limit_kbps = cfg.upload_limit;
+    let handle = transmission::start_daemon(&dcfg)?;
+    let st = DaemonState {
+        pid: handle.pid,
+        rpc_port,
+        peer_port,
+    };
+    fsx::write_atomic(
+        &layout.daemon_state_path(),
+        &serde_json::to_vec(&st)?,
+        0o644,
+    )?;
+    // The daemon outlives this process on purpose: it keeps seeding what was installed.
+    handle.detach();
+    Ok(Rpc::new(&rpc_url(rpc_port)))
+}
+
+/// Stops the private daemon gracefully (torrents stopped first so the tracker hears it).
+pub fn stop(layout: &Layout) -> Result<bool> {
+    match running(layout) {
+        Some((st, rpc)) => {
+            transmission::stop_daemon_by_pid(st.pid, &rpc)?;
+            let _ = std::fs::remove_file(layout.daemon_state_path());
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}

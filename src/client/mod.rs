@@ -1,0 +1,57 @@
+//! The client: configuration, index sync, the store and generations, installs and their
+//! transports. Commands in `src/commands/` call into here; nothing here prints (progress goes
+//! through `Reporter`).
+
+pub mod config;
+pub mod daemon;
+pub mod fetch;
+pub mod install;
+pub mod profile;
+pub mod sync;
+
+use std::path::{Path, PathBuf};
+
+/// Paths of a client root.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+        }
+    }
+    /// Verified objects, `objects/ab/cdef…` (same layout as the repository).
+    pub fn object_path(&self, blake3: &str) -> PathBuf {
+        self.root
+            .join("objects")
+            .join(crate::repo::object_rel_path(blake3))
+    }
+    /// Where transmission downloads and seeds `<infohash>/<name>-<version>.tar`.
+    pub fn download_dir(&self, infohash: &str) -> PathBuf {
+        self.root.join("downloads").join(infohash)
+    }
+}
+
+/// Progress of a download, drawn by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+    pub rate: u64,
+    pub peers: u32,
+    pub webseed: bool,
+}
+
+/// What the library reports while it works; the CLI draws it, tests ignore it.
+pub trait Reporter: Sync {
+    fn phase(&self, _package: &str, _what: &str) {}
+    fn progress(&self, _package: &str, _p: &Progress) {}
+    fn warn(&self, _message: &str) {}
+}
+
+/// A reporter that reports nothing.
+pub struct Silent;
+impl Reporter for Silent {}

@@ -1,0 +1,162 @@
+//! The store and the profile: per-version store paths (read-only once there), numbered
+//! generations, and `ROOT/current`, the one symlink that switches by rename.
+//!
+//! Layout (store-format.md §6): `store/<blake3[..32]>-<name>-<version>/` holds an unpacked
+//! package; `generations/<N>/` holds `generation.json`, one symlink `<name>` → its store path per
+//! installed package and `bin/` with links to the packages' `assets/bin` executables;
+//! `current` → `generations/<N>`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::Layout;
+use crate::fsx;
+
+/// One installed package in a generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    pub name: String,
+    pub version: String,
+    pub blake3: String,
+    pub infohash: String,
+    /// Absolute store path.
+    pub store_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generation {
+    pub number: u64,
+    pub created: u64,
+    /// By name.
+    pub packages: BTreeMap<String, Installed>,
+}
+
+impl Generation {
+    pub fn labels(&self) -> Vec<String> {
+        self.packages
+            .values()
+            .map(|p| format!("{}@{}", p.name, p.version))
+            .collect()
+    }
+}
+
+impl Layout {
+    pub fn store_dir(&self) -> PathBuf {
+        self.root.join("store")
+    }
+    pub fn store_path(&self, blake3: &str, name: &str, version: &str) -> PathBuf {
+        self.store_dir()
+            .join(format!("{}-{name}-{version}", &blake3[..32]))
+    }
+    pub fn generations_dir(&self) -> PathBuf {
+        self.root.join("generations")
+    }
+    pub fn generation_dir(&self, n: u64) -> PathBuf {
+        self.generations_dir().join(n.to_string())
+    }
+    pub fn current_link(&self) -> PathBuf {
+        self.root.join("current")
+    }
+
+    /// Every complete generation, oldest first (a directory without `generation.json` is a
+    /// leftover of an interrupted switch and is ignored).
+    pub fn generations(&self) -> Result<Vec<Generation>> {
+        let dir = self.generations_dir();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e?;
+            let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
+            let meta = e.path().join("generation.json");
+            if let Ok(bytes) = std::fs::read(&meta) {
+                let g: Generation = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is corrupt", meta.display()))?;
+                if g.number == n {
+                    out.push(g);
+                }
+            }
+        }
+        out.sort_by_key(|g| g.number);
+        Ok(out)
+    }
+
+    /// The number `current` points at, if any.
+    pub fn current_number(&self) -> Result<Option<u64>> {
+        match std::fs::read_link(self.current_link()) {
+            Ok(t) => Ok(t
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot read {}", self.current_link().display()))
+            }
+        }
+    }
+
+    pub fn current(&self) -> Result<Option<Generation>> {
+        let Some(n) = self.current_number()? else {
+            return Ok(None);
+        };
+        Ok(self.generations()?.into_iter().find(|g| g.number == n))
+    }
+
+    /// Builds generation `max + 1` holding `packages`, complete on disk before it gets its
+    /// name (staged, then renamed). Does not switch `current`.
+    pub fn create_generation(&self, packages: BTreeMap<String, Installed>) -> Result<Generation> {
+        let next = self.generations()?.last().map(|g| g.number).unwrap_or(0) + 1;
+        let dest = self.generation_dir(next);
+        if dest.exists() {
+            // A leftover without generation.json (interrupted before its rename completed).
+            fsx::remove_tree(&dest)?;
+        }
+        let staging = fsx::StagingDir::new_in(&self.generations_dir(), ".tmp-gen-")?;
+        let g = Generation {
+            number: next,
+            created: crate::repo::now_unix(),
+            packages,
+        };
+        let bin = staging.path().join("bin");
+        std::fs::create_dir(&bin)?;
+        let mut exes: BTreeMap<String, String> = BTreeMap::new();
+        for p in g.packages.values() {
+            std::os::unix::fs::symlink(&p.store_path, staging.path().join(&p.name))
+                .with_context(|| format!("cannot link {} into the generation", p.name))?;
+            let pkg_bin = p.store_path.join("assets/bin");
+            if let Ok(rd) = std::fs::read_dir(&pkg_bin) {
+                for e in rd.flatten() {
+                    let exe = e.file_name().to_string_lossy().into_owned();
+                    if let Some(other) = exes.insert(exe.clone(), p.name.clone()) {
+                        bail!("both {other} and {} provide bin/{exe}", p.name);
+                    }
+                    std::os::unix::fs::symlink(
+                        format!("../{}/assets/bin/{exe}", p.name),
+                        bin.join(&exe),
+                    )?;
+                }
+            }
+        }
+        fsx::write_atomic(
+            &staging.path().join("generation.json"),
+            &serde_json::to_vec_pretty(&g)?,
+            0o644,
+        )?;
+        staging.persist(&dest)?;
+        Ok(g)
+    }
+
+    /// Points `current` at generation `n` with one atomic rename.
+    pub fn switch_to(&self, n: u64) -> Result<()> {
+        let target = Path::new("generations").join(n.to_string());
+        fsx::replace_symlink(&target, &self.current_link())
+    }
+}

@@ -1,0 +1,435 @@
+//! The only module that runs opentracker: it writes the whitelist of infohashes the tracker
+//! serves, starts and stops the tracker, reloads the whitelist, and asks the tracker over HTTP
+//! whether it accepts an infohash and how many peers it knows.
+//!
+//! Facts about Debian 12's opentracker (2021-08-23 build) that shape this code:
+//! - it serves only whitelisted infohashes, and reads the whitelist as `nobody` after chrooting
+//!   into the state dir, so the dir must be 0755 and the file 0644;
+//! - it binds with SO_REUSEPORT, so a second instance on a taken port starts "fine" and the
+//!   kernel splits the requests between the two: the port is checked before the start;
+//! - a scrape answers the same (nothing) for an unknown and for a refused infohash, and an
+//!   announce with `event=stopped` is never refused, so [`Tracker::authorizes`] announces a
+//!   peer on port 0 and withdraws it at once.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::bencode::{self, Value};
+use crate::fsx;
+use crate::torrent::percent_encode;
+use crate::transmission::supervise;
+
+/// How long `start_tracker` waits for the tracker to answer HTTP.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a whitelist change may take to show after SIGHUP.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the tracker gets to exit after SIGTERM before SIGKILL.
+const TERM_TIMEOUT: Duration = Duration::from_secs(5);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The whitelist's path inside the chroot.
+const WHITELIST: &str = "whitelist.txt";
+/// The peer id of `authorizes` probes (20 bytes, like every peer id).
+const PROBE_PEER_ID: &str = "-DI0000-authz-probe-";
+
+/// Where the tracker keeps its state and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// State dir holding whitelist.txt; opentracker chroots into it. Made mode 0755. Its parents
+    /// need no particular mode: the chroot happens before the tracker drops to `nobody`.
+    pub dir: PathBuf,
+    /// IPv4 address and port for both HTTP (TCP) and UDP announces.
+    pub listen: SocketAddr,
+    /// The program to run; `opentracker` from `PATH` unless changed.
+    pub program: PathBuf,
+}
+
+impl TrackerConfig {
+    pub fn new(dir: impl Into<PathBuf>, listen: SocketAddr) -> TrackerConfig {
+        TrackerConfig {
+            dir: dir.into(),
+            listen,
+            program: PathBuf::from("opentracker"),
+        }
+    }
+
+    /// The tracker's output: `DIR.log` beside the state dir (outside the chroot).
+    pub fn log_path(&self) -> PathBuf {
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tracker".into());
+        self.dir.with_file_name(format!("{name}.log"))
+    }
+}
+
+/// Swarm counts from a scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swarm {
+    /// Seeders.
+    pub complete: u64,
+    /// Leechers.
+    pub incomplete: u64,
+    /// Completed downloads ever reported.
+    pub downloaded: u64,
+}
+
+/// Writes DIR/whitelist.txt and starts
+/// `opentracker -i IP -p PORT -P PORT -d DIR -w /whitelist.txt -A 127.0.0.1` in its own process
+/// group, output in [`TrackerConfig::log_path`]; waits up to 10 s until it answers HTTP and, if
+/// the list is not empty, accepts its first infohash (which catches an unreadable whitelist).
+pub fn start_tracker(cfg: &TrackerConfig, infohashes: &[String]) -> Result<Tracker> {
+    let hashes = normalize_all(infohashes)?;
+    let ip = match cfg.listen.ip() {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(_) => bail!("opentracker here serves IPv4 only, not {}", cfg.listen),
+    };
+    std::fs::create_dir_all(&cfg.dir)
+        .with_context(|| format!("cannot create directory {}", cfg.dir.display()))?;
+    std::fs::set_permissions(&cfg.dir, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot set mode of {}", cfg.dir.display()))?;
+    write_whitelist(&cfg.dir, &hashes)?;
+    supervise::ensure_free(cfg.listen, true, "tracker port")?;
+
+    let log_path = cfg.log_path();
+    let log =
+        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log_err = log
+        .try_clone()
+        .with_context(|| format!("cannot reopen {}", log_path.display()))?;
+    let port = cfg.listen.port().to_string();
+    let child = Command::new(&cfg.program)
+        .arg("-i")
+        .arg(ip.to_string())
+        .args(["-p", &port, "-P", &port, "-d"])
+        .arg(&cfg.dir)
+        .arg("-w")
+        .arg(format!("/{WHITELIST}"))
+        .args(["-A", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| supervise::spawn_error(e, &cfg.program, "opentracker"))?;
+
+    // From here on, dropping the tracker on an error kills the process.
+    let mut tracker = Tracker {
+        pid: child.id(),
+        child: Some(child),
+        listen: cfg.listen,
+        dir: cfg.dir.clone(),
+        log: log_path,
+        agent: ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(2))
+            .timeout(HTTP_TIMEOUT)
+            .build(),
+        whitelist: Mutex::new(hashes.clone()),
+    };
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = tracker.child_mut().try_wait()? {
+            bail!(
+                "opentracker exited ({status}) before it answered on {}; {}",
+                cfg.listen,
+                supervise::log_tail(&tracker.log)
+            );
+        }
+        if tracker.swarm(&"0".repeat(40)).is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "opentracker (pid {}) did not answer http on {} within {START_TIMEOUT:?}; {}",
+                tracker.pid,
+                cfg.listen,
+                supervise::log_tail(&tracker.log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(first) = hashes.first() {
+        tracker.wait_for_verdict(first, true)?;
+    }
+    Ok(tracker)
+}
+
+/// A running opentracker. Dropped without [`Tracker::stop`], it is killed (SIGKILL).
+pub struct Tracker {
+    pid: u32,
+    child: Option<Child>,
+    listen: SocketAddr,
+    dir: PathBuf,
+    log: PathBuf,
+    agent: ureq::Agent,
+    /// The list last written, to tell which change to wait for on a reload.
+    whitelist: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("pid", &self.pid)
+            .field("listen", &self.listen)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+impl Tracker {
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("the tracker owns its child")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `http://IP:PORT/announce`
+    pub fn announce_url(&self) -> String {
+        format!("http://{}/announce", self.listen)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Replaces the whitelist (atomically, mode 0644), makes the tracker reload it (SIGHUP) and
+    /// waits up to 5 s until the change shows. The reload swaps the whole list at once, so
+    /// probing one changed infohash tells that the new list is active.
+    pub fn set_whitelist(&self, infohashes: &[String]) -> Result<()> {
+        let hashes = normalize_all(infohashes)?;
+        let probe = {
+            let old = self.whitelist.lock().unwrap_or_else(|e| e.into_inner());
+            let added = hashes.iter().find(|h| !old.contains(h));
+            let removed = old.iter().find(|h| !hashes.contains(h));
+            match (added, removed) {
+                (Some(h), _) => Some((h.clone(), true)),
+                (None, Some(h)) => Some((h.clone(), false)),
+                (None, None) => None,
+            }
+        };
+        write_whitelist(&self.dir, &hashes)?;
+        *self.whitelist.lock().unwrap_or_else(|e| e.into_inner()) = hashes;
+        supervise::signal(self.pid, "HUP")
+            .with_context(|| format!("cannot make opentracker (pid {}) reload", self.pid))?;
+        if let Some((hash, accepted)) = probe {
+            self.wait_for_verdict(&hash, accepted)?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_verdict(&self, infohash: &str, accepted: bool) -> Result<()> {
+        let deadline = Instant::now() + RELOAD_TIMEOUT;
+        loop {
+            if self.authorizes(infohash)? == accepted {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let how = if accepted { "accept" } else { "refuse" };
+                bail!(
+                    "opentracker on {} does not {how} {infohash} from {} after {RELOAD_TIMEOUT:?} \
+                     (it reads the file as nobody: it must be mode 0644 in a 0755 dir); {}",
+                    self.listen,
+                    self.dir.join(WHITELIST).display(),
+                    supervise::log_tail(&self.log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the tracker accepts announces for `infohash` now. Asks with an announce of a peer
+    /// on port 0 (which no client connects to) wanting no peers, then withdraws it with
+    /// `event=stopped`, so no peer is left behind. A scrape cannot tell: it answers with no
+    /// files for an unknown infohash, whitelisted or not.
+    pub fn authorizes(&self, infohash: &str) -> Result<bool> {
+        let hash = normalize(infohash)?;
+        let reply = self.get(&self.probe_url(&hash, ""))?;
+        if let Some(reason) = reply.get("failure reason") {
+            let reason = String::from_utf8_lossy(reason.as_bytes().unwrap_or_default());
+            if reason.contains("not authorized") {
+                return Ok(false);
+            }
+            bail!("opentracker on {} refused {hash}: {reason}", self.listen);
+        }
+        if reply.get("interval").is_none() {
+            bail!(
+                "opentracker on {} answered an announce of {hash} without an interval",
+                self.listen
+            );
+        }
+        self.get(&self.probe_url(&hash, "&event=stopped"))?;
+        Ok(true)
+    }
+
+    fn probe_url(&self, hash: &str, event: &str) -> String {
+        format!(
+            "http://{}/announce?info_hash={}&peer_id={}&port=0&uploaded=0&downloaded=0&left=1&numwant=0&compact=1{event}",
+            self.listen,
+            encode_hash(hash),
+            percent_encode(PROBE_PEER_ID)
+        )
+    }
+
+    /// The seeders, leechers and completed downloads the tracker knows for `infohash` (all zero
+    /// when it knows none, whether or not it is whitelisted).
+    pub fn swarm(&self, infohash: &str) -> Result<Swarm> {
+        let hash = normalize(infohash)?;
+        let url = format!(
+            "http://{}/scrape?info_hash={}",
+            self.listen,
+            encode_hash(&hash)
+        );
+        let reply = self.get(&url)?;
+        let raw = hex::decode(&hash).expect("normalized infohash");
+        let entry = match reply.get("files") {
+            Some(Value::Dict(files)) => files.get(&raw),
+            _ => bail!("opentracker on {} sent a scrape without files", self.listen),
+        };
+        let count = |k: &str| {
+            entry
+                .and_then(|e| e.get(k))
+                .and_then(Value::as_int)
+                .unwrap_or(0)
+                .max(0) as u64
+        };
+        Ok(Swarm {
+            complete: count("complete"),
+            incomplete: count("incomplete"),
+            downloaded: count("downloaded"),
+        })
+    }
+
+    fn get(&self, url: &str) -> Result<Value> {
+        let resp = self
+            .agent
+            .get(url)
+            .call()
+            .with_context(|| format!("cannot reach opentracker on {}", self.listen))?;
+        let mut body = Vec::new();
+        resp.into_reader()
+            .take(1 << 20)
+            .read_to_end(&mut body)
+            .with_context(|| format!("cannot read the reply of opentracker on {}", self.listen))?;
+        bencode::decode(&body).map_err(|e| {
+            anyhow!(
+                "opentracker on {} sent no bencoding ({e}): {}",
+                self.listen,
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )
+        })
+    }
+
+    /// SIGTERM, up to 5 s, SIGKILL as a last resort (reported as an error); always reaps.
+    pub fn stop(mut self) -> Result<()> {
+        let mut child = self.child.take().expect("the tracker owns its child");
+        supervise::terminate(&mut child, "opentracker", TERM_TIMEOUT)
+            .with_context(|| format!("see {}", self.log.display()))
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Lower-case 40-hex, or an error naming the value.
+fn normalize(infohash: &str) -> Result<String> {
+    if infohash.len() != 40 || !infohash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("not a 40-hex infohash: {infohash:?}");
+    }
+    Ok(infohash.to_ascii_lowercase())
+}
+
+fn normalize_all(infohashes: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(infohashes.len());
+    for h in infohashes {
+        let h = normalize(h)?;
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    Ok(out)
+}
+
+/// The 20 raw bytes of a normalized infohash, percent-encoded for a query string.
+fn encode_hash(hash: &str) -> String {
+    hex::decode(hash)
+        .expect("normalized infohash")
+        .iter()
+        .map(|b| format!("%{b:02X}"))
+        .collect()
+}
+
+fn whitelist_text(hashes: &[String]) -> String {
+    hashes.iter().map(|h| format!("{h}\n")).collect()
+}
+
+/// DIR/whitelist.txt, written atomically with mode 0644 (opentracker reads it as `nobody`).
+fn write_whitelist(dir: &Path, hashes: &[String]) -> Result<()> {
+    fsx::write_atomic(
+        &dir.join(WHITELIST),
+        whitelist_text(hashes).as_bytes(),
+        0o644,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitelist_is_one_lowercase_hash_a_line() {
+        let hashes = normalize_all(&["AB".repeat(20), "cd".repeat(20), "ab".repeat(20)]).unwrap();
+        assert_eq!(
+            whitelist_text(&hashes),
+            format!("{}\n{}\n", "ab".repeat(20), "cd".repeat(20))
+        );
+    }
+
+    #[test]
+    fn bad_infohashes_are_named() {
+        let e = normalize_all(&["xyz".into()]).unwrap_err();
+        assert_eq!(e.to_string(), "not a 40-hex infohash: \"xyz\"");
+    }
+
+    #[test]
+    fn infohash_is_sent_as_raw_bytes() {
+        assert_eq!(encode_hash(&"0a".repeat(20)), "%0A".repeat(20));
+    }
+
+    #[test]
+    fn log_sits_beside_the_chroot() {
+        let c = TrackerConfig::new("/srv/dist/tracker", "127.0.0.1:6969".parse().unwrap());
+        assert_eq!(c.log_path(), Path::new("/srv/dist/tracker.log"));
+    }
+
+    #[test]
+    fn a_missing_binary_names_the_package() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = TrackerConfig::new(tmp.path().join("t"), "127.0.0.1:0".parse().unwrap());
+        c.program = tmp.path().join("opentracker");
+        let e = start_tracker(&c, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} not found: install the Debian package opentracker",
+                c.program.display()
+            )
+        );
+    }
+}

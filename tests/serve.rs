@@ -1,0 +1,468 @@
+//! `dist serve` against the real opentracker, transmission-daemon and HTTP, inside a network
+//! namespace this test makes: an independent client (aria2c, and a separate transmission-daemon
+//! driven by transmission-remote) downloads by magnet and by .torrent, `minisign` verifies the
+//! published index, and the web seed alone completes a download with tracker and seeder gone.
+
+mod common;
+#[path = "common/netns.rs"]
+mod netns;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use netns::Netns;
+
+const SERVER_IP: &str = "10.77.0.1";
+const HTTP: &str = "10.77.0.1:7380";
+const TRACKER: &str = "10.77.0.1:6969";
+
+/// A running `dist serve`, stopped with SIGTERM (and checked to exit cleanly) on drop.
+struct Server {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(ns: &Netns, root: &Path, log: PathBuf) -> Server {
+        let out = fs::File::create(&log).unwrap();
+        let child = ns
+            .command(dist_bin())
+            .arg("--root")
+            .arg(root)
+            .args([
+                "serve",
+                "--http",
+                HTTP,
+                "--tracker",
+                TRACKER,
+                "--bind",
+                SERVER_IP,
+            ])
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("start dist serve");
+        Server {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        wait_until("dist serve to exit", Duration::from_secs(30), || {
+            child
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| self.log())
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// GET inside the namespace with curl; returns (status, body).
+fn http_get(ns: &Netns, url: &str, out: Option<&Path>) -> (u16, Vec<u8>) {
+    let mut c = ns.command("curl");
+    c.args(["-s", "-o"]);
+    match out {
+        Some(p) => c.arg(p),
+        None => c.arg("-"),
+    };
+    c.args(["-w", "\n%{http_code}", url]);
+    let o = c.output().expect("curl");
+    let mut body = o.stdout;
+    let pos = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let code = String::from_utf8_lossy(&body[pos..])
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    body.truncate(pos);
+    (code, body)
+}
+
+fn wait_healthy(ns: &Netns, server: &Server) {
+    wait_until("GET /health = 200", Duration::from_secs(60), || {
+        let (code, body) = http_get(ns, &format!("http://{HTTP}/health"), None);
+        if code == 200 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{code} {}\nserve log:\n{}",
+                String::from_utf8_lossy(&body),
+                server.log()
+            ))
+        }
+    });
+}
+
+fn added(root: &Path, dirs: &[PathBuf]) -> serde_json::Value {
+    let mut c = dist();
+    c.arg("--root")
+        .arg(root)
+        .arg("add")
+        .arg("--json")
+        .args(dirs);
+    stdout_json(&run_ok(&mut c))
+}
+
+/// A leecher transmission-daemon inside the namespace, driven by transmission-remote.
+struct Leecher {
+    dir: PathBuf,
+    rpc_port: u16,
+    child: Option<Child>,
+}
+
+impl Leecher {
+    fn start(ns: &Netns, dir: &Path, ip: &str, rpc_port: u16, peer_port: u16) -> Leecher {
+        let cfg = dir.join("config");
+        let dl = dir.join("downloads");
+        fs::create_dir_all(&cfg).unwrap();
+        fs::create_dir_all(&dl).unwrap();
+        let settings = serde_json::json!({
+            "dht-enabled": false, "lpd-enabled": false, "port-forwarding-enabled": false,
+            "pex-enabled": true, "peer-port": peer_port, "rpc-port": rpc_port,
+            "rpc-bind-address": "127.0.0.1", "rpc-authentication-required": false,
+            "rpc-whitelist": "127.0.0.1", "rpc-whitelist-enabled": true,
+            "bind-address-ipv4": ip, "download-dir": dl,
+            "download-queue-enabled": false, "seed-queue-enabled": false,
+            "queue-stalled-enabled": false, "ratio-limit-enabled": false,
+            "idle-seeding-limit-enabled": false, "incomplete-dir-enabled": false,
+        });
+        fs::write(cfg.join("settings.json"), settings.to_string()).unwrap();
+        let child = ns
+            .command("transmission-daemon")
+            .arg("-f")
+            .arg("-g")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let l = Leecher {
+            dir: dir.to_path_buf(),
+            rpc_port,
+            child: Some(child),
+        };
+        wait_until("the leecher's RPC", Duration::from_secs(20), || {
+            let o = l.remote(ns, &["-l"]);
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&o.stderr).into_owned())
+            }
+        });
+        l
+    }
+
+    fn remote(&self, ns: &Netns, args: &[&str]) -> std::process::Output {
+        ns.command("transmission-remote")
+            .arg(format!("127.0.0.1:{}", self.rpc_port))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn stop(&mut self, ns: &Netns) {
+        let _ = self.remote(ns, &["-t", "all", "-S"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = wait_until("the leecher to exit", Duration::from_secs(15), || {
+                c.try_wait()
+                    .map_err(|e| e.to_string())?
+                    .ok_or("running".to_string())
+            });
+        }
+    }
+}
+
+impl Drop for Leecher {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits until `file` exists with the expected BLAKE3.
+fn wait_for_file(
+    file: &Path,
+    blake3: &str,
+    timeout: Duration,
+    what: &str,
+    state: impl Fn() -> String,
+) {
+    wait_until(what, timeout, || match fs::read(file) {
+        Ok(b) if blake3::hash(&b).to_string() == blake3 => Ok(()),
+        Ok(b) => Err(format!("{} bytes so far; {}", b.len(), state())),
+        Err(_) => Err(format!("no file yet; {}", state())),
+    });
+}
+
+#[test]
+fn add_serve_download_by_magnet_torrent_and_web_seed() {
+    for t in [
+        "opentracker",
+        "transmission-daemon",
+        "transmission-remote",
+        "aria2c",
+        "minisign",
+        "curl",
+    ] {
+        require_tool(t);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let first = added(&root, &[fixture("hello-1.0.0")]);
+    let hello = first[0].clone();
+
+    let ns =
+        Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
+    let mut server = Server::start(&ns, &root, tmp.path().join("serve.log"));
+    wait_healthy(&ns, &server);
+
+    // The published index verifies with the repository key, through HTTP.
+    let idx = tmp.path().join("index.db");
+    let sig = tmp.path().join("index.db.minisig");
+    assert_eq!(
+        http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx)).0,
+        200
+    );
+    assert_eq!(
+        http_get(&ns, &format!("http://{HTTP}/index.db.minisig"), Some(&sig)).0,
+        200
+    );
+    let key =
+        String::from_utf8(run_ok(dist().arg("--root").arg(&root).args(["key", "show"])).stdout)
+            .unwrap();
+    run_ok(
+        Command::new("minisign")
+            .arg("-V")
+            .arg("-P")
+            .arg(key.trim())
+            .arg("-m")
+            .arg(&idx)
+            .arg("-x")
+            .arg(&sig),
+    );
+    // serve republished with the tracker and web seed in the magnets.
+    let snap = dist::index::Snapshot::open(&idx).unwrap();
+    let rec = snap.versions("hello")[0].clone();
+    assert!(
+        rec.magnet
+            .contains("&tr=http%3A%2F%2F10.77.0.1%3A6969%2Fannounce"),
+        "{}",
+        rec.magnet
+    );
+    assert!(
+        rec.magnet
+            .contains("&ws=http%3A%2F%2F10.77.0.1%3A7380%2Fobjects%2F"),
+        "{}",
+        rec.magnet
+    );
+
+    // A package added while serve runs is picked up and seeded.
+    let second = added(&root, &[fixture("hello-1.1.0")]);
+    let hello11 = second[0].clone();
+    wait_healthy(&ns, &server);
+    let (code, torrent) = http_get(
+        &ns,
+        &format!(
+            "http://{HTTP}/torrents/{}.torrent",
+            hello11["infohash"].as_str().unwrap()
+        ),
+        None,
+    );
+    assert_eq!(code, 200);
+    let info = dist::torrent::Info::parse_torrent(&torrent).unwrap();
+    assert_eq!(info.infohash(), hello11["infohash"].as_str().unwrap());
+
+    // Independent client 1: aria2c by magnet link.
+    let aria = tmp.path().join("aria");
+    fs::create_dir_all(&aria).unwrap();
+    let magnet = dist::index::Snapshot::open(&{
+        http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx));
+        idx.clone()
+    })
+    .unwrap()
+    .versions("hello")
+    .iter()
+    .find(|r| r.version == "1.1.0")
+    .unwrap()
+    .magnet
+    .clone();
+    let o = ns
+        .command("timeout")
+        .arg("120")
+        .arg("aria2c")
+        .args([
+            "--enable-dht=false",
+            "--enable-dht6=false",
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+        ])
+        .args([
+            "--seed-time=0",
+            "--bt-tracker-interval=5",
+            "--interface=10.77.0.2",
+            "--summary-interval=0",
+        ])
+        .arg(format!("--dir={}", aria.display()))
+        .arg(&magnet)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "aria2c failed: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let got = aria.join("hello-1.1.0.tar");
+    assert_eq!(
+        blake3::hash(&fs::read(&got).unwrap()).to_string(),
+        hello11["blake3"].as_str().unwrap()
+    );
+
+    // Independent client 2: a separate transmission-daemon driven by transmission-remote.
+    let mut leecher = Leecher::start(&ns, &tmp.path().join("leecher"), "10.77.0.3", 9191, 51500);
+    let tfile = tmp.path().join("hello-1.0.0.torrent");
+    http_get(
+        &ns,
+        &format!(
+            "http://{HTTP}/torrents/{}.torrent",
+            hello["infohash"].as_str().unwrap()
+        ),
+        Some(&tfile),
+    );
+    let o = leecher.remote(&ns, &["-a", tfile.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dl = leecher.dir.join("downloads/hello-1.0.0.tar");
+    wait_for_file(
+        &dl,
+        hello["blake3"].as_str().unwrap(),
+        Duration::from_secs(90),
+        "transmission-remote download",
+        || String::from_utf8_lossy(&leecher.remote(&ns, &["-l"]).stdout).into_owned(),
+    );
+    leecher.stop(&ns);
+
+    // Web seed alone: stop the tracker and the seeder serve started, keep HTTP.
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("serve/state.json")).unwrap()).unwrap();
+    for k in ["tracker_pid", "seeder_pid"] {
+        let pid = state[k].as_u64().unwrap();
+        run_ok(Command::new("kill").arg("-TERM").arg(pid.to_string()));
+        wait_until(
+            &format!("{k} {pid} to exit"),
+            Duration::from_secs(20),
+            || {
+                if Path::new(&format!("/proc/{pid}")).exists()
+                    && !fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .unwrap_or_default()
+                        .contains(") Z")
+                {
+                    Err("alive".into())
+                } else {
+                    Ok(())
+                }
+            },
+        );
+    }
+    let mut web = Leecher::start(&ns, &tmp.path().join("webseed"), "10.77.0.4", 9192, 51501);
+    let o = web.remote(&ns, &["-a", tfile.to_str().unwrap()]);
+    assert!(o.status.success());
+    let dl = web.dir.join("downloads/hello-1.0.0.tar");
+    wait_for_file(
+        &dl,
+        hello["blake3"].as_str().unwrap(),
+        Duration::from_secs(90),
+        "web-seed-only download",
+        || String::from_utf8_lossy(&web.remote(&ns, &["-l"]).stdout).into_owned(),
+    );
+    web.stop(&ns);
+
+    // Graceful stop: exit 0, nothing of ours left in the namespace.
+    let status = server.stop();
+    assert!(
+        status.success(),
+        "serve exited with {status}\n{}",
+        server.log()
+    );
+    wait_until(
+        "every process in the namespace to exit",
+        Duration::from_secs(20),
+        || {
+            let left = ns.pids();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    );
+}
+
+#[test]
+fn serve_reports_a_port_in_use_and_leaves_nothing_running() {
+    require_tool("opentracker");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    added(&root, &[fixture("hello-1.0.0")]);
+    let ns = Netns::new(&[SERVER_IP]).expect("network namespace");
+    // Something already listens on the tracker port.
+    let mut blocker = ns
+        .command("python3")
+        .args(["-c", "import socket,time; s=socket.socket(); s.bind(('10.77.0.1',6969)); s.listen(); time.sleep(60)"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let o = ns
+        .command(dist_bin())
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "serve",
+            "--http",
+            HTTP,
+            "--tracker",
+            TRACKER,
+            "--bind",
+            SERVER_IP,
+        ])
+        .output()
+        .unwrap();
+    let _ = blocker.kill();
+    let _ = blocker.wait();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("6969"), "{err}");
+    assert!(ns.pids().is_empty(), "left running: {:?}", ns.pids());
+}
