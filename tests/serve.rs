@@ -340,11 +340,16 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
         .arg(&magnet)
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "aria2c failed: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    if !o.status.success() {
+        let log = String::from_utf8_lossy(&o.stdout);
+        let tail: Vec<&str> = log.lines().rev().take(80).collect();
+        let _ = fs::copy(tmp.path().join("aria2c.log"), "/tmp/aria2c-debug.log");
+        panic!(
+            "aria2c failed:\n{}\nserve log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            server.log()
+        );
+    }
     let got = aria.join("hello-1.1.0.tar");
     assert_eq!(
         blake3::hash(&fs::read(&got).unwrap()).to_string(),

@@ -122,6 +122,16 @@ async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Respons
 }
 
 async fn health(State(s): State<AppState>) -> Response {
+    // A publish the watcher has not picked up yet makes the last verdict stale.
+    let latest = tokio::fs::read_to_string(s.published.join("LATEST"))
+        .await
+        .ok();
+    let latest: Option<u64> = latest.and_then(|l| l.trim().parse().ok());
+    let serial = s.shared.read().expect("state lock").serial;
+    if latest != serial {
+        let msg = format!("catching up with index serial {}\n", latest.unwrap_or(0));
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+    }
     match &s.shared.read().expect("state lock").health {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),

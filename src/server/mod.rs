@@ -354,6 +354,21 @@ impl Watcher<'_> {
         let all: BTreeSet<String> = snap.packages.iter().map(|p| p.infohash.clone()).collect();
         let list: Vec<String> = all.iter().cloned().collect();
         self.tracker.set_whitelist(&list)?;
+        // What the newest snapshot no longer lists stops being seeded and served.
+        let gone: Vec<String> = self
+            .seeded
+            .keys()
+            .filter(|h| !all.contains(*h))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            self.rpc.remove(&gone, false)?;
+            let mut shared = self.shared.write().expect("state lock");
+            for h in &gone {
+                self.seeded.remove(h);
+                shared.torrents.remove(h);
+            }
+        }
         let infos: BTreeMap<String, Info> = self.repo.all_infos()?;
         let dist = self.cfg.distribution();
         for p in &snap.packages {
@@ -404,6 +419,12 @@ impl Watcher<'_> {
         let hashes: Vec<String> = self.seeded.keys().cloned().collect();
         if self.serial.is_none() {
             return Err("nothing published yet".into());
+        }
+        // Packages published since the last tick are not seeded yet.
+        match self.repo.latest_serial() {
+            Ok(s) if s == self.serial => {}
+            Ok(s) => return Err(format!("catching up with index serial {}", s.unwrap_or(0))),
+            Err(e) => return Err(format!("{e:#}")),
         }
         for h in &hashes {
             match self.tracker.authorizes(h) {

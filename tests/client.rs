@@ -1,0 +1,447 @@
+//! The client against a real `dist serve` (opentracker, transmission-daemon, HTTP) in a network
+//! namespace this test makes: every verb, both transports, and the failures that must change
+//! nothing (bad signature, foreign key, replayed older serial, corrupted object from a malicious
+//! web seed, failing install script).
+
+mod common;
+#[path = "common/netns.rs"]
+mod netns;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use netns::Netns;
+
+const SERVER_IP: &str = "10.77.0.1";
+const HTTP: &str = "10.77.0.1:7380";
+const TRACKER: &str = "10.77.0.1:6969";
+
+struct Server {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(ns: &Netns, root: &Path, log: PathBuf) -> Server {
+        let child = ns
+            .command(dist_bin())
+            .arg("--root")
+            .arg(root)
+            .args([
+                "serve",
+                "--http",
+                HTTP,
+                "--tracker",
+                TRACKER,
+                "--bind",
+                SERVER_IP,
+            ])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start dist serve");
+        let s = Server {
+            child: Some(child),
+            log,
+        };
+        s.wait_healthy(ns);
+        s
+    }
+
+    fn wait_healthy(&self, ns: &Netns) {
+        wait_until("GET /health = 200", Duration::from_secs(60), || {
+            let o = ns
+                .command("curl")
+                .args([
+                    "-s",
+                    "-w",
+                    "\n%{http_code}",
+                    &format!("http://{HTTP}/health"),
+                ])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            if text.ends_with("200") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{text}\n{}",
+                    fs::read_to_string(&self.log).unwrap_or_default()
+                ))
+            }
+        });
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = wait_until("dist serve to exit", Duration::from_secs(30), || {
+                c.try_wait()
+                    .map_err(|e| e.to_string())?
+                    .ok_or("running".to_string())
+            });
+        }
+    }
+}
+
+/// A client root with its own address in the namespace.
+struct Client<'a> {
+    ns: &'a Netns,
+    root: PathBuf,
+}
+
+impl<'a> Client<'a> {
+    fn new(ns: &'a Netns, root: PathBuf, key: &str, bind: &str) -> Client<'a> {
+        fs::create_dir_all(&root).unwrap();
+        fs::write(
+            root.join("client.yaml"),
+            format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: {bind}\nfetch_timeout: 120\n"),
+        )
+        .unwrap();
+        Client { ns, root }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        self.ns
+            .command(dist_bin())
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        let o = self.cmd(args);
+        assert!(
+            o.status.success(),
+            "dist {args:?} failed ({})\nstdout: {}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        stdout_json(&self.ok(args))
+    }
+
+    fn err(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(
+            !o.status.success(),
+            "dist {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    fn current(&self) -> Option<PathBuf> {
+        fs::read_link(self.root.join("current")).ok()
+    }
+
+    fn run_hello(&self) -> String {
+        let o = Command::new(self.root.join("current/bin/hello"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// Files of the index copy, to show a refused sync changed nothing.
+    fn index_state(&self) -> Vec<Vec<u8>> {
+        [
+            "index/index.db",
+            "index/index.db.minisig",
+            "index/state.json",
+        ]
+        .iter()
+        .map(|p| fs::read(self.root.join(p)).unwrap_or_default())
+        .collect()
+    }
+}
+
+impl Drop for Client<'_> {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["daemon", "stop"]);
+    }
+}
+
+fn package(dir: &Path, name: &str, version: &str, install: &str) -> PathBuf {
+    let d = dir.join(format!("{name}-{version}"));
+    fs::create_dir_all(d.join("assets/bin")).unwrap();
+    fs::create_dir_all(d.join("scripts")).unwrap();
+    fs::write(
+        d.join("manifest.yaml"),
+        format!("name: {name}\nversion: {version}\n"),
+    )
+    .unwrap();
+    fs::write(
+        d.join("assets/bin").join(name),
+        format!("#!/bin/sh\necho {name} {version}\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(
+        d.join("assets/bin").join(name),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    fs::write(d.join("assets/payload.bin"), vec![7u8; 64 * 1024]).unwrap();
+    fs::write(d.join("scripts/install.sh"), install).unwrap();
+    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    d
+}
+
+fn add(root: &Path, dirs: &[PathBuf]) {
+    run_ok(dist().arg("--root").arg(root).arg("add").args(dirs));
+}
+
+#[test]
+fn every_verb_both_transports_and_failures_that_change_nothing() {
+    for t in ["opentracker", "transmission-daemon", "curl"] {
+        require_tool(t);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    add(
+        &repo,
+        &[
+            fixture("hello-1.0.0"),
+            fixture("hello-1.1.0"),
+            fixture("hello-2.0.0-rc.1"),
+            fixture("nested-0.3.0+build.7"),
+        ],
+    );
+    let key =
+        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let ns =
+        Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
+    let server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
+
+    let a = Client::new(&ns, tmp.path().join("a"), &key, "10.77.0.2");
+    // sync: changed, then a conditional GET that costs no body.
+    let s = a.json(&["sync", "--json"]);
+    assert_eq!(s["changed"], true);
+    assert!(s["bytes"].as_u64().unwrap() > 0);
+    let serial = s["serial"].as_u64().unwrap();
+    let s = a.json(&["sync", "--json"]);
+    assert_eq!(s["changed"], false);
+    assert_eq!(s["bytes"], 0);
+    assert_eq!(s["serial"], serial);
+
+    // Dry run changes nothing; plain NAME is the highest non-pre-release.
+    let plan = a.json(&["install", "hello", "--dry-run", "--json"]);
+    assert_eq!(plan[0]["version"], "1.1.0");
+    assert!(a.current().is_none());
+
+    // install over http.
+    let r = a.json(&["install", "hello", "--transport", "http", "--json"]);
+    assert_eq!(r[0]["name"], "hello");
+    assert_eq!(r[0]["version"], "1.1.0");
+    assert_eq!(r[0]["transport"], "http");
+    assert_eq!(
+        r[0]["bytes_from_webseed"].as_u64().unwrap() + r[0]["bytes_from_peers"].as_u64().unwrap(),
+        r[0]["bytes_from_webseed"].as_u64().unwrap()
+    );
+    assert_eq!(a.run_hello(), "HELLO, WORLD 1.1.0");
+    let listed = a.json(&["list", "--installed", "--json"]);
+    assert_eq!(listed[0]["name"], "hello");
+    assert_eq!(listed[0]["version"], "1.1.0");
+    let store = PathBuf::from(listed[0]["store_path"].as_str().unwrap());
+    assert!(a.root.join("current/hello/assets/README").is_file());
+    assert!(
+        fs::metadata(store.join("assets/README"))
+            .unwrap()
+            .permissions()
+            .readonly(),
+        "store paths are read-only"
+    );
+
+    // install another version over BitTorrent: a downgrade by exact version.
+    let r = a.json(&["install", "hello@1.0.0", "--transport", "torrent", "--json"]);
+    assert_eq!(r[0]["transport"], "torrent");
+    assert_eq!(r[0]["version"], "1.0.0");
+    let total =
+        r[0]["bytes_from_peers"].as_u64().unwrap() + r[0]["bytes_from_webseed"].as_u64().unwrap();
+    assert!(total > 0, "{r}");
+    assert_eq!(a.run_hello(), "hello, world 1.0.0");
+
+    // A requirement picks the highest match, pre-releases only when asked for.
+    let r = a.json(&[
+        "install",
+        "hello@>=2.0.0-rc.1",
+        "--transport",
+        "http",
+        "--json",
+    ]);
+    assert_eq!(r[0]["version"], "2.0.0-rc.1");
+    let gens = a.json(&["generations", "--json"]);
+    let gens = gens.as_array().unwrap();
+    assert_eq!(gens.len(), 3);
+    assert_eq!(gens[2]["current"], true);
+    assert_eq!(gens[2]["packages"][0], "hello@2.0.0-rc.1");
+    assert_eq!(gens[0]["packages"][0], "hello@1.1.0");
+
+    // rollback to the previous, then to a number.
+    a.ok(&["rollback"]);
+    assert_eq!(a.run_hello(), "hello, world 1.0.0");
+    a.ok(&["rollback", "--to", "1"]);
+    assert_eq!(a.run_hello(), "HELLO, WORLD 1.1.0");
+    let gens = a.json(&["generations", "--json"]);
+    assert_eq!(gens[0]["current"], true);
+    let err = a.err(&["rollback", "--to", "99"]);
+    assert!(err.contains("no generation 99"), "{err}");
+
+    // info shows every version and the installed one.
+    let info = a.json(&["info", "hello", "--json"]);
+    assert_eq!(info["installed"], "1.1.0");
+    assert_eq!(info["versions"].as_array().unwrap().len(), 3);
+
+    // uninstall: a new generation without it.
+    a.ok(&["uninstall", "hello"]);
+    assert!(!a.root.join("current/hello").exists());
+    assert_eq!(
+        a.json(&["list", "--installed", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let err = a.err(&["uninstall", "hello"]);
+    assert!(err.contains("not installed"), "{err}");
+    // Reinstall comes from the store, no download.
+    let r = a.json(&["install", "hello@1.1.0", "--json"]);
+    assert_eq!(r[0]["source"], "store");
+
+    // The daemon keeps seeding what was installed; `daemon stop` is graceful.
+    let st = a.json(&["daemon", "status", "--json"]);
+    assert_eq!(st["running"], true);
+    assert!(!st["torrents"].as_array().unwrap().is_empty());
+
+    // --- failures that change nothing -----------------------------------------------------
+    let before = a.current();
+    // A failing install script.
+    let pkgs = tmp.path().join("pkgs");
+    add(
+        &repo,
+        &[
+            package(
+                &pkgs,
+                "broken",
+                "1.0.0",
+                "#!/bin/sh\necho 'cannot configure' >&2\nexit 3\n",
+            ),
+            package(&pkgs, "victim", "1.0.0", "#!/bin/sh\nexit 0\n"),
+        ],
+    );
+    server.wait_healthy(&ns);
+    a.ok(&["sync"]);
+    let err = a.err(&["install", "broken", "--transport", "http"]);
+    assert!(
+        err.contains("install script of broken@1.0.0 failed") && err.contains("cannot configure"),
+        "{err}"
+    );
+    assert_eq!(a.current(), before);
+
+    // A malicious web seed serves corrupted bytes: verification refuses them.
+    let rec = dist::index::Snapshot::open(&a.root.join("index/index.db"))
+        .unwrap()
+        .versions("victim")[0]
+        .clone();
+    let obj = repo
+        .join("objects")
+        .join(&rec.blake3[..2])
+        .join(&rec.blake3[2..]);
+    let mut bytes = fs::read(&obj).unwrap();
+    bytes[3000] ^= 0x55;
+    fs::write(&obj, &bytes).unwrap();
+    let err = a.err(&["install", "victim", "--transport", "http"]);
+    assert!(
+        err.contains("victim@1.0.0") && err.contains("blake3 mismatch"),
+        "{err}"
+    );
+    assert_eq!(a.current(), before);
+    assert!(!a.root.join("current/victim").exists());
+    let store_entries: Vec<String> = fs::read_dir(a.root.join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !store_entries.iter().any(|n| n.contains("victim")),
+        "{store_entries:?}"
+    );
+
+    // A tampered signature on a new snapshot: sync refuses and keeps the local index.
+    let b = Client::new(&ns, tmp.path().join("b"), &key, "10.77.0.3");
+    add(
+        &repo,
+        &[package(&pkgs, "extra", "1.0.0", "#!/bin/sh\nexit 0\n")],
+    );
+    server.wait_healthy(&ns);
+    let latest: u64 = fs::read_to_string(repo.join("published/LATEST"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let sig_path = repo.join(format!("published/index-{latest}.db.minisig"));
+    let good_sig = fs::read(&sig_path).unwrap();
+    let mut lines: Vec<String> = String::from_utf8(good_sig.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines[2] = lines[2].replace("serial=", "serial=9");
+    fs::write(&sig_path, lines.join("\n") + "\n").unwrap();
+    let idx_a = a.index_state();
+    let err = a.err(&["sync"]);
+    assert!(err.contains("verification failed"), "{err}");
+    assert_eq!(
+        a.index_state(),
+        idx_a,
+        "a refused sync changed the local index"
+    );
+    let err = b.err(&["sync"]);
+    assert!(err.contains("verification failed"), "{err}");
+    assert!(!b.root.join("index/index.db").exists());
+    fs::write(&sig_path, &good_sig).unwrap();
+
+    // A foreign key.
+    let other = tmp.path().join("other-repo");
+    let foreign =
+        String::from_utf8(run_ok(dist().arg("--root").arg(&other).args(["key", "show"])).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let c = Client::new(&ns, tmp.path().join("c"), &foreign, "10.77.0.4");
+    let err = c.err(&["sync"]);
+    assert!(err.contains("verification failed"), "{err}");
+    assert!(!c.root.join("index/index.db").exists());
+
+    // An older (validly signed) serial replayed: refused as a rollback attack.
+    a.ok(&["sync"]);
+    fs::write(repo.join("published/LATEST"), format!("{}\n", latest - 1)).unwrap();
+    server.wait_healthy(&ns);
+    let idx_a = a.index_state();
+    let err = a.err(&["sync"]);
+    assert!(err.contains("older than the serial"), "{err}");
+    assert_eq!(a.index_state(), idx_a);
+    fs::write(repo.join("published/LATEST"), format!("{latest}\n")).unwrap();
+
+    // daemon stop leaves no daemon of this client.
+    a.ok(&["daemon", "stop"]);
+    assert_eq!(a.json(&["daemon", "status", "--json"])["running"], false);
+    drop(server);
+}
