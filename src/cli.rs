@@ -19,6 +19,11 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// Seconds to wait for another dist holding this root's lock (default 300, or
+    /// DIST_LOCK_TIMEOUT).
+    #[arg(long, global = true, value_name = "SECS")]
+    pub lock_timeout: Option<f64>,
+
     #[command(flatten)]
     pub client: ClientFlags,
 
@@ -87,6 +92,21 @@ pub enum Command {
     /// The client's transmission-daemon.
     #[command(subcommand)]
     Daemon(DaemonCommand),
+    /// Delete generations beyond the newest N, then what no generation references.
+    Gc {
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every store path a generation references against its install record.
+    Verify(JsonFlag),
+    /// Packages whose name or description contains TERM, newest version first.
+    Search {
+        term: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -166,4 +186,8 @@ pub struct PackArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Rebuild and compare BLAKE3 and infohash with what the synced index of --root publishes
+    /// for this name and version (writes nothing).
+    #[arg(long)]
+    pub check: bool,
 }

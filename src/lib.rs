@@ -8,6 +8,7 @@ pub mod canon;
 pub mod client;
 pub mod fsx;
 pub mod index;
+pub mod lock;
 pub mod manifest;
 pub mod object;
 pub mod pack;

@@ -78,11 +78,29 @@ pub fn http(
         std::fs::remove_file(&part)?;
         have = 0;
     }
+    if have == rec.size {
+        // A complete `.part` left by an interrupted run: `install` verifies it like any other.
+        std::fs::rename(&part, &dest)?;
+        return Ok(Fetched {
+            path: dest,
+            bytes_from_peers: 0,
+            bytes_from_webseed: 0,
+        });
+    }
     let mut req = ureq::get(&url).timeout(timeout);
     if have > 0 {
         req = req.set("Range", &format!("bytes={have}-"));
     }
-    let resp = req.call().with_context(|| format!("cannot fetch {url}"))?;
+    let resp = match req.call() {
+        Err(ureq::Error::Status(416, _)) => {
+            // The server cannot serve that range: start over.
+            std::fs::remove_file(&part)?;
+            have = 0;
+            ureq::get(&url).timeout(timeout).call()
+        }
+        r => r,
+    }
+    .with_context(|| format!("cannot fetch {url}"))?;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

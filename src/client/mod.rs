@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod fetch;
 pub mod install;
+pub mod maintain;
 pub mod profile;
 pub mod sync;
 

@@ -267,3 +267,96 @@ pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
     }
     Ok(0)
 }
+
+pub fn gc(g: &Global, keep: Option<usize>, json: bool) -> Result<i32> {
+    let layout = Layout::new(&g.root);
+    let r = dist::client::maintain::gc(&layout, keep)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "removed {} generations, {} store paths, {} objects; freed {} bytes",
+            r.generations_removed.len(),
+            r.store_paths_removed.len(),
+            r.objects_removed.len(),
+            r.bytes_freed
+        );
+    }
+    Ok(0)
+}
+
+pub fn verify(g: &Global, json: bool) -> Result<i32> {
+    let layout = Layout::new(&g.root);
+    let entries = dist::client::maintain::verify(&layout)?;
+    let bad = entries.iter().filter(|e| !e.ok).count();
+    if json {
+        println!("{}", serde_json::to_string(&entries)?);
+    } else {
+        for e in &entries {
+            if e.ok {
+                println!("ok       {}@{}", e.name, e.version);
+            } else {
+                println!(
+                    "CHANGED  {}@{} ({})",
+                    e.name,
+                    e.version,
+                    e.store_path.display()
+                );
+                for d in &e.differences {
+                    println!("         {d}");
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!(
+            "error: {bad} of {} store paths differ from what was installed",
+            entries.len()
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
+    let layout = Layout::new(&g.root);
+    let snap = layout.snapshot()?;
+    let t = term.to_lowercase();
+    let mut hits: Vec<&dist::index::PackageRecord> = snap
+        .packages
+        .iter()
+        .filter(|p| {
+            p.name.to_lowercase().contains(&t)
+                || p.description
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_lowercase()
+                    .contains(&t)
+        })
+        .collect();
+    // By name, newest version first within a name.
+    hits.sort_by(|a, b| {
+        a.name
+            .cmp(&b.name)
+            .then_with(|| b.semver().cmp_precedence(&a.semver()))
+    });
+    if json {
+        let v: Vec<_> = hits
+            .iter()
+            .map(|p| serde_json::json!({"name": p.name, "version": p.version, "description": p.description, "size": p.size, "blake3": p.blake3}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else if hits.is_empty() {
+        println!("no package matches `{term}`");
+    } else {
+        for p in hits {
+            println!(
+                "{}@{}  {}",
+                p.name,
+                p.version,
+                p.description.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(0)
+}

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, KeyCommand};
+use dist::lock::{self, Mode};
+
+use crate::cli::{Cli, Command, DaemonCommand, KeyCommand};
 
 /// Global options every command may need.
 pub struct Global {
@@ -30,6 +32,31 @@ fn default_root() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/dist"))
 }
 
+/// Which lock a command takes on its root: exclusive for what changes it, shared for what only
+/// reads it, none for what does not use it (`pack`) or must not block adds (`serve`).
+fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
+    use Command::*;
+    match c {
+        Pack(a) if a.check => Some((Mode::Shared, "pack --check")),
+        Pack(_) | Serve(_) => None,
+        Add(_) => Some((Mode::Exclusive, "add")),
+        Key(_) => Some((Mode::Exclusive, "key")),
+        Sync(_) => Some((Mode::Exclusive, "sync")),
+        Install(a) if a.dry_run => Some((Mode::Shared, "install --dry-run")),
+        Install(_) => Some((Mode::Exclusive, "install")),
+        Uninstall { .. } => Some((Mode::Exclusive, "uninstall")),
+        Rollback { .. } => Some((Mode::Exclusive, "rollback")),
+        Gc { .. } => Some((Mode::Exclusive, "gc")),
+        Daemon(DaemonCommand::Stop) => Some((Mode::Exclusive, "daemon stop")),
+        Daemon(DaemonCommand::Status(_))
+        | Generations(_)
+        | List { .. }
+        | Info { .. }
+        | Verify(_)
+        | Search { .. } => Some((Mode::Shared, "read")),
+    }
+}
+
 /// Runs the command; `Ok(code)` is the exit code of a command that finished (0 unless it has a
 /// verdict to report, like `verify`).
 pub fn run(cli: Cli) -> Result<i32> {
@@ -44,8 +71,27 @@ pub fn run(cli: Cli) -> Result<i32> {
         root,
         quiet: cli.quiet,
     };
+    let timeout = cli
+        .lock_timeout
+        .map(std::time::Duration::from_secs_f64)
+        .unwrap_or_else(lock::default_timeout);
+    let _lock = match lock_mode(&cli.command) {
+        Some((mode, what)) => {
+            let quiet = g.quiet;
+            let l = lock::acquire(&g.root, mode, what, timeout, &|m: &str| {
+                if !quiet {
+                    eprintln!("{m}")
+                }
+            })?;
+            if mode == Mode::Exclusive {
+                dist::client::maintain::clean_leftovers(&dist::client::Layout::new(&g.root))?;
+            }
+            Some(l)
+        }
+        None => None,
+    };
     match cli.command {
-        Command::Pack(args) => pack::run(&args),
+        Command::Pack(args) => pack::run(&g, &args),
         Command::Add(args) => add::run(&g, &args),
         Command::Key(KeyCommand::Show) => key::show(&g),
         Command::Serve(args) => serve::run(&g, &args, cli.client.bind.clone()),
@@ -57,5 +103,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::List { installed, json } => client::list(&g, installed, json),
         Command::Info { name, json } => client::info(&g, &name, json),
         Command::Daemon(d) => client::daemon(&g, &d),
+        Command::Gc { keep, json } => client::gc(&g, keep, json),
+        Command::Verify(j) => client::verify(&g, j.json),
+        Command::Search { term, json } => client::search(&g, &term, json),
     }
 }

@@ -1,14 +1,19 @@
-//! `dist pack DIR [-o FILE] [--json]`
+//! `dist pack DIR [-o FILE] [--json]` and `dist pack DIR --check`
 
 use std::path::PathBuf;
 
-use anyhow::Result;
-use dist::{fsx::Durability, pack, package::Package};
+use anyhow::{bail, Result};
+use dist::client::Layout;
+use dist::{fsx::Durability, index, pack, package::Package};
 
+use super::Global;
 use crate::cli::PackArgs;
 
-pub fn run(args: &PackArgs) -> Result<i32> {
+pub fn run(g: &Global, args: &PackArgs) -> Result<i32> {
     let pkg = Package::load(&args.dir)?;
+    if args.check {
+        return check(g, &pkg, args.json);
+    }
     let dest = args
         .output
         .clone()
@@ -37,4 +42,54 @@ pub fn run(args: &PackArgs) -> Result<i32> {
         println!("  magnet    {magnet}");
     }
     Ok(0)
+}
+
+/// The reproducible-build check: rebuild (into nothing) and compare with the synced index.
+fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
+    let snap = Layout::new(&g.root).snapshot()?;
+    let m = &pkg.manifest;
+    let key = index::version_key(&m.version);
+    let Some(rec) = snap
+        .versions(&m.name)
+        .into_iter()
+        .find(|r| index::version_key(&r.semver()) == key)
+    else {
+        bail!(
+            "the index (serial {}) has no {}@{}: nothing to compare the rebuild with",
+            snap.serial,
+            m.name,
+            m.version_str
+        );
+    };
+    let packed = pack::pack_to(pkg, &mut std::io::sink())?;
+    let same = packed.blake3 == rec.blake3 && packed.infohash == rec.infohash;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "name": m.name, "version": rec.version, "reproducible": same,
+                "blake3": {"rebuilt": packed.blake3, "index": rec.blake3},
+                "infohash": {"rebuilt": packed.infohash, "index": rec.infohash},
+            })
+        );
+    }
+    if same {
+        if !json {
+            println!(
+                "{}@{}: reproducible (blake3 {}, infohash {})",
+                m.name, rec.version, rec.blake3, rec.infohash
+            );
+        }
+        return Ok(0);
+    }
+    bail!(
+        "{}@{} is not reproducible: the rebuild has blake3 {} and infohash {}, the index (serial {}) publishes blake3 {} and infohash {}",
+        m.name,
+        rec.version,
+        packed.blake3,
+        packed.infohash,
+        snap.serial,
+        rec.blake3,
+        rec.infohash
+    )
 }

@@ -1,0 +1,244 @@
+//! Keeping a client root healthy: removing leftovers of interrupted commands, `gc` (old
+//! generations, then unreferenced store paths and objects) and `verify` (store paths against
+//! what was recorded at install).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::install::record_path;
+use super::{daemon, Layout};
+use crate::fsx;
+use crate::object::{self, TreeEntry};
+
+/// Removes what an interrupted (even SIGKILLed) command can leave: staging dirs and temp files
+/// (`.tmp-*`), trees renamed aside for deletion (`.trash-*`), generation dirs without
+/// `generation.json`. Called under the exclusive lock, so nothing else is writing them.
+pub fn clean_leftovers(layout: &Layout) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let dirs = [
+        layout.root.clone(),
+        layout.store_dir(),
+        layout.generations_dir(),
+        layout.root.join("objects"),
+        layout.root.join("index"),
+    ];
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let leftover = name.starts_with(".tmp-") || name.starts_with(".trash-");
+            let half_generation = dir == layout.generations_dir()
+                && name.parse::<u64>().is_ok()
+                && !path.join("generation.json").exists();
+            if leftover || half_generation {
+                remove_any(&path)?;
+                removed.push(path);
+            }
+        }
+    }
+    // Object fan-out dirs hold `.tmp-*` files of interrupted stores.
+    if let Ok(rd) = std::fs::read_dir(layout.root.join("objects")) {
+        for sub in rd.flatten().filter(|e| e.path().is_dir()) {
+            for e in std::fs::read_dir(sub.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    remove_any(&e.path())?;
+                    removed.push(e.path());
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn remove_any(path: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        fsx::make_writable(path);
+        std::fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
+    } else {
+        std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct GcReport {
+    pub generations_removed: Vec<u64>,
+    pub store_paths_removed: Vec<String>,
+    pub objects_removed: Vec<String>,
+    pub bytes_freed: u64,
+}
+
+fn du(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_dir() {
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| du(&e.path()))
+            .sum::<u64>()
+            + meta.len()
+    } else {
+        meta.len()
+    }
+}
+
+/// Deletes generations beyond the newest `keep` (never the current one), then every store path,
+/// cached object and download no remaining generation references (stopping their seeding
+/// first). Generations go first: an interrupted gc leaves at worst unreferenced store paths,
+/// which the next gc collects, never a generation whose store path is gone.
+pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    let gens = layout.generations()?;
+    let current = layout.current_number()?;
+    if let Some(keep) = keep {
+        let n = gens.len();
+        for g in gens.iter().take(n.saturating_sub(keep)) {
+            if Some(g.number) == current {
+                continue;
+            }
+            let dir = layout.generation_dir(g.number);
+            report.bytes_freed += du(&dir);
+            fsx::remove_tree(&dir)?;
+            report.generations_removed.push(g.number);
+        }
+    }
+    let remaining = layout.generations()?;
+    let live_paths: BTreeSet<PathBuf> = remaining
+        .iter()
+        .flat_map(|g| g.packages.values().map(|p| p.store_path.clone()))
+        .collect();
+    let live_objects: BTreeSet<String> = remaining
+        .iter()
+        .flat_map(|g| g.packages.values().map(|p| p.blake3.clone()))
+        .collect();
+    let live_hashes: BTreeSet<String> = remaining
+        .iter()
+        .flat_map(|g| g.packages.values().map(|p| p.infohash.clone()))
+        .collect();
+
+    // Store paths.
+    for e in std::fs::read_dir(layout.store_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with(".record.json") || live_paths.contains(&path) {
+            continue;
+        }
+        report.bytes_freed += du(&path);
+        fsx::remove_tree(&path)?;
+        let _ = std::fs::remove_file(record_path(&path));
+        report.store_paths_removed.push(name);
+    }
+    // Downloads (and their seeding), then objects.
+    let dead: Vec<String> = std::fs::read_dir(layout.root.join("downloads"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|h| !live_hashes.contains(h))
+        .collect();
+    if !dead.is_empty() {
+        if let Some((_, rpc)) = daemon::running(layout) {
+            let known: BTreeSet<String> = rpc.all()?.into_iter().map(|t| t.hash_string).collect();
+            let stop: Vec<String> = dead
+                .iter()
+                .filter(|h| known.contains(*h))
+                .cloned()
+                .collect();
+            if !stop.is_empty() {
+                rpc.remove(&stop, false)?;
+            }
+        }
+        for h in &dead {
+            let dir = layout.download_dir(h);
+            report.bytes_freed += du(&dir);
+            fsx::remove_tree(&dir)?;
+        }
+    }
+    for sub in std::fs::read_dir(layout.root.join("objects"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let prefix = sub.file_name().to_string_lossy().into_owned();
+        if prefix.starts_with('.') || !sub.path().is_dir() {
+            continue;
+        }
+        for e in std::fs::read_dir(sub.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let digest = format!("{prefix}{}", e.file_name().to_string_lossy());
+            if live_objects.contains(&digest) {
+                continue;
+            }
+            report.bytes_freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("cannot remove {}", e.path().display()))?;
+            report.objects_removed.push(digest);
+        }
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyEntry {
+    pub name: String,
+    pub version: String,
+    pub store_path: PathBuf,
+    pub ok: bool,
+    pub differences: Vec<String>,
+}
+
+/// Re-hashes every store path any generation references against its install-time record.
+pub fn verify(layout: &Layout) -> Result<Vec<VerifyEntry>> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for g in layout.generations()? {
+        for p in g.packages.values() {
+            if !seen.insert(p.store_path.clone()) {
+                continue;
+            }
+            let differences = match std::fs::read(record_path(&p.store_path)) {
+                Err(e) => vec![format!("no install record ({e})")],
+                Ok(bytes) => {
+                    let recorded: Vec<TreeEntry> =
+                        serde_json::from_slice(&bytes).with_context(|| {
+                            format!("{} is corrupt", record_path(&p.store_path).display())
+                        })?;
+                    if !p.store_path.is_dir() {
+                        vec!["the store path is missing".to_string()]
+                    } else {
+                        let actual = object::tree_record(&p.store_path)?;
+                        object::diff_tree(&recorded, &actual)
+                    }
+                }
+            };
+            out.push(VerifyEntry {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                store_path: p.store_path.clone(),
+                ok: differences.is_empty(),
+                differences,
+            });
+        }
+    }
+    Ok(out)
+}

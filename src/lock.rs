@@ -1,0 +1,158 @@
+//! One lock per root: commands that change a root hold `ROOT/lock` exclusively for their whole
+//! run, read-only commands hold it shared (they do not block each other). A second command
+//! waits, saying what it waits for, and gives up after a configurable timeout.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Changes the root (add, install, uninstall, rollback, gc, sync).
+    Exclusive,
+    /// Only reads (list, info, generations, verify, search).
+    Shared,
+}
+
+/// Held until dropped (the kernel releases it if the process dies, even by SIGKILL).
+pub struct RootLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl RootLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// `DIST_LOCK_TIMEOUT` (seconds) or 300.
+pub fn default_timeout() -> Duration {
+    std::env::var("DIST_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(300))
+}
+
+/// Takes the lock of `root`, calling `waiting` once (with who holds it) if it has to wait.
+pub fn acquire(
+    root: &Path,
+    mode: Mode,
+    what: &str,
+    timeout: Duration,
+    waiting: &dyn Fn(&str),
+) -> Result<RootLock> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create {} (is the root writable?)", root.display()))?;
+    let path = root.join("lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        let got = match mode {
+            Mode::Exclusive => file.try_lock(),
+            Mode::Shared => file.try_lock_shared(),
+        };
+        match got {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(root.join("lock.holder")).unwrap_or_default();
+                let holder = holder.trim();
+                if !told {
+                    waiting(&format!(
+                        "waiting for the lock on {} (held by {})",
+                        path.display(),
+                        if holder.is_empty() {
+                            "another dist"
+                        } else {
+                            holder
+                        }
+                    ));
+                    told = true;
+                }
+                if start.elapsed() >= timeout {
+                    bail!(
+                        "timed out after {:.0?} waiting for the lock on {} (held by {}); set DIST_LOCK_TIMEOUT to wait longer",
+                        timeout,
+                        path.display(),
+                        if holder.is_empty() { "another dist" } else { holder }
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+    if mode == Mode::Exclusive {
+        // Informational only (the flock is the lock): who to name to a waiting command.
+        let _ = std::fs::write(
+            root.join("lock.holder"),
+            format!("pid {} ({what})\n", std::process::id()),
+        );
+        let _ = file.flush();
+    }
+    Ok(RootLock { _file: file, path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusive_excludes_and_shared_shares() {
+        let dir = tempfile::tempdir().unwrap();
+        let quiet = |_: &str| {};
+        let a = acquire(
+            dir.path(),
+            Mode::Shared,
+            "a",
+            Duration::from_secs(1),
+            &quiet,
+        )
+        .unwrap();
+        let b = acquire(
+            dir.path(),
+            Mode::Shared,
+            "b",
+            Duration::from_secs(1),
+            &quiet,
+        )
+        .unwrap();
+        let told = std::cell::Cell::new(false);
+        let err = acquire(
+            dir.path(),
+            Mode::Exclusive,
+            "c",
+            Duration::from_millis(300),
+            &|m: &str| {
+                assert!(m.contains("waiting for the lock"));
+                told.set(true);
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(told.get());
+        assert!(format!("{err:#}").contains("timed out"));
+        drop((a, b));
+        let _c = acquire(
+            dir.path(),
+            Mode::Exclusive,
+            "c",
+            Duration::from_secs(1),
+            &quiet,
+        )
+        .unwrap();
+    }
+}
