@@ -151,6 +151,8 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
                 .map(|p: &dist::client::profile::Installed| serde_json::json!({"name": p.name, "version": p.version, "blake3": p.blake3, "infohash": p.infohash, "store_path": p.store_path}))
                 .collect();
             println!("{}", serde_json::Value::Array(v));
+        } else if pkgs.is_empty() {
+            println!("nothing is installed");
         } else {
             for p in &pkgs {
                 println!("{}@{}  {}", p.name, p.version, p.store_path.display());

@@ -1,29 +1,218 @@
-//! `cargo xtask demo`: the main job, as a user would see it.
+//! `cargo xtask demo`: the main job end to end, as a user would see it. A repository serves the
+//! fixtures (opentracker + transmission-daemon + HTTP) and a client syncs, installs over
+//! BitTorrent, upgrades, rolls back, uninstalls and collects garbage, all inside a private
+//! network namespace with one address per daemon (transmission ignores peers on 127.x).
 
-use std::process::Command;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
+use crate::netns::Netns;
 use crate::util;
 
+const SERVER_IP: &str = "10.77.0.1";
+const CLIENT_IP: &str = "10.77.0.2";
+const HTTP: &str = "10.77.0.1:7380";
+const TRACKER: &str = "10.77.0.1:6969";
+
+struct Demo {
+    dist: PathBuf,
+    ns: Netns,
+    tmp: PathBuf,
+}
+
+impl Demo {
+    fn repo(&self) -> PathBuf {
+        self.tmp.join("repo")
+    }
+    fn client(&self) -> PathBuf {
+        self.tmp.join("client")
+    }
+
+    /// Runs `dist --root ROOT ARGS` inside the namespace, echoing the command and its output.
+    fn dist(&self, root: &Path, args: &[&str]) -> Result<String> {
+        let who = if root == self.repo() {
+            "publisher"
+        } else {
+            "client"
+        };
+        println!("\n{who}$ dist {}", args.join(" "));
+        let out = self
+            .ns
+            .command(&self.dist)
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run dist")?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        // Progress (stderr) came first when it ran.
+        print!("{}", String::from_utf8_lossy(&out.stderr));
+        print!("{stdout}");
+        if !out.status.success() {
+            bail!("dist {} failed ({})", args.join(" "), out.status);
+        }
+        Ok(stdout)
+    }
+
+    fn hello(&self) -> Result<()> {
+        let bin = self.client().join("current/bin/hello");
+        println!("\nclient$ $ROOT/current/bin/hello");
+        let out = Command::new(&bin)
+            .output()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        Ok(())
+    }
+
+    fn wait_healthy(&self, serve_log: &Path) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let ok = self
+                .ns
+                .command("curl")
+                .args(["-sf", &format!("http://{HTTP}/health")])
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!(
+                    "the server did not become healthy:\n{}",
+                    fs::read_to_string(serve_log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 pub fn run(_args: &[&str]) -> Result<()> {
+    for tool in ["opentracker", "transmission-daemon", "curl", "ip"] {
+        if Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .stdout(Stdio::null())
+            .status()?
+            .code()
+            != Some(0)
+        {
+            bail!("`{tool}` is missing: run .ci/setup first");
+        }
+    }
     let dist = util::release_dist()?;
     let tmp = std::env::temp_dir().join(format!("dist-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    let fixture = util::workspace_root().join("fixtures/valid/hello-1.0.0");
+    fs::create_dir_all(&tmp)?;
+    let ns = Netns::new(&[SERVER_IP, CLIENT_IP]).context("cannot make a network namespace")?;
     println!(
-        "$ dist pack fixtures/valid/hello-1.0.0 -o {}/hello-1.0.0.tar",
+        "# network namespace {} with {SERVER_IP} (server) and {CLIENT_IP} (client); state in {}",
+        ns.name(),
         tmp.display()
     );
-    let status = Command::new(&dist)
-        .arg("pack")
-        .arg(&fixture)
-        .arg("-o")
-        .arg(tmp.join("hello-1.0.0.tar"))
-        .status()?;
-    std::fs::remove_dir_all(&tmp)?;
-    if !status.success() {
-        bail!("dist pack failed");
+    let demo = Demo {
+        dist,
+        ns,
+        tmp: tmp.clone(),
+    };
+    let result = story(&demo);
+    // Everything started inside the namespace goes with it (Netns drop kills what is left).
+    drop(demo);
+    let _ = fs::remove_dir_all(&tmp);
+    result
+}
+
+fn story(d: &Demo) -> Result<()> {
+    let fixtures = util::workspace_root().join("fixtures/valid");
+    let fx = |n: &str| fixtures.join(n).display().to_string();
+    d.dist(
+        &d.repo(),
+        &[
+            "add",
+            &fx("hello-1.0.0"),
+            &fx("nested-0.3.0+build.7"),
+            &fx("The-Package-Name-1.2.3"),
+        ],
+    )?;
+    let key = d.dist(&d.repo(), &["key", "show"])?;
+
+    println!("\npublisher$ dist serve --http {HTTP} --tracker {TRACKER} --bind {SERVER_IP} &");
+    let log = d.tmp.join("serve.log");
+    let mut serve: Child =
+        d.ns.command(&d.dist)
+            .arg("--root")
+            .arg(d.repo())
+            .args([
+                "serve",
+                "--http",
+                HTTP,
+                "--tracker",
+                TRACKER,
+                "--bind",
+                SERVER_IP,
+            ])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log)?)
+            .spawn()
+            .context("cannot start dist serve")?;
+    let outcome = (|| -> Result<()> {
+        d.wait_healthy(&log)?;
+        print!("{}", fs::read_to_string(&log)?);
+
+        fs::create_dir_all(d.client())?;
+        let yaml = format!(
+            "server_url: http://{HTTP}\npublic_key: {}\nbind_address: {CLIENT_IP}\n",
+            key.trim()
+        );
+        fs::write(d.client().join("client.yaml"), &yaml)?;
+        println!("\nclient$ cat $ROOT/client.yaml\n{yaml}");
+        d.dist(&d.client(), &["sync"])?;
+        d.dist(&d.client(), &["search", "hello"])?;
+        d.dist(&d.client(), &["install", "hello", "--transport", "torrent"])?;
+        d.hello()?;
+
+        d.dist(&d.repo(), &["add", &fx("hello-1.1.0")])?;
+        d.wait_healthy(&log)?;
+        d.dist(&d.client(), &["sync"])?;
+        d.dist(&d.client(), &["install", "hello", "nested"])?;
+        d.hello()?;
+        d.dist(&d.client(), &["generations"])?;
+        d.dist(&d.client(), &["rollback"])?;
+        d.hello()?;
+        d.dist(&d.client(), &["uninstall", "hello"])?;
+        d.dist(&d.client(), &["list", "--installed"])?;
+        d.dist(&d.client(), &["gc", "--keep", "1"])?;
+        d.dist(&d.client(), &["verify"])?;
+        d.dist(&d.client(), &["daemon", "stop"])?;
+        Ok(())
+    })();
+    println!("\npublisher$ kill -TERM <dist serve>");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(serve.id().to_string())
+        .status();
+    let status = serve.wait()?;
+    let log_text = fs::read_to_string(&log).unwrap_or_default();
+    if let Some(last) = log_text.lines().last() {
+        println!("{last}");
     }
+    outcome?;
+    if !status.success() {
+        bail!("dist serve exited with {status}:\n{log_text}");
+    }
+    let left = d.ns.pids();
+    if !left.is_empty() {
+        bail!("processes left in the namespace: {left:?}");
+    }
+    println!(
+        "\n# done: every process stopped, namespace {} removed",
+        d.ns.name()
+    );
     Ok(())
 }

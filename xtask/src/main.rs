@@ -6,6 +6,9 @@
 
 mod bench;
 mod demo;
+#[path = "../../tests/common/netns.rs"]
+#[allow(dead_code)]
+mod netns;
 mod util;
 
 use anyhow::{bail, Result};
