@@ -5,6 +5,7 @@
 //! - `cargo xtask bench [pack|add|install]`: benchmarks, each next to a baseline in the same run.
 
 mod bench;
+mod bench_e2e;
 mod demo;
 #[path = "../../tests/common/netns.rs"]
 #[allow(dead_code)]

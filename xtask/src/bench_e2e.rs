@@ -1,0 +1,291 @@
+//! `cargo xtask bench e2e`: the end-to-end figures, measured against the real daemons inside a
+//! private network namespace: time from `dist add` to the first byte an independent client gets,
+//! install time of a 1 MiB package per transport with a warm daemon (p50 of 10, next to a plain
+//! HTTP GET of the same object as the baseline), rollback time, and gc/verify over 100 installed
+//! packages.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::netns::Netns;
+use crate::util;
+
+const HTTP: &str = "10.77.0.1:7380";
+
+struct Env {
+    dist: PathBuf,
+    ns: Netns,
+    tmp: PathBuf,
+}
+
+impl Env {
+    fn dist(&self, root: &Path, args: &[&str]) -> Result<(Duration, String)> {
+        let t = Instant::now();
+        let out = self
+            .ns
+            .command(&self.dist)
+            .arg("--root")
+            .arg(root)
+            .arg("--quiet")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        let d = t.elapsed();
+        if !out.status.success() {
+            bail!("dist {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok((d, String::from_utf8_lossy(&out.stdout).into_owned()))
+    }
+
+    fn curl_ok(&self, args: &[&str]) -> bool {
+        self.ns
+            .command("curl")
+            .arg("-sf")
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn wait_healthy(&self) -> Result<()> {
+        let t = Instant::now();
+        while !self.curl_ok(&[&format!("http://{HTTP}/health")]) {
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!("server not healthy");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+fn package(dir: &Path, name: &str, size: usize, seed: u64) -> Result<PathBuf> {
+    let d = dir.join(name);
+    fs::create_dir_all(d.join("assets"))?;
+    fs::create_dir_all(d.join("scripts"))?;
+    fs::write(
+        d.join("manifest.yaml"),
+        format!("name: {name}\nversion: 1.0.0\n"),
+    )?;
+    let mut s = seed | 1;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect();
+    fs::write(d.join("assets/data.bin"), data)?;
+    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\n")?;
+    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\n")?;
+    Ok(d)
+}
+
+fn p50(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+pub fn run() -> Result<()> {
+    let dist = util::release_dist()?;
+    let tmp = std::env::temp_dir().join(format!("dist-bench-e2e-{}", std::process::id()));
+    fs::create_dir_all(&tmp)?;
+    let ns = Netns::new(&["10.77.0.1", "10.77.0.2", "10.77.0.3"])
+        .context("cannot make a network namespace")?;
+    let env = Env {
+        dist,
+        ns,
+        tmp: tmp.clone(),
+    };
+    let r = measure(&env);
+    drop(env);
+    let _ = fs::remove_dir_all(&tmp);
+    r
+}
+
+fn measure(env: &Env) -> Result<()> {
+    let repo = env.tmp.join("repo");
+    let pkgs = env.tmp.join("pkgs");
+    let mut all = Vec::new();
+    for i in 0..21 {
+        all.push(package(&pkgs, &format!("mib{i:02}"), 1 << 20, 1000 + i)?);
+    }
+    for i in 0..100 {
+        all.push(package(&pkgs, &format!("small{i:03}"), 4096, 5000 + i)?);
+    }
+    let (_, _) = env.dist(&repo, &["add", &all[0].display().to_string()])?;
+    let key = env.dist(&repo, &["key", "show"])?.1.trim().to_string();
+    let log = env.tmp.join("serve.log");
+    let mut serve: Child = env
+        .ns
+        .command(&env.dist)
+        .arg("--root")
+        .arg(&repo)
+        .args([
+            "serve",
+            "--http",
+            HTTP,
+            "--tracker",
+            "10.77.0.1:6969",
+            "--bind",
+            "10.77.0.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log)?)
+        .spawn()?;
+    let result = (|| -> Result<()> {
+        env.wait_healthy()?;
+        // 1. dist add of a 1 MiB package -> first byte at an independent client (curl on the
+        //    web seed, as soon as the object is published).
+        let fresh = package(&pkgs, "fresh", 1 << 20, 77)?;
+        let t = Instant::now();
+        env.dist(&repo, &["add", &fresh.display().to_string()])?;
+        let added = t.elapsed();
+        let snap = dist_snapshot(&repo)?;
+        let b3 = snap
+            .iter()
+            .find(|(n, _)| n == "fresh")
+            .map(|(_, b)| b.clone())
+            .context("fresh not indexed")?;
+        let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
+        while !env.curl_ok(&["-r", "0-0", "-o", "/dev/null", &url]) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let first_byte = t.elapsed();
+        env.wait_healthy()?;
+        let seeding = t.elapsed();
+        println!("add -> first byte: dist add {} ; first byte over HTTP (web seed) at {} ; tracked and seeding (/health 200) at {}", ms(added), ms(first_byte), ms(seeding));
+
+        // 2. installs with a warm daemon, p50 of 10 per transport.
+        let rest: Vec<String> = all[1..].iter().map(|p| p.display().to_string()).collect();
+        let mut args = vec!["add"];
+        args.extend(rest.iter().map(String::as_str));
+        env.dist(&repo, &args)?;
+        env.wait_healthy()?;
+        let client = env.tmp.join("client");
+        fs::create_dir_all(&client)?;
+        fs::write(
+            client.join("client.yaml"),
+            format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: 10.77.0.2\n"),
+        )?;
+        env.dist(&client, &["sync"])?;
+        env.dist(&client, &["install", "mib00", "--transport", "http"])?; // starts the daemon
+        let mut http = Vec::new();
+        let mut torrent = Vec::new();
+        let mut get = Vec::new();
+        for i in 1..=10 {
+            let name = format!("mib{i:02}");
+            let b3 = snap_b3(&client, &name)?;
+            let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
+            let t = Instant::now();
+            if !env.curl_ok(&["-o", "/dev/null", &url]) {
+                bail!("GET {url} failed");
+            }
+            get.push(t.elapsed());
+            http.push(
+                env.dist(&client, &["install", &name, "--transport", "http"])?
+                    .0,
+            );
+        }
+        for i in 11..=20 {
+            torrent.push(
+                env.dist(
+                    &client,
+                    &["install", &format!("mib{i:02}"), "--transport", "torrent"],
+                )?
+                .0,
+            );
+        }
+        println!("install 1 MiB, warm daemon, p50 of 10: http {} ; torrent {} ; baseline plain GET of the object {}", ms(p50(http.clone())), ms(p50(torrent.clone())), ms(p50(get)));
+        println!(
+            "  http runs:    {:?}",
+            http.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+        );
+        println!(
+            "  torrent runs: {:?}",
+            torrent.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+        );
+        let mut rb = Vec::new();
+        for _ in 0..10 {
+            rb.push(env.dist(&client, &["rollback"])?.0);
+            env.dist(
+                &client,
+                &["rollback", "--to", &last_generation(&client)?.to_string()],
+            )?;
+        }
+        println!(
+            "rollback (21 packages installed), p50 of 10: {}",
+            ms(p50(rb))
+        );
+
+        // 3. gc and verify with 100 more installed packages.
+        let smalls: Vec<String> = (0..100).map(|i| format!("small{i:03}")).collect();
+        let mut args = vec!["install", "--transport", "http"];
+        args.extend(smalls.iter().map(String::as_str));
+        let (t_install, _) = env.dist(&client, &args)?;
+        let (t_verify, _) = env.dist(&client, &["verify"])?;
+        let mut args = vec!["uninstall"];
+        args.push("small000");
+        env.dist(&client, &args)?;
+        let (t_gc, out) = env.dist(&client, &["gc", "--keep", "1"])?;
+        println!(
+            "121 packages installed in one command: {} ; verify {} ; gc --keep 1 {} ({})",
+            ms(t_install),
+            ms(t_verify),
+            ms(t_gc),
+            out.trim()
+        );
+        env.dist(&client, &["daemon", "stop"])?;
+        Ok(())
+    })();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(serve.id().to_string())
+        .status();
+    let _ = serve.wait();
+    result
+}
+
+fn dist_snapshot(repo: &Path) -> Result<Vec<(String, String)>> {
+    let latest = fs::read_to_string(repo.join("published/LATEST"))?;
+    let db = repo.join(format!("published/index-{}.db", latest.trim()));
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT name, blake3 FROM packages")
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_once('|')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
+        .collect())
+}
+
+fn snap_b3(client: &Path, name: &str) -> Result<String> {
+    let out = Command::new("sqlite3")
+        .arg(client.join("index/index.db"))
+        .arg(format!("SELECT blake3 FROM packages WHERE name = '{name}'"))
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn last_generation(client: &Path) -> Result<u64> {
+    let mut n = 0;
+    for e in fs::read_dir(client.join("generations"))?.flatten() {
+        if let Ok(v) = e.file_name().to_string_lossy().parse::<u64>() {
+            n = n.max(v);
+        }
+    }
+    Ok(n)
+}
