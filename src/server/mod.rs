@@ -450,6 +450,17 @@ impl Watcher<'_> {
                 ));
             }
         }
+        // A client that announces before the seeder has is listed to the seeder as a seed (a
+        // magnet client reports left=0 until it has the metadata), and transmission then refuses
+        // it as "another seed" for good. So healthy also means the seeder's announce went through.
+        let announced = self
+            .rpc
+            .announced(&hashes)
+            .map_err(|e| format!("transmission does not answer: {e:#}"))?;
+        if let Some(h) = hashes.iter().find(|h| !announced.contains(*h)) {
+            let (n, v) = &self.seeded[h];
+            return Err(format!("the seeder has not announced {n}@{v} to the tracker yet"));
+        }
         Ok(())
     }
 }
