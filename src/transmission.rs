@@ -22,9 +22,10 @@ use crate::fsx;
 
 /// How long `start_daemon` waits for the RPC to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// Time between pausing every torrent and SIGTERM, so the "stopped" announces get out
-/// (SIGTERM alone cuts them off and leaves stale peers at the tracker).
-const STOP_ANNOUNCE_GRACE: Duration = Duration::from_millis(1500);
+/// How long a stop waits for the "stopped" announces to land before SIGTERM (SIGTERM alone
+/// cuts them off and leaves stale peers at the tracker). They take 0.3-1.2 s here: the
+/// announcer works on a one-second tick.
+const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a daemon gets to exit after SIGTERM before SIGKILL.
 const TERM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per-request timeout of ordinary RPC calls.
@@ -251,9 +252,9 @@ impl DaemonHandle {
         &self.log
     }
 
-    /// Graceful stop: pauses every torrent (so the tracker hears "stopped"), waits 1.5 s,
-    /// SIGTERM, waits up to 10 s, then SIGKILL as a last resort (reported as an error). The
-    /// process is reaped either way.
+    /// Graceful stop: pauses every torrent and waits (up to 5 s) until the trackers answered
+    /// the "stopped" announces, then SIGTERM, waits up to 10 s, then SIGKILL as a last resort
+    /// (reported as an error). The process is reaped either way.
     pub fn stop(mut self) -> Result<()> {
         pause_before_stop(&self.rpc);
         let mut child = self.child.take().expect("the daemon handle owns its child");
@@ -278,17 +279,111 @@ impl Drop for DaemonHandle {
     }
 }
 
-/// Pauses every torrent and gives the "stopped" announces time to go out; skipped when the
-/// daemon has no torrents or does not answer.
+/// Pauses every torrent, then waits until each tracker that knew a running torrent has answered
+/// its "stopped" announce. Best effort and bounded (a few seconds): a daemon that does not
+/// answer is left to SIGTERM.
+///
+/// A fixed pause is not enough (measured: the stop announce lands 0.3-1.2 s after
+/// `torrent-stop`, since the announcer works on a one-second tick). Transmission 3.00 shows no
+/// pending event, only per tracker `announceState` (2 queued, 3 in flight) and whole-second
+/// `lastAnnounceStartTime`/`lastAnnounceTime`. So the stop:
+/// 1. lets queued or running announces finish first (a "completed" just queued would
+///    otherwise pass for the stop announce);
+/// 2. waits for the next second if an announce started in this one, so that the stop announce
+///    is told apart by its start time;
+/// 3. sends `torrent-stop` and waits for a start time past the one before, answered.
 fn pause_before_stop(rpc: &Rpc) {
-    let any = rpc
-        .call("torrent-get", json!({ "fields": ["id"] }))
-        .ok()
-        .and_then(|v| v["torrents"].as_array().map(|t| !t.is_empty()))
-        .unwrap_or(false);
-    if any && rpc.call("torrent-stop", json!({})).is_ok() {
-        std::thread::sleep(STOP_ANNOUNCE_GRACE);
+    let fields = json!(["hashString", "status", "trackerStats"]);
+    let snapshot = || -> Option<Vec<Value>> {
+        let mut reply = rpc.call("torrent-get", json!({ "fields": fields })).ok()?;
+        let torrents = reply["torrents"].take();
+        let torrents = torrents.as_array()?.iter();
+        Some(
+            torrents
+                .filter(|t| t["status"].as_i64() != Some(0))
+                .cloned()
+                .collect(),
+        )
+    };
+    let busy = |torrents: &[Value]| {
+        torrents.iter().any(|t| {
+            let mut stats = t["trackerStats"].as_array().into_iter().flatten();
+            stats.any(|ts| {
+                matches!(
+                    ts["announceState"].as_i64(),
+                    Some(ANNOUNCE_QUEUED | ANNOUNCE_ACTIVE)
+                )
+            })
+        })
+    };
+    let Some(mut running) = snapshot() else {
+        return;
+    };
+    let deadline = Instant::now() + STOP_ANNOUNCE_TIMEOUT;
+    while busy(&running) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        match snapshot() {
+            Some(r) => running = r,
+            None => return,
+        }
     }
+    // (infohash, tracker id, lastAnnounceStartTime before the stop)
+    let mut watch: Vec<(String, i64, i64)> = Vec::new();
+    for t in &running {
+        let hash = t["hashString"].as_str().unwrap_or_default();
+        for ts in t["trackerStats"].as_array().into_iter().flatten() {
+            if ts["hasAnnounced"].as_bool() == Some(true) {
+                let id = ts["id"].as_i64().unwrap_or(-1);
+                let start = ts["lastAnnounceStartTime"].as_i64().unwrap_or(0);
+                watch.push((hash.to_string(), id, start));
+            }
+        }
+    }
+    if let Some(latest) = watch.iter().map(|w| w.2).max() {
+        while unix_seconds() <= latest && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    if rpc.call("torrent-stop", json!({})).is_err() || watch.is_empty() {
+        return;
+    }
+    let hashes: Vec<&str> = watch.iter().map(|(h, _, _)| h.as_str()).collect();
+    let deadline = Instant::now() + STOP_ANNOUNCE_TIMEOUT;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let Ok(now) = rpc.call("torrent-get", json!({ "ids": hashes, "fields": fields })) else {
+            return;
+        };
+        let torrents = now["torrents"].as_array().cloned().unwrap_or_default();
+        let landed = |(hash, id, start0): &(String, i64, i64)| {
+            let Some(t) = torrents.iter().find(|t| t["hashString"] == hash.as_str()) else {
+                return true;
+            };
+            let stats = t["trackerStats"].as_array().into_iter().flatten();
+            stats.filter(|ts| ts["id"].as_i64() == Some(*id)).all(|ts| {
+                let start = ts["lastAnnounceStartTime"].as_i64().unwrap_or(0);
+                let done = ts["lastAnnounceTime"].as_i64().unwrap_or(0);
+                ts["announceState"].as_i64() != Some(ANNOUNCE_ACTIVE)
+                    && start > *start0
+                    && done >= start
+            })
+        };
+        if watch.iter().all(landed) {
+            return;
+        }
+    }
+}
+
+/// `trackerStats.announceState`: an event waits for the announcer's next tick.
+const ANNOUNCE_QUEUED: i64 = 2;
+/// `trackerStats.announceState`: an announce is in flight.
+const ANNOUNCE_ACTIVE: i64 = 3;
+
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Stops a daemon known only by its pid and RPC (started by an earlier process): the same
@@ -689,24 +784,39 @@ pub(crate) mod supervise {
 
     use anyhow::{anyhow, bail, Context, Result};
 
-    /// Fails if `addr` cannot be bound now (TCP, and UDP too with `udp`): the daemons do not
-    /// report a taken port by exiting (opentracker even shares it through SO_REUSEPORT).
+    /// Fails if `addr` cannot be bound (TCP, and UDP too with `udp`): the daemons do not report
+    /// a taken port by exiting (opentracker even shares it through SO_REUSEPORT).
     pub fn ensure_free(addr: SocketAddr, udp: bool, what: &str) -> Result<()> {
-        let explain = |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::AddrInUse => anyhow!("{what} {addr} is already in use"),
+        let explain = |proto: &str, e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow!("{what} {addr} is already in use ({proto})"),
             std::io::ErrorKind::AddrNotAvailable => {
                 anyhow!(
                     "{what} {addr}: {} is not an address of this host",
                     addr.ip()
                 )
             }
-            _ => anyhow!(e).context(format!("cannot bind {what} {addr}")),
+            _ => anyhow!(e).context(format!("cannot bind {what} {addr} ({proto})")),
         };
-        drop(TcpListener::bind(addr).map_err(explain)?);
-        if udp {
-            drop(UdpSocket::bind(addr).map_err(explain)?);
+        // A port can look taken for a few milliseconds after its last user closed it: a child
+        // forked meanwhile by another thread holds a copy of the socket until it execs. Only a
+        // port still taken after a short while is reported.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            let tried = TcpListener::bind(addr).map(drop).map_err(|e| ("tcp", e));
+            let tried = tried.and_then(|()| match udp {
+                true => UdpSocket::bind(addr).map(drop).map_err(|e| ("udp", e)),
+                false => Ok(()),
+            });
+            match tried {
+                Ok(()) => return Ok(()),
+                Err((_, e))
+                    if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err((proto, e)) => return Err(explain(proto, e)),
+            }
         }
-        Ok(())
     }
 
     /// The error for a program that would not start; a missing one names its Debian package.
@@ -805,6 +915,33 @@ pub(crate) mod supervise {
             std::thread::sleep(Duration::from_millis(50));
         }
         true
+    }
+}
+
+impl Rpc {
+    /// The torrents among `hashes` whose last announce to some tracker succeeded.
+    pub fn announced(&self, hashes: &[String]) -> Result<std::collections::BTreeSet<String>> {
+        if hashes.is_empty() {
+            return Ok(Default::default());
+        }
+        let v = self.call(
+            "torrent-get",
+            json!({ "ids": hashes, "fields": ["hashString", "trackerStats"] }),
+        )?;
+        let mut out = std::collections::BTreeSet::new();
+        for t in v["torrents"].as_array().into_iter().flatten() {
+            let ok = t["trackerStats"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["lastAnnounceSucceeded"].as_bool() == Some(true));
+            if ok {
+                if let Some(h) = t["hashString"].as_str() {
+                    out.insert(h.to_string());
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -967,6 +1104,19 @@ mod tests {
     }
 
     #[test]
+    fn a_bind_address_this_host_lacks_is_an_error() {
+        // Transmission would start and then fail every announce silently.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = DaemonConfig::new(tmp.path().join("c"), tmp.path().join("d"), 0, 0);
+        c.bind_ipv4 = Some(Ipv4Addr::new(192, 0, 2, 1));
+        let e = start_daemon(&c).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "transmission peer port 192.0.2.1:0: 192.0.2.1 is not an address of this host"
+        );
+    }
+
+    #[test]
     fn a_taken_rpc_port_is_reported_before_the_start() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
@@ -975,7 +1125,7 @@ mod tests {
         let e = start_daemon(&c).err().unwrap();
         assert_eq!(
             e.to_string(),
-            format!("transmission rpc port 127.0.0.1:{port} is already in use")
+            format!("transmission rpc port 127.0.0.1:{port} is already in use (tcp)")
         );
     }
 }

@@ -442,10 +442,17 @@ fn serve_reports_a_port_in_use_and_leaves_nothing_running() {
     let root = tmp.path().join("repo");
     added(&root, &[fixture("hello-1.0.0")]);
     let ns = Netns::new(&[SERVER_IP]).expect("network namespace");
-    // Something already listens on the tracker port.
+    // Something already listens on the tracker port (aria2c's RPC, bound to every address).
     let mut blocker = ns
-        .command("python3")
-        .args(["-c", "import socket,time; s=socket.socket(); s.bind(('10.77.0.1',6969)); s.listen(); time.sleep(60)"])
+        .command("aria2c")
+        .args([
+            "--enable-rpc",
+            "--rpc-listen-all=true",
+            "--rpc-listen-port=6969",
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));

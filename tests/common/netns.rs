@@ -4,8 +4,8 @@
 //!
 //! transmission-daemon 3.00 refuses peers at 127.x, so a swarm on one host needs its own
 //! addresses; a namespace gives them without touching the host's network. Only std: xtask
-//! includes this file with `#[path]`.
-#![allow(dead_code)]
+//! includes this file with `#[path]`. Each includer uses part of it, hence the `dead_code`
+//! allowances on the items (not on the module: xtask allows it where it declares the module).
 
 use std::ffi::OsStr;
 use std::io;
@@ -33,6 +33,7 @@ enum Kind {
     Holder(Child),
 }
 
+#[allow(dead_code)]
 impl Netns {
     /// Creates a fresh namespace named `dist-<pid>-<counter>`, brings `lo` up and adds each
     /// address to it (as /32 unless it has a prefix). As root it is an `ip netns`; otherwise a
@@ -234,6 +235,7 @@ impl Drop for Netns {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0).
+#[allow(dead_code)]
 pub fn free_loopback_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
