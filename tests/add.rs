@@ -55,7 +55,10 @@ fn tree_state(root: &Path) -> Vec<(String, String)> {
             let rel = p.strip_prefix(root).unwrap().display().to_string();
             if p.is_dir() {
                 walk(root, &p, out);
-            } else if !rel.ends_with("-shm") && !rel.ends_with("-wal") && rel != "index.sqlite" {
+            } else if !rel.ends_with("-shm")
+                && !rel.ends_with("-wal")
+                && !["index.sqlite", "lock", "lock.holder"].contains(&rel.as_str())
+            {
                 out.push((rel, blake3::hash(&fs::read(&p).unwrap()).to_string()));
             }
         }
