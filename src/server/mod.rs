@@ -459,7 +459,9 @@ impl Watcher<'_> {
             .map_err(|e| format!("transmission does not answer: {e:#}"))?;
         if let Some(h) = hashes.iter().find(|h| !announced.contains(*h)) {
             let (n, v) = &self.seeded[h];
-            return Err(format!("the seeder has not announced {n}@{v} to the tracker yet"));
+            return Err(format!(
+                "the seeder has not announced {n}@{v} to the tracker yet"
+            ));
         }
         Ok(())
     }
