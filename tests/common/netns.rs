@@ -10,6 +10,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -77,8 +78,16 @@ impl Netns {
     /// root too, which lets tests cover it. (opentracker cannot run in it: it chroots and
     /// drops to `nobody`, which a one-uid user namespace cannot do.)
     pub fn unprivileged(addrs: &[&str]) -> io::Result<Netns> {
+        // With newuidmap (Debian's uidmap) and subordinate uids for this user, `--map-auto` maps
+        // them too, so `nobody` exists inside and opentracker can drop to it; else one uid only.
+        let map_auto = Path::new("/usr/bin/newuidmap").exists() && has_subuids();
+        let args: &[&str] = if map_auto {
+            &["-rn", "--map-auto", "sleep", "infinity"]
+        } else {
+            &["-rn", "sleep", "infinity"]
+        };
         let mut holder = Command::new("unshare")
-            .args(["-rn", "sleep", "infinity"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -270,4 +279,26 @@ fn tool_error(tool: &str, e: io::Error) -> io::Error {
     } else {
         io::Error::new(e.kind(), format!("cannot run {tool}: {e}"))
     }
+}
+
+/// Whether /etc/subuid grants the current user a range (what `unshare --map-auto` needs).
+fn has_subuids() -> bool {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    std::fs::read_to_string("/etc/subuid")
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| l.split(':').next())
+                .any(|owner| (!user.is_empty() && owner == user) || owner == uid)
+        })
+        .unwrap_or(false)
 }

@@ -29,6 +29,10 @@ pub fn cargo(args: &[&str]) -> Result<()> {
 
 /// Builds the release `dist` binary and returns its path.
 pub fn release_dist() -> Result<PathBuf> {
+    // A prebuilt binary (e.g. to run the demo as another user, without cargo).
+    if let Some(bin) = std::env::var_os("DIST_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     cargo(&["build", "--release", "--quiet", "--bin", "dist"])?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -85,6 +89,18 @@ pub fn measure(cmd: &mut Command) -> Result<Measured> {
         sys: timeval(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss as u64,
     })
+}
+
+/// Clock ticks per second of `/proc/stat` (USER_HZ).
+#[allow(unsafe_code)]
+pub fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
+    }
 }
 
 pub fn mib(bytes: u64) -> f64 {
