@@ -430,6 +430,27 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     assert!(err.contains("verification failed"), "{err}");
     assert!(!c.root.join("index/index.db").exists());
 
+    // An oversized index is refused before it is parsed; a stale one is installed with a warning.
+    let d = Client::new(&ns, tmp.path().join("d"), &key, "10.77.0.4");
+    let yaml = fs::read_to_string(d.root.join("client.yaml")).unwrap();
+    fs::write(
+        d.root.join("client.yaml"),
+        format!("{yaml}max_index_size: 1000\n"),
+    )
+    .unwrap();
+    let err = d.err(&["sync"]);
+    assert!(err.contains("larger than the 1000-byte limit"), "{err}");
+    assert!(!d.root.join("index/index.db").exists());
+    fs::write(
+        d.root.join("client.yaml"),
+        format!("{yaml}stale_after: 0\n"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let o = d.ok(&["sync"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("warning: the index was published"), "{err}");
+
     // An older (validly signed) serial replayed: refused as a rollback attack.
     a.ok(&["sync"]);
     fs::write(repo.join("published/LATEST"), format!("{}\n", latest - 1)).unwrap();
