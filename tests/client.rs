@@ -279,6 +279,24 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     assert!(total > 0, "{r}");
     assert_eq!(a.run_hello(), "hello, world 1.0.0");
 
+    // When the server cannot hand out the .torrent, the signed magnet link is the fallback.
+    let o = a.ok(&[
+        "install",
+        "nested",
+        "--transport",
+        "torrent",
+        "--server-url",
+        "http://10.77.0.1:9",
+        "--json",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("falling back to the magnet link"));
+    assert_eq!(stdout_json(&o)[0]["transport"], "torrent");
+    assert!(a
+        .root
+        .join("current/nested/assets/lib/libnested.so.1")
+        .is_file());
+    a.ok(&["uninstall", "nested"]);
+
     // A requirement picks the highest match, pre-releases only when asked for.
     let r = a.json(&[
         "install",
@@ -290,9 +308,9 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     assert_eq!(r[0]["version"], "2.0.0-rc.1");
     let gens = a.json(&["generations", "--json"]);
     let gens = gens.as_array().unwrap();
-    assert_eq!(gens.len(), 3);
-    assert_eq!(gens[2]["current"], true);
-    assert_eq!(gens[2]["packages"][0], "hello@2.0.0-rc.1");
+    assert_eq!(gens.len(), 5);
+    assert_eq!(gens[4]["current"], true);
+    assert_eq!(gens[4]["packages"][0], "hello@2.0.0-rc.1");
     assert_eq!(gens[0]["packages"][0], "hello@1.1.0");
 
     // rollback to the previous, then to a number.

@@ -162,10 +162,27 @@ pub fn torrent(
     timeout: Duration,
     report: &dyn Reporter,
 ) -> Result<Fetched> {
-    let (bytes, info) = fetch_torrent(server, rec)?;
     let dir = layout.download_dir(&rec.infohash);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let hash = rpc.add_torrent(&bytes, &dir, false)?;
+    let hash = match fetch_torrent(server, rec) {
+        Ok((bytes, _)) => rpc.add_torrent(&bytes, &dir, false)?,
+        // A torrent that contradicts the signed index is an attack, not an outage.
+        Err(e) if format!("{e:#}").contains("the signed index says") => return Err(e),
+        Err(e) => {
+            // The server cannot hand out the .torrent: the signed magnet names the same
+            // infohash, and the swarm supplies the metadata.
+            report.warn(&format!("{e:#}; falling back to the magnet link"));
+            rpc.add_magnet(&rec.magnet, &dir)?
+        }
+    };
+    if hash != rec.infohash {
+        bail!(
+            "transmission reports infohash {hash}, the signed index says {} for {}@{}",
+            rec.infohash,
+            rec.name,
+            rec.version
+        );
+    }
     let hashes = vec![hash];
     let label = format!("{}@{}", rec.name, rec.version);
     let start = Instant::now();
@@ -227,7 +244,7 @@ pub fn torrent(
         _ => (webseed_bytes as u64).min(rec.size),
     };
     Ok(Fetched {
-        path: dir.join(&info.name),
+        path: dir.join(info_name(rec)),
         bytes_from_peers: rec.size - webseed,
         bytes_from_webseed: webseed,
     })
