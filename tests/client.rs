@@ -6,91 +6,17 @@
 mod common;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/server.rs"]
+mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::*;
 use netns::Netns;
-
-const SERVER_IP: &str = "10.77.0.1";
-const HTTP: &str = "10.77.0.1:7380";
-const TRACKER: &str = "10.77.0.1:6969";
-
-struct Server {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(ns: &Netns, root: &Path, log: PathBuf) -> Server {
-        let child = ns
-            .command(dist_bin())
-            .arg("--root")
-            .arg(root)
-            .args([
-                "serve",
-                "--http",
-                HTTP,
-                "--tracker",
-                TRACKER,
-                "--bind",
-                SERVER_IP,
-            ])
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start dist serve");
-        let s = Server {
-            child: Some(child),
-            log,
-        };
-        s.wait_healthy(ns);
-        s
-    }
-
-    fn wait_healthy(&self, ns: &Netns) {
-        wait_until("GET /health = 200", Duration::from_secs(60), || {
-            let o = ns
-                .command("curl")
-                .args([
-                    "-s",
-                    "-w",
-                    "\n%{http_code}",
-                    &format!("http://{HTTP}/health"),
-                ])
-                .output()
-                .map_err(|e| e.to_string())?;
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            if text.ends_with("200") {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{text}\n{}",
-                    fs::read_to_string(&self.log).unwrap_or_default()
-                ))
-            }
-        });
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = wait_until("dist serve to exit", Duration::from_secs(30), || {
-                c.try_wait()
-                    .map_err(|e| e.to_string())?
-                    .ok_or("running".to_string())
-            });
-        }
-    }
-}
+use server::{Server, HTTP, SERVER_IP};
 
 /// A client root with its own address in the namespace.
 struct Client<'a> {

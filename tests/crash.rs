@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/server.rs"]
+mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,60 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use netns::Netns;
-
-const HTTP: &str = "10.77.0.1:7380";
-
-struct Server(Option<Child>);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = wait_until("dist serve to exit", Duration::from_secs(30), || {
-                c.try_wait()
-                    .map_err(|e| e.to_string())?
-                    .ok_or("running".to_string())
-            });
-        }
-    }
-}
-
-fn serve(ns: &Netns, repo: &Path, log: &Path) -> Server {
-    let child = ns
-        .command(dist_bin())
-        .arg("--root")
-        .arg(repo)
-        .args([
-            "serve",
-            "--http",
-            HTTP,
-            "--tracker",
-            "10.77.0.1:6969",
-            "--bind",
-            "10.77.0.1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let s = Server(Some(child));
-    wait_until("GET /health = 200", Duration::from_secs(60), || {
-        let o = ns
-            .command("curl")
-            .args(["-sf", &format!("http://{HTTP}/health")])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if o.status.success() {
-            Ok(())
-        } else {
-            Err(fs::read_to_string(log).unwrap_or_default())
-        }
-    });
-    s
-}
+use server::{Server, HTTP};
 
 fn client_root(dir: &Path, key: &str) -> PathBuf {
     fs::create_dir_all(dir).unwrap();
@@ -202,7 +151,7 @@ fn kill_9_anywhere_leaves_a_whole_generation_and_a_working_root() {
             .trim()
             .to_string();
     let ns = Netns::new(&["10.77.0.1", "10.77.0.2"]).expect("network namespace");
-    let _server = serve(&ns, &repo, &tmp.path().join("serve.log"));
+    let _server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
     let root = client_root(&tmp.path().join("client"), &key);
     ok(&ns, &root, &["sync"]);
 
@@ -286,7 +235,7 @@ fn racing_clients_gc_verify_search_and_pack_check() {
             .trim()
             .to_string();
     let ns = Netns::new(&["10.77.0.1", "10.77.0.2"]).expect("network namespace");
-    let _server = serve(&ns, &repo, &tmp.path().join("serve.log"));
+    let _server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
     let root = client_root(&tmp.path().join("client"), &key);
     ok(&ns, &root, &["sync"]);
 

@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/server.rs"]
+mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,111 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use netns::Netns;
-
-const SERVER_IP: &str = "10.77.0.1";
-const HTTP: &str = "10.77.0.1:7380";
-const TRACKER: &str = "10.77.0.1:6969";
-
-/// A running `dist serve`, stopped with SIGTERM (and checked to exit cleanly) on drop.
-struct Server {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(ns: &Netns, root: &Path, log: PathBuf) -> Server {
-        let out = fs::File::create(&log).unwrap();
-        let child = ns
-            .command(dist_bin())
-            .arg("--root")
-            .arg(root)
-            .args([
-                "serve",
-                "--http",
-                HTTP,
-                "--tracker",
-                TRACKER,
-                "--bind",
-                SERVER_IP,
-            ])
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("start dist serve");
-        Server {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        wait_until("dist serve to exit", Duration::from_secs(30), || {
-            child
-                .try_wait()
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| self.log())
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            std::thread::sleep(Duration::from_secs(2));
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// GET inside the namespace with curl; returns (status, body).
-fn http_get(ns: &Netns, url: &str, out: Option<&Path>) -> (u16, Vec<u8>) {
-    let mut c = ns.command("curl");
-    c.args(["-s", "-o"]);
-    match out {
-        Some(p) => c.arg(p),
-        None => c.arg("-"),
-    };
-    c.args(["-w", "\n%{http_code}", url]);
-    let o = c.output().expect("curl");
-    let mut body = o.stdout;
-    let pos = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
-    let code = String::from_utf8_lossy(&body[pos..])
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    body.truncate(pos);
-    (code, body)
-}
-
-fn wait_healthy(ns: &Netns, server: &Server) {
-    wait_until("GET /health = 200", Duration::from_secs(60), || {
-        let (code, body) = http_get(ns, &format!("http://{HTTP}/health"), None);
-        if code == 200 {
-            Ok(())
-        } else {
-            Err(format!(
-                "{code} {}\nserve log:\n{}",
-                String::from_utf8_lossy(&body),
-                server.log()
-            ))
-        }
-    });
-}
+use server::{http_get, Server, HTTP, SERVER_IP, TRACKER};
 
 fn added(root: &Path, dirs: &[PathBuf]) -> serde_json::Value {
     let mut c = dist();
@@ -248,7 +146,6 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
     let ns =
         Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
     let mut server = Server::start(&ns, &root, tmp.path().join("serve.log"));
-    wait_healthy(&ns, &server);
 
     // The published index verifies with the repository key, through HTTP.
     let idx = tmp.path().join("index.db");
@@ -293,7 +190,7 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
     // A package added while serve runs is picked up and seeded.
     let second = added(&root, &[fixture("hello-1.1.0")]);
     let hello11 = second[0].clone();
-    wait_healthy(&ns, &server);
+    server.wait_healthy(&ns);
     let (code, torrent) = http_get(
         &ns,
         &format!(

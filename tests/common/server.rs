@@ -1,0 +1,134 @@
+//! A real `dist serve` inside a test's network namespace, for the end-to-end tests: started on
+//! fixed addresses of that namespace, stopped with SIGTERM (and reaped) on drop.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::common::{dist_bin, wait_until};
+use crate::netns::Netns;
+
+pub const SERVER_IP: &str = "10.77.0.1";
+pub const HTTP: &str = "10.77.0.1:7380";
+pub const TRACKER: &str = "10.77.0.1:6969";
+
+pub struct Server {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `dist --root ROOT serve` in `ns` without waiting for it to be ready.
+    pub fn spawn(ns: &Netns, root: &Path, log: PathBuf) -> Server {
+        let child = ns
+            .command(dist_bin())
+            .arg("--root")
+            .arg(root)
+            .args([
+                "serve",
+                "--http",
+                HTTP,
+                "--tracker",
+                TRACKER,
+                "--bind",
+                SERVER_IP,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start dist serve");
+        Server {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Starts it and waits until `/health` answers 200.
+    pub fn start(ns: &Netns, root: &Path, log: PathBuf) -> Server {
+        let s = Server::spawn(ns, root, log);
+        s.wait_healthy(ns);
+        s
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits (bounded) until `/health` answers 200, failing with the last answer and the log.
+    pub fn wait_healthy(&self, ns: &Netns) {
+        wait_until("GET /health = 200", Duration::from_secs(60), || {
+            let (code, body) = http_get(ns, &format!("http://{HTTP}/health"), None);
+            if code == 200 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{code} {}\nserve log:\n{}",
+                    String::from_utf8_lossy(&body),
+                    self.log()
+                ))
+            }
+        });
+    }
+
+    /// SIGTERM, then a bounded wait for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        wait_until("dist serve to exit", Duration::from_secs(30), || {
+            child
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| self.log())
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let stopped = (0..300).any(|_| {
+                std::thread::sleep(Duration::from_millis(100));
+                matches!(c.try_wait(), Ok(Some(_)))
+            });
+            if !stopped {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// GET inside the namespace with curl; returns (status, body). With `out`, the body goes to
+/// that file instead.
+pub fn http_get(ns: &Netns, url: &str, out: Option<&Path>) -> (u16, Vec<u8>) {
+    let mut c = ns.command("curl");
+    c.args(["-s", "-o"]);
+    match out {
+        Some(p) => c.arg(p),
+        None => c.arg("-"),
+    };
+    c.args(["-w", "\n%{http_code}", url]);
+    let o = c.output().expect("curl");
+    let mut body = o.stdout;
+    let pos = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let code = String::from_utf8_lossy(&body[pos..])
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    body.truncate(pos);
+    (code, body)
+}
