@@ -18,6 +18,28 @@ use common::*;
 use netns::Netns;
 use server::{Server, HTTP};
 
+/// A repository with these fixtures served in a fresh namespace, and a synced client root.
+fn setup(fixtures: &[&str]) -> (tempfile::TempDir, Netns, Server, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let mut add = dist();
+    add.arg("--root").arg(&repo).arg("add");
+    for f in fixtures {
+        add.arg(fixture(f));
+    }
+    run_ok(&mut add);
+    let key =
+        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let ns = Netns::new(&["10.77.0.1", "10.77.0.2"]).expect("network namespace");
+    let server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
+    let root = client_root(&tmp.path().join("client"), &key);
+    ok(&ns, &root, &["sync"]);
+    (tmp, ns, server, root)
+}
+
 fn client_root(dir: &Path, key: &str) -> PathBuf {
     fs::create_dir_all(dir).unwrap();
     fs::write(
@@ -134,26 +156,7 @@ fn kill_9_anywhere_leaves_a_whole_generation_and_a_working_root() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    run_ok(
-        dist()
-            .arg("--root")
-            .arg(&repo)
-            .arg("add")
-            .arg(fixture("hello-1.0.0"))
-            .arg(fixture("hello-1.1.0"))
-            .arg(fixture("nested-0.3.0+build.7")),
-    );
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
-    let ns = Netns::new(&["10.77.0.1", "10.77.0.2"]).expect("network namespace");
-    let _server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
-    let root = client_root(&tmp.path().join("client"), &key);
-    ok(&ns, &root, &["sync"]);
+    let (_tmp, ns, _server, root) = setup(&["hello-1.0.0", "hello-1.1.0", "nested-0.3.0+build.7"]);
 
     let steps: [&[&str]; 6] = [
         &["install", "hello@1.0.0", "nested"],
@@ -216,28 +219,13 @@ fn racing_clients_gc_verify_search_and_pack_check() {
     for t in ["opentracker", "transmission-daemon", "curl"] {
         require_tool(t);
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    run_ok(
-        dist()
-            .arg("--root")
-            .arg(&repo)
-            .arg("add")
-            .arg(fixture("hello-1.0.0"))
-            .arg(fixture("hello-1.1.0"))
-            .arg(fixture("hello-2.0.0-rc.1"))
-            .arg(fixture("nested-0.3.0+build.7"))
-            .arg(fixture("The-Package-Name-1.2.3")),
-    );
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
-    let ns = Netns::new(&["10.77.0.1", "10.77.0.2"]).expect("network namespace");
-    let _server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
-    let root = client_root(&tmp.path().join("client"), &key);
-    ok(&ns, &root, &["sync"]);
+    let (tmp, ns, _server, root) = setup(&[
+        "hello-1.0.0",
+        "hello-1.1.0",
+        "hello-2.0.0-rc.1",
+        "nested-0.3.0+build.7",
+        "The-Package-Name-1.2.3",
+    ]);
 
     // Two clients racing on one root: both finish, one after the other, and the root is whole.
     let spawn = |args: &[&str]| {
