@@ -183,6 +183,9 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
         r[0]["bytes_from_webseed"].as_u64().unwrap()
     );
     assert_eq!(a.run_hello(), "HELLO, WORLD 1.1.0");
+    for phase in ["resolve", "fetch", "verify", "unpack", "scripts", "switch"] {
+        assert!(r[0]["phases_ms"][phase].is_u64(), "no {phase} time in {r}");
+    }
     let listed = a.json(&["list", "--installed", "--json"]);
     assert_eq!(listed[0]["name"], "hello");
     assert_eq!(listed[0]["version"], "1.1.0");

@@ -273,9 +273,14 @@ pub fn install(
         }
     }
     let t = Instant::now();
-    let gen = switch(layout, packages, &leaving, &entering, report)?;
+    let (gen, scripts) = switch(layout, packages, &leaving, &entering, report)?;
+    let total_scripts: Duration = scripts.values().sum();
+    let switch_ms = ms(t.elapsed().saturating_sub(total_scripts));
     for r in reports.iter_mut() {
-        r.phases_ms.insert("switch", ms(t.elapsed()));
+        if let Some(d) = scripts.get(&r.name) {
+            r.phases_ms.insert("scripts", ms(*d));
+        }
+        r.phases_ms.insert("switch", switch_ms);
     }
     Ok(Outcome {
         reports,
@@ -291,10 +296,13 @@ fn switch(
     leaving: &[Installed],
     entering: &[Installed],
     report: &dyn Reporter,
-) -> Result<Generation> {
+) -> Result<(Generation, BTreeMap<String, Duration>)> {
+    let mut times = BTreeMap::new();
     for e in entering {
         report.phase(&format!("{}@{}", e.name, e.version), "install script");
+        let t = Instant::now();
         run_script(layout, e, "install")?;
+        times.insert(e.name.clone(), t.elapsed());
     }
     let gen = layout.create_generation(packages)?;
     layout.switch_to(gen.number)?;
@@ -303,7 +311,7 @@ fn switch(
             report.warn(&format!("{e:#}"));
         }
     }
-    Ok(gen)
+    Ok((gen, times))
 }
 
 pub fn uninstall(layout: &Layout, name: &str, report: &dyn Reporter) -> Result<Generation> {

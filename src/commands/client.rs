@@ -61,7 +61,9 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         .iter()
         .map(|p| Request::parse(p))
         .collect::<Result<Vec<_>>>()?;
+    let resolving = std::time::Instant::now();
     let plan = install::plan(&layout, &cfg, &snap, &reqs)?;
+    let resolve_ms = resolving.elapsed().as_millis() as u64;
     if a.dry_run {
         let items: Vec<_> = plan.iter().map(|(p, _)| p).collect();
         if a.json {
@@ -85,7 +87,10 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
     let reporter = reporter::Cli::new(g.quiet || a.json);
     let outcome = install::install(&layout, &cfg, plan, &reporter);
     reporter.finish();
-    let outcome = outcome?;
+    let mut outcome = outcome?;
+    for r in outcome.reports.iter_mut() {
+        r.phases_ms.insert("resolve", resolve_ms);
+    }
     if a.json {
         println!("{}", serde_json::to_string(&outcome.reports)?);
     } else {
