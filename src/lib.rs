@@ -16,6 +16,7 @@ pub mod package;
 pub mod repo;
 pub mod server;
 pub mod sign;
+pub mod supervise;
 pub mod torrent;
 pub mod tracker;
 pub mod transmission;

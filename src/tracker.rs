@@ -25,8 +25,8 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::bencode::{self, Value};
 use crate::fsx;
+use crate::supervise;
 use crate::torrent::percent_encode;
-use crate::transmission::supervise;
 
 /// How long `start_tracker` waits for the tracker to answer HTTP.
 const START_TIMEOUT: Duration = Duration::from_secs(10);

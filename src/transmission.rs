@@ -148,9 +148,9 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
     let rpc_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, cfg.rpc_port));
-    supervise::ensure_free(rpc_addr, false, "transmission rpc port")?;
+    crate::supervise::ensure_free(rpc_addr, false, "transmission rpc port")?;
     let peer_ip = cfg.bind_ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    supervise::ensure_free(
+    crate::supervise::ensure_free(
         SocketAddr::from((peer_ip, cfg.peer_port)),
         true,
         "transmission peer port",
@@ -172,7 +172,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
         .stderr(log_err)
         .process_group(0)
         .spawn()
-        .map_err(|e| supervise::spawn_error(e, &cfg.program, "transmission-daemon"))?;
+        .map_err(|e| crate::supervise::spawn_error(e, &cfg.program, "transmission-daemon"))?;
 
     // From here on, dropping the handle on an error kills the daemon.
     let mut handle = DaemonHandle {
@@ -186,7 +186,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
         if let Some(status) = handle.child_mut().try_wait()? {
             bail!(
                 "transmission-daemon exited ({status}) before its rpc answered on {rpc_addr}; {}",
-                supervise::log_tail(&handle.log)
+                crate::supervise::log_tail(&handle.log)
             );
         }
         if handle.rpc.ping() {
@@ -197,7 +197,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
                 "transmission-daemon (pid {}) did not answer rpc on {rpc_addr} within {:?}; {}",
                 handle.pid,
                 START_TIMEOUT,
-                supervise::log_tail(&handle.log)
+                crate::supervise::log_tail(&handle.log)
             );
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -207,7 +207,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
         bail!(
             "transmission-daemon cannot listen on peer port {}; {}",
             cfg.peer_port,
-            supervise::log_tail(&handle.log)
+            crate::supervise::log_tail(&handle.log)
         );
     }
     let session = handle.rpc.call(
@@ -258,7 +258,7 @@ impl DaemonHandle {
     pub fn stop(mut self) -> Result<()> {
         pause_before_stop(&self.rpc);
         let mut child = self.child.take().expect("the daemon handle owns its child");
-        supervise::terminate(&mut child, "transmission-daemon", TERM_TIMEOUT)
+        crate::supervise::terminate(&mut child, "transmission-daemon", TERM_TIMEOUT)
             .with_context(|| format!("see {}", self.log.display()))
     }
 
@@ -390,7 +390,7 @@ fn unix_seconds() -> i64 {
 /// graceful sequence as [`DaemonHandle::stop`], then waits for the pid to disappear. A pid that
 /// is already gone is not an error; a pid that is not a transmission-daemon is.
 pub fn stop_daemon_by_pid(pid: u32, rpc: &Rpc) -> Result<()> {
-    if !supervise::alive(pid) {
+    if !crate::supervise::alive(pid) {
         return Ok(());
     }
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -402,7 +402,7 @@ pub fn stop_daemon_by_pid(pid: u32, rpc: &Rpc) -> Result<()> {
         );
     }
     pause_before_stop(rpc);
-    supervise::terminate_pid(pid, "transmission-daemon", TERM_TIMEOUT)
+    crate::supervise::terminate_pid(pid, "transmission-daemon", TERM_TIMEOUT)
 }
 
 /// A transmission RPC client: one keep-alive agent, the session id kept between calls, a
@@ -771,150 +771,6 @@ impl TorrentStatus {
     /// A local error (error 3: data missing or unwritable) rather than a tracker complaint.
     pub fn has_local_error(&self) -> bool {
         self.error == 3
-    }
-}
-
-/// Child-process supervision shared by this module and `tracker`: port checks, signals by pid,
-/// bounded waits, log tails.
-pub(crate) mod supervise {
-    use std::net::{SocketAddr, TcpListener, UdpSocket};
-    use std::path::Path;
-    use std::process::{Child, Command};
-    use std::time::{Duration, Instant};
-
-    use anyhow::{anyhow, bail, Context, Result};
-
-    /// Fails if `addr` cannot be bound (TCP, and UDP too with `udp`): the daemons do not report
-    /// a taken port by exiting (opentracker even shares it through SO_REUSEPORT).
-    pub fn ensure_free(addr: SocketAddr, udp: bool, what: &str) -> Result<()> {
-        let explain = |proto: &str, e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::AddrInUse => anyhow!("{what} {addr} is already in use ({proto})"),
-            std::io::ErrorKind::AddrNotAvailable => {
-                anyhow!(
-                    "{what} {addr}: {} is not an address of this host",
-                    addr.ip()
-                )
-            }
-            _ => anyhow!(e).context(format!("cannot bind {what} {addr} ({proto})")),
-        };
-        // A port can look taken for a few milliseconds after its last user closed it: a child
-        // forked meanwhile by another thread holds a copy of the socket until it execs. Only a
-        // port still taken after a short while is reported.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        loop {
-            let tried = TcpListener::bind(addr).map(drop).map_err(|e| ("tcp", e));
-            let tried = tried.and_then(|()| match udp {
-                true => UdpSocket::bind(addr).map(drop).map_err(|e| ("udp", e)),
-                false => Ok(()),
-            });
-            match tried {
-                Ok(()) => return Ok(()),
-                Err((_, e))
-                    if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err((proto, e)) => return Err(explain(proto, e)),
-            }
-        }
-    }
-
-    /// The error for a program that would not start; a missing one names its Debian package.
-    pub fn spawn_error(e: std::io::Error, program: &Path, package: &str) -> anyhow::Error {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow!(
-                "{} not found: install the Debian package {package}",
-                program.display()
-            )
-        } else {
-            anyhow!(e).context(format!("cannot start {}", program.display()))
-        }
-    }
-
-    /// "LOG ends with: ..." (the last lines), for errors about a daemon that misbehaved.
-    pub fn log_tail(path: &Path) -> String {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(8)..].join("\n");
-        if tail.trim().is_empty() {
-            format!("{} is empty", path.display())
-        } else {
-            format!("{} ends with:\n{tail}", path.display())
-        }
-    }
-
-    /// Sends `signal` (a name like "TERM") to `pid` with kill(1).
-    pub fn signal(pid: u32, signal: &str) -> Result<()> {
-        let out = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .output()
-            .context("cannot run kill")?;
-        if !out.status.success() {
-            bail!(
-                "kill -{signal} {pid} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
-    }
-
-    /// Whether `pid` names a live process (a zombie counts as gone).
-    pub fn alive(pid: u32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // The state follows the parenthesised command name, which may contain spaces.
-            Ok(stat) => stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z" && state != "X"),
-            Err(_) => false,
-        }
-    }
-
-    /// SIGTERM to our child, a bounded wait, SIGKILL as a last resort (then an error); always
-    /// reaps it.
-    pub fn terminate(child: &mut Child, name: &str, timeout: Duration) -> Result<()> {
-        let pid = child.id();
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        let sent = signal(pid, "TERM");
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if child.try_wait()?.is_some() {
-                return sent;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        child
-            .wait()
-            .with_context(|| format!("cannot reap {name} (pid {pid})"))?;
-        bail!("{name} (pid {pid}) did not exit within {timeout:?} of SIGTERM and was killed")
-    }
-
-    /// The same for a process that is not our child: waits for the pid to disappear.
-    pub fn terminate_pid(pid: u32, name: &str, timeout: Duration) -> Result<()> {
-        signal(pid, "TERM")?;
-        if wait_gone(pid, timeout) {
-            return Ok(());
-        }
-        let _ = signal(pid, "KILL");
-        if !wait_gone(pid, Duration::from_secs(2)) {
-            bail!("{name} (pid {pid}) survived SIGKILL");
-        }
-        bail!("{name} (pid {pid}) did not exit within {timeout:?} of SIGTERM and was killed")
-    }
-
-    fn wait_gone(pid: u32, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while alive(pid) {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        true
     }
 }
 

@@ -1,0 +1,143 @@
+//! Process supervision shared by the modules that run daemons (`transmission`, `tracker`):
+//! port checks before a start, spawn errors that say which package to install, signals,
+//! bounded waits for an exit, and log tails for error messages.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Fails if `addr` cannot be bound (TCP, and UDP too with `udp`): the daemons do not report
+/// a taken port by exiting (opentracker even shares it through SO_REUSEPORT).
+pub fn ensure_free(addr: SocketAddr, udp: bool, what: &str) -> Result<()> {
+    let explain = |proto: &str, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow!("{what} {addr} is already in use ({proto})"),
+        std::io::ErrorKind::AddrNotAvailable => {
+            anyhow!(
+                "{what} {addr}: {} is not an address of this host",
+                addr.ip()
+            )
+        }
+        _ => anyhow!(e).context(format!("cannot bind {what} {addr} ({proto})")),
+    };
+    // A port can look taken for a few milliseconds after its last user closed it: a child
+    // forked meanwhile by another thread holds a copy of the socket until it execs. Only a
+    // port still taken after a short while is reported.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        let tried = TcpListener::bind(addr).map(drop).map_err(|e| ("tcp", e));
+        let tried = tried.and_then(|()| match udp {
+            true => UdpSocket::bind(addr).map(drop).map_err(|e| ("udp", e)),
+            false => Ok(()),
+        });
+        match tried {
+            Ok(()) => return Ok(()),
+            Err((_, e))
+                if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err((proto, e)) => return Err(explain(proto, e)),
+        }
+    }
+}
+
+/// The error for a program that would not start; a missing one names its Debian package.
+pub fn spawn_error(e: std::io::Error, program: &Path, package: &str) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        anyhow!(
+            "{} not found: install the Debian package {package}",
+            program.display()
+        )
+    } else {
+        anyhow!(e).context(format!("cannot start {}", program.display()))
+    }
+}
+
+/// "LOG ends with: ..." (the last lines), for errors about a daemon that misbehaved.
+pub fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+    if tail.trim().is_empty() {
+        format!("{} is empty", path.display())
+    } else {
+        format!("{} ends with:\n{tail}", path.display())
+    }
+}
+
+/// Sends `signal` (a name like "TERM") to `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) -> Result<()> {
+    let out = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .output()
+        .context("cannot run kill")?;
+    if !out.status.success() {
+        bail!(
+            "kill -{signal} {pid} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Whether `pid` names a live process (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may contain spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// SIGTERM to our child, a bounded wait, SIGKILL as a last resort (then an error); always
+/// reaps it.
+pub fn terminate(child: &mut Child, name: &str, timeout: Duration) -> Result<()> {
+    let pid = child.id();
+    if child.try_wait()?.is_some() {
+        return Ok(());
+    }
+    let sent = signal(pid, "TERM");
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return sent;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child
+        .wait()
+        .with_context(|| format!("cannot reap {name} (pid {pid})"))?;
+    bail!("{name} (pid {pid}) did not exit within {timeout:?} of SIGTERM and was killed")
+}
+
+/// The same for a process that is not our child: waits for the pid to disappear.
+pub fn terminate_pid(pid: u32, name: &str, timeout: Duration) -> Result<()> {
+    signal(pid, "TERM")?;
+    if wait_gone(pid, timeout) {
+        return Ok(());
+    }
+    let _ = signal(pid, "KILL");
+    if !wait_gone(pid, Duration::from_secs(2)) {
+        bail!("{name} (pid {pid}) survived SIGKILL");
+    }
+    bail!("{name} (pid {pid}) did not exit within {timeout:?} of SIGTERM and was killed")
+}
+
+fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
