@@ -20,7 +20,7 @@ use std::num::NonZeroUsize;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use sha1::{Digest, Sha1};
@@ -34,12 +34,13 @@ use crate::torrent::{self, Info};
 /// vanish, small enough that the chunks in flight stay in the CPU caches between the reader and
 /// the consumers: 4 MiB chunks cost more CPU in the benchmark, 256 KiB ones no less.
 const CHUNK: usize = 1 << 20;
-/// Bytes per write into the page cache. On this VM (Firecracker, free page reporting: memory
-/// free for a few seconds is handed back to the host, and its first touch faults on the host),
-/// writing 762 MiB in 1 MiB writes took 0.9-1.1 s of system time and in 64-256 KiB writes
-/// 0.2-0.5 s; with recently used memory both take ~0.15 s. Most likely the kernel's page cache
-/// folios follow the write size, and large folios can only come from the large free blocks,
-/// which are the ones reported to the host.
+/// Bytes per write into the page cache. On this VM (Firecracker with free page reporting:
+/// memory that stays free for a few seconds goes back to the host, and its first touch faults on
+/// the host) 1 MiB writes were consistently the slowest way to fill fresh page cache: 762 MiB
+/// took 1.0-1.8 s of system time, against 0.2-1.1 s in 64-256 KiB writes, most likely because
+/// the kernel sizes page cache folios after the write and large folios come from the large free
+/// blocks, which are the ones handed back. With recently used memory 256 KiB and 1 MiB writes
+/// cost the same (~0.15 s), and 16 KiB writes cost 0.3 s more CPU in the benchmark.
 const WRITE: usize = 256 << 10;
 /// Chunks each consumer may have queued: enough slack to absorb scheduling jitter.
 const DEPTH: usize = 3;
@@ -84,15 +85,17 @@ pub fn pack_to(pkg: &Package, out: &mut (dyn Write + Send)) -> Result<Packed> {
 /// the command returns as soon as the bytes are there rather than at the speed of the disk.
 pub fn pack_file(pkg: &Package, dest: &Path, durability: Durability) -> Result<Packed> {
     let mut tar = AtomicFile::create(dest)?;
+    // Only full chunks are written directly, so an archive smaller than one does not need it.
+    let direct_pays = canon::archive_size(&pkg.entries) >= CHUNK as u64;
     let direct = match durability {
         // A second descriptor on the same temp file; a filesystem without O_DIRECT refuses the
         // open, and then everything goes through the first one.
-        Durability::Durable => File::options()
+        Durability::Durable if direct_pays => File::options()
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(tar.path())
             .ok(),
-        Durability::AtomicOnly => None,
+        _ => None,
     };
     let packed = pack_into(
         pkg,
@@ -116,18 +119,26 @@ pub fn pack_file(pkg: &Package, dest: &Path, durability: Durability) -> Result<P
 /// How many threads share the SHA-1 pieces. Each one beyond the first needs the reader to run
 /// a piece further ahead of the slowest one (see `pack_into`), so large pieces get fewer threads:
 /// at most `SHA1_SPLIT_BYTES` of extra chunks are in flight, whatever the package size.
-fn sha1_threads(piece_length: u64) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+/// An archive of one piece (most packages are a few KiB) gets one thread.
+fn sha1_threads(size: u64, piece_length: u64) -> usize {
+    let pieces = size.div_ceil(piece_length) as usize;
+    if pieces <= 1 {
+        return 1;
+    }
+    // available_parallelism reads the cgroup CPU limits each time: ask once per process.
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores =
+        *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
     let by_memory = 1 + (SHA1_SPLIT_BYTES / piece_length) as usize;
     // Two even on one or two cores: the scheduler balances two SHA-1 threads against the
     // reader, writer and BLAKE3 threads better than one long one.
-    cores.clamp(2, 4).min(by_memory)
+    cores.clamp(2, 4).min(by_memory).min(pieces)
 }
 
 fn pack_into(pkg: &Package, dest: Dest<'_>) -> Result<Packed> {
     let size = canon::archive_size(&pkg.entries);
     let piece_length = canon::piece_length(size);
-    let n_sha = sha1_threads(piece_length);
+    let n_sha = sha1_threads(size, piece_length);
     // SHA-1 thread k hashes pieces k, k + n, ...: for thread n - 1 to work on its piece while
     // thread 0 is still on the first one, the reader must be able to run (n - 1) pieces ahead.
     // Chunks alive stay below the deepest queue plus three (the one its consumer holds, the one
@@ -152,7 +163,9 @@ fn pack_into(pkg: &Package, dest: Dest<'_>) -> Result<Packed> {
             .map(|(k, rx)| s.spawn(move || piece_worker(rx, piece_length, k, n_sha)))
             .collect();
         let mut sink = Sink {
-            chunk: Chunk::new(),
+            // A package smaller than a chunk (most are a few KiB) gets buffers of its size.
+            cap: CHUNK.min(size as usize),
+            chunk: Chunk::new(CHUNK.min(size as usize)),
             txs,
             in_flight: VecDeque::new(),
             written: 0,
@@ -201,23 +214,26 @@ fn pack_into(pkg: &Package, dest: Dest<'_>) -> Result<Packed> {
 
 /// One chunk of the archive and where it starts in it.
 struct Chunk {
-    /// `CHUNK + ALIGN` bytes, zeroed once when the chunk is made; recycled chunks are filled
+    /// `cap + ALIGN` bytes, zeroed once when the chunk is made; recycled chunks are filled
     /// over, so no pass zeroes or faults in memory per chunk.
     buf: Vec<u8>,
     /// Where the data starts in `buf`: the first `ALIGN`-aligned address, for `O_DIRECT`.
     start: usize,
+    /// Bytes the chunk holds when full: `CHUNK`, or less for a package smaller than that.
+    cap: usize,
     len: usize,
     /// Position of the first byte in the archive.
     offset: u64,
 }
 
 impl Chunk {
-    fn new() -> Chunk {
-        let buf = vec![0u8; CHUNK + ALIGN];
+    fn new(cap: usize) -> Chunk {
+        let buf = vec![0u8; cap + ALIGN];
         let start = buf.as_ptr().align_offset(ALIGN);
         Chunk {
             buf,
             start,
+            cap,
             len: 0,
             offset: 0,
         }
@@ -227,10 +243,14 @@ impl Chunk {
         &self.buf[self.start..self.start + self.len]
     }
 
+    fn is_full(&self) -> bool {
+        self.len == self.cap
+    }
+
     /// The unfilled part, at most `max` bytes.
     fn spare(&mut self, max: usize) -> &mut [u8] {
         let at = self.start + self.len;
-        let n = (CHUNK - self.len).min(max);
+        let n = (self.cap - self.len).min(max);
         &mut self.buf[at..at + n]
     }
 }
@@ -286,6 +306,8 @@ impl Dest<'_> {
 }
 
 struct Sink {
+    /// Capacity of new chunks.
+    cap: usize,
     chunk: Chunk,
     txs: Vec<SyncSender<Arc<Chunk>>>,
     /// Chunks handed out, oldest first; reused once every consumer has dropped its reference,
@@ -302,7 +324,7 @@ impl Sink {
             spare.copy_from_slice(&bytes[..n]);
             self.chunk.len += n;
             bytes = &bytes[n..];
-            if self.chunk.len == CHUNK {
+            if self.chunk.is_full() {
                 self.flush()?;
             }
         }
@@ -322,7 +344,7 @@ impl Sink {
             }
             self.chunk.len += n;
             left -= n as u64;
-            if self.chunk.len == CHUNK {
+            if self.chunk.is_full() {
                 self.flush()?;
             }
         }
@@ -341,7 +363,8 @@ impl Sink {
         if self.chunk.len == 0 {
             return Ok(());
         }
-        let next = self.recycled().unwrap_or_else(Chunk::new);
+        let cap = self.cap;
+        let next = self.recycled().unwrap_or_else(|| Chunk::new(cap));
         let mut chunk = std::mem::replace(&mut self.chunk, next);
         chunk.offset = self.written;
         self.written += chunk.len as u64;
