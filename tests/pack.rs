@@ -136,35 +136,6 @@ fn b3sum_transmission_show_and_gnu_tar_agree() {
     }
 }
 
-/// Compares two trees: same paths, kinds, contents, link targets and owner exec bits.
-fn assert_same_tree(a: &Path, b: &Path) {
-    fn list(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let desc = if m.is_dir() {
-                list(root, &p, out);
-                "dir".to_string()
-            } else if m.file_type().is_symlink() {
-                format!("link {}", fs::read_link(&p).unwrap().display())
-            } else {
-                format!(
-                    "file x={} {}",
-                    m.permissions().mode() & 0o100 != 0,
-                    blake3::hash(&fs::read(&p).unwrap())
-                )
-            };
-            out.insert(rel, desc);
-        }
-    }
-    let (mut ta, mut tb) = (BTreeMap::new(), BTreeMap::new());
-    list(a, a, &mut ta);
-    list(b, b, &mut tb);
-    assert_eq!(ta, tb, "trees {} and {} differ", a.display(), b.display());
-}
-
 /// Copies `from` to `to` creating entries in reverse order, under another umask-like mode mix.
 fn copy_reversed(from: &Path, to: &Path, scramble: bool) {
     fs::create_dir_all(to).unwrap();

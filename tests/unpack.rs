@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -38,34 +37,6 @@ fn names_in(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// Compares two trees: same paths, kinds, contents, link targets and owner exec bits.
-fn assert_same_tree(a: &Path, b: &Path) {
-    fn list(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let desc = if m.is_dir() {
-                list(root, &p, out);
-                "dir".to_string()
-            } else if m.file_type().is_symlink() {
-                format!("link {}", fs::read_link(&p).unwrap().display())
-            } else {
-                format!(
-                    "file x={} {}",
-                    m.permissions().mode() & 0o100 != 0,
-                    blake3::hash(&fs::read(&p).unwrap())
-                )
-            };
-            out.insert(rel, desc);
-        }
-    }
-    let (mut ta, mut tb) = (BTreeMap::new(), BTreeMap::new());
-    list(a, a, &mut ta);
-    list(b, b, &mut tb);
-    assert_eq!(ta, tb, "trees {} and {} differ", a.display(), b.display());
 }
 
 #[test]

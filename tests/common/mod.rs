@@ -111,3 +111,34 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Compares two trees: same paths, kinds, contents, link targets and owner exec bits.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    fn list(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let desc = if m.is_dir() {
+                list(root, &p, out);
+                "dir".to_string()
+            } else if m.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&p).unwrap().display())
+            } else {
+                format!(
+                    "file x={} {}",
+                    std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0,
+                    blake3::hash(&std::fs::read(&p).unwrap())
+                )
+            };
+            out.insert(rel, desc);
+        }
+    }
+    let (mut ta, mut tb) = (
+        std::collections::BTreeMap::new(),
+        std::collections::BTreeMap::new(),
+    );
+    list(a, a, &mut ta);
+    list(b, b, &mut tb);
+    assert_eq!(ta, tb, "trees {} and {} differ", a.display(), b.display());
+}
