@@ -84,6 +84,13 @@ pub fn signal(pid: u32, signal: &str) -> Result<()> {
     Ok(())
 }
 
+/// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
+pub fn free_port(ip: &str) -> Result<u16> {
+    let l =
+        TcpListener::bind((ip, 0)).with_context(|| format!("cannot find a free port on {ip}"))?;
+    Ok(l.local_addr()?.port())
+}
+
 /// Whether `pid` names a live process (a zombie counts as gone).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

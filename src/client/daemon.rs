@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::config::ClientConfig;
 use super::Layout;
 use crate::fsx;
+use crate::supervise;
 use crate::transmission::{self, DaemonConfig, Rpc};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,21 +34,13 @@ impl Layout {
     }
 }
 
-fn rpc_url(port: u16) -> String {
-    format!("http://127.0.0.1:{port}/transmission/rpc")
-}
-
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
 /// The running private daemon, if any.
 pub fn running(layout: &Layout) -> Option<(DaemonState, Rpc)> {
     let st = layout.daemon_state()?;
-    if !alive(st.pid) {
+    if !supervise::alive(st.pid) {
         return None;
     }
-    let rpc = Rpc::new(&rpc_url(st.rpc_port));
+    let rpc = Rpc::local(st.rpc_port);
     rpc.ping().then_some((st, rpc))
 }
 
@@ -71,13 +64,8 @@ pub fn ensure(layout: &Layout, cfg: &ClientConfig) -> Result<Rpc> {
                 .with_context(|| format!("`bind_address`: `{b}` is not an IPv4 address"))
         })
         .transpose()?;
-    let free = |ip: &str| -> Result<u16> {
-        let l = std::net::TcpListener::bind((ip, 0))
-            .with_context(|| format!("cannot find a free port on {ip}"))?;
-        Ok(l.local_addr()?.port())
-    };
-    let rpc_port = free("127.0.0.1")?;
-    let peer_port = free(cfg.bind_address.as_deref().unwrap_or("0.0.0.0"))?;
+    let rpc_port = supervise::free_port("127.0.0.1")?;
+    let peer_port = supervise::free_port(cfg.bind_address.as_deref().unwrap_or("0.0.0.0"))?;
     std::fs::create_dir_all(layout.daemon_dir())?;
     let mut dcfg = DaemonConfig::new(
         layout.daemon_dir().join("config"),
@@ -100,7 +88,7 @@ pub fn ensure(layout: &Layout, cfg: &ClientConfig) -> Result<Rpc> {
     )?;
     // The daemon outlives this process on purpose: it keeps seeding what was installed.
     handle.detach();
-    Ok(Rpc::new(&rpc_url(rpc_port)))
+    Ok(Rpc::local(rpc_port))
 }
 
 /// Stops the private daemon gracefully (torrents stopped first so the tracker hears it).

@@ -170,12 +170,7 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
         println!("{}", serde_json::to_string(&snap.packages)?);
     } else {
         for p in &snap.packages {
-            println!(
-                "{}@{}  {}",
-                p.name,
-                p.version,
-                p.description.as_deref().unwrap_or("")
-            );
+            print_record(p);
         }
     }
     Ok(0)
@@ -357,13 +352,18 @@ pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
         println!("no package matches `{term}`");
     } else {
         for p in hits {
-            println!(
-                "{}@{}  {}",
-                p.name,
-                p.version,
-                p.description.as_deref().unwrap_or("")
-            );
+            print_record(p);
         }
     }
     Ok(0)
+}
+
+/// One index record as a text line: `name@version  description`.
+fn print_record(p: &dist::index::PackageRecord) {
+    println!(
+        "{}@{}  {}",
+        p.name,
+        p.version,
+        p.description.as_deref().unwrap_or("")
+    );
 }

@@ -78,13 +78,6 @@ fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
         .with_context(|| format!("`{what}`: `{s}` is not an IP:PORT address"))
 }
 
-/// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
-fn free_port(ip: &str) -> Result<u16> {
-    let l = std::net::TcpListener::bind((ip, 0))
-        .with_context(|| format!("cannot find a free port on {ip}"))?;
-    Ok(l.local_addr()?.port())
-}
-
 impl ServeConfig {
     pub fn resolve(f: ServerFile) -> Result<ServeConfig> {
         let http = parse_addr("http", f.http.as_deref().unwrap_or("127.0.0.1:7380"))?;
@@ -107,7 +100,7 @@ impl ServeConfig {
             .unwrap_or_else(|| format!("http://{tracker}/announce"));
         let peer_port = match f.peer_port {
             Some(p) => p,
-            None => free_port(
+            None => crate::supervise::free_port(
                 &bind
                     .map(|b| b.to_string())
                     .unwrap_or_else(|| "0.0.0.0".into()),
@@ -115,7 +108,7 @@ impl ServeConfig {
         };
         let rpc_port = match f.rpc_port {
             Some(p) => p,
-            None => free_port("127.0.0.1")?,
+            None => crate::supervise::free_port("127.0.0.1")?,
         };
         Ok(ServeConfig {
             http,
