@@ -222,10 +222,10 @@ fn versions_sort_by_semver_precedence_and_serials_increase() {
     }
     let repo = dist::repo::Repo::new(&root);
     let snap = repo.published().unwrap().unwrap();
-    let order: Vec<&str> = snap
+    let order: Vec<String> = snap
         .versions("semver-order")
         .iter()
-        .map(|r| r.version.as_str())
+        .map(|r| r.version.to_string())
         .collect();
     assert_eq!(
         order,

@@ -304,14 +304,11 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     assert_eq!(a.current(), before);
 
     // A malicious web seed serves corrupted bytes: verification refuses them.
-    let rec = dist::index::Snapshot::open(&a.root.join("index/index.db"))
+    let rec = dist::repo::index::Snapshot::open(&a.root.join("index/index.db"))
         .unwrap()
         .versions("victim")[0]
         .clone();
-    let obj = repo
-        .join("objects")
-        .join(&rec.blake3[..2])
-        .join(&rec.blake3[2..]);
+    let obj = repo.join("objects").join(rec.blake3.rel_path());
     let mut bytes = fs::read(&obj).unwrap();
     bytes[3000] ^= 0x55;
     fs::write(&obj, &bytes).unwrap();

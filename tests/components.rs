@@ -12,9 +12,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use dist::torrent::Info;
-use dist::tracker::{start_tracker, Swarm, TrackerConfig};
-use dist::transmission::{start_daemon, stop_daemon_by_pid, DaemonConfig, Rpc, TorrentStatus};
+use dist::daemons::tracker::{start_tracker, Swarm, TrackerConfig};
+use dist::daemons::transmission::{
+    start_daemon, stop_daemon_by_pid, DaemonConfig, Rpc, TorrentStatus,
+};
+use dist::format::ids::InfoHash;
+use dist::format::torrent::Info;
 use netns::{free_loopback_port, Netns};
 
 /// Set (to the namespace's name) when this binary runs again inside a namespace.
@@ -26,7 +29,7 @@ struct Object {
     torrent: Vec<u8>,
     size: u64,
     blake3: String,
-    infohash: String,
+    infohash: InfoHash,
 }
 
 fn pack(fixture_name: &str, dir: &Path) -> Object {
@@ -46,7 +49,7 @@ fn pack(fixture_name: &str, dir: &Path) -> Object {
         tar,
         size: v["size"].as_u64().unwrap(),
         blake3: v["blake3"].as_str().unwrap().to_string(),
-        infohash: v["infohash"].as_str().unwrap().to_string(),
+        infohash: InfoHash::parse(v["infohash"].as_str().unwrap()).unwrap(),
     }
 }
 
@@ -54,8 +57,8 @@ fn gone(pid: u32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn status_of(rpc: &Rpc, hash: &str) -> Result<TorrentStatus, String> {
-    let all = rpc.get(&[hash.to_string()]).map_err(|e| format!("{e:#}"))?;
+fn status_of(rpc: &Rpc, hash: &InfoHash) -> Result<TorrentStatus, String> {
+    let all = rpc.get(&[*hash]).map_err(|e| format!("{e:#}"))?;
     all.into_iter()
         .next()
         .ok_or_else(|| format!("the daemon has no torrent {hash}"))
@@ -66,14 +69,17 @@ fn opentracker_serves_its_whitelist_and_reloads_it() {
     require_tool("opentracker");
     let tmp = tempfile::tempdir().unwrap();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_loopback_port()));
-    let (h1, h2) = ("1a".repeat(20), "2b".repeat(20));
+    let (h1, h2) = (
+        InfoHash::from_bytes([0x1a; 20]),
+        InfoHash::from_bytes([0x2b; 20]),
+    );
     let cfg = TrackerConfig::new(tmp.path().join("tracker"), listen);
     let t = start_tracker(&cfg, std::slice::from_ref(&h1)).unwrap();
     assert_eq!(t.announce_url(), format!("http://{listen}/announce"));
 
     assert!(t.authorizes(&h1).unwrap());
     assert!(!t.authorizes(&h2).unwrap());
-    t.set_whitelist(&[h1.clone(), h2.clone()]).unwrap();
+    t.set_whitelist(&[h1, h2]).unwrap();
     assert!(t.authorizes(&h2).unwrap());
     t.set_whitelist(std::slice::from_ref(&h2)).unwrap();
     assert!(!t.authorizes(&h1).unwrap());
@@ -124,7 +130,9 @@ fn rpc_seeds_a_packed_object_on_loopback() {
         Duration::from_secs(20),
         || {
             let t = status_of(&d.rpc, &hash)?;
-            if t.have_valid == obj.size && t.state() == dist::transmission::TorrentState::Stopped {
+            if t.have_valid == obj.size
+                && t.state() == dist::daemons::transmission::TorrentState::Stopped
+            {
                 Ok(())
             } else {
                 Err(format!("{t:?}"))
@@ -331,7 +339,8 @@ fn swarm_inside_namespace() {
     seeder.rpc.verify(std::slice::from_ref(&hash)).unwrap();
     wait_until("the seeder to verify", Duration::from_secs(20), || {
         let t = status_of(&seeder.rpc, &hash)?;
-        (t.have_valid == obj.size && t.state() == dist::transmission::TorrentState::Stopped)
+        (t.have_valid == obj.size
+            && t.state() == dist::daemons::transmission::TorrentState::Stopped)
             .then_some(())
             .ok_or(format!("{t:?}"))
     });
@@ -372,7 +381,7 @@ fn swarm_inside_namespace() {
     lap("leecher added the torrent");
     wait_until("the leecher to finish", Duration::from_secs(90), || {
         let out = remote()
-            .args(["-t", &hash, "-i"])
+            .args(["-t", &hash.to_hex(), "-i"])
             .output()
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -172,7 +172,7 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
             .arg(&sig),
     );
     // serve republished with the tracker and web seed in the magnets.
-    let snap = dist::index::Snapshot::open(&idx).unwrap();
+    let snap = dist::repo::index::Snapshot::open(&idx).unwrap();
     let rec = snap.versions("hello")[0].clone();
     assert!(
         rec.magnet
@@ -200,20 +200,23 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
         None,
     );
     assert_eq!(code, 200);
-    let info = dist::torrent::Info::parse_torrent(&torrent).unwrap();
-    assert_eq!(info.infohash(), hello11["infohash"].as_str().unwrap());
+    let info = dist::format::torrent::Info::parse_torrent(&torrent).unwrap();
+    assert_eq!(
+        info.infohash().to_hex(),
+        hello11["infohash"].as_str().unwrap()
+    );
 
     // Independent client 1: aria2c by magnet link.
     let aria = tmp.path().join("aria");
     fs::create_dir_all(&aria).unwrap();
-    let magnet = dist::index::Snapshot::open(&{
+    let magnet = dist::repo::index::Snapshot::open(&{
         http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx));
         idx.clone()
     })
     .unwrap()
     .versions("hello")
     .iter()
-    .find(|r| r.version == "1.1.0")
+    .find(|r| r.version.to_string() == "1.1.0")
     .unwrap()
     .magnet
     .clone();

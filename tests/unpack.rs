@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use dist::format::ids::ObjectId;
 use dist::object::{self, ObjectError, TreeKind, UnpackSummary};
 
 /// Packs `dir` into `out` with the real binary and returns the BLAKE3 it printed.
@@ -24,6 +25,10 @@ fn valid_fixtures() -> Vec<String> {
         .collect();
     dirs.sort();
     dirs
+}
+
+fn id(hex: &str) -> ObjectId {
+    ObjectId::parse(hex).unwrap()
 }
 
 fn b3(bytes: &[u8]) -> String {
@@ -46,8 +51,8 @@ fn every_valid_fixture_round_trips() {
         let src = fixture(&d);
         let archive = tmp.path().join(format!("{d}.tar"));
         let digest = pack(&src, &archive);
-        let obj = object::verify_file(&archive, &digest).unwrap();
-        assert_eq!(obj.blake3(), digest);
+        let obj = object::verify_file(&archive, &id(&digest)).unwrap();
+        assert_eq!(obj.id().to_hex(), digest);
         assert_eq!(obj.size(), fs::metadata(&archive).unwrap().len());
         let dest = tmp.path().join(format!("x-{d}"));
         fs::create_dir(&dest).unwrap();
@@ -95,7 +100,7 @@ fn wrong_digest_and_corrupted_byte_fail_verification() {
     let digest = pack(&fixture("hello-1.0.0"), &archive);
 
     let zeros = "0".repeat(64);
-    let err = object::verify_file(&archive, &zeros).unwrap_err();
+    let err = object::verify_file(&archive, &id(&zeros)).unwrap_err();
     assert!(matches!(err, ObjectError::Mismatch { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -103,7 +108,7 @@ fn wrong_digest_and_corrupted_byte_fail_verification() {
         "{msg}"
     );
 
-    let err = object::verify_file(&archive, "not-a-digest").unwrap_err();
+    let err = ObjectId::parse("not-a-digest").unwrap_err();
     assert!(err
         .to_string()
         .contains("`not-a-digest` is not a BLAKE3 digest"));
@@ -112,7 +117,7 @@ fn wrong_digest_and_corrupted_byte_fail_verification() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
     fs::write(&archive, &bytes).unwrap();
-    let msg = object::verify_file(&archive, &digest)
+    let msg = object::verify_file(&archive, &id(&digest))
         .unwrap_err()
         .to_string();
     assert!(
@@ -120,7 +125,7 @@ fn wrong_digest_and_corrupted_byte_fail_verification() {
         "{msg}"
     );
 
-    let err = object::verify_file(&tmp.path().join("missing.tar"), &digest).unwrap_err();
+    let err = object::verify_file(&tmp.path().join("missing.tar"), &id(&digest)).unwrap_err();
     assert!(err.to_string().contains("missing.tar"), "{err}");
 }
 
@@ -129,7 +134,7 @@ fn rewritten_after_verification_is_caught_and_cleaned_up() {
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("n.tar");
     let digest = pack(&fixture("nested-0.3.0+build.7"), &archive);
-    let obj = object::verify_file(&archive, &digest).unwrap();
+    let obj = object::verify_file(&archive, &id(&digest)).unwrap();
     // Same length, one byte of file data changed in place: the headers still pass the first
     // pass, the re-hash during the second catches it.
     let bytes = fs::read(&archive).unwrap();
@@ -153,7 +158,7 @@ fn rewritten_after_verification_is_caught_and_cleaned_up() {
 
     // Replacing the path does not matter: the verified object keeps the file it hashed.
     fs::write(&archive, &bytes).unwrap();
-    let obj = object::verify_file(&archive, &digest).unwrap();
+    let obj = object::verify_file(&archive, &id(&digest)).unwrap();
     fs::rename(&archive, tmp.path().join("moved.tar")).unwrap();
     fs::write(&archive, b"something else entirely").unwrap();
     object::unpack(&obj, &dest).unwrap();
@@ -165,7 +170,7 @@ fn destination_must_be_an_existing_empty_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("h.tar");
     let digest = pack(&fixture("hello-1.0.0"), &archive);
-    let obj = object::verify_file(&archive, &digest).unwrap();
+    let obj = object::verify_file(&archive, &id(&digest)).unwrap();
     let full = tmp.path().join("full");
     fs::create_dir(&full).unwrap();
     fs::write(full.join("x"), b"x").unwrap();
@@ -307,7 +312,7 @@ fn refused(case: &str, bytes: &[u8], want: &[&str]) -> String {
     let work = tmp.path().join("work");
     let dest = work.join("dest");
     fs::create_dir_all(&dest).unwrap();
-    let obj = object::verify_file(&archive, &b3(bytes))
+    let obj = object::verify_file(&archive, &id(&b3(bytes)))
         .unwrap_or_else(|e| panic!("{case}: verification failed: {e}"));
     let err = match object::unpack(&obj, &dest) {
         Ok(s) => panic!("{case}: unpacked ({s:?}) but should have been refused"),
@@ -697,7 +702,7 @@ fn long_paths_in_pax_headers_unpack() {
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("pax.tar");
     fs::write(&archive, &bytes).unwrap();
-    let obj = object::verify_file(&archive, &b3(&bytes)).unwrap();
+    let obj = object::verify_file(&archive, &id(&b3(&bytes))).unwrap();
     let dest = tmp.path().join("dest");
     fs::create_dir(&dest).unwrap();
     let s = object::unpack(&obj, &dest).unwrap();
@@ -728,7 +733,7 @@ fn diff_tree_finds_every_kind_of_change() {
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("n.tar");
     let digest = pack(&fixture("nested-0.3.0+build.7"), &archive);
-    let obj = object::verify_file(&archive, &digest).unwrap();
+    let obj = object::verify_file(&archive, &id(&digest)).unwrap();
     let root = tmp.path().join("tree");
     fs::create_dir(&root).unwrap();
     object::unpack(&obj, &root).unwrap();

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ClientConfig;
 use super::Layout;
-use crate::fsx;
-use crate::supervise;
-use crate::transmission::{self, DaemonConfig, Rpc};
+use crate::daemons::supervise;
+use crate::daemons::transmission::{self, DaemonConfig, Rpc};
+use crate::store::fsx;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DaemonState {

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::{Layout, Progress, Reporter};
-use crate::index::PackageRecord;
-use crate::torrent::Info;
-use crate::transmission::Rpc;
+use crate::daemons::transmission::Rpc;
+use crate::format::ids::ObjectId;
+use crate::format::torrent::Info;
+use crate::repo::index::PackageRecord;
 
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -20,8 +21,8 @@ pub struct Fetched {
     pub bytes_from_webseed: u64,
 }
 
-pub fn object_url(server: &str, blake3: &str) -> String {
-    format!("{server}/objects/{}", crate::repo::object_rel_path(blake3))
+pub fn object_url(server: &str, blake3: &ObjectId) -> String {
+    format!("{server}/objects/{}", blake3.rel_path())
 }
 
 /// Fetches the `.torrent` from the server and checks its infohash against the signed index.

@@ -13,9 +13,10 @@ use serde::Serialize;
 use super::config::{ClientConfig, Transport, AUTO_THRESHOLD};
 use super::profile::{Generation, Installed};
 use super::{daemon, fetch, Layout, Reporter};
-use crate::fsx;
-use crate::index::{PackageRecord, Snapshot};
+use crate::format::ids::{ObjectId, PackageName};
 use crate::object;
+use crate::repo::index::{PackageRecord, Snapshot};
+use crate::store::fsx;
 
 /// `NAME`, `NAME@1.2.3` (exactly that version) or `NAME@<SemVer requirement>`.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ impl Request {
                 (n, spec)
             }
         };
-        if let Some(p) = crate::manifest::name_problem(name) {
+        if let Some(p) = crate::format::manifest::name_problem(name) {
             bail!("`{s}`: invalid package name: {p}");
         }
         Ok(Request {
@@ -65,14 +66,14 @@ impl Request {
             );
         }
         let pick = match &self.spec {
-            Spec::Latest => versions.iter().rev().find(|r| r.semver().pre.is_empty()),
+            Spec::Latest => versions.iter().rev().find(|r| r.version.pre.is_empty()),
             Spec::Exact(v) => versions
                 .iter()
                 .rev()
-                .find(|r| r.semver().cmp_precedence(v).is_eq()),
-            Spec::Req(req) => versions.iter().rev().find(|r| req.matches(&r.semver())),
+                .find(|r| r.version.cmp_precedence(v).is_eq()),
+            Spec::Req(req) => versions.iter().rev().find(|r| req.matches(&r.version)),
         };
-        let all: Vec<&str> = versions.iter().map(|r| r.version.as_str()).collect();
+        let all: Vec<String> = versions.iter().map(|r| r.version.to_string()).collect();
         pick.copied().with_context(|| match &self.spec {
             Spec::Latest => format!(
                 "`{}` has only pre-releases ({}); ask for one with NAME@VERSION",
@@ -96,15 +97,15 @@ impl Request {
 /// What will happen to one package.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanItem {
-    pub name: String,
-    pub version: String,
-    pub blake3: String,
+    pub name: PackageName,
+    pub version: semver::Version,
+    pub blake3: ObjectId,
     pub size: u64,
     /// `installed` (nothing to do), `store` (unpacked already), `cached` (object present), `fetch`.
     pub source: &'static str,
     pub transport: Option<Transport>,
     /// The version it replaces, if any.
-    pub replaces: Option<String>,
+    pub replaces: Option<semver::Version>,
 }
 
 pub fn plan(
@@ -128,7 +129,7 @@ pub fn plan(
             .exists()
         {
             "store"
-        } else if layout.object_path(&rec.blake3).exists() {
+        } else if layout.objects().contains(&rec.blake3) {
             "cached"
         } else {
             "fetch"
@@ -161,8 +162,8 @@ pub fn plan(
 /// Per-package result of an install, as `install --json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct InstallReport {
-    pub name: String,
-    pub version: String,
+    pub name: PackageName,
+    pub version: semver::Version,
     pub transport: Option<Transport>,
     pub bytes_from_peers: u64,
     pub bytes_from_webseed: u64,
@@ -238,7 +239,7 @@ pub fn install(
                 }
             }
             let t = Instant::now();
-            let verified = object::verify_file(&layout.object_path(&rec.blake3), &rec.blake3)
+            let verified = object::verify_file(&layout.objects().path(&rec.blake3), &rec.blake3)
                 .with_context(|| format!("{label}: the cached object failed verification"))?;
             phases.entry("verify").or_insert(ms(t.elapsed()));
             let t = Instant::now();
@@ -292,11 +293,11 @@ pub fn install(
 /// generation, switches to it, then runs uninstall scripts of what leaves.
 fn switch(
     layout: &Layout,
-    packages: BTreeMap<String, Installed>,
+    packages: BTreeMap<PackageName, Installed>,
     leaving: &[Installed],
     entering: &[Installed],
     report: &dyn Reporter,
-) -> Result<(Generation, BTreeMap<String, Duration>)> {
+) -> Result<(Generation, BTreeMap<PackageName, Duration>)> {
     let mut times = BTreeMap::new();
     for e in entering {
         report.phase(&format!("{}@{}", e.name, e.version), "install script");
@@ -402,7 +403,7 @@ fn run_script(layout: &Layout, p: &Installed, which: &str) -> Result<()> {
         .current_dir(&p.store_path)
         .env("DIST_ROOT", &layout.root)
         .env("DIST_PACKAGE", &p.name)
-        .env("DIST_VERSION", &p.version)
+        .env("DIST_VERSION", p.version.to_string())
         .env("DIST_STORE_PATH", &p.store_path)
         .env("DIST_PROFILE", layout.current_link())
         .stdin(std::process::Stdio::null())
@@ -426,20 +427,13 @@ fn run_script(layout: &Layout, p: &Installed, which: &str) -> Result<()> {
 }
 
 /// Hard-links the verified download into `objects/` (atomic rename into place).
-fn store_object(layout: &Layout, verified: &object::VerifiedObject, blake3: &str) -> Result<()> {
-    let dest = layout.object_path(blake3);
-    if dest.exists() {
-        return Ok(());
-    }
-    let parent = dest.parent().expect("object parent");
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = parent.join(format!(".tmp-{}-{}", &blake3[..16], std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::hard_link(verified.path(), &tmp)
-        .or_else(|_| std::fs::copy(verified.path(), &tmp).map(drop))
-        .with_context(|| format!("cannot store {}", dest.display()))?;
-    fsx::persist_file(&tmp, &dest)
+fn store_object(
+    layout: &Layout,
+    verified: &object::VerifiedObject,
+    blake3: &ObjectId,
+) -> Result<()> {
+    let _ = blake3;
+    layout.objects().insert_verified(verified).map(drop)
 }
 
 /// Unpacks into a staging dir beside the store path, makes it read-only, renames it in.
@@ -447,7 +441,7 @@ fn unpack_to_store(layout: &Layout, verified: &object::VerifiedObject, dest: &Pa
     if dest.exists() {
         return Ok(());
     }
-    let staging = fsx::StagingDir::new_in(&layout.store_dir(), ".tmp-unpack-")?;
+    let staging = fsx::StagingDir::new_in(&layout.store_dir(), "unpack")?;
     object::unpack(verified, staging.path())
         .with_context(|| format!("cannot unpack into {}", dest.display()))?;
     let record = object::tree_record(staging.path())?;

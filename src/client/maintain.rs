@@ -10,64 +10,37 @@ use serde::Serialize;
 
 use super::install::record_path;
 use super::{daemon, Layout};
-use crate::fsx;
+use crate::format::ids::{InfoHash, ObjectId, PackageName};
 use crate::object::{self, TreeEntry};
+use crate::store::fsx;
 
-/// Removes what an interrupted (even SIGKILLed) command can leave: staging dirs and temp files
-/// (`.tmp-*`), trees renamed aside for deletion (`.trash-*`), generation dirs without
+/// Removes what an interrupted (even SIGKILLed) command can leave under a root, client or
+/// repository (the policy is `fsx`'s: `.tmp-*` and `.trash-*` names), and generation dirs without
 /// `generation.json`. Called under the exclusive lock, so nothing else is writing them.
 pub fn clean_leftovers(layout: &Layout) -> Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
-    let dirs = [
+    let mut dirs = vec![
         layout.root.clone(),
         layout.store_dir(),
         layout.generations_dir(),
-        layout.root.join("objects"),
         layout.root.join("index"),
+        // A repository root: its snapshots.
+        layout.root.join("published"),
     ];
-    for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let path = e.path();
-            let leftover = name.starts_with(".tmp-") || name.starts_with(".trash-");
-            let half_generation = dir == layout.generations_dir()
-                && name.parse::<u64>().is_ok()
-                && !path.join("generation.json").exists();
-            if leftover || half_generation {
-                remove_any(&path)?;
-                removed.push(path);
-            }
-        }
-    }
-    // Object fan-out dirs hold `.tmp-*` files of interrupted stores.
-    if let Ok(rd) = std::fs::read_dir(layout.root.join("objects")) {
-        for sub in rd.flatten().filter(|e| e.path().is_dir()) {
-            for e in std::fs::read_dir(sub.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                    remove_any(&e.path())?;
-                    removed.push(e.path());
-                }
-            }
+    dirs.extend(layout.objects().leftover_dirs());
+    let mut removed = fsx::remove_leftovers(&dirs)?;
+    for e in std::fs::read_dir(layout.generations_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let half = e.file_name().to_string_lossy().parse::<u64>().is_ok()
+            && !e.path().join("generation.json").exists();
+        if half {
+            fsx::remove_any(&e.path())?;
+            removed.push(e.path());
         }
     }
     Ok(removed)
-}
-
-fn remove_any(path: &Path) -> Result<()> {
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.is_dir() {
-        fsx::make_writable(path);
-        std::fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
-    } else {
-        std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))
-    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -120,13 +93,13 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
         .iter()
         .flat_map(|g| g.packages.values().map(|p| p.store_path.clone()))
         .collect();
-    let live_objects: BTreeSet<String> = remaining
+    let live_objects: BTreeSet<ObjectId> = remaining
         .iter()
-        .flat_map(|g| g.packages.values().map(|p| p.blake3.clone()))
+        .flat_map(|g| g.packages.values().map(|p| p.blake3))
         .collect();
-    let live_hashes: BTreeSet<String> = remaining
+    let live_hashes: BTreeSet<InfoHash> = remaining
         .iter()
-        .flat_map(|g| g.packages.values().map(|p| p.infohash.clone()))
+        .flat_map(|g| g.packages.values().map(|p| p.infohash))
         .collect();
 
     // Store paths.
@@ -146,24 +119,23 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
         report.store_paths_removed.push(name);
     }
     // Downloads (and their seeding), then objects.
-    let dead: Vec<String> = std::fs::read_dir(layout.root.join("downloads"))
+    // Only directories named by an infohash are downloads; anything else is not ours to judge.
+    let dead: Vec<InfoHash> = std::fs::read_dir(layout.root.join("downloads"))
         .into_iter()
         .flatten()
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter_map(|e| InfoHash::parse(&e.file_name().to_string_lossy()).ok())
         .filter(|h| !live_hashes.contains(h))
         .collect();
     if !dead.is_empty() {
         if let Some((_, rpc)) = daemon::running(layout) {
-            let known: BTreeSet<String> = rpc.all()?.into_iter().map(|t| t.hash_string).collect();
-            let stop: Vec<String> = dead
+            let known: BTreeSet<InfoHash> = rpc.all()?.into_iter().map(|t| t.hash_string).collect();
+            let stop: Vec<InfoHash> = dead
                 .iter()
                 .filter(|h| known.contains(*h))
-                .cloned()
+                .copied()
                 .collect();
-            if !stop.is_empty() {
-                rpc.remove(&stop, false)?;
-            }
+            rpc.remove(&stop, false)?;
         }
         for h in &dead {
             let dir = layout.download_dir(h);
@@ -171,37 +143,21 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
             fsx::remove_tree(&dir)?;
         }
     }
-    for sub in std::fs::read_dir(layout.root.join("objects"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let prefix = sub.file_name().to_string_lossy().into_owned();
-        if prefix.starts_with('.') || !sub.path().is_dir() {
+    for (id, path) in layout.objects().list() {
+        if live_objects.contains(&id) {
             continue;
         }
-        for e in std::fs::read_dir(sub.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let digest = format!("{prefix}{}", e.file_name().to_string_lossy());
-            if live_objects.contains(&digest) {
-                continue;
-            }
-            report.bytes_freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-            std::fs::remove_file(e.path())
-                .with_context(|| format!("cannot remove {}", e.path().display()))?;
-            report.objects_removed.push(digest);
-        }
+        report.bytes_freed += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        report.objects_removed.push(id.to_hex());
     }
     Ok(report)
 }
 
 #[derive(Debug, Serialize)]
 pub struct VerifyEntry {
-    pub name: String,
-    pub version: String,
+    pub name: PackageName,
+    pub version: semver::Version,
     pub store_path: PathBuf,
     pub ok: bool,
     pub differences: Vec<String>,

@@ -12,6 +12,9 @@ pub mod sync;
 
 use std::path::{Path, PathBuf};
 
+use crate::format::ids::InfoHash;
+use crate::store::objects::ObjectStore;
+
 /// Paths of a client root.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -24,15 +27,13 @@ impl Layout {
             root: root.to_path_buf(),
         }
     }
-    /// Verified objects, `objects/ab/cdef…` (same layout as the repository).
-    pub fn object_path(&self, blake3: &str) -> PathBuf {
-        self.root
-            .join("objects")
-            .join(crate::repo::object_rel_path(blake3))
+    /// Verified objects, `objects/ab/cdef…`: the same store type as the repository's.
+    pub fn objects(&self) -> ObjectStore {
+        ObjectStore::new(self.root.join("objects"))
     }
     /// Where transmission downloads and seeds `<infohash>/<name>-<version>.tar`.
-    pub fn download_dir(&self, infohash: &str) -> PathBuf {
-        self.root.join("downloads").join(infohash)
+    pub fn download_dir(&self, infohash: &InfoHash) -> PathBuf {
+        self.root.join("downloads").join(infohash.to_hex())
     }
 }
 

@@ -13,15 +13,16 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::Layout;
-use crate::fsx;
+use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
+use crate::store::fsx;
 
 /// One installed package in a generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Installed {
-    pub name: String,
-    pub version: String,
-    pub blake3: String,
-    pub infohash: String,
+    pub name: PackageName,
+    pub version: semver::Version,
+    pub blake3: ObjectId,
+    pub infohash: InfoHash,
     /// Absolute store path.
     pub store_path: PathBuf,
 }
@@ -31,15 +32,19 @@ pub struct Generation {
     pub number: u64,
     pub created: u64,
     /// By name.
-    pub packages: BTreeMap<String, Installed>,
+    pub packages: BTreeMap<PackageName, Installed>,
+}
+
+impl Installed {
+    /// `name@version`, as messages name it.
+    pub fn id(&self) -> PackageId {
+        PackageId::new(self.name.clone(), self.version.clone())
+    }
 }
 
 impl Generation {
     pub fn labels(&self) -> Vec<String> {
-        self.packages
-            .values()
-            .map(|p| format!("{}@{}", p.name, p.version))
-            .collect()
+        self.packages.values().map(|p| p.id().to_string()).collect()
     }
 }
 
@@ -47,9 +52,14 @@ impl Layout {
     pub fn store_dir(&self) -> PathBuf {
         self.root.join("store")
     }
-    pub fn store_path(&self, blake3: &str, name: &str, version: &str) -> PathBuf {
+    pub fn store_path(
+        &self,
+        blake3: &ObjectId,
+        name: &PackageName,
+        version: &semver::Version,
+    ) -> PathBuf {
         self.store_dir()
-            .join(format!("{}-{name}-{version}", &blake3[..32]))
+            .join(format!("{}-{name}-{version}", blake3.prefix(32)))
     }
     pub fn generations_dir(&self) -> PathBuf {
         self.root.join("generations")
@@ -112,14 +122,17 @@ impl Layout {
 
     /// Builds generation `max + 1` holding `packages`, complete on disk before it gets its
     /// name (staged, then renamed). Does not switch `current`.
-    pub fn create_generation(&self, packages: BTreeMap<String, Installed>) -> Result<Generation> {
+    pub fn create_generation(
+        &self,
+        packages: BTreeMap<PackageName, Installed>,
+    ) -> Result<Generation> {
         let next = self.generations()?.last().map(|g| g.number).unwrap_or(0) + 1;
         let dest = self.generation_dir(next);
         if dest.exists() {
             // A leftover without generation.json (interrupted before its rename completed).
             fsx::remove_tree(&dest)?;
         }
-        let staging = fsx::StagingDir::new_in(&self.generations_dir(), ".tmp-gen-")?;
+        let staging = fsx::StagingDir::new_in(&self.generations_dir(), "gen")?;
         let g = Generation {
             number: next,
             created: crate::repo::now_unix(),
@@ -127,7 +140,7 @@ impl Layout {
         };
         let bin = staging.path().join("bin");
         std::fs::create_dir(&bin)?;
-        let mut exes: BTreeMap<String, String> = BTreeMap::new();
+        let mut exes: BTreeMap<String, PackageName> = BTreeMap::new();
         for p in g.packages.values() {
             std::os::unix::fs::symlink(&p.store_path, staging.path().join(&p.name))
                 .with_context(|| format!("cannot link {} into the generation", p.name))?;

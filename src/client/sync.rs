@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ClientConfig;
 use super::Layout;
-use crate::fsx;
-use crate::index::Snapshot;
-use crate::sign;
+use crate::repo::index::Snapshot;
+use crate::repo::sign;
+use crate::store::fsx;
 
 /// What the client remembers about its copy of the index.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -324,7 +324,7 @@ pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let snap = layout.snapshot()?;
     let t = term.to_lowercase();
-    let mut hits: Vec<&dist::index::PackageRecord> = snap
+    let mut hits: Vec<&dist::repo::index::PackageRecord> = snap
         .packages
         .iter()
         .filter(|p| {
@@ -340,7 +340,7 @@ pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
     hits.sort_by(|a, b| {
         a.name
             .cmp(&b.name)
-            .then_with(|| b.semver().cmp_precedence(&a.semver()))
+            .then_with(|| b.version.cmp_precedence(&a.version))
     });
     if json {
         let v: Vec<_> = hits
@@ -359,7 +359,7 @@ pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
 }
 
 /// One index record as a text line: `name@version  description`.
-fn print_record(p: &dist::index::PackageRecord) {
+fn print_record(p: &dist::repo::index::PackageRecord) {
     println!(
         "{}@{}  {}",
         p.name,

@@ -1,7 +1,7 @@
 //! `dist key show`
 
 use anyhow::Result;
-use dist::sign::SigningKey;
+use dist::repo::sign::SigningKey;
 
 use super::Global;
 

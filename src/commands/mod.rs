@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use dist::lock::{self, Mode};
+use dist::store::lock::{self, Mode};
 
 use crate::cli::{Cli, Command, DaemonCommand, KeyCommand};
 

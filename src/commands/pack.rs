@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use dist::client::Layout;
-use dist::{fsx::Durability, index, pack, package::Package};
+use dist::format::{pack, package::Package};
+use dist::repo::index;
+use dist::store::fsx::Durability;
 
 use super::Global;
 use crate::cli::PackArgs;
@@ -52,7 +54,7 @@ fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
     let Some(rec) = snap
         .versions(&m.name)
         .into_iter()
-        .find(|r| index::version_key(&r.semver()) == key)
+        .find(|r| index::version_key(&r.version) == key)
     else {
         bail!(
             "the index (serial {}) has no {}@{}: nothing to compare the rebuild with",

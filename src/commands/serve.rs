@@ -39,11 +39,9 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
             ServeEvent::Published { serial, packages } => {
                 eprintln!("index    serial {serial}, {packages} package versions")
             }
-            ServeEvent::Seeding {
-                name,
-                version,
-                infohash,
-            } => eprintln!("seeding  {name}@{version} ({infohash})"),
+            ServeEvent::Seeding { package, infohash } => {
+                eprintln!("seeding  {package} ({infohash})")
+            }
             ServeEvent::Healthy => {
                 eprintln!("ready    every object is seeding and tracked (GET /health is 200)")
             }

@@ -14,12 +14,14 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::services::ServeDir;
 
+use crate::format::ids::InfoHash;
+
 /// What the HTTP handlers read; the watcher writes it.
 pub struct Shared {
     /// Serial of the newest snapshot.
     pub serial: Option<u64>,
     /// Rendered `.torrent` files by lowercase infohash.
-    pub torrents: HashMap<String, Vec<u8>>,
+    pub torrents: HashMap<InfoHash, Vec<u8>>,
     /// `Ok` once the tracker has the whitelist and every object is seeding; else why not.
     pub health: Result<(), String>,
 }
@@ -105,7 +107,10 @@ async fn latest(s: &AppState, headers: &HeaderMap, suffix: &str) -> Response {
 }
 
 async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Response {
-    let Some(hash) = file.strip_suffix(".torrent") else {
+    let Some(hash) = file
+        .strip_suffix(".torrent")
+        .and_then(|h| InfoHash::parse(h).ok())
+    else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let bytes = s
@@ -113,7 +118,7 @@ async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Respons
         .read()
         .expect("state lock")
         .torrents
-        .get(hash)
+        .get(&hash)
         .cloned();
     match bytes {
         Some(b) => ([(header::CONTENT_TYPE, "application/x-bittorrent")], b).into_response(),

@@ -14,11 +14,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::index::Snapshot;
+use crate::daemons::tracker::{self, Tracker, TrackerConfig};
+use crate::daemons::transmission::{self, DaemonConfig, Rpc};
+use crate::format::ids::{InfoHash, PackageId};
+use crate::format::torrent::Info;
+use crate::repo::index::Snapshot;
 use crate::repo::{Distribution, Repo};
-use crate::torrent::Info;
-use crate::tracker::{self, Tracker, TrackerConfig};
-use crate::transmission::{self, DaemonConfig, Rpc};
 
 /// `ROOT/server.yaml`; every key is also a flag of `dist serve`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -100,7 +101,7 @@ impl ServeConfig {
             .unwrap_or_else(|| format!("http://{tracker}/announce"));
         let peer_port = match f.peer_port {
             Some(p) => p,
-            None => crate::supervise::free_port(
+            None => crate::daemons::supervise::free_port(
                 &bind
                     .map(|b| b.to_string())
                     .unwrap_or_else(|| "0.0.0.0".into()),
@@ -108,7 +109,7 @@ impl ServeConfig {
         };
         let rpc_port = match f.rpc_port {
             Some(p) => p,
-            None => crate::supervise::free_port("127.0.0.1")?,
+            None => crate::daemons::supervise::free_port("127.0.0.1")?,
         };
         Ok(ServeConfig {
             http,
@@ -146,9 +147,8 @@ pub enum ServeEvent {
         packages: usize,
     },
     Seeding {
-        name: String,
-        version: String,
-        infohash: String,
+        package: PackageId,
+        infohash: InfoHash,
     },
     Healthy,
     Problem(String),
@@ -178,9 +178,9 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     })?;
     listener.set_nonblocking(true)?;
 
-    let hashes: Vec<String> = repo
+    let hashes: Vec<InfoHash> = repo
         .published()?
-        .map(|s| s.packages.iter().map(|p| p.infohash.clone()).collect())
+        .map(|s| s.packages.iter().map(|p| p.infohash).collect())
         .unwrap_or_default();
     let tracker = tracker::start_tracker(
         &TrackerConfig::new(runtime_dir.join("tracker"), cfg.tracker),
@@ -210,7 +210,7 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         "rpc_port": cfg.rpc_port,
         "peer_port": cfg.peer_port,
     });
-    crate::fsx::write_atomic(
+    crate::store::fsx::write_atomic(
         &runtime_dir.join("state.json"),
         state.to_string().as_bytes(),
         0o644,
@@ -265,7 +265,11 @@ fn run_http(listener: std::net::TcpListener, shared: http::SharedState, repo: &R
         .enable_all()
         .build()
         .context("cannot start the HTTP runtime")?;
-    let app = http::router(shared, repo.published_dir(), repo.objects_dir());
+    let app = http::router(
+        shared,
+        repo.published_dir(),
+        repo.objects().dir().to_path_buf(),
+    );
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         axum::serve(listener, app)
@@ -292,7 +296,7 @@ struct Watcher<'a> {
     seed_dir: PathBuf,
     shared: &'a http::SharedState,
     /// infohash -> (name, version) of what the daemon seeds.
-    seeded: BTreeMap<String, (String, String)>,
+    seeded: BTreeMap<InfoHash, PackageId>,
     serial: Option<u64>,
     healthy: bool,
 }
@@ -344,15 +348,15 @@ impl Watcher<'_> {
 
     /// Whitelists, renders and seeds every package of `snap` not yet seeded.
     fn sync_to(&mut self, snap: &Snapshot, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
-        let all: BTreeSet<String> = snap.packages.iter().map(|p| p.infohash.clone()).collect();
-        let list: Vec<String> = all.iter().cloned().collect();
+        let all: BTreeSet<InfoHash> = snap.packages.iter().map(|p| p.infohash).collect();
+        let list: Vec<InfoHash> = all.iter().copied().collect();
         self.tracker.set_whitelist(&list)?;
         // What the newest snapshot no longer lists stops being seeded and served.
-        let gone: Vec<String> = self
+        let gone: Vec<InfoHash> = self
             .seeded
             .keys()
             .filter(|h| !all.contains(*h))
-            .cloned()
+            .copied()
             .collect();
         if !gone.is_empty() {
             self.rpc.remove(&gone, false)?;
@@ -362,7 +366,7 @@ impl Watcher<'_> {
                 shared.torrents.remove(h);
             }
         }
-        let infos: BTreeMap<String, Info> = self.repo.all_infos()?;
+        let infos: BTreeMap<InfoHash, Info> = self.repo.all_infos()?;
         let dist = self.cfg.distribution();
         for p in &snap.packages {
             if self.seeded.contains_key(&p.infohash) {
@@ -370,24 +374,23 @@ impl Watcher<'_> {
             }
             let info = infos
                 .get(&p.infohash)
-                .with_context(|| format!("no torrent info for {}@{}", p.name, p.version))?;
+                .with_context(|| format!("no torrent info for {}", p.id()))?;
             let web_seeds: Vec<String> = dist.web_seed(&p.blake3).into_iter().collect();
             let rendered = info.render(&dist.trackers, &web_seeds);
             // transmission wants the file under its torrent name: hard-link the object there.
-            let dir = self.seed_dir.join(&p.infohash);
+            let dir = self.seed_dir.join(p.infohash.to_hex());
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let link = dir.join(&info.name);
             if !link.exists() {
-                std::fs::hard_link(self.repo.object_path(&p.blake3), &link)
+                std::fs::hard_link(self.repo.objects().path(&p.blake3), &link)
                     .with_context(|| format!("cannot link {} for seeding", link.display()))?;
             }
             let hash = self.rpc.add_torrent(&rendered, &dir, false)?;
             if hash != p.infohash {
                 bail!(
-                    "transmission reports infohash {hash} for {}@{}, the index says {}",
-                    p.name,
-                    p.version,
+                    "transmission reports infohash {hash} for {}, the index says {}",
+                    p.id(),
                     p.infohash
                 );
             }
@@ -396,20 +399,18 @@ impl Watcher<'_> {
                 .write()
                 .expect("state lock")
                 .torrents
-                .insert(p.infohash.clone(), rendered);
-            self.seeded
-                .insert(p.infohash.clone(), (p.name.clone(), p.version.clone()));
+                .insert(p.infohash, rendered);
+            self.seeded.insert(p.infohash, p.id());
             report(ServeEvent::Seeding {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                infohash: p.infohash.clone(),
+                package: p.id(),
+                infohash: p.infohash,
             });
         }
         Ok(())
     }
 
     fn check_health(&self) -> Result<(), String> {
-        let hashes: Vec<String> = self.seeded.keys().cloned().collect();
+        let hashes: Vec<InfoHash> = self.seeded.keys().copied().collect();
         if self.serial.is_none() {
             return Err("nothing published yet".into());
         }
@@ -435,9 +436,9 @@ impl Watcher<'_> {
                 return Err(format!("transmission does not have {h}"));
             };
             if !t.is_seeding() {
-                let (n, v) = &self.seeded[h];
                 return Err(format!(
-                    "{n}@{v} is not seeding yet (status {}, {:.0}%)",
+                    "{} is not seeding yet (status {}, {:.0}%)",
+                    self.seeded[h],
                     t.status,
                     t.percent_done * 100.0
                 ));
@@ -451,9 +452,9 @@ impl Watcher<'_> {
             .announced(&hashes)
             .map_err(|e| format!("transmission does not answer: {e:#}"))?;
         if let Some(h) = hashes.iter().find(|h| !announced.contains(*h)) {
-            let (n, v) = &self.seeded[h];
             return Err(format!(
-                "the seeder has not announced {n}@{v} to the tracker yet"
+                "the seeder has not announced {} to the tracker yet",
+                self.seeded[h]
             ));
         }
         Ok(())

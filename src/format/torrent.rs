@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use sha1::{Digest, Sha1};
 
-use crate::bencode::{self, Value};
+use crate::format::bencode::{self, Value};
+use crate::format::ids::InfoHash;
 
 /// The content-only part of a torrent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +33,9 @@ impl Info {
         Value::Dict(d)
     }
 
-    /// SHA-1 of the bencoded info dictionary, lowercase hex.
-    pub fn infohash(&self) -> String {
-        hex::encode(Sha1::digest(self.to_value().encode()))
+    /// SHA-1 of the bencoded info dictionary.
+    pub fn infohash(&self) -> InfoHash {
+        InfoHash::from_bytes(Sha1::digest(self.to_value().encode()).into())
     }
 
     /// A `.torrent` file: the info dictionary plus, outside it, the announce URLs (first one in
@@ -111,7 +112,7 @@ pub fn percent_encode(s: &str) -> String {
 /// `magnet:?xt=urn:btih:<infohash>&dn=<name>&xl=<size>` then one `tr=` per tracker and one `ws=`
 /// per web seed, each percent-encoded.
 pub fn magnet(
-    infohash: &str,
+    infohash: &InfoHash,
     name: &str,
     size: u64,
     trackers: &[String],
@@ -158,10 +159,14 @@ mod tests {
 
     #[test]
     fn magnet_is_percent_encoded() {
-        let m = magnet("ab", "a b+c.tar", 9, &["http://t:1/announce".into()], &[]);
+        let ih = InfoHash::from_bytes([0xab; 20]);
+        let m = magnet(&ih, "a b+c.tar", 9, &["http://t:1/announce".into()], &[]);
         assert_eq!(
             m,
-            "magnet:?xt=urn:btih:ab&dn=a%20b%2Bc.tar&xl=9&tr=http%3A%2F%2Ft%3A1%2Fannounce"
+            format!(
+                "magnet:?xt=urn:btih:{}&dn=a%20b%2Bc.tar&xl=9&tr=http%3A%2F%2Ft%3A1%2Fannounce",
+                "ab".repeat(20)
+            )
         );
     }
 }

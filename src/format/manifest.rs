@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::format::ids::{IdError, PackageName};
+
 /// Longest package name accepted (store-format.md, "Package names").
 pub const MAX_NAME_LEN: usize = 64;
 
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
-    pub name: String,
+    pub name: PackageName,
     /// The version string exactly as written in the manifest.
     pub version_str: String,
     pub version: semver::Version,
@@ -109,12 +111,13 @@ impl Manifest {
             path: path.to_path_buf(),
             message: describe_yaml_error(&e),
         })?;
-        if let Some(reason) = name_problem(&raw.name) {
-            return Err(ManifestError::Name {
-                path: path.to_path_buf(),
-                reason,
-            });
-        }
+        let name = PackageName::parse(&raw.name).map_err(|e| ManifestError::Name {
+            path: path.to_path_buf(),
+            reason: match e {
+                IdError::Name(reason) => reason,
+                other => other.to_string(),
+            },
+        })?;
         let version = semver::Version::parse(&raw.version).map_err(|e| ManifestError::Version {
             path: path.to_path_buf(),
             value: raw.version.clone(),
@@ -129,7 +132,7 @@ impl Manifest {
             }
         }
         Ok(Manifest {
-            name: raw.name,
+            name,
             version_str: raw.version,
             version,
             description: raw.description,

@@ -1,6 +1,9 @@
 //! The publisher's repository under `--root` (store-format.md §4): objects by BLAKE3, the master
 //! SQLite index, and the signed snapshots published after every change.
 
+pub mod index;
+pub mod sign;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,17 +11,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::fsx::{self, Durability};
-use crate::index::{self, PackageRecord, INDEX_FORMAT, SNAPSHOT_SCHEMA};
-use crate::pack::{self, Packed};
-use crate::package::Package;
-use crate::sign::{Signed, SigningKey};
-use crate::torrent::{self, Info};
-
-/// Where an object with this digest lives below `objects/`: `ab/cdef…`.
-pub fn object_rel_path(blake3: &str) -> String {
-    format!("{}/{}", &blake3[..2], &blake3[2..])
-}
+use crate::format::ids::{InfoHash, ObjectId, PackageName};
+use crate::format::pack::{self, Packed};
+use crate::format::package::Package;
+use crate::format::torrent::{self, Info};
+use crate::repo::index::{PackageRecord, INDEX_FORMAT, SNAPSHOT_SCHEMA};
+use crate::repo::sign::{Signed, SigningKey};
+use crate::store::fsx::{self, Durability};
+use crate::store::objects::ObjectStore;
 
 pub fn now_unix() -> u64 {
     SystemTime::now()
@@ -37,14 +37,10 @@ pub struct Distribution {
 }
 
 impl Distribution {
-    pub fn web_seed(&self, blake3: &str) -> Option<String> {
-        self.public_url.as_ref().map(|b| {
-            format!(
-                "{}/objects/{}",
-                b.trim_end_matches('/'),
-                object_rel_path(blake3)
-            )
-        })
+    pub fn web_seed(&self, blake3: &ObjectId) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|b| format!("{}/objects/{}", b.trim_end_matches('/'), blake3.rel_path()))
     }
 
     fn encode(&self) -> String {
@@ -91,11 +87,9 @@ impl Repo {
             root: root.to_path_buf(),
         }
     }
-    pub fn objects_dir(&self) -> PathBuf {
-        self.root.join("objects")
-    }
-    pub fn object_path(&self, blake3: &str) -> PathBuf {
-        self.objects_dir().join(object_rel_path(blake3))
+    /// `objects/`: the archives by BLAKE3, the same store type the client uses.
+    pub fn objects(&self) -> ObjectStore {
+        ObjectStore::new(self.root.join("objects"))
     }
     pub fn index_path(&self) -> PathBuf {
         self.root.join("index.sqlite")
@@ -129,7 +123,11 @@ impl Repo {
 
     /// Opens (creating if needed) the master index.
     pub fn open_index(&self) -> Result<Connection> {
-        for d in [self.root.clone(), self.objects_dir(), self.published_dir()] {
+        for d in [
+            self.root.clone(),
+            self.objects().dir().to_path_buf(),
+            self.published_dir(),
+        ] {
             std::fs::create_dir_all(&d).with_context(|| {
                 format!("cannot create {} (is the root writable?)", d.display())
             })?;
@@ -158,7 +156,7 @@ impl Repo {
         for d in dirs {
             pkgs.push(Package::load(d)?);
         }
-        let mut seen: BTreeMap<(String, String), &Path> = BTreeMap::new();
+        let mut seen: BTreeMap<(PackageName, String), &Path> = BTreeMap::new();
         for p in &pkgs {
             let key = (
                 p.manifest.name.clone(),
@@ -178,7 +176,8 @@ impl Repo {
         let mut conn = self.open_index()?;
         let key = SigningKey::load_or_create(&self.root)?;
         // 2. Pack into staging files inside objects/ (same filesystem, so the rename is atomic).
-        let staging = fsx::StagingDir::new_in(&self.objects_dir(), ".staging-")?;
+        let objects = self.objects();
+        let staging = objects.staging()?;
         let mut packed = Vec::new();
         for (i, p) in pkgs.iter().enumerate() {
             let tmp = staging.path().join(format!("{i}.tar"));
@@ -192,7 +191,7 @@ impl Repo {
         let mut out = Vec::new();
         let now = now_unix() as i64;
         for (tmp, p) in &packed {
-            let vkey = index::version_key(&semver::Version::parse(&p.version)?);
+            let vkey = index::version_key(&p.version);
             let existing: Option<(String, String)> = tx
                 .query_row(
                     "SELECT blake3, version FROM packages WHERE name = ?1 AND version_key = ?2",
@@ -201,7 +200,7 @@ impl Repo {
                 )
                 .optional()?;
             match existing {
-                Some((b3, _)) if b3 == p.blake3 => {
+                Some((b3, _)) if b3 == p.blake3.to_hex() => {
                     out.push(Added::Unchanged(p.clone()));
                     continue;
                 }
@@ -213,13 +212,7 @@ impl Repo {
                 ),
                 None => {}
             }
-            let dest = self.object_path(&p.blake3);
-            if !dest.exists() {
-                let parent = dest.parent().expect("object parent");
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-                fsx::persist_file(tmp, &dest)?;
-            }
+            objects.insert_file(tmp, &p.blake3)?;
             let info_name = &p.info.name;
             let rec = PackageRecord {
                 name: p.name.clone(),
@@ -235,7 +228,7 @@ impl Repo {
             tx.execute(
                 "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, magnet, added_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![rec.name, rec.version, vkey, rec.description, rec.blake3, rec.infohash, rec.size as i64, magnet, now],
+                params![rec.name, rec.version.to_string(), vkey, rec.description, rec.blake3, rec.infohash, rec.size as i64, magnet, now],
             )?;
             tx.execute(
                 "INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)",
@@ -286,7 +279,7 @@ impl Repo {
         Ok(meta_u64(&conn, "serial")?.unwrap_or(0))
     }
 
-    fn info(&self, conn: &Connection, infohash: &str) -> Result<Info> {
+    fn info(&self, conn: &Connection, infohash: &InfoHash) -> Result<Info> {
         let bytes: Vec<u8> = conn
             .query_row(
                 "SELECT info FROM torrents WHERE infohash = ?1",
@@ -301,7 +294,7 @@ impl Repo {
     }
 
     /// The info dictionaries of every indexed object, by infohash.
-    pub fn all_infos(&self) -> Result<BTreeMap<String, Info>> {
+    pub fn all_infos(&self) -> Result<BTreeMap<InfoHash, Info>> {
         let conn = self.open_index()?;
         let mut stmt = conn.prepare("SELECT infohash FROM torrents")?;
         let hashes: Vec<String> = stmt
@@ -309,6 +302,7 @@ impl Repo {
             .collect::<Result<_, _>>()?;
         let mut out = BTreeMap::new();
         for h in hashes {
+            let h = InfoHash::parse(&h).context("the master index's `torrents` table")?;
             let info = self.info(&conn, &h)?;
             out.insert(h, info);
         }
@@ -326,7 +320,7 @@ impl Repo {
         )?;
         let dir = self.published_dir();
         let tmp = tempfile::Builder::new()
-            .prefix(".snapshot-")
+            .prefix(&format!("{}snapshot-", fsx::TMP))
             .tempfile_in(&dir)
             .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
         let tmp_path = tmp.path().to_path_buf();

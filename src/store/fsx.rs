@@ -8,6 +8,47 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// The one leftover policy: everything this module creates on the way to a final name starts
+/// with [`TMP`] (files, staged trees, symlinks being switched) and everything renamed aside for
+/// deletion with [`TRASH`]. A killed command leaves only such names, and
+/// [`remove_leftovers`] removes them; no other name is ever half-made.
+pub const TMP: &str = ".tmp-";
+pub const TRASH: &str = ".trash-";
+
+/// Whether a directory entry is a leftover of an interrupted command.
+pub fn is_leftover(name: &str) -> bool {
+    name.starts_with(TMP) || name.starts_with(TRASH)
+}
+
+/// Removes the leftovers directly inside each of `dirs` (missing dirs are skipped); returns what
+/// it removed. Call it only under the root's exclusive lock, when nothing else is writing.
+pub fn remove_leftovers(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for dir in dirs {
+        let Ok(rd) = fs::read_dir(dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if is_leftover(&e.file_name().to_string_lossy()) {
+                remove_any(&e.path())?;
+                removed.push(e.path());
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes a file, symlink or whole tree (read-only trees included), without following links.
+pub fn remove_any(path: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        make_writable(path);
+        fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
+    } else {
+        fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))
+    }
+}
+
 /// Fsync a directory so that a rename or create inside it survives a crash.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     let f = File::open(dir).with_context(|| format!("cannot open directory {}", dir.display()))?;
@@ -41,7 +82,7 @@ impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
         let parent = parent_of(dest);
         let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(TMP)
             .tempfile_in(parent)
             .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
         Ok(AtomicFile {
@@ -128,11 +169,12 @@ pub struct StagingDir {
 }
 
 impl StagingDir {
-    pub fn new_in(parent: &Path, prefix: &str) -> Result<StagingDir> {
+    /// A staging directory `.tmp-<what>-…` in `parent`.
+    pub fn new_in(parent: &Path, what: &str) -> Result<StagingDir> {
         fs::create_dir_all(parent)
             .with_context(|| format!("cannot create directory {}", parent.display()))?;
         let dir = tempfile::Builder::new()
-            .prefix(prefix)
+            .prefix(&format!("{TMP}{what}-"))
             .tempdir_in(parent)
             .with_context(|| {
                 format!("cannot create a staging directory in {}", parent.display())
@@ -187,7 +229,7 @@ pub fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
+    let tmp = parent.join(format!("{TMP}{name}-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)
         .with_context(|| format!("cannot create symlink {}", tmp.display()))?;
@@ -209,7 +251,7 @@ pub fn remove_tree(path: &Path) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let trash = parent.join(format!(".trash-{name}-{}", std::process::id()));
+    let trash = parent.join(format!("{TRASH}{name}-{}", std::process::id()));
     fs::rename(path, &trash).with_context(|| format!("cannot move {} aside", path.display()))?;
     fsync_dir(parent)?;
     make_writable(&trash);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fsx;
+use crate::store::fsx;
 
 /// Format of the trusted comment: `dist-index format=1 serial=<N> created=<unix seconds>`.
 pub const COMMENT_PREFIX: &str = "dist-index";

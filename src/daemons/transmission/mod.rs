@@ -18,7 +18,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::fsx;
+use crate::format::ids::InfoHash;
+use crate::store::fsx;
 
 /// How long `start_daemon` waits for the RPC to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -148,9 +149,9 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
     let rpc_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, cfg.rpc_port));
-    crate::supervise::ensure_free(rpc_addr, false, "transmission rpc port")?;
+    crate::daemons::supervise::ensure_free(rpc_addr, false, "transmission rpc port")?;
     let peer_ip = cfg.bind_ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    crate::supervise::ensure_free(
+    crate::daemons::supervise::ensure_free(
         SocketAddr::from((peer_ip, cfg.peer_port)),
         true,
         "transmission peer port",
@@ -172,7 +173,9 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
         .stderr(log_err)
         .process_group(0)
         .spawn()
-        .map_err(|e| crate::supervise::spawn_error(e, &cfg.program, "transmission-daemon"))?;
+        .map_err(|e| {
+            crate::daemons::supervise::spawn_error(e, &cfg.program, "transmission-daemon")
+        })?;
 
     // From here on, dropping the handle on an error kills the daemon.
     let mut handle = DaemonHandle {
@@ -186,7 +189,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
         if let Some(status) = handle.child_mut().try_wait()? {
             bail!(
                 "transmission-daemon exited ({status}) before its rpc answered on {rpc_addr}; {}",
-                crate::supervise::log_tail(&handle.log)
+                crate::daemons::supervise::log_tail(&handle.log)
             );
         }
         if handle.rpc.ping() {
@@ -197,7 +200,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
                 "transmission-daemon (pid {}) did not answer rpc on {rpc_addr} within {:?}; {}",
                 handle.pid,
                 START_TIMEOUT,
-                crate::supervise::log_tail(&handle.log)
+                crate::daemons::supervise::log_tail(&handle.log)
             );
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -207,7 +210,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
         bail!(
             "transmission-daemon cannot listen on peer port {}; {}",
             cfg.peer_port,
-            crate::supervise::log_tail(&handle.log)
+            crate::daemons::supervise::log_tail(&handle.log)
         );
     }
     let session = handle.rpc.call(
@@ -258,7 +261,7 @@ impl DaemonHandle {
     pub fn stop(mut self) -> Result<()> {
         pause_before_stop(&self.rpc);
         let mut child = self.child.take().expect("the daemon handle owns its child");
-        crate::supervise::terminate(&mut child, "transmission-daemon", TERM_TIMEOUT)
+        crate::daemons::supervise::terminate(&mut child, "transmission-daemon", TERM_TIMEOUT)
             .with_context(|| format!("see {}", self.log.display()))
     }
 
@@ -390,7 +393,7 @@ fn unix_seconds() -> i64 {
 /// graceful sequence as [`DaemonHandle::stop`], then waits for the pid to disappear. A pid that
 /// is already gone is not an error; a pid that is not a transmission-daemon is.
 pub fn stop_daemon_by_pid(pid: u32, rpc: &Rpc) -> Result<()> {
-    if !crate::supervise::alive(pid) {
+    if !crate::daemons::supervise::alive(pid) {
         return Ok(());
     }
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -402,7 +405,7 @@ pub fn stop_daemon_by_pid(pid: u32, rpc: &Rpc) -> Result<()> {
         );
     }
     pause_before_stop(rpc);
-    crate::supervise::terminate_pid(pid, "transmission-daemon", TERM_TIMEOUT)
+    crate::daemons::supervise::terminate_pid(pid, "transmission-daemon", TERM_TIMEOUT)
 }
 
 /// A transmission RPC client: one keep-alive agent, the session id kept between calls, a
@@ -560,7 +563,7 @@ impl Rpc {
         metainfo: &[u8],
         download_dir: &Path,
         paused: bool,
-    ) -> Result<String> {
+    ) -> Result<InfoHash> {
         let args = json!({
             "metainfo": base64(metainfo),
             "download-dir": utf8(download_dir)?,
@@ -571,7 +574,7 @@ impl Rpc {
     }
 
     /// Adds a magnet link downloading to `download_dir`; returns the infohash.
-    pub fn add_magnet(&self, magnet: &str, download_dir: &Path) -> Result<String> {
+    pub fn add_magnet(&self, magnet: &str, download_dir: &Path) -> Result<InfoHash> {
         let args = json!({ "filename": magnet, "download-dir": utf8(download_dir)? });
         let reply = self.call("torrent-add", args)?;
         added_hash(&reply)
@@ -579,7 +582,7 @@ impl Rpc {
 
     /// The status of the torrents with these infohashes (those the daemon does not have are
     /// simply absent); no hashes means none, not all.
-    pub fn get(&self, hashes: &[String]) -> Result<Vec<TorrentStatus>> {
+    pub fn get(&self, hashes: &[InfoHash]) -> Result<Vec<TorrentStatus>> {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
@@ -598,20 +601,20 @@ impl Rpc {
     }
 
     /// Re-checks the local data of these torrents against their piece hashes.
-    pub fn verify(&self, hashes: &[String]) -> Result<()> {
+    pub fn verify(&self, hashes: &[InfoHash]) -> Result<()> {
         self.act("torrent-verify", hashes)
     }
 
-    pub fn start(&self, hashes: &[String]) -> Result<()> {
+    pub fn start(&self, hashes: &[InfoHash]) -> Result<()> {
         self.act("torrent-start", hashes)
     }
 
-    pub fn stop(&self, hashes: &[String]) -> Result<()> {
+    pub fn stop(&self, hashes: &[InfoHash]) -> Result<()> {
         self.act("torrent-stop", hashes)
     }
 
     /// Forgets these torrents; with `delete_local_data` their files go too.
-    pub fn remove(&self, hashes: &[String], delete_local_data: bool) -> Result<()> {
+    pub fn remove(&self, hashes: &[InfoHash], delete_local_data: bool) -> Result<()> {
         if hashes.is_empty() {
             return Ok(());
         }
@@ -621,7 +624,7 @@ impl Rpc {
 
     /// Runs an action on these torrents; an empty list does nothing (it would mean "all" to
     /// transmission).
-    fn act(&self, method: &str, hashes: &[String]) -> Result<()> {
+    fn act(&self, method: &str, hashes: &[InfoHash]) -> Result<()> {
         if hashes.is_empty() {
             return Ok(());
         }
@@ -637,15 +640,15 @@ fn check_result(method: &str, mut reply: Value) -> Result<Value> {
     }
 }
 
-fn added_hash(reply: &Value) -> Result<String> {
+fn added_hash(reply: &Value) -> Result<InfoHash> {
     let t = reply
         .get("torrent-added")
         .or_else(|| reply.get("torrent-duplicate"))
         .ok_or_else(|| anyhow!("torrent-add: the reply names no torrent: {reply}"))?;
-    t["hashString"]
+    let hash = t["hashString"]
         .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("torrent-add: the reply has no hashString: {reply}"))
+        .ok_or_else(|| anyhow!("torrent-add: the reply has no hashString: {reply}"))?;
+    InfoHash::parse(hash).context("torrent-add: the reply's hashString")
 }
 
 fn utf8(path: &Path) -> Result<&str> {
@@ -708,7 +711,7 @@ impl From<i64> for TorrentState {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TorrentStatus {
-    pub hash_string: String,
+    pub hash_string: InfoHash,
     pub name: String,
     /// 0 stopped, 1 check-wait, 2 verifying, 3 download-wait, 4 downloading, 5 seed-wait,
     /// 6 seeding; see [`TorrentStatus::state`].
@@ -776,7 +779,7 @@ impl TorrentStatus {
 
 impl Rpc {
     /// The torrents among `hashes` whose last announce to some tracker succeeded.
-    pub fn announced(&self, hashes: &[String]) -> Result<std::collections::BTreeSet<String>> {
+    pub fn announced(&self, hashes: &[InfoHash]) -> Result<std::collections::BTreeSet<InfoHash>> {
         if hashes.is_empty() {
             return Ok(Default::default());
         }
@@ -792,8 +795,11 @@ impl Rpc {
                 .flatten()
                 .any(|s| s["lastAnnounceSucceeded"].as_bool() == Some(true));
             if ok {
-                if let Some(h) = t["hashString"].as_str() {
-                    out.insert(h.to_string());
+                if let Some(h) = t["hashString"]
+                    .as_str()
+                    .and_then(|h| InfoHash::parse(h).ok())
+                {
+                    out.insert(h);
                 }
             }
         }
@@ -895,7 +901,8 @@ mod tests {
         let mut obj = serde_json::Map::new();
         for f in TORRENT_FIELDS {
             let v = match *f {
-                "hashString" | "name" | "errorString" | "downloadDir" => json!(""),
+                "hashString" => json!("ab".repeat(20)),
+                "name" | "errorString" | "downloadDir" => json!(""),
                 "peers" => json!([]),
                 _ => json!(0),
             };
@@ -925,8 +932,11 @@ mod tests {
 
     #[test]
     fn duplicates_count_as_added() {
-        let reply = json!({"torrent-duplicate": {"hashString": "ab", "id": 1, "name": "x"}});
-        assert_eq!(added_hash(&reply).unwrap(), "ab");
+        let ab = "ab".repeat(20);
+        let reply = json!({"torrent-duplicate": {"hashString": ab, "id": 1, "name": "x"}});
+        assert_eq!(added_hash(&reply).unwrap().to_hex(), ab);
+        let bad = json!({"torrent-added": {"hashString": "../x", "id": 1, "name": "x"}});
+        assert!(added_hash(&bad).is_err());
     }
 
     #[test]

@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::bencode::{self, Value};
-use crate::fsx;
-use crate::supervise;
-use crate::torrent::percent_encode;
+use crate::daemons::supervise;
+use crate::format::bencode::{self, Value};
+use crate::format::ids::InfoHash;
+use crate::format::torrent::percent_encode;
+use crate::store::fsx;
 
 /// How long `start_tracker` waits for the tracker to answer HTTP.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,8 +88,8 @@ pub struct Swarm {
 /// `opentracker -i IP -p PORT -P PORT -d DIR -w /whitelist.txt -A 127.0.0.1` in its own process
 /// group, output in [`TrackerConfig::log_path`]; waits up to 10 s until it answers HTTP and, if
 /// the list is not empty, accepts its first infohash (which catches an unreadable whitelist).
-pub fn start_tracker(cfg: &TrackerConfig, infohashes: &[String]) -> Result<Tracker> {
-    let hashes = normalize_all(infohashes)?;
+pub fn start_tracker(cfg: &TrackerConfig, infohashes: &[InfoHash]) -> Result<Tracker> {
+    let hashes = normalize_all(infohashes);
     let ip = match cfg.listen.ip() {
         IpAddr::V4(ip) => ip,
         IpAddr::V6(_) => bail!("opentracker here serves IPv4 only, not {}", cfg.listen),
@@ -144,7 +145,7 @@ pub fn start_tracker(cfg: &TrackerConfig, infohashes: &[String]) -> Result<Track
                 supervise::log_tail(&tracker.log)
             );
         }
-        if tracker.swarm(&"0".repeat(40)).is_ok() {
+        if tracker.swarm(&InfoHash::from_bytes([0; 20])).is_ok() {
             break;
         }
         if Instant::now() > deadline {
@@ -172,7 +173,7 @@ pub struct Tracker {
     log: PathBuf,
     agent: ureq::Agent,
     /// The list last written, to tell which change to wait for on a reload.
-    whitelist: Mutex<Vec<String>>,
+    whitelist: Mutex<Vec<InfoHash>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -206,15 +207,15 @@ impl Tracker {
     /// Replaces the whitelist (atomically, mode 0644), makes the tracker reload it (SIGHUP) and
     /// waits up to 5 s until the change shows. The reload swaps the whole list at once, so
     /// probing one changed infohash tells that the new list is active.
-    pub fn set_whitelist(&self, infohashes: &[String]) -> Result<()> {
-        let hashes = normalize_all(infohashes)?;
+    pub fn set_whitelist(&self, infohashes: &[InfoHash]) -> Result<()> {
+        let hashes = normalize_all(infohashes);
         let probe = {
             let old = self.whitelist.lock().unwrap_or_else(|e| e.into_inner());
             let added = hashes.iter().find(|h| !old.contains(h));
             let removed = old.iter().find(|h| !hashes.contains(h));
             match (added, removed) {
-                (Some(h), _) => Some((h.clone(), true)),
-                (None, Some(h)) => Some((h.clone(), false)),
+                (Some(h), _) => Some((*h, true)),
+                (None, Some(h)) => Some((*h, false)),
                 (None, None) => None,
             }
         };
@@ -228,7 +229,7 @@ impl Tracker {
         Ok(())
     }
 
-    fn wait_for_verdict(&self, infohash: &str, accepted: bool) -> Result<()> {
+    fn wait_for_verdict(&self, infohash: &InfoHash, accepted: bool) -> Result<()> {
         let deadline = Instant::now() + RELOAD_TIMEOUT;
         loop {
             if self.authorizes(infohash)? == accepted {
@@ -252,9 +253,9 @@ impl Tracker {
     /// on port 0 (which no client connects to) wanting no peers, then withdraws it with
     /// `event=stopped`, so no peer is left behind. A scrape cannot tell: it answers with no
     /// files for an unknown infohash, whitelisted or not.
-    pub fn authorizes(&self, infohash: &str) -> Result<bool> {
-        let hash = normalize(infohash)?;
-        let reply = self.get(&self.probe_url(&hash, ""))?;
+    pub fn authorizes(&self, infohash: &InfoHash) -> Result<bool> {
+        let hash = infohash.to_hex();
+        let reply = self.get(&self.probe_url(infohash, ""))?;
         if let Some(reason) = reply.get("failure reason") {
             let reason = String::from_utf8_lossy(reason.as_bytes().unwrap_or_default());
             if reason.contains("not authorized") {
@@ -268,11 +269,11 @@ impl Tracker {
                 self.listen
             );
         }
-        self.get(&self.probe_url(&hash, "&event=stopped"))?;
+        self.get(&self.probe_url(infohash, "&event=stopped"))?;
         Ok(true)
     }
 
-    fn probe_url(&self, hash: &str, event: &str) -> String {
+    fn probe_url(&self, hash: &InfoHash, event: &str) -> String {
         format!(
             "http://{}/announce?info_hash={}&peer_id={}&port=0&uploaded=0&downloaded=0&left=1&numwant=0&compact=1{event}",
             self.listen,
@@ -283,15 +284,14 @@ impl Tracker {
 
     /// The seeders, leechers and completed downloads the tracker knows for `infohash` (all zero
     /// when it knows none, whether or not it is whitelisted).
-    pub fn swarm(&self, infohash: &str) -> Result<Swarm> {
-        let hash = normalize(infohash)?;
+    pub fn swarm(&self, infohash: &InfoHash) -> Result<Swarm> {
         let url = format!(
             "http://{}/scrape?info_hash={}",
             self.listen,
-            encode_hash(&hash)
+            encode_hash(infohash)
         );
         let reply = self.get(&url)?;
-        let raw = hex::decode(&hash).expect("normalized infohash");
+        let raw = infohash.as_bytes().to_vec();
         let entry = match reply.get("files") {
             Some(Value::Dict(files)) => files.get(&raw),
             _ => bail!("opentracker on {} sent a scrape without files", self.listen),
@@ -347,40 +347,26 @@ impl Drop for Tracker {
     }
 }
 
-/// Lower-case 40-hex, or an error naming the value.
-fn normalize(infohash: &str) -> Result<String> {
-    if infohash.len() != 40 || !infohash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("not a 40-hex infohash: {infohash:?}");
-    }
-    Ok(infohash.to_ascii_lowercase())
+/// Lowercase hex, each hash once, in a stable order.
+fn normalize_all(infohashes: &[InfoHash]) -> Vec<InfoHash> {
+    let set: std::collections::BTreeSet<InfoHash> = infohashes.iter().copied().collect();
+    set.into_iter().collect()
 }
 
-fn normalize_all(infohashes: &[String]) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::with_capacity(infohashes.len());
-    for h in infohashes {
-        let h = normalize(h)?;
-        if !out.contains(&h) {
-            out.push(h);
-        }
-    }
-    Ok(out)
-}
-
-/// The 20 raw bytes of a normalized infohash, percent-encoded for a query string.
-fn encode_hash(hash: &str) -> String {
-    hex::decode(hash)
-        .expect("normalized infohash")
+/// The 20 raw bytes of an infohash, percent-encoded for a query string.
+fn encode_hash(hash: &InfoHash) -> String {
+    hash.as_bytes()
         .iter()
         .map(|b| format!("%{b:02X}"))
         .collect()
 }
 
-fn whitelist_text(hashes: &[String]) -> String {
+fn whitelist_text(hashes: &[InfoHash]) -> String {
     hashes.iter().map(|h| format!("{h}\n")).collect()
 }
 
 /// DIR/whitelist.txt, written atomically with mode 0644 (opentracker reads it as `nobody`).
-fn write_whitelist(dir: &Path, hashes: &[String]) -> Result<()> {
+fn write_whitelist(dir: &Path, hashes: &[InfoHash]) -> Result<()> {
     fsx::write_atomic(
         &dir.join(WHITELIST),
         whitelist_text(hashes).as_bytes(),
@@ -394,7 +380,11 @@ mod tests {
 
     #[test]
     fn whitelist_is_one_lowercase_hash_a_line() {
-        let hashes = normalize_all(&["AB".repeat(20), "cd".repeat(20), "ab".repeat(20)]).unwrap();
+        let ids: Vec<InfoHash> = ["cd".repeat(20), "AB".repeat(20), "ab".repeat(20)]
+            .iter()
+            .map(|h| InfoHash::parse(h).unwrap())
+            .collect();
+        let hashes = normalize_all(&ids);
         assert_eq!(
             whitelist_text(&hashes),
             format!("{}\n{}\n", "ab".repeat(20), "cd".repeat(20))
@@ -402,14 +392,9 @@ mod tests {
     }
 
     #[test]
-    fn bad_infohashes_are_named() {
-        let e = normalize_all(&["xyz".into()]).unwrap_err();
-        assert_eq!(e.to_string(), "not a 40-hex infohash: \"xyz\"");
-    }
-
-    #[test]
     fn infohash_is_sent_as_raw_bytes() {
-        assert_eq!(encode_hash(&"0a".repeat(20)), "%0A".repeat(20));
+        let h = InfoHash::parse(&"0a".repeat(20)).unwrap();
+        assert_eq!(encode_hash(&h), "%0A".repeat(20));
     }
 
     #[test]

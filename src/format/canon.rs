@@ -2,7 +2,7 @@
 //! header is encoded byte for byte, how large the archive is, and the piece-length rule.
 //! Pure functions: no I/O here, so the encoding can be tested in isolation.
 
-use crate::package::{Entry, EntryKind};
+use crate::format::package::{Entry, EntryKind};
 
 /// The version of the object format; bump it with store-format.md when any byte changes.
 pub const FORMAT_VERSION: u32 = 1;

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{Manifest, ManifestError};
+use crate::format::manifest::{Manifest, ManifestError};
 
 /// What one archive entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]

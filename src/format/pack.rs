@@ -25,10 +25,11 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{bail, Context, Result};
 use sha1::{Digest, Sha1};
 
-use crate::canon;
-use crate::fsx::{AtomicFile, Durability};
-use crate::package::{EntryKind, Package};
-use crate::torrent::{self, Info};
+use crate::format::canon;
+use crate::format::ids::{InfoHash, ObjectId, PackageName};
+use crate::format::package::{EntryKind, Package};
+use crate::format::torrent::{self, Info};
+use crate::store::fsx::{AtomicFile, Durability};
 
 /// Bytes per chunk. Large enough that per-chunk costs (a channel send per consumer, a syscall)
 /// vanish, small enough that the chunks in flight stay in the CPU caches between the reader and
@@ -53,14 +54,14 @@ const SHA1_SPLIT_BYTES: u64 = 16 << 20;
 /// What one pass over a package produced.
 #[derive(Debug, Clone)]
 pub struct Packed {
-    pub name: String,
-    pub version: String,
+    pub name: PackageName,
+    pub version: semver::Version,
     pub description: Option<String>,
     pub size: u64,
-    /// BLAKE3 of the tarball, lowercase hex.
-    pub blake3: String,
+    /// BLAKE3 of the tarball.
+    pub blake3: ObjectId,
     pub info: Info,
-    pub infohash: String,
+    pub infohash: InfoHash,
 }
 
 impl Packed {
@@ -203,10 +204,10 @@ fn pack_into(pkg: &Package, dest: Dest<'_>) -> Result<Packed> {
     };
     Ok(Packed {
         name: m.name.clone(),
-        version: m.version_str.clone(),
+        version: m.version.clone(),
         description: m.description.clone(),
         size,
-        blake3: digest.to_hex().to_string(),
+        blake3: ObjectId::from_bytes(*digest.as_bytes()),
         infohash: info.infohash(),
         info,
     })
