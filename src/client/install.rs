@@ -145,7 +145,7 @@ pub fn plan(
             PlanItem {
                 name: rec.name.clone(),
                 version: rec.version.clone(),
-                blake3: rec.blake3.clone(),
+                blake3: rec.blake3,
                 size: rec.size,
                 source,
                 transport,
@@ -251,8 +251,8 @@ pub fn install(
         entering.push(Installed {
             name: rec.name.clone(),
             version: rec.version.clone(),
-            blake3: rec.blake3.clone(),
-            infohash: rec.infohash.clone(),
+            blake3: rec.blake3,
+            infohash: rec.infohash,
             store_path,
         });
         reports.push(r);
