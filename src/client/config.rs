@@ -1,7 +1,10 @@
 //! `ROOT/client.yaml`: where the repository is, which key signs it, how to download. Every key
-//! is also a flag.
+//! is also a flag; the file and the flags are merged into a [`ClientConfig`], which is resolved
+//! once into [`Settings`] with every default below.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -29,10 +32,35 @@ impl std::str::FromStr for Transport {
     }
 }
 
+/// A transport an object is actually fetched with, once `auto` has been decided for its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fetcher {
+    Torrent,
+    Http,
+}
+
+impl std::fmt::Display for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fetcher::Torrent => "torrent",
+            Fetcher::Http => "http",
+        })
+    }
+}
+
+// Every default of the client, in one place.
+
 /// Default size above which `auto` uses BitTorrent. Below it a direct HTTP GET from the web seed
 /// wins: transmission needs ~10 s before a peer sends the first byte (field notes), while HTTP
 /// fetches a 64 MiB object in well under that on the same link.
 pub const AUTO_THRESHOLD: u64 = 256 * 1024 * 1024;
+/// Warn when the index is older than this (one week).
+pub const STALE_AFTER_SECS: u64 = 7 * 24 * 3600;
+/// Largest index accepted.
+pub const MAX_INDEX_SIZE: u64 = 64 << 20;
+/// How long a download may take before it is given up.
+pub const FETCH_TIMEOUT_SECS: u64 = 600;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,10 +97,53 @@ impl ClientConfig {
         }
     }
 
-    pub fn server_url(&self) -> Result<String> {
+    /// Every value made concrete: defaults filled in, addresses parsed. What is required only by
+    /// some commands (the server, the key) stays optional here and is asked for where needed.
+    pub fn resolve(self) -> Result<Settings> {
+        let bind_address = self
+            .bind_address
+            .as_deref()
+            .map(|b| {
+                b.parse::<Ipv4Addr>()
+                    .with_context(|| format!("`bind_address`: `{b}` is not an IPv4 address"))
+            })
+            .transpose()?;
+        Ok(Settings {
+            server_url: self.server_url.map(|s| s.trim_end_matches('/').to_string()),
+            public_key: self.public_key,
+            bind_address,
+            transport: self.transport.unwrap_or_default(),
+            rpc_url: self.rpc_url,
+            upload_limit: self.upload_limit,
+            auto_threshold: self.auto_threshold.unwrap_or(AUTO_THRESHOLD),
+            stale_after: self.stale_after.unwrap_or(STALE_AFTER_SECS),
+            max_index_size: self.max_index_size.unwrap_or(MAX_INDEX_SIZE),
+            fetch_timeout: Duration::from_secs(self.fetch_timeout.unwrap_or(FETCH_TIMEOUT_SECS)),
+        })
+    }
+}
+
+/// The client's configuration, resolved once ([`ClientConfig::resolve`]): the rest of the client
+/// sees only concrete values.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    server_url: Option<String>,
+    public_key: Option<String>,
+    pub bind_address: Option<Ipv4Addr>,
+    pub transport: Transport,
+    pub rpc_url: Option<String>,
+    pub upload_limit: Option<u32>,
+    pub auto_threshold: u64,
+    pub stale_after: u64,
+    pub max_index_size: u64,
+    pub fetch_timeout: Duration,
+}
+
+impl Settings {
+    /// The repository's base URL, without a trailing `/`.
+    pub fn server_url(&self) -> Result<&str> {
         self.server_url
             .as_deref()
-            .map(|s| s.trim_end_matches('/').to_string())
             .context("no `server_url`: set it in ROOT/client.yaml (server_url: http://HOST:PORT)")
     }
 
@@ -80,5 +151,14 @@ impl ClientConfig {
         self.public_key
             .as_deref()
             .context("no `public_key`: set it in ROOT/client.yaml to the output of `dist key show` on the repository")
+    }
+
+    /// The transport for an object of `size` bytes: `auto` decided by the threshold.
+    pub fn fetcher_for(&self, size: u64) -> Fetcher {
+        match self.transport {
+            Transport::Auto if size >= self.auto_threshold => Fetcher::Torrent,
+            Transport::Auto | Transport::Http => Fetcher::Http,
+            Transport::Torrent => Fetcher::Torrent,
+        }
     }
 }

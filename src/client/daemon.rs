@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::config::ClientConfig;
+use super::config::Settings;
 use super::Layout;
 use crate::daemons::supervise;
 use crate::daemons::transmission::{self, DaemonConfig, Rpc};
@@ -45,8 +45,8 @@ pub fn running(layout: &Layout) -> Option<(DaemonState, Rpc)> {
 }
 
 /// An RPC connection to the daemon to use, starting the private one if needed.
-pub fn ensure(layout: &Layout, cfg: &ClientConfig) -> Result<Rpc> {
-    if let Some(url) = &cfg.rpc_url {
+pub fn ensure(layout: &Layout, settings: &Settings) -> Result<Rpc> {
+    if let Some(url) = &settings.rpc_url {
         let rpc = Rpc::new(url);
         if !rpc.ping() {
             anyhow::bail!("the transmission-daemon at {url} (rpc_url) does not answer");
@@ -56,16 +56,10 @@ pub fn ensure(layout: &Layout, cfg: &ClientConfig) -> Result<Rpc> {
     if let Some((_, rpc)) = running(layout) {
         return Ok(rpc);
     }
-    let bind = cfg
-        .bind_address
-        .as_deref()
-        .map(|b| {
-            b.parse()
-                .with_context(|| format!("`bind_address`: `{b}` is not an IPv4 address"))
-        })
-        .transpose()?;
+    let bind = settings.bind_address;
     let rpc_port = supervise::free_port("127.0.0.1")?;
-    let peer_port = supervise::free_port(cfg.bind_address.as_deref().unwrap_or("0.0.0.0"))?;
+    let peer_port =
+        supervise::free_port(&bind.map_or_else(|| "0.0.0.0".to_string(), |b| b.to_string()))?;
     std::fs::create_dir_all(layout.daemon_dir())?;
     let mut dcfg = DaemonConfig::new(
         layout.daemon_dir().join("config"),
@@ -74,7 +68,7 @@ pub fn ensure(layout: &Layout, cfg: &ClientConfig) -> Result<Rpc> {
         rpc_port,
     );
     dcfg.bind_ipv4 = bind;
-    dcfg.upload_limit_kbps = cfg.upload_limit;
+    dcfg.upload_limit_kbps = settings.upload_limit;
     let handle = transmission::start_daemon(&dcfg)?;
     let st = DaemonState {
         pid: handle.pid,

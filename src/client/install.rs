@@ -1,272 +1,106 @@
-//! Installing, uninstalling and rolling back: resolve requests against the synced index, plan
-//! (what to fetch, what is cached, what switches), then fetch, verify, unpack, run scripts and
-//! switch `current` with one rename. A failure before the switch leaves `current` as it was.
+//! Executing a [`Plan`], one way through (uv's preparer → installer): fetch every missing
+//! object (torrents added together and awaited together, HTTP fetches meanwhile), verify each
+//! object exactly once, store it by hard link, unpack, then one [`Transition`]. Uninstall and
+//! rollback are transitions too. A failure before the switch leaves `current` as it was.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
-use super::config::{ClientConfig, Transport, AUTO_THRESHOLD};
-use super::profile::{Generation, Installed};
-use super::{daemon, fetch, Layout, Reporter};
-use crate::format::ids::{ObjectId, PackageName};
-use crate::object;
-use crate::repo::index::{PackageRecord, Snapshot};
-use crate::store::fsx;
+use super::config::{Fetcher, Settings};
+use super::fetch::{self, torrent, Fetched};
+use super::plan::{Action, Plan, PlanItem};
+use super::profile::Installed;
+use super::transition::{Target, Transition};
+use super::{daemon, Layout, Phase, Reporter};
+use crate::format::ids::PackageName;
+use crate::object::{self, VerifiedObject};
+use crate::repo::index::PackageRecord;
 
-/// `NAME`, `NAME@1.2.3` (exactly that version) or `NAME@<SemVer requirement>`.
+/// The stages of an install whose time `install --json` reports in `phases_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Resolve,
+    Fetch,
+    Verify,
+    Unpack,
+    Scripts,
+    Switch,
+}
+
+impl Stage {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stage::Resolve => "resolve",
+            Stage::Fetch => "fetch",
+            Stage::Verify => "verify",
+            Stage::Unpack => "unpack",
+            Stage::Scripts => "scripts",
+            Stage::Switch => "switch",
+        }
+    }
+}
+
+/// What happened to one package of the plan.
 #[derive(Debug, Clone)]
-pub struct Request {
-    pub name: String,
-    pub spec: Spec,
-}
-
-#[derive(Debug, Clone)]
-pub enum Spec {
-    Latest,
-    Exact(semver::Version),
-    Req(semver::VersionReq),
-}
-
-impl Request {
-    pub fn parse(s: &str) -> Result<Request> {
-        let (name, spec) = match s.split_once('@') {
-            None => (s, Spec::Latest),
-            Some((n, v)) => {
-                let spec = match semver::Version::parse(v) {
-                    Ok(v) => Spec::Exact(v),
-                    Err(_) => Spec::Req(semver::VersionReq::parse(v).with_context(|| {
-                        format!("`{s}`: `{v}` is neither a version nor a SemVer requirement")
-                    })?),
-                };
-                (n, spec)
-            }
-        };
-        if let Some(p) = crate::format::manifest::name_problem(name) {
-            bail!("`{s}`: invalid package name: {p}");
-        }
-        Ok(Request {
-            name: name.to_string(),
-            spec,
-        })
-    }
-
-    /// The version of the index this request selects.
-    pub fn resolve<'a>(&self, snap: &'a Snapshot) -> Result<&'a PackageRecord> {
-        let versions = snap.versions(&self.name);
-        if versions.is_empty() {
-            bail!(
-                "no package `{}` in the index (serial {}); try `dist search`",
-                self.name,
-                snap.serial
-            );
-        }
-        let pick = match &self.spec {
-            Spec::Latest => versions.iter().rev().find(|r| r.version.pre.is_empty()),
-            Spec::Exact(v) => versions
-                .iter()
-                .rev()
-                .find(|r| r.version.cmp_precedence(v).is_eq()),
-            Spec::Req(req) => versions.iter().rev().find(|r| req.matches(&r.version)),
-        };
-        let all: Vec<String> = versions.iter().map(|r| r.version.to_string()).collect();
-        pick.copied().with_context(|| match &self.spec {
-            Spec::Latest => format!(
-                "`{}` has only pre-releases ({}); ask for one with NAME@VERSION",
-                self.name,
-                all.join(", ")
-            ),
-            Spec::Exact(v) => format!(
-                "`{}` has no version {v} (available: {})",
-                self.name,
-                all.join(", ")
-            ),
-            Spec::Req(r) => format!(
-                "no version of `{}` matches `{r}` (available: {})",
-                self.name,
-                all.join(", ")
-            ),
-        })
-    }
-}
-
-/// What will happen to one package.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanItem {
-    pub name: PackageName,
-    pub version: semver::Version,
-    pub blake3: ObjectId,
-    pub size: u64,
-    /// `installed` (nothing to do), `store` (unpacked already), `cached` (object present), `fetch`.
-    pub source: &'static str,
-    pub transport: Option<Transport>,
-    /// The version it replaces, if any.
-    pub replaces: Option<semver::Version>,
-}
-
-pub fn plan(
-    layout: &Layout,
-    cfg: &ClientConfig,
-    snap: &Snapshot,
-    requests: &[Request],
-) -> Result<Vec<(PlanItem, PackageRecord)>> {
-    let current = layout.current()?;
-    let mut out: Vec<(PlanItem, PackageRecord)> = Vec::new();
-    for r in requests {
-        let rec = r.resolve(snap)?.clone();
-        if out.iter().any(|(p, _)| p.name == rec.name) {
-            bail!("`{}` is requested twice", rec.name);
-        }
-        let installed = current.as_ref().and_then(|g| g.packages.get(&rec.name));
-        let source = if installed.is_some_and(|i| i.blake3 == rec.blake3) {
-            "installed"
-        } else if layout
-            .store_path(&rec.blake3, &rec.name, &rec.version)
-            .exists()
-        {
-            "store"
-        } else if layout.objects().contains(&rec.blake3) {
-            "cached"
-        } else {
-            "fetch"
-        };
-        let transport = (source == "fetch").then(|| match cfg.transport.unwrap_or_default() {
-            Transport::Auto if rec.size >= cfg.auto_threshold.unwrap_or(AUTO_THRESHOLD) => {
-                Transport::Torrent
-            }
-            Transport::Auto => Transport::Http,
-            t => t,
-        });
-        out.push((
-            PlanItem {
-                name: rec.name.clone(),
-                version: rec.version.clone(),
-                blake3: rec.blake3,
-                size: rec.size,
-                source,
-                transport,
-                replaces: installed
-                    .filter(|i| i.blake3 != rec.blake3)
-                    .map(|i| i.version.clone()),
-            },
-            rec,
-        ));
-    }
-    Ok(out)
-}
-
-/// Per-package result of an install, as `install --json` prints it.
-#[derive(Debug, Clone, Serialize)]
-pub struct InstallReport {
-    pub name: PackageName,
-    pub version: semver::Version,
-    pub transport: Option<Transport>,
+pub struct Installation {
+    pub item: PlanItem,
+    pub store_path: std::path::PathBuf,
     pub bytes_from_peers: u64,
     pub bytes_from_webseed: u64,
-    pub source: &'static str,
-    pub store_path: String,
-    pub phases_ms: BTreeMap<&'static str, u64>,
+    pub stages: BTreeMap<Stage, Duration>,
 }
 
 pub struct Outcome {
-    pub reports: Vec<InstallReport>,
+    pub installed: Vec<Installation>,
+    /// The generation now current, if anything changed.
     pub generation: Option<u64>,
 }
 
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
-}
-
-/// Runs the plan: fetch, verify, unpack, scripts, then one switch.
+/// Runs the plan: fetch, verify, unpack, then one transition.
 pub fn install(
     layout: &Layout,
-    cfg: &ClientConfig,
-    items: Vec<(PlanItem, PackageRecord)>,
+    settings: &Settings,
+    plan: Plan,
     report: &dyn Reporter,
 ) -> Result<Outcome> {
-    let current = layout.current()?;
-    let mut reports = Vec::new();
-    let mut entering: Vec<Installed> = Vec::new();
-    let timeout = Duration::from_secs(cfg.fetch_timeout.unwrap_or(600));
-    for (item, rec) in &items {
-        let label = format!("{}@{}", rec.name, rec.version);
-        let mut phases = BTreeMap::new();
-        let store_path = layout.store_path(&rec.blake3, &rec.name, &rec.version);
-        let mut r = InstallReport {
-            name: rec.name.clone(),
-            version: rec.version.clone(),
-            transport: item.transport,
+    let mut done: Vec<Installation> = plan
+        .items
+        .into_iter()
+        .map(|item| Installation {
+            store_path: layout.store_path(
+                &item.record.blake3,
+                &item.record.name,
+                &item.record.version,
+            ),
+            item,
             bytes_from_peers: 0,
             bytes_from_webseed: 0,
-            source: item.source,
-            store_path: store_path.display().to_string(),
-            phases_ms: BTreeMap::new(),
-        };
-        if item.source == "installed" {
-            reports.push(r);
-            continue;
-        }
-        if item.source == "fetch" || item.source == "cached" {
-            if item.source == "fetch" {
-                let t = Instant::now();
-                report.phase(&label, "fetch");
-                let server = cfg.server_url()?;
-                let fetched = match item.transport.expect("fetch has a transport") {
-                    Transport::Http => fetch::http(layout, &server, rec, timeout, report)?,
-                    _ => {
-                        let rpc = daemon::ensure(layout, cfg)?;
-                        fetch::torrent(layout, &rpc, &server, rec, timeout, report)?
-                    }
-                };
-                r.bytes_from_peers = fetched.bytes_from_peers;
-                r.bytes_from_webseed = fetched.bytes_from_webseed;
-                phases.insert("fetch", ms(t.elapsed()));
-                let t = Instant::now();
-                report.phase(&label, "verify");
-                let verified = object::verify_file(&fetched.path, &rec.blake3)
-                    .with_context(|| format!("{label}: the downloaded object failed verification; nothing was installed"))?;
-                phases.insert("verify", ms(t.elapsed()));
-                store_object(layout, &verified, &rec.blake3)?;
-                if item.transport == Some(Transport::Http) {
-                    // Seed what we fetched, so the swarm grows with its users (best effort).
-                    if let Err(e) = seed(layout, cfg, &server, rec) {
-                        report.warn(&format!("{label}: installed, but cannot seed it: {e:#}"));
-                    }
-                }
-            }
-            let t = Instant::now();
-            let verified = object::verify_file(&layout.objects().path(&rec.blake3), &rec.blake3)
-                .with_context(|| format!("{label}: the cached object failed verification"))?;
-            phases.entry("verify").or_insert(ms(t.elapsed()));
-            let t = Instant::now();
-            report.phase(&label, "unpack");
-            unpack_to_store(layout, &verified, &store_path)?;
-            phases.insert("unpack", ms(t.elapsed()));
-        }
-        r.phases_ms = phases;
-        entering.push(Installed {
-            name: rec.name.clone(),
-            version: rec.version.clone(),
-            blake3: rec.blake3,
-            infohash: rec.infohash,
-            store_path,
-        });
-        reports.push(r);
+            stages: BTreeMap::new(),
+        })
+        .collect();
+    let verified = fetch_and_verify(layout, settings, &mut done, report)?;
+    for (i, obj) in verified {
+        let inst = &mut done[i];
+        let t = Instant::now();
+        report.phase(&inst.item.record.id(), Phase::Unpack);
+        layout.unpack_to_store(&obj, &inst.store_path)?;
+        inst.stages.insert(Stage::Unpack, t.elapsed());
     }
+    let current = layout.current()?;
+    let mut packages = current.map(|g| g.packages).unwrap_or_default();
+    let entering: Vec<Installed> = done
+        .iter()
+        .filter(|d| d.item.action != Action::Installed)
+        .map(|d| installed_entry(&d.item.record, &d.store_path))
+        .collect();
     if entering.is_empty() {
         return Ok(Outcome {
-            reports,
+            installed: done,
             generation: None,
         });
     }
-    let mut packages = current
-        .as_ref()
-        .map(|g| g.packages.clone())
-        .unwrap_or_default();
     let mut leaving = Vec::new();
     for e in &entering {
         if let Some(old) = packages.insert(e.name.clone(), e.clone()) {
@@ -274,48 +108,147 @@ pub fn install(
         }
     }
     let t = Instant::now();
-    let (gen, scripts) = switch(layout, packages, &leaving, &entering, report)?;
-    let total_scripts: Duration = scripts.values().sum();
-    let switch_ms = ms(t.elapsed().saturating_sub(total_scripts));
-    for r in reports.iter_mut() {
-        if let Some(d) = scripts.get(&r.name) {
-            r.phases_ms.insert("scripts", ms(*d));
+    let switched = Transition {
+        entering: entering.iter().collect(),
+        leaving: leaving.iter().collect(),
+        target: Target::New(packages),
+        leaving_first: false,
+    }
+    .apply(layout, report)?;
+    let scripts_total: Duration = switched.scripts.values().sum();
+    let switch = t.elapsed().saturating_sub(scripts_total);
+    for d in done.iter_mut() {
+        if let Some(s) = switched.scripts.get(&d.item.record.name) {
+            d.stages.insert(Stage::Scripts, *s);
         }
-        r.phases_ms.insert("switch", switch_ms);
+        d.stages.insert(Stage::Switch, switch);
     }
     Ok(Outcome {
-        reports,
-        generation: Some(gen.number),
+        installed: done,
+        generation: Some(switched.generation),
     })
 }
 
-/// Runs install scripts of what enters (any failure: nothing switches), builds the new
-/// generation, switches to it, then runs uninstall scripts of what leaves.
-fn switch(
-    layout: &Layout,
-    packages: BTreeMap<PackageName, Installed>,
-    leaving: &[Installed],
-    entering: &[Installed],
-    report: &dyn Reporter,
-) -> Result<(Generation, BTreeMap<PackageName, Duration>)> {
-    let mut times = BTreeMap::new();
-    for e in entering {
-        report.phase(&format!("{}@{}", e.name, e.version), "install script");
-        let t = Instant::now();
-        run_script(layout, e, "install")?;
-        times.insert(e.name.clone(), t.elapsed());
+fn installed_entry(rec: &PackageRecord, store_path: &std::path::Path) -> Installed {
+    Installed {
+        name: rec.name.clone(),
+        version: rec.version.clone(),
+        blake3: rec.blake3,
+        infohash: rec.infohash,
+        store_path: store_path.to_path_buf(),
     }
-    let gen = layout.create_generation(packages)?;
-    layout.switch_to(gen.number)?;
-    for l in leaving {
-        if let Err(e) = run_script(layout, l, "uninstall") {
-            report.warn(&format!("{e:#}"));
-        }
-    }
-    Ok((gen, times))
 }
 
-pub fn uninstall(layout: &Layout, name: &str, report: &dyn Reporter) -> Result<Generation> {
+/// Gets every object the plan needs unpacked into a verified object: fetched ones are hashed
+/// once, as downloaded, then linked into `objects/` without another pass; cached ones are hashed
+/// once from `objects/`. Returns them with their index in `done`.
+fn fetch_and_verify(
+    layout: &Layout,
+    settings: &Settings,
+    done: &mut [Installation],
+    report: &dyn Reporter,
+) -> Result<Vec<(usize, VerifiedObject)>> {
+    let fetched = fetch_all(layout, settings, done, report)?;
+    let mut out = Vec::new();
+    for (i, d) in done.iter_mut().enumerate() {
+        let rec = &d.item.record;
+        let id = rec.id();
+        let (path, what) = match (&d.item.action, fetched.get(&i)) {
+            (Action::Fetch(_), Some(f)) => (f.path.clone(), "downloaded"),
+            (Action::Unpack, _) => (layout.objects().path(&rec.blake3), "cached"),
+            _ => continue,
+        };
+        let t = Instant::now();
+        report.phase(&id, Phase::Verify);
+        let obj = object::verify_file(&path, &rec.blake3).with_context(|| {
+            format!("{id}: the {what} object failed verification; nothing was installed")
+        })?;
+        d.stages.insert(Stage::Verify, t.elapsed());
+        if what == "downloaded" {
+            layout.objects().insert_verified(&obj)?;
+            if d.item.action == Action::Fetch(Fetcher::Http) {
+                // Seed what we fetched, so the swarm grows with its users (best effort).
+                if let Err(e) = seed(layout, settings, rec) {
+                    report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
+                }
+            }
+        }
+        out.push((i, obj));
+    }
+    Ok(out)
+}
+
+/// Fetches every object the plan marks `Fetch`: the torrents are added first (after their
+/// `.torrent` files were checked against the index, before any daemon starts), the HTTP
+/// downloads run while they go, then the torrents are awaited together.
+fn fetch_all(
+    layout: &Layout,
+    settings: &Settings,
+    done: &mut [Installation],
+    report: &dyn Reporter,
+) -> Result<BTreeMap<usize, Fetched>> {
+    let mut fetched = BTreeMap::new();
+    let by = |f: Fetcher| -> Vec<usize> {
+        (0..done.len())
+            .filter(|i| done[*i].item.action == Action::Fetch(f))
+            .collect()
+    };
+    let (torrents, https) = (by(Fetcher::Torrent), by(Fetcher::Http));
+    if torrents.is_empty() && https.is_empty() {
+        return Ok(fetched);
+    }
+    let server = settings.server_url()?;
+    let t = Instant::now();
+    // The torrents in flight borrow their records while the HTTP results are written into `done`.
+    let torrent_recs: Vec<PackageRecord> = torrents
+        .iter()
+        .map(|i| done[*i].item.record.clone())
+        .collect();
+    let started = if torrents.is_empty() {
+        None
+    } else {
+        let recs: Vec<&PackageRecord> = torrent_recs.iter().collect();
+        for r in &recs {
+            report.phase(&r.id(), Phase::Fetch);
+        }
+        let sources = torrent::sources(server, &recs, report)?;
+        let rpc = daemon::ensure(layout, settings)?;
+        let started = torrent::start_all(layout, &rpc, &recs, sources)?;
+        Some((rpc, started))
+    };
+    for &i in &https {
+        let rec = &done[i].item.record;
+        let t = Instant::now();
+        report.phase(&rec.id(), Phase::Fetch);
+        let f = fetch::http::fetch(layout, server, rec, settings.fetch_timeout, report)?;
+        done[i].stages.insert(Stage::Fetch, t.elapsed());
+        fetched.insert(i, f);
+    }
+    if let Some((rpc, started)) = started {
+        let results = torrent::await_all(&rpc, started, settings.fetch_timeout, report)?;
+        for (&i, f) in torrents.iter().zip(results) {
+            done[i].stages.insert(Stage::Fetch, t.elapsed());
+            fetched.insert(i, f);
+        }
+    }
+    for (i, f) in &fetched {
+        done[*i].bytes_from_peers = f.bytes_from_peers;
+        done[*i].bytes_from_webseed = f.bytes_from_webseed;
+    }
+    Ok(fetched)
+}
+
+/// Hands an object fetched over HTTP to transmission so this client seeds it.
+fn seed(layout: &Layout, settings: &Settings, rec: &PackageRecord) -> Result<()> {
+    let (bytes, _) = fetch::fetch_torrent(settings.server_url()?, rec)?;
+    let rpc = daemon::ensure(layout, settings)?;
+    rpc.add_torrent(&bytes, &layout.download_dir(&rec.infohash), false)?;
+    Ok(())
+}
+
+/// Removes `name` from the current set: its uninstall script first (a failure keeps it), then a
+/// new generation without it.
+pub fn uninstall(layout: &Layout, name: &str, report: &dyn Reporter) -> Result<u64> {
     let current = layout
         .current()?
         .with_context(|| format!("`{name}` is not installed (nothing is)"))?;
@@ -326,15 +259,18 @@ pub fn uninstall(layout: &Layout, name: &str, report: &dyn Reporter) -> Result<G
             current.labels().join(", ")
         );
     };
-    run_script(layout, &old, "uninstall")?;
-    let gen = layout.create_generation(packages)?;
-    layout.switch_to(gen.number)?;
-    let _ = report;
-    Ok(gen)
+    let switched = Transition {
+        entering: Vec::new(),
+        leaving: vec![&old],
+        target: Target::New(packages),
+        leaving_first: true,
+    }
+    .apply(layout, report)?;
+    Ok(switched.generation)
 }
 
-/// Switches to generation `to` (default: the one before current), running the uninstall
-/// script of what leaves and the install script of what enters.
+/// Switches to generation `to` (default: the one before current), running the install script
+/// of what enters and the uninstall script of what leaves. Returns (from, to).
 pub fn rollback(layout: &Layout, to: Option<u64>, report: &dyn Reporter) -> Result<(u64, u64)> {
     let gens = layout.generations()?;
     let cur = layout
@@ -360,124 +296,32 @@ pub fn rollback(layout: &Layout, to: Option<u64>, report: &dyn Reporter) -> Resu
         .iter()
         .find(|g| g.number == cur)
         .context("the current generation is missing")?;
-    for (name, p) in &target.packages {
-        if current.packages.get(name).map(|c| &c.blake3) != Some(&p.blake3)
-            && !p.store_path.exists()
-        {
-            bail!(
-                "generation {} needs {}@{}, whose store path was collected",
-                target.number,
-                p.name,
-                p.version
-            );
-        }
-    }
+    let differs = |a: &BTreeMap<PackageName, Installed>, p: &Installed| {
+        a.get(p.name.as_str()).map(|c| c.blake3) != Some(p.blake3)
+    };
     let entering: Vec<&Installed> = target
         .packages
         .values()
-        .filter(|p| current.packages.get(&p.name).map(|c| &c.blake3) != Some(&p.blake3))
+        .filter(|p| differs(&current.packages, p))
         .collect();
+    if let Some(p) = entering.iter().find(|p| !p.store_path.exists()) {
+        bail!(
+            "generation {} needs {}, whose store path was collected",
+            target.number,
+            p.id()
+        );
+    }
     let leaving: Vec<&Installed> = current
         .packages
         .values()
-        .filter(|p| target.packages.get(&p.name).map(|c| &c.blake3) != Some(&p.blake3))
+        .filter(|p| differs(&target.packages, p))
         .collect();
-    for e in &entering {
-        run_script(layout, e, "install")?;
+    Transition {
+        entering,
+        leaving,
+        target: Target::Existing(target.number),
+        leaving_first: false,
     }
-    layout.switch_to(target.number)?;
-    for l in &leaving {
-        if let Err(e) = run_script(layout, l, "uninstall") {
-            report.warn(&format!("{e:#}"));
-        }
-    }
+    .apply(layout, report)?;
     Ok((cur, target.number))
-}
-
-/// Runs `scripts/<which>.sh` of an installed package with `/bin/sh`, in its store path, with
-/// the documented environment (README "Scripts").
-fn run_script(layout: &Layout, p: &Installed, which: &str) -> Result<()> {
-    let script = p.store_path.join(format!("scripts/{which}.sh"));
-    let out = Command::new("/bin/sh")
-        .arg(&script)
-        .current_dir(&p.store_path)
-        .env("DIST_ROOT", &layout.root)
-        .env("DIST_PACKAGE", &p.name)
-        .env("DIST_VERSION", p.version.to_string())
-        .env("DIST_STORE_PATH", &p.store_path)
-        .env("DIST_PROFILE", layout.current_link())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", script.display()))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        bail!(
-            "{which} script of {}@{} failed ({}){}",
-            p.name,
-            p.version,
-            out.status,
-            if stderr.trim().is_empty() {
-                String::new()
-            } else {
-                format!(": {}", stderr.trim())
-            }
-        );
-    }
-    Ok(())
-}
-
-/// Hard-links the verified download into `objects/` (atomic rename into place).
-fn store_object(
-    layout: &Layout,
-    verified: &object::VerifiedObject,
-    blake3: &ObjectId,
-) -> Result<()> {
-    let _ = blake3;
-    layout.objects().insert_verified(verified).map(drop)
-}
-
-/// Unpacks into a staging dir beside the store path, makes it read-only, renames it in.
-fn unpack_to_store(layout: &Layout, verified: &object::VerifiedObject, dest: &Path) -> Result<()> {
-    if dest.exists() {
-        return Ok(());
-    }
-    let staging = fsx::StagingDir::new_in(&layout.store_dir(), "unpack")?;
-    object::unpack(verified, staging.path())
-        .with_context(|| format!("cannot unpack into {}", dest.display()))?;
-    let record = object::tree_record(staging.path())?;
-    // The record (what `verify` compares against) lands before the tree gets its name.
-    fsx::write_atomic(&record_path(dest), &serde_json::to_vec(&record)?, 0o444)?;
-    make_read_only(staging.path())?;
-    staging.persist(dest)
-}
-
-/// `store/<…>.record.json`: the tree as unpacked (paths, modes, digests, link targets).
-pub fn record_path(store_path: &Path) -> std::path::PathBuf {
-    let mut p = store_path.as_os_str().to_owned();
-    p.push(".record.json");
-    p.into()
-}
-
-fn make_read_only(root: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::symlink_metadata(root)?;
-    if meta.file_type().is_symlink() {
-        return Ok(());
-    }
-    if meta.is_dir() {
-        for e in std::fs::read_dir(root)? {
-            make_read_only(&e?.path())?;
-        }
-    }
-    let mode = meta.permissions().mode() & !0o222;
-    std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
-
-/// Hands an object fetched over HTTP to transmission so this client seeds it.
-fn seed(layout: &Layout, cfg: &ClientConfig, server: &str, rec: &PackageRecord) -> Result<()> {
-    let (bytes, _) = fetch::fetch_torrent(server, rec)?;
-    let rpc = daemon::ensure(layout, cfg)?;
-    rpc.add_torrent(&bytes, &layout.download_dir(&rec.infohash), false)?;
-    Ok(())
 }

@@ -6,9 +6,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
-use super::install::record_path;
+use super::profile::record_path;
 use super::{daemon, Layout};
 use crate::format::ids::{InfoHash, ObjectId, PackageName};
 use crate::object::{self, TreeEntry};
@@ -43,11 +42,11 @@ pub fn clean_leftovers(layout: &Layout) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct GcReport {
     pub generations_removed: Vec<u64>,
     pub store_paths_removed: Vec<String>,
-    pub objects_removed: Vec<String>,
+    pub objects_removed: Vec<ObjectId>,
     pub bytes_freed: u64,
 }
 
@@ -149,12 +148,12 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
         }
         report.bytes_freed += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
-        report.objects_removed.push(id.to_hex());
+        report.objects_removed.push(id);
     }
     Ok(report)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct VerifyEntry {
     pub name: PackageName,
     pub version: semver::Version,

@@ -7,12 +7,15 @@ pub mod daemon;
 pub mod fetch;
 pub mod install;
 pub mod maintain;
+pub mod plan;
 pub mod profile;
+pub mod request;
 pub mod sync;
+pub mod transition;
 
 use std::path::{Path, PathBuf};
 
-use crate::format::ids::InfoHash;
+use crate::format::ids::{InfoHash, PackageId};
 use crate::store::objects::ObjectStore;
 
 /// Paths of a client root.
@@ -47,10 +50,30 @@ pub struct Progress {
     pub webseed: bool,
 }
 
+/// What a package is going through, as the CLI shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Fetch,
+    Verify,
+    Unpack,
+    Script(transition::Script),
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Fetch => f.write_str("fetch"),
+            Phase::Verify => f.write_str("verify"),
+            Phase::Unpack => f.write_str("unpack"),
+            Phase::Script(s) => write!(f, "{s} script"),
+        }
+    }
+}
+
 /// What the library reports while it works; the CLI draws it, tests ignore it.
 pub trait Reporter: Sync {
-    fn phase(&self, _package: &str, _what: &str) {}
-    fn progress(&self, _package: &str, _p: &Progress) {}
+    fn phase(&self, _package: &PackageId, _phase: Phase) {}
+    fn progress(&self, _package: &PackageId, _p: &Progress) {}
     fn warn(&self, _message: &str) {}
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Layout;
 use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
+use crate::object::{self, VerifiedObject};
 use crate::store::fsx;
 
 /// One installed package in a generation.
@@ -172,4 +173,46 @@ impl Layout {
         let target = Path::new("generations").join(n.to_string());
         fsx::replace_symlink(&target, &self.current_link())
     }
+}
+
+impl Layout {
+    /// Unpacks a verified object into a staging dir beside `dest`, records the tree (what
+    /// `verify` compares against), makes it read-only and renames it into place. A store path
+    /// that exists already is complete (it only ever appears by rename) and is kept.
+    pub fn unpack_to_store(&self, verified: &VerifiedObject, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Ok(());
+        }
+        let staging = fsx::StagingDir::new_in(&self.store_dir(), "unpack")?;
+        object::unpack(verified, staging.path())
+            .with_context(|| format!("cannot unpack into {}", dest.display()))?;
+        let record = object::tree_record(staging.path())?;
+        // The record lands before the tree gets its name.
+        fsx::write_atomic(&record_path(dest), &serde_json::to_vec(&record)?, 0o444)?;
+        make_read_only(staging.path())?;
+        staging.persist(dest)
+    }
+}
+
+/// `store/<…>.record.json`: the tree as unpacked (paths, modes, digests, link targets).
+pub fn record_path(store_path: &Path) -> PathBuf {
+    let mut p = store_path.as_os_str().to_owned();
+    p.push(".record.json");
+    p.into()
+}
+
+fn make_read_only(root: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(root)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    if meta.is_dir() {
+        for e in std::fs::read_dir(root)? {
+            make_read_only(&e?.path())?;
+        }
+    }
+    let mode = meta.permissions().mode() & !0o222;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
 }

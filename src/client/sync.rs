@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::config::ClientConfig;
+use super::config::Settings;
 use super::Layout;
 use crate::repo::index::Snapshot;
-use crate::repo::sign;
+use crate::repo::sign::{self, VerifyError};
 use crate::store::fsx;
 
 /// What the client remembers about its copy of the index.
@@ -22,7 +22,7 @@ pub struct IndexState {
     pub fetched_at: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SyncReport {
     pub changed: bool,
     pub serial: u64,
@@ -98,10 +98,10 @@ fn get(
     Ok(Some((body, tag)))
 }
 
-pub fn sync(layout: &Layout, cfg: &ClientConfig) -> Result<SyncReport> {
+pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
     let server = cfg.server_url()?;
     let key = cfg.public_key()?;
-    let limit = cfg.max_index_size.unwrap_or(64 << 20);
+    let limit = cfg.max_index_size;
     let agent = ureq::AgentBuilder::new()
         .timeout(std::time::Duration::from_secs(60))
         .build();
@@ -143,21 +143,28 @@ pub fn sync(layout: &Layout, cfg: &ClientConfig) -> Result<SyncReport> {
         let sig = String::from_utf8(sig).context("the index signature is not text")?;
         let signed = match sign::verify(key, &body, &sig) {
             Ok(s) => s,
-            Err(e) => {
+            // Only a signature that does not match the bytes can be a publish in between.
+            Err(e @ VerifyError::BadSignature(_)) => {
                 last_err = Some(e);
                 continue;
+            }
+            Err(e) => {
+                last_err = Some(e);
+                break;
             }
         };
         return install_index(layout, cfg, prev, body, sig, signed, tag);
     }
-    Err(last_err.expect("three failed attempts")).context(format!(
-        "the index from {server} failed verification; the local index is unchanged"
-    ))
+    Err(
+        anyhow::Error::new(last_err.expect("a failed attempt")).context(format!(
+            "the index from {server} failed verification; the local index is unchanged"
+        )),
+    )
 }
 
-fn stale(cfg: &ClientConfig, created: u64) -> Option<String> {
+fn stale(cfg: &Settings, created: u64) -> Option<String> {
     let age = crate::repo::now_unix().saturating_sub(created);
-    let limit = cfg.stale_after.unwrap_or(7 * 24 * 3600);
+    let limit = cfg.stale_after;
     (age > limit).then(|| {
         format!(
             "the index was published {} hours ago; the repository may be frozen or unreachable",
@@ -168,7 +175,7 @@ fn stale(cfg: &ClientConfig, created: u64) -> Option<String> {
 
 fn install_index(
     layout: &Layout,
-    cfg: &ClientConfig,
+    cfg: &Settings,
     prev: Option<IndexState>,
     body: Vec<u8>,
     sig: String,

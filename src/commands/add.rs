@@ -3,7 +3,7 @@
 use anyhow::Result;
 use dist::repo::{Added, Repo};
 
-use super::Global;
+use super::{json, Global};
 use crate::cli::AddArgs;
 
 pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
@@ -18,13 +18,18 @@ pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
                     Added::New(p) => (p, "added"),
                     Added::Unchanged(p) => (p, "unchanged"),
                 };
-                serde_json::json!({
-                    "name": p.name, "version": p.version, "status": status, "size": p.size,
-                    "blake3": p.blake3, "infohash": p.infohash, "serial": serial,
-                })
+                json::Added {
+                    blake3: p.blake3,
+                    infohash: p.infohash,
+                    name: &p.name,
+                    serial,
+                    size: p.size,
+                    status,
+                    version: &p.version,
+                }
             })
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        json::print(&v)?;
         return Ok(0);
     }
     for a in &added {

@@ -1,15 +1,17 @@
 //! The client commands: sync, install, uninstall, rollback, generations, list, info, daemon.
 
 use anyhow::{Context, Result};
-use dist::client::config::ClientConfig;
-use dist::client::install::{self, Request};
+use dist::client::config::{ClientConfig, Settings};
+use dist::client::install::{self, Stage};
+use dist::client::plan::{self, Action};
+use dist::client::request::Request;
 use dist::client::{daemon, sync, Layout};
 
-use super::{reporter, Global};
+use super::{json, reporter, Global};
 use crate::cli::{ClientFlags, DaemonCommand, InstallArgs};
 
-/// client.yaml with the flags on top.
-pub fn config(g: &Global, f: &ClientFlags) -> Result<ClientConfig> {
+/// client.yaml with the flags on top, resolved once.
+pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
     let mut c = ClientConfig::load(&g.root)?;
     if let Some(v) = &f.server_url {
         c.server_url = Some(v.clone());
@@ -26,7 +28,7 @@ pub fn config(g: &Global, f: &ClientFlags) -> Result<ClientConfig> {
     if let Some(v) = &f.rpc_url {
         c.rpc_url = Some(v.clone());
     }
-    Ok(c)
+    c.resolve()
 }
 
 pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
@@ -37,7 +39,7 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
         eprintln!("warning: {w}");
     }
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        json::print(&json::Sync::from(&r))?;
     } else if r.changed {
         println!(
             "index updated to serial {} ({} package versions, {} bytes)",
@@ -53,7 +55,7 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
 }
 
 pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
-    let cfg = config(g, f)?;
+    let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let snap = layout.snapshot()?;
     let reqs = a
@@ -62,43 +64,48 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         .map(|p| Request::parse(p))
         .collect::<Result<Vec<_>>>()?;
     let resolving = std::time::Instant::now();
-    let plan = install::plan(&layout, &cfg, &snap, &reqs)?;
-    let resolve_ms = resolving.elapsed().as_millis() as u64;
+    let plan = plan::plan(&layout, &settings, &snap, &reqs)?;
+    let resolve = resolving.elapsed();
     if a.dry_run {
-        let items: Vec<_> = plan.iter().map(|(p, _)| p).collect();
         if a.json {
-            println!("{}", serde_json::to_string(&items)?);
+            let items: Vec<json::Planned> = plan.items.iter().map(Into::into).collect();
+            json::print(&items)?;
         } else {
-            for p in items {
-                let how = match (p.source, p.transport) {
-                    ("fetch", Some(t)) => format!("fetch over {t:?}").to_lowercase(),
-                    (s, _) => s.to_string(),
+            for p in &plan.items {
+                let how = match p.action.fetcher() {
+                    Some(t) => format!("fetch over {t}"),
+                    None => p.action.source().to_string(),
                 };
                 let rep = p
                     .replaces
                     .as_ref()
-                    .map(|v| format!(", replaces {v}"))
+                    .map(|r| format!(", replaces {}", r.version))
                     .unwrap_or_default();
-                println!("{}@{}  {} bytes  {how}{rep}", p.name, p.version, p.size);
+                println!("{}  {} bytes  {how}{rep}", p.record.id(), p.record.size);
             }
         }
         return Ok(0);
     }
     let reporter = reporter::Cli::new(g.quiet || a.json);
-    let outcome = install::install(&layout, &cfg, plan, &reporter);
+    let outcome = install::install(&layout, &settings, plan, &reporter);
     reporter.finish();
     let mut outcome = outcome?;
-    for r in outcome.reports.iter_mut() {
-        r.phases_ms.insert("resolve", resolve_ms);
+    for i in outcome.installed.iter_mut() {
+        i.stages.insert(Stage::Resolve, resolve);
     }
     if a.json {
-        println!("{}", serde_json::to_string(&outcome.reports)?);
+        let v: Vec<json::Install> = outcome.installed.iter().map(Into::into).collect();
+        json::print(&v)?;
     } else {
-        for r in &outcome.reports {
-            if r.source == "installed" {
-                println!("{}@{} is already installed", r.name, r.version);
+        for i in &outcome.installed {
+            if i.item.action == Action::Installed {
+                println!("{} is already installed", i.item.record.id());
             } else {
-                println!("installed {}@{} -> {}", r.name, r.version, r.store_path);
+                println!(
+                    "installed {} -> {}",
+                    i.item.record.id(),
+                    i.store_path.display()
+                );
             }
         }
         if let Some(n) = outcome.generation {
@@ -112,7 +119,7 @@ pub fn uninstall(g: &Global, name: &str) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet);
     let gen = install::uninstall(&layout, name, &reporter)?;
-    println!("removed {name}; generation {} is current", gen.number);
+    println!("removed {name}; generation {gen} is current");
     Ok(0)
 }
 
@@ -131,9 +138,9 @@ pub fn generations(g: &Global, json: bool) -> Result<i32> {
     if json {
         let v: Vec<_> = gens
             .iter()
-            .map(|gen| serde_json::json!({"number": gen.number, "current": Some(gen.number) == cur, "created": gen.created, "packages": gen.labels()}))
+            .map(|gen| json::GenerationEntry::new(gen, cur))
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        json::print(&v)?;
     } else {
         for gen in &gens {
             let mark = if Some(gen.number) == cur { "*" } else { " " };
@@ -151,11 +158,8 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
             .map(|g| g.packages.into_values().collect())
             .unwrap_or_default();
         if json {
-            let v: Vec<_> = pkgs
-                .iter()
-                .map(|p: &dist::client::profile::Installed| serde_json::json!({"name": p.name, "version": p.version, "blake3": p.blake3, "infohash": p.infohash, "store_path": p.store_path}))
-                .collect();
-            println!("{}", serde_json::Value::Array(v));
+            let v: Vec<json::InstalledEntry> = pkgs.iter().map(Into::into).collect();
+            json::print(&v)?;
         } else if pkgs.is_empty() {
             println!("nothing is installed");
         } else {
@@ -167,7 +171,8 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
     }
     let snap = layout.snapshot()?;
     if json {
-        println!("{}", serde_json::to_string(&snap.packages)?);
+        let v: Vec<json::Record> = snap.packages.iter().map(Into::into).collect();
+        json::print(&v)?;
     } else {
         for p in &snap.packages {
             print_record(p);
@@ -187,17 +192,23 @@ pub fn info(g: &Global, name: &str, json: bool) -> Result<i32> {
         .current()?
         .and_then(|g| g.packages.get(name).cloned());
     if json {
-        let v = serde_json::json!({
-            "name": name,
-            "description": versions.last().and_then(|v| v.description.clone()),
-            "installed": installed.as_ref().map(|i| i.version.clone()),
-            "versions": versions.iter().map(|v| serde_json::json!({
-                "version": v.version, "blake3": v.blake3, "infohash": v.infohash, "size": v.size,
-                "magnet": v.magnet, "added_at": v.added_at,
-                "installed": installed.as_ref().is_some_and(|i| i.blake3 == v.blake3),
-            })).collect::<Vec<_>>(),
-        });
-        println!("{v}");
+        json::print(&json::Info {
+            description: versions.last().and_then(|v| v.description.as_deref()),
+            installed: installed.as_ref().map(|i| &i.version),
+            name,
+            versions: versions
+                .iter()
+                .map(|v| json::InfoVersion {
+                    added_at: v.added_at,
+                    blake3: v.blake3,
+                    infohash: v.infohash,
+                    installed: installed.as_ref().is_some_and(|i| i.blake3 == v.blake3),
+                    magnet: &v.magnet,
+                    size: v.size,
+                    version: &v.version,
+                })
+                .collect(),
+        })?;
     } else {
         println!(
             "{name}: {}",
@@ -234,7 +245,13 @@ pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
         DaemonCommand::Status(j) => {
             let Some((st, rpc)) = daemon::running(&layout) else {
                 if j.json {
-                    println!("{}", serde_json::json!({"running": false, "torrents": []}));
+                    json::print(&json::DaemonStatus {
+                        peer_port: None,
+                        pid: None,
+                        rpc_port: None,
+                        running: false,
+                        torrents: Vec::new(),
+                    })?;
                 } else {
                     println!("no transmission-daemon is running for this root");
                 }
@@ -242,14 +259,24 @@ pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
             };
             let all = rpc.all().context("cannot query the daemon")?;
             if j.json {
-                let t: Vec<_> = all
+                let torrents = all
                     .iter()
-                    .map(|t| serde_json::json!({"name": t.name, "infohash": t.hash_string, "status": t.status, "percent_done": t.percent_done, "uploaded": t.uploaded_ever, "peers": t.peers.iter().map(|p| p.address.clone()).collect::<Vec<_>>()}))
+                    .map(|t| json::DaemonTorrent {
+                        infohash: t.hash_string,
+                        name: t.name.clone(),
+                        peers: t.peers.iter().map(|p| p.address.clone()).collect(),
+                        percent_done: t.percent_done,
+                        status: t.status,
+                        uploaded: t.uploaded_ever,
+                    })
                     .collect();
-                println!(
-                    "{}",
-                    serde_json::json!({"running": true, "pid": st.pid, "rpc_port": st.rpc_port, "peer_port": st.peer_port, "torrents": t})
-                );
+                json::print(&json::DaemonStatus {
+                    peer_port: Some(st.peer_port),
+                    pid: Some(st.pid),
+                    rpc_port: Some(st.rpc_port),
+                    running: true,
+                    torrents,
+                })?;
             } else {
                 println!(
                     "transmission-daemon pid {} (RPC 127.0.0.1:{}, peer port {})",
@@ -274,7 +301,7 @@ pub fn gc(g: &Global, keep: Option<usize>, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let r = dist::client::maintain::gc(&layout, keep)?;
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        json::print(&json::Gc::from(&r))?;
     } else {
         println!(
             "removed {} generations, {} store paths, {} objects; freed {} bytes",
@@ -292,7 +319,8 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
     let entries = dist::client::maintain::verify(&layout)?;
     let bad = entries.iter().filter(|e| !e.ok).count();
     if json {
-        println!("{}", serde_json::to_string(&entries)?);
+        let v: Vec<json::Verified> = entries.iter().map(Into::into).collect();
+        json::print(&v)?;
     } else {
         for e in &entries {
             if e.ok {
@@ -343,11 +371,8 @@ pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
             .then_with(|| b.version.cmp_precedence(&a.version))
     });
     if json {
-        let v: Vec<_> = hits
-            .iter()
-            .map(|p| serde_json::json!({"name": p.name, "version": p.version, "description": p.description, "size": p.size, "blake3": p.blake3}))
-            .collect();
-        println!("{}", serde_json::Value::Array(v));
+        let v: Vec<json::SearchHit> = hits.iter().map(|p| (*p).into()).collect();
+        json::print(&v)?;
     } else if hits.is_empty() {
         println!("no package matches `{term}`");
     } else {

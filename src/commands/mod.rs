@@ -2,6 +2,7 @@
 
 mod add;
 mod client;
+mod json;
 mod key;
 mod pack;
 mod reporter;

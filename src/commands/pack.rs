@@ -8,7 +8,7 @@ use dist::format::{pack, package::Package};
 use dist::repo::index;
 use dist::store::fsx::Durability;
 
-use super::Global;
+use super::{json, Global};
 use crate::cli::PackArgs;
 
 pub fn run(g: &Global, args: &PackArgs) -> Result<i32> {
@@ -23,18 +23,17 @@ pub fn run(g: &Global, args: &PackArgs) -> Result<i32> {
     let packed = pack::pack_file(&pkg, &dest, Durability::AtomicOnly)?;
     let magnet = packed.magnet();
     if args.json {
-        let v = serde_json::json!({
-            "name": packed.name,
-            "version": packed.version,
-            "size": packed.size,
-            "blake3": packed.blake3,
-            "infohash": packed.infohash,
-            "magnet": magnet,
-            "piece_length": packed.info.piece_length,
-            "file": dest,
-            "torrent": format!("{}.torrent", dest.display()),
-        });
-        println!("{v}");
+        json::print(&json::Packed {
+            blake3: packed.blake3,
+            file: &dest,
+            infohash: packed.infohash,
+            magnet: &magnet,
+            name: &packed.name,
+            piece_length: packed.info.piece_length,
+            size: packed.size,
+            torrent: format!("{}.torrent", dest.display()),
+            version: &packed.version,
+        })?;
     } else {
         println!("{} {}", packed.name, packed.version);
         println!("  file      {}", dest.display());
@@ -66,14 +65,19 @@ fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
     let packed = pack::pack_to(pkg, &mut std::io::sink())?;
     let same = packed.blake3 == rec.blake3 && packed.infohash == rec.infohash;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "name": m.name, "version": rec.version, "reproducible": same,
-                "blake3": {"rebuilt": packed.blake3, "index": rec.blake3},
-                "infohash": {"rebuilt": packed.infohash, "index": rec.infohash},
-            })
-        );
+        json::print(&json::Check {
+            blake3: json::Compared {
+                index: rec.blake3,
+                rebuilt: packed.blake3,
+            },
+            infohash: json::Compared {
+                index: rec.infohash,
+                rebuilt: packed.infohash,
+            },
+            name: &m.name,
+            reproducible: same,
+            version: &rec.version,
+        })?;
     }
     if same {
         if !json {

@@ -6,7 +6,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use serde::Serialize;
 
 use crate::format::ids::{parse_version, InfoHash, ObjectId, PackageId, PackageName};
 
@@ -34,7 +33,7 @@ CREATE TABLE packages (
 ";
 
 /// One package version as the index publishes it; every field parsed when the row is read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageRecord {
     pub name: PackageName,
     pub version: semver::Version,

@@ -128,17 +128,39 @@ impl SigningKey {
     }
 }
 
+/// Why a signature was not accepted. The client branches on the kind: only [`BadSignature`]
+/// can be a publish racing the download (index and signature fetched from two different
+/// publishes) and is worth retrying; the others are final.
+///
+/// [`BadSignature`]: VerifyError::BadSignature
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the configured public key is not a minisign key: {0}")]
+    BadPublicKey(String),
+    #[error("the signature is malformed: {0}")]
+    Malformed(String),
+    #[error("signature verification failed ({0}): the index is signed by another key than the configured one")]
+    WrongKey(String),
+    #[error("signature verification failed ({0}): the index is not signed by the configured key or was altered")]
+    BadSignature(String),
+    /// The signature is good, but what it vouches for is not a dist index comment.
+    #[error("{0:#}")]
+    Comment(anyhow::Error),
+}
+
 /// Verifies `.minisig` text over `data` with a base64 public key and returns the trusted
 /// comment's contents.
-pub fn verify(public_key_b64: &str, data: &[u8], signature: &str) -> Result<Signed> {
+pub fn verify(public_key_b64: &str, data: &[u8], signature: &str) -> Result<Signed, VerifyError> {
     let pk = minisign_verify::PublicKey::from_base64(public_key_b64.trim())
-        .map_err(|e| anyhow::anyhow!("the configured public key is not a minisign key: {e}"))?;
+        .map_err(|e| VerifyError::BadPublicKey(e.to_string()))?;
     let sig = minisign_verify::Signature::decode(signature)
-        .map_err(|e| anyhow::anyhow!("the signature is malformed: {e}"))?;
-    pk.verify(data, &sig, false).map_err(|e| {
-        anyhow::anyhow!("signature verification failed ({e}): the index is not signed by the configured key or was altered")
+        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    pk.verify(data, &sig, false).map_err(|e| match e {
+        minisign_verify::Error::UnexpectedKeyId => VerifyError::WrongKey(e.to_string()),
+        minisign_verify::Error::InvalidSignature => VerifyError::BadSignature(e.to_string()),
+        other => VerifyError::Malformed(other.to_string()),
     })?;
-    Signed::parse(sig.trusted_comment())
+    Signed::parse(sig.trusted_comment()).map_err(VerifyError::Comment)
 }
 
 #[cfg(test)]
@@ -161,7 +183,18 @@ mod tests {
         assert!(verify(&key.public_base64(), b"datb", &sig).is_err());
         let other = tempfile::tempdir().unwrap();
         let foreign = SigningKey::load_or_create(other.path()).unwrap();
-        assert!(verify(&foreign.public_base64(), b"data", &sig).is_err());
+        assert!(matches!(
+            verify(&foreign.public_base64(), b"data", &sig),
+            Err(VerifyError::WrongKey(_))
+        ));
+        assert!(matches!(
+            verify(&key.public_base64(), b"datb", &sig),
+            Err(VerifyError::BadSignature(_))
+        ));
+        assert!(matches!(
+            verify(&key.public_base64(), b"data", "not a signature"),
+            Err(VerifyError::Malformed(_))
+        ));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(key_paths(dir.path()).0)
             .unwrap()

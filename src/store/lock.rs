@@ -7,14 +7,30 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Changes the root (add, install, uninstall, rollback, gc, sync).
     Exclusive,
     /// Only reads (list, info, generations, verify, search).
     Shared,
+}
+
+/// Why the lock was not taken: a caller can tell a busy root (retry later, or wait longer) from
+/// a root it cannot use at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("timed out after {waited:.0?} waiting for the lock on {path} (held by {holder}); set DIST_LOCK_TIMEOUT to wait longer")]
+    Timeout {
+        path: PathBuf,
+        holder: String,
+        waited: Duration,
+    },
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Held until dropped (the kernel releases it if the process dies, even by SIGKILL).
@@ -45,9 +61,12 @@ pub fn acquire(
     what: &str,
     timeout: Duration,
     waiting: &dyn Fn(&str),
-) -> Result<RootLock> {
-    std::fs::create_dir_all(root)
-        .with_context(|| format!("cannot create {} (is the root writable?)", root.display()))?;
+) -> Result<RootLock, LockError> {
+    let io = |what: String| move |source| LockError::Io { what, source };
+    std::fs::create_dir_all(root).map_err(io(format!(
+        "cannot create {} (is the root writable?)",
+        root.display()
+    )))?;
     let path = root.join("lock");
     let mut file = OpenOptions::new()
         .read(true)
@@ -55,7 +74,7 @@ pub fn acquire(
         .create(true)
         .truncate(false)
         .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+        .map_err(io(format!("cannot open {}", path.display())))?;
     let start = Instant::now();
     let mut told = false;
     loop {
@@ -67,31 +86,28 @@ pub fn acquire(
             Ok(()) => break,
             Err(std::fs::TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(root.join("lock.holder")).unwrap_or_default();
-                let holder = holder.trim();
+                let holder = match holder.trim() {
+                    "" => "another dist".to_string(),
+                    h => h.to_string(),
+                };
                 if !told {
                     waiting(&format!(
-                        "waiting for the lock on {} (held by {})",
+                        "waiting for the lock on {} (held by {holder})",
                         path.display(),
-                        if holder.is_empty() {
-                            "another dist"
-                        } else {
-                            holder
-                        }
                     ));
                     told = true;
                 }
                 if start.elapsed() >= timeout {
-                    bail!(
-                        "timed out after {:.0?} waiting for the lock on {} (held by {}); set DIST_LOCK_TIMEOUT to wait longer",
-                        timeout,
-                        path.display(),
-                        if holder.is_empty() { "another dist" } else { holder }
-                    );
+                    return Err(LockError::Timeout {
+                        path,
+                        holder,
+                        waited: timeout,
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+                return Err(io(format!("cannot lock {}", path.display()))(e))
             }
         }
     }

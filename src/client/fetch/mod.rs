@@ -1,0 +1,106 @@
+//! Transports: getting an object's bytes into `downloads/<infohash>/<name>-<version>.tar`,
+//! either through transmission ([`torrent`], every torrent added at once and awaited together)
+//! or straight from the web-seed URL ([`http`], resumable with Range). Nothing fetched here is
+//! trusted: the installer verifies each result once before it is stored.
+
+pub mod http;
+pub mod torrent;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::format::ids::{InfoHash, ObjectId};
+use crate::format::torrent::Info;
+use crate::repo::index::PackageRecord;
+
+/// A downloaded, not yet verified object file.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub bytes_from_peers: u64,
+    pub bytes_from_webseed: u64,
+}
+
+/// Why the server's `.torrent` of a package cannot be used. The caller branches on the kind: a
+/// torrent that contradicts the signed index is an attack and fails the install at once; a
+/// torrent the server cannot hand out is an outage, and the signed magnet link stands in.
+#[derive(Debug, thiserror::Error)]
+pub enum TorrentFileError {
+    #[error(
+        "{url}: the torrent's infohash is {found}, the signed index says {expected} for {package}"
+    )]
+    Infohash {
+        url: String,
+        package: String,
+        found: InfoHash,
+        expected: InfoHash,
+    },
+    #[error("{url}: the torrent's length {found} differs from the index's size {expected} for {package}")]
+    Length {
+        url: String,
+        package: String,
+        found: u64,
+        expected: u64,
+    },
+    #[error("cannot get a usable torrent from {url}: {reason}")]
+    Unavailable { url: String, reason: String },
+}
+
+impl TorrentFileError {
+    /// The server contradicts the signed index (as opposed to being unreachable).
+    pub fn is_attack(&self) -> bool {
+        !matches!(self, TorrentFileError::Unavailable { .. })
+    }
+}
+
+pub fn object_url(server: &str, blake3: &ObjectId) -> String {
+    format!("{server}/objects/{}", blake3.rel_path())
+}
+
+/// Fetches the `.torrent` from the server and checks its infohash and length against the signed
+/// index.
+pub fn fetch_torrent(
+    server: &str,
+    rec: &PackageRecord,
+) -> Result<(Vec<u8>, Info), TorrentFileError> {
+    let url = format!("{server}/torrents/{}.torrent", rec.infohash);
+    let unavailable = |reason: String| TorrentFileError::Unavailable {
+        url: url.clone(),
+        reason,
+    };
+    let resp = ureq::get(&url)
+        .timeout(Duration::from_secs(30))
+        .call()
+        .map_err(|e| unavailable(e.to_string()))?;
+    let mut bytes = Vec::new();
+    resp.into_reader()
+        .take(16 << 20)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unavailable(e.to_string()))?;
+    let info = Info::parse_torrent(&bytes)
+        .map_err(|e| unavailable(format!("not a valid torrent: {e}")))?;
+    let found = info.infohash();
+    if found != rec.infohash {
+        return Err(TorrentFileError::Infohash {
+            url,
+            package: rec.id().to_string(),
+            found,
+            expected: rec.infohash,
+        });
+    }
+    if info.length != rec.size {
+        return Err(TorrentFileError::Length {
+            url,
+            package: rec.id().to_string(),
+            found: info.length,
+            expected: rec.size,
+        });
+    }
+    Ok((bytes, info))
+}
+
+/// The file name inside a download directory: the torrent's name.
+fn info_name(rec: &PackageRecord) -> String {
+    format!("{}-{}.tar", rec.name, rec.version)
+}

@@ -1,0 +1,200 @@
+//! The BitTorrent transport: every torrent of an install is added to transmission at once and
+//! awaited together, so several packages download side by side. The `.torrent` comes from the
+//! server and must agree with the signed index; when the server cannot hand it out, the signed
+//! magnet link names the same infohash and the swarm supplies the metadata.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use super::{fetch_torrent, info_name, Fetched};
+use crate::client::{Layout, Progress, Reporter};
+use crate::daemons::transmission::{Rpc, TorrentStatus};
+use crate::format::ids::InfoHash;
+use crate::repo::index::PackageRecord;
+
+/// Where transmission gets a torrent's metadata from.
+pub enum Source {
+    /// The server's `.torrent`, checked against the signed index.
+    Metainfo(Vec<u8>),
+    /// The signed magnet link (the server could not hand out the `.torrent`).
+    Magnet,
+}
+
+/// The metadata source of each record, in order, without touching transmission: a `.torrent`
+/// that contradicts the signed index (infohash or length) is an attack and an error at once.
+pub fn sources(
+    server: &str,
+    recs: &[&PackageRecord],
+    report: &dyn Reporter,
+) -> Result<Vec<Source>> {
+    let mut out = Vec::with_capacity(recs.len());
+    for rec in recs {
+        match fetch_torrent(server, rec) {
+            Ok((bytes, _)) => out.push(Source::Metainfo(bytes)),
+            Err(e) if e.is_attack() => return Err(e.into()),
+            Err(e) => {
+                report.warn(&format!("{e}; falling back to the magnet link"));
+                out.push(Source::Magnet);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A torrent added to transmission and not yet complete.
+pub struct Started<'a> {
+    rec: &'a PackageRecord,
+    dir: PathBuf,
+    estimate: WebseedEstimate,
+    done: Option<Fetched>,
+}
+
+/// Adds every torrent (downloading into `downloads/<infohash>/`) and checks that transmission
+/// took each under the infohash the signed index names.
+pub fn start_all<'a>(
+    layout: &Layout,
+    rpc: &Rpc,
+    recs: &[&'a PackageRecord],
+    sources: Vec<Source>,
+) -> Result<Vec<Started<'a>>> {
+    let mut started = Vec::with_capacity(recs.len());
+    for (rec, source) in recs.iter().zip(sources) {
+        let dir = layout.download_dir(&rec.infohash);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let hash = match source {
+            Source::Metainfo(bytes) => rpc.add_torrent(&bytes, &dir, false)?,
+            Source::Magnet => rpc.add_magnet(&rec.magnet, &dir)?,
+        };
+        if hash != rec.infohash {
+            bail!(
+                "transmission reports infohash {hash}, the signed index says {} for {}",
+                rec.infohash,
+                rec.id()
+            );
+        }
+        started.push(Started {
+            rec,
+            dir,
+            estimate: WebseedEstimate::default(),
+            done: None,
+        });
+    }
+    Ok(started)
+}
+
+/// Polls transmission until every started torrent is complete, or `timeout` has passed since
+/// the wait began; returns what each fetched, in the order started.
+pub fn await_all(
+    rpc: &Rpc,
+    mut started: Vec<Started<'_>>,
+    timeout: Duration,
+    report: &dyn Reporter,
+) -> Result<Vec<Fetched>> {
+    let start = Instant::now();
+    loop {
+        let pending: Vec<InfoHash> = started
+            .iter()
+            .filter(|s| s.done.is_none())
+            .map(|s| s.rec.infohash)
+            .collect();
+        if pending.is_empty() {
+            return Ok(started.into_iter().filter_map(|s| s.done).collect());
+        }
+        let status = rpc.get(&pending)?;
+        for s in started.iter_mut().filter(|s| s.done.is_none()) {
+            let t = status
+                .iter()
+                .find(|t| t.hash_string == s.rec.infohash)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("transmission lost the torrent of {}", s.rec.id())
+                })?;
+            s.observe(t, report)?;
+            if s.done.is_none() && start.elapsed() > timeout {
+                bail!(
+                    "timed out after {timeout:?} downloading {}: {:.0}% done, {} peers, web seed {}",
+                    s.rec.id(),
+                    t.percent_done * 100.0,
+                    t.peers_connected,
+                    if t.webseeds_sending_to_us > 0 { "active" } else { "idle" }
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+impl Started<'_> {
+    /// Takes one status poll: reports progress, fails on a transmission error, and records the
+    /// result once the data is complete.
+    fn observe(&mut self, t: &TorrentStatus, report: &dyn Reporter) -> Result<()> {
+        let id = self.rec.id();
+        if t.error != 0 {
+            bail!("transmission reports an error for {id}: {}", t.error_string);
+        }
+        self.estimate.observe(t);
+        report.progress(
+            &id,
+            &Progress {
+                done: t.have_valid,
+                total: self.rec.size,
+                rate: t.rate_download,
+                peers: t.peers_sending_to_us as u32,
+                webseed: t.webseeds_sending_to_us > 0,
+            },
+        );
+        if t.is_complete() {
+            let webseed = self.estimate.webseed_share(self.rec.size);
+            self.done = Some(Fetched {
+                path: self.dir.join(info_name(self.rec)),
+                bytes_from_peers: self.rec.size - webseed,
+                bytes_from_webseed: webseed,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// transmission 3.00 does not split received bytes by source; the web seed's share is estimated
+/// from the rate not accounted for by peers, integrated over the polls.
+#[derive(Debug)]
+struct WebseedEstimate {
+    last: Instant,
+    webseed_bytes: f64,
+    peers_sent: bool,
+    webseed_sent: bool,
+}
+
+impl Default for WebseedEstimate {
+    fn default() -> Self {
+        WebseedEstimate {
+            last: Instant::now(),
+            webseed_bytes: 0.0,
+            peers_sent: false,
+            webseed_sent: false,
+        }
+    }
+}
+
+impl WebseedEstimate {
+    fn observe(&mut self, t: &TorrentStatus) {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        let from_peers: u64 = t.peers.iter().map(|p| p.rate_to_client).sum();
+        self.peers_sent |= t.peers_sending_to_us > 0 || from_peers > 0;
+        self.webseed_sent |= t.webseeds_sending_to_us > 0;
+        self.webseed_bytes += t.rate_download.saturating_sub(from_peers) as f64 * dt;
+    }
+
+    /// When only one source was ever seen sending, it sent everything; otherwise the estimate.
+    fn webseed_share(&self, size: u64) -> u64 {
+        match (self.peers_sent, self.webseed_sent) {
+            (false, true) => size,
+            (true, false) => 0,
+            _ => (self.webseed_bytes as u64).min(size),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Planning an install without doing any of it: each requested package version gets one
+//! [`Action`], from what is already on disk (uv's planner). The plan can be printed
+//! (`--dry-run`) and is what [`super::install::install`] executes, stage by stage.
+
+use anyhow::{bail, Result};
+
+use super::config::{Fetcher, Settings};
+use super::profile::Installed;
+use super::request::Request;
+use super::Layout;
+use crate::repo::index::{PackageRecord, Snapshot};
+
+/// What has to happen for one package version to be in the next generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The current generation already has exactly this object: nothing to do.
+    Installed,
+    /// Its store path is unpacked already: only link it into the new generation.
+    Link,
+    /// Its object is in `objects/`: verify, unpack, link.
+    Unpack,
+    /// Nothing is here: fetch it with this transport, then verify, unpack, link.
+    Fetch(Fetcher),
+}
+
+impl Action {
+    /// The word `install --dry-run --json` prints as `source`.
+    pub fn source(&self) -> &'static str {
+        match self {
+            Action::Installed => "installed",
+            Action::Link => "store",
+            Action::Unpack => "cached",
+            Action::Fetch(_) => "fetch",
+        }
+    }
+
+    pub fn fetcher(&self) -> Option<Fetcher> {
+        match self {
+            Action::Fetch(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// One package of a plan.
+#[derive(Debug, Clone)]
+pub struct PlanItem {
+    pub record: PackageRecord,
+    pub action: Action,
+    /// What it replaces in the current generation (another version or other bytes), if any.
+    pub replaces: Option<Installed>,
+}
+
+/// The whole plan, in request order.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    /// The items with an object to fetch.
+    pub fn to_fetch(&self) -> impl Iterator<Item = (&PlanItem, Fetcher)> {
+        self.items
+            .iter()
+            .filter_map(|i| i.action.fetcher().map(|f| (i, f)))
+    }
+}
+
+/// Resolves every request against the index and decides its action from the current generation,
+/// the store and the object cache. Reads only; a request that resolves to a package requested
+/// twice is an error.
+pub fn plan(
+    layout: &Layout,
+    settings: &Settings,
+    snap: &Snapshot,
+    requests: &[Request],
+) -> Result<Plan> {
+    let current = layout.current()?;
+    let mut items: Vec<PlanItem> = Vec::new();
+    for r in requests {
+        let record = r.resolve(snap)?.clone();
+        if items.iter().any(|i| i.record.name == record.name) {
+            bail!("`{}` is requested twice", record.name);
+        }
+        let installed = current
+            .as_ref()
+            .and_then(|g| g.packages.get(record.name.as_str()));
+        let action = if installed.is_some_and(|i| i.blake3 == record.blake3) {
+            Action::Installed
+        } else if layout
+            .store_path(&record.blake3, &record.name, &record.version)
+            .exists()
+        {
+            Action::Link
+        } else if layout.objects().contains(&record.blake3) {
+            Action::Unpack
+        } else {
+            Action::Fetch(settings.fetcher_for(record.size))
+        };
+        items.push(PlanItem {
+            replaces: installed.filter(|i| i.blake3 != record.blake3).cloned(),
+            record,
+            action,
+        });
+    }
+    Ok(Plan { items })
+}

@@ -1,0 +1,329 @@
+//! Every `--json` shape of the CLI, one typed struct each: the output contract has this one
+//! home (README "JSON output"). The library's types stay free of output concerns; these are
+//! built from them. Fields of shapes that began as `json!` maps are declared in alphabetical
+//! order, so the bytes printed are those of earlier versions too.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use dist::client::config::Fetcher;
+use dist::client::install::Installation;
+use dist::client::maintain::{GcReport, VerifyEntry};
+use dist::client::plan::PlanItem;
+use dist::client::profile::{Generation, Installed};
+use dist::client::sync::SyncReport;
+use dist::format::ids::{InfoHash, ObjectId, PackageName};
+use dist::repo::index::PackageRecord;
+
+/// Prints one value as a line of JSON.
+pub fn print<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// `dist add --json`: one per package.
+#[derive(Serialize)]
+pub struct Added<'a> {
+    pub blake3: ObjectId,
+    pub infohash: InfoHash,
+    pub name: &'a PackageName,
+    pub serial: Option<u64>,
+    pub size: u64,
+    pub status: &'static str,
+    pub version: &'a semver::Version,
+}
+
+/// `dist pack --json`.
+#[derive(Serialize)]
+pub struct Packed<'a> {
+    pub blake3: ObjectId,
+    pub file: &'a PathBuf,
+    pub infohash: InfoHash,
+    pub magnet: &'a str,
+    pub name: &'a PackageName,
+    pub piece_length: u64,
+    pub size: u64,
+    pub torrent: String,
+    pub version: &'a semver::Version,
+}
+
+/// A rebuilt digest next to the published one.
+#[derive(Serialize)]
+pub struct Compared<T> {
+    pub index: T,
+    pub rebuilt: T,
+}
+
+/// `dist pack --check --json`.
+#[derive(Serialize)]
+pub struct Check<'a> {
+    pub blake3: Compared<ObjectId>,
+    pub infohash: Compared<InfoHash>,
+    pub name: &'a PackageName,
+    pub reproducible: bool,
+    pub version: &'a semver::Version,
+}
+
+/// `dist sync --json`.
+#[derive(Serialize)]
+pub struct Sync<'a> {
+    pub changed: bool,
+    pub serial: u64,
+    pub previous_serial: Option<u64>,
+    pub created: u64,
+    pub bytes: u64,
+    pub packages: usize,
+    pub stale_warning: &'a Option<String>,
+}
+
+impl<'a> From<&'a SyncReport> for Sync<'a> {
+    fn from(r: &'a SyncReport) -> Sync<'a> {
+        Sync {
+            changed: r.changed,
+            serial: r.serial,
+            previous_serial: r.previous_serial,
+            created: r.created,
+            bytes: r.bytes,
+            packages: r.packages,
+            stale_warning: &r.stale_warning,
+        }
+    }
+}
+
+/// `dist install --dry-run --json`: one per planned package.
+#[derive(Serialize)]
+pub struct Planned<'a> {
+    pub name: &'a PackageName,
+    pub version: &'a semver::Version,
+    pub blake3: ObjectId,
+    pub size: u64,
+    /// `installed`, `store` (unpacked already), `cached` (object present) or `fetch`.
+    pub source: &'static str,
+    pub transport: Option<Fetcher>,
+    pub replaces: Option<&'a semver::Version>,
+}
+
+impl<'a> From<&'a PlanItem> for Planned<'a> {
+    fn from(p: &'a PlanItem) -> Planned<'a> {
+        Planned {
+            name: &p.record.name,
+            version: &p.record.version,
+            blake3: p.record.blake3,
+            size: p.record.size,
+            source: p.action.source(),
+            transport: p.action.fetcher(),
+            replaces: p.replaces.as_ref().map(|r| &r.version),
+        }
+    }
+}
+
+/// `dist install --json`: one per requested package.
+#[derive(Serialize)]
+pub struct Install<'a> {
+    pub name: &'a PackageName,
+    pub version: &'a semver::Version,
+    pub transport: Option<Fetcher>,
+    pub bytes_from_peers: u64,
+    pub bytes_from_webseed: u64,
+    pub source: &'static str,
+    pub store_path: String,
+    pub phases_ms: BTreeMap<&'static str, u64>,
+}
+
+impl<'a> From<&'a Installation> for Install<'a> {
+    fn from(i: &'a Installation) -> Install<'a> {
+        Install {
+            name: &i.item.record.name,
+            version: &i.item.record.version,
+            transport: i.item.action.fetcher(),
+            bytes_from_peers: i.bytes_from_peers,
+            bytes_from_webseed: i.bytes_from_webseed,
+            source: i.item.action.source(),
+            store_path: i.store_path.display().to_string(),
+            phases_ms: i
+                .stages
+                .iter()
+                .map(|(s, d)| (s.name(), d.as_millis() as u64))
+                .collect(),
+        }
+    }
+}
+
+/// `dist generations --json`: one per generation.
+#[derive(Serialize)]
+pub struct GenerationEntry {
+    pub created: u64,
+    pub current: bool,
+    pub number: u64,
+    pub packages: Vec<String>,
+}
+
+impl GenerationEntry {
+    pub fn new(g: &Generation, current: Option<u64>) -> GenerationEntry {
+        GenerationEntry {
+            created: g.created,
+            current: Some(g.number) == current,
+            number: g.number,
+            packages: g.labels(),
+        }
+    }
+}
+
+/// `dist list --installed --json`: one per installed package.
+#[derive(Serialize)]
+pub struct InstalledEntry<'a> {
+    pub blake3: ObjectId,
+    pub infohash: InfoHash,
+    pub name: &'a PackageName,
+    pub store_path: &'a PathBuf,
+    pub version: &'a semver::Version,
+}
+
+impl<'a> From<&'a Installed> for InstalledEntry<'a> {
+    fn from(p: &'a Installed) -> InstalledEntry<'a> {
+        InstalledEntry {
+            blake3: p.blake3,
+            infohash: p.infohash,
+            name: &p.name,
+            store_path: &p.store_path,
+            version: &p.version,
+        }
+    }
+}
+
+/// `dist list --json`: every version the index publishes.
+#[derive(Serialize)]
+pub struct Record<'a> {
+    pub name: &'a PackageName,
+    pub version: &'a semver::Version,
+    pub description: &'a Option<String>,
+    pub blake3: ObjectId,
+    pub infohash: InfoHash,
+    pub size: u64,
+    pub magnet: &'a str,
+    pub added_at: i64,
+}
+
+impl<'a> From<&'a PackageRecord> for Record<'a> {
+    fn from(p: &'a PackageRecord) -> Record<'a> {
+        Record {
+            name: &p.name,
+            version: &p.version,
+            description: &p.description,
+            blake3: p.blake3,
+            infohash: p.infohash,
+            size: p.size,
+            magnet: &p.magnet,
+            added_at: p.added_at,
+        }
+    }
+}
+
+/// `dist info NAME --json`.
+#[derive(Serialize)]
+pub struct Info<'a> {
+    pub description: Option<&'a str>,
+    pub installed: Option<&'a semver::Version>,
+    pub name: &'a str,
+    pub versions: Vec<InfoVersion<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct InfoVersion<'a> {
+    pub added_at: i64,
+    pub blake3: ObjectId,
+    pub infohash: InfoHash,
+    pub installed: bool,
+    pub magnet: &'a str,
+    pub size: u64,
+    pub version: &'a semver::Version,
+}
+
+/// `dist search TERM --json`: one per matching version.
+#[derive(Serialize)]
+pub struct SearchHit<'a> {
+    pub blake3: ObjectId,
+    pub description: &'a Option<String>,
+    pub name: &'a PackageName,
+    pub size: u64,
+    pub version: &'a semver::Version,
+}
+
+impl<'a> From<&'a PackageRecord> for SearchHit<'a> {
+    fn from(p: &'a PackageRecord) -> SearchHit<'a> {
+        SearchHit {
+            blake3: p.blake3,
+            description: &p.description,
+            name: &p.name,
+            size: p.size,
+            version: &p.version,
+        }
+    }
+}
+
+/// `dist daemon status --json`.
+#[derive(Serialize)]
+pub struct DaemonStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_port: Option<u16>,
+    pub running: bool,
+    pub torrents: Vec<DaemonTorrent>,
+}
+
+#[derive(Serialize)]
+pub struct DaemonTorrent {
+    pub infohash: InfoHash,
+    pub name: String,
+    pub peers: Vec<String>,
+    pub percent_done: f64,
+    pub status: i64,
+    pub uploaded: u64,
+}
+
+/// `dist gc --json`.
+#[derive(Serialize)]
+pub struct Gc<'a> {
+    pub generations_removed: &'a [u64],
+    pub store_paths_removed: &'a [String],
+    pub objects_removed: Vec<ObjectId>,
+    pub bytes_freed: u64,
+}
+
+impl<'a> From<&'a GcReport> for Gc<'a> {
+    fn from(r: &'a GcReport) -> Gc<'a> {
+        Gc {
+            generations_removed: &r.generations_removed,
+            store_paths_removed: &r.store_paths_removed,
+            objects_removed: r.objects_removed.clone(),
+            bytes_freed: r.bytes_freed,
+        }
+    }
+}
+
+/// `dist verify --json`: one per store path.
+#[derive(Serialize)]
+pub struct Verified<'a> {
+    pub name: &'a PackageName,
+    pub version: &'a semver::Version,
+    pub store_path: &'a PathBuf,
+    pub ok: bool,
+    pub differences: &'a [String],
+}
+
+impl<'a> From<&'a VerifyEntry> for Verified<'a> {
+    fn from(e: &'a VerifyEntry) -> Verified<'a> {
+        Verified {
+            name: &e.name,
+            version: &e.version,
+            store_path: &e.store_path,
+            ok: e.ok,
+            differences: &e.differences,
+        }
+    }
+}
