@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("`{value}` is not a {what} ({digits} hex digits expected)")]
+    #[error("`{value}` is not {what} ({digits} hex digits expected)")]
     Hex {
         what: &'static str,
         digits: usize,
@@ -115,14 +115,14 @@ digest_id!(
     /// The BLAKE3 digest of an object (a canonical archive): its name in `objects/`.
     ObjectId,
     32,
-    "BLAKE3 digest"
+    "a BLAKE3 digest"
 );
 
 digest_id!(
     /// The SHA-1 of a torrent's bencoded info dict (BitTorrent v1).
     InfoHash,
     20,
-    "infohash"
+    "an infohash"
 );
 
 impl ObjectId {

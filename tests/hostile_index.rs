@@ -1,0 +1,233 @@
+//! A signed index can still be hostile (issue 8): a row whose `infohash` is an absolute path,
+//! holds `..` or is not 40 hex digits, or whose `blake3` is short or not hex, is refused by
+//! `sync` and `install` with an error naming the package and the field — exit 1, no panic,
+//! nothing created outside the client root. A `.torrent` whose length contradicts the index
+//! fails the install at once, before any daemon starts.
+//!
+//! The repository is real (`dist add`), the snapshot is edited with the `sqlite3` CLI and signed
+//! again with the repository's own key, and a real HTTP server serves it.
+
+mod common;
+#[path = "common/files.rs"]
+mod files;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::{dist, fixture, require_tool, run_ok, stdout_json};
+use dist::repo::sign::{Signed, SigningKey};
+use files::FileServer;
+
+struct Repo {
+    root: PathBuf,
+    key: String,
+    serial: u64,
+    hello: serde_json::Value,
+}
+
+/// A repository holding hello 1.0.0, and the `.torrent` of that object.
+fn repository(tmp: &Path) -> (Repo, PathBuf) {
+    let root = tmp.join("repo");
+    let added = stdout_json(&run_ok(
+        dist()
+            .arg("--root")
+            .arg(&root)
+            .args(["add", "--json"])
+            .arg(fixture("hello-1.0.0")),
+    ));
+    let key =
+        String::from_utf8(run_ok(dist().arg("--root").arg(&root).args(["key", "show"])).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let packed = tmp.join("hello.tar");
+    run_ok(
+        dist()
+            .args(["pack", "-o"])
+            .arg(&packed)
+            .arg(fixture("hello-1.0.0")),
+    );
+    let serial = fs::read_to_string(root.join("published/LATEST"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let repo = Repo {
+        root,
+        key,
+        serial,
+        hello: added[0].clone(),
+    };
+    (repo, tmp.join("hello.tar.torrent"))
+}
+
+impl Repo {
+    /// A served directory holding the published snapshot changed by `sql`, signed with the
+    /// repository key (so only the row contents are hostile), and the real `.torrent`.
+    fn serve_edited(&self, dir: &Path, sql: &str, torrent: &Path) -> FileServer {
+        fs::create_dir_all(dir.join("torrents")).unwrap();
+        let index = dir.join("index.db");
+        fs::copy(
+            self.root
+                .join(format!("published/index-{}.db", self.serial)),
+            &index,
+        )
+        .unwrap();
+        run_ok(std::process::Command::new("sqlite3").arg(&index).arg(sql));
+        let key = SigningKey::load_or_create(&self.root).unwrap();
+        let signed = Signed {
+            format: 1,
+            serial: self.serial,
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        };
+        let sig = key.sign(&fs::read(&index).unwrap(), &signed).unwrap();
+        fs::write(dir.join("index.db.minisig"), sig).unwrap();
+        let ih = self.hello["infohash"].as_str().unwrap();
+        fs::copy(torrent, dir.join(format!("torrents/{ih}.torrent"))).unwrap();
+        FileServer::start(dir)
+    }
+}
+
+fn client(root: &Path, server: &FileServer, key: &str, args: &[&str]) -> Output {
+    dist()
+        .arg("--root")
+        .arg(root)
+        .args(["--server-url", &server.url, "--public-key", key])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Fails with exit 1 and no panic; returns stderr.
+fn refused(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit 1, stderr:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// Every path below `dir`, to compare before and after.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.path());
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(tree(&e.path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn hostile_fields_of_a_signed_index_are_refused_naming_package_and_field_issue_8() {
+    require_tool("sqlite3");
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, torrent) = repository(tmp.path());
+    let outside = tmp.path().join("outside");
+    let cases: Vec<(&str, String)> = vec![
+        ("infohash", outside.display().to_string()),
+        ("infohash", "../../../outside".to_string()),
+        ("infohash", "ab".repeat(19)),
+        ("infohash", format!("{}zz", "ab".repeat(19))),
+        ("blake3", "af1349b9f5f9a1a6".to_string()),
+        ("blake3", format!("{}xy", "0".repeat(62))),
+    ];
+    for (i, (field, value)) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("served-{i}"));
+        let server = repo.serve_edited(
+            &dir,
+            &format!("UPDATE packages SET {field} = '{value}' WHERE name = 'hello';"),
+            &torrent,
+        );
+        let before = tree(tmp.path());
+        // sync refuses the whole index and keeps none of it.
+        let root = tmp.path().join(format!("client-{i}"));
+        let err = refused(&client(&root, &server, &repo.key, &["sync"]));
+        assert!(
+            err.contains("`hello@1.0.0`") && err.contains(&format!("field `{field}`")),
+            "case {i} ({field} = {value}): {err}"
+        );
+        assert!(
+            !root.join("index/index.db").exists(),
+            "case {i}: index kept"
+        );
+        // install over an index that arrived anyway (planted, as an older dist could have left
+        // it) refuses it the same way before fetching anything.
+        fs::create_dir_all(root.join("index")).unwrap();
+        fs::copy(dir.join("index.db"), root.join("index/index.db")).unwrap();
+        let err = refused(&client(&root, &server, &repo.key, &["install", "hello"]));
+        assert!(
+            err.contains("`hello@1.0.0`") && err.contains(&format!("field `{field}`")),
+            "case {i} ({field} = {value}): {err}"
+        );
+        assert!(!root.join("downloads").exists() && !root.join("store").exists());
+        let created: Vec<PathBuf> = tree(tmp.path())
+            .into_iter()
+            .filter(|p| !before.contains(p) && !p.starts_with(&root))
+            .collect();
+        assert!(
+            created.is_empty(),
+            "case {i} created outside the root: {created:?}"
+        );
+        assert!(!outside.exists());
+    }
+}
+
+#[test]
+fn a_torrent_whose_length_contradicts_the_index_fails_at_once_issue_8() {
+    require_tool("sqlite3");
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, torrent) = repository(tmp.path());
+    let size = repo.hello["size"].as_u64().unwrap();
+    let server = repo.serve_edited(
+        &tmp.path().join("served"),
+        &format!(
+            "UPDATE packages SET size = {} WHERE name = 'hello';",
+            size + 512
+        ),
+        &torrent,
+    );
+    let root = tmp.path().join("client");
+    let out = client(&root, &server, &repo.key, &["sync"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    let err = refused(&client(
+        &root,
+        &server,
+        &repo.key,
+        &["install", "hello", "--transport", "torrent", "--json"],
+    ));
+    assert!(
+        err.contains(&format!(
+            "the torrent's length {size} differs from the index's size {}",
+            size + 512
+        )) && err.contains("hello@1.0.0"),
+        "{err}"
+    );
+    // "At once": an attack is not waited out like an outage (the fetch timeout is 600 s), and
+    // no transmission-daemon was started for it.
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        !root.join("daemon/state.json").exists(),
+        "a daemon was started"
+    );
+    assert!(!root.join("current").exists());
+}
