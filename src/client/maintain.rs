@@ -101,7 +101,25 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
         .flat_map(|g| g.packages.values().map(|p| p.infohash))
         .collect();
 
-    // Store paths.
+    collect_store_paths(layout, &live_paths, &mut report)?;
+    collect_downloads(layout, &live_hashes, &mut report)?;
+    for (id, path) in layout.objects().list() {
+        if live_objects.contains(&id) {
+            continue;
+        }
+        report.bytes_freed += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        report.objects_removed.push(id);
+    }
+    Ok(report)
+}
+
+/// Removes every store path (and its record) no remaining generation references.
+fn collect_store_paths(
+    layout: &Layout,
+    live_paths: &BTreeSet<PathBuf>,
+    report: &mut GcReport,
+) -> Result<()> {
     for e in std::fs::read_dir(layout.store_dir())
         .into_iter()
         .flatten()
@@ -117,7 +135,15 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
         let _ = std::fs::remove_file(record_path(&path));
         report.store_paths_removed.push(name);
     }
-    // Downloads (and their seeding), then objects.
+    Ok(())
+}
+
+/// Removes every download no remaining generation references, stopping its seeding first.
+fn collect_downloads(
+    layout: &Layout,
+    live_hashes: &BTreeSet<InfoHash>,
+    report: &mut GcReport,
+) -> Result<()> {
     // Only directories named by an infohash are downloads; anything else is not ours to judge.
     let dead: Vec<InfoHash> = std::fs::read_dir(layout.root.join("downloads"))
         .into_iter()
@@ -142,15 +168,7 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
             fsx::remove_tree(&dir)?;
         }
     }
-    for (id, path) in layout.objects().list() {
-        if live_objects.contains(&id) {
-            continue;
-        }
-        report.bytes_freed += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
-        report.objects_removed.push(id);
-    }
-    Ok(report)
+    Ok(())
 }
 
 #[derive(Debug)]

@@ -152,27 +152,7 @@ impl Repo {
     /// publishes a new signed snapshot if anything changed. All or nothing.
     pub fn add(&self, dirs: &[PathBuf]) -> Result<Vec<Added>> {
         // 1. Validate everything before touching the repository.
-        let mut pkgs = Vec::new();
-        for d in dirs {
-            pkgs.push(Package::load(d)?);
-        }
-        let mut seen: BTreeMap<(PackageName, String), &Path> = BTreeMap::new();
-        for p in &pkgs {
-            let key = (
-                p.manifest.name.clone(),
-                index::version_key(&p.manifest.version),
-            );
-            if let Some(prev) = seen.insert(key, &p.root) {
-                if prev != p.root {
-                    bail!(
-                        "{} and {} are both {}: one version per batch",
-                        prev.display(),
-                        p.root.display(),
-                        p.manifest
-                    );
-                }
-            }
-        }
+        let pkgs = validate(dirs)?;
         let mut conn = self.open_index()?;
         let key = SigningKey::load_or_create(&self.root)?;
         // 2. Pack into staging files inside objects/ (same filesystem, so the rename is atomic).
@@ -188,53 +168,10 @@ impl Repo {
         // 3. One transaction: check immutability, store objects, insert rows, publish.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dist = current_distribution(&tx)?;
-        let mut out = Vec::new();
         let now = now_unix() as i64;
+        let mut out = Vec::new();
         for (tmp, p) in &packed {
-            let vkey = index::version_key(&p.version);
-            let existing: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT blake3, version FROM packages WHERE name = ?1 AND version_key = ?2",
-                    params![p.name, vkey],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            match existing {
-                Some((b3, _)) if b3 == p.blake3.to_hex() => {
-                    out.push(Added::Unchanged(p.clone()));
-                    continue;
-                }
-                Some((b3, v)) => bail!(
-                    "{}@{} is already in the index with different content (blake3 {b3}, this one {}); versions are immutable: bump the version",
-                    p.name,
-                    v,
-                    p.blake3
-                ),
-                None => {}
-            }
-            objects.insert_file(tmp, &p.blake3)?;
-            let info_name = &p.info.name;
-            let rec = PackageRecord {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                description: p.description.clone(),
-                blake3: p.blake3,
-                infohash: p.infohash,
-                size: p.size,
-                magnet: String::new(),
-                added_at: now,
-            };
-            let magnet = dist.magnet(&rec, info_name);
-            tx.execute(
-                "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, magnet, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![rec.name, rec.version.to_string(), vkey, rec.description, rec.blake3, rec.infohash, rec.size as i64, magnet, now],
-            )?;
-            tx.execute(
-                "INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)",
-                params![p.infohash, p.info.to_value().encode()],
-            )?;
-            out.push(Added::New(p.clone()));
+            out.push(index_one(&tx, &dist, &objects, tmp, p, now)?);
         }
         if out.iter().any(|a| matches!(a, Added::New(_))) {
             self.publish_in(&tx, &key)?;
@@ -397,6 +334,85 @@ impl Repo {
 }
 
 /// The distribution the last publish used (trackers and base URL), empty before any `serve`.
+/// Loads every package directory (all errors name the directory) and refuses two directories
+/// with the same name and version in one batch.
+fn validate(dirs: &[PathBuf]) -> Result<Vec<Package>> {
+    let mut pkgs = Vec::new();
+    for d in dirs {
+        pkgs.push(Package::load(d)?);
+    }
+    let mut seen: BTreeMap<(PackageName, String), &Path> = BTreeMap::new();
+    for p in &pkgs {
+        let key = (
+            p.manifest.name.clone(),
+            index::version_key(&p.manifest.version),
+        );
+        if let Some(prev) = seen.insert(key, &p.root) {
+            if prev != p.root {
+                bail!(
+                    "{} and {} are both {}: one version per batch",
+                    prev.display(),
+                    p.root.display(),
+                    p.manifest
+                );
+            }
+        }
+    }
+    Ok(pkgs)
+}
+
+/// Inside the add transaction: an identical version is unchanged, a different one with the same
+/// version is refused (versions are immutable), a new one enters the object store and the index.
+fn index_one(
+    tx: &Connection,
+    dist: &Distribution,
+    objects: &ObjectStore,
+    tmp: &Path,
+    p: &Packed,
+    now: i64,
+) -> Result<Added> {
+    let vkey = index::version_key(&p.version);
+    let existing: Option<(String, String)> = tx
+        .query_row(
+            "SELECT blake3, version FROM packages WHERE name = ?1 AND version_key = ?2",
+            params![p.name, vkey],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match existing {
+        Some((b3, _)) if b3 == p.blake3.to_hex() => return Ok(Added::Unchanged(p.clone())),
+        Some((b3, v)) => bail!(
+            "{}@{} is already in the index with different content (blake3 {b3}, this one {}); versions are immutable: bump the version",
+            p.name,
+            v,
+            p.blake3
+        ),
+        None => {}
+    }
+    objects.insert_file(tmp, &p.blake3)?;
+    let rec = PackageRecord {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        description: p.description.clone(),
+        blake3: p.blake3,
+        infohash: p.infohash,
+        size: p.size,
+        magnet: String::new(),
+        added_at: now,
+    };
+    let magnet = dist.magnet(&rec, &p.info.name);
+    tx.execute(
+        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, magnet, added_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![rec.name, rec.version.to_string(), vkey, rec.description, rec.blake3, rec.infohash, rec.size as i64, magnet, now],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)",
+        params![p.infohash, p.info.to_value().encode()],
+    )?;
+    Ok(Added::New(p.clone()))
+}
+
 fn current_distribution(conn: &Connection) -> Result<Distribution> {
     let v: Option<String> = conn
         .query_row(

@@ -178,43 +178,8 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     })?;
     listener.set_nonblocking(true)?;
 
-    let hashes: Vec<InfoHash> = repo
-        .published()?
-        .map(|s| s.packages.iter().map(|p| p.infohash).collect())
-        .unwrap_or_default();
-    let tracker = tracker::start_tracker(
-        &TrackerConfig::new(runtime_dir.join("tracker"), cfg.tracker),
-        &hashes,
-    )?;
-    let mut dcfg = DaemonConfig::new(
-        runtime_dir.join("transmission"),
-        runtime_dir.join("seed"),
-        cfg.peer_port,
-        cfg.rpc_port,
-    );
-    dcfg.bind_ipv4 = cfg.bind;
-    dcfg.upload_limit_kbps = cfg.upload_limit;
-    let daemon = match transmission::start_daemon(&dcfg) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = tracker.stop();
-            return Err(e);
-        }
-    };
-    let state = serde_json::json!({
-        "pid": std::process::id(),
-        "tracker_pid": tracker.pid(),
-        "seeder_pid": daemon.pid,
-        "http": cfg.http.to_string(),
-        "tracker": cfg.tracker.to_string(),
-        "rpc_port": cfg.rpc_port,
-        "peer_port": cfg.peer_port,
-    });
-    crate::store::fsx::write_atomic(
-        &runtime_dir.join("state.json"),
-        state.to_string().as_bytes(),
-        0o644,
-    )?;
+    let (tracker, daemon) = start_children(&repo, cfg, &runtime_dir)?;
+    write_state(cfg, &runtime_dir, tracker.pid(), daemon.pid)?;
     report(ServeEvent::Listening {
         http: cfg.http,
         tracker: cfg.tracker,
@@ -256,6 +221,61 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     let stopped_daemon = daemon.stop();
     let stopped_tracker = tracker.stop();
     result.and(stopped_daemon).and(stopped_tracker)
+}
+
+/// Starts the tracker (whitelisting what is published) and the seeder; if the seeder cannot
+/// start, the tracker is stopped again.
+fn start_children(
+    repo: &Repo,
+    cfg: &ServeConfig,
+    runtime_dir: &Path,
+) -> Result<(Tracker, transmission::DaemonHandle)> {
+    let hashes: Vec<InfoHash> = repo
+        .published()?
+        .map(|s| s.packages.iter().map(|p| p.infohash).collect())
+        .unwrap_or_default();
+    let tracker = tracker::start_tracker(
+        &TrackerConfig::new(runtime_dir.join("tracker"), cfg.tracker),
+        &hashes,
+    )?;
+    let mut dcfg = DaemonConfig::new(
+        runtime_dir.join("transmission"),
+        runtime_dir.join("seed"),
+        cfg.peer_port,
+        cfg.rpc_port,
+    );
+    dcfg.bind_ipv4 = cfg.bind;
+    dcfg.upload_limit_kbps = cfg.upload_limit;
+    match transmission::start_daemon(&dcfg) {
+        Ok(d) => Ok((tracker, d)),
+        Err(e) => {
+            let _ = tracker.stop();
+            Err(e)
+        }
+    }
+}
+
+/// `ROOT/serve/state.json`: the pids and addresses of this server and its children.
+fn write_state(
+    cfg: &ServeConfig,
+    runtime_dir: &Path,
+    tracker_pid: u32,
+    seeder_pid: u32,
+) -> Result<()> {
+    let state = serde_json::json!({
+        "pid": std::process::id(),
+        "tracker_pid": tracker_pid,
+        "seeder_pid": seeder_pid,
+        "http": cfg.http.to_string(),
+        "tracker": cfg.tracker.to_string(),
+        "rpc_port": cfg.rpc_port,
+        "peer_port": cfg.peer_port,
+    });
+    crate::store::fsx::write_atomic(
+        &runtime_dir.join("state.json"),
+        state.to_string().as_bytes(),
+        0o644,
+    )
 }
 
 /// Serves HTTP until SIGINT/SIGTERM.
