@@ -19,9 +19,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::canon::{padded, BLOCK, MAX_FILE_SIZE};
+use crate::format::canon::MAX_FILE_SIZE;
 use crate::format::ids::ObjectId;
 use crate::format::package::{check_symlink, EntryKind};
+use crate::format::ustar::{padded, BLOCK};
 
 /// Bytes read at a time when hashing or copying file contents.
 const BUF: usize = 1 << 20;
