@@ -444,7 +444,7 @@ fn unpack_to_store(layout: &Layout, verified: &object::VerifiedObject, dest: &Pa
     let staging = fsx::StagingDir::new_in(&layout.store_dir(), "unpack")?;
     object::unpack(verified, staging.path())
         .with_context(|| format!("cannot unpack into {}", dest.display()))?;
-    let record = object::tree_record(staging.path())?;
+    let record = crate::store::tree::tree_record(staging.path())?;
     // The record (what `verify` compares against) lands before the tree gets its name.
     fsx::write_atomic(&record_path(dest), &serde_json::to_vec(&record)?, 0o444)?;
     make_read_only(staging.path())?;
