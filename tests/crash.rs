@@ -109,12 +109,12 @@ fn check_invariants(root: &Path) -> Result<(), String> {
         }
         let mut rec = e.path().into_os_string();
         rec.push(".record.json");
-        let recorded: Vec<dist::object::TreeEntry> = serde_json::from_slice(
+        let recorded: Vec<dist::store::tree::TreeEntry> = serde_json::from_slice(
             &fs::read(&rec).map_err(|_| format!("store path {name} has no record"))?,
         )
         .unwrap();
-        let actual = dist::object::tree_record(&e.path()).map_err(|e| e.to_string())?;
-        let diff = dist::object::diff_tree(&recorded, &actual);
+        let actual = dist::store::tree::tree_record(&e.path()).map_err(|e| e.to_string())?;
+        let diff = dist::store::tree::diff_tree(&recorded, &actual);
         if !diff.is_empty() {
             return Err(format!("store path {name} is half-made: {diff:?}"));
         }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use dist::format::ids::ObjectId;
-use dist::object::{self, ObjectError, TreeKind, UnpackSummary};
+use dist::object::{self, ObjectError, UnpackSummary};
+use dist::store::tree::{self, TreeKind};
 
 /// Packs `dir` into `out` with the real binary and returns the BLAKE3 it printed.
 fn pack(dir: &Path, out: &Path) -> String {
@@ -59,10 +60,10 @@ fn every_valid_fixture_round_trips() {
         let summary = object::unpack(&obj, &dest).unwrap();
 
         assert_same_tree(&src, &dest);
-        let want = object::tree_record(&src).unwrap();
-        let got = object::tree_record(&dest).unwrap();
+        let want = tree::tree_record(&src).unwrap();
+        let got = tree::tree_record(&dest).unwrap();
         assert_eq!(want, got, "{d}: tree records differ");
-        assert!(object::diff_tree(&want, &got).is_empty());
+        assert!(tree::diff_tree(&want, &got).is_empty());
 
         // The summary counts what the record lists; modes are exactly 0755/0644.
         let mut count = UnpackSummary::default();
@@ -737,11 +738,11 @@ fn diff_tree_finds_every_kind_of_change() {
     let root = tmp.path().join("tree");
     fs::create_dir(&root).unwrap();
     object::unpack(&obj, &root).unwrap();
-    let recorded = object::tree_record(&root).unwrap();
+    let recorded = tree::tree_record(&root).unwrap();
 
     // The record survives a JSON round trip (it is stored next to the tree).
     let json = serde_json::to_string(&recorded).unwrap();
-    let back: Vec<object::TreeEntry> = serde_json::from_str(&json).unwrap();
+    let back: Vec<tree::TreeEntry> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, recorded);
 
     let old_hash = b3(&fs::read(root.join("scripts/install.sh")).unwrap());
@@ -759,8 +760,8 @@ fn diff_tree_finds_every_kind_of_change() {
     fs::remove_dir(root.join("assets/empty-dir")).unwrap();
     fs::write(root.join("assets/empty-dir"), "now a file").unwrap();
 
-    let actual = object::tree_record(&root).unwrap();
-    let diff = object::diff_tree(&recorded, &actual);
+    let actual = tree::tree_record(&root).unwrap();
+    let diff = tree::diff_tree(&recorded, &actual);
     assert_eq!(
         diff,
         [
@@ -773,5 +774,5 @@ fn diff_tree_finds_every_kind_of_change() {
             format!("scripts/install.sh: content changed (blake3 {old_hash}, now {new_hash})"),
         ]
     );
-    assert!(object::diff_tree(&actual, &actual).is_empty());
+    assert!(tree::diff_tree(&actual, &actual).is_empty());
 }

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use super::profile::record_path;
 use super::{daemon, Layout};
 use crate::format::ids::{InfoHash, ObjectId, PackageName};
-use crate::object::{self, TreeEntry};
 use crate::store::fsx;
+use crate::store::tree::{self, TreeEntry};
 
 /// Removes what an interrupted (even SIGKILLed) command can leave under a root, client or
 /// repository (the policy is `fsx`'s: `.tmp-*` and `.trash-*` names), and generation dirs without
@@ -199,8 +199,8 @@ pub fn verify(layout: &Layout) -> Result<Vec<VerifyEntry>> {
                     if !p.store_path.is_dir() {
                         vec!["the store path is missing".to_string()]
                     } else {
-                        let actual = object::tree_record(&p.store_path)?;
-                        object::diff_tree(&recorded, &actual)
+                        let actual = tree::tree_record(&p.store_path)?;
+                        tree::diff_tree(&recorded, &actual)
                     }
                 }
             };

@@ -186,7 +186,7 @@ impl Layout {
         let staging = fsx::StagingDir::new_in(&self.store_dir(), "unpack")?;
         object::unpack(verified, staging.path())
             .with_context(|| format!("cannot unpack into {}", dest.display()))?;
-        let record = object::tree_record(staging.path())?;
+        let record = crate::store::tree::tree_record(staging.path())?;
         // The record lands before the tree gets its name.
         fsx::write_atomic(&record_path(dest), &serde_json::to_vec(&record)?, 0o444)?;
         make_read_only(staging.path())?;

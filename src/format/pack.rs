@@ -29,6 +29,7 @@ use crate::format::canon;
 use crate::format::ids::{InfoHash, ObjectId, PackageName};
 use crate::format::package::{EntryKind, Package};
 use crate::format::torrent::{self, Info};
+use crate::format::ustar;
 use crate::store::fsx::{AtomicFile, Durability};
 
 /// Bytes per chunk. Large enough that per-chunk costs (a channel send per consumer, a syscall)
@@ -416,10 +417,10 @@ fn produce(pkg: &Package, sink: &mut Sink) -> Result<()> {
                 .open(&path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
             sink.copy_from(&mut f, size, &path)?;
-            sink.push(&[0u8; canon::BLOCK][..canon::padding(size)])?;
+            sink.push(&[0u8; ustar::BLOCK][..ustar::padding(size)])?;
         }
     }
-    sink.push(&[0u8; 2 * canon::BLOCK])
+    sink.push(&[0u8; 2 * ustar::BLOCK])
 }
 
 fn write_worker(rx: Receiver<Arc<Chunk>>, mut dest: Dest<'_>) -> std::io::Result<()> {
