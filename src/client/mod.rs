@@ -4,14 +4,14 @@
 
 pub mod config;
 pub mod daemon;
-pub mod fetch;
+pub(crate) mod fetch;
 pub mod install;
 pub mod maintain;
 pub mod plan;
 pub mod profile;
 pub mod request;
 pub mod sync;
-pub mod transition;
+pub(crate) mod transition;
 
 use std::path::{Path, PathBuf};
 

@@ -57,15 +57,6 @@ pub struct Plan {
     pub items: Vec<PlanItem>,
 }
 
-impl Plan {
-    /// The items with an object to fetch.
-    pub fn to_fetch(&self) -> impl Iterator<Item = (&PlanItem, Fetcher)> {
-        self.items
-            .iter()
-            .filter_map(|i| i.action.fetcher().map(|f| (i, f)))
-    }
-}
-
 /// Resolves every request against the index and decides its action from the current generation,
 /// the store and the object cache. Reads only; a request that resolves to a package requested
 /// twice is an error.

@@ -1,5 +1,5 @@
 //! The external daemons dist runs and supervises: opentracker and transmission-daemon.
 
-pub mod supervise;
+pub(crate) mod supervise;
 pub mod tracker;
 pub mod transmission;

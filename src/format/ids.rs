@@ -57,10 +57,6 @@ macro_rules! digest_id {
         pub struct $name([u8; $len]);
 
         impl $name {
-            pub const LEN: usize = $len;
-            /// What the value is called in messages.
-            pub const WHAT: &'static str = $what;
-
             pub fn from_bytes(bytes: [u8; $len]) -> $name {
                 $name(bytes)
             }

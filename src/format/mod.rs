@@ -2,11 +2,14 @@
 //! the ustar header layout and the canonical archive bytes, the one-pass packer, bencoding,
 //! torrents and magnet links, and the identifiers every other module uses.
 
-pub mod bencode;
-pub mod canon;
+pub(crate) mod bencode;
+pub(crate) mod canon;
 pub mod ids;
-pub mod manifest;
+pub(crate) mod manifest;
 pub mod pack;
 pub mod package;
 pub mod torrent;
-pub mod ustar;
+pub(crate) mod ustar;
+
+/// The version of the archive format this dist writes and reads (store-format.md).
+pub use canon::FORMAT_VERSION;

@@ -21,7 +21,10 @@ pub const TYPEFLAG: usize = 156;
 pub const LINKNAME: Range<usize> = 157..257;
 pub const MAGIC: Range<usize> = 257..263;
 pub const VERSION: Range<usize> = 263..265;
+// The layout is complete even where format v1 only ever writes NUL.
+#[allow(dead_code)]
 pub const UNAME: Range<usize> = 265..297;
+#[allow(dead_code)]
 pub const GNAME: Range<usize> = 297..329;
 pub const DEVMAJOR: Range<usize> = 329..337;
 pub const DEVMINOR: Range<usize> = 337..345;

@@ -4,5 +4,5 @@
 
 pub mod fsx;
 pub mod lock;
-pub mod objects;
+pub(crate) mod objects;
 pub mod tree;
