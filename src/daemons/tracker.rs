@@ -200,10 +200,6 @@ impl Tracker {
         format!("http://{}/announce", self.listen)
     }
 
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
     /// Replaces the whitelist (atomically, mode 0644), makes the tracker reload it (SIGHUP) and
     /// waits up to 5 s until the change shows. The reload swaps the whole list at once, so
     /// probing one changed infohash tells that the new list is active.

@@ -250,11 +250,6 @@ impl DaemonHandle {
             .expect("the daemon handle owns its child")
     }
 
-    /// CONFIG_DIR/daemon.log
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
     /// Graceful stop: pauses every torrent and waits (up to 5 s) until the trackers answered
     /// the "stopped" announces, then SIGTERM, waits up to 10 s, then SIGKILL as a last resort
     /// (reported as an error). The process is reaped either way.
@@ -469,10 +464,6 @@ impl Rpc {
         Rpc::new(&rpc_url(port))
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Calls `method` and returns its `arguments`; a `result` other than "success" is an error
     /// carrying that string.
     pub fn call(&self, method: &str, arguments: Value) -> Result<Value> {
@@ -544,18 +535,6 @@ impl Rpc {
         .is_ok()
     }
 
-    /// Sets (or with `None` lifts) the upload cap in kB/s; applied live.
-    pub fn set_upload_limit(&self, kbps: Option<u32>) -> Result<()> {
-        self.call(
-            "session-set",
-            json!({
-                "speed-limit-up-enabled": kbps.is_some(),
-                "speed-limit-up": kbps.unwrap_or(0),
-            }),
-        )
-        .map(drop)
-    }
-
     /// Adds a torrent from its `.torrent` bytes, with its data in (or downloading to)
     /// `download_dir`; returns the infohash. A torrent the daemon already has is not an error.
     pub fn add_torrent(
@@ -607,10 +586,6 @@ impl Rpc {
 
     pub fn start(&self, hashes: &[InfoHash]) -> Result<()> {
         self.act("torrent-start", hashes)
-    }
-
-    pub fn stop(&self, hashes: &[InfoHash]) -> Result<()> {
-        self.act("torrent-stop", hashes)
     }
 
     /// Forgets these torrents; with `delete_local_data` their files go too.
@@ -769,11 +744,6 @@ impl TorrentStatus {
     /// Complete and offering the data to peers.
     pub fn is_seeding(&self) -> bool {
         self.is_complete() && self.state() == TorrentState::Seeding
-    }
-
-    /// A local error (error 3: data missing or unwritable) rather than a tracker complaint.
-    pub fn has_local_error(&self) -> bool {
-        self.error == 3
     }
 }
 
