@@ -4,7 +4,7 @@
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -68,20 +68,47 @@ pub fn log_tail(path: &Path) -> String {
     }
 }
 
-/// Sends `signal` (a name like "TERM") to `pid` with kill(1).
-pub fn signal(pid: u32, signal: &str) -> Result<()> {
-    let out = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .output()
-        .context("cannot run kill")?;
-    if !out.status.success() {
-        bail!(
-            "kill -{signal} {pid} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+/// The signals dist sends to the daemons it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Makes opentracker reload its whitelist.
+    Hup,
+    /// Asks a daemon to exit.
+    Term,
+    /// Ends a daemon that ignored [`Signal::Term`].
+    Kill,
+}
+
+impl Signal {
+    /// The name `kill -l` gives it ("HUP", ...).
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "HUP",
+            Signal::Term => "TERM",
+            Signal::Kill => "KILL",
+        }
     }
-    Ok(())
+
+    fn number(self) -> rustix::process::Signal {
+        match self {
+            Signal::Hup => rustix::process::Signal::HUP,
+            Signal::Term => rustix::process::Signal::TERM,
+            Signal::Kill => rustix::process::Signal::KILL,
+        }
+    }
+}
+
+/// Sends `signal` to the process `pid` (kill(2), to that process only: never to a group, and a
+/// pid of 0 or above `i32::MAX`, which kill(2) would read as a group or as "every process", is
+/// an error).
+pub fn signal(pid: u32, signal: Signal) -> Result<()> {
+    let name = signal.name();
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| anyhow!("kill -{name} {pid}: not a process id"))?;
+    rustix::process::kill_process(target, signal.number())
+        .map_err(|e| anyhow!("kill -{name} {pid} failed: {e}"))
 }
 
 /// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
@@ -110,7 +137,7 @@ pub fn terminate(child: &mut Child, name: &str, timeout: Duration) -> Result<()>
     if child.try_wait()?.is_some() {
         return Ok(());
     }
-    let sent = signal(pid, "TERM");
+    let sent = signal(pid, Signal::Term);
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if child.try_wait()?.is_some() {
@@ -127,11 +154,11 @@ pub fn terminate(child: &mut Child, name: &str, timeout: Duration) -> Result<()>
 
 /// The same for a process that is not our child: waits for the pid to disappear.
 pub fn terminate_pid(pid: u32, name: &str, timeout: Duration) -> Result<()> {
-    signal(pid, "TERM")?;
+    signal(pid, Signal::Term)?;
     if wait_gone(pid, timeout) {
         return Ok(());
     }
-    let _ = signal(pid, "KILL");
+    let _ = signal(pid, Signal::Kill);
     if !wait_gone(pid, Duration::from_secs(2)) {
         bail!("{name} (pid {pid}) survived SIGKILL");
     }
@@ -147,4 +174,35 @@ fn wait_gone(pid: u32, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    use super::*;
+
+    #[test]
+    fn a_signal_reaches_the_process() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        signal(child.id(), Signal::Hup).unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(1));
+    }
+
+    #[test]
+    fn terminate_ends_and_reaps_a_child() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        terminate(&mut child, "sleep", Duration::from_secs(5)).unwrap();
+        assert_eq!(child.try_wait().unwrap().unwrap().signal(), Some(15));
+    }
+
+    #[test]
+    fn pids_that_kill_would_read_as_groups_are_refused() {
+        // kill(2) reads 0 as "my process group" and -1 (u32::MAX as i32) as "every process".
+        let e = signal(0, Signal::Term).unwrap_err();
+        assert_eq!(e.to_string(), "kill -TERM 0: not a process id");
+        let e = signal(u32::MAX, Signal::Kill).unwrap_err();
+        assert_eq!(e.to_string(), "kill -KILL 4294967295: not a process id");
+    }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::daemons::supervise;
+use crate::daemons::supervise::{self, Signal};
 use crate::format::bencode::{self, Value};
 use crate::format::ids::InfoHash;
 use crate::format::torrent::percent_encode;
@@ -200,10 +200,6 @@ impl Tracker {
         format!("http://{}/announce", self.listen)
     }
 
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
     /// Replaces the whitelist (atomically, mode 0644), makes the tracker reload it (SIGHUP) and
     /// waits up to 5 s until the change shows. The reload swaps the whole list at once, so
     /// probing one changed infohash tells that the new list is active.
@@ -221,7 +217,7 @@ impl Tracker {
         };
         write_whitelist(&self.dir, &hashes)?;
         *self.whitelist.lock().unwrap_or_else(|e| e.into_inner()) = hashes;
-        supervise::signal(self.pid, "HUP")
+        supervise::signal(self.pid, Signal::Hup)
             .with_context(|| format!("cannot make opentracker (pid {}) reload", self.pid))?;
         if let Some((hash, accepted)) = probe {
             self.wait_for_verdict(&hash, accepted)?;
