@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use netns::Netns;
-use server::{http_get, Server, HTTP, SERVER_IP, TRACKER};
+use server::{http_get, Server, HTTP, SERVER_IP};
 
 fn added(root: &Path, dirs: &[PathBuf]) -> serde_json::Value {
     let mut c = dist();
@@ -356,19 +356,7 @@ fn serve_reports_a_port_in_use_and_leaves_nothing_running() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let o = ns
-        .command(dist_bin())
-        .arg("--root")
-        .arg(&root)
-        .args([
-            "serve",
-            "--http",
-            HTTP,
-            "--tracker",
-            TRACKER,
-            "--bind",
-            SERVER_IP,
-        ])
+    let o = server::serve_command(&ns, &dist_bin(), &root)
         .output()
         .unwrap();
     let _ = blocker.kill();

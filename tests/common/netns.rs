@@ -17,6 +17,30 @@ use std::time::{Duration, Instant};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Where the tests, the demo and the benchmarks run `dist serve` inside their namespace.
+#[allow(dead_code)]
+pub const SERVER_IP: &str = "10.77.0.1";
+#[allow(dead_code)]
+pub const HTTP: &str = "10.77.0.1:7380";
+#[allow(dead_code)]
+pub const TRACKER: &str = "10.77.0.1:6969";
+
+/// `dist --root ROOT serve` on those addresses, to run inside the namespace.
+#[allow(dead_code)]
+pub fn serve_command(ns: &Netns, dist: &Path, root: &Path) -> Command {
+    let mut c = ns.command(dist);
+    c.arg("--root").arg(root).args([
+        "serve",
+        "--http",
+        HTTP,
+        "--tracker",
+        TRACKER,
+        "--bind",
+        SERVER_IP,
+    ]);
+    c
+}
+
 /// How long drop waits for killed processes to leave the namespace.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -10,9 +10,8 @@ use std::time::Duration;
 use crate::common::{dist_bin, wait_until};
 use crate::netns::Netns;
 
-pub const SERVER_IP: &str = "10.77.0.1";
-pub const HTTP: &str = "10.77.0.1:7380";
-pub const TRACKER: &str = "10.77.0.1:6969";
+#[allow(unused_imports)]
+pub use crate::netns::{serve_command, HTTP, SERVER_IP, TRACKER};
 
 pub struct Server {
     child: Option<Child>,
@@ -22,19 +21,7 @@ pub struct Server {
 impl Server {
     /// Starts `dist --root ROOT serve` in `ns` without waiting for it to be ready.
     pub fn spawn(ns: &Netns, root: &Path, log: PathBuf) -> Server {
-        let child = ns
-            .command(dist_bin())
-            .arg("--root")
-            .arg(root)
-            .args([
-                "serve",
-                "--http",
-                HTTP,
-                "--tracker",
-                TRACKER,
-                "--bind",
-                SERVER_IP,
-            ])
+        let child = serve_command(ns, &dist_bin(), root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())

@@ -15,7 +15,8 @@ pub fn run(args: &[&str]) -> Result<()> {
         "pack" => pack(&args[1.min(args.len())..]),
         "add" => add(),
         "e2e" => crate::bench_e2e::run(),
-        other => bail!("unknown benchmark `{other}` (try: pack, add)"),
+        "install" => crate::bench_install::run(&args[1..]),
+        other => bail!("unknown benchmark `{other}` (try: pack, add, e2e, install)"),
     }
 }
 

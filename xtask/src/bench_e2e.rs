@@ -11,23 +11,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::netns::Netns;
+use crate::netns::{self, Netns, HTTP};
 use crate::util;
 
-const HTTP: &str = "10.77.0.1:7380";
-
-struct Env {
-    dist: PathBuf,
-    ns: Netns,
-    tmp: PathBuf,
+pub(crate) struct Env {
+    pub dist: PathBuf,
+    pub ns: Netns,
+    pub tmp: PathBuf,
 }
 
 impl Env {
-    fn dist(&self, root: &Path, args: &[&str]) -> Result<(Duration, String)> {
+    pub fn dist(&self, root: &Path, args: &[&str]) -> Result<(Duration, String)> {
+        self.run_with(&self.dist, root, args)
+    }
+
+    /// Runs another `dist` binary (a baseline build) in the namespace, timed.
+    pub fn run_with(&self, dist: &Path, root: &Path, args: &[&str]) -> Result<(Duration, String)> {
         let t = Instant::now();
         let out = self
             .ns
-            .command(&self.dist)
+            .command(dist)
             .arg("--root")
             .arg(root)
             .arg("--quiet")
@@ -52,7 +55,7 @@ impl Env {
             .unwrap_or(false)
     }
 
-    fn wait_healthy(&self) -> Result<()> {
+    pub fn wait_healthy(&self) -> Result<()> {
         let t = Instant::now();
         while !self.curl_ok(&[&format!("http://{HTTP}/health")]) {
             if t.elapsed() > Duration::from_secs(60) {
@@ -64,7 +67,7 @@ impl Env {
     }
 }
 
-fn package(dir: &Path, name: &str, size: usize, seed: u64) -> Result<PathBuf> {
+pub(crate) fn package(dir: &Path, name: &str, size: usize, seed: u64) -> Result<PathBuf> {
     let d = dir.join(name);
     fs::create_dir_all(d.join("assets"))?;
     fs::create_dir_all(d.join("scripts"))?;
@@ -87,12 +90,12 @@ fn package(dir: &Path, name: &str, size: usize, seed: u64) -> Result<PathBuf> {
     Ok(d)
 }
 
-fn p50(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn p50(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -126,20 +129,7 @@ fn measure(env: &Env) -> Result<()> {
     let (_, _) = env.dist(&repo, &["add", &all[0].display().to_string()])?;
     let key = env.dist(&repo, &["key", "show"])?.1.trim().to_string();
     let log = env.tmp.join("serve.log");
-    let mut serve: Child = env
-        .ns
-        .command(&env.dist)
-        .arg("--root")
-        .arg(&repo)
-        .args([
-            "serve",
-            "--http",
-            HTTP,
-            "--tracker",
-            "10.77.0.1:6969",
-            "--bind",
-            "10.77.0.1",
-        ])
+    let mut serve: Child = netns::serve_command(&env.ns, &env.dist, &repo)
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log)?)
         .spawn()?;

@@ -10,13 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::netns::Netns;
+use crate::netns::{self, Netns, HTTP, SERVER_IP, TRACKER};
 use crate::util;
 
-const SERVER_IP: &str = "10.77.0.1";
 const CLIENT_IP: &str = "10.77.0.2";
-const HTTP: &str = "10.77.0.1:7380";
-const TRACKER: &str = "10.77.0.1:6969";
 
 struct Demo {
     dist: PathBuf,
@@ -144,23 +141,11 @@ fn story(d: &Demo) -> Result<()> {
 
     println!("\npublisher$ dist serve --http {HTTP} --tracker {TRACKER} --bind {SERVER_IP} &");
     let log = d.tmp.join("serve.log");
-    let mut serve: Child =
-        d.ns.command(&d.dist)
-            .arg("--root")
-            .arg(d.repo())
-            .args([
-                "serve",
-                "--http",
-                HTTP,
-                "--tracker",
-                TRACKER,
-                "--bind",
-                SERVER_IP,
-            ])
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log)?)
-            .spawn()
-            .context("cannot start dist serve")?;
+    let mut serve: Child = netns::serve_command(&d.ns, &d.dist, &d.repo())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log)?)
+        .spawn()
+        .context("cannot start dist serve")?;
     let outcome = (|| -> Result<()> {
         d.wait_healthy(&log)?;
         print!("{}", fs::read_to_string(&log)?);

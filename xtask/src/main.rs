@@ -2,10 +2,12 @@
 //!
 //! - `cargo xtask test`: every check CI runs (fmt, clippy, all tests).
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
-//! - `cargo xtask bench [pack|add|install]`: benchmarks, each next to a baseline in the same run.
+//! - `cargo xtask bench [pack|add|e2e|install]`: benchmarks, each next to a baseline in the same
+//!   run.
 
 mod bench;
 mod bench_e2e;
+mod bench_install;
 mod demo;
 #[path = "../../tests/common/netns.rs"]
 #[allow(dead_code)]
@@ -28,7 +30,7 @@ fn run() -> Result<()> {
         Some("test") => test(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
-        _ => bail!("usage: cargo xtask <test|demo|bench [pack|add]>"),
+        _ => bail!("usage: cargo xtask <test|demo|bench [pack|add|e2e|install]>"),
     }
 }
 
