@@ -158,255 +158,319 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     let server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
 
     let a = Client::new(&ns, tmp.path().join("a"), &key, "10.77.0.2");
-    // sync: changed, then a conditional GET that costs no body.
-    let s = a.json(&["sync", "--json"]);
-    assert_eq!(s["changed"], true);
-    assert!(s["bytes"].as_u64().unwrap() > 0);
-    let serial = s["serial"].as_u64().unwrap();
-    let s = a.json(&["sync", "--json"]);
-    assert_eq!(s["changed"], false);
-    assert_eq!(s["bytes"], 0);
-    assert_eq!(s["serial"], serial);
-
-    // Dry run changes nothing; plain NAME is the highest non-pre-release.
-    let plan = a.json(&["install", "hello", "--dry-run", "--json"]);
-    assert_eq!(plan[0]["version"], "1.1.0");
-    assert!(a.current().is_none());
-
-    // install over http.
-    let r = a.json(&["install", "hello", "--transport", "http", "--json"]);
-    assert_eq!(r[0]["name"], "hello");
-    assert_eq!(r[0]["version"], "1.1.0");
-    assert_eq!(r[0]["transport"], "http");
-    assert_eq!(
-        r[0]["bytes_from_webseed"].as_u64().unwrap() + r[0]["bytes_from_peers"].as_u64().unwrap(),
-        r[0]["bytes_from_webseed"].as_u64().unwrap()
+    step(
+        "sync: changed, then a conditional GET that costs no body",
+        || {
+            let s = a.json(&["sync", "--json"]);
+            assert_eq!(s["changed"], true);
+            assert!(s["bytes"].as_u64().unwrap() > 0);
+            let serial = s["serial"].as_u64().unwrap();
+            let s = a.json(&["sync", "--json"]);
+            assert_eq!(s["changed"], false);
+            assert_eq!(s["bytes"], 0);
+            assert_eq!(s["serial"], serial);
+        },
     );
-    assert_eq!(a.run_hello(), "HELLO, WORLD 1.1.0");
-    for phase in ["resolve", "fetch", "verify", "unpack", "scripts", "switch"] {
-        assert!(r[0]["phases_ms"][phase].is_u64(), "no {phase} time in {r}");
-    }
-    let listed = a.json(&["list", "--installed", "--json"]);
-    assert_eq!(listed[0]["name"], "hello");
-    assert_eq!(listed[0]["version"], "1.1.0");
-    let store = PathBuf::from(listed[0]["store_path"].as_str().unwrap());
-    assert!(a.root.join("current/hello/assets/README").is_file());
-    assert!(
-        fs::metadata(store.join("assets/README"))
-            .unwrap()
-            .permissions()
-            .readonly(),
-        "store paths are read-only"
+    step(
+        "Dry run changes nothing; plain NAME is the highest non-pre-release",
+        || {
+            let plan = a.json(&["install", "hello", "--dry-run", "--json"]);
+            assert_eq!(plan[0]["version"], "1.1.0");
+            assert!(a.current().is_none());
+        },
     );
-
-    // install another version over BitTorrent: a downgrade by exact version.
-    let r = a.json(&["install", "hello@1.0.0", "--transport", "torrent", "--json"]);
-    assert_eq!(r[0]["transport"], "torrent");
-    assert_eq!(r[0]["version"], "1.0.0");
-    let total =
-        r[0]["bytes_from_peers"].as_u64().unwrap() + r[0]["bytes_from_webseed"].as_u64().unwrap();
-    assert!(total > 0, "{r}");
-    assert_eq!(a.run_hello(), "hello, world 1.0.0");
-
-    // When the server cannot hand out the .torrent, the signed magnet link is the fallback.
-    let o = a.ok(&[
-        "install",
-        "nested",
-        "--transport",
-        "torrent",
-        "--server-url",
-        "http://10.77.0.1:9",
-        "--json",
-    ]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("falling back to the magnet link"));
-    assert_eq!(stdout_json(&o)[0]["transport"], "torrent");
-    assert!(a
-        .root
-        .join("current/nested/assets/lib/libnested.so.1")
-        .is_file());
-    a.ok(&["uninstall", "nested"]);
-
-    // A requirement picks the highest match, pre-releases only when asked for.
-    let r = a.json(&[
-        "install",
-        "hello@>=2.0.0-rc.1",
-        "--transport",
-        "http",
-        "--json",
-    ]);
-    assert_eq!(r[0]["version"], "2.0.0-rc.1");
-    let gens = a.json(&["generations", "--json"]);
-    let gens = gens.as_array().unwrap();
-    assert_eq!(gens.len(), 5);
-    assert_eq!(gens[4]["current"], true);
-    assert_eq!(gens[4]["packages"][0], "hello@2.0.0-rc.1");
-    assert_eq!(gens[0]["packages"][0], "hello@1.1.0");
-
-    // rollback to the previous, then to a number.
-    a.ok(&["rollback"]);
-    assert_eq!(a.run_hello(), "hello, world 1.0.0");
-    a.ok(&["rollback", "--to", "1"]);
-    assert_eq!(a.run_hello(), "HELLO, WORLD 1.1.0");
-    let gens = a.json(&["generations", "--json"]);
-    assert_eq!(gens[0]["current"], true);
-    let err = a.err(&["rollback", "--to", "99"]);
-    assert!(err.contains("no generation 99"), "{err}");
-
-    // info shows every version and the installed one.
-    let info = a.json(&["info", "hello", "--json"]);
-    assert_eq!(info["installed"], "1.1.0");
-    assert_eq!(info["versions"].as_array().unwrap().len(), 3);
-
-    // uninstall: a new generation without it.
-    a.ok(&["uninstall", "hello"]);
-    assert!(!a.root.join("current/hello").exists());
-    assert_eq!(
-        a.json(&["list", "--installed", "--json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        0
+    step("install over http", || {
+        let r = a.json(&["install", "hello", "--transport", "http", "--json"]);
+        assert_eq!(r[0]["name"], "hello");
+        assert_eq!(r[0]["version"], "1.1.0");
+        assert_eq!(r[0]["transport"], "http");
+        assert_eq!(
+            r[0]["bytes_from_webseed"].as_u64().unwrap()
+                + r[0]["bytes_from_peers"].as_u64().unwrap(),
+            r[0]["bytes_from_webseed"].as_u64().unwrap()
+        );
+        assert_eq!(a.run_hello(), "HELLO, WORLD 1.1.0");
+        for phase in ["resolve", "fetch", "verify", "unpack", "scripts", "switch"] {
+            assert!(r[0]["phases_ms"][phase].is_u64(), "no {phase} time in {r}");
+        }
+        let listed = a.json(&["list", "--installed", "--json"]);
+        assert_eq!(listed[0]["name"], "hello");
+        assert_eq!(listed[0]["version"], "1.1.0");
+        let store = PathBuf::from(listed[0]["store_path"].as_str().unwrap());
+        assert!(a.root.join("current/hello/assets/README").is_file());
+        assert!(
+            fs::metadata(store.join("assets/README"))
+                .unwrap()
+                .permissions()
+                .readonly(),
+            "store paths are read-only"
+        );
+    });
+    step(
+        "install another version over BitTorrent: a downgrade by exact version",
+        || {
+            let r = a.json(&["install", "hello@1.0.0", "--transport", "torrent", "--json"]);
+            assert_eq!(r[0]["transport"], "torrent");
+            assert_eq!(r[0]["version"], "1.0.0");
+            let total = r[0]["bytes_from_peers"].as_u64().unwrap()
+                + r[0]["bytes_from_webseed"].as_u64().unwrap();
+            assert!(total > 0, "{r}");
+            assert_eq!(a.run_hello(), "hello, world 1.0.0");
+        },
     );
-    let err = a.err(&["uninstall", "hello"]);
-    assert!(err.contains("not installed"), "{err}");
-    // Reinstall comes from the store, no download.
-    let r = a.json(&["install", "hello@1.1.0", "--json"]);
-    assert_eq!(r[0]["source"], "store");
-
-    // The daemon keeps seeding what was installed; `daemon stop` is graceful.
-    let st = a.json(&["daemon", "status", "--json"]);
-    assert_eq!(st["running"], true);
-    assert!(!st["torrents"].as_array().unwrap().is_empty());
+    step(
+        "When the server cannot hand out the .torrent, the signed magnet link is the fallback",
+        || {
+            let o = a.ok(&[
+                "install",
+                "nested",
+                "--transport",
+                "torrent",
+                "--server-url",
+                "http://10.77.0.1:9",
+                "--json",
+            ]);
+            assert!(String::from_utf8_lossy(&o.stderr).contains("falling back to the magnet link"));
+            assert_eq!(stdout_json(&o)[0]["transport"], "torrent");
+            assert!(a
+                .root
+                .join("current/nested/assets/lib/libnested.so.1")
+                .is_file());
+            a.ok(&["uninstall", "nested"]);
+        },
+    );
+    step(
+        "A requirement picks the highest match, pre-releases only when asked for",
+        || {
+            let r = a.json(&[
+                "install",
+                "hello@>=2.0.0-rc.1",
+                "--transport",
+                "http",
+                "--json",
+            ]);
+            assert_eq!(r[0]["version"], "2.0.0-rc.1");
+            let gens = a.json(&["generations", "--json"]);
+            let gens = gens.as_array().unwrap();
+            assert_eq!(gens.len(), 5);
+            assert_eq!(gens[4]["current"], true);
+            assert_eq!(gens[4]["packages"][0], "hello@2.0.0-rc.1");
+            assert_eq!(gens[0]["packages"][0], "hello@1.1.0");
+        },
+    );
+    step("rollback to the previous, then to a number", || {
+        a.ok(&["rollback"]);
+        assert_eq!(a.run_hello(), "hello, world 1.0.0");
+        a.ok(&["rollback", "--to", "1"]);
+        assert_eq!(a.run_hello(), "HELLO, WORLD 1.1.0");
+        let gens = a.json(&["generations", "--json"]);
+        assert_eq!(gens[0]["current"], true);
+        let err = a.err(&["rollback", "--to", "99"]);
+        assert!(err.contains("no generation 99"), "{err}");
+    });
+    step("info shows every version and the installed one", || {
+        let info = a.json(&["info", "hello", "--json"]);
+        assert_eq!(info["installed"], "1.1.0");
+        assert_eq!(info["versions"].as_array().unwrap().len(), 3);
+    });
+    step("uninstall: a new generation without it", || {
+        a.ok(&["uninstall", "hello"]);
+        assert!(!a.root.join("current/hello").exists());
+        assert_eq!(
+            a.json(&["list", "--installed", "--json"])
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        let err = a.err(&["uninstall", "hello"]);
+        assert!(err.contains("not installed"), "{err}");
+    });
+    step("Reinstall comes from the store, no download", || {
+        let r = a.json(&["install", "hello@1.1.0", "--json"]);
+        assert_eq!(r[0]["source"], "store");
+    });
+    step(
+        "The daemon keeps seeding what was installed; `daemon stop` is graceful",
+        || {
+            let st = a.json(&["daemon", "status", "--json"]);
+            assert_eq!(st["running"], true);
+            assert!(!st["torrents"].as_array().unwrap().is_empty());
+        },
+    );
+    step(
+        "Two packages over BitTorrent in one install: added together, awaited together",
+        || {
+            let e = Client::new(&ns, tmp.path().join("e"), &key, "10.77.0.4");
+            e.ok(&["sync"]);
+            let r = e.json(&[
+                "install",
+                "hello@1.0.0",
+                "nested",
+                "--transport",
+                "torrent",
+                "--json",
+            ]);
+            assert_eq!(r.as_array().unwrap().len(), 2, "{r}");
+            for p in r.as_array().unwrap() {
+                assert_eq!(p["transport"], "torrent", "{r}");
+                assert_eq!(p["source"], "fetch", "{r}");
+                assert!(p["phases_ms"]["verify"].is_u64(), "{r}");
+            }
+            assert_eq!(e.run_hello(), "hello, world 1.0.0");
+            assert!(e.root.join("current/nested").is_dir());
+            let gens = e.json(&["generations", "--json"]);
+            assert_eq!(
+                gens.as_array().unwrap().len(),
+                1,
+                "one install, one generation"
+            );
+        },
+    );
 
     // --- failures that change nothing -----------------------------------------------------
     let before = a.current();
-    // A failing install script.
     let pkgs = tmp.path().join("pkgs");
-    add(
-        &repo,
-        &[
-            package(
-                &pkgs,
-                "broken",
-                "1.0.0",
-                "#!/bin/sh\necho 'cannot configure' >&2\nexit 3\n",
-            ),
-            package(&pkgs, "victim", "1.0.0", "#!/bin/sh\nexit 0\n"),
-        ],
+    step("A failing install script", || {
+        add(
+            &repo,
+            &[
+                package(
+                    &pkgs,
+                    "broken",
+                    "1.0.0",
+                    "#!/bin/sh\necho 'cannot configure' >&2\nexit 3\n",
+                ),
+                package(&pkgs, "victim", "1.0.0", "#!/bin/sh\nexit 0\n"),
+            ],
+        );
+        server.wait_healthy(&ns);
+        a.ok(&["sync"]);
+        let err = a.err(&["install", "broken", "--transport", "http"]);
+        assert!(
+            err.contains("install script of broken@1.0.0 failed")
+                && err.contains("cannot configure"),
+            "{err}"
+        );
+        assert_eq!(a.current(), before);
+    });
+    step(
+        "A malicious web seed serves corrupted bytes: verification refuses them",
+        || {
+            let rec = dist::repo::index::Snapshot::open(&a.root.join("index/index.db"))
+                .unwrap()
+                .versions("victim")[0]
+                .clone();
+            let obj = repo.join("objects").join(rec.blake3.rel_path());
+            let mut bytes = fs::read(&obj).unwrap();
+            bytes[3000] ^= 0x55;
+            fs::write(&obj, &bytes).unwrap();
+            let err = a.err(&["install", "victim", "--transport", "http"]);
+            assert!(
+                err.contains("victim@1.0.0") && err.contains("blake3 mismatch"),
+                "{err}"
+            );
+            assert_eq!(a.current(), before);
+            assert!(!a.root.join("current/victim").exists());
+            let store_entries: Vec<String> = fs::read_dir(a.root.join("store"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                !store_entries.iter().any(|n| n.contains("victim")),
+                "{store_entries:?}"
+            );
+        },
     );
-    server.wait_healthy(&ns);
-    a.ok(&["sync"]);
-    let err = a.err(&["install", "broken", "--transport", "http"]);
-    assert!(
-        err.contains("install script of broken@1.0.0 failed") && err.contains("cannot configure"),
-        "{err}"
+    let latest = step(
+        "A tampered signature on a new snapshot: sync refuses and keeps the local index",
+        || {
+            let b = Client::new(&ns, tmp.path().join("b"), &key, "10.77.0.3");
+            add(
+                &repo,
+                &[package(&pkgs, "extra", "1.0.0", "#!/bin/sh\nexit 0\n")],
+            );
+            server.wait_healthy(&ns);
+            let latest: u64 = fs::read_to_string(repo.join("published/LATEST"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let sig_path = repo.join(format!("published/index-{latest}.db.minisig"));
+            let good_sig = fs::read(&sig_path).unwrap();
+            let mut lines: Vec<String> = String::from_utf8(good_sig.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            lines[2] = lines[2].replace("serial=", "serial=9");
+            fs::write(&sig_path, lines.join("\n") + "\n").unwrap();
+            let idx_a = a.index_state();
+            let err = a.err(&["sync"]);
+            assert!(err.contains("verification failed"), "{err}");
+            assert_eq!(
+                a.index_state(),
+                idx_a,
+                "a refused sync changed the local index"
+            );
+            let err = b.err(&["sync"]);
+            assert!(err.contains("verification failed"), "{err}");
+            assert!(!b.root.join("index/index.db").exists());
+            fs::write(&sig_path, &good_sig).unwrap();
+            latest
+        },
     );
-    assert_eq!(a.current(), before);
-
-    // A malicious web seed serves corrupted bytes: verification refuses them.
-    let rec = dist::repo::index::Snapshot::open(&a.root.join("index/index.db"))
-        .unwrap()
-        .versions("victim")[0]
-        .clone();
-    let obj = repo.join("objects").join(rec.blake3.rel_path());
-    let mut bytes = fs::read(&obj).unwrap();
-    bytes[3000] ^= 0x55;
-    fs::write(&obj, &bytes).unwrap();
-    let err = a.err(&["install", "victim", "--transport", "http"]);
-    assert!(
-        err.contains("victim@1.0.0") && err.contains("blake3 mismatch"),
-        "{err}"
-    );
-    assert_eq!(a.current(), before);
-    assert!(!a.root.join("current/victim").exists());
-    let store_entries: Vec<String> = fs::read_dir(a.root.join("store"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        !store_entries.iter().any(|n| n.contains("victim")),
-        "{store_entries:?}"
-    );
-
-    // A tampered signature on a new snapshot: sync refuses and keeps the local index.
-    let b = Client::new(&ns, tmp.path().join("b"), &key, "10.77.0.3");
-    add(
-        &repo,
-        &[package(&pkgs, "extra", "1.0.0", "#!/bin/sh\nexit 0\n")],
-    );
-    server.wait_healthy(&ns);
-    let latest: u64 = fs::read_to_string(repo.join("published/LATEST"))
+    step("A foreign key", || {
+        let other = tmp.path().join("other-repo");
+        let foreign = String::from_utf8(
+            run_ok(dist().arg("--root").arg(&other).args(["key", "show"])).stdout,
+        )
         .unwrap()
         .trim()
-        .parse()
+        .to_string();
+        let c = Client::new(&ns, tmp.path().join("c"), &foreign, "10.77.0.4");
+        let err = c.err(&["sync"]);
+        assert!(err.contains("verification failed"), "{err}");
+        assert!(!c.root.join("index/index.db").exists());
+    });
+    step("An oversized index is refused before it is parsed; a stale one is installed with a warning", || {
+        let d = Client::new(&ns, tmp.path().join("d"), &key, "10.77.0.4");
+        let yaml = fs::read_to_string(d.root.join("client.yaml")).unwrap();
+        fs::write(
+            d.root.join("client.yaml"),
+            format!("{yaml}max_index_size: 1000\n"),
+        )
         .unwrap();
-    let sig_path = repo.join(format!("published/index-{latest}.db.minisig"));
-    let good_sig = fs::read(&sig_path).unwrap();
-    let mut lines: Vec<String> = String::from_utf8(good_sig.clone())
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines[2] = lines[2].replace("serial=", "serial=9");
-    fs::write(&sig_path, lines.join("\n") + "\n").unwrap();
-    let idx_a = a.index_state();
-    let err = a.err(&["sync"]);
-    assert!(err.contains("verification failed"), "{err}");
-    assert_eq!(
-        a.index_state(),
-        idx_a,
-        "a refused sync changed the local index"
+        let err = d.err(&["sync"]);
+        assert!(err.contains("larger than the 1000-byte limit"), "{err}");
+        assert!(!d.root.join("index/index.db").exists());
+        fs::write(
+            d.root.join("client.yaml"),
+            format!("{yaml}stale_after: 0\n"),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        let o = d.ok(&["sync"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("warning: the index was published"), "{err}");
+
+    });
+    step(
+        "An older (validly signed) serial replayed: refused as a rollback attack",
+        || {
+            a.ok(&["sync"]);
+            fs::write(repo.join("published/LATEST"), format!("{}\n", latest - 1)).unwrap();
+            server.wait_healthy(&ns);
+            let idx_a = a.index_state();
+            let err = a.err(&["sync"]);
+            assert!(err.contains("older than the serial"), "{err}");
+            assert_eq!(a.index_state(), idx_a);
+            fs::write(repo.join("published/LATEST"), format!("{latest}\n")).unwrap();
+        },
     );
-    let err = b.err(&["sync"]);
-    assert!(err.contains("verification failed"), "{err}");
-    assert!(!b.root.join("index/index.db").exists());
-    fs::write(&sig_path, &good_sig).unwrap();
-
-    // A foreign key.
-    let other = tmp.path().join("other-repo");
-    let foreign =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&other).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
-    let c = Client::new(&ns, tmp.path().join("c"), &foreign, "10.77.0.4");
-    let err = c.err(&["sync"]);
-    assert!(err.contains("verification failed"), "{err}");
-    assert!(!c.root.join("index/index.db").exists());
-
-    // An oversized index is refused before it is parsed; a stale one is installed with a warning.
-    let d = Client::new(&ns, tmp.path().join("d"), &key, "10.77.0.4");
-    let yaml = fs::read_to_string(d.root.join("client.yaml")).unwrap();
-    fs::write(
-        d.root.join("client.yaml"),
-        format!("{yaml}max_index_size: 1000\n"),
-    )
-    .unwrap();
-    let err = d.err(&["sync"]);
-    assert!(err.contains("larger than the 1000-byte limit"), "{err}");
-    assert!(!d.root.join("index/index.db").exists());
-    fs::write(
-        d.root.join("client.yaml"),
-        format!("{yaml}stale_after: 0\n"),
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    let o = d.ok(&["sync"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("warning: the index was published"), "{err}");
-
-    // An older (validly signed) serial replayed: refused as a rollback attack.
-    a.ok(&["sync"]);
-    fs::write(repo.join("published/LATEST"), format!("{}\n", latest - 1)).unwrap();
-    server.wait_healthy(&ns);
-    let idx_a = a.index_state();
-    let err = a.err(&["sync"]);
-    assert!(err.contains("older than the serial"), "{err}");
-    assert_eq!(a.index_state(), idx_a);
-    fs::write(repo.join("published/LATEST"), format!("{latest}\n")).unwrap();
-
-    // daemon stop leaves no daemon of this client.
-    a.ok(&["daemon", "stop"]);
-    assert_eq!(a.json(&["daemon", "status", "--json"])["running"], false);
+    step("daemon stop leaves no daemon of this client", || {
+        a.ok(&["daemon", "stop"]);
+        assert_eq!(a.json(&["daemon", "status", "--json"])["running"], false);
+    });
     drop(server);
 }

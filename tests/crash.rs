@@ -227,181 +227,198 @@ fn racing_clients_gc_verify_search_and_pack_check() {
         "The-Package-Name-1.2.3",
     ]);
 
-    // Two clients racing on one root: both finish, one after the other, and the root is whole.
-    let spawn = |args: &[&str]| {
-        ns.command(dist_bin())
-            .arg("--root")
-            .arg(&root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+    let installed = step(
+        "Two clients racing on one root: both finish, one after the other, and the root is whole",
+        || {
+            let spawn = |args: &[&str]| {
+                ns.command(dist_bin())
+                    .arg("--root")
+                    .arg(&root)
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            };
+            let a = spawn(&["install", "hello@1.0.0"]);
+            let b = spawn(&["install", "nested"]);
+            let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+            assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+            assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+            check_invariants(&root).unwrap();
+            let installed = stdout_json(&ok(&ns, &root, &["list", "--installed", "--json"]));
+            assert_eq!(installed.as_array().unwrap().len(), 2, "{installed}");
+            installed
+        },
+    );
+    step(
+        "A held lock makes the next command wait, say so, and time out",
+        || {
+            let holder = Command::new("flock")
+                .arg(root.join("lock"))
+                .args(["sleep", "5"])
+                .spawn();
+            if let Ok(mut h) = holder {
+                std::thread::sleep(Duration::from_millis(300));
+                let o = run(&ns, &root, &["--lock-timeout", "1", "uninstall", "nested"]);
+                let o2 = ns
+                    .command(dist_bin())
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["--lock-timeout", "1", "uninstall", "nested"])
+                    .output()
+                    .unwrap();
+                let _ = h.kill();
+                let _ = h.wait();
+                assert!(!o.status.success());
+                let err = String::from_utf8_lossy(&o2.stderr);
+                assert!(
+                    err.contains("waiting for the lock") && err.contains("timed out"),
+                    "{err}"
+                );
+            }
+        },
+    );
+    step("search: name and description, newest first", || {
+        let hits = stdout_json(&ok(&ns, &root, &["search", "hello", "--json"]));
+        let versions: Vec<&str> = hits
+            .as_array()
             .unwrap()
-    };
-    let a = spawn(&["install", "hello@1.0.0"]);
-    let b = spawn(&["install", "nested"]);
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
-    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-    check_invariants(&root).unwrap();
-    let installed = stdout_json(&ok(&ns, &root, &["list", "--installed", "--json"]));
-    assert_eq!(installed.as_array().unwrap().len(), 2, "{installed}");
-
-    // A held lock makes the next command wait, say so, and time out.
-    let holder = Command::new("flock")
-        .arg(root.join("lock"))
-        .args(["sleep", "5"])
-        .spawn();
-    if let Ok(mut h) = holder {
-        std::thread::sleep(Duration::from_millis(300));
-        let o = run(&ns, &root, &["--lock-timeout", "1", "uninstall", "nested"]);
-        let o2 = ns
-            .command(dist_bin())
-            .arg("--root")
-            .arg(&root)
-            .args(["--lock-timeout", "1", "uninstall", "nested"])
-            .output()
-            .unwrap();
-        let _ = h.kill();
-        let _ = h.wait();
-        assert!(!o.status.success());
-        let err = String::from_utf8_lossy(&o2.stderr);
-        assert!(
-            err.contains("waiting for the lock") && err.contains("timed out"),
-            "{err}"
+            .iter()
+            .map(|h| h["version"].as_str().unwrap())
+            .collect();
+        assert_eq!(versions, ["2.0.0-rc.1", "1.1.0", "1.0.0"]);
+        let hits = stdout_json(&ok(&ns, &root, &["search", "SYMLINKS", "--json"]));
+        assert_eq!(hits[0]["name"], "nested");
+        assert_eq!(
+            stdout_json(&ok(&ns, &root, &["search", "zzz-none", "--json"]))
+                .as_array()
+                .unwrap()
+                .len(),
+            0
         );
-    }
-
-    // search: name and description, newest first.
-    let hits = stdout_json(&ok(&ns, &root, &["search", "hello", "--json"]));
-    let versions: Vec<&str> = hits
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["version"].as_str().unwrap())
-        .collect();
-    assert_eq!(versions, ["2.0.0-rc.1", "1.1.0", "1.0.0"]);
-    let hits = stdout_json(&ok(&ns, &root, &["search", "SYMLINKS", "--json"]));
-    assert_eq!(hits[0]["name"], "nested");
-    assert_eq!(
-        stdout_json(&ok(&ns, &root, &["search", "zzz-none", "--json"]))
-            .as_array()
-            .unwrap()
-            .len(),
-        0
+    });
+    step(
+        "pack --check: the fixture rebuilds bit for bit; a changed tree does not",
+        || {
+            let o = ok(
+                &ns,
+                &root,
+                &["pack", fixture("hello-1.1.0").to_str().unwrap(), "--check"],
+            );
+            assert!(String::from_utf8_lossy(&o.stdout).contains("reproducible"));
+            let changed = tmp.path().join("changed");
+            copy_tree(&fixture("hello-1.1.0"), &changed);
+            fs::write(changed.join("assets/README"), "tampered\n").unwrap();
+            let o = run(&ns, &root, &["pack", changed.to_str().unwrap(), "--check"]);
+            assert!(!o.status.success());
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("not reproducible") && err.matches("blake3").count() >= 2,
+                "{err}"
+            );
+            let unknown = tmp.path().join("unknown");
+            copy_tree(&fixture("hello-1.1.0"), &unknown);
+            fs::write(
+                unknown.join("manifest.yaml"),
+                "name: hello\nversion: 9.9.9\n",
+            )
+            .unwrap();
+            let err = String::from_utf8_lossy(
+                &run(&ns, &root, &["pack", unknown.to_str().unwrap(), "--check"]).stderr,
+            )
+            .into_owned();
+            assert!(err.contains("has no hello@9.9.9"), "{err}");
+        },
     );
-
-    // pack --check: the fixture rebuilds bit for bit; a changed tree does not.
-    let o = ok(
-        &ns,
-        &root,
-        &["pack", fixture("hello-1.1.0").to_str().unwrap(), "--check"],
+    step(
+        "verify: clean, then a changed file, a removed file and a chmod are reported",
+        || {
+            ok(&ns, &root, &["verify"]);
+            let store = PathBuf::from(
+                installed
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["name"] == "nested")
+                    .unwrap()["store_path"]
+                    .as_str()
+                    .unwrap(),
+            );
+            let mk_writable = |p: &Path| {
+                use std::os::unix::fs::PermissionsExt;
+                let m = fs::metadata(p).unwrap().permissions().mode();
+                fs::set_permissions(p, fs::Permissions::from_mode(m | 0o200)).unwrap();
+            };
+            mk_writable(&store.join("assets/lib"));
+            mk_writable(&store.join("assets/lib/libnested.so.1"));
+            fs::write(store.join("assets/lib/libnested.so.1"), "evil").unwrap();
+            mk_writable(&store.join("assets/empty-dir"));
+            fs::remove_file(store.join("assets/empty-dir/.keep")).unwrap();
+            let o = run(&ns, &root, &["verify", "--json"]);
+            assert!(
+                !o.status.success(),
+                "verify must fail on a changed store path"
+            );
+            let v = stdout_json(&o);
+            let nested = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == "nested")
+                .unwrap();
+            let diffs: Vec<&str> = nested["differences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap())
+                .collect();
+            assert!(
+                diffs
+                    .iter()
+                    .any(|d| d.contains("libnested.so.1: content changed")),
+                "{diffs:?}"
+            );
+            assert!(
+                diffs.iter().any(|d| d.contains("empty-dir/.keep: missing")),
+                "{diffs:?}"
+            );
+        },
     );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("reproducible"));
-    let changed = tmp.path().join("changed");
-    copy_tree(&fixture("hello-1.1.0"), &changed);
-    fs::write(changed.join("assets/README"), "tampered\n").unwrap();
-    let o = run(&ns, &root, &["pack", changed.to_str().unwrap(), "--check"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("not reproducible") && err.matches("blake3").count() >= 2,
-        "{err}"
+    step(
+        "gc: old generations go, then what nothing references; the current one stays whole",
+        || {
+            ok(&ns, &root, &["install", "hello@1.1.0"]);
+            ok(&ns, &root, &["uninstall", "nested"]);
+            let gens_before = stdout_json(&ok(&ns, &root, &["generations", "--json"]))
+                .as_array()
+                .unwrap()
+                .len();
+            assert!(gens_before >= 4);
+            let r = stdout_json(&ok(&ns, &root, &["gc", "--keep", "1", "--json"]));
+            assert_eq!(
+                r["generations_removed"].as_array().unwrap().len(),
+                gens_before - 1
+            );
+            assert!(
+                r["store_paths_removed"].as_array().unwrap().len() >= 2,
+                "{r}"
+            );
+            assert!(r["bytes_freed"].as_u64().unwrap() > 0);
+            let gens = stdout_json(&ok(&ns, &root, &["generations", "--json"]));
+            assert_eq!(gens.as_array().unwrap().len(), 1);
+            assert_eq!(gens[0]["current"], true);
+            check_invariants(&root).unwrap();
+            ok(&ns, &root, &["verify"]);
+            let o = Command::new(root.join("current/bin/hello"))
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout).trim(),
+                "HELLO, WORLD 1.1.0"
+            );
+            ok(&ns, &root, &["daemon", "stop"]);
+        },
     );
-    let unknown = tmp.path().join("unknown");
-    copy_tree(&fixture("hello-1.1.0"), &unknown);
-    fs::write(
-        unknown.join("manifest.yaml"),
-        "name: hello\nversion: 9.9.9\n",
-    )
-    .unwrap();
-    let err = String::from_utf8_lossy(
-        &run(&ns, &root, &["pack", unknown.to_str().unwrap(), "--check"]).stderr,
-    )
-    .into_owned();
-    assert!(err.contains("has no hello@9.9.9"), "{err}");
-
-    // verify: clean, then a changed file, a removed file and a chmod are reported.
-    ok(&ns, &root, &["verify"]);
-    let store = PathBuf::from(
-        installed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "nested")
-            .unwrap()["store_path"]
-            .as_str()
-            .unwrap(),
-    );
-    let mk_writable = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        let m = fs::metadata(p).unwrap().permissions().mode();
-        fs::set_permissions(p, fs::Permissions::from_mode(m | 0o200)).unwrap();
-    };
-    mk_writable(&store.join("assets/lib"));
-    mk_writable(&store.join("assets/lib/libnested.so.1"));
-    fs::write(store.join("assets/lib/libnested.so.1"), "evil").unwrap();
-    mk_writable(&store.join("assets/empty-dir"));
-    fs::remove_file(store.join("assets/empty-dir/.keep")).unwrap();
-    let o = run(&ns, &root, &["verify", "--json"]);
-    assert!(
-        !o.status.success(),
-        "verify must fail on a changed store path"
-    );
-    let v = stdout_json(&o);
-    let nested = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "nested")
-        .unwrap();
-    let diffs: Vec<&str> = nested["differences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap())
-        .collect();
-    assert!(
-        diffs
-            .iter()
-            .any(|d| d.contains("libnested.so.1: content changed")),
-        "{diffs:?}"
-    );
-    assert!(
-        diffs.iter().any(|d| d.contains("empty-dir/.keep: missing")),
-        "{diffs:?}"
-    );
-
-    // gc: old generations go, then what nothing references; the current one stays whole.
-    ok(&ns, &root, &["install", "hello@1.1.0"]);
-    ok(&ns, &root, &["uninstall", "nested"]);
-    let gens_before = stdout_json(&ok(&ns, &root, &["generations", "--json"]))
-        .as_array()
-        .unwrap()
-        .len();
-    assert!(gens_before >= 4);
-    let r = stdout_json(&ok(&ns, &root, &["gc", "--keep", "1", "--json"]));
-    assert_eq!(
-        r["generations_removed"].as_array().unwrap().len(),
-        gens_before - 1
-    );
-    assert!(
-        r["store_paths_removed"].as_array().unwrap().len() >= 2,
-        "{r}"
-    );
-    assert!(r["bytes_freed"].as_u64().unwrap() > 0);
-    let gens = stdout_json(&ok(&ns, &root, &["generations", "--json"]));
-    assert_eq!(gens.as_array().unwrap().len(), 1);
-    assert_eq!(gens[0]["current"], true);
-    check_invariants(&root).unwrap();
-    ok(&ns, &root, &["verify"]);
-    let o = Command::new(root.join("current/bin/hello"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).trim(),
-        "HELLO, WORLD 1.1.0"
-    );
-    ok(&ns, &root, &["daemon", "stop"]);
 }

@@ -147,190 +147,214 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
         Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
     let mut server = Server::start(&ns, &root, tmp.path().join("serve.log"));
 
-    // The published index verifies with the repository key, through HTTP.
     let idx = tmp.path().join("index.db");
-    let sig = tmp.path().join("index.db.minisig");
-    assert_eq!(
-        http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx)).0,
-        200
-    );
-    assert_eq!(
-        http_get(&ns, &format!("http://{HTTP}/index.db.minisig"), Some(&sig)).0,
-        200
-    );
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&root).args(["key", "show"])).stdout)
-            .unwrap();
-    run_ok(
-        Command::new("minisign")
-            .arg("-V")
-            .arg("-P")
-            .arg(key.trim())
-            .arg("-m")
-            .arg(&idx)
-            .arg("-x")
-            .arg(&sig),
-    );
-    // serve republished with the tracker and web seed in the magnets.
-    let snap = dist::repo::index::Snapshot::open(&idx).unwrap();
-    let rec = snap.versions("hello")[0].clone();
-    assert!(
-        rec.magnet
-            .contains("&tr=http%3A%2F%2F10.77.0.1%3A6969%2Fannounce"),
-        "{}",
-        rec.magnet
-    );
-    assert!(
-        rec.magnet
-            .contains("&ws=http%3A%2F%2F10.77.0.1%3A7380%2Fobjects%2F"),
-        "{}",
-        rec.magnet
-    );
-
-    // A package added while serve runs is picked up and seeded.
-    let second = added(&root, &[fixture("hello-1.1.0")]);
-    let hello11 = second[0].clone();
-    server.wait_healthy(&ns);
-    let (code, torrent) = http_get(
-        &ns,
-        &format!(
-            "http://{HTTP}/torrents/{}.torrent",
-            hello11["infohash"].as_str().unwrap()
-        ),
-        None,
-    );
-    assert_eq!(code, 200);
-    let info = dist::format::torrent::Info::parse_torrent(&torrent).unwrap();
-    assert_eq!(
-        info.infohash().to_hex(),
-        hello11["infohash"].as_str().unwrap()
-    );
-
-    // Independent client 1: aria2c by magnet link.
-    let aria = tmp.path().join("aria");
-    fs::create_dir_all(&aria).unwrap();
-    let magnet = dist::repo::index::Snapshot::open(&{
-        http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx));
-        idx.clone()
-    })
-    .unwrap()
-    .versions("hello")
-    .iter()
-    .find(|r| r.version.to_string() == "1.1.0")
-    .unwrap()
-    .magnet
-    .clone();
-    let o = ns
-        .command("timeout")
-        .arg("120")
-        .arg("aria2c")
-        .args([
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-        ])
-        .args([
-            "--seed-time=0",
-            "--bt-tracker-interval=5",
-            "--interface=10.77.0.2",
-            "--summary-interval=0",
-        ])
-        .arg(format!("--dir={}", aria.display()))
-        .arg(&magnet)
-        .output()
-        .unwrap();
-    if !o.status.success() {
-        let log = String::from_utf8_lossy(&o.stdout);
-        let tail: Vec<&str> = log.lines().rev().take(80).collect();
-        let _ = fs::copy(tmp.path().join("aria2c.log"), "/tmp/aria2c-debug.log");
-        panic!(
-            "aria2c failed:\n{}\nserve log:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-            server.log()
-        );
-    }
-    let got = aria.join("hello-1.1.0.tar");
-    assert_eq!(
-        blake3::hash(&fs::read(&got).unwrap()).to_string(),
-        hello11["blake3"].as_str().unwrap()
-    );
-
-    // Independent client 2: a separate transmission-daemon driven by transmission-remote.
-    let mut leecher = Leecher::start(&ns, &tmp.path().join("leecher"), "10.77.0.3", 9191, 51500);
     let tfile = tmp.path().join("hello-1.0.0.torrent");
-    http_get(
-        &ns,
-        &format!(
-            "http://{HTTP}/torrents/{}.torrent",
-            hello["infohash"].as_str().unwrap()
-        ),
-        Some(&tfile),
-    );
-    let o = leecher.remote(&ns, &["-a", tfile.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let dl = leecher.dir.join("downloads/hello-1.0.0.tar");
-    wait_for_file(
-        &dl,
-        hello["blake3"].as_str().unwrap(),
-        Duration::from_secs(90),
-        "transmission-remote download",
-        || String::from_utf8_lossy(&leecher.remote(&ns, &["-l"]).stdout).into_owned(),
-    );
-    leecher.stop(&ns);
-
-    // Web seed alone: stop the tracker and the seeder serve started, keep HTTP.
-    let state: serde_json::Value =
-        serde_json::from_slice(&fs::read(root.join("serve/state.json")).unwrap()).unwrap();
-    for k in ["tracker_pid", "seeder_pid"] {
-        let pid = state[k].as_u64().unwrap();
-        run_ok(Command::new("kill").arg("-TERM").arg(pid.to_string()));
-        wait_until(
-            &format!("{k} {pid} to exit"),
-            Duration::from_secs(20),
-            || {
-                if Path::new(&format!("/proc/{pid}")).exists()
-                    && !fs::read_to_string(format!("/proc/{pid}/stat"))
-                        .unwrap_or_default()
-                        .contains(") Z")
-                {
-                    Err("alive".into())
-                } else {
-                    Ok(())
-                }
-            },
-        );
-    }
-    let mut web = Leecher::start(&ns, &tmp.path().join("webseed"), "10.77.0.4", 9192, 51501);
-    let o = web.remote(&ns, &["-a", tfile.to_str().unwrap()]);
-    assert!(o.status.success());
-    let dl = web.dir.join("downloads/hello-1.0.0.tar");
-    wait_for_file(
-        &dl,
-        hello["blake3"].as_str().unwrap(),
-        Duration::from_secs(90),
-        "web-seed-only download",
-        || String::from_utf8_lossy(&web.remote(&ns, &["-l"]).stdout).into_owned(),
-    );
-    web.stop(&ns);
-
-    // Graceful stop: exit 0, nothing of ours left in the namespace.
-    let status = server.stop();
-    assert!(
-        status.success(),
-        "serve exited with {status}\n{}",
-        server.log()
-    );
-    wait_until(
-        "every process in the namespace to exit",
-        Duration::from_secs(20),
+    step(
+        "The published index verifies with the repository key, through HTTP",
         || {
-            let left = ns.pids();
-            if left.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{left:?}"))
+            let sig = tmp.path().join("index.db.minisig");
+            assert_eq!(
+                http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx)).0,
+                200
+            );
+            assert_eq!(
+                http_get(&ns, &format!("http://{HTTP}/index.db.minisig"), Some(&sig)).0,
+                200
+            );
+            let key = String::from_utf8(
+                run_ok(dist().arg("--root").arg(&root).args(["key", "show"])).stdout,
+            )
+            .unwrap();
+            run_ok(
+                Command::new("minisign")
+                    .arg("-V")
+                    .arg("-P")
+                    .arg(key.trim())
+                    .arg("-m")
+                    .arg(&idx)
+                    .arg("-x")
+                    .arg(&sig),
+            );
+        },
+    );
+    step(
+        "serve republished with the tracker and web seed in the magnets",
+        || {
+            let snap = dist::repo::index::Snapshot::open(&idx).unwrap();
+            let rec = snap.versions("hello")[0].clone();
+            assert!(
+                rec.magnet
+                    .contains("&tr=http%3A%2F%2F10.77.0.1%3A6969%2Fannounce"),
+                "{}",
+                rec.magnet
+            );
+            assert!(
+                rec.magnet
+                    .contains("&ws=http%3A%2F%2F10.77.0.1%3A7380%2Fobjects%2F"),
+                "{}",
+                rec.magnet
+            );
+        },
+    );
+    let hello11 = step(
+        "A package added while serve runs is picked up and seeded",
+        || {
+            let second = added(&root, &[fixture("hello-1.1.0")]);
+            let hello11 = second[0].clone();
+            server.wait_healthy(&ns);
+            let (code, torrent) = http_get(
+                &ns,
+                &format!(
+                    "http://{HTTP}/torrents/{}.torrent",
+                    hello11["infohash"].as_str().unwrap()
+                ),
+                None,
+            );
+            assert_eq!(code, 200);
+            let info = dist::format::torrent::Info::parse_torrent(&torrent).unwrap();
+            assert_eq!(
+                info.infohash().to_hex(),
+                hello11["infohash"].as_str().unwrap()
+            );
+            hello11
+        },
+    );
+    step("Independent client 1: aria2c by magnet link", || {
+        let aria = tmp.path().join("aria");
+        fs::create_dir_all(&aria).unwrap();
+        let magnet = dist::repo::index::Snapshot::open(&{
+            http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx));
+            idx.clone()
+        })
+        .unwrap()
+        .versions("hello")
+        .iter()
+        .find(|r| r.version.to_string() == "1.1.0")
+        .unwrap()
+        .magnet
+        .clone();
+        let o = ns
+            .command("timeout")
+            .arg("120")
+            .arg("aria2c")
+            .args([
+                "--enable-dht=false",
+                "--enable-dht6=false",
+                "--bt-enable-lpd=false",
+                "--enable-peer-exchange=false",
+            ])
+            .args([
+                "--seed-time=0",
+                "--bt-tracker-interval=5",
+                "--interface=10.77.0.2",
+                "--summary-interval=0",
+            ])
+            .arg(format!("--dir={}", aria.display()))
+            .arg(&magnet)
+            .output()
+            .unwrap();
+        if !o.status.success() {
+            let log = String::from_utf8_lossy(&o.stdout);
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            let _ = fs::copy(tmp.path().join("aria2c.log"), "/tmp/aria2c-debug.log");
+            panic!(
+                "aria2c failed:\n{}\nserve log:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+                server.log()
+            );
+        }
+        let got = aria.join("hello-1.1.0.tar");
+        assert_eq!(
+            blake3::hash(&fs::read(&got).unwrap()).to_string(),
+            hello11["blake3"].as_str().unwrap()
+        );
+    });
+    step(
+        "Independent client 2: a separate transmission-daemon driven by transmission-remote",
+        || {
+            let mut leecher =
+                Leecher::start(&ns, &tmp.path().join("leecher"), "10.77.0.3", 9191, 51500);
+            http_get(
+                &ns,
+                &format!(
+                    "http://{HTTP}/torrents/{}.torrent",
+                    hello["infohash"].as_str().unwrap()
+                ),
+                Some(&tfile),
+            );
+            let o = leecher.remote(&ns, &["-a", tfile.to_str().unwrap()]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let dl = leecher.dir.join("downloads/hello-1.0.0.tar");
+            wait_for_file(
+                &dl,
+                hello["blake3"].as_str().unwrap(),
+                Duration::from_secs(90),
+                "transmission-remote download",
+                || String::from_utf8_lossy(&leecher.remote(&ns, &["-l"]).stdout).into_owned(),
+            );
+            leecher.stop(&ns);
+        },
+    );
+    step(
+        "Web seed alone: stop the tracker and the seeder serve started, keep HTTP",
+        || {
+            let state: serde_json::Value =
+                serde_json::from_slice(&fs::read(root.join("serve/state.json")).unwrap()).unwrap();
+            for k in ["tracker_pid", "seeder_pid"] {
+                let pid = state[k].as_u64().unwrap();
+                run_ok(Command::new("kill").arg("-TERM").arg(pid.to_string()));
+                wait_until(
+                    &format!("{k} {pid} to exit"),
+                    Duration::from_secs(20),
+                    || {
+                        if Path::new(&format!("/proc/{pid}")).exists()
+                            && !fs::read_to_string(format!("/proc/{pid}/stat"))
+                                .unwrap_or_default()
+                                .contains(") Z")
+                        {
+                            Err("alive".into())
+                        } else {
+                            Ok(())
+                        }
+                    },
+                );
             }
+            let mut web =
+                Leecher::start(&ns, &tmp.path().join("webseed"), "10.77.0.4", 9192, 51501);
+            let o = web.remote(&ns, &["-a", tfile.to_str().unwrap()]);
+            assert!(o.status.success());
+            let dl = web.dir.join("downloads/hello-1.0.0.tar");
+            wait_for_file(
+                &dl,
+                hello["blake3"].as_str().unwrap(),
+                Duration::from_secs(90),
+                "web-seed-only download",
+                || String::from_utf8_lossy(&web.remote(&ns, &["-l"]).stdout).into_owned(),
+            );
+            web.stop(&ns);
+        },
+    );
+    step(
+        "Graceful stop: exit 0, nothing of ours left in the namespace",
+        || {
+            let status = server.stop();
+            assert!(
+                status.success(),
+                "serve exited with {status}\n{}",
+                server.log()
+            );
+            wait_until(
+                "every process in the namespace to exit",
+                Duration::from_secs(20),
+                || {
+                    let left = ns.pids();
+                    if left.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("{left:?}"))
+                    }
+                },
+            );
         },
     );
 }

@@ -1,5 +1,5 @@
 //! Bencoding (BEP 3): a value type, a canonical encoder (dictionary keys in byte order) and a
-//! strict decoder that also reports where the `info` dictionary's bytes lie.
+//! strict decoder of one value spanning its whole input (no trailing bytes, canonical integers).
 
 use std::collections::BTreeMap;
 

@@ -142,3 +142,20 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
     list(b, b, &mut tb);
     assert_eq!(ta, tb, "trees {} and {} differ", a.display(), b.display());
 }
+
+/// Runs one named step of a long end-to-end test and says which step failed: a panic inside
+/// is re-raised as `step `NAME` failed: MESSAGE`.
+pub fn step<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    eprintln!("step: {name}");
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| e.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            panic!("step `{name}` failed: {msg}");
+        }
+    }
+}
