@@ -243,3 +243,38 @@ fn unwritable_root_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("not-a-dir/root"), "{err}");
 }
+
+#[test]
+fn a_killed_add_leaves_leftovers_the_next_add_removes_issue_8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&root)
+            .arg("add")
+            .arg(fixture("hello-1.0.0")),
+    );
+    // What `kill -9` during an add leaves: a staging dir of packed archives, a half-written
+    // snapshot, a temporary in an object fan-out dir.
+    let leftovers = [
+        root.join("objects/.tmp-staging-x1"),
+        root.join("published/.tmp-snapshot-x2"),
+        root.join("objects/ab/.tmp-abcdef-1"),
+    ];
+    fs::create_dir_all(&leftovers[0]).unwrap();
+    fs::write(leftovers[0].join("0.tar"), b"partial").unwrap();
+    fs::write(&leftovers[1], b"partial").unwrap();
+    fs::create_dir_all(leftovers[2].parent().unwrap()).unwrap();
+    fs::write(&leftovers[2], b"partial").unwrap();
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&root)
+            .arg("add")
+            .arg(fixture("hello-1.1.0")),
+    );
+    for l in &leftovers {
+        assert!(!l.exists(), "{} is still there", l.display());
+    }
+}

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use super::profile::record_path;
 use super::{daemon, Layout};
-use crate::format::ids::{InfoHash, ObjectId, PackageName};
+use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
 use crate::store::fsx;
 use crate::store::tree::{self, TreeEntry};
 
@@ -169,6 +169,13 @@ fn collect_downloads(
         }
     }
     Ok(())
+}
+
+impl VerifyEntry {
+    /// `name@version`, as messages name it.
+    pub fn id(&self) -> PackageId {
+        PackageId::new(self.name.clone(), self.version.clone())
+    }
 }
 
 #[derive(Debug)]

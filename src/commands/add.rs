@@ -35,12 +35,14 @@ pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
     for a in &added {
         match a {
             Added::New(p) => println!(
-                "added {}@{} blake3 {} infohash {}",
-                p.name, p.version, p.blake3, p.infohash
+                "added {} blake3 {} infohash {}",
+                p.id(),
+                p.blake3,
+                p.infohash
             ),
             Added::Unchanged(p) => println!(
-                "unchanged {}@{} (already in the index with the same content)",
-                p.name, p.version
+                "unchanged {} (already in the index with the same content)",
+                p.id()
             ),
         }
     }

@@ -164,7 +164,7 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
             println!("nothing is installed");
         } else {
             for p in &pkgs {
-                println!("{}@{}  {}", p.name, p.version, p.store_path.display());
+                println!("{}  {}", p.id(), p.store_path.display());
             }
         }
         return Ok(0);
@@ -324,14 +324,9 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
     } else {
         for e in &entries {
             if e.ok {
-                println!("ok       {}@{}", e.name, e.version);
+                println!("ok       {}", e.id());
             } else {
-                println!(
-                    "CHANGED  {}@{} ({})",
-                    e.name,
-                    e.version,
-                    e.store_path.display()
-                );
+                println!("CHANGED  {} ({})", e.id(), e.store_path.display());
                 for d in &e.differences {
                     println!("         {d}");
                 }
@@ -385,10 +380,5 @@ pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
 
 /// One index record as a text line: `name@version  description`.
 fn print_record(p: &dist::repo::index::PackageRecord) {
-    println!(
-        "{}@{}  {}",
-        p.name,
-        p.version,
-        p.description.as_deref().unwrap_or("")
-    );
+    println!("{}  {}", p.id(), p.description.as_deref().unwrap_or(""));
 }

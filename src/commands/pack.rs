@@ -82,16 +82,17 @@ fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
     if same {
         if !json {
             println!(
-                "{}@{}: reproducible (blake3 {}, infohash {})",
-                m.name, rec.version, rec.blake3, rec.infohash
+                "{}: reproducible (blake3 {}, infohash {})",
+                rec.id(),
+                rec.blake3,
+                rec.infohash
             );
         }
         return Ok(0);
     }
     bail!(
-        "{}@{} is not reproducible: the rebuild has blake3 {} and infohash {}, the index (serial {}) publishes blake3 {} and infohash {}",
-        m.name,
-        rec.version,
+        "{} is not reproducible: the rebuild has blake3 {} and infohash {}, the index (serial {}) publishes blake3 {} and infohash {}",
+        rec.id(),
         packed.blake3,
         packed.infohash,
         snap.serial,

@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use sha1::{Digest, Sha1};
 
 use crate::format::canon;
-use crate::format::ids::{InfoHash, ObjectId, PackageName};
+use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
 use crate::format::package::{EntryKind, Package};
 use crate::format::torrent::{self, Info};
 use crate::format::ustar;
@@ -66,6 +66,11 @@ pub struct Packed {
 }
 
 impl Packed {
+    /// `name@version`, as messages name it.
+    pub fn id(&self) -> PackageId {
+        PackageId::new(self.name.clone(), self.version.clone())
+    }
+
     /// The magnet link without trackers or web seeds (those are configuration, added by serve).
     pub fn magnet(&self) -> String {
         torrent::magnet(&self.infohash, &self.info.name, self.size, &[], &[])

@@ -191,6 +191,9 @@ impl Contender {
     }
 }
 
+/// One iteration's measurement and, for the pipeline, its three stages.
+type Run = (Measured, [Measured; 3]);
+
 fn pack(args: &[&str]) -> Result<()> {
     let big_mib: usize = std::env::var("BENCH_BIG_MIB")
         .ok()
@@ -200,6 +203,38 @@ fn pack(args: &[&str]) -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4000);
+    let (runs, pages) = pack_options(args)?;
+    check_pipeline_tools()?;
+    let contenders = contenders()?;
+    let tmp = std::env::temp_dir().join(format!("dist-bench-pack-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let pkg = tmp.join("pkg");
+    let content = generate(&pkg, big_mib, small).context("cannot generate the package")?;
+    println!(
+        "bench pack: {:.0} MiB package ({} MiB file + {} files of 64 KiB), dist = {}",
+        util::mib(content),
+        big_mib,
+        small,
+        match &contenders[0] {
+            Contender::Dist { bin, .. } => bin.display().to_string(),
+            Contender::Pipeline => String::new(),
+        }
+    );
+    println!(
+        "1 warm-up + {runs} measured iterations, every contender in each, order rotating; before every run: sync, package read, page allocator {}; runs disturbed by other processes are taken again",
+        match pages {
+            Pages::Primed => "primed (see --cold)",
+            Pages::Settled => "settled for 5 s (--cold)",
+        }
+    );
+    let (results, disturbed) = iterate(&contenders, &tmp, content, pages, runs)?;
+    report_pack(&contenders, &results, disturbed);
+    fs::remove_dir_all(&tmp)?;
+    Ok(())
+}
+
+/// `[RUNS] [--cold]`.
+fn pack_options(args: &[&str]) -> Result<(usize, Pages)> {
     let mut runs = 5usize;
     let mut pages = Pages::Primed;
     for a in args {
@@ -212,6 +247,10 @@ fn pack(args: &[&str]) -> Result<()> {
             }
         }
     }
+    Ok((runs, pages))
+}
+
+fn check_pipeline_tools() -> Result<()> {
     for tool in ["tar", "b3sum", "transmission-create"] {
         if Command::new(tool)
             .arg("--help")
@@ -225,6 +264,11 @@ fn pack(args: &[&str]) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// This tree's `dist`, an optional second build, and the pipeline (always last).
+fn contenders() -> Result<Vec<Contender>> {
     // BENCH_DIST runs a given binary instead of building this tree; BENCH_DIST_BASE adds a
     // second one to the same iterations, to compare two builds under the same conditions.
     let dist = match std::env::var_os("BENCH_DIST") {
@@ -233,7 +277,7 @@ fn pack(args: &[&str]) -> Result<()> {
     };
     let mut contenders = vec![Contender::Dist {
         base: false,
-        bin: dist.clone(),
+        bin: dist,
     }];
     if let Some(base) = std::env::var_os("BENCH_DIST_BASE") {
         contenders.push(Contender::Dist {
@@ -242,30 +286,22 @@ fn pack(args: &[&str]) -> Result<()> {
         });
     }
     contenders.push(Contender::Pipeline);
-    let tmp = std::env::temp_dir().join(format!("dist-bench-pack-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let pkg = tmp.join("pkg");
-    let content = generate(&pkg, big_mib, small).context("cannot generate the package")?;
-    let scratch = tmp.join("scratch");
-    let out = tmp.join("out.tar");
-    println!(
-        "bench pack: {:.0} MiB package ({} MiB file + {} files of 64 KiB), dist = {}",
-        util::mib(content),
-        big_mib,
-        small,
-        dist.display()
-    );
-    println!(
-        "1 warm-up + {runs} measured iterations, every contender in each, order rotating; before every run: sync, package read, page allocator {}; runs disturbed by other processes are taken again",
-        match pages {
-            Pages::Primed => "primed (see --cold)",
-            Pages::Settled => "settled for 5 s (--cold)",
-        }
-    );
+    Ok(contenders)
+}
+
+/// A warm-up and `runs` iterations, every contender in each, in rotating order. Returns the
+/// measured runs per contender and how many were disturbed by other processes.
+fn iterate(
+    contenders: &[Contender],
+    tmp: &Path,
+    content: u64,
+    pages: Pages,
+    runs: usize,
+) -> Result<(Vec<Vec<Run>>, usize)> {
+    let (pkg, scratch, out) = (tmp.join("pkg"), tmp.join("scratch"), tmp.join("out.tar"));
     let prepare = || prepare(&pkg, &scratch, content, pages);
     let n = contenders.len();
-    // results[c][iteration]: the measurement and, for the pipeline, its three stages.
-    let mut results: Vec<Vec<(Measured, [Measured; 3])>> = vec![Vec::new(); n];
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); n];
     let mut disturbed = 0;
     for i in 0..=runs {
         let mut line = if i == 0 {
@@ -298,11 +334,17 @@ fn pack(args: &[&str]) -> Result<()> {
         }
         eprintln!("{line}");
     }
+    Ok((results, disturbed))
+}
+
+/// The table: min/median/max per contender, the pipeline's stages, paired ratios, peak RSS.
+fn report_pack(contenders: &[Contender], results: &[Vec<Run>], disturbed: usize) {
+    let n = contenders.len();
     println!(
         "{:<46} {:>22} {:>22} {:>10}",
         "", "wall s min/med/max", "user+sys s min/med/max", "peak RSS"
     );
-    for (c, runs) in contenders.iter().zip(&results) {
+    for (c, runs) in contenders.iter().zip(results) {
         let rss = runs.iter().map(|r| r.0.max_rss_kib).max().unwrap_or(0);
         println!(
             "{:<46} {:>22} {:>22} {:>6.1} MiB",
@@ -326,7 +368,6 @@ fn pack(args: &[&str]) -> Result<()> {
     }
     // Paired ratios: the runs of one iteration saw the same machine, so these are steadier than
     // a ratio of medians when the VM drifts.
-    type Run = (Measured, [Measured; 3]);
     let paired = |runs: &[Run], num: &dyn Fn(&Measured) -> f64, den: &dyn Fn(&Run) -> f64| {
         let mut r: Vec<f64> = runs
             .iter()
@@ -336,7 +377,7 @@ fn pack(args: &[&str]) -> Result<()> {
         r.sort_by(f64::total_cmp);
         format!("{:.2} {:.2} {:.2}", r[0], r[r.len() / 2], r[r.len() - 1])
     };
-    for (c, runs) in contenders.iter().zip(&results).take(n - 1) {
+    for (c, runs) in contenders.iter().zip(results).take(n - 1) {
         println!(
             "{} / pipeline per iteration, min/med/max: wall {} (target <= 0.5), user+sys {}",
             c.name(),
@@ -366,8 +407,6 @@ fn pack(args: &[&str]) -> Result<()> {
         "dist peak RSS {:.1} MiB (target <= 64); runs still disturbed by other processes after 4 tries: {disturbed}",
         d_rss as f64 / 1024.0
     );
-    fs::remove_dir_all(&tmp)?;
-    Ok(())
 }
 
 /// "min / median / max" of some durations, in seconds.

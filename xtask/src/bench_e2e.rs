@@ -135,106 +135,9 @@ fn measure(env: &Env) -> Result<()> {
         .spawn()?;
     let result = (|| -> Result<()> {
         env.wait_healthy()?;
-        // 1. dist add of a 1 MiB package -> first byte at an independent client (curl on the
-        //    web seed, as soon as the object is published).
-        let fresh = package(&pkgs, "fresh", 1 << 20, 77)?;
-        let t = Instant::now();
-        env.dist(&repo, &["add", &fresh.display().to_string()])?;
-        let added = t.elapsed();
-        let snap = dist_snapshot(&repo)?;
-        let b3 = snap
-            .iter()
-            .find(|(n, _)| n == "fresh")
-            .map(|(_, b)| b.clone())
-            .context("fresh not indexed")?;
-        let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
-        while !env.curl_ok(&["-r", "0-0", "-o", "/dev/null", &url]) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let first_byte = t.elapsed();
-        env.wait_healthy()?;
-        let seeding = t.elapsed();
-        println!("add -> first byte: dist add {} ; first byte over HTTP (web seed) at {} ; tracked and seeding (/health 200) at {}", ms(added), ms(first_byte), ms(seeding));
-
-        // 2. installs with a warm daemon, p50 of 10 per transport.
-        let rest: Vec<String> = all[1..].iter().map(|p| p.display().to_string()).collect();
-        let mut args = vec!["add"];
-        args.extend(rest.iter().map(String::as_str));
-        env.dist(&repo, &args)?;
-        env.wait_healthy()?;
-        let client = env.tmp.join("client");
-        fs::create_dir_all(&client)?;
-        fs::write(
-            client.join("client.yaml"),
-            format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: 10.77.0.2\n"),
-        )?;
-        env.dist(&client, &["sync"])?;
-        env.dist(&client, &["install", "mib00", "--transport", "http"])?; // starts the daemon
-        let mut http = Vec::new();
-        let mut torrent = Vec::new();
-        let mut get = Vec::new();
-        for i in 1..=10 {
-            let name = format!("mib{i:02}");
-            let b3 = snap_b3(&client, &name)?;
-            let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
-            let t = Instant::now();
-            if !env.curl_ok(&["-o", "/dev/null", &url]) {
-                bail!("GET {url} failed");
-            }
-            get.push(t.elapsed());
-            http.push(
-                env.dist(&client, &["install", &name, "--transport", "http"])?
-                    .0,
-            );
-        }
-        for i in 11..=20 {
-            torrent.push(
-                env.dist(
-                    &client,
-                    &["install", &format!("mib{i:02}"), "--transport", "torrent"],
-                )?
-                .0,
-            );
-        }
-        println!("install 1 MiB, warm daemon, p50 of 10: http {} ; torrent {} ; baseline plain GET of the object {}", ms(p50(http.clone())), ms(p50(torrent.clone())), ms(p50(get)));
-        println!(
-            "  http runs:    {:?}",
-            http.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
-        );
-        println!(
-            "  torrent runs: {:?}",
-            torrent.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
-        );
-        let mut rb = Vec::new();
-        for _ in 0..10 {
-            rb.push(env.dist(&client, &["rollback"])?.0);
-            env.dist(
-                &client,
-                &["rollback", "--to", &last_generation(&client)?.to_string()],
-            )?;
-        }
-        println!(
-            "rollback (21 packages installed), p50 of 10: {}",
-            ms(p50(rb))
-        );
-
-        // 3. gc and verify with 100 more installed packages.
-        let smalls: Vec<String> = (0..100).map(|i| format!("small{i:03}")).collect();
-        let mut args = vec!["install", "--transport", "http"];
-        args.extend(smalls.iter().map(String::as_str));
-        let (t_install, _) = env.dist(&client, &args)?;
-        let (t_verify, _) = env.dist(&client, &["verify"])?;
-        let mut args = vec!["uninstall"];
-        args.push("small000");
-        env.dist(&client, &args)?;
-        let (t_gc, out) = env.dist(&client, &["gc", "--keep", "1"])?;
-        println!(
-            "121 packages installed in one command: {} ; verify {} ; gc --keep 1 {} ({})",
-            ms(t_install),
-            ms(t_verify),
-            ms(t_gc),
-            out.trim()
-        );
+        add_to_first_byte(env, &repo, &pkgs)?;
+        let client = installs(env, &repo, &all, &key)?;
+        gc_and_verify(env, &client)?;
         env.dist(&client, &["daemon", "stop"])?;
         Ok(())
     })();
@@ -244,6 +147,118 @@ fn measure(env: &Env) -> Result<()> {
         .status();
     let _ = serve.wait();
     result
+}
+
+/// 1. `dist add` of a 1 MiB package -> first byte at an independent client (curl on the web
+///    seed, as soon as the object is published) -> tracked and seeding.
+fn add_to_first_byte(env: &Env, repo: &Path, pkgs: &Path) -> Result<()> {
+    let fresh = package(pkgs, "fresh", 1 << 20, 77)?;
+    let t = Instant::now();
+    env.dist(repo, &["add", &fresh.display().to_string()])?;
+    let added = t.elapsed();
+    let snap = dist_snapshot(repo)?;
+    let b3 = snap
+        .iter()
+        .find(|(n, _)| n == "fresh")
+        .map(|(_, b)| b.clone())
+        .context("fresh not indexed")?;
+    let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
+    while !env.curl_ok(&["-r", "0-0", "-o", "/dev/null", &url]) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first_byte = t.elapsed();
+    env.wait_healthy()?;
+    let seeding = t.elapsed();
+    println!("add -> first byte: dist add {} ; first byte over HTTP (web seed) at {} ; tracked and seeding (/health 200) at {}", ms(added), ms(first_byte), ms(seeding));
+
+    Ok(())
+}
+
+/// 2. Installs with a warm daemon, p50 of 10 per transport, and rollback; returns the client.
+fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
+    let rest: Vec<String> = all[1..].iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["add"];
+    args.extend(rest.iter().map(String::as_str));
+    env.dist(repo, &args)?;
+    env.wait_healthy()?;
+    let client = env.tmp.join("client");
+    fs::create_dir_all(&client)?;
+    fs::write(
+        client.join("client.yaml"),
+        format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: 10.77.0.2\n"),
+    )?;
+    env.dist(&client, &["sync"])?;
+    env.dist(&client, &["install", "mib00", "--transport", "http"])?; // starts the daemon
+    let mut http = Vec::new();
+    let mut torrent = Vec::new();
+    let mut get = Vec::new();
+    for i in 1..=10 {
+        let name = format!("mib{i:02}");
+        let b3 = snap_b3(&client, &name)?;
+        let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
+        let t = Instant::now();
+        if !env.curl_ok(&["-o", "/dev/null", &url]) {
+            bail!("GET {url} failed");
+        }
+        get.push(t.elapsed());
+        http.push(
+            env.dist(&client, &["install", &name, "--transport", "http"])?
+                .0,
+        );
+    }
+    for i in 11..=20 {
+        torrent.push(
+            env.dist(
+                &client,
+                &["install", &format!("mib{i:02}"), "--transport", "torrent"],
+            )?
+            .0,
+        );
+    }
+    println!("install 1 MiB, warm daemon, p50 of 10: http {} ; torrent {} ; baseline plain GET of the object {}", ms(p50(http.clone())), ms(p50(torrent.clone())), ms(p50(get)));
+    println!(
+        "  http runs:    {:?}",
+        http.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+    );
+    println!(
+        "  torrent runs: {:?}",
+        torrent.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+    );
+    let mut rb = Vec::new();
+    for _ in 0..10 {
+        rb.push(env.dist(&client, &["rollback"])?.0);
+        env.dist(
+            &client,
+            &["rollback", "--to", &last_generation(&client)?.to_string()],
+        )?;
+    }
+    println!(
+        "rollback (21 packages installed), p50 of 10: {}",
+        ms(p50(rb))
+    );
+
+    Ok(client)
+}
+
+/// 3. gc and verify with 100 more installed packages.
+fn gc_and_verify(env: &Env, client: &Path) -> Result<()> {
+    let smalls: Vec<String> = (0..100).map(|i| format!("small{i:03}")).collect();
+    let mut args = vec!["install", "--transport", "http"];
+    args.extend(smalls.iter().map(String::as_str));
+    let (t_install, _) = env.dist(client, &args)?;
+    let (t_verify, _) = env.dist(client, &["verify"])?;
+    let mut args = vec!["uninstall"];
+    args.push("small000");
+    env.dist(client, &args)?;
+    let (t_gc, out) = env.dist(client, &["gc", "--keep", "1"])?;
+    println!(
+        "121 packages installed in one command: {} ; verify {} ; gc --keep 1 {} ({})",
+        ms(t_install),
+        ms(t_verify),
+        ms(t_gc),
+        out.trim()
+    );
+    Ok(())
 }
 
 fn dist_snapshot(repo: &Path) -> Result<Vec<(String, String)>> {
