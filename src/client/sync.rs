@@ -22,7 +22,8 @@ pub struct IndexState {
     pub fetched_at: u64,
 }
 
-#[derive(Debug, Clone)]
+/// What a sync did; `sync --json` prints it as it is (see `commands/json.rs`).
+#[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
     pub changed: bool,
     pub serial: u64,

@@ -39,7 +39,7 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
         eprintln!("warning: {w}");
     }
     if json {
-        json::print(&json::Sync::from(&r))?;
+        json::print::<json::Sync>(&r)?;
     } else if r.changed {
         println!(
             "index updated to serial {} ({} package versions, {} bytes)",

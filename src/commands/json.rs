@@ -13,7 +13,6 @@ use dist::client::install::Installation;
 use dist::client::maintain::{GcReport, VerifyEntry};
 use dist::client::plan::PlanItem;
 use dist::client::profile::{Generation, Installed};
-use dist::client::sync::SyncReport;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};
 use dist::repo::index::PackageRecord;
 
@@ -66,31 +65,8 @@ pub struct Check<'a> {
     pub version: &'a semver::Version,
 }
 
-/// `dist sync --json`.
-#[derive(Serialize)]
-pub struct Sync<'a> {
-    pub changed: bool,
-    pub serial: u64,
-    pub previous_serial: Option<u64>,
-    pub created: u64,
-    pub bytes: u64,
-    pub packages: usize,
-    pub stale_warning: &'a Option<String>,
-}
-
-impl<'a> From<&'a SyncReport> for Sync<'a> {
-    fn from(r: &'a SyncReport) -> Sync<'a> {
-        Sync {
-            changed: r.changed,
-            serial: r.serial,
-            previous_serial: r.previous_serial,
-            created: r.created,
-            bytes: r.bytes,
-            packages: r.packages,
-            stale_warning: &r.stale_warning,
-        }
-    }
-}
+/// `dist sync --json`: the library's report as it is (it has no other use than being shown).
+pub use dist::client::sync::SyncReport as Sync;
 
 /// `dist install --dry-run --json`: one per planned package.
 #[derive(Serialize)]

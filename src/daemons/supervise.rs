@@ -2,9 +2,11 @@
 //! port checks before a start, spawn errors that say which package to install, signals,
 //! bounded waits for an exit, and log tails for error messages.
 
+use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -54,6 +56,21 @@ pub fn spawn_error(e: std::io::Error, program: &Path, package: &str) -> anyhow::
     } else {
         anyhow!(e).context(format!("cannot start {}", program.display()))
     }
+}
+
+/// Spawns `cmd` (the daemon `program`, from the Debian `package`) in its own process group, stdin
+/// closed, stdout and stderr both into the file `log`.
+pub fn spawn_logged(cmd: &mut Command, log: &Path, program: &Path, package: &str) -> Result<Child> {
+    let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let err = out
+        .try_clone()
+        .with_context(|| format!("cannot reopen {}", log.display()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| spawn_error(e, program, package))
 }
 
 /// "LOG ends with: ..." (the last lines), for errors about a daemon that misbehaved.

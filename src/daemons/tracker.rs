@@ -11,13 +11,11 @@
 //!   announce with `event=stopped` is never refused, so [`Tracker::authorizes`] announces a
 //!   peer on port 0 and withdraws it at once.
 
-use std::fs::File;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -102,26 +100,20 @@ pub fn start_tracker(cfg: &TrackerConfig, infohashes: &[InfoHash]) -> Result<Tra
     supervise::ensure_free(cfg.listen, true, "tracker port")?;
 
     let log_path = cfg.log_path();
-    let log =
-        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let log_err = log
-        .try_clone()
-        .with_context(|| format!("cannot reopen {}", log_path.display()))?;
     let port = cfg.listen.port().to_string();
-    let child = Command::new(&cfg.program)
-        .arg("-i")
-        .arg(ip.to_string())
-        .args(["-p", &port, "-P", &port, "-d"])
-        .arg(&cfg.dir)
-        .arg("-w")
-        .arg(format!("/{WHITELIST}"))
-        .args(["-A", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| supervise::spawn_error(e, &cfg.program, "opentracker"))?;
+    let child = supervise::spawn_logged(
+        Command::new(&cfg.program)
+            .arg("-i")
+            .arg(ip.to_string())
+            .args(["-p", &port, "-P", &port, "-d"])
+            .arg(&cfg.dir)
+            .arg("-w")
+            .arg(format!("/{WHITELIST}"))
+            .args(["-A", "127.0.0.1"]),
+        &log_path,
+        &cfg.program,
+        "opentracker",
+    )?;
 
     // From here on, dropping the tracker on an error kills the process.
     let mut tracker = Tracker {

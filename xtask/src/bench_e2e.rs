@@ -55,6 +55,21 @@ impl Env {
             .unwrap_or(false)
     }
 
+    /// Runs `f` while `dist serve` of `repo` runs (healthy first), then stops it with SIGTERM.
+    pub fn with_server(&self, repo: &Path, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        let mut serve: Child = netns::serve_command(&self.ns, &self.dist, repo)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.tmp.join("serve.log"))?)
+            .spawn()?;
+        let result = self.wait_healthy().and_then(|_| f());
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(serve.id().to_string())
+            .status();
+        let _ = serve.wait();
+        result
+    }
+
     pub fn wait_healthy(&self) -> Result<()> {
         let t = Instant::now();
         while !self.curl_ok(&[&format!("http://{HTTP}/health")]) {
@@ -100,8 +115,14 @@ pub(crate) fn ms(d: Duration) -> String {
 }
 
 pub fn run() -> Result<()> {
+    in_namespace("e2e", measure)
+}
+
+/// Runs `f` with this tree's release `dist`, a fresh namespace holding the server's and two
+/// clients' addresses, and a temp dir; removes both afterwards.
+pub(crate) fn in_namespace(what: &str, f: impl FnOnce(&Env) -> Result<()>) -> Result<()> {
     let dist = util::release_dist()?;
-    let tmp = std::env::temp_dir().join(format!("dist-bench-e2e-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("dist-bench-{what}-{}", std::process::id()));
     fs::create_dir_all(&tmp)?;
     let ns = Netns::new(&["10.77.0.1", "10.77.0.2", "10.77.0.3"])
         .context("cannot make a network namespace")?;
@@ -110,7 +131,7 @@ pub fn run() -> Result<()> {
         ns,
         tmp: tmp.clone(),
     };
-    let r = measure(&env);
+    let r = f(&env);
     drop(env);
     let _ = fs::remove_dir_all(&tmp);
     r
@@ -128,25 +149,13 @@ fn measure(env: &Env) -> Result<()> {
     }
     let (_, _) = env.dist(&repo, &["add", &all[0].display().to_string()])?;
     let key = env.dist(&repo, &["key", "show"])?.1.trim().to_string();
-    let log = env.tmp.join("serve.log");
-    let mut serve: Child = netns::serve_command(&env.ns, &env.dist, &repo)
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log)?)
-        .spawn()?;
-    let result = (|| -> Result<()> {
-        env.wait_healthy()?;
+    env.with_server(&repo, || {
         add_to_first_byte(env, &repo, &pkgs)?;
         let client = installs(env, &repo, &all, &key)?;
         gc_and_verify(env, &client)?;
         env.dist(&client, &["daemon", "stop"])?;
         Ok(())
-    })();
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(serve.id().to_string())
-        .status();
-    let _ = serve.wait();
-    result
+    })
 }
 
 /// 1. `dist add` of a 1 MiB package -> first byte at an independent client (curl on the web

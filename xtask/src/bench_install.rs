@@ -7,14 +7,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench_e2e::{ms, p50, package, Env};
-use crate::netns::{self, Netns, HTTP};
-use crate::util;
+use crate::bench_e2e::{in_namespace, ms, p50, package, Env};
+use crate::netns::HTTP;
 
 struct Args {
     baseline: Option<PathBuf>,
@@ -51,20 +49,7 @@ struct Client {
 
 pub fn run(args: &[&str]) -> Result<()> {
     let a = parse(args)?;
-    let dist = util::release_dist()?;
-    let tmp = std::env::temp_dir().join(format!("dist-bench-install-{}", std::process::id()));
-    fs::create_dir_all(&tmp)?;
-    let ns = Netns::new(&["10.77.0.1", "10.77.0.2", "10.77.0.3"])
-        .context("cannot make a network namespace")?;
-    let env = Env {
-        dist,
-        ns,
-        tmp: tmp.clone(),
-    };
-    let r = measure(&env, &a);
-    drop(env);
-    let _ = fs::remove_dir_all(&tmp);
-    r
+    in_namespace("install", |env| measure(env, &a))
 }
 
 fn measure(env: &Env, a: &Args) -> Result<()> {
@@ -100,12 +85,7 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
     let add: Vec<&str> = add.iter().map(String::as_str).collect();
     env.dist(&repo, &add)?;
     let key = env.dist(&repo, &["key", "show"])?.1.trim().to_string();
-    let mut serve: Child = netns::serve_command(&env.ns, &env.dist, &repo)
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(env.tmp.join("serve.log"))?)
-        .spawn()?;
-    let result = (|| -> Result<()> {
-        env.wait_healthy()?;
+    env.with_server(&repo, || {
         let mut cs = Vec::new();
         for (label, dist, ip) in &clients {
             cs.push(setup_client(env, label, dist, ip, &key)?);
@@ -136,13 +116,7 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
             );
         }
         Ok(())
-    })();
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(serve.id().to_string())
-        .status();
-    let _ = serve.wait();
-    result
+    })
 }
 
 /// A synced client root for `dist` at `ip`, whose daemon is already running (it installed a

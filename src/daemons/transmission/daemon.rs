@@ -2,11 +2,9 @@
 //! ownership of the RPC that answers) and its graceful stop, which pauses every torrent first so
 //! the trackers hear "stopped" before SIGTERM.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -172,21 +170,15 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
 /// Starts the program with its output in [`DaemonConfig::log_path`].
 fn spawn(cfg: &DaemonConfig) -> Result<DaemonHandle> {
     let log_path = cfg.log_path();
-    let log =
-        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let log_err = log
-        .try_clone()
-        .with_context(|| format!("cannot reopen {}", log_path.display()))?;
-    let child = Command::new(&cfg.program)
-        .arg("-f")
-        .arg("-g")
-        .arg(&cfg.config_dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| supervise::spawn_error(e, &cfg.program, "transmission-daemon"))?;
+    let child = supervise::spawn_logged(
+        Command::new(&cfg.program)
+            .arg("-f")
+            .arg("-g")
+            .arg(&cfg.config_dir),
+        &log_path,
+        &cfg.program,
+        "transmission-daemon",
+    )?;
     Ok(DaemonHandle {
         pid: child.id(),
         rpc: Rpc::new(&cfg.rpc_url()),
