@@ -362,9 +362,18 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
                 .versions("victim")[0]
                 .clone();
             let obj = repo.join("objects").join(rec.blake3.rel_path());
-            let mut bytes = fs::read(&obj).unwrap();
+            let good = fs::read(&obj).unwrap();
+            let mut bytes = good.clone();
             bytes[3000] ^= 0x55;
-            fs::write(&obj, &bytes).unwrap();
+            // A new inode under the object's name: the HTTP server serves the bad bytes, while
+            // the seeder's hard link keeps the good ones (corrupting in place made transmission
+            // re-check its copy and stop seeding, which broke the later health waits).
+            let replace = |with: &[u8]| {
+                let tmp = obj.with_extension("replacing");
+                fs::write(&tmp, with).unwrap();
+                fs::rename(&tmp, &obj).unwrap();
+            };
+            replace(&bytes);
             let err = a.err(&["install", "victim", "--transport", "http"]);
             assert!(
                 err.contains("victim@1.0.0") && err.contains("blake3 mismatch"),
@@ -380,6 +389,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
                 !store_entries.iter().any(|n| n.contains("victim")),
                 "{store_entries:?}"
             );
+            replace(&good);
         },
     );
     let latest = step(
