@@ -50,6 +50,10 @@ pub struct ClientFlags {
     /// RPC URL of an existing transmission-daemon to use (`rpc_url`).
     #[arg(long, global = true, value_name = "URL")]
     pub rpc_url: Option<String>,
+    /// Seconds an install or uninstall script may run before it is killed (`script_timeout`,
+    /// default 300).
+    #[arg(long, global = true, value_name = "SECS")]
+    pub script_timeout: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

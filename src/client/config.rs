@@ -61,6 +61,10 @@ pub const STALE_AFTER_SECS: u64 = 7 * 24 * 3600;
 pub const MAX_INDEX_SIZE: u64 = 64 << 20;
 /// How long a download may take before it is given up.
 pub const FETCH_TIMEOUT_SECS: u64 = 600;
+/// How long an install or uninstall script may run before its process group is killed.
+pub const SCRIPT_TIMEOUT_SECS: u64 = 300;
+/// How long one HTTP request (index, signature, `.torrent`) may stay silent.
+pub const HTTP_TIMEOUT_SECS: u64 = 60;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +88,10 @@ pub struct ClientConfig {
     pub max_index_size: Option<u64>,
     /// Seconds to wait for a download before giving up (default 600).
     pub fetch_timeout: Option<u64>,
+    /// Seconds an install or uninstall script may run (default 300).
+    pub script_timeout: Option<u64>,
+    /// Seconds one HTTP request to the server may take (default 60).
+    pub http_timeout: Option<u64>,
 }
 
 impl ClientConfig {
@@ -119,6 +127,8 @@ impl ClientConfig {
             stale_after: self.stale_after.unwrap_or(STALE_AFTER_SECS),
             max_index_size: self.max_index_size.unwrap_or(MAX_INDEX_SIZE),
             fetch_timeout: Duration::from_secs(self.fetch_timeout.unwrap_or(FETCH_TIMEOUT_SECS)),
+            script_timeout: Duration::from_secs(self.script_timeout.unwrap_or(SCRIPT_TIMEOUT_SECS)),
+            http_timeout: Duration::from_secs(self.http_timeout.unwrap_or(HTTP_TIMEOUT_SECS)),
         })
     }
 }
@@ -137,6 +147,8 @@ pub struct Settings {
     pub stale_after: u64,
     pub max_index_size: u64,
     pub fetch_timeout: Duration,
+    pub script_timeout: Duration,
+    pub http_timeout: Duration,
 }
 
 impl Settings {

@@ -13,7 +13,7 @@ use super::fetch::{self, torrent, Fetched};
 use super::plan::{Action, Plan, PlanItem};
 use super::profile::Installed;
 use super::transition::{Target, Transition};
-use super::{daemon, Layout, Phase, Reporter};
+use super::{daemon, interrupt, Layout, Phase, Reporter};
 use crate::format::ids::PackageName;
 use crate::object::{self, VerifiedObject};
 use crate::repo::index::PackageRecord;
@@ -58,7 +58,9 @@ pub struct Outcome {
     pub generation: Option<u64>,
 }
 
-/// Runs the plan: fetch, verify, unpack, then one transition.
+/// Runs the plan: fetch, verify, unpack, then one transition. On any failure (a refused object,
+/// a failing script, an interruption) the torrents this run added are removed from the daemon
+/// with their data, so nothing that was not installed is left downloading or seeding.
 pub fn install(
     layout: &Layout,
     settings: &Settings,
@@ -80,8 +82,61 @@ pub fn install(
             stages: BTreeMap::new(),
         })
         .collect();
-    let verified = fetch_and_verify(layout, settings, &mut done, report)?;
+    let mut swarm = Swarm::default();
+    let generation = match run(layout, settings, &mut done, &mut swarm, report) {
+        Ok(g) => g,
+        Err(e) => {
+            swarm.discard(report);
+            return Err(e);
+        }
+    };
+    // Seed what was fetched over HTTP and is now installed, so the swarm grows with its users
+    // (best effort).
+    for d in done
+        .iter()
+        .filter(|d| d.item.action == Action::Fetch(Fetcher::Http))
+    {
+        if let Err(e) = seed(layout, settings, &d.item.record) {
+            let id = d.item.record.id();
+            report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
+        }
+    }
+    Ok(Outcome {
+        installed: done,
+        generation,
+    })
+}
+
+/// The torrents one install added to the daemon, to take back if the install fails.
+#[derive(Default)]
+struct Swarm {
+    rpc: Option<crate::daemons::transmission::Rpc>,
+    added: Vec<crate::format::ids::InfoHash>,
+}
+
+impl Swarm {
+    fn discard(&self, report: &dyn Reporter) {
+        if let (Some(rpc), false) = (&self.rpc, self.added.is_empty()) {
+            if let Err(e) = rpc.remove(&self.added, true) {
+                report.warn(&format!(
+                    "cannot remove the torrents of the failed install: {e:#}"
+                ));
+            }
+        }
+    }
+}
+
+/// Fetch, verify, unpack, switch; the generation now current, if anything changed.
+fn run(
+    layout: &Layout,
+    settings: &Settings,
+    done: &mut [Installation],
+    swarm: &mut Swarm,
+    report: &dyn Reporter,
+) -> Result<Option<u64>> {
+    let verified = fetch_and_verify(layout, settings, done, swarm, report)?;
     for (i, obj) in verified {
+        interrupt::check()?;
         let inst = &mut done[i];
         let t = Instant::now();
         report.phase(&inst.item.record.id(), Phase::Unpack);
@@ -96,10 +151,7 @@ pub fn install(
         .map(|d| installed_entry(&d.item.record, &d.store_path))
         .collect();
     if entering.is_empty() {
-        return Ok(Outcome {
-            installed: done,
-            generation: None,
-        });
+        return Ok(None);
     }
     let mut leaving = Vec::new();
     for e in &entering {
@@ -107,12 +159,15 @@ pub fn install(
             leaving.push(old);
         }
     }
+    // A file conflict is found before any script runs.
+    super::profile::executables(packages.values())?;
     let t = Instant::now();
     let switched = Transition {
         entering: entering.iter().collect(),
         leaving: leaving.iter().collect(),
         target: Target::New(packages),
         leaving_first: false,
+        script_timeout: settings.script_timeout,
     }
     .apply(layout, report)?;
     let scripts_total: Duration = switched.scripts.values().sum();
@@ -123,10 +178,7 @@ pub fn install(
         }
         d.stages.insert(Stage::Switch, switch);
     }
-    Ok(Outcome {
-        installed: done,
-        generation: Some(switched.generation),
-    })
+    Ok(Some(switched.generation))
 }
 
 fn installed_entry(rec: &PackageRecord, store_path: &std::path::Path) -> Installed {
@@ -146,9 +198,10 @@ fn fetch_and_verify(
     layout: &Layout,
     settings: &Settings,
     done: &mut [Installation],
+    swarm: &mut Swarm,
     report: &dyn Reporter,
 ) -> Result<Vec<(usize, VerifiedObject)>> {
-    let fetched = fetch_all(layout, settings, done, report)?;
+    let fetched = fetch_all(layout, settings, done, swarm, report)?;
     let mut out = Vec::new();
     for (i, d) in done.iter_mut().enumerate() {
         let rec = &d.item.record;
@@ -160,18 +213,21 @@ fn fetch_and_verify(
         };
         let t = Instant::now();
         report.phase(&id, Phase::Verify);
-        let obj = object::verify_file(&path, &rec.blake3).with_context(|| {
-            format!("{id}: the {what} object failed verification; nothing was installed")
-        })?;
+        let obj = match object::verify_file(&path, &rec.blake3) {
+            Ok(obj) => obj,
+            Err(e) => {
+                // Refused bytes are not kept: the next attempt starts from nothing.
+                if what == "downloaded" {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Err(anyhow::Error::new(e).context(format!(
+                    "{id}: the {what} object failed verification; nothing was installed"
+                )));
+            }
+        };
         d.stages.insert(Stage::Verify, t.elapsed());
         if what == "downloaded" {
             layout.objects().insert_verified(&obj)?;
-            if d.item.action == Action::Fetch(Fetcher::Http) {
-                // Seed what we fetched, so the swarm grows with its users (best effort).
-                if let Err(e) = seed(layout, settings, rec) {
-                    report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
-                }
-            }
         }
         out.push((i, obj));
     }
@@ -185,6 +241,7 @@ fn fetch_all(
     layout: &Layout,
     settings: &Settings,
     done: &mut [Installation],
+    swarm: &mut Swarm,
     report: &dyn Reporter,
 ) -> Result<BTreeMap<usize, Fetched>> {
     let mut fetched = BTreeMap::new();
@@ -211,10 +268,15 @@ fn fetch_all(
         for r in &recs {
             report.phase(&r.id(), Phase::Fetch);
         }
-        let sources = torrent::sources(server, &recs, report)?;
-        let rpc = daemon::ensure(layout, settings)?;
-        let started = torrent::start_all(layout, &rpc, &recs, sources)?;
-        Some((rpc, started))
+        let sources = torrent::sources(server, settings.http_timeout, &recs, report)?;
+        let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
+        Some(torrent::start_all(
+            layout,
+            rpc,
+            &recs,
+            sources,
+            &mut swarm.added,
+        )?)
     };
     for &i in &https {
         let rec = &done[i].item.record;
@@ -224,8 +286,12 @@ fn fetch_all(
         done[i].stages.insert(Stage::Fetch, t.elapsed());
         fetched.insert(i, f);
     }
-    if let Some((rpc, started)) = started {
-        let results = torrent::await_all(&rpc, started, settings.fetch_timeout, report)?;
+    if let Some(started) = started {
+        let rpc = swarm
+            .rpc
+            .as_ref()
+            .expect("the torrents were added through it");
+        let results = torrent::await_all(rpc, started, settings.fetch_timeout, report)?;
         for (&i, f) in torrents.iter().zip(results) {
             done[i].stages.insert(Stage::Fetch, t.elapsed());
             fetched.insert(i, f);
@@ -240,7 +306,7 @@ fn fetch_all(
 
 /// Hands an object fetched over HTTP to transmission so this client seeds it.
 fn seed(layout: &Layout, settings: &Settings, rec: &PackageRecord) -> Result<()> {
-    let (bytes, _) = fetch::fetch_torrent(settings.server_url()?, rec)?;
+    let (bytes, _) = fetch::fetch_torrent(settings.server_url()?, settings.http_timeout, rec)?;
     let rpc = daemon::ensure(layout, settings)?;
     rpc.add_torrent(&bytes, &layout.download_dir(&rec.infohash), false)?;
     Ok(())
@@ -248,7 +314,12 @@ fn seed(layout: &Layout, settings: &Settings, rec: &PackageRecord) -> Result<()>
 
 /// Removes `name` from the current set: its uninstall script first (a failure keeps it), then a
 /// new generation without it.
-pub fn uninstall(layout: &Layout, name: &str, report: &dyn Reporter) -> Result<u64> {
+pub fn uninstall(
+    layout: &Layout,
+    settings: &Settings,
+    name: &str,
+    report: &dyn Reporter,
+) -> Result<u64> {
     let current = layout
         .current()?
         .with_context(|| format!("`{name}` is not installed (nothing is)"))?;
@@ -264,6 +335,7 @@ pub fn uninstall(layout: &Layout, name: &str, report: &dyn Reporter) -> Result<u
         leaving: vec![&old],
         target: Target::New(packages),
         leaving_first: true,
+        script_timeout: settings.script_timeout,
     }
     .apply(layout, report)?;
     Ok(switched.generation)
@@ -271,7 +343,12 @@ pub fn uninstall(layout: &Layout, name: &str, report: &dyn Reporter) -> Result<u
 
 /// Switches to generation `to` (default: the one before current), running the install script
 /// of what enters and the uninstall script of what leaves. Returns (from, to).
-pub fn rollback(layout: &Layout, to: Option<u64>, report: &dyn Reporter) -> Result<(u64, u64)> {
+pub fn rollback(
+    layout: &Layout,
+    settings: &Settings,
+    to: Option<u64>,
+    report: &dyn Reporter,
+) -> Result<(u64, u64)> {
     let gens = layout.generations()?;
     let cur = layout
         .current_number()?
@@ -321,6 +398,7 @@ pub fn rollback(layout: &Layout, to: Option<u64>, report: &dyn Reporter) -> Resu
         leaving,
         target: Target::Existing(target.number),
         leaving_first: false,
+        script_timeout: settings.script_timeout,
     }
     .apply(layout, report)?;
     Ok((cur, target.number))

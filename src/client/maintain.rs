@@ -22,6 +22,7 @@ pub fn clean_leftovers(layout: &Layout) -> Result<Vec<PathBuf>> {
         layout.store_dir(),
         layout.generations_dir(),
         layout.root.join("index"),
+        layout.root.join("downloads"),
         // A repository root: its snapshots.
         layout.root.join("published"),
     ];
@@ -92,10 +93,13 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
         .iter()
         .flat_map(|g| g.packages.values().map(|p| p.store_path.clone()))
         .collect();
-    let live_objects: BTreeSet<ObjectId> = remaining
+    let mut live_objects: BTreeSet<ObjectId> = remaining
         .iter()
         .flat_map(|g| g.packages.values().map(|p| p.blake3))
         .collect();
+    // A root can be a repository too (the default root is the same for both roles): what its
+    // index publishes is the repository's data, never garbage.
+    live_objects.extend(crate::repo::Repo::new(&layout.root).indexed_objects()?);
     let live_hashes: BTreeSet<InfoHash> = remaining
         .iter()
         .flat_map(|g| g.packages.values().map(|p| p.infohash))

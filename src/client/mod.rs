@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub(crate) mod fetch;
 pub mod install;
+pub mod interrupt;
 pub mod maintain;
 pub mod plan;
 pub mod profile;

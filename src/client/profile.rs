@@ -141,23 +141,12 @@ impl Layout {
         };
         let bin = staging.path().join("bin");
         std::fs::create_dir(&bin)?;
-        let mut exes: BTreeMap<String, PackageName> = BTreeMap::new();
+        for (exe, owner) in executables(g.packages.values())? {
+            std::os::unix::fs::symlink(format!("../{owner}/assets/bin/{exe}"), bin.join(&exe))?;
+        }
         for p in g.packages.values() {
             std::os::unix::fs::symlink(&p.store_path, staging.path().join(&p.name))
                 .with_context(|| format!("cannot link {} into the generation", p.name))?;
-            let pkg_bin = p.store_path.join("assets/bin");
-            if let Ok(rd) = std::fs::read_dir(&pkg_bin) {
-                for e in rd.flatten() {
-                    let exe = e.file_name().to_string_lossy().into_owned();
-                    if let Some(other) = exes.insert(exe.clone(), p.name.clone()) {
-                        bail!("both {other} and {} provide bin/{exe}", p.name);
-                    }
-                    std::os::unix::fs::symlink(
-                        format!("../{}/assets/bin/{exe}", p.name),
-                        bin.join(&exe),
-                    )?;
-                }
-            }
         }
         fsx::write_atomic(
             &staging.path().join("generation.json"),
@@ -173,6 +162,29 @@ impl Layout {
         let target = Path::new("generations").join(n.to_string());
         fsx::replace_symlink(&target, &self.current_link())
     }
+}
+
+/// The commands a set of unpacked packages puts on `current/bin` (`assets/bin/*`), each with the
+/// package that provides it; two packages providing the same one is an error naming both. The
+/// installer asks before any install script runs, so a conflict changes nothing.
+pub fn executables<'a>(
+    packages: impl IntoIterator<Item = &'a Installed>,
+) -> Result<BTreeMap<String, PackageName>> {
+    let mut exes: BTreeMap<String, PackageName> = BTreeMap::new();
+    for p in packages {
+        let Ok(rd) = std::fs::read_dir(p.store_path.join("assets/bin")) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let exe = e.file_name().to_string_lossy().into_owned();
+            if let Some(other) = exes.insert(exe.clone(), p.name.clone()) {
+                if other != p.name {
+                    bail!("both {other} and {} provide bin/{exe}", p.name);
+                }
+            }
+        }
+    }
+    Ok(exes)
 }
 
 impl Layout {

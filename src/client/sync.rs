@@ -103,9 +103,7 @@ pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
     let server = cfg.server_url()?;
     let key = cfg.public_key()?;
     let limit = cfg.max_index_size;
-    let agent = ureq::AgentBuilder::new()
-        .timeout(std::time::Duration::from_secs(60))
-        .build();
+    let agent = ureq::AgentBuilder::new().timeout(cfg.http_timeout).build();
     let prev = layout.index_state()?;
     let have_copy = layout.index_path().exists();
     // The signature and the index are two requests; a publish between them shows up as a

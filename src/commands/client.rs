@@ -7,7 +7,7 @@ use dist::client::plan::{self, Action};
 use dist::client::request::Request;
 use dist::client::{daemon, sync, Layout};
 
-use super::{json, reporter, Global};
+use super::{json, printable, reporter, Global};
 use crate::cli::{ClientFlags, DaemonCommand, InstallArgs};
 
 /// client.yaml with the flags on top, resolved once.
@@ -27,6 +27,9 @@ pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
     }
     if let Some(v) = &f.rpc_url {
         c.rpc_url = Some(v.clone());
+    }
+    if let Some(v) = f.script_timeout {
+        c.script_timeout = Some(v);
     }
     c.resolve()
 }
@@ -115,18 +118,20 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn uninstall(g: &Global, name: &str) -> Result<i32> {
+pub fn uninstall(g: &Global, f: &ClientFlags, name: &str) -> Result<i32> {
+    let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet);
-    let gen = install::uninstall(&layout, name, &reporter)?;
+    let gen = install::uninstall(&layout, &settings, name, &reporter)?;
     println!("removed {name}; generation {gen} is current");
     Ok(0)
 }
 
-pub fn rollback(g: &Global, to: Option<u64>) -> Result<i32> {
+pub fn rollback(g: &Global, f: &ClientFlags, to: Option<u64>) -> Result<i32> {
+    let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet);
-    let (from, to) = install::rollback(&layout, to, &reporter)?;
+    let (from, to) = install::rollback(&layout, &settings, to, &reporter)?;
     println!("rolled back from generation {from} to generation {to}");
     Ok(0)
 }
@@ -211,11 +216,14 @@ pub fn info(g: &Global, name: &str, json: bool) -> Result<i32> {
         })?;
     } else {
         println!(
-            "{name}: {}",
-            versions
-                .last()
-                .and_then(|v| v.description.clone())
-                .unwrap_or_default()
+            "{}: {}",
+            printable(name),
+            printable(
+                versions
+                    .last()
+                    .and_then(|v| v.description.as_deref())
+                    .unwrap_or_default()
+            )
         );
         for v in versions {
             let mark = if installed.as_ref().is_some_and(|i| i.blake3 == v.blake3) {
@@ -380,5 +388,9 @@ pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
 
 /// One index record as a text line: `name@version  description`.
 fn print_record(p: &dist::repo::index::PackageRecord) {
-    println!("{}  {}", p.id(), p.description.as_deref().unwrap_or(""));
+    println!(
+        "{}  {}",
+        p.id(),
+        printable(p.description.as_deref().unwrap_or(""))
+    );
 }

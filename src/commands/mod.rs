@@ -58,6 +58,51 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
     }
 }
 
+/// Text from an index or a user, made safe for a terminal: control characters (ESC, BEL, CR,
+/// newlines...) are shown escaped, never sent raw. A signed index can still be hostile.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+/// Turns SIGINT and SIGTERM into `dist::client::interrupt::request()`, so an install that is
+/// downloading or running a script unwinds through its cleanup (its torrents removed, the
+/// script's process group killed, `current` untouched) instead of dying mid-way.
+fn catch_interrupts() {
+    std::thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        dist::client::interrupt::request();
+    });
+}
+
 /// Runs the command; `Ok(code)` is the exit code of a command that finished (0 unless it has a
 /// verdict to report, like `verify`).
 pub fn run(cli: Cli) -> Result<i32> {
@@ -91,6 +136,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         None => None,
     };
+    if matches!(
+        cli.command,
+        Command::Install(_) | Command::Uninstall { .. } | Command::Rollback { .. }
+    ) {
+        catch_interrupts();
+    }
     match cli.command {
         Command::Pack(args) => pack::run(&g, &args),
         Command::Add(args) => add::run(&g, &args),
@@ -98,8 +149,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Serve(args) => serve::run(&g, &args, cli.client.bind.clone()),
         Command::Sync(j) => client::sync(&g, &cli.client, j.json),
         Command::Install(a) => client::install(&g, &cli.client, &a),
-        Command::Uninstall { name } => client::uninstall(&g, &name),
-        Command::Rollback { to } => client::rollback(&g, to),
+        Command::Uninstall { name } => client::uninstall(&g, &cli.client, &name),
+        Command::Rollback { to } => client::rollback(&g, &cli.client, to),
         Command::Generations(j) => client::generations(&g, j.json),
         Command::List { installed, json } => client::list(&g, installed, json),
         Command::Info { name, json } => client::info(&g, &name, json),

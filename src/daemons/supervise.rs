@@ -129,6 +129,18 @@ pub fn signal(pid: u32, signal: Signal) -> Result<()> {
 }
 
 /// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
+/// Sends `signal` to every process of the process group `pgid` (a child started with
+/// `process_group(0)` leads its own group, so its pid is the group id).
+pub fn signal_group(pgid: u32, signal: Signal) -> Result<()> {
+    let name = signal.name();
+    let target = i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| anyhow!("kill -{name} -{pgid}: not a process group id"))?;
+    rustix::process::kill_process_group(target, signal.number())
+        .map_err(|e| anyhow!("kill -{name} -{pgid} failed: {e}"))
+}
+
 pub fn free_port(ip: &str) -> Result<u16> {
     let l =
         TcpListener::bind((ip, 0)).with_context(|| format!("cannot find a free port on {ip}"))?;

@@ -130,6 +130,16 @@ impl Manifest {
                     reason: "longer than 4096 bytes".into(),
                 });
             }
+            // ESC, BEL and friends would reach every terminal that lists the package.
+            if let Some(c) = d.chars().find(|c| c.is_control()) {
+                return Err(ManifestError::Description {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "contains the control character U+{:04X}; a description is one line of printable text",
+                        c as u32
+                    ),
+                });
+            }
         }
         Ok(Manifest {
             name,

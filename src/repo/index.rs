@@ -198,6 +198,50 @@ impl rusqlite::ToSql for PackageName {
     }
 }
 
+/// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (and
+/// their automatic primary-key indexes), before a row is read: a view, a trigger or a table of
+/// another shape in a signed file could make reading it run without bound.
+fn check_schema(conn: &Connection) -> Result<()> {
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let expected: Vec<String> = SNAPSHOT_SCHEMA
+        .split(';')
+        .map(squash)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut tables = 0;
+    for row in rows {
+        let (kind, name, sql) = row?;
+        let ok = match (kind.as_str(), &sql) {
+            ("table", Some(sql)) if expected.contains(&squash(sql)) => {
+                tables += 1;
+                true
+            }
+            ("index", None) => {
+                name == "sqlite_autoindex_meta_1" || name == "sqlite_autoindex_packages_1"
+            }
+            _ => false,
+        };
+        if !ok {
+            bail!(
+                "unexpected {kind} `{}` in its schema (a snapshot holds exactly the tables of store-format.md §5)",
+                name.escape_default()
+            );
+        }
+    }
+    if tables != expected.len() {
+        bail!("its schema lacks the tables of store-format.md §5");
+    }
+    Ok(())
+}
+
 /// A published snapshot opened read-only.
 pub struct Snapshot {
     pub serial: u64,
@@ -212,6 +256,7 @@ impl Snapshot {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open index {}", path.display()))?;
+        check_schema(&conn).with_context(|| format!("{} is not a dist index", path.display()))?;
         let meta = |k: &str| -> Result<Option<String>> {
             Ok(conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))

@@ -4,7 +4,7 @@
 pub mod index;
 pub mod sign;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -107,6 +107,30 @@ impl Repo {
     /// `published/LATEST` holds the serial of the newest snapshot.
     pub fn latest_path(&self) -> PathBuf {
         self.published_dir().join("LATEST")
+    }
+
+    /// Every object the master index references, when this root is a repository (empty
+    /// otherwise). A client `gc` in the same root keeps them: they are the repository's data.
+    pub fn indexed_objects(&self) -> Result<BTreeSet<ObjectId>> {
+        let path = self.index_path();
+        if !path.exists() {
+            return Ok(BTreeSet::new());
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the repository index {}", path.display()))?;
+        let mut stmt = conn.prepare("SELECT blake3 FROM packages")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = BTreeSet::new();
+        for r in rows {
+            let hex = r?;
+            out.insert(ObjectId::parse(&hex).with_context(|| {
+                format!("{}: a `blake3` of the packages table", path.display())
+            })?);
+        }
+        Ok(out)
     }
 
     pub fn latest_serial(&self) -> Result<Option<u64>> {

@@ -246,6 +246,17 @@ fn start_children(
     );
     dcfg.bind_ipv4 = cfg.bind;
     dcfg.upload_limit_kbps = cfg.upload_limit;
+    // transmission keeps every torrent, with the announce URLs it was added with, in its resume
+    // files: started again with another tracker or public URL it would keep announcing to the
+    // old ones. Forget them; the watcher adds every published torrent again, rendered for the
+    // configuration of this start (the data stays where it is and is verified in place).
+    for state in ["resume", "torrents"] {
+        let dir = dcfg.config_dir.join(state);
+        if let Err(e) = crate::store::fsx::remove_tree(&dir) {
+            let _ = tracker.stop();
+            return Err(e);
+        }
+    }
     match transmission::start_daemon(&dcfg) {
         Ok(d) => Ok((tracker, d)),
         Err(e) => {

@@ -254,8 +254,8 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     let trash = parent.join(format!("{TRASH}{name}-{}", std::process::id()));
     fs::rename(path, &trash).with_context(|| format!("cannot move {} aside", path.display()))?;
     fsync_dir(parent)?;
-    make_writable(&trash);
-    fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))
+    // A file or symlink where a tree was expected (a leftover, a damaged root) goes the same way.
+    remove_any(&trash)
 }
 
 /// Gives the owner write permission on every directory below `root`, so that read-only store

@@ -35,7 +35,7 @@ pub enum LockError {
 
 /// Held until dropped (the kernel releases it if the process dies, even by SIGKILL).
 pub struct RootLock {
-    _file: File,
+    _file: Option<File>,
     path: PathBuf,
 }
 
@@ -63,11 +63,16 @@ pub fn acquire(
     waiting: &dyn Fn(&str),
 ) -> Result<RootLock, LockError> {
     let io = |what: String| move |source| LockError::Io { what, source };
+    let path = root.join("lock");
+    if mode == Mode::Shared {
+        if let Some(read_only) = shared_without_write(root, &path) {
+            return read_only;
+        }
+    }
     std::fs::create_dir_all(root).map_err(io(format!(
         "cannot create {} (is the root writable?)",
         root.display()
     )))?;
-    let path = root.join("lock");
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -119,7 +124,37 @@ pub fn acquire(
         );
         let _ = file.flush();
     }
-    Ok(RootLock { _file: file, path })
+    Ok(RootLock {
+        _file: Some(file),
+        path,
+    })
+}
+
+/// A reader that may not write the root (another user's root, a read-only mount): a shared lock
+/// through a read-only descriptor (flock needs no write access), or none when there is no lock
+/// file to take, since nothing then can be changing the root. `None` when the root is writable
+/// and the normal path applies.
+fn shared_without_write(root: &Path, path: &Path) -> Option<Result<RootLock, LockError>> {
+    let writable = rustix::fs::access(root, rustix::fs::Access::WRITE_OK).is_ok();
+    if writable {
+        return None;
+    }
+    let lock = |file| {
+        Ok(RootLock {
+            _file: file,
+            path: path.to_path_buf(),
+        })
+    };
+    Some(match File::open(path) {
+        Ok(f) => match f.lock_shared() {
+            Ok(()) => lock(Some(f)),
+            Err(source) => Err(LockError::Io {
+                what: format!("cannot lock {}", path.display()),
+                source,
+            }),
+        },
+        Err(_) => lock(None),
+    })
 }
 
 #[cfg(test)]

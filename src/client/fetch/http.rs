@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::{info_name, object_url, Fetched};
-use crate::client::{Layout, Progress, Reporter};
+use super::{http_partial_name, info_name, object_url, Fetched};
+use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::repo::index::PackageRecord;
 
 /// Downloads the object over HTTP from the server's web-seed URL, resuming a `.part` file.
@@ -21,7 +21,7 @@ pub fn fetch(
     let dir = layout.download_dir(&rec.infohash);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dest = dir.join(info_name(rec));
-    let part = dir.join(format!("{}.part", info_name(rec)));
+    let part = dir.join(http_partial_name(rec));
     let url = object_url(server, &rec.blake3);
     let mut have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     if have > rec.size {
@@ -104,6 +104,7 @@ fn copy_body(
     let mut buf = vec![0u8; 256 << 10];
     let mut done = have;
     loop {
+        interrupt::check()?;
         let n = reader
             .read(&mut buf)
             .with_context(|| format!("download of {url} was interrupted"))?;

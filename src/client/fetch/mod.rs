@@ -62,6 +62,7 @@ pub fn object_url(server: &str, blake3: &ObjectId) -> String {
 /// index.
 pub fn fetch_torrent(
     server: &str,
+    timeout: Duration,
     rec: &PackageRecord,
 ) -> Result<(Vec<u8>, Info), TorrentFileError> {
     let url = format!("{server}/torrents/{}.torrent", rec.infohash);
@@ -70,7 +71,7 @@ pub fn fetch_torrent(
         reason,
     };
     let resp = ureq::get(&url)
-        .timeout(Duration::from_secs(30))
+        .timeout(timeout)
         .call()
         .map_err(|e| unavailable(e.to_string()))?;
     let mut bytes = Vec::new();
@@ -103,4 +104,10 @@ pub fn fetch_torrent(
 /// The file name inside a download directory: the torrent's name.
 fn info_name(rec: &PackageRecord) -> String {
     format!("{}-{}.tar", rec.name, rec.version)
+}
+
+/// Where the HTTP transport keeps a partial download. Not transmission's `NAME.part` (its
+/// partial file is preallocated with pieces in any order, never a prefix to resume from).
+fn http_partial_name(rec: &PackageRecord) -> String {
+    format!("{}.http-partial", info_name(rec))
 }

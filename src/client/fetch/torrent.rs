@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::{fetch_torrent, info_name, Fetched};
-use crate::client::{Layout, Progress, Reporter};
+use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::daemons::transmission::{Rpc, TorrentStatus};
 use crate::format::ids::InfoHash;
 use crate::repo::index::PackageRecord;
@@ -26,12 +26,13 @@ pub enum Source {
 /// that contradicts the signed index (infohash or length) is an attack and an error at once.
 pub fn sources(
     server: &str,
+    timeout: Duration,
     recs: &[&PackageRecord],
     report: &dyn Reporter,
 ) -> Result<Vec<Source>> {
     let mut out = Vec::with_capacity(recs.len());
     for rec in recs {
-        match fetch_torrent(server, rec) {
+        match fetch_torrent(server, timeout, rec) {
             Ok((bytes, _)) => out.push(Source::Metainfo(bytes)),
             Err(e) if e.is_attack() => return Err(e.into()),
             Err(e) => {
@@ -51,19 +52,30 @@ pub struct Started<'a> {
     done: Option<Fetched>,
 }
 
-/// Adds every torrent (downloading into `downloads/<infohash>/`) and checks that transmission
-/// took each under the infohash the signed index names.
+/// Adds every torrent (downloading into `downloads/<infohash>/`), records it in `added` (what
+/// the caller removes again if the install fails), and checks that transmission took each under
+/// the infohash the signed index names. A torrent the daemon still has from an earlier attempt
+/// without its metadata (a magnet that never resolved) is replaced when the `.torrent` is at
+/// hand, and one stopped by a crash is started again.
 pub fn start_all<'a>(
     layout: &Layout,
     rpc: &Rpc,
     recs: &[&'a PackageRecord],
     sources: Vec<Source>,
+    added: &mut Vec<InfoHash>,
 ) -> Result<Vec<Started<'a>>> {
     let mut started = Vec::with_capacity(recs.len());
     for (rec, source) in recs.iter().zip(sources) {
         let dir = layout.download_dir(&rec.infohash);
         std::fs::create_dir_all(&dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let before = rpc.get(&[rec.infohash])?;
+        if let (Some(t), Source::Metainfo(_)) = (before.first(), &source) {
+            if t.metadata_percent_complete < 1.0 {
+                rpc.remove(&[rec.infohash], true)?;
+            }
+        }
+        added.push(rec.infohash);
         let hash = match source {
             Source::Metainfo(bytes) => rpc.add_torrent(&bytes, &dir, false)?,
             Source::Magnet => rpc.add_magnet(&rec.magnet, &dir)?,
@@ -75,6 +87,8 @@ pub fn start_all<'a>(
                 rec.id()
             );
         }
+        // A torrent left stopped (a daemon killed mid-download, a paused leftover) resumes.
+        rpc.start(&[hash])?;
         started.push(Started {
             rec,
             dir,
@@ -103,6 +117,7 @@ pub fn await_all(
         if pending.is_empty() {
             return Ok(started.into_iter().filter_map(|s| s.done).collect());
         }
+        interrupt::check()?;
         let status = rpc.get(&pending)?;
         for s in started.iter_mut().filter(|s| s.done.is_none()) {
             let t = status
@@ -148,12 +163,24 @@ impl Started<'_> {
         if t.is_complete() {
             let webseed = self.estimate.webseed_share(self.rec.size);
             self.done = Some(Fetched {
-                path: self.dir.join(info_name(self.rec)),
+                path: complete_file(&self.dir, &info_name(self.rec)),
                 bytes_from_peers: self.rec.size - webseed,
                 bytes_from_webseed: webseed,
             });
         }
         Ok(())
+    }
+}
+
+/// The data of a complete torrent: `NAME`, or `NAME.part` when transmission was killed before
+/// it renamed its partial file (`rename-partial-files`) and found the data whole on restart.
+fn complete_file(dir: &std::path::Path, name: &str) -> PathBuf {
+    let whole = dir.join(name);
+    let part = dir.join(format!("{name}.part"));
+    if !whole.exists() && part.exists() {
+        part
+    } else {
+        whole
     }
 }
 
