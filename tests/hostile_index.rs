@@ -231,3 +231,51 @@ fn a_torrent_whose_length_contradicts_the_index_fails_at_once_issue_8() {
     );
     assert!(!root.join("current").exists());
 }
+
+#[test]
+fn a_snapshot_whose_packages_is_an_endless_view_is_refused_before_reading_issue_9() {
+    require_tool("sqlite3");
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, torrent) = repository(tmp.path());
+    let server = repo.serve_edited(
+        &tmp.path().join("served"),
+        "DROP TABLE packages; CREATE VIEW packages AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT 'hello' AS name, '1.0.0' AS version, '1.0.0' AS version_key, printf('%.*c', 4000, 'x') AS description, '' AS blake3, '' AS infohash, 1 AS size, '' AS magnet, 0 AS added_at FROM r;",
+        &torrent,
+    );
+    let root = tmp.path().join("client");
+    let start = Instant::now();
+    let err = refused(&client(&root, &server, &repo.key, &["sync"]));
+    assert!(err.contains("unexpected view `packages`"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(!root.join("index/index.db").exists());
+}
+
+#[test]
+fn control_characters_of_a_signed_index_never_reach_the_terminal_issue_9() {
+    require_tool("sqlite3");
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, torrent) = repository(tmp.path());
+    let server = repo.serve_edited(
+        &tmp.path().join("served"),
+        "UPDATE packages SET description = 'evil' || char(27) || ']0;owned' || char(7) || char(27) || '[2J' WHERE name = 'hello';",
+        &torrent,
+    );
+    let root = tmp.path().join("client");
+    assert!(client(&root, &server, &repo.key, &["sync"])
+        .status
+        .success());
+    for args in [&["search", "hello"][..], &["info", "hello"], &["list"]] {
+        let out = client(&root, &server, &repo.key, args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{args:?} printed raw control characters: {text:?}"
+        );
+        assert!(text.contains("evil\\u{1b}"), "{args:?}: {text:?}");
+    }
+}

@@ -379,3 +379,22 @@ fn output_into_missing_directory_fails_cleanly() {
     );
     assert!(err.contains("no/such/dir"), "{err}");
 }
+
+#[test]
+fn a_description_with_control_characters_is_refused_issue_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = tmp.path().join("pkg");
+    copy_tree(&fixture("hello-1.0.0"), &pkg);
+    fs::write(
+        pkg.join("manifest.yaml"),
+        "name: hello\nversion: 1.0.0\ndescription: \"red \\e[31m bell \\a\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out.tar");
+    let err = run_err(dist().args(["pack", "-o"]).arg(&out).arg(&pkg));
+    assert!(
+        err.contains("field `description`") && err.contains("control character U+001B"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
