@@ -328,6 +328,48 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
         },
     );
 
+    step(
+        "Ctrl-C during a BitTorrent install: nothing switches, nothing is left downloading (issue 9)",
+        || {
+            let f = Client::new(&ns, tmp.path().join("f"), &key, "10.77.0.4");
+            f.ok(&["sync"]);
+            let rec = dist::repo::index::Snapshot::open(&f.root.join("index/index.db"))
+                .unwrap()
+                .versions("hello")
+                .into_iter()
+                .find(|r| r.version.to_string() == "2.0.0-rc.1")
+                .unwrap()
+                .clone();
+            let child = ns
+                .command(dist_bin())
+                .arg("--root")
+                .arg(&f.root)
+                .args(["install", "hello@2.0.0-rc.1", "--transport", "torrent"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let downloads = f.root.join("downloads").join(rec.infohash.to_hex());
+            wait_until("the torrent to be added", Duration::from_secs(30), || {
+                downloads.exists().then_some(()).ok_or_else(|| "not yet".to_string())
+            });
+            run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && err.contains("interrupted"), "{err}");
+            assert!(f.current().is_none());
+            let st = f.json(&["daemon", "status", "--json"]);
+            let left: Vec<&serde_json::Value> = st["torrents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["infohash"] == rec.infohash.to_hex())
+                .collect();
+            assert!(left.is_empty(), "still in the daemon: {st}");
+        },
+    );
+
     // --- failures that change nothing -----------------------------------------------------
     let before = a.current();
     let pkgs = tmp.path().join("pkgs");

@@ -357,6 +357,25 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
             );
         },
     );
+    step(
+        "Started again with another tracker: the seeder forgets the old announce URL (issue 9)",
+        || {
+            let mut cmd = ns.command(dist_bin());
+            cmd.arg("--root").arg(&root).args([
+                "serve",
+                "--http",
+                HTTP,
+                "--tracker",
+                "10.77.0.1:6970",
+                "--bind",
+                SERVER_IP,
+            ]);
+            let mut again = Server::spawn_command(cmd, tmp.path().join("serve-again.log"));
+            // /health is 200 only once every torrent announced successfully to a tracker.
+            again.wait_healthy(&ns);
+            assert!(again.stop().success(), "{}", again.log());
+        },
+    );
 }
 
 #[test]

@@ -21,7 +21,12 @@ pub struct Server {
 impl Server {
     /// Starts `dist --root ROOT serve` in `ns` without waiting for it to be ready.
     pub fn spawn(ns: &Netns, root: &Path, log: PathBuf) -> Server {
-        let child = serve_command(ns, &dist_bin(), root)
+        Server::spawn_command(serve_command(ns, &dist_bin(), root), log)
+    }
+
+    /// Starts a `dist serve` command of the caller's (other addresses, other flags).
+    pub fn spawn_command(mut cmd: Command, log: PathBuf) -> Server {
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
