@@ -271,7 +271,7 @@ fn ctrl_c_during_an_install_script_switches_nothing_and_kills_the_script_issue_9
         )],
     );
     let root = s.synced(&tmp.path().join("client"));
-    let mut child = s
+    let child = s
         .client(&root)
         .args(["install", "slow", "--transport", "http"])
         .stdout(Stdio::null())
