@@ -361,6 +361,18 @@ fn a_file_conflict_is_found_before_any_install_script_runs_issue_9() {
         "the losing package's script ran"
     );
     assert_eq!(fs::read_link(root.join("current")).unwrap(), current);
+    // Now that its files are known (unpacked in the store), the plan itself sees the conflict:
+    // `--dry-run` reports it, before any fetch.
+    let err = failed(
+        &s.client(&root)
+            .args(["install", "second", "--dry-run"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("both first and second provide bin/tool"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -94,5 +94,43 @@ pub fn plan(
             action,
         });
     }
+    check_known_conflicts(
+        layout,
+        current.map(|g| g.packages).unwrap_or_default(),
+        &items,
+    )?;
     Ok(Plan { items })
+}
+
+/// The file conflicts (two packages providing the same `bin/` command) that can be seen before
+/// fetching anything: among what stays installed and what enters from an unpacked store path.
+/// What still has to be fetched is checked again once unpacked, before any script runs.
+fn check_known_conflicts(
+    layout: &Layout,
+    mut next: std::collections::BTreeMap<crate::format::ids::PackageName, Installed>,
+    items: &[PlanItem],
+) -> Result<()> {
+    for i in items {
+        let r = &i.record;
+        let store_path = layout.store_path(&r.blake3, &r.name, &r.version);
+        match i.action {
+            Action::Installed | Action::Link => {
+                next.insert(
+                    r.name.clone(),
+                    Installed {
+                        name: r.name.clone(),
+                        version: r.version.clone(),
+                        blake3: r.blake3,
+                        infohash: r.infohash,
+                        store_path,
+                    },
+                );
+            }
+            // Its files are not known yet; what it replaces leaves either way.
+            Action::Unpack | Action::Fetch(_) => {
+                next.remove(r.name.as_str());
+            }
+        }
+    }
+    super::profile::executables(next.values()).map(drop)
 }
