@@ -141,8 +141,12 @@ pub enum DaemonCommand {
 #[derive(clap::Args, Debug)]
 pub struct AddArgs {
     /// Package directories.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "from")]
     pub dirs: Vec<PathBuf>,
+    /// Read package directories from FILE, one per line (`-`: standard input), for repositories
+    /// too large for one command line; added with the directories given, all or nothing.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
     /// Print a JSON array instead of text.
     #[arg(long)]
     pub json: bool,

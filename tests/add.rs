@@ -278,3 +278,56 @@ fn a_killed_add_leaves_leftovers_the_next_add_removes_issue_8() {
         assert!(!l.exists(), "{} is still there", l.display());
     }
 }
+
+#[test]
+fn add_from_a_list_file_or_stdin_all_or_nothing_issue_10() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let list = tmp.path().join("list");
+    // A bad entry anywhere in the list: nothing is added.
+    fs::write(
+        &list,
+        format!(
+            "{}\n\n{}\n",
+            fixture("hello-1.0.0").display(),
+            tmp.path().join("missing").display()
+        ),
+    )
+    .unwrap();
+    let err = run_err(
+        dist()
+            .arg("--root")
+            .arg(&root)
+            .args(["add", "--from"])
+            .arg(&list),
+    );
+    assert!(err.contains("missing"), "{err}");
+    assert!(!root.join("published/LATEST").exists());
+    fs::write(&list, format!("{}\n", fixture("hello-1.0.0").display())).unwrap();
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&root)
+            .args(["add", "--from"])
+            .arg(&list),
+    );
+    let mut c = dist();
+    c.arg("--root")
+        .arg(&root)
+        .args(["add", "--json", "--from", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    writeln!(
+        child.stdin.take().unwrap(),
+        "{}",
+        fixture("hello-1.1.0").display()
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v = stdout_json(&out);
+    assert_eq!(v[0]["version"], "1.1.0");
+    assert_eq!(v[0]["serial"], 2);
+}

@@ -1,14 +1,42 @@
 //! `dist add PKGDIR... [--json]`
 
-use anyhow::Result;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
 use dist::repo::{Added, Repo};
 
 use super::{json, Global};
 use crate::cli::AddArgs;
 
+/// The directories listed in `from` (`-`: standard input), one per line; blank lines skipped.
+fn read_list(from: &Path) -> Result<Vec<PathBuf>> {
+    let mut text = String::new();
+    if from == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the package list from standard input")?;
+    } else {
+        text = std::fs::read_to_string(from)
+            .with_context(|| format!("cannot read the package list {}", from.display()))?;
+    }
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(PathBuf::from)
+        .collect())
+}
+
 pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
     let repo = Repo::new(&g.root);
-    let added = repo.add(&args.dirs)?;
+    let mut dirs = args.dirs.clone();
+    if let Some(from) = &args.from {
+        dirs.extend(read_list(from)?);
+    }
+    if dirs.is_empty() {
+        bail!("no package directories to add");
+    }
+    let added = repo.add(&dirs)?;
     let serial = repo.latest_serial()?;
     if args.json {
         let v: Vec<_> = added
