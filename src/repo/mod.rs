@@ -163,7 +163,8 @@ impl Repo {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(&format!(
-            "{}\nCREATE TABLE IF NOT EXISTS torrents (infohash TEXT PRIMARY KEY, info BLOB NOT NULL);",
+            // The index on `infohash` keeps republishing (one UPDATE per row) linear.
+            "{}\nCREATE TABLE IF NOT EXISTS torrents (infohash TEXT PRIMARY KEY, info BLOB NOT NULL);\nCREATE INDEX IF NOT EXISTS packages_by_infohash ON packages (infohash);",
             SNAPSHOT_SCHEMA
                 .replace("CREATE TABLE meta", "CREATE TABLE IF NOT EXISTS meta")
                 .replace("CREATE TABLE packages", "CREATE TABLE IF NOT EXISTS packages")
