@@ -123,10 +123,16 @@ impl Decoder<'_> {
                 let end = self.find(b'e')?;
                 let s = std::str::from_utf8(&self.input[self.pos..end])
                     .map_err(|_| self.err("bad integer"))?;
+                // `str::parse` also takes a leading `+`, which re-encodes without it: the
+                // infohash of an accepted info dictionary must be that of its bytes as given.
                 if s.is_empty()
                     || s == "-0"
                     || (s.len() > 1 && s.starts_with('0'))
                     || s.starts_with("-0")
+                    || !s
+                        .trim_start_matches('-')
+                        .bytes()
+                        .all(|c| c.is_ascii_digit())
                 {
                     return Err(self.err("non-canonical integer"));
                 }
@@ -178,6 +184,10 @@ impl Decoder<'_> {
         let colon = self.find(b':')?;
         let s = std::str::from_utf8(&self.input[self.pos..colon])
             .map_err(|_| self.err("bad length"))?;
+        // As for integers: no `+` (nor anything else `parse` would take).
+        if !s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(self.err("bad length"));
+        }
         if s.len() > 1 && s.starts_with('0') {
             return Err(self.err("non-canonical length"));
         }
@@ -219,6 +229,9 @@ mod tests {
             b"i1ex",
             b"",
             b"-1:",
+            b"i+1e",
+            b"i-+1e",
+            b"+1:a",
         ] {
             assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }

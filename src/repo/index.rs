@@ -1,6 +1,7 @@
 //! The published index (store-format.md §5): the schema of a snapshot, the package record, and
 //! read-only queries over a snapshot file. Shared by `serve` and the client.
 
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -242,6 +243,24 @@ fn check_schema(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a file whose SQLite header does not say rollback journal (bytes 18 and 19, the file
+/// format versions, are 1; 2 means WAL). `publish` never writes another, and on a WAL file even
+/// a read-only open makes SQLite read frames from an unsigned `-wal` file beside it and create
+/// `-wal` and `-shm` files (or fail, for a user who may not write there).
+fn check_journal_mode(path: &Path) -> Result<()> {
+    let mut head = [0u8; 20];
+    // Unreadable, shorter than that or without the magic: SQLite says what is wrong.
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    if read.is_ok() && head[..16] == *b"SQLite format 3\0" && head[18..20] != [1, 1] {
+        bail!(
+            "its SQLite file format versions are {} and {}, not 1 and 1 (a snapshot is a rollback-journal database, never WAL)",
+            head[18],
+            head[19]
+        );
+    }
+    Ok(())
+}
+
 /// A published snapshot opened read-only.
 pub struct Snapshot {
     pub serial: u64,
@@ -251,6 +270,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn open(path: &Path) -> Result<Snapshot> {
+        check_journal_mode(path)
+            .with_context(|| format!("{} is not a dist index", path.display()))?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

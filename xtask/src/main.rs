@@ -4,11 +4,14 @@
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
 //! - `cargo xtask bench [pack|add|e2e|install]`: benchmarks, each next to a baseline in the same
 //!   run.
+//! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
+//!   per target (default 300), with their figures.
 
 mod bench;
 mod bench_e2e;
 mod bench_install;
 mod demo;
+mod fuzz;
 #[path = "../../tests/common/netns.rs"]
 #[allow(dead_code)]
 mod netns;
@@ -30,7 +33,8 @@ fn run() -> Result<()> {
         Some("test") => test(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
-        _ => bail!("usage: cargo xtask <test|demo|bench [pack|add|e2e|install]>"),
+        Some("fuzz") => fuzz::run(&rest),
+        _ => bail!("usage: cargo xtask <test|demo|bench [pack|add|e2e|install]|fuzz [SECS]>"),
     }
 }
 
