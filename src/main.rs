@@ -8,7 +8,7 @@ fn main() {
     match commands::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", commands::printable_error(&format!("{e:#}")));
             std::process::exit(1);
         }
     }

@@ -61,21 +61,30 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
 /// Text from an index or a user, made safe for a terminal: control characters (ESC, BEL, CR,
 /// newlines...) are shown escaped, never sent raw. A signed index can still be hostile.
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.chars().any(char::is_control) {
-        s.chars()
-            .flat_map(|c| {
-                let escaped: Vec<char> = if c.is_control() {
-                    c.escape_default().collect()
-                } else {
-                    vec![c]
-                };
-                escaped
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        s.into()
+    escape_controls(s, |_| false)
+}
+
+/// An error message for the terminal: control characters escaped as in [`printable`], except
+/// line breaks and tabs (a failing script's last lines keep their shape). Errors can quote a
+/// hostile index or a SQLite message about one.
+pub fn printable_error(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(s, |c| c == '\n' || c == '\t')
+}
+
+fn escape_controls(s: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let escape = |c: char| c.is_control() && !keep(c);
+    if !s.chars().any(escape) {
+        return s.into();
     }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// Turns SIGINT and SIGTERM into `dist::client::interrupt::request()`, so an install that is
