@@ -4,10 +4,17 @@
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
 //! - `cargo xtask bench [pack|add|e2e|install]`: benchmarks, each next to a baseline in the same
 //!   run.
+//! - `cargo xtask campaign kill [N] [--seed S]`: N (default 200) SIGKILLs of dist's commands,
+//!   server and client daemon at random moments, each followed by the invariant checks.
+//! - `cargo xtask campaign load [ROUNDS]`: rounds of 200 concurrent syncs, then 50 concurrent
+//!   installs, against one server; errors, latencies and the server's RSS.
 
 mod bench;
 mod bench_e2e;
 mod bench_install;
+mod campaign;
+mod campaign_kill;
+mod campaign_load;
 mod demo;
 #[path = "../../tests/common/netns.rs"]
 #[allow(dead_code)]
@@ -30,7 +37,10 @@ fn run() -> Result<()> {
         Some("test") => test(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
-        _ => bail!("usage: cargo xtask <test|demo|bench [pack|add|e2e|install]>"),
+        Some("campaign") => campaign::run(&rest),
+        _ => bail!(
+            "usage: cargo xtask <test|demo|bench [pack|add|e2e|install]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+        ),
     }
 }
 
