@@ -20,13 +20,18 @@ use server::{Server, HTTP};
 
 /// A repository with these fixtures served in a fresh namespace, and a synced client root.
 fn setup(fixtures: &[&str]) -> (tempfile::TempDir, Netns, Server, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = fixtures.iter().map(|f| fixture(f)).collect();
+    setup_with(tempfile::tempdir().unwrap(), &paths)
+}
+
+/// The same with package directories of the caller's, in `tmp`.
+fn setup_with(
+    tmp: tempfile::TempDir,
+    packages: &[PathBuf],
+) -> (tempfile::TempDir, Netns, Server, PathBuf) {
     let repo = tmp.path().join("repo");
     let mut add = dist();
-    add.arg("--root").arg(&repo).arg("add");
-    for f in fixtures {
-        add.arg(fixture(f));
-    }
+    add.arg("--root").arg(&repo).arg("add").args(packages);
     run_ok(&mut add);
     let key =
         String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
@@ -421,4 +426,170 @@ fn racing_clients_gc_verify_search_and_pack_check() {
             ok(&ns, &root, &["daemon", "stop"]);
         },
     );
+}
+
+/// A package `big` 1.0.0 of `mib` MiB of pseudo-random bytes.
+fn big_package(dir: &Path, mib: usize) -> PathBuf {
+    let d = dir.join("big");
+    fs::create_dir_all(d.join("assets")).unwrap();
+    fs::create_dir_all(d.join("scripts")).unwrap();
+    fs::write(d.join("manifest.yaml"), "name: big\nversion: 1.0.0\n").unwrap();
+    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\n").unwrap();
+    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\n").unwrap();
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let data: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect();
+    fs::write(d.join("assets/data.bin"), data).unwrap();
+    d
+}
+
+fn pid_in(state: &Path, key: &str) -> u32 {
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(state).unwrap()).unwrap();
+    v[key].as_u64().unwrap() as u32
+}
+
+fn gone(pid: u32) -> Result<(), String> {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat)
+            if !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z') =>
+        {
+            Err(format!("pid {pid} still runs"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[test]
+fn a_server_killed_with_sigkill_starts_again_and_stops_what_it_left_kill_campaign() {
+    for t in ["opentracker", "transmission-daemon", "curl"] {
+        require_tool(t);
+    }
+    let (tmp, ns, server, root) = setup(&["hello-1.0.0"]);
+    let repo = tmp.path().join("repo");
+    let state = repo.join("serve/state.json");
+    let (tracker, seeder) = (pid_in(&state, "tracker_pid"), pid_in(&state, "seeder_pid"));
+    // SIGKILL leaves the tracker and the seeder running; the next start found the tracker port
+    // taken ("tracker port 10.77.0.1:6969 is already in use") and never became healthy.
+    run_ok(Command::new("kill").args(["-KILL", &server.pid().to_string()]));
+    let again = Server::start(&ns, &repo, tmp.path().join("serve2.log"));
+    wait_until(
+        "the killed server's tracker to go",
+        Duration::from_secs(10),
+        || gone(tracker),
+    );
+    wait_until(
+        "the killed server's seeder to go",
+        Duration::from_secs(10),
+        || gone(seeder),
+    );
+    assert!(
+        again
+            .log()
+            .contains("left running by a dist serve that was killed"),
+        "{}",
+        again.log()
+    );
+    // While it runs, no second server takes the same root (it would stop this one's children).
+    let o = ns
+        .command(dist_bin())
+        .arg("--root")
+        .arg(&repo)
+        .args([
+            "serve",
+            "--http",
+            "10.77.0.1:7381",
+            "--tracker",
+            "10.77.0.1:6970",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("another dist serve runs"),
+        "{err}"
+    );
+    ok(&ns, &root, &["install", "hello"]);
+    ok(&ns, &root, &["daemon", "stop"]);
+    drop(server);
+}
+
+#[test]
+fn a_client_daemon_killed_before_its_resume_file_is_replaced_and_install_succeeds_kill_campaign() {
+    for t in ["opentracker", "transmission-daemon", "curl"] {
+        require_tool(t);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let big = big_package(&tmp.path().join("pkgs"), 4);
+    let (_tmp, ns, _server, root) = setup_with(tmp, &[big]);
+    let install = ["install", "big", "--transport", "torrent"];
+    let mut first = ns
+        .command(dist_bin())
+        .arg("--root")
+        .arg(&root)
+        .arg("--quiet")
+        .args(install)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // transmission writes the .torrent at once, the resume file (with the torrent's download
+    // directory) minutes later: a daemon killed in between reloads the torrent into downloads/.
+    let config = root.join("daemon/config");
+    wait_until(
+        "the torrent in the client daemon",
+        Duration::from_secs(30),
+        || match fs::read_dir(config.join("torrents")).map(|d| d.count()) {
+            Ok(n) if n > 0 => Ok(()),
+            n => Err(format!("{n:?}")),
+        },
+    );
+    let daemon = pid_in(&root.join("daemon/state.json"), "pid");
+    run_ok(Command::new("kill").args(["-KILL", &daemon.to_string()]));
+    let _ = first.wait();
+    let resumes = fs::read_dir(config.join("resume"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        resumes, 0,
+        "the daemon saved its resume file before the kill"
+    );
+    // Before the fix: "the downloaded object failed verification" (the killed daemon's .part).
+    ok(&ns, &root, &install);
+    ok(&ns, &root, &["verify"]);
+    let strays: Vec<String> = fs::read_dir(root.join("downloads"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() != 40)
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "downloaded beside downloads/<infohash>/: {strays:?}"
+    );
+
+    // gc killed between removing a store path and its record left the record for good.
+    let installed = stdout_json(&ok(&ns, &root, &["list", "--installed", "--json"]));
+    let store = PathBuf::from(installed[0]["store_path"].as_str().unwrap());
+    ok(&ns, &root, &["uninstall", "big"]);
+    run_ok(Command::new("chmod").arg("-R").arg("u+w").arg(&store));
+    fs::remove_dir_all(&store).unwrap();
+    ok(&ns, &root, &["gc", "--keep", "1"]);
+    let records: Vec<String> = fs::read_dir(root.join("store"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(records.is_empty(), "gc left {records:?}");
+    ok(&ns, &root, &["daemon", "stop"]);
 }

@@ -82,7 +82,25 @@ pub fn ensure(layout: &Layout, settings: &Settings) -> Result<Rpc> {
     )?;
     // The daemon outlives this process on purpose: it keeps seeding what was installed.
     handle.detach();
-    Ok(Rpc::local(rpc_port))
+    let rpc = Rpc::local(rpc_port);
+    relocate_strays(layout, &rpc)?;
+    Ok(rpc)
+}
+
+/// Puts every torrent the daemon loaded back into its `downloads/<infohash>/` and re-checks
+/// it. transmission keeps a torrent's directory in its resume file, written some seconds after
+/// the add: a daemon killed before that reloads the torrent (from `config/torrents/`) into its
+/// default directory, `downloads/`, and fetches everything again there, while the installer
+/// looks in `downloads/<infohash>/` and found the killed daemon's stale `.part` instead.
+fn relocate_strays(layout: &Layout, rpc: &Rpc) -> Result<()> {
+    for t in rpc.all()? {
+        let dir = layout.download_dir(&t.hash_string);
+        if std::path::Path::new(&t.download_dir) != dir {
+            rpc.set_location(&t.hash_string, &dir)?;
+            rpc.verify(&[t.hash_string])?;
+        }
+    }
+    Ok(())
 }
 
 /// Stops the private daemon gracefully (torrents stopped first so the tracker hears it).

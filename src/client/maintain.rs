@@ -118,7 +118,8 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
     Ok(report)
 }
 
-/// Removes every store path (and its record) no remaining generation references.
+/// Removes every store path (and its record) no remaining generation references, and every
+/// record whose store path is gone.
 fn collect_store_paths(
     layout: &Layout,
     live_paths: &BTreeSet<PathBuf>,
@@ -131,7 +132,18 @@ fn collect_store_paths(
     {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name.ends_with(".record.json") || live_paths.contains(&path) {
+        if let Some(store_name) = name.strip_suffix(".record.json") {
+            // A record alone: a gc killed between removing a store path and its record, or an
+            // unpack killed between writing the record and renaming the tree into place.
+            let store_path = layout.store_dir().join(store_name);
+            if !store_path.exists() && !live_paths.contains(&store_path) {
+                report.bytes_freed += du(&path);
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+            continue;
+        }
+        if name.starts_with('.') || live_paths.contains(&path) {
             continue;
         }
         report.bytes_freed += du(&path);

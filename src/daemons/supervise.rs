@@ -147,6 +147,33 @@ pub fn free_port(ip: &str) -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// The live processes running `program` (as the kernel names it: at most 15 bytes) whose
+/// arguments hold `flag` directly followed by `value`: how a daemon started on a state
+/// directory is found again when the process that started it died without stopping it.
+pub fn find_by_arg(program: &str, flag: &str, value: &Path) -> Vec<u32> {
+    let comm = &program.as_bytes()[..program.len().min(15)];
+    let value = value.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let name = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = args.split(|b| *b == 0).collect();
+            name.strip_suffix(b"\n") == Some(comm)
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == flag.as_bytes() && w[1] == value)
+                && alive(*pid)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 /// Whether `pid` names a live process (a zombie counts as gone).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -224,6 +251,22 @@ mod tests {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         terminate(&mut child, "sleep", Duration::from_secs(5)).unwrap();
         assert_eq!(child.try_wait().unwrap().unwrap().signal(), Some(15));
+    }
+
+    #[test]
+    fn a_daemon_is_found_by_its_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .arg(dir.path())
+            .spawn()
+            .unwrap();
+        assert_eq!(find_by_arg("sleep", "30", dir.path()), vec![child.id()]);
+        assert!(find_by_arg("sleep", "31", dir.path()).is_empty());
+        assert!(find_by_arg("sleep", "30", &dir.path().join("x")).is_empty());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(find_by_arg("sleep", "30", dir.path()).is_empty());
     }
 
     #[test]

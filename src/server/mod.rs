@@ -168,6 +168,8 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     let runtime_dir = root.join("serve");
     std::fs::create_dir_all(&runtime_dir)
         .with_context(|| format!("cannot create {}", runtime_dir.display()))?;
+    let _one_server = lock_runtime_dir(&runtime_dir)?;
+    stop_leftovers(&runtime_dir, report)?;
 
     // Bind HTTP first: a port in use fails before any child starts.
     let listener = std::net::TcpListener::bind(cfg.http).with_context(|| {
@@ -221,6 +223,56 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     let stopped_daemon = daemon.stop();
     let stopped_tracker = tracker.stop();
     result.and(stopped_daemon).and(stopped_tracker)
+}
+
+/// Holds `serve/lock` for the server's lifetime (the kernel releases it when the process dies,
+/// even by SIGKILL): one server per root, so whatever runs on this root's state directories
+/// without it holding the lock was left by a server that died.
+fn lock_runtime_dir(runtime_dir: &Path) -> Result<crate::store::lock::RootLock> {
+    use crate::store::lock::{self, LockError, Mode};
+    lock::acquire(
+        runtime_dir,
+        Mode::Exclusive,
+        "serve",
+        Duration::ZERO,
+        &|_| {},
+    )
+    .map_err(|e| match e {
+        LockError::Timeout { holder, .. } => anyhow::anyhow!(
+            "another dist serve runs on {} ({holder})",
+            runtime_dir.display()
+        ),
+        other => other.into(),
+    })
+}
+
+/// Stops the tracker and seeder a killed server left running. A server killed with SIGKILL
+/// cannot stop its children: they outlive it, holding the tracker port (the next start then
+/// failed with "tracker port ... is already in use") and the seeder's state. They are found by
+/// the state directory on their command line; under the runtime lock no live server owns them.
+fn stop_leftovers(runtime_dir: &Path, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+    use crate::daemons::supervise::{alive, find_by_arg, terminate_pid};
+    let left = [
+        ("opentracker", "-d", runtime_dir.join("tracker")),
+        (
+            "transmission-daemon",
+            "-g",
+            runtime_dir.join("transmission"),
+        ),
+    ];
+    for (program, flag, dir) in left {
+        for pid in find_by_arg(program, flag, &dir) {
+            report(ServeEvent::Problem(format!(
+                "stopping {program} (pid {pid}) left running by a dist serve that was killed"
+            )));
+            // SIGTERM, then SIGKILL after 10 s; only a process that survives both is an error.
+            let _ = terminate_pid(pid, program, Duration::from_secs(10));
+            if alive(pid) {
+                bail!("{program} (pid {pid}) left by a killed dist serve does not stop");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Starts the tracker (whitelisting what is published) and the seeder; if the seeder cannot

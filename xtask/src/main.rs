@@ -6,10 +6,17 @@
 //!   run.
 //! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
 //!   per target (default 300), with their figures.
+//! - `cargo xtask campaign kill [N] [--seed S]`: N (default 200) SIGKILLs of dist's commands,
+//!   server and client daemon at random moments, each followed by the invariant checks.
+//! - `cargo xtask campaign load [ROUNDS]`: rounds of 200 concurrent syncs, then 50 concurrent
+//!   installs, against one server; errors, latencies and the server's RSS.
 
 mod bench;
 mod bench_e2e;
 mod bench_install;
+mod campaign;
+mod campaign_kill;
+mod campaign_load;
 mod demo;
 mod fuzz;
 #[path = "../../tests/common/netns.rs"]
@@ -34,7 +41,10 @@ fn run() -> Result<()> {
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
-        _ => bail!("usage: cargo xtask <test|demo|bench [pack|add|e2e|install]|fuzz [SECS]>"),
+        Some("campaign") => campaign::run(&rest),
+        _ => bail!(
+            "usage: cargo xtask <test|demo|bench [pack|add|e2e|install]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+        ),
     }
 }
 

@@ -203,6 +203,13 @@ impl Rpc {
         self.act("torrent-verify", hashes)
     }
 
+    /// Points a torrent at `dir` without moving anything (`torrent-set-location`, `move` false):
+    /// its data is looked for there from now on.
+    pub fn set_location(&self, hash: &InfoHash, dir: &Path) -> Result<()> {
+        let args = json!({ "ids": [hash], "location": utf8(dir)?, "move": false });
+        self.call("torrent-set-location", args).map(drop)
+    }
+
     pub fn start(&self, hashes: &[InfoHash]) -> Result<()> {
         self.act("torrent-start", hashes)
     }

@@ -115,9 +115,15 @@ impl TorrentStatus {
     /// Every byte is here and checked: metadata complete, 100 %, nothing left. ("Transmission
     /// says 100 %" is not verification of the content; the caller still re-hashes it.)
     pub fn is_complete(&self) -> bool {
+        // While a verification is pending or running, the numbers are those from before it.
+        let checking = matches!(
+            self.state(),
+            TorrentState::CheckWait | TorrentState::Verifying
+        );
         self.metadata_percent_complete >= 1.0
             && self.percent_done >= 1.0
             && self.left_until_done == 0
+            && !checking
     }
 
     /// Complete and offering the data to peers.

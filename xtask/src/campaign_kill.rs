@@ -1,0 +1,507 @@
+//! `cargo xtask campaign kill [N] [--seed S]`: at least N (default 200) SIGKILLs against a real
+//! `dist serve` and a real client in a private network namespace, the origin capped with `tc`
+//! so that fetches of the two 32 MiB versions of `big` last seconds. Each cycle kills `dist add`
+//! (a new package), an install of `big@1.0.0` over HTTP or BitTorrent (or, every fourth cycle,
+//! the client's transmission-daemon during that install), the upgrade to `big@2.0.0` over the
+//! other transport, `rollback`, `uninstall big`, `gc --keep 1`, and `dist serve` (starting, or
+//! following a publish). Delays are random (printed seed) over the operation's calibrated
+//! length. After each kill the invariants of `campaign_check` are checked, the killed command
+//! (or its idempotent form) is run again and must succeed with the expected result, and a
+//! killed server must restart and reach `/health` 200.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::bench_e2e::{in_namespace, package, Env};
+use crate::campaign::{self as c, Hit, Rng, Server};
+
+mod check;
+mod rounds;
+
+const BIG_MIB: usize = 32;
+const CAP_MBIT: u32 = 64;
+/// How long a command run to completion after a kill may take.
+const LIMIT: Duration = Duration::from_secs(300);
+const HEALTH_LIMIT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Add,
+    ServeStart,
+    ServeFollow,
+    InstallHttp,
+    InstallTorrent,
+    Upgrade,
+    Rollback,
+    Uninstall,
+    Gc,
+    Daemon,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Add => "add",
+            Kind::ServeStart => "serve (start)",
+            Kind::ServeFollow => "serve (follow)",
+            Kind::InstallHttp => "install http",
+            Kind::InstallTorrent => "install torrent",
+            Kind::Upgrade => "upgrade",
+            Kind::Rollback => "rollback",
+            Kind::Uninstall => "uninstall",
+            Kind::Gc => "gc",
+            Kind::Daemon => "client daemon",
+        }
+    }
+}
+
+/// What the kills of one kind did.
+#[derive(Default)]
+struct Tally {
+    sent: usize,
+    landed: usize,
+    before_exec: usize,
+    finished: usize,
+    phases: BTreeMap<&'static str, usize>,
+    delays: Vec<Duration>,
+}
+
+struct Campaign<'a> {
+    env: &'a Env,
+    rng: Rng,
+    repo: PathBuf,
+    client: PathBuf,
+    pkgs: PathBuf,
+    server: Option<Server>,
+    /// Calibrated length of each operation: kill delays are drawn over it.
+    est: BTreeMap<Kind, Duration>,
+    tally: BTreeMap<Kind, Tally>,
+    violations: Vec<String>,
+    findings: Vec<String>,
+    /// BLAKE3 of big 1.0.0 and 2.0.0.
+    b3: BTreeMap<&'static str, String>,
+    /// Which kill this is, and what it was, for messages.
+    context: String,
+    serves: usize,
+    adds: usize,
+    began: Instant,
+}
+
+fn parse(args: &[&str]) -> Result<(usize, Option<u64>)> {
+    let (mut n, mut seed) = (200, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match *a {
+            "--seed" => seed = Some(it.next().context("--seed needs a value")?.parse()?),
+            v => {
+                n = v
+                    .parse()
+                    .with_context(|| format!("`{v}`: expected N or --seed S"))?
+            }
+        }
+    }
+    Ok((n, seed))
+}
+
+pub fn run(args: &[&str]) -> Result<()> {
+    let (n, seed) = parse(args)?;
+    let (rng, seed) = Rng::new(seed);
+    println!("kill campaign: {n} kills, seed {seed} (again: cargo xtask campaign kill {n} --seed {seed})");
+    let t = Instant::now();
+    in_namespace("campaign-kill", |env| {
+        let mut k = Campaign::setup(env, rng)?;
+        let result = k.campaign(n);
+        let stopped = k.shutdown();
+        k.report(t.elapsed());
+        result?;
+        stopped?;
+        if !k.violations.is_empty() {
+            bail!("{} invariant violations", k.violations.len());
+        }
+        Ok(())
+    })
+}
+
+impl<'a> Campaign<'a> {
+    fn setup(env: &'a Env, rng: Rng) -> Result<Campaign<'a>> {
+        let began = Instant::now();
+        let pkgs = env.tmp.join("pkgs");
+        let big1 = package(&pkgs.join("v1"), "big", BIG_MIB << 20, 1)?;
+        let big2 = package(&pkgs.join("v2"), "big", BIG_MIB << 20, 2)?;
+        fs::write(big2.join("manifest.yaml"), "name: big\nversion: 2.0.0\n")?;
+        let repo = env.tmp.join("repo");
+        let added = c::ok(env, &repo, &["add", "--json", &disp(&big1), &disp(&big2)])?;
+        let added: Vec<Value> = serde_json::from_str(&added)?;
+        let mut b3 = BTreeMap::new();
+        for (v, a) in ["1.0.0", "2.0.0"].into_iter().zip(&added) {
+            b3.insert(v, a["blake3"].as_str().context("add --json")?.to_string());
+        }
+        let key = c::ok(env, &repo, &["key", "show"])?.trim().to_string();
+        c::shape_origin(env, CAP_MBIT)?;
+        let client = env.tmp.join("client");
+        c::client_root(&client, &key, c::CLIENT_IP)?;
+        let mut k = Campaign {
+            env,
+            rng,
+            repo,
+            client,
+            pkgs,
+            server: None,
+            est: BTreeMap::new(),
+            tally: BTreeMap::new(),
+            violations: Vec::new(),
+            findings: Vec::new(),
+            b3,
+            context: String::new(),
+            serves: 0,
+            adds: 0,
+            began,
+        };
+        let t = k.start_server()?;
+        k.est.insert(Kind::ServeStart, t);
+        c::ok(env, &k.client, &["sync"])?;
+        k.calibrate()?;
+        Ok(k)
+    }
+
+    /// One cycle without kills, timing each operation.
+    fn calibrate(&mut self) -> Result<()> {
+        let dir = self.new_package("pkg")?;
+        let t = Instant::now();
+        c::ok(self.env, &self.repo, &["add", &disp(&dir)])?;
+        self.est.insert(Kind::Add, t.elapsed());
+        let t = Instant::now();
+        let env = self.env;
+        self.server_mut()?.wait_healthy(env, HEALTH_LIMIT)?;
+        self.est.insert(Kind::ServeFollow, t.elapsed());
+        let steps: [(Kind, &[&str]); 5] = [
+            (
+                Kind::InstallHttp,
+                &["install", "big@1.0.0", "--transport", "http"],
+            ),
+            (
+                Kind::InstallTorrent,
+                &["install", "big@2.0.0", "--transport", "torrent"],
+            ),
+            (Kind::Rollback, &["rollback"]),
+            (Kind::Uninstall, &["uninstall", "big"]),
+            (Kind::Gc, &["gc", "--keep", "1"]),
+        ];
+        for (kind, args) in steps {
+            let t = Instant::now();
+            c::ok(self.env, &self.client, args)?;
+            self.est.insert(kind, t.elapsed());
+        }
+        let torrent = self.est[&Kind::InstallTorrent];
+        self.est.insert(Kind::Daemon, torrent);
+        let shown: Vec<String> = self
+            .est
+            .iter()
+            .map(|(k, d)| format!("{} {}", k.name(), c::secs(*d)))
+            .collect();
+        let at = c::secs(self.began.elapsed());
+        println!(
+            "calibration (one unkilled cycle, done at {at}): {}",
+            shown.join(", ")
+        );
+        let bad = [
+            check::client(self.env, &self.client),
+            check::repo(&self.repo),
+        ]
+        .concat();
+        if !bad.is_empty() {
+            bail!("the invariants fail before any kill: {bad:?}");
+        }
+        Ok(())
+    }
+
+    fn campaign(&mut self, n: usize) -> Result<()> {
+        let mut cycle = 0usize;
+        while self.sent() < n {
+            let torrent_first = cycle % 2 == 1;
+            let (t1, t2) = if torrent_first {
+                ("torrent", "http")
+            } else {
+                ("http", "torrent")
+            };
+            for step in 0..7 {
+                if self.sent() >= n {
+                    break;
+                }
+                match step {
+                    0 => self.add_round()?,
+                    1 if cycle % 4 == 1 => self.daemon_round()?,
+                    1 => {
+                        let kind = if torrent_first {
+                            Kind::InstallTorrent
+                        } else {
+                            Kind::InstallHttp
+                        };
+                        self.install_round(kind, "1.0.0", t1)?
+                    }
+                    2 => self.install_round(Kind::Upgrade, "2.0.0", t2)?,
+                    3 => self.rollback_round()?,
+                    4 => self.uninstall_round()?,
+                    5 => self.gc_round()?,
+                    _ if cycle.is_multiple_of(2) => self.serve_round(Kind::ServeStart)?,
+                    _ => self.serve_round(Kind::ServeFollow)?,
+                }
+            }
+            cycle += 1;
+            let landed: usize = self.tally.values().map(|t| t.landed).sum();
+            println!(
+                "cycle {cycle} done at {}: {} kills sent, {landed} landed, {} violations",
+                c::secs(self.began.elapsed()),
+                self.sent(),
+                self.violations.len()
+            );
+        }
+        Ok(())
+    }
+
+    fn sent(&self) -> usize {
+        self.tally.values().map(|t| t.sent).sum()
+    }
+
+    /// A kill delay for `kind`: uniform over 0..1.1 × its calibrated length.
+    fn delay(&mut self, kind: Kind) -> Duration {
+        self.est[&kind].mul_f64(1.1 * self.rng.unit())
+    }
+
+    fn record(&mut self, kind: Kind, hit: Hit, delay: Duration, phase: &'static str) {
+        let t = self.tally.entry(kind).or_default();
+        t.sent += 1;
+        t.delays.push(delay);
+        match hit {
+            Hit::Landed => {
+                t.landed += 1;
+                *t.phases.entry(phase).or_default() += 1;
+            }
+            Hit::BeforeExec => t.before_exec += 1,
+            Hit::Finished => t.finished += 1,
+        }
+        self.context = format!(
+            "kill #{} ({}, {:?} after start, {hit:?}, phase {phase})",
+            self.sent(),
+            kind.name(),
+            delay
+        );
+    }
+
+    fn violation(&mut self, what: String) {
+        let v = format!("{}: {what}", self.context);
+        println!("VIOLATION {v}");
+        self.violations.push(v);
+    }
+
+    fn finding(&mut self, what: String) {
+        let v = format!("{}: {what}", self.context);
+        println!("finding   {v}");
+        self.findings.push(v);
+    }
+
+    /// Spawns `dist ARGS` in `root` and kills it after a random delay over the length of the
+    /// operation `like`.
+    fn kill_dist(&mut self, like: Kind, root: &Path, args: &[&str]) -> Result<(Hit, Duration)> {
+        let delay = self.delay(like);
+        let mut child = c::dist_cmd(self.env, root, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let hit = c::kill_at(&mut child, Instant::now(), delay)?;
+        Ok((hit, delay))
+    }
+
+    /// The invariants of both roots, each failure a violation.
+    fn check(&mut self, when: &str) {
+        let bad = [
+            check::client(self.env, &self.client),
+            check::repo(&self.repo),
+        ]
+        .concat();
+        for b in bad {
+            self.violation(format!("{when}: {b}"));
+        }
+    }
+
+    /// Runs `dist ARGS` to completion after a kill: it must succeed, and leave no leftovers.
+    fn rerun(&mut self, root: &Path, args: &[&str]) -> bool {
+        match c::run_dist(self.env, root, args, LIMIT) {
+            Ok(o) if o.status.success() => {
+                let left = check::leftovers(root);
+                if !left.is_empty() {
+                    self.violation(format!(
+                        "`dist {}` left leftovers: {left:?}",
+                        args.join(" ")
+                    ));
+                }
+                true
+            }
+            Ok(o) => {
+                let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                self.violation(format!(
+                    "the next `dist {}` failed ({}): {err}",
+                    args.join(" "),
+                    o.status
+                ));
+                self.retry(root, args);
+                false
+            }
+            Err(e) => {
+                self.violation(format!("the next `dist {}`: {e:#}", args.join(" ")));
+                self.retry(root, args);
+                false
+            }
+        }
+    }
+
+    /// One more run after a failed one, to get the cycle back on track; says how it went.
+    fn retry(&mut self, root: &Path, args: &[&str]) {
+        let how = match c::run_dist(self.env, root, args, LIMIT) {
+            Ok(o) if o.status.success() => "succeeded".to_string(),
+            Ok(o) => format!("failed too: {}", String::from_utf8_lossy(&o.stderr).trim()),
+            Err(e) => format!("failed too: {e:#}"),
+        };
+        println!("          a second `dist {}` {how}", args.join(" "));
+    }
+
+    /// Starts a server and waits for `/health` 200; on failure it is stopped again.
+    fn start_server(&mut self) -> Result<Duration> {
+        self.serves += 1;
+        let log = self.env.tmp.join(format!("serve-{}.log", self.serves));
+        let mut s = Server::spawn(self.env, &self.repo, &log)?;
+        match s.wait_healthy(self.env, HEALTH_LIMIT) {
+            Ok(_) => {
+                let t = s.started.elapsed();
+                self.server = Some(s);
+                Ok(t)
+            }
+            Err(e) => {
+                let _ = s.stop();
+                Err(e)
+            }
+        }
+    }
+
+    fn server_mut(&mut self) -> Result<&mut Server> {
+        self.server.as_mut().context("no server runs")
+    }
+
+    /// Graceful stop (SIGTERM) of the running server; it must exit 0.
+    fn stop_server(&mut self) -> Result<()> {
+        if let Some(s) = self.server.take() {
+            let status = s.stop()?;
+            if !status.success() {
+                self.finding(format!("dist serve exited {status} on SIGTERM"));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a server was killed: a new one must reach `/health` 200, and the killed one's
+    /// tracker and seeder must be gone (the new one's are its children).
+    fn restart_server(&mut self) -> Result<()> {
+        match self.start_server() {
+            Ok(t) => {
+                let est = self.est[&Kind::ServeStart];
+                self.est.insert(Kind::ServeStart, (est * 3 + t) / 4);
+            }
+            Err(e) => {
+                self.violation(format!("the restarted dist serve failed: {e:#}"));
+                let stale = self.stop_strays(None);
+                println!("          stopped what the killed server left running: {stale:?}");
+                self.start_server()
+                    .context("dist serve does not start even after its leftovers were stopped")?;
+            }
+        }
+        let pid = self.server.as_ref().map(Server::pid);
+        let stale = self.stop_strays(pid);
+        if !stale.is_empty() {
+            self.violation(format!(
+                "the killed server's children still ran beside the new ones: {stale:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the tracker and seeder processes of the repository whose parent is not `keep`
+    /// (the running server); returns what was stopped.
+    fn stop_strays(&mut self, keep: Option<u32>) -> Vec<(u32, String)> {
+        let needle = format!("{}/serve/", disp(&self.repo));
+        let strays: Vec<(u32, String)> = c::processes_with(self.env, &needle)
+            .into_iter()
+            .filter(|(pid, _)| keep.is_none() || c::ppid(*pid) != keep)
+            .collect();
+        for (pid, _) in &strays {
+            c::terminate(*pid);
+        }
+        strays
+    }
+
+    /// Stops the client daemon and the server; anything still in the namespace is a finding.
+    fn shutdown(&mut self) -> Result<()> {
+        let daemon = c::ok(self.env, &self.client, &["daemon", "stop"]);
+        let server = self.stop_server();
+        std::thread::sleep(Duration::from_millis(200));
+        for pid in self.env.ns.pids() {
+            self.context = "at the end".into();
+            self.finding(format!("process {pid} still ran: {}", c::cmdline(pid)));
+            c::terminate(pid);
+        }
+        daemon.and(server).map(drop)
+    }
+
+    fn report(&self, total: Duration) {
+        println!("\n== kill campaign report ==");
+        println!(
+            "{:<16} {:>5} {:>7} {:>12} {:>9}  {:<24} landed, by phase",
+            "kind", "sent", "landed", "before exec", "finished", "delay min/p50/max"
+        );
+        let mut sum = Tally::default();
+        for (kind, t) in &self.tally {
+            let d = |p: f64| format!("{:.0}", c::percentile(&t.delays, p).as_secs_f64() * 1000.0);
+            let phases: Vec<String> = t.phases.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            println!(
+                "{:<16} {:>5} {:>7} {:>12} {:>9}  {:<24} {}",
+                kind.name(),
+                t.sent,
+                t.landed,
+                t.before_exec,
+                t.finished,
+                format!("{}/{}/{} ms", d(0.0), d(50.0), d(100.0)),
+                phases.join(", ")
+            );
+            sum.sent += t.sent;
+            sum.landed += t.landed;
+            sum.before_exec += t.before_exec;
+            sum.finished += t.finished;
+        }
+        println!(
+            "{:<16} {:>5} {:>7} {:>12} {:>9}",
+            "total", sum.sent, sum.landed, sum.before_exec, sum.finished
+        );
+        println!("violations: {}", self.violations.len());
+        for v in &self.violations {
+            println!("  - {v}");
+        }
+        println!(
+            "findings (not invariant violations): {}",
+            self.findings.len()
+        );
+        for f in &self.findings {
+            println!("  - {f}");
+        }
+        let s = total.as_secs();
+        println!("total time: {} min {:02} s", s / 60, s % 60);
+    }
+}
+
+fn disp(p: &Path) -> String {
+    p.display().to_string()
+}
