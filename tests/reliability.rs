@@ -90,6 +90,13 @@ impl Served {
     }
 }
 
+/// A served repository of one package (no commands) and a client root synced with it.
+fn one_package(tmp: &Path, name: &str, install: &str) -> (Served, PathBuf) {
+    let s = serve(tmp, &[package(&tmp.join("pkgs"), name, install, &[])]);
+    let root = s.synced(&tmp.join("client"));
+    (s, root)
+}
+
 fn failed(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "succeeded, stderr:\n{err}");
@@ -137,17 +144,11 @@ fn gc_in_a_root_that_is_also_a_repository_keeps_what_it_publishes_issue_9() {
 #[test]
 fn an_install_script_that_never_exits_is_killed_after_script_timeout_issue_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let pkgs = tmp.path().join("pkgs");
-    let s = serve(
+    let (s, root) = one_package(
         tmp.path(),
-        &[package(
-            &pkgs,
-            "hang",
-            "#!/bin/sh\necho started\nsleep 987651\n",
-            &[],
-        )],
+        "hang",
+        "#!/bin/sh\necho started\nsleep 987651\n",
     );
-    let root = s.synced(&tmp.path().join("client"));
     let t = Instant::now();
     let out = s
         .client(&root)
@@ -221,17 +222,11 @@ fn a_background_child_of_a_script_does_not_hold_up_install_issue_9() {
 #[test]
 fn scripts_get_a_clean_environment_and_their_output_is_logged_issue_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let pkgs = tmp.path().join("pkgs");
-    let s = serve(
+    let (s, root) = one_package(
         tmp.path(),
-        &[package(
-            &pkgs,
-            "envy",
-            "#!/bin/sh\nenv > \"$DIST_ROOT/env.txt\"\necho hello-from-script\n",
-            &[],
-        )],
+        "envy",
+        "#!/bin/sh\nenv > \"$DIST_ROOT/env.txt\"\necho hello-from-script\n",
     );
-    let root = s.synced(&tmp.path().join("client"));
     run_ok(s.client(&root).env("SECRET_TOKEN", "do-not-leak").args([
         "install",
         "envy",
@@ -260,17 +255,11 @@ fn scripts_get_a_clean_environment_and_their_output_is_logged_issue_9() {
 #[test]
 fn ctrl_c_during_an_install_script_switches_nothing_and_kills_the_script_issue_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let pkgs = tmp.path().join("pkgs");
-    let s = serve(
+    let (s, root) = one_package(
         tmp.path(),
-        &[package(
-            &pkgs,
-            "slow",
-            "#!/bin/sh\necho started\nsleep 987653\n",
-            &[],
-        )],
+        "slow",
+        "#!/bin/sh\necho started\nsleep 987653\n",
     );
-    let root = s.synced(&tmp.path().join("client"));
     let child = s
         .client(&root)
         .args(["install", "slow", "--transport", "http"])
@@ -300,9 +289,7 @@ fn ctrl_c_during_an_install_script_switches_nothing_and_kills_the_script_issue_9
 #[test]
 fn a_transmission_partial_file_does_not_poison_an_http_install_issue_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let pkgs = tmp.path().join("pkgs");
-    let s = serve(tmp.path(), &[package(&pkgs, "pt", "#!/bin/sh\n", &[])]);
-    let root = s.synced(&tmp.path().join("client"));
+    let (s, root) = one_package(tmp.path(), "pt", "#!/bin/sh\n");
     let plan = stdout_json(&run_ok(s.client(&root).args(["list", "--json"])));
     let (ih, size) = (
         plan[0]["infohash"].as_str().unwrap().to_string(),
