@@ -256,17 +256,30 @@ mod tests {
     #[test]
     fn a_daemon_is_found_by_its_state_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("sleep")
-            .arg("30")
+        // A process that stays alive with `FLAG VALUE` among its arguments, as the daemons do
+        // (`-g CONFIG_DIR`): `tail -f /dev/null DIR` follows /dev/null for ever.
+        let mut child = Command::new("tail")
+            .arg("-f")
+            .arg("/dev/null")
             .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        assert_eq!(find_by_arg("sleep", "30", dir.path()), vec![child.id()]);
-        assert!(find_by_arg("sleep", "31", dir.path()).is_empty());
-        assert!(find_by_arg("sleep", "30", &dir.path().join("x")).is_empty());
+        // Right after fork, /proc shows the parent's command line until exec: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while find_by_arg("tail", "/dev/null", dir.path()).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            find_by_arg("tail", "/dev/null", dir.path()),
+            vec![child.id()]
+        );
+        assert!(find_by_arg("tail", "-f", dir.path()).is_empty());
+        assert!(find_by_arg("tail", "/dev/null", &dir.path().join("x")).is_empty());
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(find_by_arg("sleep", "30", dir.path()).is_empty());
+        assert!(find_by_arg("tail", "/dev/null", dir.path()).is_empty());
     }
 
     #[test]
