@@ -138,8 +138,11 @@ fn collect_store_paths(
             let store_path = layout.store_dir().join(store_name);
             if !store_path.exists() && !live_paths.contains(&store_path) {
                 report.bytes_freed += du(&path);
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
+                match std::fs::remove_file(&path) {
+                    // Gone with its store path, removed earlier in this same loop.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    r => r.with_context(|| format!("cannot remove {}", path.display()))?,
+                }
             }
             continue;
         }
