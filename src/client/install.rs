@@ -148,7 +148,7 @@ fn run(
     let entering: Vec<Installed> = done
         .iter()
         .filter(|d| d.item.action != Action::Installed)
-        .map(|d| installed_entry(&d.item.record, &d.store_path))
+        .map(|d| Installed::from_record(&d.item.record, d.store_path.clone()))
         .collect();
     if entering.is_empty() {
         return Ok(None);
@@ -179,16 +179,6 @@ fn run(
         d.stages.insert(Stage::Switch, switch);
     }
     Ok(Some(switched.generation))
-}
-
-fn installed_entry(rec: &PackageRecord, store_path: &std::path::Path) -> Installed {
-    Installed {
-        name: rec.name.clone(),
-        version: rec.version.clone(),
-        blake3: rec.blake3,
-        infohash: rec.infohash,
-        store_path: store_path.to_path_buf(),
-    }
 }
 
 /// Gets every object the plan needs unpacked into a verified object: fetched ones are hashed

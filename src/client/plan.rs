@@ -115,16 +115,7 @@ fn check_known_conflicts(
         let store_path = layout.store_path(&r.blake3, &r.name, &r.version);
         match i.action {
             Action::Installed | Action::Link => {
-                next.insert(
-                    r.name.clone(),
-                    Installed {
-                        name: r.name.clone(),
-                        version: r.version.clone(),
-                        blake3: r.blake3,
-                        infohash: r.infohash,
-                        store_path,
-                    },
-                );
+                next.insert(r.name.clone(), Installed::from_record(r, store_path));
             }
             // Its files are not known yet; what it replaces leaves either way.
             Action::Unpack | Action::Fetch(_) => {

@@ -37,6 +37,17 @@ pub struct Generation {
 }
 
 impl Installed {
+    /// The entry a generation holds for `rec` unpacked at `store_path`.
+    pub fn from_record(rec: &crate::repo::index::PackageRecord, store_path: PathBuf) -> Installed {
+        Installed {
+            name: rec.name.clone(),
+            version: rec.version.clone(),
+            blake3: rec.blake3,
+            infohash: rec.infohash,
+            store_path,
+        }
+    }
+
     /// `name@version`, as messages name it.
     pub fn id(&self) -> PackageId {
         PackageId::new(self.name.clone(), self.version.clone())

@@ -34,13 +34,8 @@ impl Request {
                 (n, spec)
             }
         };
-        if let Some(p) = crate::format::manifest::name_problem(name) {
-            bail!("`{s}`: invalid package name: {p}");
-        }
-        Ok(Request {
-            name: PackageName::parse(name).expect("the name rule was just checked"),
-            spec,
-        })
+        let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("`{s}`: {e}"))?;
+        Ok(Request { name, spec })
     }
 
     /// The version of the index this request selects.

@@ -119,28 +119,33 @@ impl Signal {
 /// pid of 0 or above `i32::MAX`, which kill(2) would read as a group or as "every process", is
 /// an error).
 pub fn signal(pid: u32, signal: Signal) -> Result<()> {
-    let name = signal.name();
-    let target = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| anyhow!("kill -{name} {pid}: not a process id"))?;
+    let (name, target) = (signal.name(), kill_target(pid, signal, false)?);
     rustix::process::kill_process(target, signal.number())
         .map_err(|e| anyhow!("kill -{name} {pid} failed: {e}"))
 }
 
-/// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
 /// Sends `signal` to every process of the process group `pgid` (a child started with
 /// `process_group(0)` leads its own group, so its pid is the group id).
 pub fn signal_group(pgid: u32, signal: Signal) -> Result<()> {
-    let name = signal.name();
-    let target = i32::try_from(pgid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| anyhow!("kill -{name} -{pgid}: not a process group id"))?;
+    let (name, target) = (signal.name(), kill_target(pgid, signal, true)?);
     rustix::process::kill_process_group(target, signal.number())
         .map_err(|e| anyhow!("kill -{name} -{pgid} failed: {e}"))
 }
 
+/// `id` as a pid kill(2) reads as exactly that process (or group): 0 and anything above
+/// `i32::MAX` would mean "my group" or "every process", and are refused.
+fn kill_target(id: u32, signal: Signal, group: bool) -> Result<rustix::process::Pid> {
+    let (name, sign, what) = match group {
+        false => (signal.name(), "", "a process id"),
+        true => (signal.name(), "-", "a process group id"),
+    };
+    i32::try_from(id)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| anyhow!("kill -{name} {sign}{id}: not {what}"))
+}
+
+/// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
 pub fn free_port(ip: &str) -> Result<u16> {
     let l =
         TcpListener::bind((ip, 0)).with_context(|| format!("cannot find a free port on {ip}"))?;
