@@ -255,6 +255,30 @@ impl Repo {
         Info::parse_torrent(&t).map_err(|e| anyhow::anyhow!("torrent info of {infohash}: {e}"))
     }
 
+    /// Every package the master index holds (committed state, which is at least what
+    /// `published/LATEST` names), sorted by name and version precedence.
+    pub fn records(&self) -> Result<Vec<PackageRecord>> {
+        let conn = self.open_index()?;
+        index::read_records(&conn)
+            .with_context(|| format!("cannot read {}", self.index_path().display()))
+    }
+
+    /// The info dictionary of one indexed object; `None` when no package has that infohash.
+    pub fn torrent_info(&self, infohash: &InfoHash) -> Result<Option<Info>> {
+        let conn = self.open_index()?;
+        let known: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM torrents WHERE infohash = ?1",
+                [infohash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match known {
+            Some(_) => Ok(Some(self.info(&conn, infohash)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The info dictionaries of every indexed object, by infohash.
     pub fn all_infos(&self) -> Result<BTreeMap<InfoHash, Info>> {
         let conn = self.open_index()?;
