@@ -150,6 +150,10 @@ pub struct AddArgs {
     /// Print a JSON array instead of text.
     #[arg(long)]
     pub json: bool,
+    /// How many index deltas stay published (also `index_retention` in server.yaml);
+    /// default 32.
+    #[arg(long, value_name = "N")]
+    pub index_retention: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,6 +185,10 @@ pub struct ServeArgs {
     /// Upload cap of the seeder in kB/s (1000 bytes); none by default.
     #[arg(long, value_name = "KBPS")]
     pub upload_limit: Option<u32>,
+    /// How many index deltas stay published (clients that far behind sync by delta; older
+    /// ones fetch the whole index); default 32.
+    #[arg(long, value_name = "N")]
+    pub index_retention: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]

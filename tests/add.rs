@@ -82,22 +82,36 @@ fn add_publishes_a_signed_snapshot_that_minisign_verifies() {
     assert_eq!(serial, 1);
     let key = run_ok(dist().arg("--root").arg(&root).args(["key", "show"]));
     let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
-    let snap = root.join(format!("published/index-{serial}.db"));
+    // The signed file is the manifest; it names the compressed snapshot by BLAKE3 and size.
+    let manifest_path = root.join(format!("published/{serial}.json"));
+    let sig_path = root.join(format!("published/{serial}.json.minisig"));
     let out = run_ok(
         Command::new("minisign")
             .arg("-V")
             .arg("-P")
             .arg(&key)
             .arg("-m")
-            .arg(&snap)
+            .arg(&manifest_path)
             .arg("-x")
-            .arg(root.join(format!("published/index-{serial}.db.minisig"))),
+            .arg(&sig_path),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("Trusted comment: dist-index format=1 serial=1 created="),
+        text.contains("Trusted comment: dist-index format=2 serial=1 created="),
         "{text}"
     );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
+    let zst = fs::read(root.join(format!("published/{serial}.db.zst"))).unwrap();
+    assert_eq!(manifest["snapshot"]["size"], zst.len() as u64);
+    assert_eq!(
+        manifest["snapshot"]["blake3"],
+        blake3::hash(&zst).to_hex().as_str()
+    );
+    assert_eq!(manifest["packages"], 2);
+    assert_eq!(manifest["deltas"].as_array().unwrap().len(), 0);
+    let snap = tmp.path().join("snapshot.db");
+    fs::write(&snap, dist::repo::wire::decompress(&zst, 1 << 30).unwrap()).unwrap();
     // The secret key is private.
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(root.join("keys/secret.key"))
@@ -113,11 +127,11 @@ fn add_publishes_a_signed_snapshot_that_minisign_verifies() {
         let obj = root.join("objects").join(&b3[..2]).join(&b3[2..]);
         assert_eq!(blake3::hash(&fs::read(&obj).unwrap()).to_string(), b3);
     }
-    // A tampered snapshot fails minisign.
-    let mut bytes = fs::read(&snap).unwrap();
+    // A tampered manifest fails minisign.
+    let mut bytes = fs::read(&manifest_path).unwrap();
     let n = bytes.len();
-    bytes[n - 100] ^= 0xff;
-    let bad = tmp.path().join("bad.db");
+    bytes[n - 10] ^= 0x01;
+    let bad = tmp.path().join("bad.json");
     fs::write(&bad, bytes).unwrap();
     let st = Command::new("minisign")
         .arg("-V")
@@ -126,7 +140,7 @@ fn add_publishes_a_signed_snapshot_that_minisign_verifies() {
         .arg("-m")
         .arg(&bad)
         .arg("-x")
-        .arg(root.join(format!("published/index-{serial}.db.minisig")))
+        .arg(&sig_path)
         .output()
         .unwrap();
     assert!(!st.status.success());
@@ -221,9 +235,11 @@ fn versions_sort_by_semver_precedence_and_serials_increase() {
         last = s;
     }
     let repo = dist::repo::Repo::new(&root);
-    let snap = repo.published().unwrap().unwrap();
-    let order: Vec<String> = snap
+    let published = repo.published().unwrap().unwrap();
+    let order: Vec<String> = published
+        .snapshot
         .versions("semver-order")
+        .unwrap()
         .iter()
         .map(|r| r.version.to_string())
         .collect();

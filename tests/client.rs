@@ -87,7 +87,8 @@ impl<'a> Client<'a> {
     fn index_state(&self) -> Vec<Vec<u8>> {
         [
             "index/index.db",
-            "index/index.db.minisig",
+            "index/index.json",
+            "index/index.json.minisig",
             "index/state.json",
         ]
         .iter()
@@ -336,6 +337,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
             let rec = dist::repo::index::Snapshot::open(&f.root.join("index/index.db"))
                 .unwrap()
                 .versions("hello")
+                .unwrap()
                 .into_iter()
                 .find(|r| r.version.to_string() == "2.0.0-rc.1")
                 .unwrap()
@@ -401,7 +403,8 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
         || {
             let rec = dist::repo::index::Snapshot::open(&a.root.join("index/index.db"))
                 .unwrap()
-                .versions("victim")[0]
+                .versions("victim")
+                .unwrap()[0]
                 .clone();
             let obj = repo.join("objects").join(rec.blake3.rel_path());
             let good = fs::read(&obj).unwrap();
@@ -448,7 +451,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
                 .trim()
                 .parse()
                 .unwrap();
-            let sig_path = repo.join(format!("published/index-{latest}.db.minisig"));
+            let sig_path = repo.join(format!("published/{latest}.json.minisig"));
             let good_sig = fs::read(&sig_path).unwrap();
             let mut lines: Vec<String> = String::from_utf8(good_sig.clone())
                 .unwrap()

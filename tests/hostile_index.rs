@@ -10,6 +10,8 @@
 mod common;
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/published.rs"]
+mod published;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,6 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{dist, fixture, require_tool, run_ok, stdout_json};
-use dist::repo::sign::{Signed, SigningKey};
 use files::FileServer;
 
 struct Repo {
@@ -69,24 +70,9 @@ impl Repo {
     fn serve_edited(&self, dir: &Path, sql: &str, torrent: &Path) -> FileServer {
         fs::create_dir_all(dir.join("torrents")).unwrap();
         let index = dir.join("index.db");
-        fs::copy(
-            self.root
-                .join(format!("published/index-{}.db", self.serial)),
-            &index,
-        )
-        .unwrap();
+        published::snapshot_db(&self.root, &index);
         run_ok(std::process::Command::new("sqlite3").arg(&index).arg(sql));
-        let key = SigningKey::load_or_create(&self.root).unwrap();
-        let signed = Signed {
-            format: 1,
-            serial: self.serial,
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
-        };
-        let sig = key.sign(&fs::read(&index).unwrap(), &signed).unwrap();
-        fs::write(dir.join("index.db.minisig"), sig).unwrap();
+        published::publish_db(&self.root, dir, &index, self.serial);
         let ih = self.hello["infohash"].as_str().unwrap();
         fs::copy(torrent, dir.join(format!("torrents/{ih}.torrent"))).unwrap();
         FileServer::start(dir)
@@ -239,7 +225,7 @@ fn a_snapshot_whose_packages_is_an_endless_view_is_refused_before_reading_issue_
     let (repo, torrent) = repository(tmp.path());
     let server = repo.serve_edited(
         &tmp.path().join("served"),
-        "DROP TABLE packages; CREATE VIEW packages AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT 'hello' AS name, '1.0.0' AS version, '1.0.0' AS version_key, printf('%.*c', 4000, 'x') AS description, '' AS blake3, '' AS infohash, 1 AS size, '' AS magnet, 0 AS added_at FROM r;",
+        "DROP TABLE packages; CREATE VIEW packages AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT 'hello' AS name, '1.0.0' AS version, '1.0.0' AS version_key, printf('%.*c', 4000, 'x') AS description, '' AS blake3, '' AS infohash, 1 AS size, 0 AS added_at FROM r;",
         &torrent,
     );
     let root = tmp.path().join("client");

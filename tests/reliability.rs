@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/published.rs"]
+mod published;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -53,19 +55,7 @@ fn serve(tmp: &Path, pkgs: &[PathBuf]) -> Served {
             .to_string();
     let www = tmp.join("www");
     fs::create_dir_all(&www).unwrap();
-    let serial = fs::read_to_string(repo.join("published/LATEST")).unwrap();
-    let serial = serial.trim();
-    fs::copy(
-        repo.join(format!("published/index-{serial}.db")),
-        www.join("index.db"),
-    )
-    .unwrap();
-    fs::copy(
-        repo.join(format!("published/index-{serial}.db.minisig")),
-        www.join("index.db.minisig"),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink(repo.join("objects"), www.join("objects")).unwrap();
+    published::lay_out(&repo, &www);
     Served {
         repo,
         key,

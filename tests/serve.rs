@@ -126,6 +126,33 @@ fn wait_for_file(
     });
 }
 
+/// Fetches the newest index through HTTP the way a client does: the signed manifest, then
+/// the compressed snapshot it names (checked by BLAKE3), decompressed into `idx`. Returns the
+/// manifest and signature paths.
+fn fetch_index(ns: &Netns, dir: &Path, idx: &Path) -> (PathBuf, PathBuf) {
+    let manifest = dir.join("index.json");
+    let sig = dir.join("index.json.minisig");
+    assert_eq!(
+        http_get(ns, &format!("http://{HTTP}/index.json"), Some(&manifest)).0,
+        200
+    );
+    assert_eq!(
+        http_get(ns, &format!("http://{HTTP}/index.json.minisig"), Some(&sig)).0,
+        200
+    );
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    let zst = dir.join("index.db.zst");
+    let url = format!("http://{HTTP}/index/{}.db.zst", m["serial"]);
+    assert_eq!(http_get(ns, &url, Some(&zst)).0, 200);
+    let bytes = fs::read(&zst).unwrap();
+    assert_eq!(
+        blake3::hash(&bytes).to_hex().as_str(),
+        m["snapshot"]["blake3"]
+    );
+    fs::write(idx, dist::repo::wire::decompress(&bytes, 1 << 30).unwrap()).unwrap();
+    (manifest, sig)
+}
+
 #[test]
 fn add_serve_download_by_magnet_torrent_and_web_seed() {
     for t in [
@@ -152,15 +179,7 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
     step(
         "The published index verifies with the repository key, through HTTP",
         || {
-            let sig = tmp.path().join("index.db.minisig");
-            assert_eq!(
-                http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx)).0,
-                200
-            );
-            assert_eq!(
-                http_get(&ns, &format!("http://{HTTP}/index.db.minisig"), Some(&sig)).0,
-                200
-            );
+            let (manifest, sig) = fetch_index(&ns, tmp.path(), &idx);
             let key = String::from_utf8(
                 run_ok(dist().arg("--root").arg(&root).args(["key", "show"])).stdout,
             )
@@ -171,7 +190,7 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
                     .arg("-P")
                     .arg(key.trim())
                     .arg("-m")
-                    .arg(&idx)
+                    .arg(&manifest)
                     .arg("-x")
                     .arg(&sig),
             );
@@ -181,7 +200,7 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
         "serve republished with the tracker and web seed in the magnets",
         || {
             let snap = dist::repo::index::Snapshot::open(&idx).unwrap();
-            let rec = snap.versions("hello")[0].clone();
+            let rec = snap.versions("hello").unwrap()[0].clone();
             assert!(
                 rec.magnet
                     .contains("&tr=http%3A%2F%2F10.77.0.1%3A6969%2Fannounce"),
@@ -223,11 +242,12 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
         let aria = tmp.path().join("aria");
         fs::create_dir_all(&aria).unwrap();
         let magnet = dist::repo::index::Snapshot::open(&{
-            http_get(&ns, &format!("http://{HTTP}/index.db"), Some(&idx));
+            fetch_index(&ns, tmp.path(), &idx);
             idx.clone()
         })
         .unwrap()
         .versions("hello")
+        .unwrap()
         .iter()
         .find(|r| r.version.to_string() == "1.1.0")
         .unwrap()

@@ -69,7 +69,7 @@ pub fn plan(
     let current = layout.current()?;
     let mut items: Vec<PlanItem> = Vec::new();
     for r in requests {
-        let record = r.resolve(snap)?.clone();
+        let record = r.resolve(snap)?;
         if items.iter().any(|i| i.record.name == record.name) {
             bail!("`{}` is requested twice", record.name);
         }

@@ -39,8 +39,8 @@ impl Request {
     }
 
     /// The version of the index this request selects.
-    pub fn resolve<'a>(&self, snap: &'a Snapshot) -> Result<&'a PackageRecord> {
-        let versions = snap.versions(&self.name);
+    pub fn resolve(&self, snap: &Snapshot) -> Result<PackageRecord> {
+        let versions = snap.versions(&self.name)?;
         if versions.is_empty() {
             bail!(
                 "no package `{}` in the index (serial {}); try `dist search`",
@@ -57,7 +57,7 @@ impl Request {
             Spec::Req(req) => versions.iter().rev().find(|r| req.matches(&r.version)),
         };
         let all: Vec<String> = versions.iter().map(|r| r.version.to_string()).collect();
-        pick.copied().with_context(|| match &self.spec {
+        pick.cloned().with_context(|| match &self.spec {
             Spec::Latest => format!(
                 "`{}` has only pre-releases ({}); ask for one with NAME@VERSION",
                 self.name,

@@ -1,17 +1,24 @@
-//! `dist sync`: fetch the signed index with a conditional GET, verify it, refuse rollbacks, and
-//! replace the local copy atomically.
+//! `dist sync` (store-format.md §5.3–5.5): fetch the signed manifest with a conditional GET,
+//! verify it, refuse rollbacks, then bring the local index to the manifest's serial with the
+//! published deltas when it can (checking the result against the signed content digest) or the
+//! compressed snapshot when it cannot. The local index is replaced atomically or not at all.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::config::Settings;
 use super::Layout;
-use crate::repo::index::Snapshot;
+use crate::repo::index::{self, Snapshot, INDEX_FORMAT, ROW_COLUMNS};
 use crate::repo::sign::{self, VerifyError};
+use crate::repo::wire::{self, Delta, DeltaRef, Manifest, Op};
 use crate::store::fsx;
+
+/// The largest manifest a client accepts.
+const MAX_MANIFEST: u64 = 4 << 20;
 
 /// What the client remembers about its copy of the index.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -20,6 +27,24 @@ pub struct IndexState {
     pub created: u64,
     pub etag: Option<String>,
     pub fetched_at: u64,
+    /// Index format of the local copy (absent, so 0, before format 2).
+    #[serde(default)]
+    pub format: u32,
+    /// Hex content digest of the local copy (format 2).
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// How a sync brought the local index up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// The whole compressed snapshot.
+    Full,
+    /// The published deltas from the local serial.
+    Delta,
+    /// Nothing to fetch.
+    Unchanged,
 }
 
 /// What a sync did; `sync --json` prints it as it is (see `commands/json.rs`).
@@ -29,19 +54,28 @@ pub struct SyncReport {
     pub serial: u64,
     pub previous_serial: Option<u64>,
     pub created: u64,
-    /// Body bytes transferred (0 for an unchanged index).
+    /// Body bytes received (the same as `bytes_on_wire`; kept for earlier readers).
     pub bytes: u64,
     pub packages: usize,
     /// Set when the index is older than `stale_after`.
     pub stale_warning: Option<String>,
+    /// Every HTTP body byte this sync received: manifest, signature, deltas or snapshot.
+    pub bytes_on_wire: u64,
+    pub mode: SyncMode,
+    /// Why deltas were not used although the local index could have taken them.
+    pub fallback_reason: Option<String>,
 }
 
 impl Layout {
     pub fn index_path(&self) -> PathBuf {
         self.root.join("index/index.db")
     }
+    /// The verified manifest the local index matches, and its signature.
+    pub fn index_manifest_path(&self) -> PathBuf {
+        self.root.join("index/index.json")
+    }
     pub fn index_sig_path(&self) -> PathBuf {
-        self.root.join("index/index.db.minisig")
+        self.root.join("index/index.json.minisig")
     }
     pub fn index_state_path(&self) -> PathBuf {
         self.root.join("index/state.json")
@@ -69,76 +103,105 @@ impl Layout {
     }
 }
 
-fn get(
-    agent: &ureq::Agent,
-    url: &str,
-    etag: Option<&str>,
-    limit: u64,
-) -> Result<Option<(Vec<u8>, Option<String>)>> {
-    let mut req = agent.get(url);
-    if let Some(e) = etag {
-        req = req.set("If-None-Match", e);
+/// One sync's HTTP side: the agent, the server and the bytes received so far.
+struct Wire<'a> {
+    agent: ureq::Agent,
+    server: &'a str,
+    bytes: u64,
+}
+
+impl Wire<'_> {
+    /// GETs `server/path`; `None` for 304 Not Modified. Refuses a body over `limit` bytes.
+    fn get(
+        &mut self,
+        path: &str,
+        etag: Option<&str>,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        let url = format!("{}/{path}", self.server);
+        let mut req = self.agent.get(&url);
+        if let Some(e) = etag {
+            req = req.set("If-None-Match", e);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(404, _)) if path == "index.json" => bail!(
+                "GET {url}: HTTP 404 (a server older than index format {INDEX_FORMAT} publishes no index.json: upgrade dist on the server)"
+            ),
+            Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
+            Err(e) => return Err(e).with_context(|| format!("cannot reach {url}")),
+        };
+        if resp.status() == 304 {
+            return Ok(None);
+        }
+        let tag = resp.header("ETag").map(str::to_string);
+        let mut body = Vec::new();
+        let read = resp.into_reader().take(limit + 1).read_to_end(&mut body);
+        self.bytes += body.len() as u64;
+        read.with_context(|| format!("GET {url}: the body was cut off"))?;
+        if body.len() as u64 > limit {
+            bail!("GET {url}: larger than the {limit}-byte limit; refusing it");
+        }
+        Ok(Some((body, tag)))
     }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
-        Err(e) => return Err(e).with_context(|| format!("cannot reach {url}")),
-    };
-    if resp.status() == 304 {
-        return Ok(None);
+
+    /// GETs a published file and checks it is the one the manifest names.
+    fn get_checked(&mut self, path: &str, size: u64, blake3: &str) -> Result<Vec<u8>> {
+        let (body, _) = self
+            .get(path, None, size)?
+            .context("304 without a condition")?;
+        let got = blake3::hash(&body).to_hex();
+        if body.len() as u64 != size || got.as_str() != blake3 {
+            bail!(
+                "{path} is not the file the signed manifest names ({} bytes, blake3 {got}; expected {size} bytes, blake3 {blake3})",
+                body.len()
+            );
+        }
+        Ok(body)
     }
-    let tag = resp.header("ETag").map(str::to_string);
-    let mut body = Vec::new();
-    resp.into_reader()
-        .take(limit + 1)
-        .read_to_end(&mut body)
-        .with_context(|| format!("GET {url}: the body was cut off"))?;
-    if body.len() as u64 > limit {
-        bail!("GET {url}: larger than the {limit}-byte limit for an index; refusing it");
-    }
-    Ok(Some((body, tag)))
+}
+
+/// The local index, when it is a format-2 copy whose state and file agree.
+fn usable_local(layout: &Layout, prev: Option<&IndexState>) -> Option<IndexState> {
+    let p = prev.filter(|p| p.format == INDEX_FORMAT && p.content.is_some())?;
+    let snap = Snapshot::open(&layout.index_path()).ok()?;
+    (snap.format == INDEX_FORMAT && snap.serial == p.serial).then(|| p.clone())
 }
 
 pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
     let server = cfg.server_url()?;
     let key = cfg.public_key()?;
-    let limit = cfg.max_index_size;
-    let agent = ureq::AgentBuilder::new().timeout(cfg.http_timeout).build();
+    let mut wire = Wire {
+        agent: ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
+        server,
+        bytes: 0,
+    };
     let prev = layout.index_state()?;
-    let have_copy = layout.index_path().exists();
-    // The signature and the index are two requests; a publish between them shows up as a
+    let local = usable_local(layout, prev.as_ref());
+    // The signature and the manifest are two requests; a publish between them shows up as a
     // signature mismatch, so try a few times before calling it tampering.
     let mut last_err = None;
     for _ in 0..3 {
-        let etag = prev
-            .as_ref()
-            .filter(|_| have_copy)
-            .and_then(|p| p.etag.clone());
-        let index = get(
-            &agent,
-            &format!("{server}/index.db"),
-            etag.as_deref(),
-            limit,
-        )?;
-        let Some((body, tag)) = index else {
-            let p = prev.clone().expect("etag implies state");
+        let etag = local.as_ref().and_then(|p| p.etag.clone());
+        let limit = MAX_MANIFEST.min(cfg.max_index_size);
+        let Some((body, tag)) = wire.get("index.json", etag.as_deref(), limit)? else {
+            let p = local.clone().expect("an etag implies a local index");
             return Ok(SyncReport {
                 changed: false,
                 serial: p.serial,
                 previous_serial: Some(p.serial),
                 created: p.created,
                 bytes: 0,
-                packages: layout.snapshot().map(|s| s.packages.len()).unwrap_or(0),
+                packages: layout.snapshot().and_then(|s| s.count()).unwrap_or(0),
                 stale_warning: stale(cfg, p.created),
+                bytes_on_wire: wire.bytes,
+                mode: SyncMode::Unchanged,
+                fallback_reason: None,
             });
         };
-        let (sig, _) = get(
-            &agent,
-            &format!("{server}/index.db.minisig"),
-            None,
-            64 << 10,
-        )?
-        .expect("no etag sent");
+        let (sig, _) = wire
+            .get("index.json.minisig", None, 64 << 10)?
+            .context("304 without a condition")?;
         let sig = String::from_utf8(sig).context("the index signature is not text")?;
         let signed = match sign::verify(key, &body, &sig) {
             Ok(s) => s,
@@ -152,13 +215,264 @@ pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
                 break;
             }
         };
-        return install_index(layout, cfg, prev, body, sig, signed, tag);
+        if signed.format != INDEX_FORMAT {
+            bail!(
+                "the server publishes index format {}; this dist reads format {INDEX_FORMAT}: upgrade dist (the local index is unchanged)",
+                signed.format
+            );
+        }
+        let manifest = Manifest::parse(&body)?;
+        if (manifest.format, manifest.serial, manifest.created)
+            != (signed.format, signed.serial, signed.created)
+        {
+            bail!(
+                "the index manifest says format {} serial {} created {}, its signature format {} serial {} created {}",
+                manifest.format,
+                manifest.serial,
+                manifest.created,
+                signed.format,
+                signed.serial,
+                signed.created
+            );
+        }
+        let fetched = Fetched {
+            manifest,
+            body,
+            sig,
+            etag: tag,
+        };
+        return update(layout, cfg, &mut wire, prev, local, fetched);
     }
     Err(
         anyhow::Error::new(last_err.expect("a failed attempt")).context(format!(
             "the index from {server} failed verification; the local index is unchanged"
         )),
     )
+}
+
+/// A verified manifest as it came.
+struct Fetched {
+    manifest: Manifest,
+    body: Vec<u8>,
+    sig: String,
+    etag: Option<String>,
+}
+
+fn update(
+    layout: &Layout,
+    cfg: &Settings,
+    wire: &mut Wire,
+    prev: Option<IndexState>,
+    local: Option<IndexState>,
+    fetched: Fetched,
+) -> Result<SyncReport> {
+    let m = &fetched.manifest;
+    if let Some(p) = &prev {
+        if m.serial < p.serial {
+            bail!(
+                "the server offers index serial {}, older than the serial {} this client already has: refusing a rollback (replayed or stale index); the local index is unchanged",
+                m.serial,
+                p.serial
+            );
+        }
+    }
+    let dir = layout.root.join("index");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut fallback_reason = None;
+    let mode = match &local {
+        Some(p) if p.serial == m.serial && p.content.as_deref() == Some(m.content.as_str()) => {
+            SyncMode::Unchanged
+        }
+        Some(p) => match m.chain_from(p.serial) {
+            Some(chain) if chain.iter().map(|d| d.size).sum::<u64>() < m.snapshot.size => {
+                match apply_deltas(layout, cfg, wire, p, chain, m) {
+                    Ok(()) => SyncMode::Delta,
+                    Err(e) => {
+                        fallback_reason = Some(format!(
+                            "the deltas from serial {} were refused ({e:#}); fetched the whole index instead",
+                            p.serial
+                        ));
+                        full(layout, cfg, wire, m)?;
+                        SyncMode::Full
+                    }
+                }
+            }
+            _ => {
+                full(layout, cfg, wire, m)?;
+                SyncMode::Full
+            }
+        },
+        None => {
+            full(layout, cfg, wire, m)?;
+            SyncMode::Full
+        }
+    };
+    fsx::write_atomic(&layout.index_sig_path(), fetched.sig.as_bytes(), 0o644)?;
+    fsx::write_atomic(&layout.index_manifest_path(), &fetched.body, 0o644)?;
+    let state = IndexState {
+        serial: m.serial,
+        created: m.created,
+        etag: fetched.etag,
+        fetched_at: crate::repo::now_unix(),
+        format: INDEX_FORMAT,
+        content: Some(m.content.clone()),
+    };
+    fsx::write_atomic(
+        &layout.index_state_path(),
+        &serde_json::to_vec_pretty(&state)?,
+        0o644,
+    )?;
+    let packages = layout.snapshot()?.count()?;
+    Ok(SyncReport {
+        changed: prev.as_ref().map(|p| p.serial) != Some(m.serial),
+        serial: m.serial,
+        previous_serial: prev.map(|p| p.serial),
+        created: m.created,
+        bytes: wire.bytes,
+        packages,
+        stale_warning: stale(cfg, m.created),
+        bytes_on_wire: wire.bytes,
+        mode,
+        fallback_reason,
+    })
+}
+
+/// Fetches the compressed snapshot the manifest names, checks it, and replaces the local index
+/// with it by rename.
+fn full(layout: &Layout, cfg: &Settings, wire: &mut Wire, m: &Manifest) -> Result<()> {
+    let limit = cfg.max_index_size;
+    if m.snapshot.size > limit || m.snapshot.raw_size > limit {
+        bail!(
+            "the index of serial {} is larger than the {limit}-byte limit (`max_index_size`): {} bytes, {} compressed; the local index is unchanged",
+            m.serial,
+            m.snapshot.raw_size,
+            m.snapshot.size
+        );
+    }
+    let path = format!("index/{}.db.zst", m.serial);
+    let body = wire.get_checked(&path, m.snapshot.size, &m.snapshot.blake3)?;
+    let mut tmp = fsx::AtomicFile::create(&layout.index_path())?;
+    wire::decompress_to(&body, m.snapshot.raw_size, tmp.file())
+        .with_context(|| format!("{path} cannot be decompressed"))?;
+    let snap = Snapshot::open(tmp.path()).context("the signed index cannot be read")?;
+    if snap.format != INDEX_FORMAT || snap.serial != m.serial {
+        bail!(
+            "{path} says format {} serial {}, its signed manifest format {INDEX_FORMAT} serial {}",
+            snap.format,
+            snap.serial,
+            m.serial
+        );
+    }
+    check_content(&snap.content_digest()?, m)?;
+    // A signed index can still be hostile: every row parses, or none of it is kept.
+    snap.all()?;
+    drop(snap);
+    tmp.set_mode(0o644)?;
+    tmp.commit()
+}
+
+fn check_content(digest: &blake3::Hash, m: &Manifest) -> Result<()> {
+    if digest.to_hex().as_str() != m.content {
+        bail!(
+            "the index content (digest {}) is not the content signed for serial {} ({})",
+            digest.to_hex(),
+            m.serial,
+            m.content
+        );
+    }
+    Ok(())
+}
+
+/// Applies `chain` to the local index in one transaction and commits only if the result has
+/// the signed content digest; any refused delta rolls everything back.
+fn apply_deltas(
+    layout: &Layout,
+    cfg: &Settings,
+    wire: &mut Wire,
+    local: &IndexState,
+    chain: &[DeltaRef],
+    m: &Manifest,
+) -> Result<()> {
+    let mut conn = Connection::open(layout.index_path())
+        .with_context(|| format!("cannot open {}", layout.index_path().display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut content = local.content.clone().unwrap_or_default();
+    for d in chain {
+        let path = format!("index/{}.delta.zst", d.to);
+        let body = wire.get_checked(&path, d.size, &d.blake3)?;
+        let delta = Delta::decode(&body, cfg.max_index_size).with_context(|| path.clone())?;
+        let h = &delta.header;
+        if (h.from, h.to) != (d.from, d.to) || h.from_content != content {
+            bail!(
+                "{path} is the delta from serial {} to {} of content {}, not from {} to {} of content {content}",
+                h.from,
+                h.to,
+                h.from_content,
+                d.from,
+                d.to
+            );
+        }
+        apply_ops(&tx, &delta.ops).with_context(|| path.clone())?;
+        content = h.to_content.clone();
+    }
+    for (k, v) in [
+        ("serial", m.serial.to_string()),
+        ("created", m.created.to_string()),
+    ] {
+        tx.execute("UPDATE meta SET value = ?2 WHERE key = ?1", [k, &v])?;
+    }
+    let dist: String = tx.query_row(
+        "SELECT value FROM meta WHERE key = 'distribution'",
+        [],
+        |r| r.get(0),
+    )?;
+    check_content(&index::content_digest(&tx, &dist)?, m)?;
+    // A signed index can still be hostile: every row parses, or the deltas are not kept.
+    index::read_records(&tx, &index::Distribution::decode(&dist)?)?;
+    tx.commit().context("cannot commit the local index")
+}
+
+fn apply_ops(tx: &Connection, ops: &[Op]) -> Result<()> {
+    let cols = ROW_COLUMNS.join(", ");
+    let mut put = tx.prepare(&format!(
+        "INSERT OR REPLACE INTO packages ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?;
+    let mut del = tx.prepare("DELETE FROM packages WHERE name = ?1 AND version_key = ?2")?;
+    for op in ops {
+        match op {
+            Op::Put(vals) => {
+                let sql = vals
+                    .iter()
+                    .zip(ROW_COLUMNS)
+                    .map(|(v, c)| json_to_sql(v, c))
+                    .collect::<Result<Vec<_>>>()?;
+                put.execute(rusqlite::params_from_iter(sql.iter()))?;
+            }
+            Op::Del(name, vkey) => {
+                del.execute([name, vkey])?;
+            }
+            Op::Distribution(text) => {
+                index::Distribution::decode(text)?;
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'distribution'",
+                    [text],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A delta row value: text, an integer or null, as the canonical content has them.
+fn json_to_sql(v: &serde_json::Value, column: &str) -> Result<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    Ok(match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        serde_json::Value::Number(n) if n.is_i64() => Value::Integer(n.as_i64().unwrap_or(0)),
+        other => bail!("a delta row's `{column}` is {other}, not text, an integer or null"),
+    })
 }
 
 fn stale(cfg: &Settings, created: u64) -> Option<String> {
@@ -169,62 +483,5 @@ fn stale(cfg: &Settings, created: u64) -> Option<String> {
             "the index was published {} hours ago; the repository may be frozen or unreachable",
             age / 3600
         )
-    })
-}
-
-fn install_index(
-    layout: &Layout,
-    cfg: &Settings,
-    prev: Option<IndexState>,
-    body: Vec<u8>,
-    sig: String,
-    signed: sign::Signed,
-    etag: Option<String>,
-) -> Result<SyncReport> {
-    if let Some(p) = &prev {
-        if signed.serial < p.serial {
-            bail!(
-                "the server offers index serial {}, older than the serial {} this client already has: refusing a rollback (replayed or stale index); the local index is unchanged",
-                signed.serial,
-                p.serial
-            );
-        }
-    }
-    // Check the signed bytes are an index whose serial is the signed one, before installing.
-    let dir = layout.root.join("index");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = fsx::AtomicFile::create(&layout.index_path())?;
-    std::io::Write::write_all(&mut tmp, &body)?;
-    let snap = Snapshot::open(tmp.path()).context("the signed index cannot be read")?;
-    if snap.serial != signed.serial {
-        bail!(
-            "the index says serial {} but its signature says {}",
-            snap.serial,
-            signed.serial
-        );
-    }
-    let changed = prev.as_ref().map(|p| p.serial) != Some(signed.serial);
-    tmp.set_mode(0o644)?;
-    tmp.commit()?;
-    fsx::write_atomic(&layout.index_sig_path(), sig.as_bytes(), 0o644)?;
-    let state = IndexState {
-        serial: signed.serial,
-        created: signed.created,
-        etag,
-        fetched_at: crate::repo::now_unix(),
-    };
-    fsx::write_atomic(
-        &layout.index_state_path(),
-        &serde_json::to_vec_pretty(&state)?,
-        0o644,
-    )?;
-    Ok(SyncReport {
-        changed,
-        serial: signed.serial,
-        previous_serial: prev.map(|p| p.serial),
-        created: signed.created,
-        bytes: body.len() as u64,
-        packages: snap.packages.len(),
-        stale_warning: stale(cfg, signed.created),
     })
 }

@@ -28,7 +28,13 @@ fn read_list(from: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
-    let repo = Repo::new(&g.root);
+    let retention = match args.index_retention {
+        Some(n) => n,
+        None => dist::server::ServerFile::load(&g.root)?
+            .index_retention
+            .unwrap_or(dist::repo::DEFAULT_RETENTION),
+    };
+    let repo = Repo::new(&g.root).with_retention(retention);
     let mut dirs = args.dirs.clone();
     if let Some(from) = &args.from {
         dirs.extend(read_list(from)?);

@@ -176,10 +176,11 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
     }
     let snap = layout.snapshot()?;
     if json {
-        let v: Vec<json::Record> = snap.packages.iter().map(Into::into).collect();
+        let all = snap.all()?;
+        let v: Vec<json::Record> = all.iter().map(Into::into).collect();
         json::print(&v)?;
     } else {
-        for p in &snap.packages {
+        for p in &snap.all()? {
             print_record(p);
         }
     }
@@ -189,7 +190,7 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
 pub fn info(g: &Global, name: &str, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let snap = layout.snapshot()?;
-    let versions = snap.versions(name);
+    let versions = snap.versions(name)?;
     if versions.is_empty() {
         anyhow::bail!("no package `{name}` in the index (serial {})", snap.serial);
     }
@@ -225,7 +226,7 @@ pub fn info(g: &Global, name: &str, json: bool) -> Result<i32> {
                     .unwrap_or_default()
             )
         );
-        for v in versions {
+        for v in &versions {
             let mark = if installed.as_ref().is_some_and(|i| i.blake3 == v.blake3) {
                 " (installed)"
             } else {
@@ -354,19 +355,7 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
 pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let snap = layout.snapshot()?;
-    let t = term.to_lowercase();
-    let mut hits: Vec<&dist::repo::index::PackageRecord> = snap
-        .packages
-        .iter()
-        .filter(|p| {
-            p.name.to_lowercase().contains(&t)
-                || p.description
-                    .as_deref()
-                    .unwrap_or("")
-                    .to_lowercase()
-                    .contains(&t)
-        })
-        .collect();
+    let mut hits = snap.search(term)?;
     // By name, newest version first within a name.
     hits.sort_by(|a, b| {
         a.name
@@ -374,12 +363,12 @@ pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
             .then_with(|| b.version.cmp_precedence(&a.version))
     });
     if json {
-        let v: Vec<json::SearchHit> = hits.iter().map(|p| (*p).into()).collect();
+        let v: Vec<json::SearchHit> = hits.iter().map(Into::into).collect();
         json::print(&v)?;
     } else if hits.is_empty() {
         println!("no package matches `{term}`");
     } else {
-        for p in hits {
+        for p in &hits {
             print_record(p);
         }
     }

@@ -51,7 +51,7 @@ fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
     let m = &pkg.manifest;
     let key = index::version_key(&m.version);
     let Some(rec) = snap
-        .versions(&m.name)
+        .versions(&m.name)?
         .into_iter()
         .find(|r| index::version_key(&r.version) == key)
     else {

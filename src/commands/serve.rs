@@ -16,6 +16,7 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
         peer_port: args.peer_port,
         rpc_port: args.rpc_port,
         upload_limit: args.upload_limit,
+        index_retention: args.index_retention,
     };
     let cfg = ServeConfig::resolve(ServerFile::load(&g.root)?.merge(flags))?;
     let quiet = g.quiet;

@@ -1,20 +1,44 @@
-//! The published index (store-format.md §5): the schema of a snapshot, the package record, and
-//! read-only queries over a snapshot file. Shared by `serve` and the client.
+//! The published index (store-format.md §5): the schema of a snapshot, the package record, the
+//! canonical content digest both sides compute, and read-only queries over a snapshot file.
+//! Shared by the publisher, `serve` and the client.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::format::ids::{parse_version, InfoHash, ObjectId, PackageId, PackageName};
+use crate::format::torrent;
 
-/// Version of the published snapshot schema, stored as `meta.format`.
-pub const INDEX_FORMAT: u32 = 1;
+/// Version of the published index format, stored as `meta.format` and in the signed manifest.
+/// 2: compressed snapshots, signed manifest, deltas; no `magnet` column (rendered from
+/// `meta.distribution`).
+pub const INDEX_FORMAT: u32 = 2;
 
-/// Schema of a published snapshot (and of the same tables in the master index).
+/// Schema of a format-2 snapshot (and of the same tables in the master index).
 pub const SNAPSHOT_SCHEMA: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE packages (
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    version_key TEXT NOT NULL,
+    description TEXT,
+    blake3      TEXT NOT NULL,
+    infohash    TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    added_at    INTEGER NOT NULL,
+    PRIMARY KEY (name, version_key)
+);
+";
+
+/// Schema of a format-1 snapshot: what a client synced before format 2 keeps on disk. It is
+/// still read (with its `magnet` column), so installing keeps working until the next sync.
+const SNAPSHOT_SCHEMA_V1: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -33,6 +57,79 @@ CREATE TABLE packages (
 );
 ";
 
+/// The columns of a row, in the order of the canonical content (§5.2) and of delta rows.
+pub const ROW_COLUMNS: [&str; 8] = [
+    "name",
+    "version",
+    "version_key",
+    "description",
+    "blake3",
+    "infohash",
+    "size",
+    "added_at",
+];
+
+/// Trackers and web-seed base URL: configuration that goes into magnets and `.torrent` files
+/// but never into the info dictionary. Published as `meta.distribution`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Distribution {
+    pub trackers: Vec<String>,
+    /// Base URL of the HTTP server, without trailing `/`; web seeds are `<base>/objects/ab/cd…`.
+    pub public_url: Option<String>,
+}
+
+impl Distribution {
+    pub fn web_seed(&self, blake3: &ObjectId) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|b| format!("{}/objects/{}", b.trim_end_matches('/'), blake3.rel_path()))
+    }
+
+    /// The canonical JSON text stored in `meta.distribution` (keys sorted, no spaces).
+    pub fn encode(&self) -> String {
+        serde_json::json!({"trackers": self.trackers, "public_url": self.public_url}).to_string()
+    }
+
+    pub fn decode(s: &str) -> Result<Distribution> {
+        let v: serde_json::Value =
+            serde_json::from_str(s).context("meta `distribution` is not JSON")?;
+        let trackers = match &v["trackers"] {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|t| {
+                    t.as_str()
+                        .map(str::to_string)
+                        .context("meta `distribution`: a tracker is not a string")
+                })
+                .collect::<Result<Vec<_>>>()?,
+            serde_json::Value::Null => Vec::new(),
+            _ => bail!("meta `distribution`: `trackers` is not a list"),
+        };
+        let public_url = match &v["public_url"] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            _ => bail!("meta `distribution`: `public_url` is not a string"),
+        };
+        Ok(Distribution {
+            trackers,
+            public_url,
+        })
+    }
+
+    /// The magnet link of a record: its infohash, torrent name and size, these trackers, and
+    /// the object's URL as web seed.
+    pub fn magnet(&self, r: &PackageRecord) -> String {
+        let ws: Vec<String> = self.web_seed(&r.blake3).into_iter().collect();
+        torrent::magnet(
+            &r.infohash,
+            &format!("{}.tar", r.id()),
+            r.size,
+            &self.trackers,
+            &ws,
+        )
+    }
+}
+
 /// One package version as the index publishes it; every field parsed when the row is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageRecord {
@@ -42,6 +139,7 @@ pub struct PackageRecord {
     pub blake3: ObjectId,
     pub infohash: InfoHash,
     pub size: u64,
+    /// Rendered from the index's distribution (format 2) or read from the row (format 1).
     pub magnet: String,
     pub added_at: i64,
 }
@@ -80,22 +178,23 @@ pub struct RowError {
     pub reason: String,
 }
 
-/// The columns of one row as SQLite holds them, before parsing.
-struct RawRow {
-    rowid: i64,
-    cols: [rusqlite::types::Value; 8],
-}
-
-const COLUMNS: [&str; 8] = [
+/// The fields a record is read from, before parsing (`magnet` only in format 1).
+const READ_COLUMNS: [&str; 8] = [
     "name",
     "version",
     "description",
     "blake3",
     "infohash",
     "size",
-    "magnet",
     "added_at",
+    "magnet",
 ];
+
+/// The columns of one row as SQLite holds them, before parsing.
+struct RawRow {
+    rowid: i64,
+    cols: [Value; 8],
+}
 
 impl RawRow {
     fn label(&self) -> String {
@@ -110,7 +209,7 @@ impl RawRow {
     fn err(&self, i: usize, reason: impl ToString) -> RowError {
         RowError {
             row: self.label(),
-            field: COLUMNS[i],
+            field: READ_COLUMNS[i],
             reason: reason.to_string(),
         }
     }
@@ -129,7 +228,7 @@ impl RawRow {
         }
     }
 
-    fn parse(&self) -> Result<PackageRecord, RowError> {
+    fn parse(&self, dist: Option<&Distribution>) -> Result<PackageRecord, RowError> {
         let name = PackageName::parse(self.text(0)?).map_err(|e| self.err(0, e))?;
         let version = parse_version(self.text(1)?).map_err(|e| self.err(1, e))?;
         let description = match &self.cols[2] {
@@ -139,16 +238,21 @@ impl RawRow {
         let blake3 = ObjectId::parse(self.text(3)?).map_err(|e| self.err(3, e))?;
         let infohash = InfoHash::parse(self.text(4)?).map_err(|e| self.err(4, e))?;
         let size = u64::try_from(self.int(5)?).map_err(|_| self.err(5, "negative size"))?;
-        Ok(PackageRecord {
+        let mut rec = PackageRecord {
             name,
             version,
             description,
             blake3,
             infohash,
             size,
-            magnet: self.text(6)?.to_string(),
-            added_at: self.int(7)?,
-        })
+            magnet: String::new(),
+            added_at: self.int(6)?,
+        };
+        rec.magnet = match dist {
+            Some(d) => d.magnet(&rec),
+            None => self.text(7)?.to_string(),
+        };
+        Ok(rec)
     }
 }
 
@@ -162,12 +266,21 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-pub(crate) fn read_records(conn: &Connection) -> Result<Vec<PackageRecord>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT rowid, {} FROM packages",
-        COLUMNS.join(", ")
-    ))?;
-    let rows = stmt.query_map([], |r| {
+/// Reads and parses the rows a query selects (`where_sql` may be empty), sorted by name and
+/// version precedence. `dist` is `None` for a format-1 table (magnets in the rows).
+fn query_records(
+    conn: &Connection,
+    dist: Option<&Distribution>,
+    where_sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<PackageRecord>> {
+    let cols = if dist.is_some() {
+        READ_COLUMNS[..7].join(", ")
+    } else {
+        READ_COLUMNS.join(", ")
+    };
+    let mut stmt = conn.prepare(&format!("SELECT rowid, {cols} FROM packages {where_sql}"))?;
+    let rows = stmt.query_map(params, |r| {
         Ok(RawRow {
             rowid: r.get(0)?,
             cols: std::array::from_fn(|i| r.get(i + 1).unwrap_or(Value::Null)),
@@ -175,10 +288,52 @@ pub(crate) fn read_records(conn: &Connection) -> Result<Vec<PackageRecord>> {
     })?;
     let mut out = Vec::new();
     for r in rows {
-        out.push(r?.parse()?);
+        out.push(r?.parse(dist)?);
     }
     sort_records(&mut out);
     Ok(out)
+}
+
+/// Every record of a format-2 `packages` table (the master index or a snapshot).
+pub(crate) fn read_records(conn: &Connection, dist: &Distribution) -> Result<Vec<PackageRecord>> {
+    query_records(conn, Some(dist), "", [])
+}
+
+/// The BLAKE3 digest of an index's canonical content (store-format.md §5.2): the distribution
+/// text and every row in `(name, version_key)` byte order, each as a JSON array of its
+/// [`ROW_COLUMNS`]. The publisher signs it; a client recomputes it over what it holds after
+/// applying deltas, so it ends up with exactly the content that was signed.
+pub fn content_digest(conn: &Connection, distribution: &str) -> Result<blake3::Hash> {
+    let mut h = blake3::Hasher::new();
+    h.update(b"dist-index-content 2\n");
+    h.update(distribution.as_bytes());
+    h.update(b"\n");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM packages ORDER BY name, version_key",
+        ROW_COLUMNS.join(", ")
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut line = Vec::with_capacity(512);
+    while let Some(r) = rows.next()? {
+        line.clear();
+        let vals = (0..ROW_COLUMNS.len())
+            .map(|i| sql_to_json(r.get::<_, Value>(i)?, ROW_COLUMNS[i]))
+            .collect::<Result<Vec<_>>>()?;
+        serde_json::to_writer(&mut line, &vals)?;
+        line.push(b'\n');
+        h.update(&line);
+    }
+    Ok(h.finalize())
+}
+
+/// A column value as canonical JSON: text, integer or null; anything else is not index content.
+pub fn sql_to_json(v: Value, column: &str) -> Result<serde_json::Value> {
+    Ok(match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(n) => n.into(),
+        Value::Text(t) => t.into(),
+        other => bail!("column `{column}` holds {}", kind(&other)),
+    })
 }
 
 impl rusqlite::ToSql for ObjectId {
@@ -199,16 +354,26 @@ impl rusqlite::ToSql for PackageName {
     }
 }
 
-/// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (and
-/// their automatic primary-key indexes), before a row is read: a view, a trigger or a table of
-/// another shape in a signed file could make reading it run without bound.
-fn check_schema(conn: &Connection) -> Result<()> {
+/// Which schema a snapshot file has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    V1,
+    V2,
+}
+
+/// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (or
+/// of format 1) and their automatic primary-key indexes, before a row is read: a view, a
+/// trigger or a table of another shape in a signed file could make reading it run without bound.
+fn check_schema(conn: &Connection) -> Result<Schema> {
     let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let expected: Vec<String> = SNAPSHOT_SCHEMA
-        .split(';')
-        .map(squash)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let statements = |schema: &str| -> Vec<String> {
+        schema
+            .split(';')
+            .map(squash)
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let (v1, v2) = (statements(SNAPSHOT_SCHEMA_V1), statements(SNAPSHOT_SCHEMA));
     let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master")?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -217,13 +382,16 @@ fn check_schema(conn: &Connection) -> Result<()> {
             r.get::<_, Option<String>>(2)?,
         ))
     })?;
-    let mut tables = 0;
+    let (mut in_v1, mut in_v2) = (0, 0);
     for row in rows {
         let (kind, name, sql) = row?;
         let ok = match (kind.as_str(), &sql) {
-            ("table", Some(sql)) if expected.contains(&squash(sql)) => {
-                tables += 1;
-                true
+            ("table", Some(sql)) => {
+                let sql = squash(sql);
+                let (a, b) = (v1.contains(&sql), v2.contains(&sql));
+                in_v1 += usize::from(a);
+                in_v2 += usize::from(b);
+                a || b
             }
             ("index", None) => {
                 name == "sqlite_autoindex_meta_1" || name == "sqlite_autoindex_packages_1"
@@ -237,10 +405,14 @@ fn check_schema(conn: &Connection) -> Result<()> {
             );
         }
     }
-    if tables != expected.len() {
-        bail!("its schema lacks the tables of store-format.md §5");
+    // `meta` is the same in both: the second table decides.
+    if in_v2 == v2.len() {
+        Ok(Schema::V2)
+    } else if in_v1 == v1.len() {
+        Ok(Schema::V1)
+    } else {
+        bail!("its schema lacks the tables of store-format.md §5")
     }
-    Ok(())
 }
 
 /// Refuses a file whose SQLite header does not say rollback journal (bytes 18 and 19, the file
@@ -261,53 +433,123 @@ fn check_journal_mode(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A published snapshot opened read-only.
+/// A snapshot opened read-only, its schema checked and its meta read; rows are queried on
+/// demand (with the primary key's index), so a 100,000-row index costs what a query reads.
 pub struct Snapshot {
+    conn: Connection,
+    path: PathBuf,
+    pub format: u32,
     pub serial: u64,
     pub created: u64,
-    pub packages: Vec<PackageRecord>,
+    /// `meta.distribution` as stored (format 2; empty for format 1).
+    pub distribution_text: String,
+    /// `None` for format 1, whose rows carry their magnets.
+    distribution: Option<Distribution>,
 }
 
 impl Snapshot {
     pub fn open(path: &Path) -> Result<Snapshot> {
-        check_journal_mode(path)
-            .with_context(|| format!("{} is not a dist index", path.display()))?;
+        let not_index = || format!("{} is not a dist index", path.display());
+        check_journal_mode(path).with_context(not_index)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open index {}", path.display()))?;
-        check_schema(&conn).with_context(|| format!("{} is not a dist index", path.display()))?;
+        let schema = check_schema(&conn).with_context(not_index)?;
         let meta = |k: &str| -> Result<Option<String>> {
             Ok(conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
                 .optional()?)
         };
         let format: u32 = meta("format")
-            .with_context(|| format!("{} is not a dist index", path.display()))?
+            .with_context(not_index)?
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("{}: no index format", path.display()))?;
-        if format != INDEX_FORMAT {
-            bail!(
-                "{}: index format {format} is not supported (this dist reads {INDEX_FORMAT})",
+        match (format, schema) {
+            (1, Schema::V1) | (INDEX_FORMAT, Schema::V2) => {}
+            (1 | INDEX_FORMAT, _) => bail!(
+                "{}: its tables are not those of index format {format}",
                 path.display()
-            );
+            ),
+            _ => bail!(
+                "{}: index format {format} is not supported (this dist reads 1 and {INDEX_FORMAT}); upgrade dist",
+                path.display()
+            ),
         }
         let serial = meta("serial")?
             .and_then(|v| v.parse().ok())
-            .context("index without serial")?;
+            .with_context(|| format!("{}: index without serial", path.display()))?;
         let created = meta("created")?.and_then(|v| v.parse().ok()).unwrap_or(0);
-        let packages =
-            read_records(&conn).with_context(|| format!("cannot read {}", path.display()))?;
+        let (distribution_text, distribution) = if format == 1 {
+            (String::new(), None)
+        } else {
+            let text = meta("distribution")?
+                .with_context(|| format!("{}: index without distribution", path.display()))?;
+            let d = Distribution::decode(&text).with_context(|| path.display().to_string())?;
+            (text, Some(d))
+        };
         Ok(Snapshot {
+            conn,
+            path: path.to_path_buf(),
+            format,
             serial,
             created,
-            packages,
+            distribution_text,
+            distribution,
         })
     }
 
-    /// All versions of `name`, lowest precedence first.
-    pub fn versions(&self, name: &str) -> Vec<&PackageRecord> {
-        self.packages.iter().filter(|p| p.name == name).collect()
+    fn query(&self, where_sql: &str, params: impl rusqlite::Params) -> Result<Vec<PackageRecord>> {
+        query_records(&self.conn, self.distribution.as_ref(), where_sql, params)
+            .with_context(|| format!("cannot read {}", self.path.display()))
+    }
+
+    /// Every record, by name and version precedence.
+    pub fn all(&self) -> Result<Vec<PackageRecord>> {
+        self.query("", [])
+    }
+
+    /// All versions of `name`, lowest precedence first (one lookup in the primary key).
+    pub fn versions(&self, name: &str) -> Result<Vec<PackageRecord>> {
+        self.query("WHERE name = ?1", [name])
+    }
+
+    /// Records whose name or description contains `term`, ignoring ASCII case.
+    pub fn search(&self, term: &str) -> Result<Vec<PackageRecord>> {
+        // LIKE without wildcards of the user's own: `%` and `_` in the term match themselves.
+        let escaped: String = term
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        self.query(
+            "WHERE name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\'",
+            [pattern],
+        )
+    }
+
+    /// How many package versions the index holds.
+    pub fn count(&self) -> Result<usize> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM packages", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// The canonical content digest (format 2 only).
+    pub fn content_digest(&self) -> Result<blake3::Hash> {
+        if self.format != INDEX_FORMAT {
+            bail!(
+                "{}: index format {} has no content digest",
+                self.path.display(),
+                self.format
+            );
+        }
+        content_digest(&self.conn, &self.distribution_text)
+            .with_context(|| format!("cannot read {}", self.path.display()))
     }
 }

@@ -2,7 +2,12 @@
 //! SQLite index, and the signed snapshots published after every change.
 
 pub mod index;
+mod publish;
 pub mod sign;
+pub mod wire;
+
+pub use index::Distribution;
+pub use publish::DEFAULT_RETENTION;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,10 +19,11 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::format::ids::{InfoHash, ObjectId, PackageName};
 use crate::format::pack::{self, Packed};
 use crate::format::package::Package;
-use crate::format::torrent::{self, Info};
-use crate::repo::index::{PackageRecord, INDEX_FORMAT, SNAPSHOT_SCHEMA};
-use crate::repo::sign::{Signed, SigningKey};
-use crate::store::fsx::{self, Durability};
+use crate::format::torrent::Info;
+use crate::repo::index::{PackageRecord, SNAPSHOT_SCHEMA};
+use crate::repo::sign::SigningKey;
+use crate::repo::wire::Op;
+use crate::store::fsx::Durability;
 use crate::store::objects::ObjectStore;
 
 pub fn now_unix() -> u64 {
@@ -27,51 +33,11 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-/// Trackers and web-seed base URL: configuration that goes into magnets and `.torrent` files
-/// but never into the info dictionary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Distribution {
-    pub trackers: Vec<String>,
-    /// Base URL of the HTTP server, without trailing `/`; web seeds are `<base>/objects/ab/cd…`.
-    pub public_url: Option<String>,
-}
-
-impl Distribution {
-    pub fn web_seed(&self, blake3: &ObjectId) -> Option<String> {
-        self.public_url
-            .as_ref()
-            .map(|b| format!("{}/objects/{}", b.trim_end_matches('/'), blake3.rel_path()))
-    }
-
-    fn encode(&self) -> String {
-        serde_json::json!({"trackers": self.trackers, "public_url": self.public_url}).to_string()
-    }
-
-    fn decode(s: &str) -> Result<Distribution> {
-        let v: serde_json::Value =
-            serde_json::from_str(s).context("meta `distribution` is corrupt")?;
-        Ok(Distribution {
-            trackers: v["trackers"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            public_url: v["public_url"].as_str().map(str::to_string),
-        })
-    }
-
-    pub fn magnet(&self, r: &PackageRecord, info_name: &str) -> String {
-        let ws: Vec<String> = self.web_seed(&r.blake3).into_iter().collect();
-        torrent::magnet(&r.infohash, info_name, r.size, &self.trackers, &ws)
-    }
-}
-
 /// The repository layout.
 pub struct Repo {
     pub root: PathBuf,
+    /// How many deltas stay published (store-format.md §4.2).
+    retention: usize,
 }
 
 /// What `add` did with one package.
@@ -85,7 +51,14 @@ impl Repo {
     pub fn new(root: &Path) -> Repo {
         Repo {
             root: root.to_path_buf(),
+            retention: DEFAULT_RETENTION,
         }
+    }
+
+    /// The same repository, keeping `deltas` deltas published (at least 1).
+    pub fn with_retention(mut self, deltas: usize) -> Repo {
+        self.retention = deltas.max(1);
+        self
     }
     /// `objects/`: the archives by BLAKE3, the same store type the client uses.
     pub fn objects(&self) -> ObjectStore {
@@ -96,13 +69,6 @@ impl Repo {
     }
     pub fn published_dir(&self) -> PathBuf {
         self.root.join("published")
-    }
-    pub fn snapshot_path(&self, serial: u64) -> PathBuf {
-        self.published_dir().join(format!("index-{serial}.db"))
-    }
-    pub fn signature_path(&self, serial: u64) -> PathBuf {
-        self.published_dir()
-            .join(format!("index-{serial}.db.minisig"))
     }
     /// `published/LATEST` holds the serial of the newest snapshot.
     pub fn latest_path(&self) -> PathBuf {
@@ -163,13 +129,14 @@ impl Repo {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(&format!(
-            // The index on `infohash` keeps republishing (one UPDATE per row) linear.
+            // The index on `infohash` answers `serve`'s lookups of one torrent.
             "{}\nCREATE TABLE IF NOT EXISTS torrents (infohash TEXT PRIMARY KEY, info BLOB NOT NULL);\nCREATE INDEX IF NOT EXISTS packages_by_infohash ON packages (infohash);",
             SNAPSHOT_SCHEMA
                 .replace("CREATE TABLE meta", "CREATE TABLE IF NOT EXISTS meta")
                 .replace("CREATE TABLE packages", "CREATE TABLE IF NOT EXISTS packages")
         ))
         .with_context(|| format!("cannot set up {}", path.display()))?;
+        migrate_master(&conn).with_context(|| format!("cannot upgrade {}", path.display()))?;
         Ok(conn)
     }
 
@@ -192,49 +159,48 @@ impl Repo {
         }
         // 3. One transaction: check immutability, store objects, insert rows, publish.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let dist = current_distribution(&tx)?;
         let now = now_unix() as i64;
         let mut out = Vec::new();
+        let mut ops = Vec::new();
         for (tmp, p) in &packed {
-            out.push(index_one(&tx, &dist, &objects, tmp, p, now)?);
+            let added = index_one(&tx, &objects, tmp, p, now)?;
+            if let Added::New(p) = &added {
+                ops.push(publish::put_op(
+                    &tx,
+                    p.name.as_str(),
+                    &index::version_key(&p.version),
+                )?);
+            }
+            out.push(added);
         }
-        if out.iter().any(|a| matches!(a, Added::New(_))) {
-            self.publish_in(&tx, &key)?;
+        if !ops.is_empty() {
+            self.publish_in(&tx, &key, ops)?;
         }
         tx.commit().context("cannot commit the index")?;
         self.finish_publish(&conn)?;
         Ok(out)
     }
 
-    /// Re-renders every magnet link for `dist` and publishes a new snapshot if they changed.
-    /// Returns the serial now published.
+    /// Publishes a new serial when `dist` (trackers and web-seed base, from which clients
+    /// render magnets) differs from the published one, or when the newest serial is not
+    /// published in the current format. Returns the serial now published.
     pub fn republish_for(&self, dist: &Distribution) -> Result<u64> {
         let mut conn = self.open_index()?;
         let key = SigningKey::load_or_create(&self.root)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<String> = tx
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'distribution'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let serial: Option<u64> = meta_u64(&tx, "serial")?;
-        if current.as_deref() != Some(dist.encode().as_str()) || serial.is_none() {
-            let records = index::read_records(&tx)?;
-            for r in &records {
-                let info = self.info(&tx, &r.infohash)?;
-                let magnet = dist.magnet(r, &info.name);
-                tx.execute(
-                    "UPDATE packages SET magnet = ?1 WHERE infohash = ?2",
-                    params![magnet, r.infohash],
-                )?;
-            }
+        let text = dist.encode();
+        let current = meta_text(&tx, "distribution")?;
+        let serial = meta_u64(&tx, "serial")?;
+        let current_format = match serial {
+            Some(s) => self.manifest(s)?.is_some(),
+            None => false,
+        };
+        if current.as_deref() != Some(text.as_str()) || !current_format {
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('distribution', ?1)",
-                [dist.encode()],
+                [&text],
             )?;
-            self.publish_in(&tx, &key)?;
+            self.publish_in(&tx, &key, vec![Op::Distribution(text)])?;
         }
         tx.commit()?;
         self.finish_publish(&conn)?;
@@ -259,7 +225,8 @@ impl Repo {
     /// `published/LATEST` names), sorted by name and version precedence.
     pub fn records(&self) -> Result<Vec<PackageRecord>> {
         let conn = self.open_index()?;
-        index::read_records(&conn)
+        let dist = current_distribution(&conn)?;
+        index::read_records(&conn, &dist)
             .with_context(|| format!("cannot read {}", self.index_path().display()))
     }
 
@@ -295,94 +262,32 @@ impl Repo {
         Ok(out)
     }
 
-    /// Bumps the serial and writes `published/index-<serial>.db` + `.minisig` (inside the
-    /// caller's transaction, so the snapshot is exactly the committed state).
-    fn publish_in(&self, tx: &Connection, key: &SigningKey) -> Result<()> {
-        let serial = meta_u64(tx, "serial")?.unwrap_or(0) + 1;
-        let created = now_unix();
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('serial', ?1)",
-            [serial.to_string()],
-        )?;
-        let dir = self.published_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{}snapshot-", fsx::TMP))
-            .tempfile_in(&dir)
-            .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
-        let tmp_path = tmp.path().to_path_buf();
-        {
-            let snap = Connection::open(&tmp_path)?;
-            snap.pragma_update(None, "journal_mode", "DELETE")?;
-            snap.execute_batch(SNAPSHOT_SCHEMA)?;
-            let mut meta = snap.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
-            for (k, v) in [
-                ("format", INDEX_FORMAT.to_string()),
-                ("serial", serial.to_string()),
-                ("created", created.to_string()),
-            ] {
-                meta.execute([k, &v])?;
-            }
-            let mut stmt = tx.prepare(
-                "SELECT name, version, version_key, description, blake3, infohash, size, magnet, added_at FROM packages ORDER BY name, version_key",
-            )?;
-            let mut ins = snap.prepare(
-                "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, magnet, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            snap.execute_batch("BEGIN")?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                ins.execute(params![
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, i64>(8)?
-                ])?;
-            }
-            snap.execute_batch("COMMIT")?;
-        }
-        let bytes = std::fs::read(&tmp_path)?;
-        let sig = key.sign(
-            &bytes,
-            &Signed {
-                format: INDEX_FORMAT,
-                serial,
-                created,
-            },
-        )?;
-        fsx::write_atomic(&self.signature_path(serial), sig.as_bytes(), 0o644)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o644))?;
-        let (_, path) = tmp.keep().map_err(|e| e.error)?;
-        fsx::persist_file(&path, &self.snapshot_path(serial))?;
-        Ok(())
-    }
-
-    /// Points `published/LATEST` at the committed serial (after the commit, so it never names
-    /// a snapshot whose transaction rolled back).
-    fn finish_publish(&self, conn: &Connection) -> Result<()> {
-        if let Some(serial) = meta_u64(conn, "serial")? {
-            if self.latest_serial()? != Some(serial) && self.snapshot_path(serial).exists() {
-                fsx::write_atomic(&self.latest_path(), format!("{serial}\n").as_bytes(), 0o644)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Index records of the newest published snapshot (what clients see).
-    pub fn published(&self) -> Result<Option<index::Snapshot>> {
-        match self.latest_serial()? {
-            Some(s) => Ok(Some(index::Snapshot::open(&self.snapshot_path(s))?)),
-            None => Ok(None),
-        }
+    /// The newest published snapshot, decompressed into a temp file that lives as long as the
+    /// returned value (what clients see).
+    pub fn published(&self) -> Result<Option<PublishedSnapshot>> {
+        let Some(serial) = self.latest_serial()? else {
+            return Ok(None);
+        };
+        let path = self.snapshot_path(serial);
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut file = tempfile::NamedTempFile::new()?;
+        wire::decompress_to(&bytes, u64::MAX / 2, file.as_file_mut())
+            .with_context(|| path.display().to_string())?;
+        let snapshot = index::Snapshot::open(file.path())?;
+        Ok(Some(PublishedSnapshot {
+            snapshot,
+            _file: file,
+        }))
     }
 }
 
-/// The distribution the last publish used (trackers and base URL), empty before any `serve`.
+/// A published snapshot, decompressed.
+pub struct PublishedSnapshot {
+    pub snapshot: index::Snapshot,
+    _file: tempfile::NamedTempFile,
+}
+
 /// Loads every package directory (all errors name the directory) and refuses two directories
 /// with the same name and version in one batch.
 fn validate(dirs: &[PathBuf]) -> Result<Vec<Package>> {
@@ -414,7 +319,6 @@ fn validate(dirs: &[PathBuf]) -> Result<Vec<Package>> {
 /// version is refused (versions are immutable), a new one enters the object store and the index.
 fn index_one(
     tx: &Connection,
-    dist: &Distribution,
     objects: &ObjectStore,
     tmp: &Path,
     p: &Packed,
@@ -439,21 +343,10 @@ fn index_one(
         None => {}
     }
     objects.insert_file(tmp, &p.blake3)?;
-    let rec = PackageRecord {
-        name: p.name.clone(),
-        version: p.version.clone(),
-        description: p.description.clone(),
-        blake3: p.blake3,
-        infohash: p.infohash,
-        size: p.size,
-        magnet: String::new(),
-        added_at: now,
-    };
-    let magnet = dist.magnet(&rec, &p.info.name);
     tx.execute(
-        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, magnet, added_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![rec.name, rec.version.to_string(), vkey, rec.description, rec.blake3, rec.infohash, rec.size as i64, magnet, now],
+        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, added_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![p.name, p.version.to_string(), vkey, p.description, p.blake3, p.infohash, p.size as i64, now],
     )?;
     tx.execute(
         "INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)",
@@ -462,26 +355,39 @@ fn index_one(
     Ok(Added::New(p.clone()))
 }
 
+/// The distribution the last publish used (trackers and base URL), empty before any `serve`.
 fn current_distribution(conn: &Connection) -> Result<Distribution> {
-    let v: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'distribution'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    v.map(|s| Distribution::decode(&s))
+    meta_text(conn, "distribution")?
+        .map(|s| Distribution::decode(&s))
         .transpose()
         .map(Option::unwrap_or_default)
 }
 
-fn meta_u64(conn: &Connection, key: &str) -> Result<Option<u64>> {
-    let v: Option<String> = conn
+/// A master index made before index format 2 has a `magnet` column: magnets are rendered
+/// from `meta.distribution` now, so it goes.
+fn migrate_master(conn: &Connection) -> Result<()> {
+    let has_magnet: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('packages') WHERE name = 'magnet'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
+    if has_magnet {
+        conn.execute_batch("ALTER TABLE packages DROP COLUMN magnet")?;
+    }
+    Ok(())
+}
+
+fn meta_text(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?;
-    v.map(|s| {
-        s.parse()
-            .with_context(|| format!("meta `{key}` is corrupt"))
-    })
-    .transpose()
+        .optional()?)
+}
+
+fn meta_u64(conn: &Connection, key: &str) -> Result<Option<u64>> {
+    meta_text(conn, key)?
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("meta `{key}` is corrupt"))
+        })
+        .transpose()
 }

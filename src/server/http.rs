@@ -1,5 +1,5 @@
-//! The HTTP side of `dist serve`: the newest index and its signature (with conditional GET),
-//! serial-named snapshots, rendered `.torrent` files, objects with Range support (the BEP 19 web
+//! The HTTP side of `dist serve`: the newest index manifest and its signature (with conditional
+//! GET), the published snapshots and deltas, rendered `.torrent` files, objects with Range support (the BEP 19 web
 //! seed) and `/health`.
 
 use std::collections::HashMap;
@@ -56,16 +56,18 @@ pub fn router(shared: SharedState, published: PathBuf, objects: PathBuf) -> Rout
         published: published.clone(),
     };
     Router::new()
-        .route("/index.db", get(index_db))
-        .route("/index.db.minisig", get(index_sig))
+        .route("/index.json", get(index_manifest))
+        .route("/index.json.minisig", get(index_sig))
+        .route("/index.db", get(format_1))
+        .route("/index.db.minisig", get(format_1))
         .route("/torrents/{file}", get(torrent))
         .route("/health", get(health))
-        .nest_service("/snapshots", ServeDir::new(published))
+        .nest_service("/index", ServeDir::new(published))
         .nest_service("/objects", ServeDir::new(objects))
         .with_state(state)
 }
 
-async fn index_db(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn index_manifest(State(s): State<AppState>, headers: HeaderMap) -> Response {
     latest(&s, &headers, "").await
 }
 
@@ -73,14 +75,24 @@ async fn index_sig(State(s): State<AppState>, headers: HeaderMap) -> Response {
     latest(&s, &headers, ".minisig").await
 }
 
-/// Serves the newest snapshot (or its signature) with a strong ETag naming the serial, and
-/// answers `If-None-Match` with 304 so an unchanged index costs no body.
+/// What a client of index format 1 asks for: it gets a status and a sentence, never a file it
+/// would misread.
+async fn format_1() -> Response {
+    (
+        StatusCode::GONE,
+        "this repository publishes index format 2 (GET /index.json): upgrade dist\n",
+    )
+        .into_response()
+}
+
+/// Serves the newest signed manifest (or its signature) with a strong ETag naming the serial,
+/// and answers `If-None-Match` with 304 so an unchanged index costs one request and no body.
 async fn latest(s: &AppState, headers: &HeaderMap, suffix: &str) -> Response {
     let serial = s.shared.read().expect("state lock").serial;
     let Some(serial) = serial else {
         return (StatusCode::NOT_FOUND, "nothing published yet\n").into_response();
     };
-    let etag = format!("\"serial-{serial}{suffix}\"");
+    let etag = format!("\"manifest-{serial}{suffix}\"");
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -88,7 +100,7 @@ async fn latest(s: &AppState, headers: &HeaderMap, suffix: &str) -> Response {
     let mut resp = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let path = s.published.join(format!("index-{serial}.db{suffix}"));
+        let path = s.published.join(format!("{serial}.json{suffix}"));
         match tokio::fs::read(&path).await {
             Ok(bytes) => Response::new(Body::from(bytes)),
             Err(_) => {

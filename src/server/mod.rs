@@ -18,7 +18,7 @@ use crate::daemons::tracker::{self, Tracker, TrackerConfig};
 use crate::daemons::transmission::{self, DaemonConfig, Rpc};
 use crate::format::ids::{InfoHash, PackageId};
 use crate::format::torrent::Info;
-use crate::repo::index::Snapshot;
+use crate::repo::index::PackageRecord;
 use crate::repo::{Distribution, Repo};
 
 /// `ROOT/server.yaml`; every key is also a flag of `dist serve`.
@@ -33,6 +33,8 @@ pub struct ServerFile {
     pub peer_port: Option<u16>,
     pub rpc_port: Option<u16>,
     pub upload_limit: Option<u32>,
+    /// How many index deltas stay published.
+    pub index_retention: Option<usize>,
 }
 
 impl ServerFile {
@@ -57,6 +59,7 @@ impl ServerFile {
             peer_port: over.peer_port.or(self.peer_port),
             rpc_port: over.rpc_port.or(self.rpc_port),
             upload_limit: over.upload_limit.or(self.upload_limit),
+            index_retention: over.index_retention.or(self.index_retention),
         }
     }
 }
@@ -72,6 +75,7 @@ pub struct ServeConfig {
     pub peer_port: u16,
     pub rpc_port: u16,
     pub upload_limit: Option<u32>,
+    pub index_retention: usize,
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
@@ -120,6 +124,7 @@ impl ServeConfig {
             peer_port,
             rpc_port,
             upload_limit: f.upload_limit,
+            index_retention: f.index_retention.unwrap_or(crate::repo::DEFAULT_RETENTION),
         })
     }
 
@@ -157,13 +162,13 @@ pub enum ServeEvent {
 
 /// Runs the server until SIGINT or SIGTERM, then stops every child it started.
 pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
-    let repo = Repo::new(root);
+    let repo = Repo::new(root).with_retention(cfg.index_retention);
     let serial = repo
         .republish_for(&cfg.distribution())
         .with_context(|| format!("cannot publish the index under {}", root.display()))?;
     report(ServeEvent::Published {
         serial,
-        packages: repo.published()?.map(|s| s.packages.len()).unwrap_or(0),
+        packages: repo.records()?.len(),
     });
     let runtime_dir = root.join("serve");
     std::fs::create_dir_all(&runtime_dir)
@@ -282,10 +287,7 @@ fn start_children(
     cfg: &ServeConfig,
     runtime_dir: &Path,
 ) -> Result<(Tracker, transmission::DaemonHandle)> {
-    let hashes: Vec<InfoHash> = repo
-        .published()?
-        .map(|s| s.packages.iter().map(|p| p.infohash).collect())
-        .unwrap_or_default();
+    let hashes: Vec<InfoHash> = repo.records()?.iter().map(|p| p.infohash).collect();
     let tracker = tracker::start_tracker(
         &TrackerConfig::new(runtime_dir.join("tracker"), cfg.tracker),
         &hashes,
@@ -407,13 +409,13 @@ impl Watcher<'_> {
         let latest = self.repo.latest_serial()?;
         if latest != self.serial {
             if let Some(serial) = latest {
-                let snap = Snapshot::open(&self.repo.snapshot_path(serial))?;
-                self.sync_to(&snap, report)?;
+                let records = self.repo.records()?;
+                self.sync_to(&records, report)?;
                 self.shared.write().expect("state lock").serial = Some(serial);
                 if self.serial.is_some() {
                     report(ServeEvent::Published {
                         serial,
-                        packages: snap.packages.len(),
+                        packages: records.len(),
                     });
                 }
             }
@@ -430,8 +432,12 @@ impl Watcher<'_> {
     }
 
     /// Whitelists, renders and seeds every package of `snap` not yet seeded.
-    fn sync_to(&mut self, snap: &Snapshot, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
-        let all: BTreeSet<InfoHash> = snap.packages.iter().map(|p| p.infohash).collect();
+    fn sync_to(
+        &mut self,
+        records: &[PackageRecord],
+        report: &(dyn Fn(ServeEvent) + Sync),
+    ) -> Result<()> {
+        let all: BTreeSet<InfoHash> = records.iter().map(|p| p.infohash).collect();
         let list: Vec<InfoHash> = all.iter().copied().collect();
         self.tracker.set_whitelist(&list)?;
         // What the newest snapshot no longer lists stops being seeded and served.
@@ -451,7 +457,7 @@ impl Watcher<'_> {
         }
         let infos: BTreeMap<InfoHash, Info> = self.repo.all_infos()?;
         let dist = self.cfg.distribution();
-        for p in &snap.packages {
+        for p in records {
             if self.seeded.contains_key(&p.infohash) {
                 continue;
             }

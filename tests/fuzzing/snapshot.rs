@@ -1,5 +1,6 @@
-//! Target `snapshot`: the published snapshot reader (`repo::index::Snapshot::open`) on mutated
-//! bytes of real snapshots, published by `Repo::add` of the valid fixtures.
+//! Target `snapshot`: the published snapshot reader (`repo::index::Snapshot::open`, then the
+//! content digest and every row, as `sync` reads them) on mutated bytes of real snapshots,
+//! published by `Repo::add` of the valid fixtures (decompressed).
 //!
 //! Mutations know the SQLite file layout: header fields (page size, versions, page count,
 //! freelist, schema cookie, text encoding) set to edge values, b-tree page headers and cell
@@ -65,7 +66,10 @@ impl Snapshots {
         repo.add(&dirs[..1]).unwrap();
         repo.add(&dirs).unwrap();
         let seeds = (1..=2)
-            .map(|s| fs::read(repo.snapshot_path(s)).unwrap())
+            .map(|s| {
+                let zst = fs::read(repo.snapshot_path(s)).unwrap();
+                dist::repo::wire::decompress(&zst, 1 << 30).unwrap()
+            })
             .collect();
         let dir = tmp.path().join("client");
         fs::create_dir(&dir).unwrap();
@@ -120,8 +124,14 @@ impl Target for Snapshots {
         let (tx, rx) = mpsc::channel();
         let path = self.path.clone();
         std::thread::spawn(move || {
-            let r = Snapshot::open(&path).map_err(|e| format!("{e:#}"));
-            let _ = tx.send(r.map(|s| s.packages.len()));
+            // What `sync` does with a snapshot: open it, digest its content, parse every row.
+            let r = Snapshot::open(&path).and_then(|s| {
+                if s.format == dist::repo::index::INDEX_FORMAT {
+                    s.content_digest()?;
+                }
+                s.all().map(|all| all.len())
+            });
+            let _ = tx.send(r.map_err(|e| format!("{e:#}")));
         });
         let kind = match rx.recv_timeout(LIMIT) {
             Ok(Ok(n)) => format!("ok ({n} packages)"),
