@@ -1,0 +1,358 @@
+//! The index on the wire (issue 10), against a real `dist serve` in a network namespace this
+//! test makes: a first sync fetches the compressed snapshot, an unchanged one costs one request
+//! and no body, a sync after a publish applies the signed deltas and ends with exactly the
+//! content a fresh full sync gets; a tampered, missing or lying delta is refused (the local
+//! index unchanged until a verified full snapshot replaces it); a client further behind than
+//! the retention fetches the full snapshot; `published/` stays bounded.
+
+mod common;
+#[path = "common/netns.rs"]
+mod netns;
+#[path = "common/server.rs"]
+mod server;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use common::*;
+use netns::Netns;
+use server::{http_get, Server, HTTP, SERVER_IP};
+
+fn package(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let d = dir.join(format!("{name}-{version}"));
+    fs::create_dir_all(d.join("assets")).unwrap();
+    fs::create_dir_all(d.join("scripts")).unwrap();
+    fs::write(
+        d.join("manifest.yaml"),
+        format!("name: {name}\nversion: {version}\ndescription: the {name} package\n"),
+    )
+    .unwrap();
+    fs::write(d.join("assets/data.txt"), format!("{name} {version}\n")).unwrap();
+    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    d
+}
+
+struct Client<'a> {
+    ns: &'a Netns,
+    root: PathBuf,
+    key: String,
+}
+
+impl Client<'_> {
+    fn cmd(&self, args: &[&str]) -> Output {
+        self.ns
+            .command(dist_bin())
+            .arg("--root")
+            .arg(&self.root)
+            .args([
+                "--server-url",
+                &format!("http://{HTTP}"),
+                "--public-key",
+                &self.key,
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn sync(&self) -> serde_json::Value {
+        let o = self.cmd(&["sync", "--json"]);
+        assert!(
+            o.status.success(),
+            "sync failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stdout_json(&o)
+    }
+
+    fn list(&self) -> serde_json::Value {
+        stdout_json(&self.cmd(&["list", "--json"]))
+    }
+
+    /// The local index's files, to show a refused sync changed nothing.
+    fn index_files(&self) -> Vec<Vec<u8>> {
+        [
+            "index/index.db",
+            "index/index.json",
+            "index/index.json.minisig",
+            "index/state.json",
+        ]
+        .iter()
+        .map(|p| fs::read(self.root.join(p)).unwrap_or_default())
+        .collect()
+    }
+}
+
+struct Repo {
+    root: PathBuf,
+    pkgs: PathBuf,
+}
+
+impl Repo {
+    fn add(&self, name: &str, version: &str, retention: &str) -> u64 {
+        let d = package(&self.pkgs, name, version);
+        run_ok(
+            dist()
+                .arg("--root")
+                .arg(&self.root)
+                .args(["add", "--index-retention", retention])
+                .arg(d),
+        );
+        self.latest()
+    }
+
+    fn latest(&self) -> u64 {
+        fs::read_to_string(self.root.join("published/LATEST"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn published(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.root.join("published"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Re-signs the manifest of `serial` after `edit` changed it (the repository's own key: only
+    /// the content is hostile).
+    fn resign(&self, serial: u64, edit: impl FnOnce(&mut dist::repo::wire::Manifest)) {
+        use dist::repo::sign::{Signed, SigningKey};
+        let path = self.root.join(format!("published/{serial}.json"));
+        let mut m = dist::repo::wire::Manifest::parse(&fs::read(&path).unwrap()).unwrap();
+        edit(&mut m);
+        let bytes = serde_json::to_vec(&m).unwrap();
+        let sig = SigningKey::load_or_create(&self.root)
+            .unwrap()
+            .sign(
+                &bytes,
+                &Signed {
+                    format: m.format,
+                    serial: m.serial,
+                    created: m.created,
+                },
+            )
+            .unwrap();
+        fs::write(
+            self.root.join(format!("published/{serial}.json.minisig")),
+            sig,
+        )
+        .unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+}
+
+/// Waits until the server's `/index.json` names `serial`.
+fn wait_served(ns: &Netns, serial: u64) {
+    wait_until(
+        &format!("/index.json at serial {serial}"),
+        std::time::Duration::from_secs(30),
+        || {
+            let (code, body) = http_get(ns, &format!("http://{HTTP}/index.json"), None);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if code == 200 && v["serial"] == serial {
+                Ok(())
+            } else {
+                Err(format!("{code} {}", String::from_utf8_lossy(&body)))
+            }
+        },
+    );
+}
+
+#[test]
+fn sync_by_snapshot_delta_and_not_at_all_and_refuse_bad_deltas_issue_10() {
+    for t in ["opentracker", "transmission-daemon", "curl"] {
+        require_tool(t);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo {
+        root: tmp.path().join("repo"),
+        pkgs: tmp.path().join("pkgs"),
+    };
+    for n in ["alpha", "beta", "gamma"] {
+        repo.add(n, "1.0.0", "3");
+    }
+    let key = String::from_utf8(
+        run_ok(dist().arg("--root").arg(&repo.root).args(["key", "show"])).stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let ns = Netns::new(&[SERVER_IP]).expect("network namespace");
+    let server = Server::start(&ns, &repo.root, tmp.path().join("serve.log"));
+    let client = |name: &str| Client {
+        ns: &ns,
+        root: tmp.path().join(name),
+        key: key.clone(),
+    };
+    let a = client("a");
+
+    step("A first sync fetches the whole compressed snapshot", || {
+        let r = a.sync();
+        assert_eq!(r["mode"], "full", "{r}");
+        assert_eq!(r["changed"], true);
+        assert_eq!(r["packages"], 3);
+        let serial = repo.latest();
+        let zst = fs::metadata(repo.root.join(format!("published/{serial}.db.zst")))
+            .unwrap()
+            .len();
+        let on_wire = r["bytes_on_wire"].as_u64().unwrap();
+        assert!(on_wire > zst && on_wire < zst + 8192, "{on_wire} vs {zst}");
+        assert_eq!(a.list().as_array().unwrap().len(), 3);
+    });
+
+    step(
+        "An unchanged index: one conditional request, no body",
+        || {
+            let r = a.sync();
+            assert_eq!(r["mode"], "unchanged", "{r}");
+            assert_eq!(r["changed"], false);
+            assert_eq!(r["bytes_on_wire"], 0);
+            assert_eq!(r["packages"], 3);
+        },
+    );
+
+    step(
+        "After one publish: the delta, a few hundred bytes, and exactly the full content",
+        || {
+            let serial = repo.add("delta", "1.0.0", "3");
+            wait_served(&ns, serial);
+            let r = a.sync();
+            assert_eq!(r["mode"], "delta", "{r}");
+            assert_eq!(r["serial"], serial);
+            assert_eq!(r["packages"], 4);
+            assert!(r["fallback_reason"].is_null(), "{r}");
+            let on_wire = r["bytes_on_wire"].as_u64().unwrap();
+            assert!(on_wire < 64 << 10, "{on_wire}");
+            let b = client("b");
+            assert_eq!(b.sync()["mode"], "full");
+            assert_eq!(a.list(), b.list());
+            let info = stdout_json(&a.cmd(&["info", "delta", "--json"]));
+            assert_eq!(info["versions"][0]["version"], "1.0.0");
+            assert!(info["versions"][0]["magnet"]
+                .as_str()
+                .unwrap()
+                .contains("&tr=http%3A%2F%2F10.77.0.1%3A6969%2Fannounce"));
+        },
+    );
+
+    step(
+        "A tampered delta: refused, then the verified full snapshot",
+        || {
+            let serial = repo.add("tampered", "1.0.0", "3");
+            let path = repo.root.join(format!("published/{serial}.delta.zst"));
+            let mut bytes = fs::read(&path).unwrap();
+            let n = bytes.len();
+            bytes[n / 2] ^= 0x20;
+            fs::write(&path, bytes).unwrap();
+            wait_served(&ns, serial);
+            let r = a.sync();
+            assert_eq!(r["mode"], "full", "{r}");
+            let why = r["fallback_reason"].as_str().unwrap();
+            assert!(
+                why.contains("is not the file the signed manifest names"),
+                "{why}"
+            );
+            assert_eq!(a.list().as_array().unwrap().len(), 5);
+        },
+    );
+
+    step(
+        "A signed delta whose result is not the signed content, with no snapshot to fall back to: refused, the local index unchanged",
+        || {
+            let serial = repo.add("lying", "1.0.0", "3");
+            // The delta of a package that does not exist, published under the real key.
+            let path = repo.root.join(format!("published/{serial}.delta.zst"));
+            let mut delta = dist::repo::wire::Delta::decode(&fs::read(&path).unwrap(), 1 << 20)
+                .unwrap();
+            if let dist::repo::wire::Op::Put(row) = &mut delta.ops[0] {
+                row[0] = "intruder".into();
+            }
+            let bytes = delta.encode().unwrap();
+            fs::write(&path, &bytes).unwrap();
+            repo.resign(serial, |m| {
+                let last = m.deltas.last_mut().unwrap();
+                last.blake3 = blake3::hash(&bytes).to_hex().to_string();
+                last.size = bytes.len() as u64;
+            });
+            let snapshot = repo.root.join(format!("published/{serial}.db.zst"));
+            let kept = fs::read(&snapshot).unwrap();
+            fs::remove_file(&snapshot).unwrap();
+            wait_served(&ns, serial);
+            let before = a.index_files();
+            let o = a.cmd(&["sync"]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{err}");
+            assert!(err.contains("HTTP 404"), "{err}");
+            assert_eq!(a.index_files(), before, "a refused sync changed the local index");
+            // With the snapshot back, the same sync refuses the delta and takes the snapshot.
+            fs::write(&snapshot, kept).unwrap();
+            let r = a.sync();
+            assert_eq!(r["mode"], "full", "{r}");
+            let why = r["fallback_reason"].as_str().unwrap();
+            assert!(why.contains("is not the content signed"), "{why}");
+            let names: Vec<String> = a
+                .list()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_string())
+                .collect();
+            assert!(names.contains(&"lying".to_string()) && !names.contains(&"intruder".to_string()));
+        },
+    );
+
+    step(
+        "A client further behind than the retention fetches the full snapshot; published/ stays bounded",
+        || {
+            let c = client("c");
+            c.sync();
+            let mut serial = 0;
+            for i in 0..5 {
+                serial = repo.add("many", &format!("1.0.{i}"), "3");
+            }
+            wait_served(&ns, serial);
+            let r = c.sync();
+            assert_eq!(r["mode"], "full", "{r}");
+            assert!(r["fallback_reason"].is_null(), "{r}");
+            assert_eq!(a.sync()["mode"], "full");
+            assert_eq!(c.list(), a.list());
+            let files = repo.published();
+            let count = |suffix: &str| files.iter().filter(|f| f.ends_with(suffix)).count();
+            assert_eq!(count(".delta.zst"), 3, "{files:?}");
+            assert_eq!(count(".db.zst"), 2, "{files:?}");
+            assert_eq!(count(".json"), 2, "{files:?}");
+            let d = client("d");
+            d.sync();
+            repo.add("more", "1.0.0", "3");
+            wait_served(&ns, repo.latest());
+            assert_eq!(d.sync()["mode"], "delta");
+        },
+    );
+
+    step(
+        "A client of index format 1 is told to upgrade; a format-1 local state re-syncs in full once",
+        || {
+            let (code, body) = http_get(&ns, &format!("http://{HTTP}/index.db"), None);
+            assert_eq!(code, 410);
+            assert!(String::from_utf8_lossy(&body).contains("upgrade dist"));
+            let state = a.root.join("index/state.json");
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&fs::read(&state).unwrap()).unwrap();
+            let obj = v.as_object_mut().unwrap();
+            obj.remove("format");
+            obj.remove("content");
+            fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+            assert_eq!(a.sync()["mode"], "full");
+            assert_eq!(a.sync()["mode"], "unchanged");
+        },
+    );
+    drop(server);
+}
