@@ -16,7 +16,8 @@ pub fn run(args: &[&str]) -> Result<()> {
         "add" => add(),
         "e2e" => crate::bench_e2e::run(),
         "install" => crate::bench_install::run(&args[1..]),
-        other => bail!("unknown benchmark `{other}` (try: pack, add, e2e, install)"),
+        "scale" => crate::bench_scale::run(&args[1..]),
+        other => bail!("unknown benchmark `{other}` (try: pack, add, e2e, install, scale)"),
     }
 }
 

@@ -271,8 +271,11 @@ fn gc_and_verify(env: &Env, client: &Path) -> Result<()> {
 }
 
 fn dist_snapshot(repo: &Path) -> Result<Vec<(String, String)>> {
-    let latest = fs::read_to_string(repo.join("published/LATEST"))?;
-    let db = repo.join(format!("published/index-{}.db", latest.trim()));
+    let latest: u64 = fs::read_to_string(repo.join("published/LATEST"))?
+        .trim()
+        .parse()?;
+    let db = repo.with_extension("snapshot.db");
+    crate::util::published_snapshot(repo, latest, &db)?;
     let out = Command::new("sqlite3")
         .arg(&db)
         .arg("SELECT name, blake3 FROM packages")

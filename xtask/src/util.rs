@@ -1,6 +1,6 @@
 //! Small helpers for xtask: running cargo and measuring child processes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -105,4 +105,24 @@ pub fn clock_ticks_per_sec() -> f64 {
 
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Decompresses the published snapshot `published/<serial>.db.zst` of the repository at `repo`
+/// into `dest` with the zstd CLI (what an outside tool sees of it).
+pub fn published_snapshot(repo: &Path, serial: u64, dest: &Path) -> Result<()> {
+    let src = repo.join(format!("published/{serial}.db.zst"));
+    let out = Command::new("zstd")
+        .args(["-d", "-q", "-f", "-o"])
+        .arg(dest)
+        .arg(&src)
+        .output()
+        .context("cannot run zstd (is the zstd package installed? run .ci/setup)")?;
+    if !out.status.success() {
+        bail!(
+            "zstd -d {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }

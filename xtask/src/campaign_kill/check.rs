@@ -258,13 +258,15 @@ fn published(repo: &Path) -> Result<Vec<String>, String> {
         .trim()
         .parse()
         .map_err(|_| format!("published/LATEST holds {latest:?}"))?;
-    let db = repo.join(format!("published/index-{serial}.db"));
-    if !db.is_file() {
+    let manifest = repo.join(format!("published/{serial}.json"));
+    if !manifest.is_file() {
         return Err(format!(
             "LATEST names serial {serial}, but {} is missing",
-            db.display()
+            manifest.display()
         ));
     }
+    let db = repo.with_extension("check.db");
+    crate::util::published_snapshot(repo, serial, &db).map_err(|e| format!("{e:#}"))?;
     let mut bad = Vec::new();
     let check = sqlite(&db, "PRAGMA integrity_check")?;
     if check.trim() != "ok" {
@@ -286,14 +288,14 @@ fn published(repo: &Path) -> Result<Vec<String>, String> {
         .args(["-V", "-q", "-p"])
         .arg(repo.join("keys/public.key"))
         .arg("-m")
-        .arg(&db)
+        .arg(&manifest)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
     if !sig.is_ok_and(|s| s.success()) {
         bad.push(format!(
             "{}: minisign does not verify its signature",
-            db.display()
+            manifest.display()
         ));
     }
     bad.extend(objects(repo, &db, serial)?);

@@ -73,9 +73,13 @@ impl Campaign<'_> {
         let Some(serial) = self.latest() else {
             return Vec::new();
         };
+        let db = self.repo.with_extension("names.db");
+        if crate::util::published_snapshot(&self.repo, serial, &db).is_err() {
+            return Vec::new();
+        }
         let o = std::process::Command::new("sqlite3")
             .arg("-readonly")
-            .arg(self.repo.join(format!("published/index-{serial}.db")))
+            .arg(&db)
             .arg("SELECT name FROM packages")
             .output();
         let names = o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());

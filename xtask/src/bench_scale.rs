@@ -1,0 +1,549 @@
+//! `cargo xtask bench scale [N] [--baseline BIN] [--serve-cap SECS]` (issue 10): a repository of
+//! N synthetic packages (default 100,000; one small file each), and from one run:
+//! - `dist add` of all of them (`--from`, batches of 10,000): time and peak RSS; one more
+//!   package into the full index;
+//! - the snapshot, raw and as published;
+//! - `dist serve` until `/health` is 200, cold and on restart, and the RSS of serve + tracker +
+//!   seeder then;
+//! - `dist sync` bytes on the wire: first sync, after one added package, unchanged;
+//! - `search` and `info` p50 over the synced index;
+//! - the size of `published/` after 20 publishes, against one published snapshot.
+//!
+//! With `--baseline BIN`, another `dist` (e.g. a build of the commit before this work) runs the
+//! same steps on its own repository of the same packages, side by side; what it cannot do in
+//! `--serve-cap` seconds (default 300) is reported as such. Everything runs on loopback with
+//! free ports; nothing is left running.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{self, Measured};
+
+const BATCH: usize = 10_000;
+const QUERY_RUNS: usize = 21;
+const PUBLISHES: usize = 20;
+
+struct Args {
+    n: usize,
+    baseline: Option<PathBuf>,
+    serve_cap: Duration,
+}
+
+fn parse(args: &[&str]) -> Result<Args> {
+    let mut a = Args {
+        n: 100_000,
+        baseline: None,
+        serve_cap: Duration::from_secs(300),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().copied().context("a value is missing");
+        match *arg {
+            "--baseline" => a.baseline = Some(PathBuf::from(value()?)),
+            "--serve-cap" => a.serve_cap = Duration::from_secs(value()?.parse()?),
+            n if n.parse::<usize>().is_ok() => a.n = n.parse()?,
+            other => bail!("unknown option `{other}` (N, --baseline BIN, --serve-cap SECS)"),
+        }
+    }
+    Ok(a)
+}
+
+pub fn run(args: &[&str]) -> Result<()> {
+    let a = parse(args)?;
+    let this = util::release_dist()?;
+    let work = tempfile::Builder::new()
+        .prefix("dist-bench-scale-")
+        .tempdir()?;
+    let pkgs = work.path().join("pkgs");
+    eprintln!("generating {} packages in {}", a.n, pkgs.display());
+    let lists = generate(&pkgs, a.n)?;
+    let mut rows = vec![(
+        "this",
+        measure(&this, work.path(), "this", &lists, &pkgs, &a)?,
+    )];
+    if let Some(b) = &a.baseline {
+        rows.push((
+            "baseline",
+            measure(b, work.path(), "baseline", &lists, &pkgs, &a)?,
+        ));
+    }
+    report(a.n, &rows);
+    Ok(())
+}
+
+/// Writes `n` package directories and the `--from` lists of `BATCH` directories each.
+fn generate(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    let mut lists = Vec::new();
+    let mut list = String::new();
+    for i in 0..n {
+        let d = package(dir, &format!("pkg-{i:06}"), "1.0.0")?;
+        list.push_str(&format!("{}\n", d.display()));
+        if (i + 1) % BATCH == 0 || i + 1 == n {
+            let path = dir.join(format!("list-{}.txt", lists.len()));
+            fs::write(&path, std::mem::take(&mut list))?;
+            lists.push(path);
+        }
+    }
+    Ok(lists)
+}
+
+fn package(dir: &Path, name: &str, version: &str) -> Result<PathBuf> {
+    let d = dir.join(format!("{name}-{version}"));
+    fs::create_dir_all(d.join("assets"))?;
+    fs::create_dir_all(d.join("scripts"))?;
+    fs::write(
+        d.join("manifest.yaml"),
+        format!(
+            "name: {name}\nversion: {version}\ndescription: synthetic package {name} of the scale benchmark\n"
+        ),
+    )?;
+    fs::write(d.join("assets/data.txt"), format!("{name} {version}\n"))?;
+    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n")?;
+    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n")?;
+    Ok(d)
+}
+
+/// What one contender measured; `None` where it could not (said in the report).
+#[derive(Default)]
+struct Figures {
+    add: Option<Measured>,
+    add_one: Option<Duration>,
+    snapshot_raw: Option<u64>,
+    snapshot_published: Option<u64>,
+    serve_cold: Option<Duration>,
+    serve_restart: Option<Duration>,
+    rss_kib: Option<u64>,
+    sync_initial: Option<u64>,
+    sync_after_one: Option<(u64, String)>,
+    sync_unchanged: Option<(u64, String)>,
+    search_p50: Option<Duration>,
+    info_p50: Option<Duration>,
+    published_after: Option<u64>,
+}
+
+fn dist(bin: &Path, root: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--root").arg(root).stdin(Stdio::null());
+    c
+}
+
+fn measure(
+    bin: &Path,
+    work: &Path,
+    label: &str,
+    lists: &[PathBuf],
+    pkgs: &Path,
+    a: &Args,
+) -> Result<Figures> {
+    let repo = work.join(format!("{label}-repo"));
+    let mut f = Figures::default();
+    eprintln!("[{label}] dist add of {} packages", a.n);
+    let mut total: Option<Measured> = None;
+    for l in lists {
+        let m = util::measure(
+            dist(bin, &repo)
+                .args(["add", "--from"])
+                .arg(l)
+                .stdout(Stdio::null()),
+        )?;
+        total = Some(match total {
+            None => m,
+            Some(t) => Measured {
+                wall: t.wall + m.wall,
+                user: t.user + m.user,
+                sys: t.sys + m.sys,
+                max_rss_kib: t.max_rss_kib.max(m.max_rss_kib),
+            },
+        });
+    }
+    f.add = total;
+    let key = String::from_utf8(dist(bin, &repo).args(["key", "show"]).output()?.stdout)?
+        .trim()
+        .to_string();
+    (f.snapshot_raw, f.snapshot_published) = snapshot_sizes(&repo)?;
+
+    eprintln!("[{label}] dist serve, cold");
+    let ports = Ports::new()?;
+    let mut server = Serve::start(bin, &repo, &ports, work.join(format!("{label}-serve.log")))?;
+    f.serve_cold = server.wait_healthy(a.serve_cap)?;
+    if f.serve_cold.is_some() {
+        f.rss_kib = server.rss_kib(&repo).ok();
+        let client = work.join(format!("{label}-client"));
+        let sync = |what: &str| -> Result<(u64, String)> {
+            let o = dist(bin, &client)
+                .args(["--server-url", &format!("http://{}", ports.http)])
+                .args(["--public-key", &key, "sync", "--json"])
+                .output()?;
+            if !o.status.success() {
+                bail!("sync ({what}): {}", String::from_utf8_lossy(&o.stderr));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+            let bytes = v["bytes_on_wire"]
+                .as_u64()
+                .or(v["bytes"].as_u64())
+                .unwrap_or(0);
+            Ok((bytes, v["mode"].as_str().unwrap_or("-").to_string()))
+        };
+        f.sync_initial = sync("initial").ok().map(|(b, _)| b);
+        eprintln!("[{label}] one more package into the index");
+        let one = package(pkgs, "one-more", "1.0.0")?;
+        let t = Instant::now();
+        let st = dist(bin, &repo)
+            .arg("add")
+            .arg(&one)
+            .stdout(Stdio::null())
+            .status()?;
+        f.add_one = st.success().then(|| t.elapsed());
+        let serial = latest(&repo)?;
+        wait_for(Duration::from_secs(120), || {
+            http_get(ports.http, "/index.json")
+                .ok()
+                .is_some_and(|(code, body)| code == 200 && serial_of(&body) == Some(serial))
+                || http_get(ports.http, "/index.db")
+                    .ok()
+                    .is_some_and(|(code, _)| code == 200)
+        });
+        f.sync_after_one = sync("after one").ok();
+        f.sync_unchanged = sync("unchanged").ok();
+        f.search_p50 = p50(QUERY_RUNS, || {
+            run_quiet(dist(bin, &client).args(["search", "pkg-05000"]))
+        })
+        .ok();
+        f.info_p50 = p50(QUERY_RUNS, || {
+            run_quiet(dist(bin, &client).args(["info", "pkg-050000"]))
+        })
+        .ok();
+    }
+    server.stop()?;
+    if f.serve_cold.is_some() {
+        eprintln!("[{label}] dist serve, restart");
+        let mut server =
+            Serve::start(bin, &repo, &ports, work.join(format!("{label}-serve2.log")))?;
+        f.serve_restart = server.wait_healthy(a.serve_cap)?;
+        if let (Some(_), Ok(rss)) = (f.serve_restart, server.rss_kib(&repo)) {
+            f.rss_kib = Some(f.rss_kib.unwrap_or(0).max(rss));
+        }
+        server.stop()?;
+    }
+
+    eprintln!("[{label}] {PUBLISHES} publishes");
+    let done = latest(&repo)?;
+    let already = usize::try_from(done)
+        .unwrap_or(0)
+        .saturating_sub(lists.len());
+    for i in already..PUBLISHES {
+        let d = package(pkgs, "publish", &format!("1.0.{i}"))?;
+        run_quiet(dist(bin, &repo).arg("add").arg(d))?;
+    }
+    f.published_after = Some(dir_size(&repo.join("published"))?);
+    (f.snapshot_raw, f.snapshot_published) = snapshot_sizes(&repo)?;
+    Ok(f)
+}
+
+fn latest(repo: &Path) -> Result<u64> {
+    Ok(fs::read_to_string(repo.join("published/LATEST"))?
+        .trim()
+        .parse()?)
+}
+
+fn serial_of(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(body).ok()?["serial"].as_u64()
+}
+
+/// Raw and published bytes of the newest snapshot: format 2's manifest says both; format 1
+/// publishes the raw file.
+fn snapshot_sizes(repo: &Path) -> Result<(Option<u64>, Option<u64>)> {
+    let serial = latest(repo)?;
+    let manifest = repo.join(format!("published/{serial}.json"));
+    if let Ok(bytes) = fs::read(&manifest) {
+        let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+        return Ok((
+            v["snapshot"]["raw_size"].as_u64(),
+            v["snapshot"]["size"].as_u64(),
+        ));
+    }
+    let old = fs::metadata(repo.join(format!("published/index-{serial}.db")))?.len();
+    Ok((Some(old), Some(old)))
+}
+
+fn dir_size(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for e in fs::read_dir(dir)? {
+        let m = e?.metadata()?;
+        if m.is_file() {
+            total += m.len();
+        }
+    }
+    Ok(total)
+}
+
+fn run_quiet(cmd: &mut Command) -> Result<()> {
+    let o = cmd.output()?;
+    if !o.status.success() {
+        bail!("{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(())
+}
+
+fn p50(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// A minimal HTTP/1.0 GET on loopback: status and body.
+fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let head_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP header end")?;
+    let status = String::from_utf8_lossy(&resp[..head_end])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status")?;
+    Ok((status, resp[head_end + 4..].to_vec()))
+}
+
+struct Ports {
+    http: SocketAddr,
+    tracker: SocketAddr,
+    peer: u16,
+    rpc: u16,
+}
+
+impl Ports {
+    fn new() -> Result<Ports> {
+        let free = || -> Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        Ok(Ports {
+            http: format!("127.0.0.1:{}", free()?).parse()?,
+            tracker: format!("127.0.0.1:{}", free()?).parse()?,
+            peer: free()?,
+            rpc: free()?,
+        })
+    }
+}
+
+/// One `dist serve`, stopped by SIGTERM (its children with it) when dropped.
+struct Serve {
+    child: Option<Child>,
+    http: SocketAddr,
+    started: Instant,
+}
+
+impl Serve {
+    fn start(bin: &Path, repo: &Path, p: &Ports, log: PathBuf) -> Result<Serve> {
+        let child = dist(bin, repo)
+            .arg("serve")
+            .args(["--http", &p.http.to_string()])
+            .args(["--tracker", &p.tracker.to_string()])
+            .args(["--peer-port", &p.peer.to_string()])
+            .args(["--rpc-port", &p.rpc.to_string()])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log)?)
+            .spawn()
+            .context("cannot start dist serve")?;
+        Ok(Serve {
+            child: Some(child),
+            http: p.http,
+            started: Instant::now(),
+        })
+    }
+
+    /// Time from the start until `/health` answered 200, or `None` after `cap`.
+    fn wait_healthy(&mut self, cap: Duration) -> Result<Option<Duration>> {
+        while self.started.elapsed() < cap {
+            if let Some(c) = self.child.as_mut() {
+                if let Some(st) = c.try_wait()? {
+                    bail!("dist serve exited early ({st})");
+                }
+            }
+            if matches!(http_get(self.http, "/health"), Ok((200, _))) {
+                return Ok(Some(self.started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(None)
+    }
+
+    /// RSS of serve, its tracker and its seeder (pids from `serve/state.json`), KiB.
+    fn rss_kib(&self, repo: &Path) -> Result<u64> {
+        let state: serde_json::Value =
+            serde_json::from_slice(&fs::read(repo.join("serve/state.json"))?)?;
+        let pids = [
+            self.child.as_ref().map(|c| c.id() as u64),
+            state["tracker_pid"].as_u64(),
+            state["seeder_pid"].as_u64(),
+        ];
+        let mut total = 0;
+        for pid in pids.into_iter().flatten() {
+            let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+            let kib: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            total += kib;
+        }
+        Ok(total)
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("dist serve did not stop within 60 s of SIGTERM (killed)")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.1} s", d.as_secs_f64()))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn bytes(b: Option<u64>) -> String {
+    match b {
+        Some(b) if b >= 1 << 20 => format!("{:.2} MiB", util::mib(b)),
+        Some(b) if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        Some(b) => format!("{b} B"),
+        None => "-".into(),
+    }
+}
+
+/// How one line of the report shows a contender's figures.
+type Show = Box<dyn Fn(&Figures) -> String>;
+
+fn report(n: usize, rows: &[(&str, Figures)]) {
+    println!("bench scale: {n} packages (one small file each), release build, loopback");
+    let lines: Vec<(&str, Show)> = vec![
+        (
+            "add (batches of 10,000)",
+            Box::new(|f| secs(f.add.map(|m| m.wall))),
+        ),
+        (
+            "add peak RSS",
+            Box::new(|f| bytes(f.add.map(|m| m.max_rss_kib * 1024))),
+        ),
+        ("add one more package", Box::new(|f| secs(f.add_one))),
+        ("snapshot raw", Box::new(|f| bytes(f.snapshot_raw))),
+        (
+            "snapshot as published",
+            Box::new(|f| bytes(f.snapshot_published)),
+        ),
+        ("serve healthy, cold", Box::new(|f| secs(f.serve_cold))),
+        (
+            "serve healthy, restart",
+            Box::new(|f| secs(f.serve_restart)),
+        ),
+        (
+            "RSS serve+tracker+seeder",
+            Box::new(|f| bytes(f.rss_kib.map(|k| k * 1024))),
+        ),
+        (
+            "sync initial, on the wire",
+            Box::new(|f| bytes(f.sync_initial)),
+        ),
+        (
+            "sync after one add",
+            Box::new(|f| {
+                f.sync_after_one
+                    .as_ref()
+                    .map(|(b, m)| format!("{} ({m})", bytes(Some(*b))))
+                    .unwrap_or_else(|| "-".into())
+            }),
+        ),
+        (
+            "sync unchanged",
+            Box::new(|f| {
+                f.sync_unchanged
+                    .as_ref()
+                    .map(|(b, m)| format!("{} ({m})", bytes(Some(*b))))
+                    .unwrap_or_else(|| "-".into())
+            }),
+        ),
+        ("search p50", Box::new(|f| ms(f.search_p50))),
+        ("info p50", Box::new(|f| ms(f.info_p50))),
+        (
+            "published/ after 20 publishes",
+            Box::new(|f| {
+                let ratio = match (f.published_after, f.snapshot_published) {
+                    (Some(p), Some(s)) if s > 0 => {
+                        format!(" ({:.2} x snapshot)", p as f64 / s as f64)
+                    }
+                    _ => String::new(),
+                };
+                format!("{}{ratio}", bytes(f.published_after))
+            }),
+        ),
+    ];
+    print!("{:<32}", "");
+    for (label, _) in rows {
+        print!("{label:>26}");
+    }
+    println!();
+    for (what, show) in &lines {
+        print!("{what:<32}");
+        for (_, f) in rows {
+            print!("{:>26}", show(f));
+        }
+        println!();
+    }
+    println!(
+        "('-': not measured: serve did not become healthy within --serve-cap, or the step failed)"
+    );
+}
