@@ -211,12 +211,15 @@ fn measure(
         });
         f.sync_after_one = sync("after one").ok();
         f.sync_unchanged = sync("unchanged").ok();
+        // A name from the middle of the index, and a term that matches ten names.
+        let name = format!("pkg-{:06}", a.n / 2);
+        let term = &name[..name.len() - 1];
         f.search_p50 = p50(QUERY_RUNS, || {
-            run_quiet(dist(bin, &client).args(["search", "pkg-05000"]))
+            run_quiet(dist(bin, &client).args(["search", term]))
         })
         .ok();
         f.info_p50 = p50(QUERY_RUNS, || {
-            run_quiet(dist(bin, &client).args(["info", "pkg-050000"]))
+            run_quiet(dist(bin, &client).args(["info", &name]))
         })
         .ok();
     }
