@@ -234,6 +234,20 @@ fn sync_by_snapshot_delta_and_not_at_all_and_refuse_bad_deltas_issue_10() {
             let b = client("b");
             assert_eq!(b.sync()["mode"], "full");
             assert_eq!(a.list(), b.list());
+            // Search goes through the local search table, kept in step with the delta.
+            let names = |term: &str| -> Vec<String> {
+                stdout_json(&a.cmd(&["search", term, "--json"]))
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["name"].as_str().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(names("ELT"), ["delta"]);
+            assert_eq!(names("the delta package"), ["delta"]);
+            assert_eq!(names("ta"), ["beta", "delta"]);
+            assert_eq!(names("alp"), ["alpha"]);
+            assert!(names("zzz").is_empty());
             let info = stdout_json(&a.cmd(&["info", "delta", "--json"]));
             assert_eq!(info["versions"][0]["version"], "1.0.0");
             assert!(info["versions"][0]["magnet"]

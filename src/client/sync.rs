@@ -7,12 +7,14 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use rusqlite::Connection;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::config::Settings;
 use super::Layout;
 use crate::repo::index::{self, Snapshot, INDEX_FORMAT, ROW_COLUMNS};
+use crate::repo::search;
 use crate::repo::sign::{self, VerifyError};
 use crate::repo::wire::{self, Delta, DeltaRef, Manifest, Op};
 use crate::store::fsx;
@@ -99,7 +101,7 @@ impl Layout {
         if !p.exists() {
             bail!("no package index yet: run `dist sync` first");
         }
-        Snapshot::open(&p)
+        Snapshot::open_local(&p)
     }
 }
 
@@ -164,7 +166,7 @@ impl Wire<'_> {
 /// The local index, when it is a format-2 copy whose state and file agree.
 fn usable_local(layout: &Layout, prev: Option<&IndexState>) -> Option<IndexState> {
     let p = prev.filter(|p| p.format == INDEX_FORMAT && p.content.is_some())?;
-    let snap = Snapshot::open(&layout.index_path()).ok()?;
+    let snap = Snapshot::open_local(&layout.index_path()).ok()?;
     (snap.format == INDEX_FORMAT && snap.serial == p.serial).then(|| p.clone())
 }
 
@@ -367,6 +369,9 @@ fn full(layout: &Layout, cfg: &Settings, wire: &mut Wire, m: &Manifest) -> Resul
     // A signed index can still be hostile: every row parses, or none of it is kept.
     snap.all()?;
     drop(snap);
+    let conn = Connection::open(tmp.path())?;
+    search::build(&conn).context("cannot build the local search index")?;
+    drop(conn);
     tmp.set_mode(0o644)?;
     tmp.commit()
 }
@@ -430,15 +435,33 @@ fn apply_deltas(
     check_content(&index::content_digest(&tx, &dist)?, m)?;
     // A signed index can still be hostile: every row parses, or the deltas are not kept.
     index::read_records(&tx, &index::Distribution::decode(&dist)?)?;
+    if !search::present(&tx)? {
+        search::build(&tx)?;
+    }
     tx.commit().context("cannot commit the local index")
 }
 
+/// Applies a delta's changes, keeping the local search table (when there is one) in step.
 fn apply_ops(tx: &Connection, ops: &[Op]) -> Result<()> {
     let cols = ROW_COLUMNS.join(", ");
     let mut put = tx.prepare(&format!(
-        "INSERT OR REPLACE INTO packages ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        "INSERT INTO packages ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
     ))?;
-    let mut del = tx.prepare("DELETE FROM packages WHERE name = ?1 AND version_key = ?2")?;
+    let mut find = tx.prepare("SELECT rowid FROM packages WHERE name = ?1 AND version_key = ?2")?;
+    let searchable = search::present(tx)?;
+    let mut remove = |name: &str, vkey: &str| -> Result<()> {
+        let Some(rowid) = find
+            .query_row([name, vkey], |r| r.get::<_, i64>(0))
+            .optional()?
+        else {
+            return Ok(());
+        };
+        if searchable {
+            search::forget(tx, rowid)?;
+        }
+        tx.execute("DELETE FROM packages WHERE rowid = ?1", [rowid])?;
+        Ok(())
+    };
     for op in ops {
         match op {
             Op::Put(vals) => {
@@ -447,11 +470,16 @@ fn apply_ops(tx: &Connection, ops: &[Op]) -> Result<()> {
                     .zip(ROW_COLUMNS)
                     .map(|(v, c)| json_to_sql(v, c))
                     .collect::<Result<Vec<_>>>()?;
+                // The key is `name` and `version_key` (the first and third values).
+                if let (Value::Text(name), Value::Text(vkey)) = (&sql[0], &sql[2]) {
+                    remove(name, vkey)?;
+                }
                 put.execute(rusqlite::params_from_iter(sql.iter()))?;
+                if searchable {
+                    search::learn(tx, tx.last_insert_rowid())?;
+                }
             }
-            Op::Del(name, vkey) => {
-                del.execute([name, vkey])?;
-            }
+            Op::Del(name, vkey) => remove(name, vkey)?,
             Op::Distribution(text) => {
                 index::Distribution::decode(text)?;
                 tx.execute(
@@ -465,8 +493,7 @@ fn apply_ops(tx: &Connection, ops: &[Op]) -> Result<()> {
 }
 
 /// A delta row value: text, an integer or null, as the canonical content has them.
-fn json_to_sql(v: &serde_json::Value, column: &str) -> Result<rusqlite::types::Value> {
-    use rusqlite::types::Value;
+fn json_to_sql(v: &serde_json::Value, column: &str) -> Result<Value> {
     Ok(match v {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::String(s) => Value::Text(s.clone()),

@@ -11,6 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::format::ids::{parse_version, InfoHash, ObjectId, PackageId, PackageName};
 use crate::format::torrent;
+use crate::repo::search;
 
 /// Version of the published index format, stored as `meta.format` and in the signed manifest.
 /// 2: compressed snapshots, signed manifest, deltas; no `magnet` column (rendered from
@@ -364,7 +365,9 @@ enum Schema {
 /// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (or
 /// of format 1) and their automatic primary-key indexes, before a row is read: a view, a
 /// trigger or a table of another shape in a signed file could make reading it run without bound.
-fn check_schema(conn: &Connection) -> Result<Schema> {
+/// With `local`, the client's own search table (`repo::search`) is allowed too; a file as
+/// published never has it.
+fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
     let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let statements = |schema: &str| -> Vec<String> {
         schema
@@ -386,6 +389,16 @@ fn check_schema(conn: &Connection) -> Result<Schema> {
     for row in rows {
         let (kind, name, sql) = row?;
         let ok = match (kind.as_str(), &sql) {
+            ("table", Some(sql)) if local && name == "search" => {
+                squash(sql) == squash(search::SEARCH_TABLE)
+            }
+            ("table", Some(sql))
+                if local
+                    && search::SHADOW_TABLES.contains(&name.as_str())
+                    && sql.starts_with(&format!("CREATE TABLE '{name}'")) =>
+            {
+                true
+            }
             ("table", Some(sql)) => {
                 let sql = squash(sql);
                 let (a, b) = (v1.contains(&sql), v2.contains(&sql));
@@ -445,10 +458,22 @@ pub struct Snapshot {
     pub distribution_text: String,
     /// `None` for format 1, whose rows carry their magnets.
     distribution: Option<Distribution>,
+    /// Whether the client's search table is there.
+    has_search: bool,
 }
 
 impl Snapshot {
+    /// Opens a snapshot as published (its schema exactly §5.1).
     pub fn open(path: &Path) -> Result<Snapshot> {
+        Snapshot::open_with(path, false)
+    }
+
+    /// Opens the client's copy, which may also hold its search table.
+    pub fn open_local(path: &Path) -> Result<Snapshot> {
+        Snapshot::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, local: bool) -> Result<Snapshot> {
         let not_index = || format!("{} is not a dist index", path.display());
         check_journal_mode(path).with_context(not_index)?;
         let conn = Connection::open_with_flags(
@@ -456,7 +481,8 @@ impl Snapshot {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open index {}", path.display()))?;
-        let schema = check_schema(&conn).with_context(not_index)?;
+        let schema = check_schema(&conn, local).with_context(not_index)?;
+        let has_search = local && search::present(&conn)?;
         let meta = |k: &str| -> Result<Option<String>> {
             Ok(conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
@@ -497,6 +523,7 @@ impl Snapshot {
             created,
             distribution_text,
             distribution,
+            has_search,
         })
     }
 
@@ -515,8 +542,15 @@ impl Snapshot {
         self.query("WHERE name = ?1", [name])
     }
 
-    /// Records whose name or description contains `term`, ignoring ASCII case.
+    /// Records whose name or description contains `term`, ignoring case: through the search
+    /// table when there is one and the term is long enough, else by a scan ignoring ASCII case.
     pub fn search(&self, term: &str) -> Result<Vec<PackageRecord>> {
+        if self.has_search && term.chars().count() >= search::MIN_TERM_CHARS {
+            return self.query(
+                "WHERE rowid IN (SELECT rowid FROM search WHERE search MATCH ?1)",
+                [search::phrase(term)],
+            );
+        }
         // LIKE without wildcards of the user's own: `%` and `_` in the term match themselves.
         let escaped: String = term
             .chars()

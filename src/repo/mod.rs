@@ -3,6 +3,7 @@
 
 pub mod index;
 mod publish;
+pub(crate) mod search;
 pub mod sign;
 pub mod wire;
 

