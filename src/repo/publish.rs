@@ -14,7 +14,8 @@ use super::wire::{self, Delta, DeltaHeader, DeltaRef, FileRef, Manifest, Op};
 use super::{meta_text, meta_u64, now_unix, Repo};
 use crate::store::fsx;
 
-/// How many deltas (and so publishes a client may lag behind) stay published by default.
+/// How many deltas (and so publishes a client may lag behind) stay published by default; fewer
+/// when together they would outweigh the snapshot.
 pub const DEFAULT_RETENTION: usize = 32;
 
 /// What one file of `published/` is, by its name.
@@ -113,6 +114,11 @@ impl Repo {
             });
             let keep = deltas.len().saturating_sub(self.retention);
             deltas.drain(..keep);
+            // A client uses deltas only while they are smaller together than the snapshot:
+            // older ones than that would never be fetched.
+            while deltas.iter().map(|d| d.size).sum::<u64>() >= snapshot.size {
+                deltas.remove(0);
+            }
         }
         let manifest = Manifest {
             format: INDEX_FORMAT,
