@@ -153,6 +153,15 @@ pub fn write_atomic(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     f.commit()
 }
 
+/// Flushes everything written on the filesystem that holds `path` (`syncfs(2)`): one call
+/// instead of an fsync per file when a batch writes thousands of them.
+pub fn sync_filesystem(path: &Path) -> Result<()> {
+    let dir = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    rustix::fs::syncfs(&dir)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("cannot sync the filesystem of {}", path.display()))
+}
+
 /// Moves an already written file (same filesystem) to `dest` atomically, fsyncing both.
 pub fn persist_file(src: &Path, dest: &Path) -> Result<()> {
     File::open(src)

@@ -53,6 +53,20 @@ impl ObjectStore {
         Ok(dest)
     }
 
+    /// Like [`ObjectStore::insert_file`], but only renames: for a batch whose caller makes the
+    /// whole filesystem durable once ([`fsx::sync_filesystem`]) before it relies on the objects.
+    pub fn insert_file_unsynced(&self, tmp: &Path, id: &ObjectId) -> Result<PathBuf> {
+        let dest = self.path(id);
+        if dest.exists() {
+            return Ok(dest);
+        }
+        self.make_fanout(&dest)?;
+        std::fs::rename(tmp, &dest).with_context(|| {
+            format!("cannot rename {} to {}", tmp.display(), dest.display())
+        })?;
+        Ok(dest)
+    }
+
     /// Links a verified object in under its digest without reading it again: a hard link of its
     /// path, accepted only if it is the very inode that was hashed (the path could have been
     /// replaced since), else a copy from the open, verified file.
