@@ -41,12 +41,19 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
     if let Some(w) = &r.stale_warning {
         eprintln!("warning: {w}");
     }
+    if let Some(w) = &r.fallback_reason {
+        eprintln!("warning: {w}");
+    }
     if json {
         json::print::<json::Sync>(&r)?;
     } else if r.changed {
+        let how = match r.mode {
+            sync::SyncMode::Delta => "deltas",
+            _ => "the whole index",
+        };
         println!(
-            "index updated to serial {} ({} package versions, {} bytes)",
-            r.serial, r.packages, r.bytes
+            "index updated to serial {} ({} package versions; {} bytes on the wire, {how})",
+            r.serial, r.packages, r.bytes_on_wire
         );
     } else {
         println!(
