@@ -61,9 +61,8 @@ impl ObjectStore {
             return Ok(dest);
         }
         self.make_fanout(&dest)?;
-        std::fs::rename(tmp, &dest).with_context(|| {
-            format!("cannot rename {} to {}", tmp.display(), dest.display())
-        })?;
+        std::fs::rename(tmp, &dest)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))?;
         Ok(dest)
     }
 
