@@ -15,4 +15,6 @@ pub use daemon::{
     settings, start_daemon, stop_daemon_by_pid, write_settings, DaemonConfig, DaemonHandle,
 };
 pub use rpc::{rpc_url, Rpc};
-pub use types::{Peer, TorrentState, TorrentStatus, TORRENT_FIELDS};
+pub use types::{
+    Peer, SeederTorrent, TorrentState, TorrentStatus, TrackerStat, SEEDER_FIELDS, TORRENT_FIELDS,
+};

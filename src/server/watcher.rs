@@ -1,0 +1,306 @@
+//! The watcher: keeps tracker, seeder and HTTP state in step with the newest published serial,
+//! and the seeder in step with the hot set. Each tick costs a bounded number of calls whatever
+//! the size of the repository: one read of `published/LATEST`, one tracker probe, one
+//! `torrent-get` of everything the seeder holds; only a change of the hot set adds or removes
+//! torrents (and removals go in one call).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::catalog::Catalog;
+use super::hot::{HotSet, Promotion, PIN};
+use super::{http, ServeConfig, ServeEvent};
+use crate::daemons::tracker::Tracker;
+use crate::daemons::transmission::{Rpc, SeederTorrent};
+use crate::format::ids::InfoHash;
+use crate::repo::Repo;
+
+/// Pause between two ticks.
+const TICK: Duration = Duration::from_millis(300);
+
+pub(super) struct Watcher<'a> {
+    pub repo: &'a Repo,
+    pub cfg: &'a ServeConfig,
+    pub tracker: &'a Tracker,
+    pub rpc: &'a Rpc,
+    /// `serve/seed/<infohash>/<name>`: hard links to the objects the seeder holds.
+    pub seed_dir: PathBuf,
+    pub shared: &'a http::SharedState,
+    pub requests: Receiver<InfoHash>,
+    pub catalog: Arc<Catalog>,
+    pub hot: HotSet,
+    pub healthy: bool,
+}
+
+/// What one reconciliation changed in the seeder.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Changes {
+    pub added: usize,
+    pub removed: usize,
+    pub repointed: usize,
+}
+
+impl<'a> Watcher<'a> {
+    pub fn new(
+        repo: &'a Repo,
+        cfg: &'a ServeConfig,
+        tracker: &'a Tracker,
+        rpc: &'a Rpc,
+        shared: &'a http::SharedState,
+        requests: Receiver<InfoHash>,
+        catalog: Arc<Catalog>,
+    ) -> Watcher<'a> {
+        let mut hot = HotSet::new(cfg.hot_set, PIN);
+        hot.set_baseline(catalog.newest());
+        Watcher {
+            repo,
+            cfg,
+            tracker,
+            rpc,
+            seed_dir: repo.root.join("serve").join("seed"),
+            shared,
+            requests,
+            catalog,
+            hot,
+            healthy: false,
+        }
+    }
+
+    /// Ticks until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool, report: &(dyn Fn(ServeEvent) + Sync)) {
+        let mut last_problem = String::new();
+        while !stop.load(Ordering::SeqCst) {
+            if let Err(e) = self.tick(stop, report) {
+                let msg = format!("{e:#}");
+                if msg != last_problem {
+                    report(ServeEvent::Problem(msg.clone()));
+                    last_problem.clone_from(&msg);
+                }
+                self.shared.write().expect("state lock").health = Err(msg);
+                self.healthy = false;
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    fn tick(&mut self, stop: &AtomicBool, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+        let latest = self.repo.latest_serial()?;
+        if latest != self.catalog.serial {
+            self.follow(latest, report)?;
+        }
+        self.take_requests(report);
+        let seeder = self.seeder_state()?;
+        let changes = self.reconcile(&seeder, stop)?;
+        if changes != Changes::default() {
+            report(ServeEvent::Seeder {
+                hot: self.hot.len(),
+                added: changes.added,
+                removed: changes.removed,
+                repointed: changes.repointed,
+            });
+        }
+        let health = self.check_health(&seeder);
+        let ok = health.is_ok();
+        self.shared.write().expect("state lock").health = health;
+        if ok && !self.healthy {
+            report(ServeEvent::Healthy {
+                seeding: self.hot.len(),
+            });
+        }
+        self.healthy = ok;
+        Ok(())
+    }
+
+    /// A new serial: reads the master index once, whitelists every infohash (one file and one
+    /// SIGHUP), and moves the hot set's baseline.
+    fn follow(&mut self, latest: Option<u64>, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+        let records = self.repo.records()?;
+        let catalog = Arc::new(Catalog::new(latest, &records));
+        drop(records);
+        if catalog.len() != self.catalog.len() {
+            self.tracker.set_whitelist(&catalog.infohashes())?;
+        }
+        self.hot.set_baseline(catalog.newest());
+        self.hot.retain_promoted(|h| catalog.object(h).is_some());
+        {
+            let mut shared = self.shared.write().expect("state lock");
+            shared.catalog = catalog.clone();
+            shared.serial = latest;
+        }
+        if let Some(serial) = latest {
+            report(ServeEvent::Published {
+                serial,
+                packages: catalog.len(),
+            });
+        }
+        self.catalog = catalog;
+        Ok(())
+    }
+
+    /// Promotes what clients asked for since the last tick.
+    fn take_requests(&mut self, report: &(dyn Fn(ServeEvent) + Sync)) {
+        let now = Instant::now();
+        while let Ok(hash) = self.requests.try_recv() {
+            if self.catalog.object(&hash).is_none() {
+                continue;
+            }
+            if let Promotion::Promoted { evicted } = self.hot.request(hash, now) {
+                report(ServeEvent::Promoted {
+                    infohash: hash,
+                    evicted,
+                });
+            }
+        }
+    }
+
+    /// Everything the seeder holds, by infohash (one `torrent-get`).
+    fn seeder_state(&self) -> Result<HashMap<InfoHash, SeederTorrent>> {
+        let torrents = self
+            .rpc
+            .seeder_state()
+            .context("transmission does not answer")?;
+        Ok(torrents.into_iter().map(|t| (t.hash_string, t)).collect())
+    }
+
+    /// Makes the seeder hold the hot set: removes what is no longer wanted (one call), re-points
+    /// torrents added with another announce URL (one call), and adds what is missing (one
+    /// `torrent-add` each; transmission verifies a new torrent's data by itself). What it
+    /// already has stays, unverified again.
+    fn reconcile(
+        &self,
+        seeder: &HashMap<InfoHash, SeederTorrent>,
+        stop: &AtomicBool,
+    ) -> Result<Changes> {
+        let wanted = self.hot.wanted();
+        let mut changes = Changes::default();
+        let extra: Vec<InfoHash> = seeder
+            .keys()
+            .filter(|h| !wanted.contains(*h))
+            .copied()
+            .collect();
+        if !extra.is_empty() {
+            self.rpc.remove(&extra, false)?;
+            for h in &extra {
+                let _ = crate::store::fsx::remove_tree(&self.seed_dir.join(h.to_hex()));
+            }
+            changes.removed = extra.len();
+        }
+        let announce = self.cfg.announce_url.as_str();
+        let (repoint, readd): (Vec<&SeederTorrent>, Vec<&SeederTorrent>) = seeder
+            .values()
+            .filter(|t| wanted.contains(&t.hash_string) && t.announce_urls() != [announce])
+            .partition(|t| t.tracker_stats.len() == 1);
+        if !repoint.is_empty() {
+            let hashes: Vec<InfoHash> = repoint.iter().map(|t| t.hash_string).collect();
+            self.rpc.replace_first_tracker(&hashes, announce)?;
+            changes.repointed = hashes.len();
+        }
+        // A torrent with no tracker or several (not one this server made): add it again.
+        let readd: Vec<InfoHash> = readd.iter().map(|t| t.hash_string).collect();
+        self.rpc.remove(&readd, false)?;
+        let mut missing: Vec<InfoHash> = wanted
+            .iter()
+            .filter(|h| !seeder.contains_key(*h) || readd.contains(h))
+            .copied()
+            .collect();
+        // The default hot set's order first (newest first), so what clients most likely want
+        // is seeded soonest; then promotions.
+        let rank: HashMap<&InfoHash, usize> = self
+            .catalog
+            .newest()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h, i))
+            .collect();
+        missing.sort_by_key(|h| (rank.get(h).copied().unwrap_or(usize::MAX), *h));
+        for h in missing {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            self.add(&h)?;
+            changes.added += 1;
+        }
+        Ok(changes)
+    }
+
+    /// Adds one indexed object to the seeder, its data a hard link to the object.
+    fn add(&self, hash: &InfoHash) -> Result<()> {
+        let object = self
+            .catalog
+            .object(hash)
+            .with_context(|| format!("{hash} is not in the index"))?;
+        let info = self
+            .repo
+            .torrent_info(hash)?
+            .with_context(|| format!("the index has no torrent info for {hash}"))?;
+        // The seeder's copy names only the tracker: it has the data, it needs no web seed.
+        let rendered = info.render(std::slice::from_ref(&self.cfg.announce_url), &[]);
+        // transmission wants the file under its torrent name: hard-link the object there.
+        let dir = self.seed_dir.join(hash.to_hex());
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let link = dir.join(&info.name);
+        if !link.exists() {
+            std::fs::hard_link(self.repo.objects().path(&object), &link)
+                .with_context(|| format!("cannot link {} for seeding", link.display()))?;
+        }
+        let added = self.rpc.add_torrent(&rendered, &dir, false)?;
+        if added != *hash {
+            bail!("transmission reports infohash {added} for {hash}");
+        }
+        Ok(())
+    }
+
+    /// Healthy: the newest serial is the one served, the tracker authorizes the newest
+    /// infohash (so the reloaded whitelist is in effect), and every torrent of the hot set is
+    /// seeding and has announced to this configuration's tracker.
+    fn check_health(&self, seeder: &HashMap<InfoHash, SeederTorrent>) -> Result<(), String> {
+        if self.catalog.serial.is_none() {
+            return Err("nothing published yet".into());
+        }
+        // Packages published since the last tick are not seeded yet.
+        match self.repo.latest_serial() {
+            Ok(s) if s == self.catalog.serial => {}
+            Ok(s) => return Err(format!("catching up with index serial {}", s.unwrap_or(0))),
+            Err(e) => return Err(format!("{e:#}")),
+        }
+        if let Some(h) = self.catalog.latest() {
+            match self.tracker.authorizes(&h) {
+                Ok(true) => {}
+                Ok(false) => return Err(format!("the tracker does not authorize {h} yet")),
+                Err(e) => return Err(format!("the tracker does not answer: {e:#}")),
+            }
+        }
+        // A client that announces before the seeder has is listed to the seeder as a seed (a
+        // magnet client reports left=0 until it has the metadata), and transmission then refuses
+        // it as "another seed" for good. So healthy also means the seeder's announce went through.
+        let wanted: HashSet<InfoHash> = self.hot.wanted();
+        let announce = self.cfg.announce_url.as_str();
+        let (mut absent, mut unseeded, mut unannounced) = (0, 0, 0);
+        let mut example = None;
+        for h in &wanted {
+            match seeder.get(h) {
+                None => absent += 1,
+                Some(t) if !t.is_seeding() => unseeded += 1,
+                Some(t) if !t.announced_to(announce) => unannounced += 1,
+                Some(_) => continue,
+            }
+            example.get_or_insert(*h);
+        }
+        if let Some(h) = example {
+            let ready = wanted.len() - absent - unseeded - unannounced;
+            return Err(format!(
+                "hot set: {ready} of {} torrents seeding and announced ({absent} not added yet, \
+                 {unseeded} not seeding yet, {unannounced} not announced yet; e.g. {h})",
+                wanted.len()
+            ));
+        }
+        Ok(())
+    }
+}
