@@ -49,9 +49,10 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
                 added,
                 removed,
                 repointed,
+                resumed,
             } => eprintln!(
                 "seeder   hot set {hot}: {added} added, {removed} removed, \
-                 {repointed} re-pointed at this tracker"
+                 {repointed} re-pointed at this tracker, {resumed} resumed"
             ),
             ServeEvent::Promoted { infohash, evicted } => match evicted {
                 Some(old) => eprintln!("hot      {infohash} requested (evicts {old})"),

@@ -170,6 +170,7 @@ pub enum ServeEvent {
         added: usize,
         removed: usize,
         repointed: usize,
+        resumed: usize,
     },
     /// A client asked for an object outside the hot set: the seeder takes it.
     Promoted {

@@ -17,7 +17,7 @@ use super::catalog::Catalog;
 use super::hot::{HotSet, Promotion, PIN};
 use super::{http, ServeConfig, ServeEvent};
 use crate::daemons::tracker::Tracker;
-use crate::daemons::transmission::{Rpc, SeederTorrent};
+use crate::daemons::transmission::{Rpc, SeederTorrent, TorrentState};
 use crate::format::ids::InfoHash;
 use crate::repo::Repo;
 
@@ -44,6 +44,7 @@ pub struct Changes {
     pub added: usize,
     pub removed: usize,
     pub repointed: usize,
+    pub resumed: usize,
 }
 
 impl<'a> Watcher<'a> {
@@ -103,6 +104,7 @@ impl<'a> Watcher<'a> {
                 added: changes.added,
                 removed: changes.removed,
                 repointed: changes.repointed,
+                resumed: changes.resumed,
             });
         }
         let health = self.check_health(&seeder);
@@ -200,6 +202,17 @@ impl<'a> Watcher<'a> {
             let hashes: Vec<InfoHash> = repoint.iter().map(|t| t.hash_string).collect();
             self.rpc.replace_first_tracker(&hashes, announce)?;
             changes.repointed = hashes.len();
+        }
+        // A graceful stop pauses every torrent (so the tracker hears "stopped"), and the
+        // seeder keeps them paused in its resume files: start them again, in one call.
+        let paused: Vec<InfoHash> = seeder
+            .values()
+            .filter(|t| wanted.contains(&t.hash_string) && t.state() == TorrentState::Stopped)
+            .map(|t| t.hash_string)
+            .collect();
+        if !paused.is_empty() {
+            self.rpc.start(&paused)?;
+            changes.resumed = paused.len();
         }
         // A torrent with no tracker or several (not one this server made): add it again.
         let readd: Vec<InfoHash> = readd.iter().map(|t| t.hash_string).collect();
