@@ -310,7 +310,10 @@ fn run(
         return Ok(());
     }
 
-    let (tracker, daemon) = start_children(&catalog, cfg, runtime_dir)?;
+    let Some((tracker, daemon)) = start_children(repo, &catalog, cfg, runtime_dir, stop, report)?
+    else {
+        return Ok(());
+    };
     write_state(cfg, runtime_dir, tracker.pid(), daemon.pid)?;
     report(ServeEvent::Listening {
         tracker: cfg.tracker,
@@ -386,13 +389,17 @@ fn stop_leftovers(runtime_dir: &Path, report: &(dyn Fn(ServeEvent) + Sync)) -> R
 }
 
 /// Starts the tracker (whitelisting every indexed infohash: one file) and the seeder with the
-/// state it kept (its resume files and torrents: a restart re-adds and re-verifies nothing);
-/// if the seeder cannot start, the tracker is stopped again.
+/// state it kept (its resume files and torrents: a restart re-adds and re-verifies nothing),
+/// the default hot set preloaded (`watcher::prepare_seeder`); if the seeder cannot start, the
+/// tracker is stopped again. `None` when `stop` was set meanwhile (nothing left running).
 fn start_children(
+    repo: &Repo,
     catalog: &Catalog,
     cfg: &ServeConfig,
     runtime_dir: &Path,
-) -> Result<(Tracker, transmission::DaemonHandle)> {
+    stop: &AtomicBool,
+    report: &(dyn Fn(ServeEvent) + Sync),
+) -> Result<Option<(Tracker, transmission::DaemonHandle)>> {
     let tracker = tracker::start_tracker(
         &TrackerConfig::new(runtime_dir.join("tracker"), cfg.tracker),
         &catalog.infohashes(),
@@ -405,8 +412,25 @@ fn start_children(
     );
     dcfg.bind_ipv4 = cfg.bind;
     dcfg.upload_limit_kbps = cfg.upload_limit;
+    match watcher::prepare_seeder(repo, catalog, cfg, &dcfg.config_dir, stop) {
+        Ok((preloaded, forgotten)) => report(ServeEvent::Seeder {
+            hot: cfg.hot_set.min(catalog.newest().len()),
+            added: preloaded,
+            removed: forgotten,
+            repointed: 0,
+            resumed: 0,
+        }),
+        Err(e) => {
+            let _ = tracker.stop();
+            return Err(e);
+        }
+    }
+    if stop.load(Ordering::SeqCst) {
+        tracker.stop()?;
+        return Ok(None);
+    }
     match transmission::start_daemon(&dcfg) {
-        Ok(d) => Ok((tracker, d)),
+        Ok(d) => Ok(Some((tracker, d))),
         Err(e) => {
             let _ = tracker.stop();
             Err(e)

@@ -17,7 +17,7 @@ use super::catalog::Catalog;
 use super::hot::{HotSet, Promotion, PIN};
 use super::{http, ServeConfig, ServeEvent};
 use crate::daemons::tracker::Tracker;
-use crate::daemons::transmission::{Rpc, SeederTorrent, TorrentState};
+use crate::daemons::transmission::{self, Rpc, SeederTorrent, TorrentState};
 use crate::format::ids::InfoHash;
 use crate::repo::Repo;
 
@@ -29,13 +29,13 @@ pub(super) struct Watcher<'a> {
     pub cfg: &'a ServeConfig,
     pub tracker: &'a Tracker,
     pub rpc: &'a Rpc,
-    /// `serve/seed/<infohash>/<name>`: hard links to the objects the seeder holds.
-    pub seed_dir: PathBuf,
     pub shared: &'a http::SharedState,
     pub requests: Receiver<InfoHash>,
     pub catalog: Arc<Catalog>,
     pub hot: HotSet,
     pub healthy: bool,
+    /// The torrents a graceful stop paused were started again.
+    resumed_once: bool,
 }
 
 /// What one reconciliation changed in the seeder.
@@ -64,12 +64,12 @@ impl<'a> Watcher<'a> {
             cfg,
             tracker,
             rpc,
-            seed_dir: repo.root.join("serve").join("seed"),
             shared,
             requests,
             catalog,
             hot,
             healthy: false,
+            resumed_once: false,
         }
     }
 
@@ -98,6 +98,7 @@ impl<'a> Watcher<'a> {
         self.take_requests(report);
         let seeder = self.seeder_state()?;
         let changes = self.reconcile(&seeder, stop)?;
+        self.resumed_once = true;
         if changes != Changes::default() {
             report(ServeEvent::Seeder {
                 hot: self.hot.len(),
@@ -175,7 +176,7 @@ impl<'a> Watcher<'a> {
     /// `torrent-add` each; transmission verifies a new torrent's data by itself). What it
     /// already has stays, unverified again.
     fn reconcile(
-        &self,
+        &mut self,
         seeder: &HashMap<InfoHash, SeederTorrent>,
         stop: &AtomicBool,
     ) -> Result<Changes> {
@@ -189,7 +190,7 @@ impl<'a> Watcher<'a> {
         if !extra.is_empty() {
             self.rpc.remove(&extra, false)?;
             for h in &extra {
-                let _ = crate::store::fsx::remove_tree(&self.seed_dir.join(h.to_hex()));
+                let _ = crate::store::fsx::remove_tree(&seed_dir(self.repo).join(h.to_hex()));
             }
             changes.removed = extra.len();
         }
@@ -204,13 +205,14 @@ impl<'a> Watcher<'a> {
             changes.repointed = hashes.len();
         }
         // A graceful stop pauses every torrent (so the tracker hears "stopped"), and the
-        // seeder keeps them paused in its resume files: start them again, in one call.
+        // seeder keeps them paused in its resume files: start them again, in one call, once
+        // (later, a torrent reads "stopped" for a moment after its verification).
         let paused: Vec<InfoHash> = seeder
             .values()
             .filter(|t| wanted.contains(&t.hash_string) && t.state() == TorrentState::Stopped)
             .map(|t| t.hash_string)
             .collect();
-        if !paused.is_empty() {
+        if !paused.is_empty() && !self.resumed_once {
             self.rpc.start(&paused)?;
             changes.resumed = paused.len();
         }
@@ -244,25 +246,7 @@ impl<'a> Watcher<'a> {
 
     /// Adds one indexed object to the seeder, its data a hard link to the object.
     fn add(&self, hash: &InfoHash) -> Result<()> {
-        let object = self
-            .catalog
-            .object(hash)
-            .with_context(|| format!("{hash} is not in the index"))?;
-        let info = self
-            .repo
-            .torrent_info(hash)?
-            .with_context(|| format!("the index has no torrent info for {hash}"))?;
-        // The seeder's copy names only the tracker: it has the data, it needs no web seed.
-        let rendered = info.render(std::slice::from_ref(&self.cfg.announce_url), &[]);
-        // transmission wants the file under its torrent name: hard-link the object there.
-        let dir = self.seed_dir.join(hash.to_hex());
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let link = dir.join(&info.name);
-        if !link.exists() {
-            std::fs::hard_link(self.repo.objects().path(&object), &link)
-                .with_context(|| format!("cannot link {} for seeding", link.display()))?;
-        }
+        let (rendered, dir) = seed_copy(self.repo, &self.catalog, self.cfg, hash)?;
         let added = self.rpc.add_torrent(&rendered, &dir, false)?;
         if added != *hash {
             bail!("transmission reports infohash {added} for {hash}");
@@ -316,4 +300,81 @@ impl<'a> Watcher<'a> {
         }
         Ok(())
     }
+}
+
+/// The seeder's copy of an indexed torrent and the directory holding its data (a hard link to
+/// the object under the torrent's name, as transmission wants it): `serve/seed/<infohash>/`.
+/// The copy names only this configuration's tracker: the seeder has the data, it needs no
+/// web seed.
+fn seed_copy(
+    repo: &Repo,
+    catalog: &Catalog,
+    cfg: &ServeConfig,
+    hash: &InfoHash,
+) -> Result<(Vec<u8>, PathBuf)> {
+    let object = catalog
+        .object(hash)
+        .with_context(|| format!("{hash} is not in the index"))?;
+    let info = repo
+        .torrent_info(hash)?
+        .with_context(|| format!("the index has no torrent info for {hash}"))?;
+    let rendered = info.render(std::slice::from_ref(&cfg.announce_url), &[]);
+    let dir = seed_dir(repo).join(hash.to_hex());
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let link = dir.join(&info.name);
+    if !link.exists() {
+        std::fs::hard_link(repo.objects().path(&object), &link)
+            .with_context(|| format!("cannot link {} for seeding", link.display()))?;
+    }
+    Ok((rendered, dir))
+}
+
+fn seed_dir(repo: &Repo) -> PathBuf {
+    repo.root.join("serve").join("seed")
+}
+
+/// Before the seeder starts: its stored torrents that are not in the default hot set are
+/// forgotten, and the hot set's missing ones are preloaded as complete (no verification, see
+/// `transmission::preload`), so the daemon seeds the whole default hot set as it starts.
+/// Returns (preloaded, forgotten). Stops early when `stop` is set.
+pub(super) fn prepare_seeder(
+    repo: &Repo,
+    catalog: &Catalog,
+    cfg: &ServeConfig,
+    config_dir: &std::path::Path,
+    stop: &AtomicBool,
+) -> Result<(usize, usize)> {
+    let stored = transmission::stored_torrents(config_dir)?;
+    let mut hot = HotSet::new(cfg.hot_set, PIN);
+    hot.set_baseline(catalog.newest());
+    let wanted = hot.wanted();
+    let mut forgotten = 0;
+    for h in stored.iter().filter(|h| !wanted.contains(*h)) {
+        transmission::forget(config_dir, h)?;
+        let _ = crate::store::fsx::remove_tree(&seed_dir(repo).join(h.to_hex()));
+        forgotten += 1;
+    }
+    let missing = catalog
+        .newest()
+        .iter()
+        .filter(|h| wanted.contains(*h) && !stored.contains(*h));
+    let mut copies = Vec::new();
+    for h in missing {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let (rendered, dir) = seed_copy(repo, catalog, cfg, h)?;
+        copies.push((*h, rendered, dir));
+    }
+    let preloads: Vec<transmission::Preload<'_>> = copies
+        .iter()
+        .map(|(h, rendered, dir)| transmission::Preload {
+            infohash: *h,
+            metainfo: rendered,
+            download_dir: dir,
+        })
+        .collect();
+    // Checked "now": every object was hashed (BLAKE3) when `dist add` stored it, before now.
+    transmission::preload(config_dir, &preloads, crate::repo::now_unix() as i64)?;
+    Ok((preloads.len(), forgotten))
 }
