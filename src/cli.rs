@@ -181,7 +181,7 @@ pub struct ServeArgs {
     /// Upload cap of the seeder in kB/s (1000 bytes); none by default.
     #[arg(long, value_name = "KBPS")]
     pub upload_limit: Option<u32>,
-    /// How many of the newest package versions the seeder holds (default 1000), and how many
+    /// How many of the newest package versions the seeder holds (default 500), and how many
     /// objects clients ask for besides; every other object is served by the web seed and HTTP.
     #[arg(long, value_name = "N")]
     pub hot_set: Option<usize>,

@@ -28,7 +28,7 @@ use catalog::Catalog;
 /// (and, separately, how many objects clients asked for). transmission 3.00 announces at most
 /// 48 torrents at a time (`MAX_CONCURRENT_TASKS` in its announcer), and `/health` waits until
 /// every hot torrent has announced; see ARCHITECTURE.md for the figures behind this number.
-pub const DEFAULT_HOT_SET: usize = 1000;
+pub const DEFAULT_HOT_SET: usize = 500;
 
 /// `ROOT/server.yaml`; every key is also a flag of `dist serve`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -259,6 +259,10 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     result.and(served)
 }
 
+/// How long the seeder's "stopped" announces may take when the server stops (see
+/// `DaemonHandle::stop_within`): enough for a small hot set, and a stop within seconds at any size.
+const SEEDER_STOP_BUDGET: Duration = Duration::from_secs(2);
+
 /// How many object requests may wait for the watcher (one tick's worth at any sane load; more
 /// are dropped, their objects still served over HTTP and the web seed).
 const REQUEST_QUEUE: usize = 4096;
@@ -333,7 +337,7 @@ fn run(
     watcher.run(stop, report);
     drop(watcher);
     report(ServeEvent::Stopping);
-    let stopped_daemon = daemon.stop();
+    let stopped_daemon = daemon.stop_within(SEEDER_STOP_BUDGET);
     let stopped_tracker = tracker.stop();
     stopped_daemon.and(stopped_tracker)
 }
