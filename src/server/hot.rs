@@ -17,6 +17,10 @@ use crate::format::ids::InfoHash;
 
 /// How long a requested object stays pinned in the seeder.
 pub const PIN: Duration = Duration::from_secs(300);
+/// How long a new promotion has to seed and announce before health counts it: a promotion is
+/// an RPC add, verified and announced within seconds, and a server under load must not read
+/// as unhealthy every time a client asks for a cold object.
+pub const SETTLE: Duration = Duration::from_secs(30);
 
 /// What a request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +38,14 @@ pub struct HotSet {
     limit: usize,
     pin: Duration,
     baseline: HashSet<InfoHash>,
-    promoted: HashMap<InfoHash, Instant>,
+    /// Promotions: when each was promoted, and when it was last requested.
+    promoted: HashMap<InfoHash, Promoted>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Promoted {
+    since: Instant,
+    requested: Instant,
 }
 
 impl HotSet {
@@ -69,8 +80,8 @@ impl HotSet {
         if self.baseline.contains(&infohash) {
             return Promotion::AlreadyHot;
         }
-        if let Some(t) = self.promoted.get_mut(&infohash) {
-            *t = now;
+        if let Some(p) = self.promoted.get_mut(&infohash) {
+            p.requested = now;
             return Promotion::AlreadyHot;
         }
         if self.limit == 0 {
@@ -78,9 +89,9 @@ impl HotSet {
         }
         let mut evicted = None;
         if self.promoted.len() >= self.limit {
-            let oldest = self.promoted.iter().min_by_key(|(h, t)| (**t, **h));
+            let oldest = self.promoted.iter().min_by_key(|(h, p)| (p.requested, **h));
             match oldest {
-                Some((h, t)) if now.saturating_duration_since(*t) >= self.pin => {
+                Some((h, p)) if now.saturating_duration_since(p.requested) >= self.pin => {
                     evicted = Some(*h);
                 }
                 _ => return Promotion::Full,
@@ -89,7 +100,11 @@ impl HotSet {
         if let Some(h) = evicted {
             self.promoted.remove(&h);
         }
-        self.promoted.insert(infohash, now);
+        let p = Promoted {
+            since: now,
+            requested: now,
+        };
+        self.promoted.insert(infohash, p);
         Promotion::Promoted { evicted }
     }
 
@@ -100,6 +115,17 @@ impl HotSet {
             .chain(self.promoted.keys())
             .copied()
             .collect()
+    }
+
+    /// What health requires to be seeding and announced at `now`: the baseline, and the
+    /// promotions older than `settle`.
+    pub fn settled(&self, now: Instant, settle: Duration) -> HashSet<InfoHash> {
+        let old = self
+            .promoted
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.since) >= settle)
+            .map(|(h, _)| h);
+        self.baseline.iter().chain(old).copied().collect()
     }
 
     pub fn len(&self) -> usize {
@@ -155,6 +181,9 @@ mod tests {
         );
         assert_eq!(s.wanted(), [h(1), h(5), h(7)].into_iter().collect());
         assert_eq!(s.len(), 3);
+        // Health waits for a promotion only once it had time to seed and announce.
+        let settled = s.settled(t0 + Duration::from_secs(70), Duration::from_secs(30));
+        assert_eq!(settled, [h(1), h(5)].into_iter().collect());
     }
 
     #[test]

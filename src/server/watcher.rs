@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::catalog::Catalog;
-use super::hot::{HotSet, Promotion, PIN};
+use super::hot::{HotSet, Promotion, PIN, SETTLE};
 use super::{http, ServeConfig, ServeEvent};
 use crate::daemons::tracker::Tracker;
 use crate::daemons::transmission::{self, Rpc, SeederTorrent, TorrentState};
@@ -256,7 +256,8 @@ impl<'a> Watcher<'a> {
 
     /// Healthy: the newest serial is the one served, the tracker authorizes the newest
     /// infohash (so the reloaded whitelist is in effect), and every torrent of the hot set is
-    /// seeding and has announced to this configuration's tracker.
+    /// seeding and has announced to this configuration's tracker (a promotion from its
+    /// [`SETTLE`] time on).
     fn check_health(&self, seeder: &HashMap<InfoHash, SeederTorrent>) -> Result<(), String> {
         if self.catalog.serial.is_none() {
             return Err("nothing published yet".into());
@@ -277,7 +278,7 @@ impl<'a> Watcher<'a> {
         // A client that announces before the seeder has is listed to the seeder as a seed (a
         // magnet client reports left=0 until it has the metadata), and transmission then refuses
         // it as "another seed" for good. So healthy also means the seeder's announce went through.
-        let wanted: HashSet<InfoHash> = self.hot.wanted();
+        let wanted: HashSet<InfoHash> = self.hot.settled(Instant::now(), SETTLE);
         let announce = self.cfg.announce_url.as_str();
         let (mut absent, mut unseeded, mut unannounced) = (0, 0, 0);
         let mut example = None;
