@@ -62,6 +62,7 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
                 "ready    {seeding} hot torrents seeding and announced, every infohash \
                  tracked (GET /health is 200)"
             ),
+            ServeEvent::Unhealthy(why) => eprintln!("unready  {why} (GET /health is 503)"),
             ServeEvent::Problem(p) => eprintln!("warning  {p}"),
             ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
         }

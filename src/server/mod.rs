@@ -180,6 +180,8 @@ pub enum ServeEvent {
     Healthy {
         seeding: usize,
     },
+    /// Was healthy, is not any more (why).
+    Unhealthy(String),
     Problem(String),
     Stopping,
 }

@@ -84,6 +84,9 @@ impl<'a> Watcher<'a> {
                     last_problem.clone_from(&msg);
                 }
                 self.shared.write().expect("state lock").health = Err(msg);
+                if self.healthy {
+                    report(ServeEvent::Unhealthy("see the warning above".into()));
+                }
                 self.healthy = false;
             }
             std::thread::sleep(TICK);
@@ -110,6 +113,9 @@ impl<'a> Watcher<'a> {
         }
         let health = self.check_health(&seeder);
         let ok = health.is_ok();
+        if let (Err(why), true) = (&health, self.healthy) {
+            report(ServeEvent::Unhealthy(why.clone()));
+        }
         self.shared.write().expect("state lock").health = health;
         if ok && !self.healthy {
             report(ServeEvent::Healthy {
