@@ -539,6 +539,28 @@ fn hot_set_promotion_and_restart_reuse_issue_10() {
             assert_eq!(code, 404);
         },
     );
+    step(
+        "A GET of a cold object (the web seed's path) promotes it too",
+        || {
+            let b3 = listed[4]["blake3"].as_str().unwrap();
+            let out = tmp.path().join("object4");
+            let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
+            assert_eq!(http_get(&ns, &url, Some(&out)).0, 200);
+            assert_eq!(blake3::hash(&fs::read(&out).unwrap()).to_string(), b3);
+            wait_until(
+                "the seeder to take the requested object",
+                Duration::from_secs(20),
+                || {
+                    let held = seeder_torrents(&ns, &root);
+                    if held.len() == 4 && held.contains_key(&hash(4)) {
+                        Ok(())
+                    } else {
+                        Err(format!("{held:?}"))
+                    }
+                },
+            );
+        },
+    );
     let before = seeder_torrents(&ns, &root);
     step("Graceful stop leaves nothing running", || {
         assert!(server.stop().success(), "{}", server.log());
@@ -553,7 +575,7 @@ fn hot_set_promotion_and_restart_reuse_issue_10() {
         let resume = fs::read_dir(root.join("serve/transmission/resume"))
             .unwrap()
             .count();
-        assert_eq!(resume, 3, "the seeder's resume files survive the stop");
+        assert_eq!(resume, 4, "the seeder's resume files survive the stop");
     });
     step(
         "Restarted with another tracker: nothing re-added, the torrents re-pointed, healthy",
@@ -561,14 +583,14 @@ fn hot_set_promotion_and_restart_reuse_issue_10() {
             let mut again = serve_with("10.77.0.1:6970", "serve-again.log");
             again.wait_healthy(&ns);
             let after = seeder_torrents(&ns, &root);
-            // The promotion was not kept across the restart; the hot set was.
+            // The promotions were not kept across the restart; the hot set was.
             for h in [hash(0), hash(1)] {
                 assert_eq!(after.get(&h), before.get(&h), "{h} was added again");
             }
             assert_eq!(after.len(), 2, "{after:?}");
             let log = again.log();
-            // The promoted torrent is forgotten before the seeder starts, the others re-pointed.
-            assert!(log.contains("hot set 2: 0 added, 1 removed"), "{log}");
+            // The promoted torrents are forgotten before the seeder starts, the others re-pointed.
+            assert!(log.contains("hot set 2: 0 added, 2 removed"), "{log}");
             assert!(log.contains("0 added, 0 removed, 2 re-pointed"), "{log}");
             let (code, body) = http_get(
                 &ns,

@@ -356,6 +356,20 @@ pub(super) fn prepare_seeder(
     hot.set_baseline(catalog.newest());
     let wanted = hot.wanted();
     let mut forgotten = 0;
+    // A kept torrent whose data link is gone would never seed: forget it, it is preloaded anew.
+    let has_data = |h: &InfoHash| {
+        std::fs::read_dir(seed_dir(repo).join(h.to_hex())).is_ok_and(|mut d| d.next().is_some())
+    };
+    let stored: HashSet<InfoHash> = stored
+        .into_iter()
+        .filter(|h| {
+            let keep = !wanted.contains(h) || has_data(h);
+            if !keep {
+                let _ = transmission::forget(config_dir, h);
+            }
+            keep
+        })
+        .collect();
     for h in stored.iter().filter(|h| !wanted.contains(*h)) {
         transmission::forget(config_dir, h)?;
         let _ = crate::store::fsx::remove_tree(&seed_dir(repo).join(h.to_hex()));
