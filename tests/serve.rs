@@ -588,6 +588,15 @@ fn hot_set_promotion_and_restart_reuse_issue_10() {
                 assert_eq!(after.get(&h), before.get(&h), "{h} was added again");
             }
             assert_eq!(after.len(), 2, "{after:?}");
+            let mut linked: Vec<String> = fs::read_dir(root.join("serve/seed"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            linked.sort();
+            let mut hot = vec![hash(0), hash(1)];
+            hot.sort();
+            assert_eq!(linked, hot, "only the hot set's data links are left");
             let log = again.log();
             // The promoted torrents are forgotten before the seeder starts, the others re-pointed.
             assert!(log.contains("hot set 2: 0 added, 2 removed"), "{log}");

@@ -375,6 +375,16 @@ pub(super) fn prepare_seeder(
         let _ = crate::store::fsx::remove_tree(&seed_dir(repo).join(h.to_hex()));
         forgotten += 1;
     }
+    // Data links of torrents the seeder no longer has (an older server linked every object).
+    if let Ok(entries) = std::fs::read_dir(seed_dir(repo)) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let hash = name.to_str().and_then(|n| InfoHash::parse(n).ok());
+            if hash.is_some_and(|h| !wanted.contains(&h)) {
+                let _ = crate::store::fsx::remove_tree(&e.path());
+            }
+        }
+    }
     let missing = catalog
         .newest()
         .iter()
