@@ -189,6 +189,10 @@ pub struct ServeArgs {
     /// ones fetch the whole index); default 32.
     #[arg(long, value_name = "N")]
     pub index_retention: Option<usize>,
+    /// How many of the newest package versions the seeder holds (default 500), and how many
+    /// objects clients ask for besides; every other object is served by the web seed and HTTP.
+    #[arg(long, value_name = "N")]
+    pub hot_set: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -429,3 +429,236 @@ fn serve_reports_a_port_in_use_and_leaves_nothing_running() {
     assert!(err.contains("6969"), "{err}");
     assert!(ns.pids().is_empty(), "left running: {:?}", ns.pids());
 }
+
+/// `n` small packages `pkg0`..`pkgN-1` (1.0.0) under `dir`.
+fn synthetic_packages(dir: &Path, n: usize) -> Vec<PathBuf> {
+    (0..n)
+        .map(|i| {
+            let p = dir.join(format!("pkg{i}"));
+            fs::create_dir_all(p.join("assets")).unwrap();
+            fs::create_dir_all(p.join("scripts")).unwrap();
+            fs::write(
+                p.join("manifest.yaml"),
+                format!("name: pkg{i}\nversion: 1.0.0\n"),
+            )
+            .unwrap();
+            fs::write(p.join("assets/data.txt"), format!("payload {i}\n")).unwrap();
+            for s in ["install.sh", "uninstall.sh"] {
+                fs::write(p.join("scripts").join(s), "true\n").unwrap();
+            }
+            p
+        })
+        .collect()
+}
+
+/// The seeder's torrents (infohash → "Date added" line), through transmission-remote inside
+/// the namespace, from the RPC port in `serve/state.json`.
+fn seeder_torrents(ns: &Netns, root: &Path) -> std::collections::BTreeMap<String, String> {
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("serve/state.json")).unwrap()).unwrap();
+    let port = state["rpc_port"].as_u64().unwrap();
+    let o = ns
+        .command("transmission-remote")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-t", "all", "-i"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut out = std::collections::BTreeMap::new();
+    let mut hash = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(h) = line.strip_prefix("Hash: ") {
+            hash = Some(h.to_string());
+        } else if let Some(d) = line.strip_prefix("Date added: ") {
+            out.insert(hash.take().expect("a hash before its date"), d.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn hot_set_promotion_and_restart_reuse_issue_10() {
+    for t in [
+        "opentracker",
+        "transmission-daemon",
+        "transmission-remote",
+        "curl",
+    ] {
+        require_tool(t);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let pkgs = synthetic_packages(&tmp.path().join("pkgs"), 5);
+    let listed = added(&root, &pkgs);
+    let hash = |i: usize| listed[i]["infohash"].as_str().unwrap().to_string();
+    let ns = Netns::new(&[SERVER_IP]).expect("network namespace");
+    let serve_with = |tracker: &str, log: &str| {
+        let mut cmd = ns.command(dist_bin());
+        cmd.arg("--root").arg(&root).args([
+            "serve",
+            "--http",
+            HTTP,
+            "--tracker",
+            tracker,
+            "--bind",
+            SERVER_IP,
+            "--hot-set",
+            "2",
+        ]);
+        Server::spawn_command(cmd, tmp.path().join(log))
+    };
+
+    let mut server = serve_with("10.77.0.1:6969", "serve.log");
+    server.wait_healthy(&ns);
+    step(
+        "Healthy with only the hot set (2 of 5) in the seeder",
+        || {
+            let held = seeder_torrents(&ns, &root);
+            // One batch: the same added_at, so the first two names are the hot set.
+            let want: Vec<String> = vec![hash(0), hash(1)];
+            assert_eq!(held.keys().cloned().collect::<Vec<_>>(), {
+                let mut w = want.clone();
+                w.sort();
+                w
+            });
+        },
+    );
+    step(
+        "A cold package's .torrent answers (tracker and web seed) and promotes it",
+        || {
+            let (code, body) = http_get(
+                &ns,
+                &format!("http://{HTTP}/torrents/{}.torrent", hash(3)),
+                None,
+            );
+            assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+            let info = dist::format::torrent::Info::parse_torrent(&body).unwrap();
+            assert_eq!(info.infohash().to_hex(), hash(3));
+            let text = String::from_utf8_lossy(&body);
+            assert!(text.contains("http://10.77.0.1:6969/announce"), "{text}");
+            assert!(text.contains("http://10.77.0.1:7380/objects/"), "{text}");
+            wait_until(
+                "the seeder to take the promoted object",
+                Duration::from_secs(20),
+                || {
+                    let held = seeder_torrents(&ns, &root);
+                    if held.len() == 3 && held.contains_key(&hash(3)) {
+                        Ok(())
+                    } else {
+                        Err(format!("{held:?}"))
+                    }
+                },
+            );
+            server.wait_healthy(&ns);
+            let (code, _) = http_get(
+                &ns,
+                &format!("http://{HTTP}/torrents/{}.torrent", "ab".repeat(20)),
+                None,
+            );
+            assert_eq!(code, 404);
+        },
+    );
+    step(
+        "A GET of a cold object (the web seed's path) promotes it too",
+        || {
+            let b3 = listed[4]["blake3"].as_str().unwrap();
+            let out = tmp.path().join("object4");
+            let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
+            assert_eq!(http_get(&ns, &url, Some(&out)).0, 200);
+            assert_eq!(blake3::hash(&fs::read(&out).unwrap()).to_string(), b3);
+            wait_until(
+                "the seeder to take the requested object",
+                Duration::from_secs(20),
+                || {
+                    let held = seeder_torrents(&ns, &root);
+                    if held.len() == 4 && held.contains_key(&hash(4)) {
+                        Ok(())
+                    } else {
+                        Err(format!("{held:?}"))
+                    }
+                },
+            );
+        },
+    );
+    let before = seeder_torrents(&ns, &root);
+    step("Graceful stop leaves nothing running", || {
+        assert!(server.stop().success(), "{}", server.log());
+        wait_until("the namespace to empty", Duration::from_secs(20), || {
+            let left = ns.pids();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        });
+        let resume = fs::read_dir(root.join("serve/transmission/resume"))
+            .unwrap()
+            .count();
+        assert_eq!(resume, 4, "the seeder's resume files survive the stop");
+    });
+    step(
+        "Restarted with another tracker: nothing re-added, the torrents re-pointed, healthy",
+        || {
+            let mut again = serve_with("10.77.0.1:6970", "serve-again.log");
+            again.wait_healthy(&ns);
+            let after = seeder_torrents(&ns, &root);
+            // The promotions were not kept across the restart; the hot set was.
+            for h in [hash(0), hash(1)] {
+                assert_eq!(after.get(&h), before.get(&h), "{h} was added again");
+            }
+            assert_eq!(after.len(), 2, "{after:?}");
+            let mut linked: Vec<String> = fs::read_dir(root.join("serve/seed"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            linked.sort();
+            let mut hot = vec![hash(0), hash(1)];
+            hot.sort();
+            assert_eq!(linked, hot, "only the hot set's data links are left");
+            let log = again.log();
+            // The promoted torrents are forgotten before the seeder starts, the others re-pointed.
+            assert!(log.contains("hot set 2: 0 added, 2 removed"), "{log}");
+            assert!(log.contains("0 added, 0 removed, 2 re-pointed"), "{log}");
+            let (code, body) = http_get(
+                &ns,
+                &format!("http://{HTTP}/torrents/{}.torrent", hash(0)),
+                None,
+            );
+            assert_eq!(code, 200);
+            assert!(String::from_utf8_lossy(&body).contains("http://10.77.0.1:6970/announce"));
+            assert!(again.stop().success(), "{}", again.log());
+        },
+    );
+    step(
+        "SIGTERM during the start stops it promptly, no daemon left",
+        || {
+            let s = serve_with("10.77.0.1:6969", "serve-term.log");
+            wait_until("HTTP to answer", Duration::from_secs(20), || {
+                let (code, _) = http_get(&ns, &format!("http://{HTTP}/index.db"), None);
+                if code == 200 {
+                    Ok(())
+                } else {
+                    Err(code.to_string())
+                }
+            });
+            let mut s = s;
+            let t = std::time::Instant::now();
+            assert!(s.stop().success(), "{}", s.log());
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "stopped after {:?}",
+                t.elapsed()
+            );
+            wait_until("the namespace to empty", Duration::from_secs(5), || {
+                let left = ns.pids();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{left:?}"))
+                }
+            });
+        },
+    );
+}

@@ -1,4 +1,4 @@
-//! `dist serve --http HOST:PORT --tracker HOST:PORT --bind ADDR [--public-url URL]`
+//! `dist serve --http HOST:PORT --tracker HOST:PORT --bind ADDR [--public-url URL] [--hot-set N]`
 
 use anyhow::Result;
 use dist::server::{self, ServeConfig, ServeEvent, ServerFile};
@@ -17,6 +17,7 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
         rpc_port: args.rpc_port,
         upload_limit: args.upload_limit,
         index_retention: args.index_retention,
+        hot_set: args.hot_set,
     };
     let cfg = ServeConfig::resolve(ServerFile::load(&g.root)?.merge(flags))?;
     let quiet = g.quiet;
@@ -25,27 +26,44 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
             return;
         }
         match e {
+            ServeEvent::Http { http, public_url } => {
+                eprintln!("http     listening on {http} (public URL {public_url})")
+            }
             ServeEvent::Listening {
-                http,
                 tracker,
                 announce_url,
-                public_url,
                 peer,
                 rpc_port,
+                hot_set,
             } => {
-                eprintln!("http     listening on {http} (public URL {public_url})");
                 eprintln!("tracker  opentracker on {tracker} (announce {announce_url})");
-                eprintln!("seeder   transmission-daemon peer {peer}, RPC 127.0.0.1:{rpc_port}");
+                eprintln!(
+                    "seeder   transmission-daemon peer {peer}, RPC 127.0.0.1:{rpc_port}, \
+                     hot set {hot_set}"
+                );
             }
             ServeEvent::Published { serial, packages } => {
                 eprintln!("index    serial {serial}, {packages} package versions")
             }
-            ServeEvent::Seeding { package, infohash } => {
-                eprintln!("seeding  {package} ({infohash})")
-            }
-            ServeEvent::Healthy => {
-                eprintln!("ready    every object is seeding and tracked (GET /health is 200)")
-            }
+            ServeEvent::Seeder {
+                hot,
+                added,
+                removed,
+                repointed,
+                resumed,
+            } => eprintln!(
+                "seeder   hot set {hot}: {added} added, {removed} removed, \
+                 {repointed} re-pointed at this tracker, {resumed} resumed"
+            ),
+            ServeEvent::Promoted { infohash, evicted } => match evicted {
+                Some(old) => eprintln!("hot      {infohash} requested (evicts {old})"),
+                None => eprintln!("hot      {infohash} requested"),
+            },
+            ServeEvent::Healthy { seeding } => eprintln!(
+                "ready    {seeding} hot torrents seeding and announced, every infohash \
+                 tracked (GET /health is 200)"
+            ),
+            ServeEvent::Unhealthy(why) => eprintln!("unready  {why} (GET /health is 503)"),
             ServeEvent::Problem(p) => eprintln!("warning  {p}"),
             ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
         }

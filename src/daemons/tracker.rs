@@ -198,9 +198,11 @@ impl Tracker {
     pub fn set_whitelist(&self, infohashes: &[InfoHash]) -> Result<()> {
         let hashes = normalize_all(infohashes);
         let probe = {
+            // Both lists are sorted (`normalize_all`): binary searches, so 100,000 hashes
+            // cost milliseconds, not a quadratic scan.
             let old = self.whitelist.lock().unwrap_or_else(|e| e.into_inner());
-            let added = hashes.iter().find(|h| !old.contains(h));
-            let removed = old.iter().find(|h| !hashes.contains(h));
+            let added = hashes.iter().find(|h| old.binary_search(h).is_err());
+            let removed = old.iter().find(|h| hashes.binary_search(h).is_err());
             match (added, removed) {
                 (Some(h), _) => Some((*h, true)),
                 (None, Some(h)) => Some((*h, false)),

@@ -1,28 +1,33 @@
 //! The HTTP side of `dist serve`: the newest index manifest and its signature (with conditional
-//! GET), the published snapshots and deltas, rendered `.torrent` files, objects with Range support (the BEP 19 web
-//! seed) and `/health`.
+//! GET), the published snapshots and deltas, `.torrent` files rendered on demand for every indexed infohash,
+//! objects with Range support (the BEP 19 web seed) and `/health`. A request for a `.torrent`
+//! or an object tells the watcher (through a bounded channel) that a client wants it now, which
+//! promotes it into the seeder's hot set.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower_http::services::ServeDir;
 
-use crate::format::ids::InfoHash;
+use super::catalog::Catalog;
+use crate::format::ids::{InfoHash, ObjectId};
+use crate::repo::{Distribution, Repo};
 
-/// What the HTTP handlers read; the watcher writes it.
+/// What the HTTP handlers read; the server writes it.
 pub struct Shared {
     /// Serial of the newest snapshot.
     pub serial: Option<u64>,
-    /// Rendered `.torrent` files by lowercase infohash.
-    pub torrents: HashMap<InfoHash, Vec<u8>>,
-    /// `Ok` once the tracker has the whitelist and every object is seeding; else why not.
+    /// The repository as of the newest serial the watcher has read.
+    pub catalog: Arc<Catalog>,
+    /// `Ok` once tracker and seeder are in step with the newest serial; else why not.
     pub health: Result<(), String>,
 }
 
@@ -30,7 +35,7 @@ impl Shared {
     pub fn new() -> Shared {
         Shared {
             serial: None,
-            torrents: HashMap::new(),
+            catalog: Arc::new(Catalog::default()),
             health: Err("starting".into()),
         }
     }
@@ -44,16 +49,34 @@ impl Default for Shared {
 
 pub type SharedState = Arc<RwLock<Shared>>;
 
+/// How `.torrent` files are made and where requests are reported.
+#[derive(Clone)]
+pub struct Torrents {
+    /// The repository root (its master index has every info dictionary).
+    pub root: PathBuf,
+    /// Trackers and web-seed base of this configuration.
+    pub distribution: Distribution,
+    /// Infohashes clients asked for; full means the watcher is behind, and a request is dropped.
+    pub requests: SyncSender<InfoHash>,
+}
+
 #[derive(Clone)]
 struct AppState {
     shared: SharedState,
     published: PathBuf,
+    torrents: Torrents,
 }
 
-pub fn router(shared: SharedState, published: PathBuf, objects: PathBuf) -> Router {
+pub fn router(
+    shared: SharedState,
+    published: PathBuf,
+    objects: PathBuf,
+    torrents: Torrents,
+) -> Router {
     let state = AppState {
         shared,
         published: published.clone(),
+        torrents,
     };
     Router::new()
         .route("/index.json", get(index_manifest))
@@ -64,6 +87,7 @@ pub fn router(shared: SharedState, published: PathBuf, objects: PathBuf) -> Rout
         .route("/health", get(health))
         .nest_service("/index", ServeDir::new(published))
         .nest_service("/objects", ServeDir::new(objects))
+        .layer(middleware::from_fn_with_state(state.clone(), note_object))
         .with_state(state)
 }
 
@@ -118,6 +142,8 @@ async fn latest(s: &AppState, headers: &HeaderMap, suffix: &str) -> Response {
     resp
 }
 
+/// Renders the `.torrent` of any indexed infohash from the master index (trackers and web seed
+/// of this configuration), and reports the request.
 async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Response {
     let Some(hash) = file
         .strip_suffix(".torrent")
@@ -125,17 +151,59 @@ async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Respons
     else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let bytes = s
-        .shared
-        .read()
-        .expect("state lock")
-        .torrents
-        .get(&hash)
-        .cloned();
-    match bytes {
-        Some(b) => ([(header::CONTENT_TYPE, "application/x-bittorrent")], b).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no torrent {hash}\n")).into_response(),
+    let object = s.shared.read().expect("state lock").catalog.object(&hash);
+    let Some(object) = object else {
+        return (StatusCode::NOT_FOUND, format!("no torrent {hash}\n")).into_response();
+    };
+    let root = s.torrents.root.clone();
+    let info = tokio::task::spawn_blocking(move || Repo::new(&root).torrent_info(&hash)).await;
+    let info = match info {
+        Ok(Ok(Some(info))) => info,
+        Ok(Ok(None)) => {
+            return (StatusCode::NOT_FOUND, format!("no torrent {hash}\n")).into_response()
+        }
+        Ok(Err(e)) => {
+            let msg = format!("cannot read the torrent of {hash}: {e:#}\n");
+            return (StatusCode::INTERNAL_SERVER_ERROR, msg).into_response();
+        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let dist = &s.torrents.distribution;
+    let web_seeds: Vec<String> = dist.web_seed(&object).into_iter().collect();
+    let bytes = info.render(&dist.trackers, &web_seeds);
+    let _ = s.torrents.requests.try_send(hash);
+    ([(header::CONTENT_TYPE, "application/x-bittorrent")], bytes).into_response()
+}
+
+/// Reports a request for an indexed object (`/objects/ab/cdef…`, the web seed included) before
+/// it is served.
+async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(id) = req
+        .uri()
+        .path()
+        .strip_prefix("/objects/")
+        .and_then(object_id)
+    {
+        let hash = s
+            .shared
+            .read()
+            .expect("state lock")
+            .catalog
+            .infohash_of(&id);
+        if let Some(hash) = hash {
+            let _ = s.torrents.requests.try_send(hash);
+        }
     }
+    next.run(req).await
+}
+
+/// `ab/cdef…` (store-format.md §4) as an object id.
+fn object_id(rel: &str) -> Option<ObjectId> {
+    let (dir, rest) = rel.split_once('/')?;
+    if dir.len() != 2 {
+        return None;
+    }
+    ObjectId::parse(&format!("{dir}{rest}")).ok()
 }
 
 async fn health(State(s): State<AppState>) -> Response {
@@ -152,5 +220,19 @@ async fn health(State(s): State<AppState>) -> Response {
     match &s.shared.read().expect("state lock").health {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_paths_name_objects() {
+        let id = ObjectId::from_bytes([0xab; 32]);
+        assert_eq!(object_id(&id.rel_path()), Some(id));
+        assert_eq!(object_id(&id.to_hex()), None);
+        assert_eq!(object_id("ab/../cd"), None);
+        assert_eq!(object_id(&format!("a/b{}", &id.to_hex()[2..])), None);
     }
 }

@@ -1,12 +1,16 @@
 //! `dist serve`: runs opentracker (through `tracker`), a seeding transmission-daemon (through
 //! `transmission`) and the HTTP server (`http`), and keeps all three in step with the published
-//! index by watching `published/LATEST`. Reports what happens through `ServeEvent`s.
+//! index by watching `published/LATEST` (`watcher`). The seeder holds a bounded hot set
+//! (`hot`), not every object; `catalog` is the compact view of the index that the watcher and
+//! the HTTP handlers share. Reports what happens through `ServeEvent`s.
 
+pub mod catalog;
+pub mod hot;
 pub mod http;
+mod watcher;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -15,11 +19,16 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::daemons::tracker::{self, Tracker, TrackerConfig};
-use crate::daemons::transmission::{self, DaemonConfig, Rpc};
-use crate::format::ids::{InfoHash, PackageId};
-use crate::format::torrent::Info;
-use crate::repo::index::PackageRecord;
+use crate::daemons::transmission::{self, DaemonConfig};
+use crate::format::ids::InfoHash;
 use crate::repo::{Distribution, Repo};
+use catalog::Catalog;
+
+/// The default size of the hot set: how many of the newest package versions the seeder holds
+/// (and, separately, how many objects clients asked for). transmission 3.00 announces at most
+/// 48 torrents at a time (`MAX_CONCURRENT_TASKS` in its announcer), and `/health` waits until
+/// every hot torrent has announced; see ARCHITECTURE.md for the figures behind this number.
+pub const DEFAULT_HOT_SET: usize = 500;
 
 /// `ROOT/server.yaml`; every key is also a flag of `dist serve`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -33,6 +42,7 @@ pub struct ServerFile {
     pub peer_port: Option<u16>,
     pub rpc_port: Option<u16>,
     pub upload_limit: Option<u32>,
+    pub hot_set: Option<usize>,
     /// How many index deltas stay published.
     pub index_retention: Option<usize>,
 }
@@ -59,6 +69,7 @@ impl ServerFile {
             peer_port: over.peer_port.or(self.peer_port),
             rpc_port: over.rpc_port.or(self.rpc_port),
             upload_limit: over.upload_limit.or(self.upload_limit),
+            hot_set: over.hot_set.or(self.hot_set),
             index_retention: over.index_retention.or(self.index_retention),
         }
     }
@@ -75,6 +86,8 @@ pub struct ServeConfig {
     pub peer_port: u16,
     pub rpc_port: u16,
     pub upload_limit: Option<u32>,
+    /// How many newest versions the seeder holds, and how many requested objects besides.
+    pub hot_set: usize,
     pub index_retention: usize,
 }
 
@@ -124,6 +137,7 @@ impl ServeConfig {
             peer_port,
             rpc_port,
             upload_limit: f.upload_limit,
+            hot_set: f.hot_set.unwrap_or(DEFAULT_HOT_SET),
             index_retention: f.index_retention.unwrap_or(crate::repo::DEFAULT_RETENTION),
         })
     }
@@ -139,37 +153,60 @@ impl ServeConfig {
 /// What `serve` reports while it runs.
 #[derive(Debug, Clone)]
 pub enum ServeEvent {
-    Listening {
+    /// HTTP answers (the index from the first second; torrents once the index is read).
+    Http {
         http: SocketAddr,
+        public_url: String,
+    },
+    Listening {
         tracker: SocketAddr,
         announce_url: String,
-        public_url: String,
         peer: String,
         rpc_port: u16,
+        hot_set: usize,
     },
     Published {
         serial: u64,
         packages: usize,
     },
-    Seeding {
-        package: PackageId,
-        infohash: InfoHash,
+    /// The seeder changed to hold the hot set (`hot` torrents wanted now).
+    Seeder {
+        hot: usize,
+        added: usize,
+        removed: usize,
+        repointed: usize,
+        resumed: usize,
     },
-    Healthy,
+    /// A client asked for an object outside the hot set: the seeder takes it.
+    Promoted {
+        infohash: InfoHash,
+        evicted: Option<InfoHash>,
+    },
+    Healthy {
+        seeding: usize,
+    },
+    /// Was healthy, is not any more (why).
+    Unhealthy(String),
     Problem(String),
     Stopping,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then stops every child it started.
+///
+/// The order makes it answer at once at any size: signals are caught first (a SIGTERM during
+/// the start stops it within a second or two), then the HTTP port opens and serves the index
+/// already published, then the index is republished for this configuration if needed, read
+/// once, and the tracker and seeder start; the watcher fills the seeder's hot set.
 pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the HTTP runtime")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    catch_signals(&rt, stop.clone())?;
+
     let repo = Repo::new(root).with_retention(cfg.index_retention);
-    let serial = repo
-        .republish_for(&cfg.distribution())
-        .with_context(|| format!("cannot publish the index under {}", root.display()))?;
-    report(ServeEvent::Published {
-        serial,
-        packages: repo.records()?.len(),
-    });
     let runtime_dir = root.join("serve");
     std::fs::create_dir_all(&runtime_dir)
         .with_context(|| format!("cannot create {}", runtime_dir.display()))?;
@@ -184,14 +221,114 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         )
     })?;
     listener.set_nonblocking(true)?;
-
-    let (tracker, daemon) = start_children(&repo, cfg, &runtime_dir)?;
-    write_state(cfg, &runtime_dir, tracker.pid(), daemon.pid)?;
-    report(ServeEvent::Listening {
+    let shared: http::SharedState = Arc::new(RwLock::new(http::Shared::new()));
+    // Until the republish below, the snapshot published before is served: it is signed and
+    // whole, only its magnets may name an older address.
+    shared.write().expect("state lock").serial = repo.latest_serial()?;
+    let (requests, requested) = std::sync::mpsc::sync_channel(REQUEST_QUEUE);
+    let app = http::router(
+        shared.clone(),
+        repo.published_dir(),
+        repo.objects().dir().to_path_buf(),
+        http::Torrents {
+            root: root.to_path_buf(),
+            distribution: cfg.distribution(),
+            requests,
+        },
+    );
+    let http_task = {
+        let _in_rt = rt.enter();
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let stop = stop.clone();
+        rt.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                })
+                .await
+                .context("the HTTP server failed")
+        })
+    };
+    report(ServeEvent::Http {
         http: cfg.http,
+        public_url: cfg.public_url.clone(),
+    });
+
+    let result = run(&repo, cfg, &runtime_dir, &shared, requested, &stop, report);
+    // Whatever ended the run (a signal or an error), HTTP stops too.
+    stop.store(true, Ordering::SeqCst);
+    let served = rt
+        .block_on(http_task)
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the HTTP server panicked: {e}")));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result.and(served)
+}
+
+/// How long the seeder's "stopped" announces may take when the server stops (see
+/// `DaemonHandle::stop_within`): enough for a small hot set, and a stop within seconds at any size.
+const SEEDER_STOP_BUDGET: Duration = Duration::from_secs(2);
+
+/// How many object requests may wait for the watcher (one tick's worth at any sane load; more
+/// are dropped, their objects still served over HTTP and the web seed).
+const REQUEST_QUEUE: usize = 4096;
+
+/// SIGINT and SIGTERM set `stop`, from now on, whatever the server is doing.
+fn catch_signals(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let _in_rt = rt.enter();
+    let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    rt.spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    Ok(())
+}
+
+/// Everything after HTTP opened: republish, read the index, start tracker and seeder, watch
+/// until `stop`, stop the children.
+fn run(
+    repo: &Repo,
+    cfg: &ServeConfig,
+    runtime_dir: &Path,
+    shared: &http::SharedState,
+    requested: std::sync::mpsc::Receiver<InfoHash>,
+    stop: &AtomicBool,
+    report: &(dyn Fn(ServeEvent) + Sync),
+) -> Result<()> {
+    let serial = repo
+        .republish_for(&cfg.distribution())
+        .with_context(|| format!("cannot publish the index under {}", repo.root.display()))?;
+    shared.write().expect("state lock").serial = Some(serial);
+    if stop.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let latest = repo.latest_serial()?;
+    let records = repo.records()?;
+    let catalog = Arc::new(Catalog::new(latest, &records));
+    drop(records);
+    shared.write().expect("state lock").catalog = catalog.clone();
+    report(ServeEvent::Published {
+        serial,
+        packages: catalog.len(),
+    });
+    if stop.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+
+    let Some((tracker, daemon)) = start_children(repo, &catalog, cfg, runtime_dir, stop, report)?
+    else {
+        return Ok(());
+    };
+    write_state(cfg, runtime_dir, tracker.pid(), daemon.pid)?;
+    report(ServeEvent::Listening {
         tracker: cfg.tracker,
         announce_url: cfg.announce_url.clone(),
-        public_url: cfg.public_url.clone(),
         peer: format!(
             "{}:{}",
             cfg.bind
@@ -200,34 +337,16 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
             cfg.peer_port
         ),
         rpc_port: cfg.rpc_port,
+        hot_set: cfg.hot_set,
     });
-
-    let shared: http::SharedState = Arc::new(RwLock::new(http::Shared::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let result = std::thread::scope(|s| -> Result<()> {
-        let watcher = s.spawn(|| {
-            let mut w = Watcher {
-                repo: &repo,
-                cfg,
-                tracker: &tracker,
-                rpc: &daemon.rpc,
-                seed_dir: runtime_dir.join("seed"),
-                shared: &shared,
-                seeded: BTreeMap::new(),
-                serial: None,
-                healthy: false,
-            };
-            w.run(&stop, report)
-        });
-        let served = run_http(listener, shared.clone(), &repo);
-        stop.store(true, Ordering::SeqCst);
-        let watched = watcher.join().expect("watcher thread");
-        served.and(watched)
-    });
+    let mut watcher =
+        watcher::Watcher::new(repo, cfg, &tracker, &daemon.rpc, shared, requested, catalog);
+    watcher.run(stop, report);
+    drop(watcher);
     report(ServeEvent::Stopping);
-    let stopped_daemon = daemon.stop();
+    let stopped_daemon = daemon.stop_within(SEEDER_STOP_BUDGET);
     let stopped_tracker = tracker.stop();
-    result.and(stopped_daemon).and(stopped_tracker)
+    stopped_daemon.and(stopped_tracker)
 }
 
 /// Holds `serve/lock` for the server's lifetime (the kernel releases it when the process dies,
@@ -280,17 +399,21 @@ fn stop_leftovers(runtime_dir: &Path, report: &(dyn Fn(ServeEvent) + Sync)) -> R
     Ok(())
 }
 
-/// Starts the tracker (whitelisting what is published) and the seeder; if the seeder cannot
-/// start, the tracker is stopped again.
+/// Starts the tracker (whitelisting every indexed infohash: one file) and the seeder with the
+/// state it kept (its resume files and torrents: a restart re-adds and re-verifies nothing),
+/// the default hot set preloaded (`watcher::prepare_seeder`); if the seeder cannot start, the
+/// tracker is stopped again. `None` when `stop` was set meanwhile (nothing left running).
 fn start_children(
     repo: &Repo,
+    catalog: &Catalog,
     cfg: &ServeConfig,
     runtime_dir: &Path,
-) -> Result<(Tracker, transmission::DaemonHandle)> {
-    let hashes: Vec<InfoHash> = repo.records()?.iter().map(|p| p.infohash).collect();
+    stop: &AtomicBool,
+    report: &(dyn Fn(ServeEvent) + Sync),
+) -> Result<Option<(Tracker, transmission::DaemonHandle)>> {
     let tracker = tracker::start_tracker(
         &TrackerConfig::new(runtime_dir.join("tracker"), cfg.tracker),
-        &hashes,
+        &catalog.infohashes(),
     )?;
     let mut dcfg = DaemonConfig::new(
         runtime_dir.join("transmission"),
@@ -300,19 +423,25 @@ fn start_children(
     );
     dcfg.bind_ipv4 = cfg.bind;
     dcfg.upload_limit_kbps = cfg.upload_limit;
-    // transmission keeps every torrent, with the announce URLs it was added with, in its resume
-    // files: started again with another tracker or public URL it would keep announcing to the
-    // old ones. Forget them; the watcher adds every published torrent again, rendered for the
-    // configuration of this start (the data stays where it is and is verified in place).
-    for state in ["resume", "torrents"] {
-        let dir = dcfg.config_dir.join(state);
-        if let Err(e) = crate::store::fsx::remove_tree(&dir) {
+    match watcher::prepare_seeder(repo, catalog, cfg, &dcfg.config_dir, stop) {
+        Ok((preloaded, forgotten)) => report(ServeEvent::Seeder {
+            hot: cfg.hot_set.min(catalog.newest().len()),
+            added: preloaded,
+            removed: forgotten,
+            repointed: 0,
+            resumed: 0,
+        }),
+        Err(e) => {
             let _ = tracker.stop();
             return Err(e);
         }
     }
+    if stop.load(Ordering::SeqCst) {
+        tracker.stop()?;
+        return Ok(None);
+    }
     match transmission::start_daemon(&dcfg) {
-        Ok(d) => Ok((tracker, d)),
+        Ok(d) => Ok(Some((tracker, d))),
         Err(e) => {
             let _ = tracker.stop();
             Err(e)
@@ -341,211 +470,4 @@ fn write_state(
         state.to_string().as_bytes(),
         0o644,
     )
-}
-
-/// Serves HTTP until SIGINT/SIGTERM.
-fn run_http(listener: std::net::TcpListener, shared: http::SharedState, repo: &Repo) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the HTTP runtime")?;
-    let app = http::router(
-        shared,
-        repo.published_dir(),
-        repo.objects().dir().to_path_buf(),
-    );
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-                let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            })
-            .await
-            .context("the HTTP server failed")
-    })
-}
-
-/// Keeps tracker whitelist, seeder and HTTP state in step with the newest snapshot.
-struct Watcher<'a> {
-    repo: &'a Repo,
-    cfg: &'a ServeConfig,
-    tracker: &'a Tracker,
-    rpc: &'a Rpc,
-    seed_dir: PathBuf,
-    shared: &'a http::SharedState,
-    /// infohash -> (name, version) of what the daemon seeds.
-    seeded: BTreeMap<InfoHash, PackageId>,
-    serial: Option<u64>,
-    healthy: bool,
-}
-
-impl Watcher<'_> {
-    fn run(&mut self, stop: &AtomicBool, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
-        let mut last_problem = String::new();
-        while !stop.load(Ordering::SeqCst) {
-            match self.tick(report) {
-                Ok(()) => {}
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    if msg != last_problem {
-                        report(ServeEvent::Problem(msg.clone()));
-                        last_problem = msg;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        Ok(())
-    }
-
-    fn tick(&mut self, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
-        let latest = self.repo.latest_serial()?;
-        if latest != self.serial {
-            if let Some(serial) = latest {
-                let records = self.repo.records()?;
-                self.sync_to(&records, report)?;
-                self.shared.write().expect("state lock").serial = Some(serial);
-                if self.serial.is_some() {
-                    report(ServeEvent::Published {
-                        serial,
-                        packages: records.len(),
-                    });
-                }
-            }
-            self.serial = latest;
-        }
-        let health = self.check_health();
-        let ok = health.is_ok();
-        self.shared.write().expect("state lock").health = health;
-        if ok && !self.healthy {
-            report(ServeEvent::Healthy);
-        }
-        self.healthy = ok;
-        Ok(())
-    }
-
-    /// Whitelists, renders and seeds every package of `snap` not yet seeded.
-    fn sync_to(
-        &mut self,
-        records: &[PackageRecord],
-        report: &(dyn Fn(ServeEvent) + Sync),
-    ) -> Result<()> {
-        let all: BTreeSet<InfoHash> = records.iter().map(|p| p.infohash).collect();
-        let list: Vec<InfoHash> = all.iter().copied().collect();
-        self.tracker.set_whitelist(&list)?;
-        // What the newest snapshot no longer lists stops being seeded and served.
-        let gone: Vec<InfoHash> = self
-            .seeded
-            .keys()
-            .filter(|h| !all.contains(*h))
-            .copied()
-            .collect();
-        if !gone.is_empty() {
-            self.rpc.remove(&gone, false)?;
-            let mut shared = self.shared.write().expect("state lock");
-            for h in &gone {
-                self.seeded.remove(h);
-                shared.torrents.remove(h);
-            }
-        }
-        let infos: BTreeMap<InfoHash, Info> = self.repo.all_infos()?;
-        let dist = self.cfg.distribution();
-        for p in records {
-            if self.seeded.contains_key(&p.infohash) {
-                continue;
-            }
-            let info = infos
-                .get(&p.infohash)
-                .with_context(|| format!("no torrent info for {}", p.id()))?;
-            let web_seeds: Vec<String> = dist.web_seed(&p.blake3).into_iter().collect();
-            let rendered = info.render(&dist.trackers, &web_seeds);
-            // transmission wants the file under its torrent name: hard-link the object there.
-            let dir = self.seed_dir.join(p.infohash.to_hex());
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            let link = dir.join(&info.name);
-            if !link.exists() {
-                std::fs::hard_link(self.repo.objects().path(&p.blake3), &link)
-                    .with_context(|| format!("cannot link {} for seeding", link.display()))?;
-            }
-            let hash = self.rpc.add_torrent(&rendered, &dir, false)?;
-            if hash != p.infohash {
-                bail!(
-                    "transmission reports infohash {hash} for {}, the index says {}",
-                    p.id(),
-                    p.infohash
-                );
-            }
-            self.rpc.verify(std::slice::from_ref(&hash))?;
-            self.shared
-                .write()
-                .expect("state lock")
-                .torrents
-                .insert(p.infohash, rendered);
-            self.seeded.insert(p.infohash, p.id());
-            report(ServeEvent::Seeding {
-                package: p.id(),
-                infohash: p.infohash,
-            });
-        }
-        Ok(())
-    }
-
-    fn check_health(&self) -> Result<(), String> {
-        let hashes: Vec<InfoHash> = self.seeded.keys().copied().collect();
-        if self.serial.is_none() {
-            return Err("nothing published yet".into());
-        }
-        // Packages published since the last tick are not seeded yet.
-        match self.repo.latest_serial() {
-            Ok(s) if s == self.serial => {}
-            Ok(s) => return Err(format!("catching up with index serial {}", s.unwrap_or(0))),
-            Err(e) => return Err(format!("{e:#}")),
-        }
-        for h in &hashes {
-            match self.tracker.authorizes(h) {
-                Ok(true) => {}
-                Ok(false) => return Err(format!("the tracker does not authorize {h} yet")),
-                Err(e) => return Err(format!("the tracker does not answer: {e:#}")),
-            }
-        }
-        let status = self
-            .rpc
-            .get(&hashes)
-            .map_err(|e| format!("transmission does not answer: {e:#}"))?;
-        for h in &hashes {
-            let Some(t) = status.iter().find(|t| &t.hash_string == h) else {
-                return Err(format!("transmission does not have {h}"));
-            };
-            if !t.is_seeding() {
-                return Err(format!(
-                    "{} is not seeding yet (status {}, {:.0}%)",
-                    self.seeded[h],
-                    t.status,
-                    t.percent_done * 100.0
-                ));
-            }
-        }
-        // A client that announces before the seeder has is listed to the seeder as a seed (a
-        // magnet client reports left=0 until it has the metadata), and transmission then refuses
-        // it as "another seed" for good. So healthy also means the seeder's announce went through.
-        let announced = self
-            .rpc
-            .announced(&hashes)
-            .map_err(|e| format!("transmission does not answer: {e:#}"))?;
-        if let Some(h) = hashes.iter().find(|h| !announced.contains(*h)) {
-            return Err(format!(
-                "the seeder has not announced {} to the tracker yet",
-                self.seeded[h]
-            ));
-        }
-        Ok(())
-    }
 }

@@ -18,7 +18,7 @@ use crate::store::fsx;
 
 /// How long `start_daemon` waits for the RPC to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a stop waits for the "stopped" announces to land before SIGTERM (SIGTERM alone
+/// How long each phase of a stop waits for the "stopped" announces to land before SIGTERM (SIGTERM alone
 /// cuts them off and leaves stale peers at the tracker). They take 0.3-1.2 s here: the
 /// announcer works on a one-second tick.
 const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -238,8 +238,16 @@ impl DaemonHandle {
     /// Graceful stop: pauses every torrent and waits (up to 5 s) until the trackers answered
     /// the "stopped" announces, then SIGTERM, waits up to 10 s, then SIGKILL as a last resort
     /// (reported as an error). The process is reaped either way.
-    pub fn stop(mut self) -> Result<()> {
-        pause_before_stop(&self.rpc);
+    pub fn stop(self) -> Result<()> {
+        self.stop_within(2 * STOP_ANNOUNCE_TIMEOUT)
+    }
+
+    /// [`DaemonHandle::stop`] giving the "stopped" announces at most `budget` in all. A seeder
+    /// of a thousand torrents cannot get them all out in a few seconds (transmission 3.00
+    /// announces 48 at a time, once a second), and a server stopping its own tracker right
+    /// after has no use for them: `dist serve` stops within a couple of seconds instead.
+    pub fn stop_within(mut self, budget: Duration) -> Result<()> {
+        pause_before_stop(&self.rpc, budget);
         let mut child = self.child.take().expect("the daemon handle owns its child");
         supervise::terminate(&mut child, "transmission-daemon", TERM_TIMEOUT)
             .with_context(|| format!("see {}", self.log.display()))
@@ -277,7 +285,7 @@ pub fn stop_daemon_by_pid(pid: u32, rpc: &Rpc) -> Result<()> {
             comm.trim_end()
         );
     }
-    pause_before_stop(rpc);
+    pause_before_stop(rpc, 2 * STOP_ANNOUNCE_TIMEOUT);
     supervise::terminate_pid(pid, "transmission-daemon", TERM_TIMEOUT)
 }
 
@@ -301,11 +309,11 @@ struct Watched {
 /// 2. waits for the next second if an announce started in this one, so that the stop announce
 ///    is told apart by its start time;
 /// 3. sends `torrent-stop` and waits for a start time past the one before, answered.
-fn pause_before_stop(rpc: &Rpc) {
+fn pause_before_stop(rpc: &Rpc, budget: Duration) {
+    let deadline = Instant::now() + budget;
     let Some(running) = running_torrents(rpc) else {
         return;
     };
-    let deadline = Instant::now() + STOP_ANNOUNCE_TIMEOUT;
     let Some(running) = wait_until_idle(rpc, running, deadline) else {
         return;
     };
@@ -328,7 +336,7 @@ fn pause_before_stop(rpc: &Rpc) {
     if rpc.stop_all().is_err() || watch.is_empty() {
         return;
     }
-    wait_for_stop_announces(rpc, &watch);
+    wait_for_stop_announces(rpc, &watch, deadline);
 }
 
 /// The torrents that are not stopped, with their trackers; `None` when the RPC fails.
@@ -358,12 +366,11 @@ fn wait_until_idle(
     Some(running)
 }
 
-/// Step 3: polls (up to [`STOP_ANNOUNCE_TIMEOUT`]) until every watched tracker finished an
+/// Step 3: polls (until `deadline`) until every watched tracker finished an
 /// announce that started after the one it had before the stop. A torrent gone from the daemon
 /// counts as done; an RPC failure ends the wait.
-fn wait_for_stop_announces(rpc: &Rpc, watch: &[Watched]) {
+fn wait_for_stop_announces(rpc: &Rpc, watch: &[Watched], deadline: Instant) {
     let hashes: Vec<InfoHash> = watch.iter().map(|w| w.hash).collect();
-    let deadline = Instant::now() + STOP_ANNOUNCE_TIMEOUT;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         let Ok(torrents) = rpc.trackers(&hashes) else {

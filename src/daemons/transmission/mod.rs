@@ -9,10 +9,14 @@
 
 mod daemon;
 mod rpc;
+mod state;
 mod types;
 
 pub use daemon::{
     settings, start_daemon, stop_daemon_by_pid, write_settings, DaemonConfig, DaemonHandle,
 };
 pub use rpc::{rpc_url, Rpc};
-pub use types::{Peer, TorrentState, TorrentStatus, TORRENT_FIELDS};
+pub use state::{forget, preload, stored_torrents, Preload};
+pub use types::{
+    Peer, SeederTorrent, TorrentState, TorrentStatus, TrackerStat, SEEDER_FIELDS, TORRENT_FIELDS,
+};

@@ -10,7 +10,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::types::{TorrentStatus, TorrentTrackers, TORRENT_FIELDS, TRACKER_FIELDS};
+use super::types::{
+    SeederTorrent, TorrentStatus, TorrentTrackers, SEEDER_FIELDS, TORRENT_FIELDS, TRACKER_FIELDS,
+};
 use crate::format::ids::InfoHash;
 
 /// Per-request timeout of ordinary RPC calls.
@@ -166,6 +168,23 @@ impl Rpc {
     /// The status of every torrent the daemon has.
     pub fn all(&self) -> Result<Vec<TorrentStatus>> {
         self.torrent_get(json!({ "fields": TORRENT_FIELDS }))
+    }
+
+    /// Every torrent the daemon has, with the few fields a seeder's health needs: one call,
+    /// whatever the number of torrents.
+    pub fn seeder_state(&self) -> Result<Vec<SeederTorrent>> {
+        self.torrent_get(json!({ "fields": SEEDER_FIELDS }))
+    }
+
+    /// Points the first tracker of each of these torrents at `announce_url`, in one call
+    /// (`torrent-set` `trackerReplace`, RPC version 16; it rewrites the daemon's copy of each
+    /// `.torrent`, so a restart keeps it). Torrents without a tracker are not changed.
+    pub fn replace_first_tracker(&self, hashes: &[InfoHash], announce_url: &str) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let args = json!({ "ids": hashes, "trackerReplace": [0, announce_url] });
+        self.call("torrent-set", args).map(drop)
     }
 
     /// The torrents among `hashes` whose last announce to some tracker succeeded.

@@ -137,6 +137,56 @@ impl TorrentStatus {
 /// each tracker, and [`TrackerStat`] reads the ones of [`TRACKER_STAT_FIELDS`].)
 pub(super) const TRACKER_FIELDS: &[&str] = &["hashString", "status", "trackerStats"];
 
+/// The fields of the seeder's one `torrent-get` per tick: exactly what [`SeederTorrent`]
+/// decodes, the least that tells "seeding and announced" (transmission builds and sends the
+/// whole reply for every torrent, so each field costs once per torrent per tick).
+pub const SEEDER_FIELDS: &[&str] = &[
+    "hashString",
+    "status",
+    "percentDone",
+    "leftUntilDone",
+    "trackerStats",
+];
+
+/// One torrent of a seeder, as `torrent-get` with [`SEEDER_FIELDS`] reports it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeederTorrent {
+    pub hash_string: InfoHash,
+    /// As in [`TorrentStatus::status`].
+    pub status: i64,
+    pub percent_done: f64,
+    pub left_until_done: u64,
+    pub tracker_stats: Vec<TrackerStat>,
+}
+
+impl SeederTorrent {
+    pub fn state(&self) -> TorrentState {
+        TorrentState::from(self.status)
+    }
+
+    /// Has every byte (a seeder adds complete data; this is transmission's word after its
+    /// verification, not ours) and offers it to peers.
+    pub fn is_seeding(&self) -> bool {
+        self.state() == TorrentState::Seeding && self.left_until_done == 0
+    }
+
+    /// The announce URLs it has, in tracker order.
+    pub fn announce_urls(&self) -> Vec<&str> {
+        self.tracker_stats
+            .iter()
+            .map(|s| s.announce.as_str())
+            .collect()
+    }
+
+    /// Its last announce to `url` succeeded.
+    pub fn announced_to(&self, url: &str) -> bool {
+        self.tracker_stats
+            .iter()
+            .any(|s| s.announce == url && s.last_announce_succeeded)
+    }
+}
+
 /// One torrent's announce state, as `torrent-get` with [`TRACKER_FIELDS`] reports it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -156,6 +206,7 @@ impl TorrentTrackers {
 /// The keys of a `trackerStats` entry that [`TrackerStat`] decodes.
 #[cfg(test)]
 const TRACKER_STAT_FIELDS: &[&str] = &[
+    "announce",
     "id",
     "announceState",
     "hasAnnounced",
@@ -173,7 +224,9 @@ const ANNOUNCE_ACTIVE: i64 = 3;
 /// ones), 0 when it never happened.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct TrackerStat {
+pub struct TrackerStat {
+    /// The announce URL.
+    pub announce: String,
     /// The tracker's id within its torrent.
     pub id: i64,
     /// 0 inactive, 1 waiting, 2 queued, 3 active (in flight).
@@ -291,8 +344,27 @@ mod tests {
         });
         list_equals_struct::<TrackerStat>(TRACKER_STAT_FIELDS, |f| match f {
             "hasAnnounced" | "lastAnnounceSucceeded" => json!(false),
+            "announce" => json!(""),
             _ => json!(0),
         });
+    }
+
+    #[test]
+    fn the_seeder_field_list_is_exactly_what_the_seeder_decodes() {
+        list_equals_struct::<SeederTorrent>(SEEDER_FIELDS, |f| match f {
+            "hashString" => json!("ab".repeat(20)),
+            "trackerStats" => json!([]),
+            _ => json!(0),
+        });
+        let reply: Value = serde_json::from_str(TRACKER_SAMPLE).unwrap();
+        let mut t = reply["torrents"][0].clone();
+        t["percentDone"] = json!(1);
+        t["leftUntilDone"] = json!(0);
+        let t: SeederTorrent = serde_json::from_value(t).unwrap();
+        assert!(t.is_seeding());
+        assert_eq!(t.announce_urls(), ["http://127.0.0.1:16969/announce"]);
+        assert!(t.announced_to("http://127.0.0.1:16969/announce"));
+        assert!(!t.announced_to("http://127.0.0.1:6969/announce"));
     }
 
     #[test]
