@@ -636,7 +636,7 @@ fn hot_set_promotion_and_restart_reuse_issue_10() {
         || {
             let s = serve_with("10.77.0.1:6969", "serve-term.log");
             wait_until("HTTP to answer", Duration::from_secs(20), || {
-                let (code, _) = http_get(&ns, &format!("http://{HTTP}/index.db"), None);
+                let (code, _) = http_get(&ns, &format!("http://{HTTP}/index.json"), None);
                 if code == 200 {
                     Ok(())
                 } else {
