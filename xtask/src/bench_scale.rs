@@ -9,6 +9,9 @@
 //! - `search` and `info` p50 over the synced index;
 //! - the size of `published/` after 20 publishes, against one published snapshot.
 //!
+//! `--check` fails the run unless every figure of this build was measured and sync took the
+//! delta and 304 paths (`cargo xtask test` runs it at N = 300 as a smoke test).
+//!
 //! With `--baseline BIN`, another `dist` (e.g. a build of the commit before this work) runs the
 //! same steps on its own repository of the same packages, side by side; what it cannot do in
 //! `--serve-cap` seconds (default 300) is reported as such. Everything runs on loopback with
@@ -33,6 +36,9 @@ struct Args {
     n: usize,
     baseline: Option<PathBuf>,
     serve_cap: Duration,
+    /// Fail unless every figure of this build was measured and sync took the expected paths
+    /// (the smoke run of `cargo xtask test`).
+    check: bool,
 }
 
 fn parse(args: &[&str]) -> Result<Args> {
@@ -40,6 +46,7 @@ fn parse(args: &[&str]) -> Result<Args> {
         n: 100_000,
         baseline: None,
         serve_cap: Duration::from_secs(300),
+        check: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -47,8 +54,11 @@ fn parse(args: &[&str]) -> Result<Args> {
         match *arg {
             "--baseline" => a.baseline = Some(PathBuf::from(value()?)),
             "--serve-cap" => a.serve_cap = Duration::from_secs(value()?.parse()?),
+            "--check" => a.check = true,
             n if n.parse::<usize>().is_ok() => a.n = n.parse()?,
-            other => bail!("unknown option `{other}` (N, --baseline BIN, --serve-cap SECS)"),
+            other => {
+                bail!("unknown option `{other}` (N, --baseline BIN, --serve-cap SECS, --check)")
+            }
         }
     }
     Ok(a)
@@ -73,8 +83,41 @@ pub fn run(args: &[&str]) -> Result<()> {
             measure(b, work.path(), "baseline", &lists, &pkgs, &a)?,
         ));
     }
+    println!("this: {}", this.display());
+    if let Some(b) = &a.baseline {
+        println!("baseline: {}", b.display());
+    }
     report(a.n, &rows);
+    if a.check {
+        check(&rows[0].1)?;
+    }
     Ok(())
+}
+
+/// The smoke run's verdict: everything measured, and sync by snapshot, delta and 304.
+fn check(f: &Figures) -> Result<()> {
+    let missing: Vec<&str> = [
+        ("add", f.add.is_none()),
+        ("add one", f.add_one.is_none()),
+        ("serve cold", f.serve_cold.is_none()),
+        ("serve restart", f.serve_restart.is_none()),
+        ("RSS", f.rss_kib.is_none()),
+        ("initial sync", f.sync_initial.is_none()),
+        ("search", f.search_p50.is_none()),
+        ("info", f.info_p50.is_none()),
+        ("published/", f.published_after.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(what, gone)| gone.then_some(what))
+    .collect();
+    if !missing.is_empty() {
+        bail!("bench scale: not measured: {}", missing.join(", "));
+    }
+    let mode = |s: &Option<(u64, String)>| s.as_ref().map(|(b, m)| (*b, m.clone()));
+    match (mode(&f.sync_after_one), mode(&f.sync_unchanged)) {
+        (Some((_, m1)), Some((0, m2))) if m1 == "delta" && m2 == "unchanged" => Ok(()),
+        other => bail!("bench scale: sync after one add / unchanged were {other:?}, expected a delta and 0 bytes unchanged"),
+    }
 }
 
 /// Writes `n` package directories and the `--from` lists of `BATCH` directories each.
@@ -450,7 +493,7 @@ impl Drop for Serve {
 }
 
 fn secs(d: Option<Duration>) -> String {
-    d.map(|d| format!("{:.1} s", d.as_secs_f64()))
+    d.map(|d| format!("{:.2} s", d.as_secs_f64()))
         .unwrap_or_else(|| "-".into())
 }
 
@@ -472,7 +515,7 @@ fn bytes(b: Option<u64>) -> String {
 type Show = Box<dyn Fn(&Figures) -> String>;
 
 fn report(n: usize, rows: &[(&str, Figures)]) {
-    println!("bench scale: {n} packages (one small file each), release build, loopback");
+    println!("bench scale: {n} packages (one small file each), on loopback");
     let lines: Vec<(&str, Show)> = vec![
         (
             "add (batches of 10,000)",
