@@ -603,13 +603,13 @@ fn report(n: usize, rows: &[(&str, Figures)]) {
     ];
     print!("{:<32}", "");
     for (label, _) in rows {
-        print!("{label:>26}");
+        print!("{label:>30}");
     }
     println!();
     for (what, show) in &lines {
         print!("{what:<32}");
         for (_, f) in rows {
-            print!("{:>26}", show(f));
+            print!("{:>30}", show(f));
         }
         println!();
     }
