@@ -1,5 +1,6 @@
-//! Fuzz campaigns (issue 9) for the four parsers that read what others wrote: the strict tar
-//! reader and unpacker, `.torrent` parsing, the manifest parser and the snapshot reader. The
+//! Fuzz campaigns (issue 9) for the parsers that read what others wrote: the strict tar
+//! reader and unpacker, `.torrent` parsing, the manifest parser, the snapshot reader and (issue
+//! 10) the index manifest and deltas. The
 //! harness and the targets are in `tests/fuzzing/`.
 //!
 //! Each campaign runs a fixed number of seeded iterations by default (a few seconds each in a
@@ -42,12 +43,18 @@ fn fuzz_snapshot() {
     );
 }
 
+#[test]
+fn fuzz_wire_issue_10() {
+    campaign(&mut fuzzing::wire::Wire::new(), &Budget::from_env(20_000));
+}
+
 /// Every input a campaign ever failed on, replayed against the same properties.
 #[test]
 fn fuzz_regressions_issue_9() {
     let n = replay(&mut fuzzing::tar::Tar::new())
         + replay(&mut fuzzing::torrent::Torrent::new())
         + replay(&mut fuzzing::manifest::Manifest::new())
-        + replay(&mut fuzzing::snapshot::Snapshots::new());
+        + replay(&mut fuzzing::snapshot::Snapshots::new())
+        + replay(&mut fuzzing::wire::Wire::new());
     eprintln!("fuzz: replayed {n} regression inputs");
 }

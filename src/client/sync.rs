@@ -138,7 +138,10 @@ impl Wire<'_> {
         }
         let tag = resp.header("ETag").map(str::to_string);
         let mut body = Vec::new();
-        let read = resp.into_reader().take(limit + 1).read_to_end(&mut body);
+        let read = resp
+            .into_reader()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut body);
         self.bytes += body.len() as u64;
         read.with_context(|| format!("GET {url}: the body was cut off"))?;
         if body.len() as u64 > limit {

@@ -240,7 +240,9 @@ impl Repo {
                 continue;
             };
             let keep = match kind {
-                PublishedFile::Snapshot(n) | PublishedFile::Manifest(n) => n + 1 >= serial,
+                PublishedFile::Snapshot(n) | PublishedFile::Manifest(n) => {
+                    n.saturating_add(1) >= serial
+                }
                 PublishedFile::Delta(n) => deltas.contains(&n),
                 PublishedFile::Legacy => false,
             };

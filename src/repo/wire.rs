@@ -62,7 +62,7 @@ impl Manifest {
         let mut next = None;
         for d in &m.deltas {
             check_hex(&d.blake3, "deltas[].blake3")?;
-            if d.to != d.from + 1 || next.is_some_and(|n| n != d.from) {
+            if d.from.checked_add(1) != Some(d.to) || next.is_some_and(|n| n != d.from) {
                 bail!(
                     "the index manifest lists deltas out of order ({} to {})",
                     d.from,
@@ -176,7 +176,7 @@ pub fn decompress(bytes: &[u8], limit: u64) -> Result<Vec<u8>> {
 /// Decompresses a zstd stream into `out`, refusing more than `limit` bytes of output.
 pub fn decompress_to(bytes: &[u8], limit: u64, out: &mut impl Write) -> Result<u64> {
     let dec = zstd::stream::read::Decoder::new(bytes).context("not a zstd stream")?;
-    let mut r = dec.take(limit + 1);
+    let mut r = dec.take(limit.saturating_add(1));
     let n = std::io::copy(&mut r, out).context("the zstd stream is corrupt")?;
     if n > limit {
         bail!("larger than {limit} bytes once decompressed; refusing it");

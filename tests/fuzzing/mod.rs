@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod snapshot;
 pub mod tar;
 pub mod torrent;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::fs;
