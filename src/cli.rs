@@ -189,6 +189,11 @@ pub struct ServeArgs {
     /// ones fetch the whole index); default 32.
     #[arg(long, value_name = "N")]
     pub index_retention: Option<usize>,
+    /// How many whole-object HTTP downloads the origin serves at once (default 2); more are
+    /// answered 503 with Retry-After, so `auto` clients take the swarm. Range requests (web
+    /// seeds) are never refused.
+    #[arg(long, value_name = "N")]
+    pub http_slots: Option<usize>,
     /// How many of the newest package versions the seeder holds (default 500), and how many
     /// objects clients ask for besides; every other object is served by the web seed and HTTP.
     #[arg(long, value_name = "N")]

@@ -49,12 +49,49 @@ impl std::fmt::Display for Fetcher {
     }
 }
 
+/// Why an object is fetched the way it is: `install --json` prints it as `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// `transport: torrent|http` (or `--transport`) says so.
+    Configured,
+    /// `auto`, and at least `auto_threshold` bytes: the swarm pays off whatever else goes on.
+    Large { threshold: u64 },
+    /// `auto`, smaller: decided when it is fetched (the swarm's and the origin's state).
+    Small,
+    /// `auto`, smaller, and the tracker knows peers holding or fetching it.
+    Swarm { peers: u64 },
+    /// `auto`, smaller, no swarm, and the origin admitted a direct download.
+    Lone,
+    /// `auto`, smaller, and the origin refused a whole-object download (503: busy).
+    OriginBusy,
+}
+
+impl Why {
+    pub fn text(&self, fetcher: Fetcher) -> String {
+        match self {
+            Why::Configured => format!("transport {fetcher} configured"),
+            Why::Large { threshold } => {
+                format!("at least auto_threshold ({threshold} bytes): the swarm pays off")
+            }
+            Why::Small => format!("below auto_threshold: {fetcher} unless the swarm or the origin's load says otherwise"),
+            Why::Swarm { peers } => format!(
+                "the tracker knows {peers} peer(s) besides the origin holding or fetching it"
+            ),
+            Why::Lone => "small, no swarm, and the origin admitted a direct download".into(),
+            Why::OriginBusy => {
+                "the origin is busy (it refused a whole-object download): the swarm carries it"
+                    .into()
+            }
+        }
+    }
+}
+
 // Every default of the client, in one place.
 
-/// Default size above which `auto` uses BitTorrent. Below it a direct HTTP GET from the web seed
-/// wins: transmission needs ~10 s before a peer sends the first byte (field notes), while HTTP
-/// fetches a 64 MiB object in well under that on the same link.
-pub const AUTO_THRESHOLD: u64 = 256 * 1024 * 1024;
+/// Default size from which `auto` always uses BitTorrent. Below it a lone download goes over
+/// HTTP (transmission needs ~10 s before a peer sends the first byte, field notes), unless the
+/// tracker knows a swarm for the object or the origin is busy (`Why`): then the swarm too.
+pub const AUTO_THRESHOLD: u64 = 64 * 1024 * 1024;
 /// Warn when the index is older than this (one week).
 pub const STALE_AFTER_SECS: u64 = 7 * 24 * 3600;
 /// Largest index accepted.
@@ -165,12 +202,20 @@ impl Settings {
             .context("no `public_key`: set it in ROOT/client.yaml to the output of `dist key show` on the repository")
     }
 
-    /// The transport for an object of `size` bytes: `auto` decided by the threshold.
-    pub fn fetcher_for(&self, size: u64) -> Fetcher {
+    /// The transport for an object of `size` bytes, as far as it can be known without asking
+    /// anyone: configured, or `auto` by size (a small object may still go to the swarm when it
+    /// is fetched, see [`Why::Small`]).
+    pub fn fetcher_for(&self, size: u64) -> (Fetcher, Why) {
         match self.transport {
-            Transport::Auto if size >= self.auto_threshold => Fetcher::Torrent,
-            Transport::Auto | Transport::Http => Fetcher::Http,
-            Transport::Torrent => Fetcher::Torrent,
+            Transport::Auto if size >= self.auto_threshold => (
+                Fetcher::Torrent,
+                Why::Large {
+                    threshold: self.auto_threshold,
+                },
+            ),
+            Transport::Auto => (Fetcher::Http, Why::Small),
+            Transport::Http => (Fetcher::Http, Why::Configured),
+            Transport::Torrent => (Fetcher::Torrent, Why::Configured),
         }
     }
 }

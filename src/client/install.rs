@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::config::{Fetcher, Settings};
+use super::config::{Fetcher, Settings, Why};
+use super::fetch::http::WhenBusy;
 use super::fetch::{self, torrent, Fetched};
 use super::plan::{Action, Plan, PlanItem};
 use super::profile::Installed;
 use super::transition::{Target, Transition};
 use super::{daemon, interrupt, Layout, Phase, Reporter};
+use crate::daemons::tracker;
 use crate::format::ids::PackageName;
 use crate::object::{self, VerifiedObject};
 use crate::repo::index::PackageRecord;
@@ -67,6 +69,7 @@ pub fn install(
     plan: Plan,
     report: &dyn Reporter,
 ) -> Result<Outcome> {
+    let trackers = plan.trackers;
     let mut done: Vec<Installation> = plan
         .items
         .into_iter()
@@ -83,7 +86,7 @@ pub fn install(
         })
         .collect();
     let mut swarm = Swarm::default();
-    let generation = match run(layout, settings, &mut done, &mut swarm, report) {
+    let generation = match run(layout, settings, &trackers, &mut done, &mut swarm, report) {
         Ok(g) => g,
         Err(e) => {
             swarm.discard(report);
@@ -130,11 +133,12 @@ impl Swarm {
 fn run(
     layout: &Layout,
     settings: &Settings,
+    trackers: &[String],
     done: &mut [Installation],
     swarm: &mut Swarm,
     report: &dyn Reporter,
 ) -> Result<Option<u64>> {
-    let verified = fetch_and_verify(layout, settings, done, swarm, report)?;
+    let verified = fetch_and_verify(layout, settings, trackers, done, swarm, report)?;
     for (i, obj) in verified {
         interrupt::check()?;
         let inst = &mut done[i];
@@ -187,11 +191,12 @@ fn run(
 fn fetch_and_verify(
     layout: &Layout,
     settings: &Settings,
+    trackers: &[String],
     done: &mut [Installation],
     swarm: &mut Swarm,
     report: &dyn Reporter,
 ) -> Result<Vec<(usize, VerifiedObject)>> {
-    let fetched = fetch_all(layout, settings, done, swarm, report)?;
+    let fetched = fetch_all(layout, settings, trackers, done, swarm, report)?;
     let mut out = Vec::new();
     for (i, d) in done.iter_mut().enumerate() {
         let rec = &d.item.record;
@@ -224,28 +229,44 @@ fn fetch_and_verify(
     Ok(out)
 }
 
-/// Fetches every object the plan marks `Fetch`: the torrents are added first (after their
-/// `.torrent` files were checked against the index, before any daemon starts), the HTTP
-/// downloads run while they go, then the torrents are awaited together.
+/// Fetches every object the plan marks `Fetch`. `auto` decides a small object first: the
+/// tracker is asked whether peers hold or fetch it (then the swarm carries it), else the origin
+/// is asked for it directly, and a busy origin (503) hands it to the swarm too. Then the
+/// torrents are added (after their `.torrent` files were checked against the index, before any
+/// daemon starts), the configured HTTP downloads run while they go, and the torrents are
+/// awaited together.
 fn fetch_all(
     layout: &Layout,
     settings: &Settings,
+    trackers: &[String],
     done: &mut [Installation],
     swarm: &mut Swarm,
     report: &dyn Reporter,
 ) -> Result<BTreeMap<usize, Fetched>> {
     let mut fetched = BTreeMap::new();
-    let by = |f: Fetcher| -> Vec<usize> {
-        (0..done.len())
-            .filter(|i| done[*i].item.action == Action::Fetch(f))
-            .collect()
-    };
-    let (torrents, https) = (by(Fetcher::Torrent), by(Fetcher::Http));
-    if torrents.is_empty() && https.is_empty() {
+    if !done
+        .iter()
+        .any(|d| matches!(d.item.action, Action::Fetch(_)))
+    {
         return Ok(fetched);
     }
     let server = settings.server_url()?;
     let t = Instant::now();
+    decide_small(
+        layout,
+        settings,
+        server,
+        trackers,
+        done,
+        &mut fetched,
+        report,
+    )?;
+    let by = |done: &[Installation], f: Fetcher| -> Vec<usize> {
+        (0..done.len())
+            .filter(|i| done[*i].item.action == Action::Fetch(f) && !fetched.contains_key(i))
+            .collect()
+    };
+    let (torrents, https) = (by(done, Fetcher::Torrent), by(done, Fetcher::Http));
     // The torrents in flight borrow their records while the HTTP results are written into `done`.
     let torrent_recs: Vec<PackageRecord> = torrents
         .iter()
@@ -272,7 +293,15 @@ fn fetch_all(
         let rec = &done[i].item.record;
         let t = Instant::now();
         report.phase(&rec.id(), Phase::Fetch);
-        let f = fetch::http::fetch(layout, server, rec, settings.fetch_timeout, report)?;
+        let f = fetch::http::fetch(
+            layout,
+            server,
+            rec,
+            settings.fetch_timeout,
+            WhenBusy::Wait,
+            report,
+        )?
+        .expect("a busy origin is waited for");
         done[i].stages.insert(Stage::Fetch, t.elapsed());
         fetched.insert(i, f);
     }
@@ -292,6 +321,61 @@ fn fetch_all(
         done[*i].bytes_from_webseed = f.bytes_from_webseed;
     }
     Ok(fetched)
+}
+
+/// How long `auto` waits for the tracker's answer about a small object's swarm.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `auto`'s decision for each small object ([`Why::Small`]): to the swarm when the tracker knows
+/// peers besides the origin, else a direct download the origin may refuse when busy (then to
+/// the swarm). Direct downloads that succeed are in `fetched`.
+fn decide_small(
+    layout: &Layout,
+    settings: &Settings,
+    server: &str,
+    trackers: &[String],
+    done: &mut [Installation],
+    fetched: &mut BTreeMap<usize, Fetched>,
+    report: &dyn Reporter,
+) -> Result<()> {
+    for (i, d) in done.iter_mut().enumerate() {
+        if d.item.why != Some(Why::Small) {
+            continue;
+        }
+        let rec = &d.item.record;
+        // The origin seeds what it serves: it counts as one complete peer when it does.
+        let peers = trackers
+            .iter()
+            .find_map(|t| tracker::scrape(t, &rec.infohash, SCRAPE_TIMEOUT).ok())
+            .map(|s| s.incomplete + s.complete.saturating_sub(1))
+            .unwrap_or(0);
+        if peers > 0 {
+            d.item.action = Action::Fetch(Fetcher::Torrent);
+            d.item.why = Some(Why::Swarm { peers });
+            continue;
+        }
+        let t = Instant::now();
+        report.phase(&rec.id(), Phase::Fetch);
+        match fetch::http::fetch(
+            layout,
+            server,
+            rec,
+            settings.fetch_timeout,
+            WhenBusy::GiveUp,
+            report,
+        )? {
+            Some(f) => {
+                d.item.why = Some(Why::Lone);
+                d.stages.insert(Stage::Fetch, t.elapsed());
+                fetched.insert(i, f);
+            }
+            None => {
+                d.item.action = Action::Fetch(Fetcher::Torrent);
+                d.item.why = Some(Why::OriginBusy);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Hands an object fetched over HTTP to transmission so this client seeds it.

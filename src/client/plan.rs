@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 
-use super::config::{Fetcher, Settings};
+use super::config::{Fetcher, Settings, Why};
 use super::profile::Installed;
 use super::request::Request;
 use super::Layout;
@@ -49,12 +49,16 @@ pub struct PlanItem {
     pub action: Action,
     /// What it replaces in the current generation (another version or other bytes), if any.
     pub replaces: Option<Installed>,
+    /// Why it is fetched the way it is (`Fetch` only).
+    pub why: Option<Why>,
 }
 
 /// The whole plan, in request order.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub items: Vec<PlanItem>,
+    /// The index's trackers, which `auto` asks about a small object's swarm.
+    pub trackers: Vec<String>,
 }
 
 /// Resolves every request against the index and decides its action from the current generation,
@@ -76,6 +80,7 @@ pub fn plan(
         let installed = current
             .as_ref()
             .and_then(|g| g.packages.get(record.name.as_str()));
+        let mut why = None;
         let action = if installed.is_some_and(|i| i.blake3 == record.blake3) {
             Action::Installed
         } else if layout
@@ -86,12 +91,15 @@ pub fn plan(
         } else if layout.objects().contains(&record.blake3) {
             Action::Unpack
         } else {
-            Action::Fetch(settings.fetcher_for(record.size))
+            let (fetcher, reason) = settings.fetcher_for(record.size);
+            why = Some(reason);
+            Action::Fetch(fetcher)
         };
         items.push(PlanItem {
             replaces: installed.filter(|i| i.blake3 != record.blake3).cloned(),
             record,
             action,
+            why,
         });
     }
     check_known_conflicts(
@@ -99,7 +107,13 @@ pub fn plan(
         current.map(|g| g.packages).unwrap_or_default(),
         &items,
     )?;
-    Ok(Plan { items })
+    Ok(Plan {
+        items,
+        trackers: snap
+            .distribution()
+            .map(|d| d.trackers.clone())
+            .unwrap_or_default(),
+    })
 }
 
 /// The file conflicts (two packages providing the same `bin/` command) that can be seen before

@@ -101,6 +101,8 @@ pub struct Install<'a> {
     pub name: &'a PackageName,
     pub version: &'a semver::Version,
     pub transport: Option<Fetcher>,
+    /// Why that transport (null when nothing was fetched).
+    pub reason: Option<String>,
     pub bytes_from_peers: u64,
     pub bytes_from_webseed: u64,
     pub source: &'static str,
@@ -114,6 +116,10 @@ impl<'a> From<&'a Installation> for Install<'a> {
             name: &i.item.record.name,
             version: &i.item.record.version,
             transport: i.item.action.fetcher(),
+            reason: match (i.item.action.fetcher(), i.item.why) {
+                (Some(f), Some(why)) => Some(why.text(f)),
+                _ => None,
+            },
             bytes_from_peers: i.bytes_from_peers,
             bytes_from_webseed: i.bytes_from_webseed,
             source: i.item.action.source(),

@@ -281,23 +281,8 @@ impl Tracker {
             encode_hash(infohash)
         );
         let reply = self.get(&url)?;
-        let raw = infohash.as_bytes().to_vec();
-        let entry = match reply.get("files") {
-            Some(Value::Dict(files)) => files.get(&raw),
-            _ => bail!("opentracker on {} sent a scrape without files", self.listen),
-        };
-        let count = |k: &str| {
-            entry
-                .and_then(|e| e.get(k))
-                .and_then(Value::as_int)
-                .unwrap_or(0)
-                .max(0) as u64
-        };
-        Ok(Swarm {
-            complete: count("complete"),
-            incomplete: count("incomplete"),
-            downloaded: count("downloaded"),
-        })
+        swarm_of(&reply, infohash)
+            .with_context(|| format!("opentracker on {} sent a scrape without files", self.listen))
     }
 
     fn get(&self, url: &str) -> Result<Value> {
@@ -344,6 +329,48 @@ fn normalize_all(infohashes: &[InfoHash]) -> Vec<InfoHash> {
 }
 
 /// The 20 raw bytes of an infohash, percent-encoded for a query string.
+/// The counts of `infohash` in a scrape reply (BEP 48); zeros when the tracker lists none.
+fn swarm_of(reply: &Value, infohash: &InfoHash) -> Result<Swarm> {
+    let raw = infohash.as_bytes().to_vec();
+    let entry = match reply.get("files") {
+        Some(Value::Dict(files)) => files.get(&raw),
+        _ => bail!("a scrape reply without `files`"),
+    };
+    let count = |k: &str| {
+        entry
+            .and_then(|e| e.get(k))
+            .and_then(Value::as_int)
+            .unwrap_or(0)
+            .max(0) as u64
+    };
+    Ok(Swarm {
+        complete: count("complete"),
+        incomplete: count("incomplete"),
+        downloaded: count("downloaded"),
+    })
+}
+
+/// Scrapes any tracker whose announce URL ends in `/announce` (the BEP 48 convention: the same
+/// URL with `/scrape`) for one infohash, within `timeout`. A client asks this before choosing a
+/// transport: how many peers hold or fetch the object now.
+pub fn scrape(announce_url: &str, infohash: &InfoHash, timeout: Duration) -> Result<Swarm> {
+    let Some(base) = announce_url.strip_suffix("/announce") else {
+        bail!("{announce_url} does not end in /announce: no scrape URL (BEP 48)");
+    };
+    let url = format!("{base}/scrape?info_hash={}", encode_hash(infohash));
+    let resp = ureq::get(&url)
+        .timeout(timeout)
+        .call()
+        .with_context(|| format!("cannot scrape {url}"))?;
+    let mut body = Vec::new();
+    resp.into_reader()
+        .take(1 << 20)
+        .read_to_end(&mut body)
+        .with_context(|| format!("cannot read the scrape of {url}"))?;
+    let reply = bencode::decode(&body).map_err(|e| anyhow!("{url}: not bencoded ({e})"))?;
+    swarm_of(&reply, infohash).with_context(|| url.clone())
+}
+
 fn encode_hash(hash: &InfoHash) -> String {
     hash.as_bytes()
         .iter()

@@ -532,6 +532,11 @@ impl Snapshot {
             .with_context(|| format!("cannot read {}", self.path.display()))
     }
 
+    /// The trackers and web-seed base of a format-2 index.
+    pub fn distribution(&self) -> Option<&Distribution> {
+        self.distribution.as_ref()
+    }
+
     /// Every record, by name and version precedence.
     pub fn all(&self) -> Result<Vec<PackageRecord>> {
         self.query("", [])

@@ -60,11 +60,51 @@ pub struct Torrents {
     pub requests: SyncSender<InfoHash>,
 }
 
+/// Admission control of whole-object downloads: at most `slots` at once; more get `503` with
+/// `Retry-After`, so an `auto` client takes the swarm instead and an `http` client waits. Range
+/// requests (web seeds, resumed downloads) are never refused: they are how the swarm is fed.
+pub struct Admission {
+    pub slots: usize,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Admission {
+    pub fn new(slots: usize) -> Admission {
+        Admission {
+            slots,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// A slot, held until the returned guard (moved into the response body) is dropped.
+    fn enter(self: &Arc<Admission>) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.slots).then_some(n + 1)
+            });
+        taken.ok().map(|_| Slot(self.clone()))
+    }
+}
+
+/// One admitted whole-object download; its slot is free again when the body is done or dropped.
+struct Slot(Arc<Admission>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     shared: SharedState,
     published: PathBuf,
     torrents: Torrents,
+    admission: Arc<Admission>,
 }
 
 pub fn router(
@@ -72,11 +112,13 @@ pub fn router(
     published: PathBuf,
     objects: PathBuf,
     torrents: Torrents,
+    admission: Arc<Admission>,
 ) -> Router {
     let state = AppState {
         shared,
         published: published.clone(),
         torrents,
+        admission,
     };
     Router::new()
         .route("/index.json", get(index_manifest))
@@ -192,6 +234,34 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
             .infohash_of(&id);
         if let Some(hash) = hash {
             let _ = s.torrents.requests.try_send(hash);
+        }
+        let whole = req
+            .headers()
+            .get(header::RANGE)
+            .is_none_or(|r| r.as_bytes() == b"bytes=0-");
+        if whole && req.method() == axum::http::Method::GET {
+            let Some(slot) = s.admission.enter() else {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        (header::RETRY_AFTER, HeaderValue::from_static("1")),
+                        (
+                            header::HeaderName::from_static("x-dist-busy"),
+                            HeaderValue::from(s.admission.slots),
+                        ),
+                    ],
+                    "the origin is busy: fetch this object from the swarm, or ask again\n",
+                )
+                    .into_response();
+            };
+            let resp = next.run(req).await;
+            let (parts, body) = resp.into_parts();
+            use futures_util::StreamExt;
+            let stream = body.into_data_stream().map(move |chunk| {
+                let _held = &slot;
+                chunk
+            });
+            return Response::from_parts(parts, Body::from_stream(stream));
         }
     }
     next.run(req).await

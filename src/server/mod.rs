@@ -30,6 +30,11 @@ use catalog::Catalog;
 /// every hot torrent has announced; see ARCHITECTURE.md for the figures behind this number.
 pub const DEFAULT_HOT_SET: usize = 500;
 
+/// The default number of whole-object downloads the origin serves at once. A lone client never
+/// meets the limit; in a crowd, the clients beyond it are told (503) to take the swarm, which
+/// the origin feeds once instead of sending every client a copy.
+pub const DEFAULT_HTTP_SLOTS: usize = 2;
+
 /// `ROOT/server.yaml`; every key is also a flag of `dist serve`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +50,8 @@ pub struct ServerFile {
     pub hot_set: Option<usize>,
     /// How many index deltas stay published.
     pub index_retention: Option<usize>,
+    /// How many whole-object downloads the origin serves at once (more get 503).
+    pub http_slots: Option<usize>,
 }
 
 impl ServerFile {
@@ -71,6 +78,7 @@ impl ServerFile {
             upload_limit: over.upload_limit.or(self.upload_limit),
             hot_set: over.hot_set.or(self.hot_set),
             index_retention: over.index_retention.or(self.index_retention),
+            http_slots: over.http_slots.or(self.http_slots),
         }
     }
 }
@@ -89,6 +97,7 @@ pub struct ServeConfig {
     /// How many newest versions the seeder holds, and how many requested objects besides.
     pub hot_set: usize,
     pub index_retention: usize,
+    pub http_slots: usize,
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
@@ -139,6 +148,7 @@ impl ServeConfig {
             upload_limit: f.upload_limit,
             hot_set: f.hot_set.unwrap_or(DEFAULT_HOT_SET),
             index_retention: f.index_retention.unwrap_or(crate::repo::DEFAULT_RETENTION),
+            http_slots: f.http_slots.unwrap_or(DEFAULT_HTTP_SLOTS).max(1),
         })
     }
 
@@ -235,6 +245,7 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
             distribution: cfg.distribution(),
             requests,
         },
+        Arc::new(http::Admission::new(cfg.http_slots)),
     );
     let http_task = {
         let _in_rt = rt.enter();

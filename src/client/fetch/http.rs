@@ -10,14 +10,26 @@ use super::{http_partial_name, info_name, object_url, Fetched};
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::repo::index::PackageRecord;
 
+/// What to do when the origin refuses a whole-object download because it is busy (`503` with
+/// `Retry-After`: its admission control).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenBusy {
+    /// Wait as told and ask again (the transport was chosen: `http`).
+    Wait,
+    /// Give up at once (`auto`: the swarm carries it instead).
+    GiveUp,
+}
+
 /// Downloads the object over HTTP from the server's web-seed URL, resuming a `.part` file.
+/// `None`: the origin was busy and `busy` said to give up.
 pub fn fetch(
     layout: &Layout,
     server: &str,
     rec: &PackageRecord,
     timeout: Duration,
+    busy: WhenBusy,
     report: &dyn Reporter,
-) -> Result<Fetched> {
+) -> Result<Option<Fetched>> {
     let dir = layout.download_dir(&rec.infohash);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dest = dir.join(info_name(rec));
@@ -31,13 +43,15 @@ pub fn fetch(
     if have == rec.size {
         // A complete `.part` left by an interrupted run: the installer verifies it like any other.
         std::fs::rename(&part, &dest)?;
-        return Ok(Fetched {
+        return Ok(Some(Fetched {
             path: dest,
             bytes_from_peers: 0,
             bytes_from_webseed: 0,
-        });
+        }));
     }
-    let (resp, have) = request(&url, &part, have, timeout)?;
+    let Some((resp, have)) = request(&url, &part, have, timeout, busy, report, rec)? else {
+        return Ok(None);
+    };
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -56,26 +70,76 @@ pub fn fetch(
         bail!("{url}: got {done} of {} bytes", rec.size);
     }
     std::fs::rename(&part, &dest)?;
-    Ok(Fetched {
+    Ok(Some(Fetched {
         path: dest,
         bytes_from_peers: 0,
         bytes_from_webseed: rec.size,
-    })
+    }))
 }
 
+/// The longest `Retry-After` honoured at once (a server asking for more is asked again then).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// The GET, from byte `have` on when there is a partial file; a server that cannot serve that
-/// range (416) gets a plain GET and the partial file is dropped.
+/// range (416) gets a plain GET and the partial file is dropped. A busy origin (503) is waited
+/// for (as its `Retry-After` says, within `timeout`) or given up on, as `busy` says.
 fn request(
     url: &str,
     part: &std::path::Path,
     have: u64,
     timeout: Duration,
-) -> Result<(ureq::Response, u64)> {
-    let mut req = ureq::get(url).timeout(timeout);
-    if have > 0 {
-        req = req.set("Range", &format!("bytes={have}-"));
+    busy: WhenBusy,
+    report: &dyn Reporter,
+    rec: &PackageRecord,
+) -> Result<Option<(ureq::Response, u64)>> {
+    let started = Instant::now();
+    loop {
+        let mut req = ureq::get(url).timeout(timeout);
+        if have > 0 {
+            req = req.set("Range", &format!("bytes={have}-"));
+        }
+        match req.call() {
+            Err(ureq::Error::Status(503, resp)) => {
+                if busy == WhenBusy::GiveUp {
+                    return Ok(None);
+                }
+                let wait = resp
+                    .header("Retry-After")
+                    .and_then(|s| s.trim().parse().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or(Duration::from_secs(1))
+                    .clamp(Duration::from_millis(200), MAX_RETRY_AFTER);
+                if started.elapsed() + wait > timeout {
+                    bail!("{url}: the origin stayed busy (503) for {timeout:?}");
+                }
+                report.warn(&format!(
+                    "{}: the origin is busy; asking again in {wait:?}",
+                    rec.id()
+                ));
+                sleep_interruptibly(wait)?;
+            }
+            other => return first_response(other, url, part, have, timeout).map(Some),
+        }
     }
-    match req.call() {
+}
+
+fn sleep_interruptibly(d: Duration) -> Result<()> {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        interrupt::check()?;
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+    Ok(())
+}
+
+fn first_response(
+    r: Result<ureq::Response, ureq::Error>,
+    url: &str,
+    part: &std::path::Path,
+    have: u64,
+    timeout: Duration,
+) -> Result<(ureq::Response, u64)> {
+    match r {
         Err(ureq::Error::Status(416, _)) => {
             std::fs::remove_file(part)?;
             let resp = ureq::get(url)

@@ -1,0 +1,242 @@
+//! `auto` decides with what the system knows (issue 11), against a real `dist serve` (real
+//! opentracker, transmission-daemon and HTTP) in a network namespace this test makes: a lone
+//! small download goes over HTTP; an object whose swarm the tracker knows goes to the swarm; an
+//! origin whose whole-object slots are taken answers 503, and `auto` takes the swarm while an
+//! `http` client waits its turn. `install --json` says which transport and why (`reason`).
+
+mod common;
+#[path = "common/netns.rs"]
+mod netns;
+#[path = "common/server.rs"]
+mod server;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use dist::format::ids::InfoHash;
+use netns::Netns;
+use server::{serve_command, Server, HTTP, SERVER_IP, TRACKER};
+
+fn package(dir: &Path, name: &str, bytes: usize) -> PathBuf {
+    let d = dir.join(name);
+    fs::create_dir_all(d.join("assets")).unwrap();
+    fs::create_dir_all(d.join("scripts")).unwrap();
+    fs::write(
+        d.join("manifest.yaml"),
+        format!("name: {name}\nversion: 1.0.0\n"),
+    )
+    .unwrap();
+    // Incompressible enough that every package has its own bytes.
+    let mut state = name.bytes().fold(0x9E37_79B9u64, |h, b| h * 31 + b as u64) | 1;
+    let data: Vec<u8> = (0..bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    fs::write(d.join("assets/data.bin"), data).unwrap();
+    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    d
+}
+
+struct Client<'a> {
+    ns: &'a Netns,
+    root: PathBuf,
+}
+
+impl<'a> Client<'a> {
+    fn new(ns: &'a Netns, root: PathBuf, key: &str, bind: &str) -> Client<'a> {
+        fs::create_dir_all(&root).unwrap();
+        fs::write(
+            root.join("client.yaml"),
+            format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: {bind}\nfetch_timeout: 120\n"),
+        )
+        .unwrap();
+        Client { ns, root }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        self.ns
+            .command(dist_bin())
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `install --json` of one package: its entry.
+    fn install(&self, args: &[&str]) -> serde_json::Value {
+        let o = self.cmd(&[&["install", "--json"], args].concat());
+        assert!(
+            o.status.success(),
+            "install {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stdout_json(&o)[0].clone()
+    }
+}
+
+impl Drop for Client<'_> {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["daemon", "stop"]);
+    }
+}
+
+#[test]
+fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy_issue_11() {
+    for t in ["opentracker", "transmission-daemon", "curl"] {
+        require_tool(t);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let pkgs = tmp.path().join("pkgs");
+    let added = stdout_json(&run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--json"])
+            .arg(package(&pkgs, "lone", 64 << 10))
+            .arg(package(&pkgs, "busy", 64 << 10))
+            .arg(package(&pkgs, "hog", 8 << 20)),
+    ));
+    let by_name = |n: &str| -> serde_json::Value {
+        added
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let key =
+        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let ns =
+        Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
+    let mut cmd = serve_command(&ns, &dist_bin(), &repo);
+    cmd.args(["--http-slots", "1"]);
+    let server = Server::spawn_command(cmd, tmp.path().join("serve.log"));
+    server.wait_healthy(&ns);
+    let a = Client::new(&ns, tmp.path().join("a"), &key, "10.77.0.2");
+    let b = Client::new(&ns, tmp.path().join("b"), &key, "10.77.0.3");
+    let c = Client::new(&ns, tmp.path().join("c"), &key, "10.77.0.4");
+    for cl in [&a, &b, &c] {
+        assert!(cl.cmd(&["sync"]).status.success());
+    }
+
+    step("A lone small download goes over HTTP, and says why", || {
+        let e = a.install(&["lone"]);
+        assert_eq!(e["transport"], "http", "{e}");
+        let why = e["reason"].as_str().unwrap();
+        assert!(why.contains("origin admitted"), "{why}");
+    });
+
+    step(
+        "The tracker knows the object's swarm (the origin and a client seed it): the next client takes the swarm",
+        || {
+            let hash = InfoHash::parse(by_name("lone")["infohash"].as_str().unwrap()).unwrap();
+            let announce = format!("http://{TRACKER}/announce");
+            wait_until("the first client to seed", Duration::from_secs(60), || {
+                let scrape = ns
+                    .command("curl")
+                    .args(["-s", &scrape_url(&announce, &hash)])
+                    .output()
+                    .unwrap()
+                    .stdout;
+                let seeds = complete(&scrape);
+                if seeds >= 2 {
+                    Ok(())
+                } else {
+                    Err(format!("{seeds} seeds"))
+                }
+            });
+            let e = b.install(&["lone"]);
+            assert_eq!(e["transport"], "torrent", "{e}");
+            let why = e["reason"].as_str().unwrap();
+            assert!(why.contains("the tracker knows 1 peer"), "{why}");
+        },
+    );
+
+    step(
+        "The origin's one whole-object slot is taken: auto takes the swarm, http waits its turn",
+        || {
+            let hog = by_name("hog");
+            let b3 = hog["blake3"].as_str().unwrap();
+            let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
+            // A slow whole-object download holds the slot for ~8 s.
+            let mut slow = ns
+                .command("curl")
+                .args(["-s", "-o", "/dev/null", "--limit-rate", "1M", &url])
+                .spawn()
+                .unwrap();
+            wait_until("the slot to be taken", Duration::from_secs(10), || {
+                let o = ns
+                    .command("curl")
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+                    .output()
+                    .unwrap();
+                match String::from_utf8_lossy(&o.stdout).as_ref() {
+                    "503" => Ok(()),
+                    other => Err(other.to_string()),
+                }
+            });
+            let e = c.install(&["busy"]);
+            assert_eq!(e["transport"], "torrent", "{e}");
+            let why = e["reason"].as_str().unwrap();
+            assert!(why.contains("origin is busy"), "{why}");
+            // A range request (what a web seed sends) is never refused.
+            let o = ns
+                .command("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-r",
+                    "0-99",
+                    &url,
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "206");
+            // `--transport http` waits for the slot (the slow download ends) instead of failing.
+            let e = a.install(&["busy", "--transport", "http"]);
+            assert_eq!(e["transport"], "http", "{e}");
+            let _ = slow.kill();
+            let _ = slow.wait();
+        },
+    );
+    drop((a, b, c));
+    drop(server);
+}
+
+/// The BEP 48 scrape URL of one infohash.
+fn scrape_url(announce: &str, hash: &InfoHash) -> String {
+    let base = announce.strip_suffix("/announce").unwrap();
+    let escaped: String = hash
+        .as_bytes()
+        .iter()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    format!("{base}/scrape?info_hash={escaped}")
+}
+
+/// `complete` in a scrape reply about one infohash (bencoded: `8:completei<N>e`).
+fn complete(reply: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(reply);
+    text.split_once("8:completei")
+        .and_then(|(_, rest)| rest.split_once('e'))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(0)
+}
