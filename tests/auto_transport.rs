@@ -217,6 +217,37 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             let _ = slow.wait();
         },
     );
+    step(
+        "`seed: false`: leech only, nothing of the install is left seeding; `server_urls`: a dead first server is skipped",
+        || {
+            let d_root = tmp.path().join("d");
+            let d = Client::new(&ns, d_root.clone(), &key, "10.77.0.4");
+            let yaml = fs::read_to_string(d_root.join("client.yaml")).unwrap();
+            // The first server refuses connections (nothing listens on port 9): the mirror list
+            // goes on to the real one.
+            let yaml = yaml.replace(
+                &format!("server_url: http://{HTTP}\n"),
+                &format!("server_url: http://{SERVER_IP}:9\nserver_urls: [\"http://{HTTP}\"]\nseed: false\n"),
+            );
+            fs::write(d_root.join("client.yaml"), yaml).unwrap();
+            let o = d.cmd(&["sync", "--json"]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(stdout_json(&o)["server"], format!("http://{HTTP}"));
+            let e = d.install(&["hog", "--transport", "torrent"]);
+            assert_eq!(e["transport"], "torrent", "{e}");
+            let status = stdout_json(&d.cmd(&["daemon", "status", "--json"]));
+            let hog_hash = by_name("hog")["infohash"].as_str().unwrap().to_string();
+            assert!(
+                !status["torrents"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t["infohash"] == hog_hash.as_str()),
+                "a leech-only client still seeds: {status}"
+            );
+            drop(d);
+        },
+    );
     drop((a, b, c));
     drop(server);
 }

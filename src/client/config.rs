@@ -100,6 +100,9 @@ pub const MAX_INDEX_SIZE: u64 = 64 << 20;
 pub const FETCH_TIMEOUT_SECS: u64 = 600;
 /// How long an install or uninstall script may run before its process group is killed.
 pub const SCRIPT_TIMEOUT_SECS: u64 = 300;
+/// Default upload cap of the client's daemon, kB/s (1000 bytes): 100 Mbit/s, so a machine that
+/// seeds never gives all of a fast uplink away; `upload_limit: 0` lifts it.
+pub const DEFAULT_UPLOAD_LIMIT: u32 = 12_500;
 /// How long one HTTP request (index, signature, `.torrent`) may stay silent.
 pub const HTTP_TIMEOUT_SECS: u64 = 60;
 
@@ -108,6 +111,9 @@ pub const HTTP_TIMEOUT_SECS: u64 = 60;
 pub struct ClientConfig {
     /// Base URL of the repository's HTTP server.
     pub server_url: Option<String>,
+    /// More servers of the same repository (mirrors), tried in order after `server_url`: the
+    /// signature and the digests decide what is trusted, never which server sent it.
+    pub server_urls: Option<Vec<String>>,
     /// The repository's minisign public key (base64 line).
     pub public_key: Option<String>,
     /// Address the client's transmission-daemon binds and announces from.
@@ -115,8 +121,10 @@ pub struct ClientConfig {
     pub transport: Option<Transport>,
     /// RPC URL of an existing transmission-daemon to use instead of a private one.
     pub rpc_url: Option<String>,
-    /// Upload cap (kB/s) of the private daemon while it seeds installed objects.
+    /// Upload cap (kB/s) of the private daemon; 0 for none (default `DEFAULT_UPLOAD_LIMIT`).
     pub upload_limit: Option<u32>,
+    /// Whether installed objects keep seeding (default true); false: leech only.
+    pub seed: Option<bool>,
     /// Size above which `auto` picks BitTorrent.
     pub auto_threshold: Option<u64>,
     /// Warn when the index is older than this many seconds (default one week).
@@ -153,13 +161,28 @@ impl ClientConfig {
                     .with_context(|| format!("`bind_address`: `{b}` is not an IPv4 address"))
             })
             .transpose()?;
+        let mut servers: Vec<String> = Vec::new();
+        for s in self
+            .server_url
+            .into_iter()
+            .chain(self.server_urls.into_iter().flatten())
+        {
+            let s = s.trim_end_matches('/').to_string();
+            if !servers.contains(&s) {
+                servers.push(s);
+            }
+        }
         Ok(Settings {
-            server_url: self.server_url.map(|s| s.trim_end_matches('/').to_string()),
+            servers,
             public_key: self.public_key,
             bind_address,
             transport: self.transport.unwrap_or_default(),
             rpc_url: self.rpc_url,
-            upload_limit: self.upload_limit,
+            upload_limit: match self.upload_limit.unwrap_or(DEFAULT_UPLOAD_LIMIT) {
+                0 => None,
+                n => Some(n),
+            },
+            seed: self.seed.unwrap_or(true),
             auto_threshold: self.auto_threshold.unwrap_or(AUTO_THRESHOLD),
             stale_after: self.stale_after.unwrap_or(STALE_AFTER_SECS),
             max_index_size: self.max_index_size.unwrap_or(MAX_INDEX_SIZE),
@@ -174,12 +197,15 @@ impl ClientConfig {
 /// sees only concrete values.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    server_url: Option<String>,
+    /// `server_url`, then `server_urls`, without duplicates or trailing `/`.
+    servers: Vec<String>,
     public_key: Option<String>,
     pub bind_address: Option<Ipv4Addr>,
     pub transport: Transport,
     pub rpc_url: Option<String>,
+    /// kB/s; `None`: unlimited.
     pub upload_limit: Option<u32>,
+    pub seed: bool,
     pub auto_threshold: u64,
     pub stale_after: u64,
     pub max_index_size: u64,
@@ -189,11 +215,17 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The repository's base URL, without a trailing `/`.
+    /// The repository's first base URL, without a trailing `/`.
     pub fn server_url(&self) -> Result<&str> {
-        self.server_url
-            .as_deref()
-            .context("no `server_url`: set it in ROOT/client.yaml (server_url: http://HOST:PORT)")
+        Ok(self.servers()?[0].as_str())
+    }
+
+    /// Every server of the repository, in the order to try them (never empty).
+    pub fn servers(&self) -> Result<&[String]> {
+        if self.servers.is_empty() {
+            bail!("no `server_url`: set it in ROOT/client.yaml (server_url: http://HOST:PORT)");
+        }
+        Ok(&self.servers)
     }
 
     pub fn public_key(&self) -> Result<&str> {

@@ -93,6 +93,14 @@ pub fn install(
             return Err(e);
         }
     };
+    if !settings.seed {
+        // Leech only (`seed: false`): what this install downloaded stops being shared now.
+        swarm.stop_sharing(report);
+        return Ok(Outcome {
+            installed: done,
+            generation,
+        });
+    }
     // Seed what was fetched over HTTP and is now installed, so the swarm grows with its users
     // (best effort).
     for d in done
@@ -118,6 +126,15 @@ struct Swarm {
 }
 
 impl Swarm {
+    /// Removes this install's torrents from the daemon, keeping their (installed) data.
+    fn stop_sharing(&self, report: &dyn Reporter) {
+        if let (Some(rpc), false) = (&self.rpc, self.added.is_empty()) {
+            if let Err(e) = rpc.remove(&self.added, false) {
+                report.warn(&format!("cannot stop seeding what was installed: {e:#}"));
+            }
+        }
+    }
+
     fn discard(&self, report: &dyn Reporter) {
         if let (Some(rpc), false) = (&self.rpc, self.added.is_empty()) {
             if let Err(e) = rpc.remove(&self.added, true) {
@@ -250,12 +267,12 @@ fn fetch_all(
     {
         return Ok(fetched);
     }
-    let server = settings.server_url()?;
+    let servers = settings.servers()?;
     let t = Instant::now();
     decide_small(
         layout,
         settings,
-        server,
+        servers,
         trackers,
         done,
         &mut fetched,
@@ -279,7 +296,7 @@ fn fetch_all(
         for r in &recs {
             report.phase(&r.id(), Phase::Fetch);
         }
-        let sources = torrent::sources(server, settings.http_timeout, &recs, report)?;
+        let sources = torrent::sources(servers, settings.http_timeout, &recs, report)?;
         let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
         Some(torrent::start_all(
             layout,
@@ -293,9 +310,9 @@ fn fetch_all(
         let rec = &done[i].item.record;
         let t = Instant::now();
         report.phase(&rec.id(), Phase::Fetch);
-        let f = fetch::http::fetch(
+        let f = fetch::http::fetch_any(
             layout,
-            server,
+            servers,
             rec,
             settings.fetch_timeout,
             WhenBusy::Wait,
@@ -332,7 +349,7 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 fn decide_small(
     layout: &Layout,
     settings: &Settings,
-    server: &str,
+    servers: &[String],
     trackers: &[String],
     done: &mut [Installation],
     fetched: &mut BTreeMap<usize, Fetched>,
@@ -356,9 +373,9 @@ fn decide_small(
         }
         let t = Instant::now();
         report.phase(&rec.id(), Phase::Fetch);
-        match fetch::http::fetch(
+        match fetch::http::fetch_any(
             layout,
-            server,
+            servers,
             rec,
             settings.fetch_timeout,
             WhenBusy::GiveUp,
@@ -380,7 +397,7 @@ fn decide_small(
 
 /// Hands an object fetched over HTTP to transmission so this client seeds it.
 fn seed(layout: &Layout, settings: &Settings, rec: &PackageRecord) -> Result<()> {
-    let (bytes, _) = fetch::fetch_torrent(settings.server_url()?, settings.http_timeout, rec)?;
+    let (bytes, _) = fetch::fetch_torrent_any(settings.servers()?, settings.http_timeout, rec)?;
     let rpc = daemon::ensure(layout, settings)?;
     rpc.add_torrent(&bytes, &layout.download_dir(&rec.infohash), false)?;
     Ok(())

@@ -66,6 +66,8 @@ pub struct SyncReport {
     pub mode: SyncMode,
     /// Why deltas were not used although the local index could have taken them.
     pub fallback_reason: Option<String>,
+    /// The server that delivered it.
+    pub server: String,
 }
 
 impl Layout {
@@ -173,9 +175,29 @@ fn usable_local(layout: &Layout, prev: Option<&IndexState>) -> Option<IndexState
     (snap.format == INDEX_FORMAT && snap.serial == p.serial).then(|| p.clone())
 }
 
+/// Syncs from the first server (`server_url`, then `server_urls`) that delivers a verified
+/// index: which server sent it never matters, only the signature and the digests do.
 pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
-    let server = cfg.server_url()?;
+    let servers = cfg.servers()?;
     let key = cfg.public_key()?;
+    let mut failures = Vec::new();
+    for server in servers {
+        match sync_from(layout, cfg, server, key) {
+            Ok(mut r) => {
+                r.server = server.clone();
+                return Ok(r);
+            }
+            Err(e) if servers.len() == 1 => return Err(e),
+            Err(e) => failures.push(format!("{server}: {e:#}")),
+        }
+    }
+    bail!(
+        "no server delivered a verified index; the local index is unchanged:\n  {}",
+        failures.join("\n  ")
+    )
+}
+
+fn sync_from(layout: &Layout, cfg: &Settings, server: &str, key: &str) -> Result<SyncReport> {
     let mut wire = Wire {
         agent: ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
         server,
@@ -202,6 +224,7 @@ pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
                 bytes_on_wire: wire.bytes,
                 mode: SyncMode::Unchanged,
                 fallback_reason: None,
+                server: String::new(),
             });
         };
         let (sig, _) = wire
@@ -339,6 +362,7 @@ fn update(
         bytes_on_wire: wire.bytes,
         mode,
         fallback_reason,
+        server: String::new(),
     })
 }
 

@@ -20,6 +20,39 @@ pub enum WhenBusy {
     GiveUp,
 }
 
+/// Downloads the object from the first of `servers` (the repository's origin and mirrors) that
+/// admits the download; a failing server is skipped with a warning. When every one is busy,
+/// `busy` decides: wait for the first busy one, or give up (`None`).
+pub fn fetch_any(
+    layout: &Layout,
+    servers: &[String],
+    rec: &PackageRecord,
+    timeout: Duration,
+    busy: WhenBusy,
+    report: &dyn Reporter,
+) -> Result<Option<Fetched>> {
+    let mut first_busy = None;
+    let mut last_err = None;
+    for s in servers {
+        match fetch(layout, s, rec, timeout, WhenBusy::GiveUp, report) {
+            Ok(Some(f)) => return Ok(Some(f)),
+            Ok(None) => {
+                first_busy.get_or_insert(s);
+            }
+            Err(e) if servers.len() > 1 => {
+                report.warn(&format!("{}: {e:#}; trying the next server", rec.id()));
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match (first_busy, busy) {
+        (Some(s), WhenBusy::Wait) => fetch(layout, s, rec, timeout, WhenBusy::Wait, report),
+        (Some(_), WhenBusy::GiveUp) => Ok(None),
+        (None, _) => Err(last_err.expect("no server admitted and none was busy")),
+    }
+}
+
 /// Downloads the object over HTTP from the server's web-seed URL, resuming a `.part` file.
 /// `None`: the origin was busy and `busy` said to give up.
 pub fn fetch(

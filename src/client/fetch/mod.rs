@@ -58,6 +58,27 @@ pub fn object_url(server: &str, blake3: &ObjectId) -> String {
     format!("{server}/objects/{}", blake3.rel_path())
 }
 
+/// Fetches the `.torrent` from the first of `servers` that hands it out, checked like
+/// [`fetch_torrent`]: a torrent that contradicts the index is an attack whichever server sent it.
+pub fn fetch_torrent_any(
+    servers: &[String],
+    timeout: Duration,
+    rec: &PackageRecord,
+) -> Result<(Vec<u8>, Info), TorrentFileError> {
+    let mut last = None;
+    for s in servers {
+        match fetch_torrent(s, timeout, rec) {
+            Ok(t) => return Ok(t),
+            Err(e) if e.is_attack() => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| TorrentFileError::Unavailable {
+        url: String::new(),
+        reason: "no server configured".into(),
+    }))
+}
+
 /// Fetches the `.torrent` from the server and checks its infohash and length against the signed
 /// index.
 pub fn fetch_torrent(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::{fetch_torrent, info_name, Fetched};
+use super::{fetch_torrent_any, info_name, Fetched};
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::daemons::transmission::{Rpc, TorrentStatus};
 use crate::format::ids::InfoHash;
@@ -25,14 +25,14 @@ pub enum Source {
 /// The metadata source of each record, in order, without touching transmission: a `.torrent`
 /// that contradicts the signed index (infohash or length) is an attack and an error at once.
 pub fn sources(
-    server: &str,
+    servers: &[String],
     timeout: Duration,
     recs: &[&PackageRecord],
     report: &dyn Reporter,
 ) -> Result<Vec<Source>> {
     let mut out = Vec::with_capacity(recs.len());
     for rec in recs {
-        match fetch_torrent(server, timeout, rec) {
+        match fetch_torrent_any(servers, timeout, rec) {
             Ok((bytes, _)) => out.push(Source::Metainfo(bytes)),
             Err(e) if e.is_attack() => return Err(e.into()),
             Err(e) => {
