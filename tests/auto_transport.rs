@@ -72,6 +72,18 @@ impl<'a> Client<'a> {
             .unwrap()
     }
 
+    /// The same command, to spawn (output captured).
+    fn cmd_child(&self, args: &[&str]) -> std::process::Command {
+        let mut c = self.ns.command(dist_bin());
+        c.arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
     /// `install --json` of one package: its entry.
     fn install(&self, args: &[&str]) -> serde_json::Value {
         let o = self.cmd(&[&["install", "--json"], args].concat());
@@ -105,7 +117,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             .args(["add", "--json"])
             .arg(package(&pkgs, "lone", 64 << 10))
             .arg(package(&pkgs, "busy", 64 << 10))
-            .arg(package(&pkgs, "hog", 8 << 20)),
+            .arg(package(&pkgs, "hog", 32 << 20)),
     ));
     let by_name = |n: &str| -> serde_json::Value {
         added
@@ -173,23 +185,25 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             let hog = by_name("hog");
             let b3 = hog["blake3"].as_str().unwrap();
             let url = format!("http://{HTTP}/objects/{}/{}", &b3[..2], &b3[2..]);
-            // A slow whole-object download holds the slot for ~8 s.
+            // A slow whole-object download holds the slot (32 MiB at 512 KiB/s, more than loopback
+            // socket buffers take).
+            let part = tmp.path().join("hog.part");
             let mut slow = ns
                 .command("curl")
-                .args(["-s", "-o", "/dev/null", "--limit-rate", "1M", &url])
+                .args(["-s", "-o"])
+                .arg(&part)
+                .args(["--limit-rate", "512K", &url])
                 .spawn()
                 .unwrap();
-            wait_until("the slot to be taken", Duration::from_secs(10), || {
-                let o = ns
-                    .command("curl")
-                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
-                    .output()
-                    .unwrap();
-                match String::from_utf8_lossy(&o.stdout).as_ref() {
-                    "503" => Ok(()),
-                    other => Err(other.to_string()),
-                }
-            });
+            // It holds the slot once object bytes arrive (a 503 would be a short sentence).
+            wait_until(
+                "the slow download to stream",
+                Duration::from_secs(10),
+                || match fs::metadata(&part).map(|m| m.len()) {
+                    Ok(n) if n >= 64 << 10 => Ok(()),
+                    other => Err(format!("{other:?}")),
+                },
+            );
             let e = c.install(&["busy"]);
             assert_eq!(e["transport"], "torrent", "{e}");
             let why = e["reason"].as_str().unwrap();
@@ -210,11 +224,20 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
                 .output()
                 .unwrap();
             assert_eq!(String::from_utf8_lossy(&o.stdout), "206");
-            // `--transport http` waits for the slot (the slow download ends) instead of failing.
-            let e = a.install(&["busy", "--transport", "http"]);
-            assert_eq!(e["transport"], "http", "{e}");
+            // `--transport http` waits for the slot instead of failing: it is still waiting after
+            // 2 s, and done once the slow download is gone.
+            let waiting = a
+                .cmd_child(&["install", "--json", "busy", "--transport", "http"])
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_secs(2));
             let _ = slow.kill();
             let _ = slow.wait();
+            let o = waiting.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{err}");
+            assert!(err.contains("the origin is busy; asking again"), "{err}");
+            assert_eq!(stdout_json(&o)[0]["transport"], "http");
         },
     );
     step(
