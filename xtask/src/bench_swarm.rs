@@ -410,8 +410,16 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
         let stdin = child.stdin.take().context("client stdin")?;
         held.push((child, stdin));
     }
-    // Let every `ip netns exec` + `sh` reach its `read`.
-    std::thread::sleep(Duration::from_millis(300));
+    // Let every `ip netns exec` (or `nsenter`) become `sh` and reach its `read`.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10)
+        && !held.iter().all(|(ch, _)| {
+            fs::read_to_string(format!("/proc/{}/comm", ch.id())).is_ok_and(|c| c.trim() == "sh")
+        })
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let start = Instant::now();
     let mut running: Vec<(usize, Child)> = Vec::new();
     for (i, (child, mut stdin)) in held.into_iter().enumerate() {
