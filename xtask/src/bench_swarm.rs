@@ -653,12 +653,17 @@ fn print_outcome(o: &Outcome) {
             Some(s) if s.success() => "no install --json entry for the package".into(),
             Some(s) => format!("exited {s}"),
         };
+        let err = c::tail(&r.root.join("install.err"), 8);
+        let err = if err.trim().is_empty() {
+            "    (stderr empty)".to_string()
+        } else {
+            err
+        };
         println!(
-            "  client {} ({}) failed after {}: {why}; stderr tail:\n{}",
+            "  client {} ({}) failed after {}: {why}; stderr tail:\n{err}",
             r.ip,
             r.root.display(),
             secs1(r.wall),
-            c::tail(&r.root.join("install.err"), 8)
         );
     }
     for n in &o.notes {
