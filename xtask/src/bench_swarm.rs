@@ -167,6 +167,9 @@ struct Outcome {
     origin_bytes: u64,
     /// What the origin's BitTorrent seeder uploaded of this torrent (payload), if it answered.
     seeder_bytes: Option<u64>,
+    /// How busy the host's CPUs were during the scenario (0..=1 of all cores), if readable:
+    /// the swarm itself keeps 2 cores nearly busy, so anything else running stretches its wall.
+    cpu_busy: Option<f64>,
     /// Problems outside the clients (e.g. a daemon that would not stop).
     notes: Vec<String>,
 }
@@ -389,6 +392,7 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
     }
     let origin_before = origin_sent(env)?;
     let seeder_before = seeder_uploaded(env, &p.infohash);
+    let cpu_before = cpu_ticks();
     // Spawn every client behind a barrier: `sh` waits for one line on its stdin, then execs
     // dist (same pid), so the process start-up cost is paid before the clock starts.
     let mut held: Vec<(Child, ChildStdin)> = Vec::new();
@@ -445,6 +449,7 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
         std::thread::sleep(Duration::from_millis(5));
     }
     let origin_after = origin_sent(env)?;
+    let cpu_after = cpu_ticks();
     let seeder_after = seeder_uploaded(env, &p.infohash);
     let clients: Vec<ClientRun> = roots
         .iter()
@@ -481,6 +486,9 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
         seeder_bytes: seeder_before
             .zip(seeder_after)
             .map(|(b, a)| a.saturating_sub(b)),
+        cpu_busy: cpu_before.zip(cpu_after).and_then(|((b0, t0), (b1, t1))| {
+            (t1 > t0).then(|| (b1 - b0) as f64 / (t1 - t0) as f64)
+        }),
         notes,
     })
 }
@@ -536,6 +544,21 @@ fn seeder_uploaded(env: &Env, infohash: &str) -> Option<u64> {
         .ok()?;
     let v: Value = serde_json::from_slice(&out.stdout).ok()?;
     v["arguments"]["torrents"][0]["uploadedEver"].as_u64()
+}
+
+/// Busy and total ticks of all CPUs from the first line of `/proc/stat` (idle and iowait are
+/// not busy).
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).unwrap_or(&0);
+    Some((total - idle, total))
 }
 
 /// `dist daemon stop` in every root at once (each within 60 s); what went wrong, if anything.
@@ -613,13 +636,15 @@ fn print_outcome(o: &Outcome) {
         .map(|r| r.field_u64("bytes_from_webseed"))
         .sum();
     println!(
-        "{}: {ok}/{} ok{}, wall {}, client p50 {} max {}",
+        "{}: {ok}/{} ok{}, wall {}, client p50 {} max {}; host CPUs {} busy",
         o.scenario.label(),
         o.clients.len(),
         if o.failed() { " (FAILED)" } else { "" },
         secs1(o.wall),
         secs1(c::percentile(&walls, 50.0)),
         secs1(c::percentile(&walls, 100.0)),
+        o.cpu_busy
+            .map_or("?".into(), |b| format!("{:.0} %", b * 100.0)),
     );
     let seeder = o
         .seeder_bytes
