@@ -661,6 +661,21 @@ fn print_outcome(o: &Outcome) {
         tally(&o.clients, "transport"),
         tally(&o.clients, "reason"),
     );
+    let phases: Vec<String> = ["fetch", "verify", "unpack", "scripts", "switch"]
+        .iter()
+        .filter_map(|ph| {
+            let v: Vec<Duration> = o
+                .clients
+                .iter()
+                .filter_map(|r| r.entry.as_ref()?["phases_ms"][ph].as_u64())
+                .map(Duration::from_millis)
+                .collect();
+            (!v.is_empty()).then(|| format!("{ph} {}", secs1(c::percentile(&v, 50.0))))
+        })
+        .collect();
+    if !phases.is_empty() {
+        println!("  phases, p50 over clients: {}", phases.join(", "));
+    }
     for r in &o.clients {
         let reason = r.field_text("reason");
         if reason != "-" {
