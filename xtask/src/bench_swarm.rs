@@ -167,8 +167,8 @@ struct Outcome {
     origin_bytes: u64,
     /// What the origin's BitTorrent seeder uploaded of this torrent (payload), if it answered.
     seeder_bytes: Option<u64>,
-    /// How busy the host's CPUs were during the scenario (0..=1 of all cores), if readable:
-    /// the swarm itself keeps 2 cores nearly busy, so anything else running stretches its wall.
+    /// How busy the host's CPUs were during the scenario (0..=1 of all cores), if readable: a
+    /// sign of other load on the machine (8 torrent clients alone kept 2 cores 50-60 % busy).
     cpu_busy: Option<f64>,
     /// Problems outside the clients (e.g. a daemon that would not stop).
     notes: Vec<String>,
