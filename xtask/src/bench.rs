@@ -17,7 +17,8 @@ pub fn run(args: &[&str]) -> Result<()> {
         "e2e" => crate::bench_e2e::run(),
         "install" => crate::bench_install::run(&args[1..]),
         "scale" => crate::bench_scale::run(&args[1..]),
-        other => bail!("unknown benchmark `{other}` (try: pack, add, e2e, install, scale)"),
+        "swarm" => crate::bench_swarm::run(&args[1..]),
+        other => bail!("unknown benchmark `{other}` (try: pack, add, e2e, install, scale, swarm)"),
     }
 }
 

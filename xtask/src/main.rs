@@ -2,8 +2,8 @@
 //!
 //! - `cargo xtask test`: every check CI runs (fmt, clippy, all tests).
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
-//! - `cargo xtask bench [pack|add|e2e|install|scale [N]]`: benchmarks, each next to a baseline
-//!   in the same run.
+//! - `cargo xtask bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]]`: benchmarks,
+//!   each next to a baseline in the same run.
 //! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
 //!   per target (default 300), with their figures.
 //! - `cargo xtask campaign kill [N] [--seed S]`: N (default 200) SIGKILLs of dist's commands,
@@ -15,6 +15,7 @@ mod bench;
 mod bench_e2e;
 mod bench_install;
 mod bench_scale;
+mod bench_swarm;
 mod campaign;
 mod campaign_kill;
 mod campaign_load;
@@ -44,7 +45,7 @@ fn run() -> Result<()> {
         Some("fuzz") => fuzz::run(&rest),
         Some("campaign") => campaign::run(&rest),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench [pack|add|e2e|install|scale [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+            "usage: cargo xtask <test|demo|bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
         ),
     }
 }
