@@ -194,6 +194,10 @@ pub struct ServeArgs {
     /// seeds) are never refused.
     #[arg(long, value_name = "N")]
     pub http_slots: Option<usize>,
+    /// How many web-seed range requests per object the origin serves at once (0: no limit, the
+    /// default); more are answered 503, leaving the origin's bandwidth to its seeder.
+    #[arg(long, value_name = "N")]
+    pub webseed_slots: Option<usize>,
     /// How many of the newest package versions the seeder holds (default 500), and how many
     /// objects clients ask for besides; every other object is served by the web seed and HTTP.
     #[arg(long, value_name = "N")]

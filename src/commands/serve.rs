@@ -18,6 +18,7 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
         upload_limit: args.upload_limit,
         index_retention: args.index_retention,
         http_slots: args.http_slots,
+        webseed_slots: args.webseed_slots,
         hot_set: args.hot_set,
     };
     let cfg = ServeConfig::resolve(ServerFile::load(&g.root)?.merge(flags))?;

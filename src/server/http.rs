@@ -88,6 +88,59 @@ impl Admission {
     }
 }
 
+/// How many range requests (web seeds) the origin serves at once per object; `0`: no limit. More
+/// get `503` with `Retry-After`, so the origin's bandwidth is not all taken by web-seed requests
+/// while the swarm could carry the pieces (issue 11: measured in `cargo xtask bench swarm`).
+pub struct WebSeedGate {
+    pub per_object: usize,
+    in_flight: std::sync::Mutex<std::collections::HashMap<ObjectId, usize>>,
+}
+
+impl WebSeedGate {
+    pub fn new(per_object: usize) -> WebSeedGate {
+        WebSeedGate {
+            per_object,
+            in_flight: Default::default(),
+        }
+    }
+
+    fn enter(self: &Arc<WebSeedGate>, id: ObjectId) -> Option<RangeSlot> {
+        let mut map = self.in_flight.lock().expect("web seed gate");
+        let n = map.entry(id).or_insert(0);
+        if self.per_object > 0 && *n >= self.per_object {
+            return None;
+        }
+        *n += 1;
+        Some(RangeSlot(self.clone(), id))
+    }
+}
+
+/// One admitted range request.
+struct RangeSlot(Arc<WebSeedGate>, ObjectId);
+
+impl Drop for RangeSlot {
+    fn drop(&mut self) {
+        let mut map = self.0.in_flight.lock().expect("web seed gate");
+        if let Some(n) = map.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Holds `guard` until the response body is done (or dropped).
+fn hold_until_sent<G: Send + 'static>(resp: Response, guard: G) -> Response {
+    use futures_util::StreamExt;
+    let (parts, body) = resp.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _held = &guard;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
 /// One admitted whole-object download; its slot is free again when the body is done or dropped.
 struct Slot(Arc<Admission>);
 
@@ -105,6 +158,7 @@ struct AppState {
     published: PathBuf,
     torrents: Torrents,
     admission: Arc<Admission>,
+    webseeds: Arc<WebSeedGate>,
 }
 
 pub fn router(
@@ -113,12 +167,14 @@ pub fn router(
     objects: PathBuf,
     torrents: Torrents,
     admission: Arc<Admission>,
+    webseeds: Arc<WebSeedGate>,
 ) -> Router {
     let state = AppState {
         shared,
         published: published.clone(),
         torrents,
         admission,
+        webseeds,
     };
     Router::new()
         .route("/index.json", get(index_manifest))
@@ -254,14 +310,18 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
                 )
                     .into_response();
             };
-            let resp = next.run(req).await;
-            let (parts, body) = resp.into_parts();
-            use futures_util::StreamExt;
-            let stream = body.into_data_stream().map(move |chunk| {
-                let _held = &slot;
-                chunk
-            });
-            return Response::from_parts(parts, Body::from_stream(stream));
+            return hold_until_sent(next.run(req).await, slot);
+        }
+        if req.method() == axum::http::Method::GET {
+            let Some(slot) = s.webseeds.enter(id) else {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+                    "the origin serves this object's pieces to the swarm: ask the peers\n",
+                )
+                    .into_response();
+            };
+            return hold_until_sent(next.run(req).await, slot);
         }
     }
     next.run(req).await

@@ -35,6 +35,10 @@ pub const DEFAULT_HOT_SET: usize = 500;
 /// the origin feeds once instead of sending every client a copy.
 pub const DEFAULT_HTTP_SLOTS: usize = 2;
 
+/// The default number of web-seed range requests per object the origin serves at once (0: no
+/// limit); see ARCHITECTURE.md for what was measured.
+pub const DEFAULT_WEBSEED_SLOTS: usize = 0;
+
 /// `ROOT/server.yaml`; every key is also a flag of `dist serve`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +56,8 @@ pub struct ServerFile {
     pub index_retention: Option<usize>,
     /// How many whole-object downloads the origin serves at once (more get 503).
     pub http_slots: Option<usize>,
+    /// How many web-seed (range) requests per object the origin serves at once; 0: no limit.
+    pub webseed_slots: Option<usize>,
 }
 
 impl ServerFile {
@@ -79,6 +85,7 @@ impl ServerFile {
             hot_set: over.hot_set.or(self.hot_set),
             index_retention: over.index_retention.or(self.index_retention),
             http_slots: over.http_slots.or(self.http_slots),
+            webseed_slots: over.webseed_slots.or(self.webseed_slots),
         }
     }
 }
@@ -98,6 +105,7 @@ pub struct ServeConfig {
     pub hot_set: usize,
     pub index_retention: usize,
     pub http_slots: usize,
+    pub webseed_slots: usize,
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
@@ -149,6 +157,7 @@ impl ServeConfig {
             hot_set: f.hot_set.unwrap_or(DEFAULT_HOT_SET),
             index_retention: f.index_retention.unwrap_or(crate::repo::DEFAULT_RETENTION),
             http_slots: f.http_slots.unwrap_or(DEFAULT_HTTP_SLOTS).max(1),
+            webseed_slots: f.webseed_slots.unwrap_or(DEFAULT_WEBSEED_SLOTS),
         })
     }
 
@@ -246,6 +255,7 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
             requests,
         },
         Arc::new(http::Admission::new(cfg.http_slots)),
+        Arc::new(http::WebSeedGate::new(cfg.webseed_slots)),
     );
     let http_task = {
         let _in_rt = rt.enter();

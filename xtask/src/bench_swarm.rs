@@ -366,6 +366,12 @@ fn spawn_server(env: &Env, repo: &Path) -> Result<Server> {
         .args(["serve", "--http", HTTP, "--tracker", TRACKER])
         .args(["--bind", SERVER_IP, "--rpc-port"])
         .arg(SEEDER_RPC_PORT.to_string())
+        // Extra `dist serve` flags to compare origin settings (e.g. `--webseed-slots 1`).
+        .args(
+            std::env::var("DIST_BENCH_SERVE_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log)?)
