@@ -182,6 +182,20 @@ impl Outcome {
     fn origin_ratio(&self) -> f64 {
         self.origin_bytes as f64 / (self.clients.len() as f64 * self.size as f64)
     }
+
+    /// Each client's wall time.
+    fn walls(&self) -> Vec<Duration> {
+        self.clients.iter().map(|r| r.wall).collect()
+    }
+
+    fn ok_count(&self) -> usize {
+        self.clients.iter().filter(|r| r.ok()).count()
+    }
+
+    /// The sum over clients of a number field of their `install --json` entry.
+    fn total(&self, key: &str) -> u64 {
+        self.clients.iter().map(|r| r.field_u64(key)).sum()
+    }
 }
 
 pub fn run(args: &[&str]) -> Result<()> {
@@ -629,18 +643,8 @@ fn tally(clients: &[ClientRun], key: &str) -> String {
 
 /// The scenario's details, as soon as it is over.
 fn print_outcome(o: &Outcome) {
-    let walls: Vec<Duration> = o.clients.iter().map(|r| r.wall).collect();
-    let ok = o.clients.iter().filter(|r| r.ok()).count();
-    let peers: u64 = o
-        .clients
-        .iter()
-        .map(|r| r.field_u64("bytes_from_peers"))
-        .sum();
-    let webseed: u64 = o
-        .clients
-        .iter()
-        .map(|r| r.field_u64("bytes_from_webseed"))
-        .sum();
+    let (walls, ok) = (o.walls(), o.ok_count());
+    let (peers, webseed) = (o.total("bytes_from_peers"), o.total("bytes_from_webseed"));
     println!(
         "{}: {ok}/{} ok{}, wall {}, client p50 {} max {}; host CPUs {} busy",
         o.scenario.label(),
@@ -726,18 +730,8 @@ fn print_table(outcomes: &[Outcome], a: &Args) {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for o in outcomes {
-        let walls: Vec<Duration> = o.clients.iter().map(|r| r.wall).collect();
-        let ok = o.clients.iter().filter(|r| r.ok()).count();
-        let peers: u64 = o
-            .clients
-            .iter()
-            .map(|r| r.field_u64("bytes_from_peers"))
-            .sum();
-        let webseed: u64 = o
-            .clients
-            .iter()
-            .map(|r| r.field_u64("bytes_from_webseed"))
-            .sum();
+        let (walls, ok) = (o.walls(), o.ok_count());
+        let (peers, webseed) = (o.total("bytes_from_peers"), o.total("bytes_from_webseed"));
         println!(
             "| {} | {ok}/{}{} | {} | {} | {} | {:.2} | {} | {:.1} MiB | {:.1} MiB | {} | {} |",
             o.scenario.label(),
