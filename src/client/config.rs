@@ -215,11 +215,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The repository's first base URL, without a trailing `/`.
-    pub fn server_url(&self) -> Result<&str> {
-        Ok(self.servers()?[0].as_str())
-    }
-
     /// Every server of the repository, in the order to try them (never empty).
     pub fn servers(&self) -> Result<&[String]> {
         if self.servers.is_empty() {

@@ -86,11 +86,7 @@ impl Repo {
         if !path.exists() {
             return Ok(BTreeSet::new());
         }
-        let conn = Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open the repository index {}", path.display()))?;
+        let conn = self.read_index()?;
         let mut stmt = conn.prepare("SELECT blake3 FROM packages")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = BTreeSet::new();
@@ -113,6 +109,17 @@ impl Repo {
                 Err(e).with_context(|| format!("cannot read {}", self.latest_path().display()))
             }
         }
+    }
+
+    /// Opens the master index read-only: what reading needs, without `open_index`'s directory
+    /// creation, schema statements and migration (`serve` reads it on every `.torrent` request).
+    fn read_index(&self) -> Result<Connection> {
+        let path = self.index_path();
+        Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the repository index {}", path.display()))
     }
 
     /// Opens (creating if needed) the master index.
@@ -244,7 +251,7 @@ impl Repo {
     /// Every package the master index holds (committed state, which is at least what
     /// `published/LATEST` names), sorted by name and version precedence.
     pub fn records(&self) -> Result<Vec<PackageRecord>> {
-        let conn = self.open_index()?;
+        let conn = self.read_index()?;
         let dist = current_distribution(&conn)?;
         index::read_records(&conn, &dist)
             .with_context(|| format!("cannot read {}", self.index_path().display()))
@@ -252,7 +259,7 @@ impl Repo {
 
     /// The info dictionary of one indexed object; `None` when no package has that infohash.
     pub fn torrent_info(&self, infohash: &InfoHash) -> Result<Option<Info>> {
-        let conn = self.open_index()?;
+        let conn = self.read_index()?;
         let known: Option<i64> = conn
             .query_row(
                 "SELECT 1 FROM torrents WHERE infohash = ?1",
@@ -264,22 +271,6 @@ impl Repo {
             Some(_) => Ok(Some(self.info(&conn, infohash)?)),
             None => Ok(None),
         }
-    }
-
-    /// The info dictionaries of every indexed object, by infohash.
-    pub fn all_infos(&self) -> Result<BTreeMap<InfoHash, Info>> {
-        let conn = self.open_index()?;
-        let mut stmt = conn.prepare("SELECT infohash FROM torrents")?;
-        let hashes: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut out = BTreeMap::new();
-        for h in hashes {
-            let h = InfoHash::parse(&h).context("the master index's `torrents` table")?;
-            let info = self.info(&conn, &h)?;
-            out.insert(h, info);
-        }
-        Ok(out)
     }
 
     /// The newest published snapshot, decompressed into a temp file that lives as long as the
