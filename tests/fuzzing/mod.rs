@@ -3,7 +3,7 @@
 //! byte-level mutator, the campaign loop (budget from the environment, panics caught, the
 //! slowest iteration timed, outcomes counted by kind) and the replay of kept regression inputs.
 //!
-//! Each target (`tar`, `torrent`, `manifest`, `snapshot`) mutates valid seed inputs with
+//! Each target (`tar`, `torrent`, `manifest`, `snapshot`, `wire`) mutates valid seed inputs with
 //! mutations that know its format, then checks its properties; a violated property or a panic
 //! stops the campaign with the seed and a copy of the input.
 
@@ -416,4 +416,27 @@ pub fn listing(root: &Path, skip: Option<&Path>) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// The valid fixture package directories (`fixtures/valid/*`), in name order.
+pub fn valid_fixtures() -> Vec<PathBuf> {
+    let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/valid");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(valid)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// A repository that published the valid fixtures twice, the seeds of the index targets:
+/// serial 1 holds the first package, serial 2 all of them (so serial 2 has a delta). It lives
+/// as long as the returned temp dir.
+pub fn published_twice() -> (tempfile::TempDir, dist::repo::Repo) {
+    let dirs = valid_fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = dist::repo::Repo::new(&tmp.path().join("repo"));
+    repo.add(&dirs[..1]).unwrap();
+    repo.add(&dirs).unwrap();
+    (tmp, repo)
 }

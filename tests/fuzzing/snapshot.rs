@@ -16,7 +16,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use dist::repo::index::Snapshot;
-use dist::repo::Repo;
 use tempfile::TempDir;
 
 use super::{kind_of, listing, mutate_bytes, Rng, Target};
@@ -54,17 +53,7 @@ pub struct Snapshots {
 
 impl Snapshots {
     pub fn new() -> Snapshots {
-        let valid = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/valid");
-        let mut dirs: Vec<PathBuf> = fs::read_dir(valid)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        dirs.sort();
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = Repo::new(&tmp.path().join("repo"));
-        // Two snapshots: one package, then all of them.
-        repo.add(&dirs[..1]).unwrap();
-        repo.add(&dirs).unwrap();
+        let (tmp, repo) = super::published_twice();
         let seeds = (1..=2)
             .map(|s| {
                 let zst = fs::read(repo.snapshot_path(s)).unwrap();

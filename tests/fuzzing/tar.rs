@@ -45,13 +45,8 @@ pub struct Tar {
 /// Every valid fixture packed by the library: the canonical archive and what `pack_to` says
 /// about it (its torrent info among others).
 pub fn packed_fixtures() -> Vec<(Vec<u8>, Packed)> {
-    let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/valid");
-    let mut dirs: Vec<PathBuf> = fs::read_dir(valid)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    dirs.sort();
-    dirs.iter()
+    super::valid_fixtures()
+        .iter()
         .map(|d| {
             let pkg = Package::load(d).unwrap();
             let mut out = Vec::new();

@@ -9,10 +9,8 @@
 //! serial, and every digest is 64 lowercase hex digits.
 
 use std::fs;
-use std::path::PathBuf;
 
 use dist::repo::wire::{self, Delta, Manifest, Op};
-use dist::repo::Repo;
 
 use super::{kind_of, mutate_bytes, Rng, Target};
 
@@ -49,16 +47,7 @@ pub struct Wire {
 
 impl Wire {
     pub fn new() -> Wire {
-        let valid = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/valid");
-        let mut dirs: Vec<PathBuf> = fs::read_dir(valid)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        dirs.sort();
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = Repo::new(&tmp.path().join("repo"));
-        repo.add(&dirs[..1]).unwrap();
-        repo.add(&dirs).unwrap();
+        let (_tmp, repo) = super::published_twice();
         let manifest = fs::read(repo.manifest_path(2)).unwrap();
         let delta = wire::decompress(&fs::read(repo.delta_path(2)).unwrap(), LIMIT).unwrap();
         let tag = |t: u8, body: &[u8]| [&[t][..], body].concat();
