@@ -7,17 +7,20 @@
 mod common;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/client.rs"]
+mod nsclient;
 #[path = "common/server.rs"]
 mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use dist::format::ids::InfoHash;
 use netns::Netns;
+use nsclient::Client;
 use server::{serve_command, Server, HTTP, SERVER_IP, TRACKER};
 
 fn package(dir: &Path, name: &str, bytes: usize) -> PathBuf {
@@ -45,42 +48,12 @@ fn package(dir: &Path, name: &str, bytes: usize) -> PathBuf {
     d
 }
 
-struct Client<'a> {
-    ns: &'a Netns,
-    root: PathBuf,
-}
-
-impl<'a> Client<'a> {
-    fn new(ns: &'a Netns, root: PathBuf, key: &str, bind: &str) -> Client<'a> {
-        fs::create_dir_all(&root).unwrap();
-        fs::write(
-            root.join("client.yaml"),
-            format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: {bind}\nfetch_timeout: 120\n"),
-        )
-        .unwrap();
-        Client { ns, root }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        self.ns
-            .command(dist_bin())
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
+/// What only this test asks of a client.
+impl Client<'_> {
     /// The same command, to spawn (output captured).
     fn cmd_child(&self, args: &[&str]) -> std::process::Command {
-        let mut c = self.ns.command(dist_bin());
-        c.arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut c = self.command(args);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
         c
     }
 
@@ -93,12 +66,6 @@ impl<'a> Client<'a> {
             String::from_utf8_lossy(&o.stderr)
         );
         stdout_json(&o)[0].clone()
-    }
-}
-
-impl Drop for Client<'_> {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["daemon", "stop"]);
     }
 }
 

@@ -6,72 +6,23 @@
 mod common;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/client.rs"]
+mod nsclient;
 #[path = "common/server.rs"]
 mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use netns::Netns;
-use server::{Server, HTTP, SERVER_IP};
+use nsclient::Client;
+use server::{Server, SERVER_IP};
 
-/// A client root with its own address in the namespace.
-struct Client<'a> {
-    ns: &'a Netns,
-    root: PathBuf,
-}
-
-impl<'a> Client<'a> {
-    fn new(ns: &'a Netns, root: PathBuf, key: &str, bind: &str) -> Client<'a> {
-        fs::create_dir_all(&root).unwrap();
-        fs::write(
-            root.join("client.yaml"),
-            format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: {bind}\nfetch_timeout: 120\n"),
-        )
-        .unwrap();
-        Client { ns, root }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        self.ns
-            .command(dist_bin())
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "dist {args:?} failed ({})\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        stdout_json(&self.ok(args))
-    }
-
-    fn err(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            !o.status.success(),
-            "dist {args:?} should have failed:\n{}",
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8_lossy(&o.stderr).into_owned()
-    }
-
+/// What only this test asks of a client.
+impl Client<'_> {
     fn current(&self) -> Option<PathBuf> {
         fs::read_link(self.root.join("current")).ok()
     }
@@ -81,25 +32,6 @@ impl<'a> Client<'a> {
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    /// Files of the index copy, to show a refused sync changed nothing.
-    fn index_state(&self) -> Vec<Vec<u8>> {
-        [
-            "index/index.db",
-            "index/index.json",
-            "index/index.json.minisig",
-            "index/state.json",
-        ]
-        .iter()
-        .map(|p| fs::read(self.root.join(p)).unwrap_or_default())
-        .collect()
-    }
-}
-
-impl Drop for Client<'_> {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["daemon", "stop"]);
     }
 }
 
@@ -460,11 +392,11 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
                 .collect();
             lines[2] = lines[2].replace("serial=", "serial=9");
             fs::write(&sig_path, lines.join("\n") + "\n").unwrap();
-            let idx_a = a.index_state();
+            let idx_a = a.index_files();
             let err = a.err(&["sync"]);
             assert!(err.contains("verification failed"), "{err}");
             assert_eq!(
-                a.index_state(),
+                a.index_files(),
                 idx_a,
                 "a refused sync changed the local index"
             );
@@ -516,10 +448,10 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
             a.ok(&["sync"]);
             fs::write(repo.join("published/LATEST"), format!("{}\n", latest - 1)).unwrap();
             server.wait_healthy(&ns);
-            let idx_a = a.index_state();
+            let idx_a = a.index_files();
             let err = a.err(&["sync"]);
             assert!(err.contains("older than the serial"), "{err}");
-            assert_eq!(a.index_state(), idx_a);
+            assert_eq!(a.index_files(), idx_a);
             fs::write(repo.join("published/LATEST"), format!("{latest}\n")).unwrap();
         },
     );

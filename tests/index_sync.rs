@@ -8,15 +8,17 @@
 mod common;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/client.rs"]
+mod nsclient;
 #[path = "common/server.rs"]
 mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 
 use common::*;
 use netns::Netns;
+use nsclient::Client;
 use server::{http_get, Server, HTTP, SERVER_IP};
 
 fn package(dir: &Path, name: &str, version: &str) -> PathBuf {
@@ -34,30 +36,8 @@ fn package(dir: &Path, name: &str, version: &str) -> PathBuf {
     d
 }
 
-struct Client<'a> {
-    ns: &'a Netns,
-    root: PathBuf,
-    key: String,
-}
-
+/// What only this test asks of a client.
 impl Client<'_> {
-    fn cmd(&self, args: &[&str]) -> Output {
-        self.ns
-            .command(dist_bin())
-            .arg("--root")
-            .arg(&self.root)
-            .args([
-                "--server-url",
-                &format!("http://{HTTP}"),
-                "--public-key",
-                &self.key,
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
     fn sync(&self) -> serde_json::Value {
         let o = self.cmd(&["sync", "--json"]);
         assert!(
@@ -70,19 +50,6 @@ impl Client<'_> {
 
     fn list(&self) -> serde_json::Value {
         stdout_json(&self.cmd(&["list", "--json"]))
-    }
-
-    /// The local index's files, to show a refused sync changed nothing.
-    fn index_files(&self) -> Vec<Vec<u8>> {
-        [
-            "index/index.db",
-            "index/index.json",
-            "index/index.json.minisig",
-            "index/state.json",
-        ]
-        .iter()
-        .map(|p| fs::read(self.root.join(p)).unwrap_or_default())
-        .collect()
     }
 }
 
@@ -187,11 +154,8 @@ fn sync_by_snapshot_delta_and_not_at_all_and_refuse_bad_deltas_issue_10() {
     .to_string();
     let ns = Netns::new(&[SERVER_IP]).expect("network namespace");
     let server = Server::start(&ns, &repo.root, tmp.path().join("serve.log"));
-    let client = |name: &str| Client {
-        ns: &ns,
-        root: tmp.path().join(name),
-        key: key.clone(),
-    };
+    // Sync only: no daemon starts, so the server's own address serves as `bind_address`.
+    let client = |name: &str| Client::new(&ns, tmp.path().join(name), &key, SERVER_IP);
     let a = client("a");
 
     step("A first sync fetches the whole compressed snapshot", || {
