@@ -107,7 +107,7 @@ impl WebSeedGate {
     fn enter(self: &Arc<WebSeedGate>, id: ObjectId) -> Option<RangeSlot> {
         let mut map = self.in_flight.lock().expect("web seed gate");
         let n = map.entry(id).or_insert(0);
-        if self.per_object > 0 && *n >= self.per_object {
+        if *n >= self.per_object {
             return None;
         }
         *n += 1;
@@ -312,7 +312,8 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
             };
             return hold_until_sent(next.run(req).await, slot);
         }
-        if req.method() == axum::http::Method::GET {
+        // Unlimited (the default): range requests pass without touching the gate.
+        if req.method() == axum::http::Method::GET && s.webseeds.per_object > 0 {
             let Some(slot) = s.webseeds.enter(id) else {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
