@@ -24,28 +24,16 @@ use nsclient::Client;
 use server::{serve_command, Server, HTTP, SERVER_IP, TRACKER};
 
 fn package(dir: &Path, name: &str, bytes: usize) -> PathBuf {
-    let d = dir.join(name);
-    fs::create_dir_all(d.join("assets")).unwrap();
-    fs::create_dir_all(d.join("scripts")).unwrap();
-    fs::write(
-        d.join("manifest.yaml"),
-        format!("name: {name}\nversion: 1.0.0\n"),
+    // Incompressible, and every package has its own bytes.
+    let seed = name.bytes().fold(0x9E37_79B9u64, |h, b| h * 31 + b as u64) | 1;
+    write_package(
+        &dir.join(name),
+        name,
+        "1.0.0",
+        "",
+        ("data.bin", &noise(seed, bytes)),
+        "#!/bin/sh\nexit 0\n",
     )
-    .unwrap();
-    // Incompressible enough that every package has its own bytes.
-    let mut state = name.bytes().fold(0x9E37_79B9u64, |h, b| h * 31 + b as u64) | 1;
-    let data: Vec<u8> = (0..bytes)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    fs::write(d.join("assets/data.bin"), data).unwrap();
-    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n").unwrap();
-    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n").unwrap();
-    d
 }
 
 /// What only this test asks of a client.

@@ -430,23 +430,14 @@ fn racing_clients_gc_verify_search_and_pack_check() {
 
 /// A package `big` 1.0.0 of `mib` MiB of pseudo-random bytes.
 fn big_package(dir: &Path, mib: usize) -> PathBuf {
-    let d = dir.join("big");
-    fs::create_dir_all(d.join("assets")).unwrap();
-    fs::create_dir_all(d.join("scripts")).unwrap();
-    fs::write(d.join("manifest.yaml"), "name: big\nversion: 1.0.0\n").unwrap();
-    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\n").unwrap();
-    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\n").unwrap();
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    let data: Vec<u8> = (0..mib << 20)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect();
-    fs::write(d.join("assets/data.bin"), data).unwrap();
-    d
+    write_package(
+        &dir.join("big"),
+        "big",
+        "1.0.0",
+        "",
+        ("data.bin", &noise(0x9E37_79B9_7F4A_7C15, mib << 20)),
+        "#!/bin/sh\n",
+    )
 }
 
 fn pid_in(state: &Path, key: &str) -> u32 {

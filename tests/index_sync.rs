@@ -22,18 +22,14 @@ use nsclient::Client;
 use server::{http_get, Server, HTTP, SERVER_IP};
 
 fn package(dir: &Path, name: &str, version: &str) -> PathBuf {
-    let d = dir.join(format!("{name}-{version}"));
-    fs::create_dir_all(d.join("assets")).unwrap();
-    fs::create_dir_all(d.join("scripts")).unwrap();
-    fs::write(
-        d.join("manifest.yaml"),
-        format!("name: {name}\nversion: {version}\ndescription: the {name} package\n"),
+    write_package(
+        &dir.join(format!("{name}-{version}")),
+        name,
+        version,
+        &format!("description: the {name} package\n"),
+        ("data.txt", format!("{name} {version}\n").as_bytes()),
+        "#!/bin/sh\nexit 0\n",
     )
-    .unwrap();
-    fs::write(d.join("assets/data.txt"), format!("{name} {version}\n")).unwrap();
-    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n").unwrap();
-    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n").unwrap();
-    d
 }
 
 /// What only this test asks of a client.

@@ -434,19 +434,16 @@ fn serve_reports_a_port_in_use_and_leaves_nothing_running() {
 fn synthetic_packages(dir: &Path, n: usize) -> Vec<PathBuf> {
     (0..n)
         .map(|i| {
-            let p = dir.join(format!("pkg{i}"));
-            fs::create_dir_all(p.join("assets")).unwrap();
-            fs::create_dir_all(p.join("scripts")).unwrap();
-            fs::write(
-                p.join("manifest.yaml"),
-                format!("name: pkg{i}\nversion: 1.0.0\n"),
+            let name = format!("pkg{i}");
+            let data = format!("payload {i}\n");
+            write_package(
+                &dir.join(&name),
+                &name,
+                "1.0.0",
+                "",
+                ("data.txt", data.as_bytes()),
+                "true\n",
             )
-            .unwrap();
-            fs::write(p.join("assets/data.txt"), format!("payload {i}\n")).unwrap();
-            for s in ["install.sh", "uninstall.sh"] {
-                fs::write(p.join("scripts").join(s), "true\n").unwrap();
-            }
-            p
         })
         .collect()
 }

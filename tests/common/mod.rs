@@ -159,3 +159,41 @@ pub fn step<T>(name: &str, f: impl FnOnce() -> T) -> T {
         }
     }
 }
+
+/// Writes the package directory `dir`: `manifest.yaml` with `name`, `version` and the
+/// `more_manifest` lines, one asset file (`assets/<path>`), and the same `script` as
+/// `scripts/install.sh` and `scripts/uninstall.sh`. Returns `dir`.
+pub fn write_package(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    more_manifest: &str,
+    asset: (&str, &[u8]),
+    script: &str,
+) -> PathBuf {
+    std::fs::create_dir_all(dir.join("assets")).unwrap();
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    std::fs::write(
+        dir.join("manifest.yaml"),
+        format!("name: {name}\nversion: {version}\n{more_manifest}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("assets").join(asset.0), asset.1).unwrap();
+    for s in ["install.sh", "uninstall.sh"] {
+        std::fs::write(dir.join("scripts").join(s), script).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// `len` pseudo-random (xorshift), incompressible bytes from `seed`.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.max(1);
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect()
+}
