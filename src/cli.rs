@@ -37,7 +37,8 @@ pub struct ClientFlags {
     /// Base URL of the repository's HTTP server (`server_url`).
     #[arg(long, global = true, value_name = "URL")]
     pub server_url: Option<String>,
-    /// The repository's public key, base64 (`public_key`).
+    /// The repository's public key, base64 (`public_key`). For `serve --mirror-of`, the
+    /// mirrored repository's key (base64, or a file holding it).
     #[arg(long, global = true, value_name = "KEY")]
     pub public_key: Option<String>,
     /// Address the client's transmission-daemon binds and announces from (`bind_address`).
@@ -202,6 +203,17 @@ pub struct ServeArgs {
     /// objects clients ask for besides; every other object is served by the web seed and HTTP.
     #[arg(long, value_name = "N")]
     pub hot_set: Option<usize>,
+    /// Mirror the repository served at URL instead of publishing one: keep a verified copy of
+    /// its signed index and objects in --root, serve and seed it, and join its swarms.
+    #[arg(long, value_name = "URL")]
+    pub mirror_of: Option<String>,
+    /// Seconds between two checks of the mirrored repository for a new serial (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub mirror_interval: Option<u64>,
+    /// Another web-seed base URL listed in every `.torrent` this server hands out (a mirror of
+    /// this repository); repeatable.
+    #[arg(long = "web-seed", value_name = "URL")]
+    pub web_seed: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]

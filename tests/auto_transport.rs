@@ -114,13 +114,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             let hash = InfoHash::parse(by_name("lone")["infohash"].as_str().unwrap()).unwrap();
             let announce = format!("http://{TRACKER}/announce");
             wait_until("the first client to seed", Duration::from_secs(60), || {
-                let scrape = ns
-                    .command("curl")
-                    .args(["-s", &scrape_url(&announce, &hash)])
-                    .output()
-                    .unwrap()
-                    .stdout;
-                let seeds = complete(&scrape);
+                let seeds = server::seeds(&ns, &announce, &hash);
                 if seeds >= 2 {
                     Ok(())
                 } else {
@@ -228,24 +222,4 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
     );
     drop((a, b, c));
     drop(server);
-}
-
-/// The BEP 48 scrape URL of one infohash.
-fn scrape_url(announce: &str, hash: &InfoHash) -> String {
-    let base = announce.strip_suffix("/announce").unwrap();
-    let escaped: String = hash
-        .as_bytes()
-        .iter()
-        .map(|b| format!("%{b:02X}"))
-        .collect();
-    format!("{base}/scrape?info_hash={escaped}")
-}
-
-/// `complete` in a scrape reply about one infohash (bencoded: `8:completei<N>e`).
-fn complete(reply: &[u8]) -> u64 {
-    let text = String::from_utf8_lossy(reply);
-    text.split_once("8:completei")
-        .and_then(|(_, rest)| rest.split_once('e'))
-        .and_then(|(n, _)| n.parse().ok())
-        .unwrap_or(0)
 }

@@ -250,19 +250,7 @@ fn sync_from(layout: &Layout, cfg: &Settings, server: &str, key: &str) -> Result
             );
         }
         let manifest = Manifest::parse(&body)?;
-        if (manifest.format, manifest.serial, manifest.created)
-            != (signed.format, signed.serial, signed.created)
-        {
-            bail!(
-                "the index manifest says format {} serial {} created {}, its signature format {} serial {} created {}",
-                manifest.format,
-                manifest.serial,
-                manifest.created,
-                signed.format,
-                signed.serial,
-                signed.created
-            );
-        }
+        manifest.check_signed(&signed)?;
         let fetched = Fetched {
             manifest,
             body,
@@ -384,35 +372,13 @@ fn full(layout: &Layout, cfg: &Settings, wire: &mut Wire, m: &Manifest) -> Resul
     wire::decompress_to(&body, m.snapshot.raw_size, tmp.file())
         .with_context(|| format!("{path} cannot be decompressed"))?;
     let snap = Snapshot::open(tmp.path()).context("the signed index cannot be read")?;
-    if snap.format != INDEX_FORMAT || snap.serial != m.serial {
-        bail!(
-            "{path} says format {} serial {}, its signed manifest format {INDEX_FORMAT} serial {}",
-            snap.format,
-            snap.serial,
-            m.serial
-        );
-    }
-    check_content(&snap.content_digest()?, m)?;
-    // A signed index can still be hostile: every row parses, or none of it is kept.
-    snap.all()?;
+    m.check_snapshot(&snap, &path)?;
     drop(snap);
     let conn = Connection::open(tmp.path())?;
     search::build(&conn).context("cannot build the local search index")?;
     drop(conn);
     tmp.set_mode(0o644)?;
     tmp.commit()
-}
-
-fn check_content(digest: &blake3::Hash, m: &Manifest) -> Result<()> {
-    if digest.to_hex().as_str() != m.content {
-        bail!(
-            "the index content (digest {}) is not the content signed for serial {} ({})",
-            digest.to_hex(),
-            m.serial,
-            m.content
-        );
-    }
-    Ok(())
 }
 
 /// Applies `chain` to the local index in one transaction and commits only if the result has
@@ -459,7 +425,7 @@ fn apply_deltas(
         [],
         |r| r.get(0),
     )?;
-    check_content(&index::content_digest(&tx, &dist)?, m)?;
+    m.check_content(&index::content_digest(&tx, &dist)?)?;
     // A signed index can still be hostile: every row parses, or the deltas are not kept.
     index::read_records(&tx, &index::Distribution::decode(&dist)?)?;
     if !search::present(&tx)? {

@@ -155,7 +155,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pack(args) => pack::run(&g, &args),
         Command::Add(args) => add::run(&g, &args),
         Command::Key(KeyCommand::Show) => key::show(&g),
-        Command::Serve(args) => serve::run(&g, &args, cli.client.bind.clone()),
+        Command::Serve(args) => serve::run(
+            &g,
+            &args,
+            cli.client.bind.clone(),
+            cli.client.public_key.clone(),
+        ),
         Command::Sync(j) => client::sync(&g, &cli.client, j.json),
         Command::Install(a) => client::install(&g, &cli.client, &a),
         Command::Uninstall { name } => client::uninstall(&g, &cli.client, &name),

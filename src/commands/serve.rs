@@ -1,4 +1,5 @@
-//! `dist serve --http HOST:PORT --tracker HOST:PORT --bind ADDR [--public-url URL] [--hot-set N]`
+//! `dist serve --http HOST:PORT --tracker HOST:PORT --bind ADDR [--public-url URL] [--hot-set N]
+//! [--mirror-of URL --public-key KEY] [--web-seed URL]...`
 
 use anyhow::Result;
 use dist::server::{self, ServeConfig, ServeEvent, ServerFile};
@@ -6,7 +7,12 @@ use dist::server::{self, ServeConfig, ServeEvent, ServerFile};
 use super::Global;
 use crate::cli::ServeArgs;
 
-pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
+pub fn run(
+    g: &Global,
+    args: &ServeArgs,
+    bind: Option<String>,
+    public_key: Option<String>,
+) -> Result<i32> {
     let flags = ServerFile {
         announce_url: args.announce_url.clone(),
         http: args.http.clone(),
@@ -20,6 +26,10 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
         http_slots: args.http_slots,
         webseed_slots: args.webseed_slots,
         hot_set: args.hot_set,
+        mirror_of: args.mirror_of.clone(),
+        public_key,
+        mirror_interval: args.mirror_interval,
+        web_seeds: (!args.web_seed.is_empty()).then(|| args.web_seed.clone()),
     };
     let cfg = ServeConfig::resolve(ServerFile::load(&g.root)?.merge(flags))?;
     let quiet = g.quiet;
@@ -47,6 +57,16 @@ pub fn run(g: &Global, args: &ServeArgs, bind: Option<String>) -> Result<i32> {
             ServeEvent::Published { serial, packages } => {
                 eprintln!("index    serial {serial}, {packages} package versions")
             }
+            ServeEvent::Mirrored {
+                upstream,
+                serial,
+                packages,
+                fetched,
+                fetched_bytes,
+            } => eprintln!(
+                "mirror   serial {serial} of {upstream} verified: {packages} package versions, \
+                 {fetched} objects fetched ({fetched_bytes} bytes)"
+            ),
             ServeEvent::Seeder {
                 hot,
                 added,

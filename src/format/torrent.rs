@@ -96,6 +96,60 @@ impl Info {
     }
 }
 
+/// Builds the info dictionary of bytes written to it in order (what a mirror computes while it
+/// downloads an object whose size the index gives): the pieces of [`canon::piece_length`].
+///
+/// [`canon::piece_length`]: crate::format::canon::piece_length
+#[derive(Debug)]
+pub struct PieceHasher {
+    piece_length: u64,
+    in_piece: u64,
+    length: u64,
+    sha: Sha1,
+    pieces: Vec<u8>,
+}
+
+impl PieceHasher {
+    /// For an archive of `size` bytes (which decides the piece length).
+    pub fn new(size: u64) -> PieceHasher {
+        PieceHasher {
+            piece_length: crate::format::canon::piece_length(size),
+            in_piece: 0,
+            length: 0,
+            sha: Sha1::new(),
+            pieces: Vec::new(),
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.length += data.len() as u64;
+        while !data.is_empty() {
+            let room = (self.piece_length - self.in_piece) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.sha.update(now);
+            self.in_piece += now.len() as u64;
+            if self.in_piece == self.piece_length {
+                self.pieces.extend_from_slice(&self.sha.finalize_reset());
+                self.in_piece = 0;
+            }
+            data = rest;
+        }
+    }
+
+    /// The info dictionary of everything written, named `name`.
+    pub fn finish(mut self, name: &str) -> Info {
+        if self.in_piece > 0 {
+            self.pieces.extend_from_slice(&self.sha.finalize_reset());
+        }
+        Info {
+            name: name.to_string(),
+            length: self.length,
+            piece_length: self.piece_length,
+            pieces: self.pieces,
+        }
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -155,6 +209,24 @@ mod tests {
         let b = Info::parse_torrent(&full).unwrap();
         assert_eq!(a.infohash(), b.infohash());
         assert_eq!(a, i);
+    }
+
+    #[test]
+    fn piece_hasher_matches_whole_pieces_in_any_chunking() {
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let expected: Vec<u8> = data
+            .chunks(16 * 1024)
+            .flat_map(|p| Sha1::digest(p).to_vec())
+            .collect();
+        for chunk in [1, 1000, 16 * 1024, 40_000] {
+            let mut h = PieceHasher::new(data.len() as u64);
+            for c in data.chunks(chunk) {
+                h.update(c);
+            }
+            let info = h.finish("x-1.0.0.tar");
+            assert_eq!(info.pieces, expected, "chunks of {chunk}");
+            assert_eq!((info.length, info.piece_length), (40_000, 16 * 1024));
+        }
     }
 
     #[test]

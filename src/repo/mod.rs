@@ -2,6 +2,7 @@
 //! SQLite index, and the signed snapshots published after every change.
 
 pub mod index;
+pub mod mirror;
 mod publish;
 pub(crate) mod search;
 pub mod sign;
@@ -156,6 +157,7 @@ impl Repo {
     pub fn add(&self, dirs: &[PathBuf]) -> Result<Vec<Added>> {
         // 1. Validate everything before touching the repository.
         let pkgs = validate(dirs)?;
+        mirror::refuse_publishing(self)?;
         let mut conn = self.open_index()?;
         let key = SigningKey::load_or_create(&self.root)?;
         // 2. Pack into staging files inside objects/ (same filesystem, so the rename is atomic).
@@ -212,6 +214,7 @@ impl Repo {
     /// render magnets) differs from the published one, or when the newest serial is not
     /// published in the current format. Returns the serial now published.
     pub fn republish_for(&self, dist: &Distribution) -> Result<u64> {
+        mirror::refuse_publishing(self)?;
         let mut conn = self.open_index()?;
         let key = SigningKey::load_or_create(&self.root)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -254,6 +257,14 @@ impl Repo {
         let conn = self.read_index()?;
         let dist = current_distribution(&conn)?;
         index::read_records(&conn, &dist)
+            .with_context(|| format!("cannot read {}", self.index_path().display()))
+    }
+
+    /// The trackers and web-seed base the master index names (`meta.distribution`): this
+    /// server's own, or, in a mirror, the upstream's.
+    pub fn distribution(&self) -> Result<Distribution> {
+        let conn = self.read_index()?;
+        current_distribution(&conn)
             .with_context(|| format!("cannot read {}", self.index_path().display()))
     }
 

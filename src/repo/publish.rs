@@ -225,7 +225,7 @@ impl Repo {
     /// Keeps, of what `published/` holds: the snapshots and manifests of the newest two serials
     /// (a client that read the previous manifest just before this publish can still finish),
     /// and the deltas the newest manifest lists. Format-1 snapshots go.
-    fn apply_retention(&self, serial: u64) -> Result<()> {
+    pub(super) fn apply_retention(&self, serial: u64) -> Result<()> {
         let deltas: BTreeSet<u64> = self
             .manifest(serial)?
             .map(|m| m.deltas.iter().map(|d| d.to).collect())

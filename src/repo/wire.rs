@@ -87,6 +87,57 @@ impl Manifest {
     }
 }
 
+impl Manifest {
+    /// The manifest's own format, serial and time are the ones its signature vouches for.
+    pub fn check_signed(&self, signed: &crate::repo::sign::Signed) -> Result<()> {
+        if (self.format, self.serial, self.created)
+            != (signed.format, signed.serial, signed.created)
+        {
+            bail!(
+                "the index manifest says format {} serial {} created {}, its signature format {} serial {} created {}",
+                self.format,
+                self.serial,
+                self.created,
+                signed.format,
+                signed.serial,
+                signed.created
+            );
+        }
+        Ok(())
+    }
+
+    /// `digest` (of rows and distribution, §5.2) is the content signed for this serial.
+    pub fn check_content(&self, digest: &blake3::Hash) -> Result<()> {
+        if digest.to_hex().as_str() != self.content {
+            bail!(
+                "the index content (digest {}) is not the content signed for serial {} ({})",
+                digest.to_hex(),
+                self.serial,
+                self.content
+            );
+        }
+        Ok(())
+    }
+
+    /// A decompressed snapshot (`what` names it in errors) is the one this manifest signs: its
+    /// format and serial, its content digest, and every row parses (a signed index can still
+    /// be hostile).
+    pub fn check_snapshot(&self, snap: &crate::repo::index::Snapshot, what: &str) -> Result<()> {
+        use crate::repo::index::INDEX_FORMAT;
+        if snap.format != INDEX_FORMAT || snap.serial != self.serial {
+            bail!(
+                "{what} says format {} serial {}, its signed manifest format {INDEX_FORMAT} serial {}",
+                snap.format,
+                snap.serial,
+                self.serial
+            );
+        }
+        self.check_content(&snap.content_digest()?)?;
+        snap.all()?;
+        Ok(())
+    }
+}
+
 fn check_hex(s: &str, field: &str) -> Result<()> {
     if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         bail!("the index manifest's `{field}` is not 64 lowercase hex digits");

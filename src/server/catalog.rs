@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::format::ids::{InfoHash, ObjectId, PackageName};
 use crate::repo::index::PackageRecord;
+use crate::repo::Distribution;
 
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -20,6 +21,8 @@ pub struct Catalog {
     /// An infohash of the most recently added batch: proves that the tracker has the newest
     /// whitelist in effect (it swaps the whole list at once on a reload).
     latest: Option<InfoHash>,
+    /// The trackers and web-seed base the index names: this server's, or a mirror's upstream's.
+    distribution: Distribution,
 }
 
 impl Catalog {
@@ -49,7 +52,43 @@ impl Catalog {
             by_object,
             newest: newest.iter().map(|r| r.infohash).collect(),
             latest: latest.map(|r| r.infohash),
+            distribution: Distribution::default(),
         }
+    }
+
+    /// The same view, with the index's trackers and web-seed base.
+    pub fn with_distribution(mut self, distribution: Distribution) -> Catalog {
+        self.distribution = distribution;
+        self
+    }
+
+    /// The trackers of a torrent this server hands out or seeds: its own first, then the
+    /// index's (a mirror's peers announce to the upstream's tracker too, so both swarms are
+    /// one), each once.
+    pub fn trackers(&self, own: &str) -> Vec<String> {
+        let mut out = vec![own.to_string()];
+        for t in &self.distribution.trackers {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
+    /// The web seeds of `object`: this server's bases (its public URL, then the mirrors it
+    /// lists), then the index's, each once.
+    pub fn web_seeds(&self, own: &[String], object: &ObjectId) -> Vec<String> {
+        let mut bases: Vec<&str> = Vec::new();
+        for b in own.iter().chain(&self.distribution.public_url) {
+            let b = b.trim_end_matches('/');
+            if !bases.contains(&b) {
+                bases.push(b);
+            }
+        }
+        bases
+            .iter()
+            .map(|b| format!("{b}/objects/{}", object.rel_path()))
+            .collect()
     }
 
     pub fn len(&self) -> usize {

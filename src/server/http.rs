@@ -19,7 +19,7 @@ use tower_http::services::ServeDir;
 
 use super::catalog::Catalog;
 use crate::format::ids::{InfoHash, ObjectId};
-use crate::repo::{Distribution, Repo};
+use crate::repo::Repo;
 
 /// What the HTTP handlers read; the server writes it.
 pub struct Shared {
@@ -54,8 +54,10 @@ pub type SharedState = Arc<RwLock<Shared>>;
 pub struct Torrents {
     /// The repository root (its master index has every info dictionary).
     pub root: PathBuf,
-    /// Trackers and web-seed base of this configuration.
-    pub distribution: Distribution,
+    /// This server's announce URL.
+    pub announce_url: String,
+    /// This server's web-seed bases: its public URL, then the mirrors it lists (`web_seeds`).
+    pub web_seeds: Vec<String>,
     /// Infohashes clients asked for; full means the watcher is behind, and a request is dropped.
     pub requests: SyncSender<InfoHash>,
 }
@@ -240,8 +242,8 @@ async fn latest(s: &AppState, headers: &HeaderMap, suffix: &str) -> Response {
     resp
 }
 
-/// Renders the `.torrent` of any indexed infohash from the master index (trackers and web seed
-/// of this configuration), and reports the request.
+/// Renders the `.torrent` of any indexed infohash from the master index (trackers and web seeds:
+/// this server's, the mirrors it lists, and a mirror's upstream's), and reports the request.
 async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Response {
     let Some(hash) = file
         .strip_suffix(".torrent")
@@ -266,9 +268,14 @@ async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Respons
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    let dist = &s.torrents.distribution;
-    let web_seeds: Vec<String> = dist.web_seed(&object).into_iter().collect();
-    let bytes = info.render(&dist.trackers, &web_seeds);
+    let (trackers, web_seeds) = {
+        let shared = s.shared.read().expect("state lock");
+        (
+            shared.catalog.trackers(&s.torrents.announce_url),
+            shared.catalog.web_seeds(&s.torrents.web_seeds, &object),
+        )
+    };
+    let bytes = info.render(&trackers, &web_seeds);
     let _ = s.torrents.requests.try_send(hash);
     ([(header::CONTENT_TYPE, "application/x-bittorrent")], bytes).into_response()
 }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::daemons::tracker::{self, Tracker, TrackerConfig};
 use crate::daemons::transmission::{self, DaemonConfig};
 use crate::format::ids::InfoHash;
+use crate::repo::mirror::{self, Upstream};
 use crate::repo::{Distribution, Repo};
 use catalog::Catalog;
 
@@ -58,6 +59,14 @@ pub struct ServerFile {
     pub http_slots: Option<usize>,
     /// How many web-seed (range) requests per object the origin serves at once; 0: no limit.
     pub webseed_slots: Option<usize>,
+    /// Mirror this repository (its base URL) instead of publishing one.
+    pub mirror_of: Option<String>,
+    /// The mirrored repository's public key (base64, or a file holding it).
+    pub public_key: Option<String>,
+    /// Seconds between two checks of the mirrored repository.
+    pub mirror_interval: Option<u64>,
+    /// More web-seed base URLs (mirrors of this repository) listed in every `.torrent`.
+    pub web_seeds: Option<Vec<String>>,
 }
 
 impl ServerFile {
@@ -86,9 +95,17 @@ impl ServerFile {
             index_retention: over.index_retention.or(self.index_retention),
             http_slots: over.http_slots.or(self.http_slots),
             webseed_slots: over.webseed_slots.or(self.webseed_slots),
+            mirror_of: over.mirror_of.or(self.mirror_of),
+            public_key: over.public_key.or(self.public_key),
+            mirror_interval: over.mirror_interval.or(self.mirror_interval),
+            web_seeds: over.web_seeds.or(self.web_seeds),
         }
     }
 }
+
+/// How often (seconds) a mirror asks the upstream for a new serial: a conditional GET, answered
+/// 304 while nothing changed.
+pub const DEFAULT_MIRROR_INTERVAL: u64 = 10;
 
 /// The effective configuration.
 #[derive(Debug, Clone)]
@@ -106,6 +123,12 @@ pub struct ServeConfig {
     pub index_retention: usize,
     pub http_slots: usize,
     pub webseed_slots: usize,
+    /// The repository this server mirrors, if it is a mirror.
+    pub mirror: Option<Upstream>,
+    /// Pause between two checks of the mirrored repository.
+    pub mirror_interval: Duration,
+    /// This server's web-seed bases: its public URL, then `web_seeds` (its mirrors).
+    pub web_seeds: Vec<String>,
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
@@ -145,6 +168,24 @@ impl ServeConfig {
             Some(p) => p,
             None => crate::daemons::supervise::free_port("127.0.0.1")?,
         };
+        let mirror = match (&f.mirror_of, &f.public_key) {
+            (Some(url), Some(key)) => Some(Upstream::new(url, key)?),
+            (Some(_), None) => bail!(
+                "`--mirror-of` needs `--public-key`: the mirrored repository's key (`dist key show` there)"
+            ),
+            (None, Some(_)) => bail!("`--public-key` is for a mirror: give `--mirror-of URL` too"),
+            (None, None) => None,
+        };
+        let mut web_seeds = vec![public_url.clone()];
+        for w in f.web_seeds.unwrap_or_default() {
+            let w = w.trim_end_matches('/').to_string();
+            if !(w.starts_with("http://") || w.starts_with("https://")) {
+                bail!("`web_seeds`: `{w}` is not an http:// or https:// URL");
+            }
+            if !web_seeds.contains(&w) {
+                web_seeds.push(w);
+            }
+        }
         Ok(ServeConfig {
             http,
             tracker,
@@ -158,6 +199,11 @@ impl ServeConfig {
             index_retention: f.index_retention.unwrap_or(crate::repo::DEFAULT_RETENTION),
             http_slots: f.http_slots.unwrap_or(DEFAULT_HTTP_SLOTS).max(1),
             webseed_slots: f.webseed_slots.unwrap_or(DEFAULT_WEBSEED_SLOTS),
+            mirror,
+            mirror_interval: Duration::from_secs(
+                f.mirror_interval.unwrap_or(DEFAULT_MIRROR_INTERVAL).max(1),
+            ),
+            web_seeds,
         })
     }
 
@@ -187,6 +233,15 @@ pub enum ServeEvent {
     Published {
         serial: u64,
         packages: usize,
+    },
+    /// A mirror copied (and verified) a new serial of its upstream.
+    Mirrored {
+        upstream: String,
+        serial: u64,
+        packages: u64,
+        /// Objects it downloaded for it, and their bytes.
+        fetched: usize,
+        fetched_bytes: u64,
     },
     /// The seeder changed to hold the hot set (`hot` torrents wanted now).
     Seeder {
@@ -251,7 +306,8 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         repo.objects().dir().to_path_buf(),
         http::Torrents {
             root: root.to_path_buf(),
-            distribution: cfg.distribution(),
+            announce_url: cfg.announce_url.clone(),
+            web_seeds: cfg.web_seeds.clone(),
             requests,
         },
         Arc::new(http::Admission::new(cfg.http_slots)),
@@ -322,16 +378,22 @@ fn run(
     stop: &AtomicBool,
     report: &(dyn Fn(ServeEvent) + Sync),
 ) -> Result<()> {
-    let serial = repo
-        .republish_for(&cfg.distribution())
-        .with_context(|| format!("cannot publish the index under {}", repo.root.display()))?;
+    let serial = match &cfg.mirror {
+        None => repo
+            .republish_for(&cfg.distribution())
+            .with_context(|| format!("cannot publish the index under {}", repo.root.display()))?,
+        Some(up) => match first_mirror(repo, up, cfg.mirror_interval, stop, report)? {
+            Some(serial) => serial,
+            None => return Ok(()),
+        },
+    };
     shared.write().expect("state lock").serial = Some(serial);
     if stop.load(Ordering::SeqCst) {
         return Ok(());
     }
     let latest = repo.latest_serial()?;
     let records = repo.records()?;
-    let catalog = Arc::new(Catalog::new(latest, &records));
+    let catalog = Arc::new(Catalog::new(latest, &records).with_distribution(repo.distribution()?));
     drop(records);
     shared.write().expect("state lock").catalog = catalog.clone();
     report(ServeEvent::Published {
@@ -362,12 +424,109 @@ fn run(
     });
     let mut watcher =
         watcher::Watcher::new(repo, cfg, &tracker, &daemon.rpc, shared, requested, catalog);
-    watcher.run(stop, report);
+    std::thread::scope(|s| {
+        if let Some(up) = &cfg.mirror {
+            s.spawn(|| follow_upstream(repo, up, cfg.mirror_interval, stop, report));
+        }
+        watcher.run(stop, report);
+    });
     drop(watcher);
     report(ServeEvent::Stopping);
     let stopped_daemon = daemon.stop_within(SEEDER_STOP_BUDGET);
     let stopped_tracker = tracker.stop();
     stopped_daemon.and(stopped_tracker)
+}
+
+/// A mirror's first copy: the upstream's newest serial, or, when the upstream cannot be
+/// reached or verified, the copy this mirror already has (said as a problem). With no copy at
+/// all it tries again every `interval` until it has one; `None` when stopped meanwhile.
+fn first_mirror(
+    repo: &Repo,
+    up: &Upstream,
+    interval: Duration,
+    stop: &AtomicBool,
+    report: &(dyn Fn(ServeEvent) + Sync),
+) -> Result<Option<u64>> {
+    loop {
+        match mirror::sync(repo, up, stop) {
+            Ok(m) => {
+                report(mirrored(up, &m));
+                return Ok(Some(m.serial));
+            }
+            Err(e) => {
+                if let Some(have) = repo.latest_serial()? {
+                    report(ServeEvent::Problem(format!(
+                        "cannot update the mirror of {}: {e:#}; serving serial {have}, the copy it has",
+                        up.url
+                    )));
+                    return Ok(Some(have));
+                }
+                report(ServeEvent::Problem(format!(
+                    "cannot mirror {}: {e:#}; trying again in {} s",
+                    up.url,
+                    interval.as_secs()
+                )));
+            }
+        }
+        if sleep_unless_stopped(interval, stop) {
+            return Ok(None);
+        }
+    }
+}
+
+/// Keeps a mirror in step with its upstream until `stop`: one conditional GET every
+/// `interval`, a sync when the upstream published. Problems are reported once each.
+fn follow_upstream(
+    repo: &Repo,
+    up: &Upstream,
+    interval: Duration,
+    stop: &AtomicBool,
+    report: &(dyn Fn(ServeEvent) + Sync),
+) {
+    let mut last_problem = String::new();
+    while !sleep_unless_stopped(interval, stop) {
+        match mirror::sync(repo, up, stop) {
+            Ok(m) => {
+                if m.changed {
+                    report(mirrored(up, &m));
+                }
+                last_problem.clear();
+            }
+            Err(_) if stop.load(Ordering::SeqCst) => return,
+            Err(e) => {
+                let msg = format!(
+                    "cannot update the mirror of {}: {e:#}; still serving the copy it has",
+                    up.url
+                );
+                if msg != last_problem {
+                    report(ServeEvent::Problem(msg.clone()));
+                    last_problem = msg;
+                }
+            }
+        }
+    }
+}
+
+fn mirrored(up: &Upstream, m: &mirror::Mirrored) -> ServeEvent {
+    ServeEvent::Mirrored {
+        upstream: up.url.clone(),
+        serial: m.serial,
+        packages: m.packages,
+        fetched: m.fetched,
+        fetched_bytes: m.fetched_bytes,
+    }
+}
+
+/// Sleeps `d` in small steps; true when `stop` was set.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        if stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.load(Ordering::SeqCst)
 }
 
 /// Holds `serve/lock` for the server's lifetime (the kernel releases it when the process dies,

@@ -130,7 +130,8 @@ impl<'a> Watcher<'a> {
     /// SIGHUP), and moves the hot set's baseline.
     fn follow(&mut self, latest: Option<u64>, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
         let records = self.repo.records()?;
-        let catalog = Arc::new(Catalog::new(latest, &records));
+        let catalog =
+            Arc::new(Catalog::new(latest, &records).with_distribution(self.repo.distribution()?));
         drop(records);
         if catalog.len() != self.catalog.len() {
             self.tracker.set_whitelist(&catalog.infohashes())?;
@@ -200,14 +201,15 @@ impl<'a> Watcher<'a> {
             }
             changes.removed = extra.len();
         }
-        let announce = self.cfg.announce_url.as_str();
+        let trackers = self.catalog.trackers(&self.cfg.announce_url);
         let (repoint, readd): (Vec<&SeederTorrent>, Vec<&SeederTorrent>) = seeder
             .values()
-            .filter(|t| wanted.contains(&t.hash_string) && t.announce_urls() != [announce])
-            .partition(|t| t.tracker_stats.len() == 1);
+            .filter(|t| wanted.contains(&t.hash_string) && t.announce_urls() != trackers)
+            .partition(|t| t.tracker_stats.len() == 1 && trackers.len() == 1);
         if !repoint.is_empty() {
             let hashes: Vec<InfoHash> = repoint.iter().map(|t| t.hash_string).collect();
-            self.rpc.replace_first_tracker(&hashes, announce)?;
+            self.rpc
+                .replace_first_tracker(&hashes, &self.cfg.announce_url)?;
             changes.repointed = hashes.len();
         }
         // A graceful stop pauses every torrent (so the tracker hears "stopped"), and the
@@ -222,7 +224,8 @@ impl<'a> Watcher<'a> {
             self.rpc.start(&paused)?;
             changes.resumed = paused.len();
         }
-        // A torrent with no tracker or several (not one this server made): add it again.
+        // A torrent with other trackers than these, which one call cannot re-point: add it
+        // again.
         let readd: Vec<InfoHash> = readd.iter().map(|t| t.hash_string).collect();
         self.rpc.remove(&readd, false)?;
         let mut missing: Vec<InfoHash> = wanted
@@ -311,8 +314,8 @@ impl<'a> Watcher<'a> {
 
 /// The seeder's copy of an indexed torrent and the directory holding its data (a hard link to
 /// the object under the torrent's name, as transmission wants it): `serve/seed/<infohash>/`.
-/// The copy names only this configuration's tracker: the seeder has the data, it needs no
-/// web seed.
+/// The copy names this configuration's tracker (and a mirror's upstream's): the seeder has the
+/// data, it needs no web seed.
 fn seed_copy(
     repo: &Repo,
     catalog: &Catalog,
@@ -325,7 +328,7 @@ fn seed_copy(
     let info = repo
         .torrent_info(hash)?
         .with_context(|| format!("the index has no torrent info for {hash}"))?;
-    let rendered = info.render(std::slice::from_ref(&cfg.announce_url), &[]);
+    let rendered = info.render(&catalog.trackers(&cfg.announce_url), &[]);
     let dir = seed_dir(repo).join(hash.to_hex());
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let link = dir.join(&info.name);

@@ -124,3 +124,26 @@ pub fn http_get(ns: &Netns, url: &str, out: Option<&Path>) -> (u16, Vec<u8>) {
     body.truncate(pos);
     (code, body)
 }
+
+/// How many seeds (`complete`) the tracker at `announce` knows for `hash`: a BEP 48 scrape with
+/// curl inside the namespace; 0 when it does not answer.
+pub fn seeds(ns: &Netns, announce: &str, hash: &dist::format::ids::InfoHash) -> u64 {
+    let base = announce.strip_suffix("/announce").expect("an announce URL");
+    let escaped: String = hash
+        .as_bytes()
+        .iter()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    let reply = ns
+        .command("curl")
+        .args(["-s", &format!("{base}/scrape?info_hash={escaped}")])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    // Bencoded: `8:completei<N>e`.
+    String::from_utf8_lossy(&reply)
+        .split_once("8:completei")
+        .and_then(|(_, rest)| rest.split_once('e'))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(0)
+}
