@@ -203,6 +203,11 @@ pub struct ServeArgs {
     /// objects clients ask for besides; every other object is served by the web seed and HTTP.
     #[arg(long, value_name = "N")]
     pub hot_set: Option<usize>,
+    /// Seconds a piece sent through the web seed counts as held by the swarm: a web-seed range
+    /// request for it again within that time is answered 503, so the peers serve it (default
+    /// 120; 0: serve every range request).
+    #[arg(long, value_name = "SECS")]
+    pub webseed_window: Option<u64>,
     /// Mirror the repository served at URL instead of publishing one: keep a verified copy of
     /// its signed index and objects in --root, serve and seed it, and join its swarms.
     #[arg(long, value_name = "URL")]

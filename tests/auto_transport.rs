@@ -157,7 +157,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             assert_eq!(e["transport"], "torrent", "{e}");
             let why = e["reason"].as_str().unwrap();
             assert!(why.contains("origin is busy"), "{why}");
-            // A range request (what a web seed sends) is never refused.
+            // A range request (what a web seed sends) is not refused by the slots.
             let o = ns
                 .command("curl")
                 .args([
@@ -173,6 +173,32 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
                 .output()
                 .unwrap();
             assert_eq!(String::from_utf8_lossy(&o.stdout), "206");
+            // The same piece again within the web seed's window: the swarm has it, ask the
+            // peers (503); an open range (a resumed HTTP download) is served all the same.
+            let code = |range: &str| {
+                let o = ns
+                    .command("curl")
+                    .args([
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        "-r",
+                        range,
+                        &url,
+                    ])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&o.stdout).to_string()
+            };
+            assert_eq!(
+                code("0-99"),
+                "503",
+                "a piece sent moments ago is sent again"
+            );
+            assert_eq!(code("16384-32767"), "206", "a fresh piece is refused");
+            assert_eq!(code("100-"), "206", "a resumed download is refused");
             // `--transport http` waits for the slot instead of failing: it is still waiting after
             // 2 s, and done once the slow download is gone.
             let waiting = a

@@ -26,6 +26,7 @@ pub fn run(
         http_slots: args.http_slots,
         webseed_slots: args.webseed_slots,
         hot_set: args.hot_set,
+        webseed_window: args.webseed_window,
         mirror_of: args.mirror_of.clone(),
         public_key,
         mirror_interval: args.mirror_interval,

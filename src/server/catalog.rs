@@ -14,7 +14,8 @@ pub struct Catalog {
     /// The published serial this view was made for (`None` before the first publish).
     pub serial: Option<u64>,
     objects: HashMap<InfoHash, ObjectId>,
-    by_object: HashMap<ObjectId, InfoHash>,
+    /// Each indexed object's infohash and size.
+    by_object: HashMap<ObjectId, (InfoHash, u64)>,
     /// The newest version of each package (highest SemVer precedence), most recently added
     /// first: the order in which the default hot set is filled.
     newest: Vec<InfoHash>,
@@ -34,7 +35,7 @@ impl Catalog {
         let mut latest: Option<&PackageRecord> = None;
         for r in records {
             objects.insert(r.infohash, r.blake3);
-            by_object.insert(r.blake3, r.infohash);
+            by_object.insert(r.blake3, (r.infohash, r.size));
             let slot = newest.entry(&r.name).or_insert(r);
             if r.version.cmp_precedence(&slot.version).is_gt() {
                 *slot = r;
@@ -106,6 +107,11 @@ impl Catalog {
 
     /// The infohash of an indexed object.
     pub fn infohash_of(&self, object: &ObjectId) -> Option<InfoHash> {
+        self.by_object.get(object).map(|o| o.0)
+    }
+
+    /// The infohash and size of an indexed object.
+    pub fn indexed(&self, object: &ObjectId) -> Option<(InfoHash, u64)> {
         self.by_object.get(object).copied()
     }
 

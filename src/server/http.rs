@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -18,6 +19,7 @@ use axum::Router;
 use tower_http::services::ServeDir;
 
 use super::catalog::Catalog;
+use super::ledger::{self, Ledger};
 use crate::format::ids::{InfoHash, ObjectId};
 use crate::repo::Repo;
 
@@ -65,28 +67,43 @@ pub struct Torrents {
 /// Admission control of whole-object downloads: at most `slots` at once; more get `503` with
 /// `Retry-After`, so an `auto` client takes the swarm instead and an `http` client waits. Range
 /// requests (web seeds, resumed downloads) are never refused: they are how the swarm is fed.
+///
+/// A client that says it can take the swarm instead ([`CAN_SWARM`], what `auto` sends) is also
+/// refused while another whole download of the same object is in flight: two clients fetching
+/// one object at once are the start of a crowd, which the swarm serves better.
 pub struct Admission {
     pub slots: usize,
-    in_flight: std::sync::atomic::AtomicUsize,
+    in_flight: std::sync::Mutex<AdmissionState>,
 }
+
+#[derive(Default)]
+struct AdmissionState {
+    total: usize,
+    per_object: std::collections::HashMap<ObjectId, usize>,
+}
+
+/// The request header by which a client says a `503` is no loss to it: it takes the swarm.
+pub const CAN_SWARM: &str = "x-dist-can-swarm";
 
 impl Admission {
     pub fn new(slots: usize) -> Admission {
         Admission {
             slots,
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: Default::default(),
         }
     }
 
-    /// A slot, held until the returned guard (moved into the response body) is dropped.
-    fn enter(self: &Arc<Admission>) -> Option<Slot> {
-        use std::sync::atomic::Ordering;
-        let taken = self
-            .in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.slots).then_some(n + 1)
-            });
-        taken.ok().map(|_| Slot(self.clone()))
+    /// A slot for a whole download of `id`, held until the returned guard (moved into the
+    /// response body) is dropped.
+    fn enter(self: &Arc<Admission>, id: ObjectId, can_swarm: bool) -> Option<Slot> {
+        let mut st = self.in_flight.lock().expect("admission");
+        let same = st.per_object.get(&id).copied().unwrap_or(0);
+        if st.total >= self.slots || (can_swarm && same > 0) {
+            return None;
+        }
+        st.total += 1;
+        *st.per_object.entry(id).or_insert(0) += 1;
+        Some(Slot(self.clone(), id))
     }
 }
 
@@ -144,13 +161,18 @@ fn hold_until_sent<G: Send + 'static>(resp: Response, guard: G) -> Response {
 }
 
 /// One admitted whole-object download; its slot is free again when the body is done or dropped.
-struct Slot(Arc<Admission>);
+struct Slot(Arc<Admission>, ObjectId);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let mut st = self.0.in_flight.lock().expect("admission");
+        st.total -= 1;
+        if let Some(n) = st.per_object.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                st.per_object.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -161,6 +183,7 @@ struct AppState {
     torrents: Torrents,
     admission: Arc<Admission>,
     webseeds: Arc<WebSeedGate>,
+    ledger: Arc<std::sync::Mutex<Ledger>>,
 }
 
 pub fn router(
@@ -170,6 +193,7 @@ pub fn router(
     torrents: Torrents,
     admission: Arc<Admission>,
     webseeds: Arc<WebSeedGate>,
+    ledger: Ledger,
 ) -> Router {
     let state = AppState {
         shared,
@@ -177,6 +201,7 @@ pub fn router(
         torrents,
         admission,
         webseeds,
+        ledger: Arc::new(std::sync::Mutex::new(ledger)),
     };
     Router::new()
         .route("/index.json", get(index_manifest))
@@ -289,21 +314,16 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
         .strip_prefix("/objects/")
         .and_then(object_id)
     {
-        let hash = s
-            .shared
-            .read()
-            .expect("state lock")
-            .catalog
-            .infohash_of(&id);
-        if let Some(hash) = hash {
+        let indexed = s.shared.read().expect("state lock").catalog.indexed(&id);
+        if let Some((hash, _)) = indexed {
             let _ = s.torrents.requests.try_send(hash);
         }
-        let whole = req
-            .headers()
-            .get(header::RANGE)
-            .is_none_or(|r| r.as_bytes() == b"bytes=0-");
-        if whole && req.method() == axum::http::Method::GET {
-            let Some(slot) = s.admission.enter() else {
+        let range = req.headers().get(header::RANGE);
+        let whole = range.is_none_or(|r| r.as_bytes() == b"bytes=0-");
+        let get = req.method() == axum::http::Method::GET;
+        if whole && get {
+            let can_swarm = req.headers().contains_key(CAN_SWARM);
+            let Some(slot) = s.admission.enter(id, can_swarm) else {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     [
@@ -319,8 +339,28 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
             };
             return hold_until_sent(next.run(req).await, slot);
         }
+        // A web-seed range the swarm already has (this server sent it within the window).
+        let asked = range
+            .and_then(|r| r.to_str().ok())
+            .zip(indexed)
+            .and_then(|(r, (_, size))| ledger::webseed_range(r, size));
+        if let (true, Some((first, last))) = (get, asked) {
+            let fresh = s
+                .ledger
+                .lock()
+                .expect("ledger")
+                .admit(id, first, last, Instant::now());
+            if !fresh {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+                    "the origin sent these pieces to the swarm moments ago: ask the peers\n",
+                )
+                    .into_response();
+            }
+        }
         // Unlimited (the default): range requests pass without touching the gate.
-        if req.method() == axum::http::Method::GET && s.webseeds.per_object > 0 {
+        if get && s.webseeds.per_object > 0 {
             let Some(slot) = s.webseeds.enter(id) else {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod hot;
 pub mod http;
+pub mod ledger;
 mod watcher;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -59,6 +60,9 @@ pub struct ServerFile {
     pub http_slots: Option<usize>,
     /// How many web-seed (range) requests per object the origin serves at once; 0: no limit.
     pub webseed_slots: Option<usize>,
+    /// Seconds a piece sent through the web seed counts as in the swarm (repeat requests for it
+    /// get 503); 0: every range request is served.
+    pub webseed_window: Option<u64>,
     /// Mirror this repository (its base URL) instead of publishing one.
     pub mirror_of: Option<String>,
     /// The mirrored repository's public key (base64, or a file holding it).
@@ -95,6 +99,7 @@ impl ServerFile {
             index_retention: over.index_retention.or(self.index_retention),
             http_slots: over.http_slots.or(self.http_slots),
             webseed_slots: over.webseed_slots.or(self.webseed_slots),
+            webseed_window: over.webseed_window.or(self.webseed_window),
             mirror_of: over.mirror_of.or(self.mirror_of),
             public_key: over.public_key.or(self.public_key),
             mirror_interval: over.mirror_interval.or(self.mirror_interval),
@@ -123,6 +128,8 @@ pub struct ServeConfig {
     pub index_retention: usize,
     pub http_slots: usize,
     pub webseed_slots: usize,
+    /// How long a piece sent through the web seed counts as in the swarm ([`ledger`]).
+    pub webseed_window: Duration,
     /// The repository this server mirrors, if it is a mirror.
     pub mirror: Option<Upstream>,
     /// Pause between two checks of the mirrored repository.
@@ -199,6 +206,9 @@ impl ServeConfig {
             index_retention: f.index_retention.unwrap_or(crate::repo::DEFAULT_RETENTION),
             http_slots: f.http_slots.unwrap_or(DEFAULT_HTTP_SLOTS).max(1),
             webseed_slots: f.webseed_slots.unwrap_or(DEFAULT_WEBSEED_SLOTS),
+            webseed_window: f
+                .webseed_window
+                .map_or(ledger::DEFAULT_WINDOW, Duration::from_secs),
             mirror,
             mirror_interval: Duration::from_secs(
                 f.mirror_interval.unwrap_or(DEFAULT_MIRROR_INTERVAL).max(1),
@@ -312,6 +322,7 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         },
         Arc::new(http::Admission::new(cfg.http_slots)),
         Arc::new(http::WebSeedGate::new(cfg.webseed_slots)),
+        ledger::Ledger::new(cfg.webseed_window, std::time::Instant::now()),
     );
     let http_task = {
         let _in_rt = rt.enter();
