@@ -1,8 +1,8 @@
 //! `cargo xtask bench e2e`: the end-to-end figures, measured against the real daemons inside a
 //! private network namespace: time from `dist add` to the first byte an independent client gets,
-//! install time of a 1 MiB package per transport with a warm daemon (p50 of 10, next to a plain
-//! HTTP GET of the same object as the baseline), rollback time, and gc/verify over 100 installed
-//! packages.
+//! install time of a 1 MiB package per transport and with the default (`auto`, alone) with a warm
+//! daemon (p50 of 10, next to a plain HTTP GET of the same object as the baseline), rollback
+//! time, and gc/verify over 100 installed packages.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -141,7 +141,7 @@ fn measure(env: &Env) -> Result<()> {
     let repo = env.tmp.join("repo");
     let pkgs = env.tmp.join("pkgs");
     let mut all = Vec::new();
-    for i in 0..21 {
+    for i in 0..31 {
         all.push(package(&pkgs, &format!("mib{i:02}"), 1 << 20, 1000 + i)?);
     }
     for i in 0..100 {
@@ -224,7 +224,27 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
             .0,
         );
     }
-    println!("install 1 MiB, warm daemon, p50 of 10: http {} ; torrent {} ; baseline plain GET of the object {}", ms(p50(http.clone())), ms(p50(torrent.clone())), ms(p50(get)));
+    // The default configuration (`auto`), alone: a tracker scrape finds no peers besides the
+    // origin, so a direct download (issue 11: p50 <= 50 ms).
+    let mut default = Vec::new();
+    let mut default_fetch = Vec::new();
+    for i in 21..=30 {
+        let (t, out) = env.dist(&client, &["install", &format!("mib{i:02}"), "--json"])?;
+        let v: serde_json::Value = serde_json::from_str(&out).context("install --json")?;
+        let e = &v[0];
+        if e["transport"] != "http" {
+            bail!("a lone default install did not go over HTTP: {e}");
+        }
+        default.push(t);
+        default_fetch.push(Duration::from_millis(
+            e["phases_ms"]["fetch"].as_u64().unwrap_or(0),
+        ));
+    }
+    println!("install 1 MiB, warm daemon, p50 of 10: http {} ; torrent {} ; default (auto, alone) {} of which fetch (scrape + GET) {} ; baseline plain GET of the object {}", ms(p50(http.clone())), ms(p50(torrent.clone())), ms(p50(default.clone())), ms(p50(default_fetch)), ms(p50(get)));
+    println!(
+        "  default runs: {:?}",
+        default.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+    );
     println!(
         "  http runs:    {:?}",
         http.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
@@ -242,7 +262,7 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
         )?;
     }
     println!(
-        "rollback (21 packages installed), p50 of 10: {}",
+        "rollback (31 packages installed), p50 of 10: {}",
         ms(p50(rb))
     );
 
@@ -261,7 +281,7 @@ fn gc_and_verify(env: &Env, client: &Path) -> Result<()> {
     env.dist(client, &args)?;
     let (t_gc, out) = env.dist(client, &["gc", "--keep", "1"])?;
     println!(
-        "121 packages installed in one command: {} ; verify {} ; gc --keep 1 {} ({})",
+        "131 packages installed in one command: {} ; verify {} ; gc --keep 1 {} ({})",
         ms(t_install),
         ms(t_verify),
         ms(t_gc),
