@@ -1,6 +1,6 @@
 //! `cargo xtask bench swarm [N] [MiB] [mbit]`: N clients install one package together from one
-//! `dist serve` whose address is capped with tc, per transport scenario, and how much of the
-//! load the origin carried.
+//! `dist serve` whose address is capped with tc, per scenario (`default`, `torrent`, `http`,
+//! then `mirror`: the origin and one mirror), and how much of the load the origin carried.
 //!
 //! Everything runs in a network namespace the bench makes: the server at 10.77.0.1 (its traffic,
 //! whatever the protocol, capped at `mbit` by an HTB class on the namespace's `lo`, field notes),
@@ -10,7 +10,19 @@
 //! and released together. The origin's bytes are the capped class's counter (`tc -s class
 //! show`), read before and after; the origin's BitTorrent seeder's share is its `uploadedEver`
 //! for that torrent over RPC; the clients' split between peers and web seed is what their
-//! `install --json` says. The last line is the contract of issue 11:
+//! `install --json` says.
+//!
+//! The `mirror` scenario runs last, because a running mirror takes part in every swarm of the
+//! repository (it seeds every package and the origin lists it as a web seed): the first three
+//! run exactly as without it. Before it, the origin is restarted with `--web-seed` naming the
+//! mirror, and `dist serve --mirror-of` starts at 10.77.1.1 (outside the clients' range), capped
+//! at the same `mbit` by its own class; it copies every published package from the origin
+//! before it is healthy, and the scenario starts after that, so the copy is not counted. Its
+//! clients have the default configuration with the mirror in `server_urls`. Its origin and
+//! mirror bytes are both classes' counters, each as a ratio to N × size and as a share of the
+//! two together: `mirror: origin_share=… mirror_share=… origin_ratio=… mirror_ratio=…`.
+//!
+//! The last line is the contract of issue 11:
 //! `swarm: origin_ratio=<default> wall_ratio=<default wall / http wall>`.
 
 use std::fs;
@@ -31,6 +43,16 @@ use crate::util::{self, mib};
 const CLIENT_LIMIT: Duration = Duration::from_secs(600);
 /// The origin seeder's RPC port inside the namespace (fixed, so the bench can ask it).
 const SEEDER_RPC_PORT: u16 = 9091;
+/// The mirror: its own /32 outside the clients' 10.77.0.2..=10.77.0.254, its own HTB class
+/// (same cap as the origin's), its own seeder RPC port.
+const MIRROR_IP: &str = "10.77.1.1";
+const MIRROR_HTTP: &str = "10.77.1.1:7380";
+const MIRROR_TRACKER: &str = "10.77.1.1:6969";
+const MIRROR_URL: &str = "http://10.77.1.1:7380";
+const MIRROR_CLASS: &str = "1:30";
+const MIRROR_RPC_PORT: u16 = 9092;
+/// How long the mirror may take to copy every package and become healthy.
+const MIRROR_LIMIT: Duration = Duration::from_secs(600);
 const USAGE: &str = "usage: cargo xtask bench swarm [N clients (8)] [MiB (128)] [mbit/s (64)]";
 
 /// One way of fetching the package that the bench compares.
@@ -40,9 +62,8 @@ enum Scenario {
     Default,
     Torrent,
     Http,
-    /// Origin plus one mirror, both capped (issue 11, part 5). Not implemented by dist yet:
-    /// when it is, give it a package, start the mirror next to the server with its own capped
-    /// address and class, point the clients' `server_urls` at both, and count both classes.
+    /// Origin plus one mirror, both capped (issue 11, part 5): no `--transport`, the mirror in
+    /// the clients' `server_urls`. Runs last (module doc).
     Mirror,
 }
 
@@ -63,13 +84,20 @@ impl Scenario {
         }
     }
 
-    /// The extra `install` arguments, or `None` when the scenario cannot run yet.
-    fn install_args(self) -> Option<&'static [&'static str]> {
+    /// The extra `install` arguments.
+    fn install_args(self) -> &'static [&'static str] {
         match self {
-            Scenario::Default => Some(&[]),
-            Scenario::Torrent => Some(&["--transport", "torrent"]),
-            Scenario::Http => Some(&["--transport", "http"]),
-            Scenario::Mirror => None,
+            Scenario::Default | Scenario::Mirror => &[],
+            Scenario::Torrent => &["--transport", "torrent"],
+            Scenario::Http => &["--transport", "http"],
+        }
+    }
+
+    /// The clients' `server_urls` (after the origin's `server_url`).
+    fn mirrors(self) -> &'static [&'static str] {
+        match self {
+            Scenario::Mirror => &[MIRROR_URL],
+            _ => &[],
         }
     }
 }
@@ -98,15 +126,11 @@ fn parse(args: &[&str]) -> Result<Args> {
     if let Some(r) = args.get(2) {
         a.mbit = r.parse().context(USAGE)?;
     }
-    let runnable = SCENARIOS
-        .iter()
-        .filter(|s| s.install_args().is_some())
-        .count();
     // Every client of every scenario has its own address in 10.77.0.2..=10.77.0.254.
-    if a.clients == 0 || a.clients * runnable > 253 {
+    if a.clients == 0 || a.clients * SCENARIOS.len() > 253 {
         bail!(
             "N must be 1..={} (one address per client per scenario)",
-            253 / runnable
+            253 / SCENARIOS.len()
         );
     }
     if a.mib == 0 || a.mbit == 0 {
@@ -167,6 +191,9 @@ struct Outcome {
     origin_bytes: u64,
     /// What the origin's BitTorrent seeder uploaded of this torrent (payload), if it answered.
     seeder_bytes: Option<u64>,
+    /// With a mirror: what its class sent during the scenario, and what its seeder uploaded of
+    /// this torrent (if it answered).
+    mirror: Option<(u64, Option<u64>)>,
     /// How busy the host's CPUs were during the scenario (0..=1 of all cores), if readable: a
     /// sign of other load on the machine (8 torrent clients alone kept 2 cores 50-60 % busy).
     cpu_busy: Option<f64>,
@@ -180,7 +207,19 @@ impl Outcome {
     }
 
     fn origin_ratio(&self) -> f64 {
-        self.origin_bytes as f64 / (self.clients.len() as f64 * self.size as f64)
+        self.ratio(self.origin_bytes)
+    }
+
+    /// `bytes` / (N × size).
+    fn ratio(&self, bytes: u64) -> f64 {
+        bytes as f64 / (self.clients.len() as f64 * self.size as f64)
+    }
+
+    /// With a mirror: (origin, mirror) bytes, each as a share of both together.
+    fn shares(&self) -> Option<(f64, f64)> {
+        let (m, _) = self.mirror?;
+        let both = (self.origin_bytes + m).max(1) as f64;
+        Some((self.origin_bytes as f64 / both, m as f64 / both))
     }
 
     /// Each client's wall time.
@@ -203,9 +242,8 @@ pub fn run(args: &[&str]) -> Result<()> {
     let dist = util::release_dist()?;
     let tmp = std::env::temp_dir().join(format!("dist-bench-swarm-{}", std::process::id()));
     fs::create_dir_all(&tmp)?;
-    let runnable = SCENARIOS.iter().filter(|s| s.install_args().is_some());
-    let mut addrs = vec![SERVER_IP.to_string()];
-    addrs.extend((0..a.clients * runnable.count()).map(client_ip));
+    let mut addrs = vec![SERVER_IP.to_string(), MIRROR_IP.to_string()];
+    addrs.extend((0..a.clients * SCENARIOS.len()).map(client_ip));
     let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
     let ns = Netns::new(&addrs).context("cannot make a network namespace")?;
     let env = Env {
@@ -232,20 +270,50 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
         a.mbit,
         env.dist.display()
     );
-    let runnable: Vec<Scenario> = SCENARIOS
-        .into_iter()
-        .filter(|s| s.install_args().is_some())
-        .collect();
     let repo = env.tmp.join("repo");
-    let published = publish(env, &repo, &runnable, a.mib)?;
+    let published = publish(env, &repo, &SCENARIOS, a.mib)?;
     let key = c::ok(env, &repo, &["key", "show"])?.trim().to_string();
-    c::shape_origin(env, a.mbit)?;
-    let mut server = spawn_server(env, &repo)?;
+    c::shape(
+        env,
+        a.mbit,
+        &[(SERVER_IP, c::ORIGIN_CLASS), (MIRROR_IP, MIRROR_CLASS)],
+    )?;
+    let mut server = Some(spawn_server(env, &repo, &[], "serve.log")?);
+    let mut mirror: Option<Server> = None;
+    // Every server stopped, with its exit.
+    let mut stopped: Vec<(&str, Result<ExitStatus>)> = Vec::new();
     let mut outcomes = Vec::new();
     let result = (|| -> Result<()> {
-        let t = server.wait_healthy(env, Duration::from_secs(120))?;
+        let origin = server.as_mut().expect("the origin was started");
+        let t = origin.wait_healthy(env, Duration::from_secs(120))?;
         println!("dist serve healthy after {}", c::secs(t));
-        for (k, s) in runnable.iter().enumerate() {
+        for (k, s) in SCENARIOS.iter().enumerate() {
+            if *s == Scenario::Mirror {
+                let old = server.take().expect("the origin runs");
+                stopped.push(("dist serve (origin)", old.stop()));
+                let origin = server.insert(spawn_server(
+                    env,
+                    &repo,
+                    &["--web-seed", MIRROR_URL],
+                    "serve-web-seed.log",
+                )?);
+                let t = origin.wait_healthy(env, Duration::from_secs(120))?;
+                println!(
+                    "dist serve restarted with --web-seed {MIRROR_URL}, healthy after {}",
+                    c::secs(t)
+                );
+                let before = c::class_sent(env, c::ORIGIN_CLASS)?;
+                let m = mirror.insert(spawn_mirror(env, &key)?);
+                let t = m.wait_healthy_at(env, MIRROR_HTTP, MIRROR_LIMIT)?;
+                let copied = c::class_sent(env, c::ORIGIN_CLASS)?.saturating_sub(before);
+                println!(
+                    "mirror at {MIRROR_IP} (capped at {} mbit/s too) healthy after {}: copied {} packages, the origin sent {:.1} MiB meanwhile",
+                    a.mbit,
+                    c::secs(t),
+                    published.len(),
+                    mib_f(copied)
+                );
+            }
             let ips: Vec<String> = (0..a.clients)
                 .map(|i| client_ip(k * a.clients + i))
                 .collect();
@@ -255,19 +323,31 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
         }
         Ok(())
     })();
-    let stopped = server.stop();
+    // The mirror first: its "stopped" announces go to the origin's tracker too.
+    if let Some(m) = mirror {
+        stopped.push(("dist serve --mirror-of", m.stop()));
+    }
+    if let Some(o) = server {
+        stopped.push(("dist serve (origin)", o.stop()));
+    }
     let left = env.ns.pids();
     for pid in &left {
         println!("left running: {pid} {}", c::cmdline(*pid));
         c::terminate(*pid);
     }
-    for s in SCENARIOS.iter().filter(|s| s.install_args().is_none()) {
-        println!("{}: not implemented", s.label());
-    }
     if !outcomes.is_empty() {
         print_table(&outcomes, a);
     }
     let get = |s: Scenario| outcomes.iter().find(|o| o.scenario == s);
+    if let Some(m) = get(Scenario::Mirror) {
+        if let (Some((os, ms)), Some((mb, _))) = (m.shares(), m.mirror) {
+            println!(
+                "mirror: origin_share={os:.2} mirror_share={ms:.2} origin_ratio={:.2} mirror_ratio={:.2}",
+                m.origin_ratio(),
+                m.ratio(mb)
+            );
+        }
+    }
     if let (Some(d), Some(h)) = (get(Scenario::Default), get(Scenario::Http)) {
         println!(
             "swarm: origin_ratio={:.2} wall_ratio={:.2}",
@@ -284,10 +364,12 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
     if !failed.is_empty() {
         bail!("scenarios failed: {}", failed.join(", "));
     }
-    match stopped {
-        Ok(s) if s.success() => {}
-        Ok(s) => bail!("dist serve exited {s} on SIGTERM"),
-        Err(e) => return Err(e),
+    for (what, s) in stopped {
+        match s {
+            Ok(s) if s.success() => {}
+            Ok(s) => bail!("{what} exited {s} on SIGTERM"),
+            Err(e) => return Err(e.context(what)),
+        }
     }
     if !left.is_empty() {
         bail!("{} processes were left running", left.len());
@@ -369,18 +451,39 @@ fn package(dir: &Path, name: &str, mib: usize, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// `dist serve` on the namespace's server addresses, with its seeder's RPC on a known port.
-fn spawn_server(env: &Env, repo: &Path) -> Result<Server> {
-    let log = env.tmp.join("serve.log");
-    let child = env
-        .ns
-        .command(&env.dist)
-        .arg("--root")
+/// `dist serve` on the namespace's server addresses, with its seeder's RPC on a known port,
+/// `extra` flags, and its stderr in `TMP/log`.
+fn spawn_server(env: &Env, repo: &Path, extra: &[&str], log: &str) -> Result<Server> {
+    let mut cmd = env.ns.command(&env.dist);
+    cmd.arg("--root")
         .arg(repo)
         .args(["serve", "--http", HTTP, "--tracker", TRACKER])
         .args(["--bind", SERVER_IP, "--rpc-port"])
         .arg(SEEDER_RPC_PORT.to_string())
-        // Extra `dist serve` flags to compare origin settings (e.g. `--webseed-slots 1`).
+        .args(extra);
+    spawn_serve(env, cmd, log)
+}
+
+/// `dist serve --mirror-of` the origin at the mirror's addresses, in its own root, following
+/// the origin every second.
+fn spawn_mirror(env: &Env, key: &str) -> Result<Server> {
+    let mut cmd = env.ns.command(&env.dist);
+    cmd.arg("--root")
+        .arg(env.tmp.join("mirror"))
+        .args(["serve", "--mirror-of", &format!("http://{HTTP}")])
+        .args(["--public-key", key, "--mirror-interval", "1"])
+        .args(["--http", MIRROR_HTTP, "--tracker", MIRROR_TRACKER])
+        .args(["--bind", MIRROR_IP, "--rpc-port"])
+        .arg(MIRROR_RPC_PORT.to_string());
+    spawn_serve(env, cmd, "mirror.log")
+}
+
+/// Starts a `dist serve` command, with the extra flags of `DIST_BENCH_SERVE_ARGS` (to compare
+/// server settings, e.g. `--webseed-slots 1`; the mirror gets them too) and its stderr in
+/// `TMP/log`.
+fn spawn_serve(env: &Env, mut cmd: std::process::Command, log: &str) -> Result<Server> {
+    let log = env.tmp.join(log);
+    let child = cmd
         .args(
             std::env::var("DIST_BENCH_SERVE_ARGS")
                 .unwrap_or_default()
@@ -390,7 +493,7 @@ fn spawn_server(env: &Env, repo: &Path) -> Result<Server> {
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log)?)
         .spawn()
-        .context("cannot start dist serve")?;
+        .with_context(|| format!("cannot start dist serve (log {})", log.display()))?;
     Ok(Server {
         child,
         log,
@@ -401,17 +504,26 @@ fn spawn_server(env: &Env, repo: &Path) -> Result<Server> {
 /// One scenario: fresh roots on `ips` synced, every install spawned and held, released together,
 /// awaited (bounded), counters read, client daemons stopped.
 fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) -> Result<Outcome> {
-    let extra = s.install_args().context("scenario cannot run")?;
+    let extra = s.install_args();
     let dir = env.tmp.join(s.label());
     let roots: Vec<PathBuf> = (0..ips.len())
         .map(|i| dir.join(format!("c{i:02}")))
         .collect();
     for (root, ip) in roots.iter().zip(ips) {
-        c::client_root(root, key, ip)?;
+        c::client_root(root, key, ip, s.mirrors())?;
         c::ok(env, root, &["sync"])?;
     }
-    let origin_before = origin_sent(env)?;
-    let seeder_before = seeder_uploaded(env, &p.infohash);
+    let mirrored = !s.mirrors().is_empty();
+    let origin_before = c::class_sent(env, c::ORIGIN_CLASS)?;
+    let seeder_before = seeder_uploaded(env, SEEDER_RPC_PORT, &p.infohash);
+    let mirror_before = if mirrored {
+        Some((
+            c::class_sent(env, MIRROR_CLASS)?,
+            seeder_uploaded(env, MIRROR_RPC_PORT, &p.infohash),
+        ))
+    } else {
+        None
+    };
     let cpu_before = cpu_ticks();
     // Spawn every client behind a barrier: `sh` waits for one line on its stdin, then execs
     // dist (same pid), so the process start-up cost is paid before the clock starts.
@@ -468,9 +580,22 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
         running = still;
         std::thread::sleep(Duration::from_millis(5));
     }
-    let origin_after = origin_sent(env)?;
+    let origin_after = c::class_sent(env, c::ORIGIN_CLASS)?;
     let cpu_after = cpu_ticks();
-    let seeder_after = seeder_uploaded(env, &p.infohash);
+    let seeder_after = seeder_uploaded(env, SEEDER_RPC_PORT, &p.infohash);
+    let mirror = match mirror_before {
+        Some((class_before, seeder_before)) => {
+            let class_after = c::class_sent(env, MIRROR_CLASS)?;
+            let seeder_after = seeder_uploaded(env, MIRROR_RPC_PORT, &p.infohash);
+            Some((
+                class_after.saturating_sub(class_before),
+                seeder_before
+                    .zip(seeder_after)
+                    .map(|(b, a)| a.saturating_sub(b)),
+            ))
+        }
+        None => None,
+    };
     let clients: Vec<ClientRun> = roots
         .iter()
         .zip(ips)
@@ -506,6 +631,7 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
         seeder_bytes: seeder_before
             .zip(seeder_after)
             .map(|(b, a)| a.saturating_sub(b)),
+        mirror,
         cpu_busy: cpu_before.zip(cpu_after).and_then(|((b0, t0), (b1, t1))| {
             (t1 > t0).then(|| (b1 - b0) as f64 / (t1 - t0) as f64)
         }),
@@ -513,30 +639,11 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
     })
 }
 
-/// `Sent N bytes` of the origin's capped class 1:10 (`campaign::shape_origin`).
-fn origin_sent(env: &Env) -> Result<u64> {
-    let out = env.ns.run(&["tc", "-s", "class", "show", "dev", "lo"])?;
-    let mut in_class = false;
-    for line in out.lines() {
-        if line.starts_with("class ") {
-            in_class = line.starts_with("class htb 1:10 ");
-        } else if in_class {
-            if let Some(rest) = line.trim().strip_prefix("Sent ") {
-                return rest
-                    .split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .context("tc: unreadable Sent line");
-            }
-        }
-    }
-    bail!("tc: no class 1:10 in:\n{out}")
-}
-
-/// `uploadedEver` of `infohash` in the origin's seeder, over its RPC (with the session-id
-/// handshake); `None` if it does not answer (the figure is then left out, not guessed).
-fn seeder_uploaded(env: &Env, infohash: &str) -> Option<u64> {
-    let url = format!("http://127.0.0.1:{SEEDER_RPC_PORT}/transmission/rpc");
+/// `uploadedEver` of `infohash` in the seeder whose RPC is on 127.0.0.1:`rpc_port` (the
+/// origin's or the mirror's), with the session-id handshake; `None` if it does not answer (the
+/// figure is then left out, not guessed).
+fn seeder_uploaded(env: &Env, rpc_port: u16, infohash: &str) -> Option<u64> {
+    let url = format!("http://127.0.0.1:{rpc_port}/transmission/rpc");
     let head = env
         .ns
         .command("curl")
@@ -664,6 +771,20 @@ fn print_outcome(o: &Outcome) {
         mib_f(o.origin_bytes),
         o.origin_ratio()
     );
+    if let (Some((m, mirror_seeder)), Some((os, ms))) = (o.mirror, o.shares()) {
+        let mirror_seeder = mirror_seeder.map_or("?".into(), |b| format!("{:.1} MiB", mib_f(b)));
+        println!(
+            "  mirror sent {:.1} MiB = {:.2} × (N × size); of it its BitTorrent seeder {mirror_seeder} (payload)",
+            mib_f(m),
+            o.ratio(m)
+        );
+        println!(
+            "  of the {:.1} MiB both sent: origin {:.0} %, mirror {:.0} %",
+            mib_f(o.origin_bytes + m),
+            os * 100.0,
+            ms * 100.0
+        );
+    }
     println!(
         "  clients say: from peers {:.1} MiB (the origin's seeder is a peer too), from web seed/HTTP {:.1} MiB; transport {}; reason {}",
         mib_f(peers),
@@ -725,15 +846,20 @@ fn print_outcome(o: &Outcome) {
 fn print_table(outcomes: &[Outcome], a: &Args) {
     println!();
     println!(
-        "| {} clients, {} MiB, {} mbit/s | ok | total wall | client p50 | client max | origin / (N × size) | origin seeder | from peers | from web seed | transport | reason |",
+        "| {} clients, {} MiB, {} mbit/s | ok | total wall | client p50 | client max | origin / (N × size) | origin seeder | mirror / (N × size) | mirror seeder | from peers | from web seed | transport | reason |",
         a.clients, a.mib, a.mbit
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for o in outcomes {
         let (walls, ok) = (o.walls(), o.ok_count());
         let (peers, webseed) = (o.total("bytes_from_peers"), o.total("bytes_from_webseed"));
+        let mib_or = |b: Option<u64>| b.map_or("?".into(), |b| format!("{:.1} MiB", mib_f(b)));
+        let (mirror, mirror_seeder) = match o.mirror {
+            Some((m, seeder)) => (format!("{:.2}", o.ratio(m)), mib_or(seeder)),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "| {} | {ok}/{}{} | {} | {} | {} | {:.2} | {} | {:.1} MiB | {:.1} MiB | {} | {} |",
+            "| {} | {ok}/{}{} | {} | {} | {} | {:.2} | {} | {mirror} | {mirror_seeder} | {:.1} MiB | {:.1} MiB | {} | {} |",
             o.scenario.label(),
             o.clients.len(),
             if o.failed() { " FAILED" } else { "" },
@@ -741,8 +867,7 @@ fn print_table(outcomes: &[Outcome], a: &Args) {
             secs1(c::percentile(&walls, 50.0)),
             secs1(c::percentile(&walls, 100.0)),
             o.origin_ratio(),
-            o.seeder_bytes
-                .map_or("?".into(), |b| format!("{:.1} MiB", mib_f(b))),
+            mib_or(o.seeder_bytes),
             mib_f(peers),
             mib_f(webseed),
             tally(&o.clients, "transport"),

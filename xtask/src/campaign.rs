@@ -1,7 +1,8 @@
 //! `cargo xtask campaign kill [N] [--seed S] | load [ROUNDS]`: long-running campaigns against the real
 //! server and daemons in a private network namespace. This module dispatches and holds what both
-//! share: a seeded random source, the origin's bandwidth cap, a restartable `dist serve`, running
-//! and killing `dist` inside the namespace, percentiles and resident memory.
+//! (and the benches) share: a seeded random source, the bandwidth caps of the origin (and a
+//! mirror) and their counters, a restartable `dist serve`, running and killing `dist` inside
+//! the namespace, percentiles and resident memory.
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
@@ -51,56 +52,81 @@ impl Rng {
     }
 }
 
+/// The HTB class that caps the origin (`shape_origin`); 1:20 is the uncapped default.
+pub(crate) const ORIGIN_CLASS: &str = "1:10";
+
 /// Caps everything 10.77.0.1 sends (HTTP, web seed, BitTorrent, tracker) at `mbit` with an HTB
 /// class on the namespace's `lo` (field notes), so fetches last long enough to be interrupted.
 pub(crate) fn shape_origin(env: &Env, mbit: u32) -> Result<()> {
+    shape(env, mbit, &[(netns::SERVER_IP, ORIGIN_CLASS)])
+}
+
+/// Caps everything each of `capped` (address, HTB class id other than 1:20) sends at `mbit`,
+/// each address in its own class (so their counters tell them apart); everything else goes
+/// through the uncapped default class 1:20.
+pub(crate) fn shape(env: &Env, mbit: u32, capped: &[(&str, &str)]) -> Result<()> {
     let rate = format!("{mbit}mbit");
-    let cmds: [&[&str]; 4] = [
-        &[
-            "tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "20",
-        ],
-        &[
-            "tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate",
-            &rate, "ceil", &rate,
-        ],
-        &[
-            "tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate",
-            "10gbit",
-        ],
-        &[
-            "tc",
-            "filter",
-            "add",
-            "dev",
-            "lo",
-            "protocol",
-            "ip",
-            "parent",
-            "1:",
-            "prio",
-            "1",
-            "u32",
-            "match",
-            "ip",
-            "src",
-            "10.77.0.1/32",
-            "flowid",
-            "1:10",
-        ],
-    ];
-    for c in cmds {
-        env.ns.run(c).context("cannot shape the origin with tc")?;
+    let tc = |args: &[&str]| -> Result<()> {
+        let mut argv = vec!["tc"];
+        argv.extend_from_slice(args);
+        env.ns
+            .run(&argv)
+            .map(drop)
+            .context("cannot shape the namespace's lo with tc")
+    };
+    tc(&[
+        "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "20",
+    ])?;
+    tc(&[
+        "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit",
+    ])?;
+    for (ip, class) in capped {
+        tc(&[
+            "class", "add", "dev", "lo", "parent", "1:", "classid", class, "htb", "rate", &rate,
+            "ceil", &rate,
+        ])?;
+        let src = format!("{ip}/32");
+        tc(&[
+            "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32",
+            "match", "ip", "src", &src, "flowid", class,
+        ])?;
     }
     Ok(())
 }
 
-/// Writes `ROOT/client.yaml` for a client bound to `ip`.
-pub(crate) fn client_root(root: &Path, key: &str, ip: &str) -> Result<()> {
+/// `Sent N bytes` of the HTB class `class` on the namespace's `lo` (headers included).
+pub(crate) fn class_sent(env: &Env, class: &str) -> Result<u64> {
+    let out = env.ns.run(&["tc", "-s", "class", "show", "dev", "lo"])?;
+    let head = format!("class htb {class} ");
+    let mut in_class = false;
+    for line in out.lines() {
+        if line.starts_with("class ") {
+            in_class = line.starts_with(&head);
+        } else if in_class {
+            if let Some(rest) = line.trim().strip_prefix("Sent ") {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .context("tc: unreadable Sent line");
+            }
+        }
+    }
+    bail!("tc: no class {class} in:\n{out}")
+}
+
+/// Writes `ROOT/client.yaml` for a client bound to `ip`, with `mirrors` (base URLs) as its
+/// `server_urls`, tried after the origin.
+pub(crate) fn client_root(root: &Path, key: &str, ip: &str, mirrors: &[&str]) -> Result<()> {
     fs::create_dir_all(root)?;
-    fs::write(
-        root.join("client.yaml"),
-        format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: {ip}\n"),
-    )?;
+    let mut yaml = format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: {ip}\n");
+    if !mirrors.is_empty() {
+        yaml.push_str("server_urls:\n");
+        for m in mirrors {
+            yaml.push_str(&format!("  - {m}\n"));
+        }
+    }
+    fs::write(root.join("client.yaml"), yaml)?;
     Ok(())
 }
 
@@ -303,12 +329,12 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
         .join("\n")
 }
 
-/// Whether `GET /health` answers 200 inside the namespace.
-pub(crate) fn healthy(env: &Env) -> bool {
+/// Whether `GET /health` of the server at `http` (HOST:PORT) answers 200 inside the namespace.
+pub(crate) fn healthy_at(env: &Env, http: &str) -> bool {
     env.ns
         .command("curl")
         .args(["-sf", "--max-time", "2", "-o", "/dev/null"])
-        .arg(format!("http://{HTTP}/health"))
+        .arg(format!("http://{http}/health"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -344,6 +370,12 @@ impl Server {
 
     /// Waits until `/health` is 200; an exit or `limit` is an error quoting the log.
     pub fn wait_healthy(&mut self, env: &Env, limit: Duration) -> Result<Duration> {
+        self.wait_healthy_at(env, HTTP, limit)
+    }
+
+    /// `wait_healthy` for a server listening on `http` (HOST:PORT) instead of the namespace's
+    /// server address (a mirror).
+    pub fn wait_healthy_at(&mut self, env: &Env, http: &str, limit: Duration) -> Result<Duration> {
         let t = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait()? {
@@ -352,7 +384,7 @@ impl Server {
                     tail(&self.log, 6)
                 );
             }
-            if healthy(env) {
+            if healthy_at(env, http) {
                 return Ok(t.elapsed());
             }
             if t.elapsed() > limit {

@@ -145,7 +145,7 @@ impl<'a> Campaign<'a> {
         let key = c::ok(env, &repo, &["key", "show"])?.trim().to_string();
         c::shape_origin(env, CAP_MBIT)?;
         let client = env.tmp.join("client");
-        c::client_root(&client, &key, c::CLIENT_IP)?;
+        c::client_root(&client, &key, c::CLIENT_IP, &[])?;
         let mut k = Campaign {
             env,
             rng,

@@ -106,7 +106,7 @@ fn under_load(env: &Env, server: &mut Server, key: &str, rounds: usize) -> Resul
     let result = (|| -> Result<()> {
         for round in 1..=rounds {
             for i in 0..SYNCS {
-                c::client_root(&client(env, round, i), key, c::CLIENT_IP)?;
+                c::client_root(&client(env, round, i), key, c::CLIENT_IP, &[])?;
             }
             let sync = phase(env, "sync", SYNCS, round, |_| vec!["sync".into()])?;
             let install = phase(env, "install", INSTALLS, round, |i| {
