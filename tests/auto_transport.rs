@@ -2,7 +2,8 @@
 //! opentracker, transmission-daemon and HTTP) in a network namespace this test makes: a lone
 //! small download goes over HTTP; an object whose swarm the tracker knows goes to the swarm; an
 //! origin whose whole-object slots are taken answers 503, and `auto` takes the swarm while an
-//! `http` client waits its turn. `install --json` says which transport and why (`reason`).
+//! `http` client waits its turn. `install --json` says which transport and why (`reason`). A
+//! client's own downloads, side by side, never make the origin busy for it.
 
 mod common;
 #[path = "common/netns.rs"]
@@ -72,7 +73,10 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             .args(["add", "--json"])
             .arg(package(&pkgs, "lone", 64 << 10))
             .arg(package(&pkgs, "busy", 64 << 10))
-            .arg(package(&pkgs, "hog", 32 << 20)),
+            .arg(package(&pkgs, "hog", 32 << 20))
+            .arg(package(&pkgs, "trio-a", 4 << 20))
+            .arg(package(&pkgs, "trio-b", 4 << 20))
+            .arg(package(&pkgs, "trio-c", 4 << 20)),
     ));
     let by_name = |n: &str| -> serde_json::Value {
         added
@@ -244,6 +248,24 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
                 "a leech-only client still seeds: {status}"
             );
             drop(d);
+        },
+    );
+    step(
+        "Three small packages in one install, side by side, against the origin's one slot: its own downloads do not make the origin busy for a client",
+        || {
+            let o = b.cmd(&["install", "--json", "trio-a", "trio-b", "trio-c"]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{err}");
+            assert!(!err.contains("busy"), "{err}");
+            let entries = stdout_json(&o);
+            let entries = entries.as_array().unwrap();
+            assert_eq!(entries.len(), 3, "{entries:?}");
+            for (e, name) in entries.iter().zip(["trio-a", "trio-b", "trio-c"]) {
+                assert_eq!(e["name"], name, "{e}");
+                assert_eq!(e["transport"], "http", "{e}");
+                let why = e["reason"].as_str().unwrap();
+                assert!(why.contains("origin admitted"), "{why}");
+            }
         },
     );
     drop((a, b, c));

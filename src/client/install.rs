@@ -1,16 +1,20 @@
 //! Executing a [`Plan`], one way through (uv's preparer → installer): fetch every missing
-//! object (torrents added together and awaited together, HTTP fetches meanwhile), verify each
-//! object exactly once, store it by hard link, unpack, then one [`Transition`]. Uninstall and
-//! rollback are transitions too. A failure before the switch leaves `current` as it was.
+//! object (torrents added together and awaited together, HTTP fetches meanwhile, up to
+//! [`HTTP_PARALLEL`] at once), verify each object exactly once, store it by hard link, unpack,
+//! then one [`Transition`]. Uninstall and rollback are transitions too. A failure before the
+//! switch leaves `current` as it was.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use super::config::{Fetcher, Settings, Why};
-use super::fetch::http::WhenBusy;
+use super::fetch::http::{Crew, WhenBusy};
 use super::fetch::{self, torrent, Fetched};
+use super::interrupt::Abort;
 use super::plan::{Action, Plan, PlanItem};
 use super::profile::Installed;
 use super::transition::{Target, Transition};
@@ -246,12 +250,13 @@ fn fetch_and_verify(
     Ok(out)
 }
 
-/// Fetches every object the plan marks `Fetch`. `auto` decides a small object first: the
-/// tracker is asked whether peers hold or fetch it (then the swarm carries it), else the origin
-/// is asked for it directly, and a busy origin (503) hands it to the swarm too. Then the
+/// Fetches every object the plan marks `Fetch`. `auto` decides the small objects first: the
+/// tracker is asked whether peers hold or fetch each (then the swarm carries it), else the
+/// origin is asked for it directly, and a busy origin (503) hands it to the swarm too. Then the
 /// torrents are added (after their `.torrent` files were checked against the index, before any
 /// daemon starts), the configured HTTP downloads run while they go, and the torrents are
-/// awaited together.
+/// awaited together. Both HTTP stages run [`HTTP_PARALLEL`] objects at once; the first error
+/// stops the rest and fails the install.
 fn fetch_all(
     layout: &Layout,
     settings: &Settings,
@@ -260,24 +265,16 @@ fn fetch_all(
     swarm: &mut Swarm,
     report: &dyn Reporter,
 ) -> Result<BTreeMap<usize, Fetched>> {
-    let mut fetched = BTreeMap::new();
     if !done
         .iter()
         .any(|d| matches!(d.item.action, Action::Fetch(_)))
     {
-        return Ok(fetched);
+        return Ok(BTreeMap::new());
     }
     let servers = settings.servers()?;
+    let crew = Crew::default();
     let t = Instant::now();
-    decide_small(
-        layout,
-        settings,
-        servers,
-        trackers,
-        done,
-        &mut fetched,
-        report,
-    )?;
+    let mut fetched = decide_small(layout, settings, servers, trackers, done, &crew, report)?;
     let by = |done: &[Installation], f: Fetcher| -> Vec<usize> {
         (0..done.len())
             .filter(|i| done[*i].item.action == Action::Fetch(f) && !fetched.contains_key(i))
@@ -306,8 +303,9 @@ fn fetch_all(
             &mut swarm.added,
         )?)
     };
-    for &i in &https {
-        let rec = &done[i].item.record;
+    let shared: &[Installation] = done;
+    let downloaded = in_parallel(&https, &crew.abort, |&i| {
+        let rec = &shared[i].item.record;
         let t = Instant::now();
         report.phase(&rec.id(), Phase::Fetch);
         let f = fetch::http::fetch_any(
@@ -316,10 +314,14 @@ fn fetch_all(
             rec,
             settings.fetch_timeout,
             WhenBusy::Wait,
+            &crew,
             report,
         )?
         .expect("a busy origin is waited for");
-        done[i].stages.insert(Stage::Fetch, t.elapsed());
+        Ok((f, t.elapsed()))
+    })?;
+    for (&i, (f, took)) in https.iter().zip(downloaded) {
+        done[i].stages.insert(Stage::Fetch, took);
         fetched.insert(i, f);
     }
     if let Some(started) = started {
@@ -343,23 +345,43 @@ fn fetch_all(
 /// How long `auto` waits for the tracker's answer about a small object's swarm.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How many objects one install fetches over HTTP at once: `auto`'s scrape and direct download
+/// of small objects, and the downloads of `transport: http`. Several, so that many small
+/// packages do not each wait out the round trips of the ones before them; few, because a crowd
+/// of clients each opening many connections to one origin is what issue 11 is about (and the
+/// origin admits only `http_slots` whole-object downloads at once: the rest of ours wait for
+/// our own, see `fetch::http::Crew`).
+pub const HTTP_PARALLEL: usize = 4;
+
+/// What `auto` decided for one small object.
+enum Decided {
+    /// The tracker knows this many peers besides the origin.
+    Swarm(u64),
+    /// The origin admitted a direct download: done, in this long.
+    Lone(Fetched, Duration),
+    /// The origin refused a direct download (503).
+    OriginBusy,
+}
+
 /// `auto`'s decision for each small object ([`Why::Small`]): to the swarm when the tracker knows
 /// peers besides the origin, else a direct download the origin may refuse when busy (then to
-/// the swarm). Direct downloads that succeed are in `fetched`.
+/// the swarm). [`HTTP_PARALLEL`] objects are decided at once. Returns the direct downloads that
+/// succeeded.
 fn decide_small(
     layout: &Layout,
     settings: &Settings,
     servers: &[String],
     trackers: &[String],
     done: &mut [Installation],
-    fetched: &mut BTreeMap<usize, Fetched>,
+    crew: &Crew,
     report: &dyn Reporter,
-) -> Result<()> {
-    for (i, d) in done.iter_mut().enumerate() {
-        if d.item.why != Some(Why::Small) {
-            continue;
-        }
-        let rec = &d.item.record;
+) -> Result<BTreeMap<usize, Fetched>> {
+    let small: Vec<usize> = (0..done.len())
+        .filter(|&i| done[i].item.why == Some(Why::Small))
+        .collect();
+    let shared: &[Installation] = done;
+    let decided = in_parallel(&small, &crew.abort, |&i| {
+        let rec = &shared[i].item.record;
         // The origin seeds what it serves: it counts as one complete peer when it does.
         let peers = trackers
             .iter()
@@ -367,32 +389,102 @@ fn decide_small(
             .map(|s| s.incomplete + s.complete.saturating_sub(1))
             .unwrap_or(0);
         if peers > 0 {
-            d.item.action = Action::Fetch(Fetcher::Torrent);
-            d.item.why = Some(Why::Swarm { peers });
-            continue;
+            return Ok(Decided::Swarm(peers));
         }
+        crew.abort.check()?;
         let t = Instant::now();
         report.phase(&rec.id(), Phase::Fetch);
-        match fetch::http::fetch_any(
-            layout,
-            servers,
-            rec,
-            settings.fetch_timeout,
-            WhenBusy::GiveUp,
-            report,
-        )? {
-            Some(f) => {
+        Ok(
+            match fetch::http::fetch_any(
+                layout,
+                servers,
+                rec,
+                settings.fetch_timeout,
+                WhenBusy::GiveUp,
+                crew,
+                report,
+            )? {
+                Some(f) => Decided::Lone(f, t.elapsed()),
+                None => Decided::OriginBusy,
+            },
+        )
+    })?;
+    let mut fetched = BTreeMap::new();
+    for (i, decided) in small.into_iter().zip(decided) {
+        let d = &mut done[i];
+        match decided {
+            Decided::Swarm(peers) => {
+                d.item.action = Action::Fetch(Fetcher::Torrent);
+                d.item.why = Some(Why::Swarm { peers });
+            }
+            Decided::Lone(f, took) => {
                 d.item.why = Some(Why::Lone);
-                d.stages.insert(Stage::Fetch, t.elapsed());
+                d.stages.insert(Stage::Fetch, took);
                 fetched.insert(i, f);
             }
-            None => {
+            Decided::OriginBusy => {
                 d.item.action = Action::Fetch(Fetcher::Torrent);
                 d.item.why = Some(Why::OriginBusy);
             }
         }
     }
-    Ok(())
+    Ok(fetched)
+}
+
+/// Runs `work` on each of `items`, at most [`HTTP_PARALLEL`] at once, on scoped threads; the
+/// results come back in the order of `items`. The first error is the result: it raises `abort`,
+/// so the other workers take no further item and stop at their next check (between reads of a
+/// download, or while waiting), as they do on Ctrl-C.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    abort: &Abort,
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let next = AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    let worker = || {
+        let mut out = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(k) else {
+                return out;
+            };
+            match abort
+                .check()
+                .map_err(anyhow::Error::from)
+                .and_then(|()| work(item))
+            {
+                Ok(r) => out.push((k, r)),
+                Err(e) => {
+                    // Recorded before the others are told, so their "interrupted" comes second.
+                    first_error.lock().expect("error slot").get_or_insert(e);
+                    abort.raise();
+                    return out;
+                }
+            }
+        }
+    };
+    let mut results: Vec<Option<R>> = items.iter().map(|_| None).collect();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..HTTP_PARALLEL.min(items.len()))
+            .map(|_| s.spawn(worker))
+            .collect();
+        for w in workers {
+            let out = w
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (k, r) in out {
+                results[k] = Some(r);
+            }
+        }
+    });
+    if let Some(e) = first_error.into_inner().expect("error slot") {
+        return Err(e);
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every item ran: no worker failed"))
+        .collect())
 }
 
 /// Hands an object fetched over HTTP to transmission so this client seeds it.

@@ -1,7 +1,9 @@
 //! A user's Ctrl-C (or SIGTERM) during a long client operation. The CLI turns the signal into
 //! [`request`]; the loops that wait (a download, a script) poll [`check`] and return
 //! [`Interrupted`], so the install unwinds through its cleanup (torrents it added removed, the
-//! script's process group killed, `current` untouched) instead of dying mid-way.
+//! script's process group killed, `current` untouched) instead of dying mid-way. Workers that
+//! run side by side (the HTTP fetches of one install) also share an [`Abort`]: the first to fail
+//! raises it, and the others stop where they would stop for a Ctrl-C.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,5 +24,27 @@ pub fn check() -> Result<(), Interrupted> {
         Err(Interrupted)
     } else {
         Ok(())
+    }
+}
+
+/// Workers that stop together: the first of them to fail raises it, and every loop of the others
+/// that polls [`check`] polls [`Abort::check`] instead, which sees both.
+#[derive(Debug, Default)]
+pub struct Abort(AtomicBool);
+
+impl Abort {
+    /// Asks the other workers to stop.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// `Err(Interrupted)` once the user interrupted or a fellow worker failed.
+    pub fn check(&self) -> Result<(), Interrupted> {
+        check()?;
+        if self.0.load(Ordering::SeqCst) {
+            Err(Interrupted)
+        } else {
+            Ok(())
+        }
     }
 }

@@ -1,13 +1,18 @@
 //! The HTTP transport: a GET of the object's web-seed URL into a `.part` file, resumed with
-//! Range after an interruption, never accepting more bytes than the signed index promises.
+//! Range after an interruption, never accepting more bytes than the signed index promises. An
+//! install runs several at once; they share a [`Crew`], so the first failure stops the others
+//! and the install's own downloads never count as the origin being busy.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use super::{http_partial_name, info_name, object_url, Fetched};
-use crate::client::{interrupt, Layout, Progress, Reporter};
+use crate::client::interrupt::Abort;
+use crate::client::{Layout, Progress, Reporter};
 use crate::repo::index::PackageRecord;
 
 /// What to do when the origin refuses a whole-object download because it is busy (`503` with
@@ -20,6 +25,93 @@ pub enum WhenBusy {
     GiveUp,
 }
 
+/// What the HTTP downloads one install runs side by side share.
+///
+/// When one fails, the installer raises [`Crew::abort`], and the others stop at their next read
+/// or wait, as on Ctrl-C. And a server's `503` (its whole-object slots are taken) means "busy" only when none of this
+/// install's own downloads from that server is in flight: while one is, the refused download
+/// waits for one of them to end and asks again, as it would have asked after them when the
+/// downloads ran one after another. So a lone client never meets the origin's limit, whatever
+/// its `http_slots`, and `auto` sends an object to the swarm only for other clients' load.
+#[derive(Debug, Default)]
+pub struct Crew {
+    pub abort: Abort,
+    /// Per server: this install's requests in flight there (asking, or downloading).
+    servers: Mutex<HashMap<String, Turns>>,
+    /// Notified whenever one of them ends.
+    ended: Condvar,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Turns {
+    in_flight: usize,
+    /// How many admitted downloads (a slot of the server's, possibly) have ended so far.
+    freed: u64,
+}
+
+impl Crew {
+    /// Counts one request to `server` until the returned turn is dropped.
+    fn ask(&self, server: &str) -> Turn<'_> {
+        let mut servers = self.servers.lock().expect("crew lock");
+        let t = servers.entry(server.to_string()).or_default();
+        t.in_flight += 1;
+        Turn {
+            crew: self,
+            server: server.to_string(),
+            freed_before: t.freed,
+            admitted: false,
+        }
+    }
+
+    /// After `server` refused `turn` (503): whether to ask again because one of this install's
+    /// downloads there ended since `turn` asked, or ended while this waited for it; `false` when
+    /// none of them is in flight there: the server is busy with other clients.
+    fn ours_in_the_way(&self, turn: Turn<'_>) -> Result<bool> {
+        let freed_before = turn.freed_before;
+        let server = turn.server.clone();
+        drop(turn);
+        let mut servers = self.servers.lock().expect("crew lock");
+        loop {
+            let t = servers.get(&server).copied().unwrap_or_default();
+            if t.freed != freed_before {
+                return Ok(true);
+            }
+            if t.in_flight == 0 {
+                return Ok(false);
+            }
+            // Polled, like every waiting loop, for a Ctrl-C or a failed fellow download.
+            servers = self
+                .ended
+                .wait_timeout(servers, Duration::from_millis(50))
+                .expect("crew lock")
+                .0;
+            self.abort.check()?;
+        }
+    }
+}
+
+/// One request of this install to one server, counted in its [`Crew`] until dropped.
+struct Turn<'a> {
+    crew: &'a Crew,
+    server: String,
+    freed_before: u64,
+    /// The server answered with something other than `503`: the download may hold a slot.
+    admitted: bool,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut servers = self.crew.servers.lock().expect("crew lock");
+        if let Some(t) = servers.get_mut(&self.server) {
+            t.in_flight -= 1;
+            if self.admitted {
+                t.freed += 1;
+            }
+        }
+        self.crew.ended.notify_all();
+    }
+}
+
 /// Downloads the object from the first of `servers` (the repository's origin and mirrors) that
 /// admits the download; a failing server is skipped with a warning. When every one is busy,
 /// `busy` decides: wait for the first busy one, or give up (`None`).
@@ -29,12 +121,13 @@ pub fn fetch_any(
     rec: &PackageRecord,
     timeout: Duration,
     busy: WhenBusy,
+    crew: &Crew,
     report: &dyn Reporter,
 ) -> Result<Option<Fetched>> {
     let mut first_busy = None;
     let mut last_err = None;
     for s in servers {
-        match fetch(layout, s, rec, timeout, WhenBusy::GiveUp, report) {
+        match fetch(layout, s, rec, timeout, WhenBusy::GiveUp, crew, report) {
             Ok(Some(f)) => return Ok(Some(f)),
             Ok(None) => {
                 first_busy.get_or_insert(s);
@@ -47,7 +140,7 @@ pub fn fetch_any(
         }
     }
     match (first_busy, busy) {
-        (Some(s), WhenBusy::Wait) => fetch(layout, s, rec, timeout, WhenBusy::Wait, report),
+        (Some(s), WhenBusy::Wait) => fetch(layout, s, rec, timeout, WhenBusy::Wait, crew, report),
         (Some(_), WhenBusy::GiveUp) => Ok(None),
         (None, _) => Err(last_err.expect("no server admitted and none was busy")),
     }
@@ -61,13 +154,21 @@ pub fn fetch(
     rec: &PackageRecord,
     timeout: Duration,
     busy: WhenBusy,
+    crew: &Crew,
     report: &dyn Reporter,
 ) -> Result<Option<Fetched>> {
     let dir = layout.download_dir(&rec.infohash);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dest = dir.join(info_name(rec));
     let part = dir.join(http_partial_name(rec));
-    let url = object_url(server, &rec.blake3);
+    let get = Get {
+        server,
+        url: object_url(server, &rec.blake3),
+        rec,
+        timeout,
+        crew,
+        report,
+    };
     let mut have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     if have > rec.size {
         std::fs::remove_file(&part)?;
@@ -82,7 +183,8 @@ pub fn fetch(
             bytes_from_webseed: 0,
         }));
     }
-    let Some((resp, have)) = request(&url, &part, have, timeout, busy, report, rec)? else {
+    // `_turn` counts this download in the crew until its body is in.
+    let Some((resp, have, _turn)) = request(&get, &part, have, busy)? else {
         return Ok(None);
     };
     let mut file = std::fs::OpenOptions::new()
@@ -97,10 +199,10 @@ pub fn fetch(
     } else {
         have
     };
-    let done = copy_body(resp, &mut file, rec, have, &url, report)?;
+    let done = copy_body(resp, &mut file, have, &get)?;
     file.sync_all()?;
     if done != rec.size {
-        bail!("{url}: got {done} of {} bytes", rec.size);
+        bail!("{}: got {done} of {} bytes", get.url, rec.size);
     }
     std::fs::rename(&part, &dest)?;
     Ok(Some(Fetched {
@@ -113,20 +215,31 @@ pub fn fetch(
 /// The longest `Retry-After` honoured at once (a server asking for more is asked again then).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
+/// One object from one server: what every attempt at it needs.
+struct Get<'a> {
+    server: &'a str,
+    url: String,
+    rec: &'a PackageRecord,
+    timeout: Duration,
+    crew: &'a Crew,
+    report: &'a dyn Reporter,
+}
+
 /// The GET, from byte `have` on when there is a partial file; a server that cannot serve that
 /// range (416) gets a plain GET and the partial file is dropped. A busy origin (503) is waited
-/// for (as its `Retry-After` says, within `timeout`) or given up on, as `busy` says.
-fn request(
-    url: &str,
+/// for (as its `Retry-After` says, within `timeout`) or given up on, as `busy` says; refused
+/// while one of this install's own downloads is in flight there, it asks again after that one
+/// (see [`Crew`]). The turn returned with the response counts the download until dropped.
+fn request<'a>(
+    get: &Get<'a>,
     part: &std::path::Path,
     have: u64,
-    timeout: Duration,
     busy: WhenBusy,
-    report: &dyn Reporter,
-    rec: &PackageRecord,
-) -> Result<Option<(ureq::Response, u64)>> {
-    let started = Instant::now();
+) -> Result<Option<(ureq::Response, u64, Turn<'a>)>> {
+    let (url, timeout, rec, report) = (&get.url, get.timeout, get.rec, get.report);
+    let mut started = Instant::now();
     loop {
+        let mut turn = get.crew.ask(get.server);
         let mut req = ureq::get(url).timeout(timeout);
         if have > 0 {
             req = req.set("Range", &format!("bytes={have}-"));
@@ -138,6 +251,11 @@ fn request(
         }
         match req.call() {
             Err(ureq::Error::Status(503, resp)) => {
+                if get.crew.ours_in_the_way(turn)? {
+                    // Our own download took the slot: not the origin's load, nor its time.
+                    started = Instant::now();
+                    continue;
+                }
                 if busy == WhenBusy::GiveUp {
                     return Ok(None);
                 }
@@ -154,17 +272,21 @@ fn request(
                     "{}: the origin is busy; asking again in {wait:?}",
                     rec.id()
                 ));
-                sleep_interruptibly(wait)?;
+                sleep_interruptibly(wait, &get.crew.abort)?;
             }
-            other => return first_response(other, url, part, have, timeout).map(Some),
+            other => {
+                turn.admitted = true;
+                let (resp, have) = first_response(other, url, part, have, timeout)?;
+                return Ok(Some((resp, have, turn)));
+            }
         }
     }
 }
 
-fn sleep_interruptibly(d: Duration) -> Result<()> {
+fn sleep_interruptibly(d: Duration, abort: &Abort) -> Result<()> {
     let until = Instant::now() + d;
     while Instant::now() < until {
-        interrupt::check()?;
+        abort.check()?;
         std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
     }
     Ok(())
@@ -195,18 +317,17 @@ fn first_response(
 fn copy_body(
     resp: ureq::Response,
     file: &mut std::fs::File,
-    rec: &PackageRecord,
     have: u64,
-    url: &str,
-    report: &dyn Reporter,
+    get: &Get<'_>,
 ) -> Result<u64> {
+    let (rec, url, report) = (get.rec, &get.url, get.report);
     let id = rec.id();
     let start = Instant::now();
     let mut reader = resp.into_reader().take(rec.size - have + 1);
     let mut buf = vec![0u8; 256 << 10];
     let mut done = have;
     loop {
-        interrupt::check()?;
+        get.crew.abort.check()?;
         let n = reader
             .read(&mut buf)
             .with_context(|| format!("download of {url} was interrupted"))?;
