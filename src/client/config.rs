@@ -75,7 +75,7 @@ impl Why {
             }
             Why::Small => format!("below auto_threshold: {fetcher} unless the swarm or the origin's load says otherwise"),
             Why::Swarm { peers } => format!(
-                "the tracker knows {peers} peer(s) besides the origin holding or fetching it"
+                "the tracker knows {peers} peer(s) besides the servers holding or fetching it"
             ),
             Why::Lone => "small, no swarm, and the origin admitted a direct download".into(),
             Why::OriginBusy => {

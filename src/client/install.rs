@@ -355,7 +355,7 @@ pub const HTTP_PARALLEL: usize = 4;
 
 /// What `auto` decided for one small object.
 enum Decided {
-    /// The tracker knows this many peers besides the origin.
+    /// The tracker knows this many peers besides the servers.
     Swarm(u64),
     /// The origin admitted a direct download: done, in this long.
     Lone(Fetched, Duration),
@@ -364,7 +364,7 @@ enum Decided {
 }
 
 /// `auto`'s decision for each small object ([`Why::Small`]): to the swarm when the tracker knows
-/// peers besides the origin, else a direct download the origin may refuse when busy (then to
+/// peers besides the servers (origin and mirrors), else a direct download the origin may refuse when busy (then to
 /// the swarm). [`HTTP_PARALLEL`] objects are decided at once. Returns the direct downloads that
 /// succeeded.
 fn decide_small(
@@ -382,11 +382,12 @@ fn decide_small(
     let shared: &[Installation] = done;
     let decided = in_parallel(&small, &crew.abort, |&i| {
         let rec = &shared[i].item.record;
-        // The origin seeds what it serves: it counts as one complete peer when it does.
+        // The servers seed what they serve (the origin, and each mirror in `server_urls`):
+        // they count as complete peers, and a swarm of servers alone is no crowd to join.
         let peers = trackers
             .iter()
             .find_map(|t| tracker::scrape(t, &rec.infohash, SCRAPE_TIMEOUT).ok())
-            .map(|s| s.incomplete + s.complete.saturating_sub(1))
+            .map(|s| s.incomplete + s.complete.saturating_sub(servers.len() as u64))
             .unwrap_or(0);
         if peers > 0 {
             return Ok(Decided::Swarm(peers));
