@@ -204,8 +204,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub hot_set: Option<usize>,
     /// Seconds a piece sent through the web seed counts as held by the swarm: a web-seed range
-    /// request for it again within that time is answered 503, so the peers serve it (default
-    /// 120; 0: serve every range request).
+    /// request for it again within that time is answered 503, so the peers serve it (default 0:
+    /// serve every range request; see ARCHITECTURE.md for what was measured).
     #[arg(long, value_name = "SECS")]
     pub webseed_window: Option<u64>,
     /// Mirror the repository served at URL instead of publishing one: keep a verified copy of

@@ -95,7 +95,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
     let ns =
         Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
     let mut cmd = serve_command(&ns, &dist_bin(), &repo);
-    cmd.args(["--http-slots", "1"]);
+    cmd.args(["--http-slots", "1", "--webseed-window", "120"]);
     let server = Server::spawn_command(cmd, tmp.path().join("serve.log"));
     server.wait_healthy(&ns);
     let a = Client::new(&ns, tmp.path().join("a"), &key, "10.77.0.2");
@@ -177,8 +177,9 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
                 .output()
                 .unwrap();
             assert_eq!(String::from_utf8_lossy(&o.stdout), "206");
-            // The same piece again within the web seed's window: the swarm has it, ask the
-            // peers (503); an open range (a resumed HTTP download) is served all the same.
+            // With a web-seed window (`--webseed-window`), the same piece again within it: the
+            // swarm has it, ask the peers (503); an open range (a resumed HTTP download) is
+            // served all the same.
             let code = |range: &str| {
                 let o = ns
                     .command("curl")

@@ -61,7 +61,7 @@ pub struct ServerFile {
     /// How many web-seed (range) requests per object the origin serves at once; 0: no limit.
     pub webseed_slots: Option<usize>,
     /// Seconds a piece sent through the web seed counts as in the swarm (repeat requests for it
-    /// get 503); 0: every range request is served.
+    /// get 503); 0 (the default): every range request is served.
     pub webseed_window: Option<u64>,
     /// Mirror this repository (its base URL) instead of publishing one.
     pub mirror_of: Option<String>,
