@@ -287,7 +287,15 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
         let origin = server.as_mut().expect("the origin was started");
         let t = origin.wait_healthy(env, Duration::from_secs(120))?;
         println!("dist serve healthy after {}", c::secs(t));
+        // `DIST_BENCH_SCENARIOS=default,http` runs only those (to compare settings quickly).
+        let only = std::env::var("DIST_BENCH_SCENARIOS").ok();
         for (k, s) in SCENARIOS.iter().enumerate() {
+            if only
+                .as_deref()
+                .is_some_and(|o| !o.split(',').any(|l| l.trim() == s.label()))
+            {
+                continue;
+            }
             if *s == Scenario::Mirror {
                 let old = server.take().expect("the origin runs");
                 stopped.push(("dist serve (origin)", old.stop()));
