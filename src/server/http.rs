@@ -67,43 +67,28 @@ pub struct Torrents {
 /// Admission control of whole-object downloads: at most `slots` at once; more get `503` with
 /// `Retry-After`, so an `auto` client takes the swarm instead and an `http` client waits. Range
 /// requests (web seeds, resumed downloads) are never refused: they are how the swarm is fed.
-///
-/// A client that says it can take the swarm instead ([`CAN_SWARM`], what `auto` sends) is also
-/// refused while another whole download of the same object is in flight: two clients fetching
-/// one object at once are the start of a crowd, which the swarm serves better.
 pub struct Admission {
     pub slots: usize,
-    in_flight: std::sync::Mutex<AdmissionState>,
+    in_flight: std::sync::atomic::AtomicUsize,
 }
-
-#[derive(Default)]
-struct AdmissionState {
-    total: usize,
-    per_object: std::collections::HashMap<ObjectId, usize>,
-}
-
-/// The request header by which a client says a `503` is no loss to it: it takes the swarm.
-pub const CAN_SWARM: &str = "x-dist-can-swarm";
 
 impl Admission {
     pub fn new(slots: usize) -> Admission {
         Admission {
             slots,
-            in_flight: Default::default(),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// A slot for a whole download of `id`, held until the returned guard (moved into the
-    /// response body) is dropped.
-    fn enter(self: &Arc<Admission>, id: ObjectId, can_swarm: bool) -> Option<Slot> {
-        let mut st = self.in_flight.lock().expect("admission");
-        let same = st.per_object.get(&id).copied().unwrap_or(0);
-        if st.total >= self.slots || (can_swarm && same > 0) {
-            return None;
-        }
-        st.total += 1;
-        *st.per_object.entry(id).or_insert(0) += 1;
-        Some(Slot(self.clone(), id))
+    /// A slot, held until the returned guard (moved into the response body) is dropped.
+    fn enter(self: &Arc<Admission>) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.slots).then_some(n + 1)
+            });
+        taken.ok().map(|_| Slot(self.clone()))
     }
 }
 
@@ -161,18 +146,13 @@ fn hold_until_sent<G: Send + 'static>(resp: Response, guard: G) -> Response {
 }
 
 /// One admitted whole-object download; its slot is free again when the body is done or dropped.
-struct Slot(Arc<Admission>, ObjectId);
+struct Slot(Arc<Admission>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut st = self.0.in_flight.lock().expect("admission");
-        st.total -= 1;
-        if let Some(n) = st.per_object.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                st.per_object.remove(&self.1);
-            }
-        }
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -322,8 +302,7 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
         let whole = range.is_none_or(|r| r.as_bytes() == b"bytes=0-");
         let get = req.method() == axum::http::Method::GET;
         if whole && get {
-            let can_swarm = req.headers().contains_key(CAN_SWARM);
-            let Some(slot) = s.admission.enter(id, can_swarm) else {
+            let Some(slot) = s.admission.enter() else {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     [

@@ -64,12 +64,15 @@ fn test(extra: &[&str]) -> Result<()> {
     let mut args = vec!["test", "--workspace"];
     args.extend_from_slice(extra);
     util::cargo(&args)?;
-    // The scale benchmark at a small N, as a smoke test of its steps (debug binary: no
-    // release build in CI).
+    // The scale and swarm benchmarks at a small size, as smoke tests of their steps (debug
+    // binary: no release build in CI).
     util::cargo(&["build", "--quiet", "--bin", "dist"])?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| util::workspace_root().join("target"));
     std::env::set_var("DIST_BIN", target.join("debug").join("dist"));
-    bench_scale::run(&["300", "--serve-cap", "180", "--check"])
+    bench_scale::run(&["300", "--serve-cap", "180", "--check"])?;
+    // The swarm benchmark small (2 clients, 4 MiB, 200 mbit/s), as a smoke test of every
+    // scenario, the mirror's included: it fails when a client or a server does.
+    bench_swarm::run(&["2", "4", "200"])
 }

@@ -244,11 +244,6 @@ fn request<'a>(
         if have > 0 {
             req = req.set("Range", &format!("bytes={have}-"));
         }
-        if busy == WhenBusy::GiveUp {
-            // A 503 is no loss to this caller (the swarm or another server takes over): the
-            // origin may then refuse it when another client is fetching the same object.
-            req = req.set(crate::server::http::CAN_SWARM, "1");
-        }
         match req.call() {
             Err(ureq::Error::Status(503, resp)) => {
                 if get.crew.ours_in_the_way(turn)? {
