@@ -33,9 +33,10 @@ use crate::store::fsx;
 /// How many objects a mirror downloads at once.
 const PARALLEL: usize = 4;
 
-/// The largest manifest and snapshot a mirror accepts.
+/// The largest manifest and snapshot a mirror accepts (a signed manifest can still be hostile:
+/// a snapshot is held in memory while it is checked; 100,000 versions are ~9 MB, 32 MB raw).
 const MAX_MANIFEST: u64 = 4 << 20;
-const MAX_SNAPSHOT: u64 = 4 << 30;
+const MAX_SNAPSHOT: u64 = 256 << 20;
 
 /// How long one request may stall (connect, or between two reads).
 const STALL: Duration = Duration::from_secs(30);
