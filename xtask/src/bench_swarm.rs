@@ -22,6 +22,10 @@
 //! mirror bytes are both classes' counters, each as a ratio to N × size and as a share of the
 //! two together: `mirror: origin_share=… mirror_share=… origin_ratio=… mirror_ratio=…`.
 //!
+//! Under each scenario's outcome is its timeline (`timeline`): every second from the release,
+//! what the origin (and the mirror) sent so far and what the clients hold, sampled on a thread
+//! of its own while the clients run.
+//!
 //! The last line is the contract of issue 11:
 //! `swarm: origin_ratio=<default> wall_ratio=<default wall / http wall>`.
 
@@ -29,15 +33,19 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::bench_e2e::Env;
 use crate::campaign::{self as c, Server};
 use crate::netns::{Netns, HTTP, SERVER_IP, TRACKER};
 use crate::util::{self, mib};
+
+mod timeline;
 
 /// How long one client may take before it is killed and its scenario marked failed.
 const CLIENT_LIMIT: Duration = Duration::from_secs(600);
@@ -199,6 +207,8 @@ struct Outcome {
     cpu_busy: Option<f64>,
     /// Problems outside the clients (e.g. a daemon that would not stop).
     notes: Vec<String>,
+    /// About once a second while the clients ran, then once after the last.
+    timeline: Vec<timeline::Sample>,
 }
 
 impl Outcome {
@@ -327,6 +337,7 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
                 .collect();
             let o = scenario(env, *s, &published[k], &key, &ips)?;
             print_outcome(&o);
+            timeline::print(&o.timeline, o.clients.len(), o.size);
             outcomes.push(o);
         }
         Ok(())
@@ -571,23 +582,50 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
         drop(stdin);
         running.push((i, child));
     }
-    let mut done: Vec<Option<(Duration, Option<ExitStatus>)>> = vec![None; roots.len()];
-    while !running.is_empty() {
-        let mut still = Vec::with_capacity(running.len());
-        for (i, mut child) in running {
-            if let Some(status) = child.try_wait()? {
-                done[i] = Some((start.elapsed(), Some(status)));
-            } else if start.elapsed() > CLIENT_LIMIT {
-                let _ = child.kill();
-                let _ = child.wait();
-                done[i] = Some((start.elapsed(), None));
-            } else {
-                still.push((i, child));
+    // The timeline's sampler runs on its own thread, so its curls and tc never delay this loop
+    // (which times the clients); it stops when `stop` is dropped.
+    let finished: Vec<AtomicBool> = roots.iter().map(|_| AtomicBool::new(false)).collect();
+    let watch = timeline::Watch {
+        env,
+        roots: &roots,
+        infohash: &p.infohash,
+        size: p.size,
+        origin: (c::ORIGIN_CLASS, origin_before),
+        mirror: mirror_before.map(|(class_before, _)| (MIRROR_CLASS, class_before)),
+        finished: &finished,
+    };
+    let (done, timeline) = std::thread::scope(|sc| -> Result<_> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let w = &watch;
+        let sampler = sc.spawn(move || timeline::record(w, start, stopped));
+        let mut done: Vec<Option<(Duration, Option<ExitStatus>)>> = vec![None; roots.len()];
+        let waited = (|| -> Result<()> {
+            while !running.is_empty() {
+                let mut still = Vec::with_capacity(running.len());
+                for (i, mut child) in running {
+                    if let Some(status) = child.try_wait()? {
+                        done[i] = Some((start.elapsed(), Some(status)));
+                        finished[i].store(status.success(), Ordering::Relaxed);
+                    } else if start.elapsed() > CLIENT_LIMIT {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        done[i] = Some((start.elapsed(), None));
+                    } else {
+                        still.push((i, child));
+                    }
+                }
+                running = still;
+                std::thread::sleep(Duration::from_millis(5));
             }
-        }
-        running = still;
-        std::thread::sleep(Duration::from_millis(5));
-    }
+            Ok(())
+        })();
+        drop(stop);
+        let samples = sampler
+            .join()
+            .map_err(|_| anyhow!("the timeline's sampler panicked"))?;
+        waited?;
+        Ok((done, samples))
+    })?;
     let origin_after = c::class_sent(env, c::ORIGIN_CLASS)?;
     let cpu_after = cpu_ticks();
     let seeder_after = seeder_uploaded(env, SEEDER_RPC_PORT, &p.infohash);
@@ -644,6 +682,7 @@ fn scenario(env: &Env, s: Scenario, p: &Published, key: &str, ips: &[String]) ->
             (t1 > t0).then(|| (b1 - b0) as f64 / (t1 - t0) as f64)
         }),
         notes,
+        timeline,
     })
 }
 
