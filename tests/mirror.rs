@@ -33,18 +33,6 @@ const MIRROR_IP: &str = "10.77.0.5";
 const MIRROR_HTTP: &str = "10.77.0.5:7380";
 const MIRROR_TRACKER: &str = "10.77.0.5:6969";
 
-fn package(dir: &Path, name: &str, bytes: usize) -> PathBuf {
-    let seed = name.bytes().fold(0x51ED_2701u64, |h, b| h * 31 + b as u64) | 1;
-    write_package(
-        &dir.join(name),
-        name,
-        "1.0.0",
-        "",
-        ("data.bin", &noise(seed, bytes)),
-        "#!/bin/sh\nexit 0\n",
-    )
-}
-
 fn add(repo: &Path, dirs: &[PathBuf]) -> serde_json::Value {
     stdout_json(&run_ok(
         dist()
@@ -98,8 +86,8 @@ fn a_mirror_serves_seeds_and_follows_a_verified_copy_issue_11() {
     let added = add(
         &repo,
         &[
-            package(&pkgs, "alpha", 64 << 10),
-            package(&pkgs, "beta", 3 << 20),
+            noise_package(&pkgs, "alpha", 64 << 10),
+            noise_package(&pkgs, "beta", 3 << 20),
         ],
     );
     let infohash = |name: &str| -> String {
@@ -243,7 +231,7 @@ fn a_mirror_serves_seeds_and_follows_a_verified_copy_issue_11() {
     step(
         "A publish on the origin reaches the mirror, and its clients",
         || {
-            add(&repo, &[package(&pkgs, "gamma", 32 << 10)]);
+            add(&repo, &[noise_package(&pkgs, "gamma", 32 << 10)]);
             let latest = fs::read_to_string(repo.join("published/LATEST")).unwrap();
             let manifest =
                 fs::read(repo.join(format!("published/{}.json", latest.trim()))).unwrap();
@@ -265,7 +253,7 @@ fn a_mirror_serves_seeds_and_follows_a_verified_copy_issue_11() {
                 .arg("--root")
                 .arg(&mirror_root)
                 .arg("add")
-                .arg(package(&pkgs, "delta", 1 << 10)),
+                .arg(noise_package(&pkgs, "delta", 1 << 10)),
         );
         assert!(err.contains("is a mirror of"), "{err}");
     });
@@ -278,11 +266,11 @@ fn a_mirror_serves_seeds_and_follows_a_verified_copy_issue_11() {
 fn a_mirror_refuses_an_upstream_that_does_not_verify_issue_11() {
     let tmp = tempfile::tempdir().unwrap();
     let (repo, pkgs) = (tmp.path().join("repo"), tmp.path().join("pkgs"));
-    let added = add(&repo, &[package(&pkgs, "one", 40 << 10)]);
+    let added = add(&repo, &[noise_package(&pkgs, "one", 40 << 10)]);
     let key = key_of(&repo);
     let other_key = {
         let other = tmp.path().join("other");
-        add(&other, &[package(&pkgs, "two", 1 << 10)]);
+        add(&other, &[noise_package(&pkgs, "two", 1 << 10)]);
         key_of(&other)
     };
     // A real HTTP server with the repository's files, the one object copied and then flipped

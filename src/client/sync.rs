@@ -3,7 +3,6 @@
 //! published deltas when it can (checking the result against the signed content digest) or the
 //! compressed snapshot when it cannot. The local index is replaced atomically or not at all.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -15,8 +14,7 @@ use super::config::Settings;
 use super::Layout;
 use crate::repo::index::{self, Snapshot, INDEX_FORMAT, ROW_COLUMNS};
 use crate::repo::search;
-use crate::repo::sign::{self, VerifyError};
-use crate::repo::wire::{self, Delta, DeltaRef, Manifest, Op};
+use crate::repo::wire::{self, Delta, DeltaRef, Manifest, Op, Remote, SignedManifest};
 use crate::store::fsx;
 
 /// The largest manifest a client accepts.
@@ -107,67 +105,6 @@ impl Layout {
     }
 }
 
-/// One sync's HTTP side: the agent, the server and the bytes received so far.
-struct Wire<'a> {
-    agent: ureq::Agent,
-    server: &'a str,
-    bytes: u64,
-}
-
-impl Wire<'_> {
-    /// GETs `server/path`; `None` for 304 Not Modified. Refuses a body over `limit` bytes.
-    fn get(
-        &mut self,
-        path: &str,
-        etag: Option<&str>,
-        limit: u64,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>> {
-        let url = format!("{}/{path}", self.server);
-        let mut req = self.agent.get(&url);
-        if let Some(e) = etag {
-            req = req.set("If-None-Match", e);
-        }
-        let resp = match req.call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(404, _)) if path == "index.json" => bail!(
-                "GET {url}: HTTP 404 (a server older than index format {INDEX_FORMAT} publishes no index.json: upgrade dist on the server)"
-            ),
-            Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
-            Err(e) => return Err(e).with_context(|| format!("cannot reach {url}")),
-        };
-        if resp.status() == 304 {
-            return Ok(None);
-        }
-        let tag = resp.header("ETag").map(str::to_string);
-        let mut body = Vec::new();
-        let read = resp
-            .into_reader()
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut body);
-        self.bytes += body.len() as u64;
-        read.with_context(|| format!("GET {url}: the body was cut off"))?;
-        if body.len() as u64 > limit {
-            bail!("GET {url}: larger than the {limit}-byte limit; refusing it");
-        }
-        Ok(Some((body, tag)))
-    }
-
-    /// GETs a published file and checks it is the one the manifest names.
-    fn get_checked(&mut self, path: &str, size: u64, blake3: &str) -> Result<Vec<u8>> {
-        let (body, _) = self
-            .get(path, None, size)?
-            .context("304 without a condition")?;
-        let got = blake3::hash(&body).to_hex();
-        if body.len() as u64 != size || got.as_str() != blake3 {
-            bail!(
-                "{path} is not the file the signed manifest names ({} bytes, blake3 {got}; expected {size} bytes, blake3 {blake3})",
-                body.len()
-            );
-        }
-        Ok(body)
-    }
-}
-
 /// The local index, when it is a format-2 copy whose state and file agree.
 fn usable_local(layout: &Layout, prev: Option<&IndexState>) -> Option<IndexState> {
     let p = prev.filter(|p| p.format == INDEX_FORMAT && p.content.is_some())?;
@@ -198,89 +135,42 @@ pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
 }
 
 fn sync_from(layout: &Layout, cfg: &Settings, server: &str, key: &str) -> Result<SyncReport> {
-    let mut wire = Wire {
-        agent: ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
+    let mut wire = Remote::new(
+        ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
         server,
-        bytes: 0,
-    };
+    );
     let prev = layout.index_state()?;
     let local = usable_local(layout, prev.as_ref());
-    // The signature and the manifest are two requests; a publish between them shows up as a
-    // signature mismatch, so try a few times before calling it tampering.
-    let mut last_err = None;
-    for _ in 0..3 {
-        let etag = local.as_ref().and_then(|p| p.etag.clone());
-        let limit = MAX_MANIFEST.min(cfg.max_index_size);
-        let Some((body, tag)) = wire.get("index.json", etag.as_deref(), limit)? else {
-            let p = local.clone().expect("an etag implies a local index");
-            return Ok(SyncReport {
-                changed: false,
-                serial: p.serial,
-                previous_serial: Some(p.serial),
-                created: p.created,
-                bytes: 0,
-                packages: layout.snapshot().and_then(|s| s.count()).unwrap_or(0),
-                stale_warning: stale(cfg, p.created),
-                bytes_on_wire: wire.bytes,
-                mode: SyncMode::Unchanged,
-                fallback_reason: None,
-                server: String::new(),
-            });
-        };
-        let (sig, _) = wire
-            .get("index.json.minisig", None, 64 << 10)?
-            .context("304 without a condition")?;
-        let sig = String::from_utf8(sig).context("the index signature is not text")?;
-        let signed = match sign::verify(key, &body, &sig) {
-            Ok(s) => s,
-            // Only a signature that does not match the bytes can be a publish in between.
-            Err(e @ VerifyError::BadSignature(_)) => {
-                last_err = Some(e);
-                continue;
-            }
-            Err(e) => {
-                last_err = Some(e);
-                break;
-            }
-        };
-        if signed.format != INDEX_FORMAT {
-            bail!(
-                "the server publishes index format {}; this dist reads format {INDEX_FORMAT}: upgrade dist (the local index is unchanged)",
-                signed.format
-            );
-        }
-        let manifest = Manifest::parse(&body)?;
-        manifest.check_signed(&signed)?;
-        let fetched = Fetched {
-            manifest,
-            body,
-            sig,
-            etag: tag,
-        };
-        return update(layout, cfg, &mut wire, prev, local, fetched);
-    }
-    Err(
-        anyhow::Error::new(last_err.expect("a failed attempt")).context(format!(
-            "the index from {server} failed verification; the local index is unchanged"
-        )),
-    )
-}
-
-/// A verified manifest as it came.
-struct Fetched {
-    manifest: Manifest,
-    body: Vec<u8>,
-    sig: String,
-    etag: Option<String>,
+    let etag = local.as_ref().and_then(|p| p.etag.clone());
+    let limit = MAX_MANIFEST.min(cfg.max_index_size);
+    let fetched = wire::fetch_manifest(&mut wire, key, etag.as_deref(), limit)
+        .map_err(|e| anyhow::anyhow!("{e:#}; the local index is unchanged"))?;
+    let Some(fetched) = fetched else {
+        let p = local.clone().expect("an etag implies a local index");
+        return Ok(SyncReport {
+            changed: false,
+            serial: p.serial,
+            previous_serial: Some(p.serial),
+            created: p.created,
+            bytes: 0,
+            packages: layout.snapshot().and_then(|s| s.count()).unwrap_or(0),
+            stale_warning: stale(cfg, p.created),
+            bytes_on_wire: wire.bytes,
+            mode: SyncMode::Unchanged,
+            fallback_reason: None,
+            server: String::new(),
+        });
+    };
+    update(layout, cfg, &mut wire, prev, local, fetched)
 }
 
 fn update(
     layout: &Layout,
     cfg: &Settings,
-    wire: &mut Wire,
+    wire: &mut Remote,
     prev: Option<IndexState>,
     local: Option<IndexState>,
-    fetched: Fetched,
+    fetched: SignedManifest,
 ) -> Result<SyncReport> {
     let m = &fetched.manifest;
     if let Some(p) = &prev {
@@ -356,7 +246,7 @@ fn update(
 
 /// Fetches the compressed snapshot the manifest names, checks it, and replaces the local index
 /// with it by rename.
-fn full(layout: &Layout, cfg: &Settings, wire: &mut Wire, m: &Manifest) -> Result<()> {
+fn full(layout: &Layout, cfg: &Settings, wire: &mut Remote, m: &Manifest) -> Result<()> {
     let limit = cfg.max_index_size;
     if m.snapshot.size > limit || m.snapshot.raw_size > limit {
         bail!(
@@ -386,7 +276,7 @@ fn full(layout: &Layout, cfg: &Settings, wire: &mut Wire, m: &Manifest) -> Resul
 fn apply_deltas(
     layout: &Layout,
     cfg: &Settings,
-    wire: &mut Wire,
+    wire: &mut Remote,
     local: &IndexState,
     chain: &[DeltaRef],
     m: &Manifest,

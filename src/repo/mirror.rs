@@ -22,9 +22,9 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::index::{PackageRecord, Snapshot, INDEX_FORMAT};
-use super::sign::{self, VerifyError};
-use super::wire::{self, Manifest};
+use super::index::{PackageRecord, Snapshot};
+use super::sign;
+use super::wire::{self, Remote, SignedManifest};
 use super::Repo;
 use crate::format::ids::InfoHash;
 use crate::format::torrent::{Info, PieceHasher};
@@ -148,9 +148,16 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         .timeout_connect(STALL)
         .timeout_read(STALL)
         .build();
-    let get = |path: &str, etag: Option<&str>, limit: u64| get(&agent, &up.url, path, etag, limit);
-
-    let Some((m, body, sig, tag)) = verified_manifest(up, etag.as_deref(), &get)? else {
+    let mut remote = Remote::new(agent, &up.url);
+    let fetched = wire::fetch_manifest(&mut remote, &up.public_key, etag.as_deref(), MAX_MANIFEST)
+        .map_err(|e| anyhow::anyhow!("{e:#}; the mirror is unchanged"))?;
+    let Some(SignedManifest {
+        manifest: m,
+        body,
+        sig,
+        etag: tag,
+    }) = fetched
+    else {
         let serial = local.expect("an etag implies a local copy");
         return unchanged(repo, serial);
     };
@@ -182,7 +189,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         );
     }
     let snap_path = format!("index/{}.db.zst", m.serial);
-    let snapshot = get_checked(&get, &snap_path, m.snapshot.size, &m.snapshot.blake3)?;
+    let snapshot = remote.get_checked(&snap_path, m.snapshot.size, &m.snapshot.blake3)?;
     let mut next = fsx::AtomicFile::create(&repo.index_path())?;
     wire::decompress_to(&snapshot, m.snapshot.raw_size, next.file())
         .with_context(|| format!("{}/{snap_path} cannot be decompressed", up.url))?;
@@ -199,7 +206,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
             std::fs::read(&path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == d.blake3);
         if !have {
             let name = format!("index/{}.delta.zst", d.to);
-            deltas.push((path, get_checked(&get, &name, d.size, &d.blake3)?));
+            deltas.push((path, remote.get_checked(&name, d.size, &d.blake3)?));
         }
     }
 
@@ -210,7 +217,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         .iter()
         .filter(|r| !infos.lock().expect("infos").contains_key(&r.infohash))
         .collect();
-    let (fetched, fetched_bytes) = fetch_objects(repo, up, &agent, &missing, &infos, stop)?;
+    let (fetched, fetched_bytes) = fetch_objects(repo, up, &remote.agent, &missing, &infos, stop)?;
     let infos = infos.into_inner().expect("infos");
 
     // The master index: the snapshot plus the torrents table `serve` renders `.torrent`s from.
@@ -280,99 +287,6 @@ fn save_state(repo: &Repo, up: &Upstream, etag: Option<String>) -> Result<()> {
         &serde_json::to_vec_pretty(&state)?,
         0o644,
     )
-}
-
-type Get<'a> = dyn Fn(&str, Option<&str>, u64) -> Result<Option<(Vec<u8>, Option<String>)>> + 'a;
-
-/// The upstream's manifest, its signature verified with the configured key (a publish between
-/// the two requests shows as a bad signature: tried three times). `None`: not modified.
-#[allow(clippy::type_complexity)]
-fn verified_manifest(
-    up: &Upstream,
-    etag: Option<&str>,
-    get: &Get<'_>,
-) -> Result<Option<(Manifest, Vec<u8>, String, Option<String>)>> {
-    let mut last = None;
-    for _ in 0..3 {
-        let Some((body, tag)) = get("index.json", etag, MAX_MANIFEST)? else {
-            return Ok(None);
-        };
-        let (sig, _) = get("index.json.minisig", None, 64 << 10)?.context("304 unasked")?;
-        let sig = String::from_utf8(sig).context("the index signature is not text")?;
-        let signed = match sign::verify(&up.public_key, &body, &sig) {
-            Ok(s) => s,
-            Err(e @ VerifyError::BadSignature(_)) => {
-                last = Some(e);
-                continue;
-            }
-            Err(e) => {
-                last = Some(e);
-                break;
-            }
-        };
-        if signed.format != INDEX_FORMAT {
-            bail!(
-                "{} publishes index format {}; this dist mirrors format {INDEX_FORMAT}",
-                up.url,
-                signed.format
-            );
-        }
-        let m = Manifest::parse(&body).with_context(|| format!("{}/index.json", up.url))?;
-        m.check_signed(&signed)?;
-        return Ok(Some((m, body, sig, tag)));
-    }
-    Err(
-        anyhow::Error::new(last.expect("a failed attempt")).context(format!(
-            "the index of {} failed verification; the mirror is unchanged",
-            up.url
-        )),
-    )
-}
-
-/// GETs `base/path`; `None` for 304. Refuses a body over `limit` bytes.
-fn get(
-    agent: &ureq::Agent,
-    base: &str,
-    path: &str,
-    etag: Option<&str>,
-    limit: u64,
-) -> Result<Option<(Vec<u8>, Option<String>)>> {
-    let url = format!("{base}/{path}");
-    let mut req = agent.get(&url);
-    if let Some(e) = etag {
-        req = req.set("If-None-Match", e);
-    }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
-        Err(e) => return Err(e).with_context(|| format!("cannot reach {url}")),
-    };
-    if resp.status() == 304 {
-        return Ok(None);
-    }
-    let tag = resp.header("ETag").map(str::to_string);
-    let mut body = Vec::new();
-    resp.into_reader()
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut body)
-        .with_context(|| format!("GET {url}: the body was cut off"))?;
-    if body.len() as u64 > limit {
-        bail!("GET {url}: larger than the {limit}-byte limit; refusing it");
-    }
-    Ok(Some((body, tag)))
-}
-
-/// GETs a published file and checks it is the one the signed manifest names.
-fn get_checked(get: &Get<'_>, path: &str, size: u64, blake3: &str) -> Result<Vec<u8>> {
-    let (body, _) = get(path, None, size)?.context("304 unasked")?;
-    let found = blake3::hash(&body).to_hex();
-    if body.len() as u64 != size || found.as_str() != blake3 {
-        bail!(
-            "{path} is not the file the signed manifest names ({} bytes, blake3 {found}; expected {size} bytes, blake3 {blake3})",
-            body.len()
-        );
-    }
-    Ok(body)
 }
 
 /// The info dictionaries (bencoded) of the objects this mirror already has: from the previous

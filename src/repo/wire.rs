@@ -1,6 +1,8 @@
 //! The index on the wire (store-format.md §5.3–5.5): the signed manifest that names the newest
 //! serial, its content digest, the compressed snapshot and the deltas that lead to it; the delta
-//! file format; and bounded zstd. Shared by the publisher (`repo::publish`) and `client::sync`.
+//! file format; bounded zstd; and [`Remote`], a server's published files over HTTP with the
+//! manifest's verification ([`fetch_manifest`]). Shared by the publisher (`repo::publish`),
+//! `client::sync` and the mirror (`repo::mirror`).
 
 use std::io::{BufRead, Read, Write};
 
@@ -135,6 +137,139 @@ impl Manifest {
         self.check_content(&snap.content_digest()?)?;
         snap.all()?;
         Ok(())
+    }
+}
+
+/// A manifest as it came, verified: its bytes, its signature and its ETag.
+#[derive(Debug, Clone)]
+pub struct SignedManifest {
+    pub manifest: Manifest,
+    pub body: Vec<u8>,
+    pub sig: String,
+    pub etag: Option<String>,
+}
+
+/// GETs `index.json` (conditionally on `etag`: `None` when not modified) and its signature,
+/// and accepts them only if the signature verifies with `key`, the format is this dist's, and
+/// the manifest is consistent and agrees with its signature. A publish between the two
+/// requests shows as a bad signature, so that is tried three times.
+pub fn fetch_manifest(
+    remote: &mut Remote<'_>,
+    key: &str,
+    etag: Option<&str>,
+    limit: u64,
+) -> Result<Option<SignedManifest>> {
+    use crate::repo::index::INDEX_FORMAT;
+    use crate::repo::sign::{self, VerifyError};
+    let server = remote.server;
+    let mut last = None;
+    for _ in 0..3 {
+        let Some((body, etag)) = remote.get("index.json", etag, limit)? else {
+            return Ok(None);
+        };
+        let (sig, _) = remote
+            .get("index.json.minisig", None, 64 << 10)?
+            .context("304 unasked")?;
+        let sig = String::from_utf8(sig).context("the index signature is not text")?;
+        let signed = match sign::verify(key, &body, &sig) {
+            Ok(s) => s,
+            // Only a signature that does not match the bytes can be a publish in between.
+            Err(e @ VerifyError::BadSignature(_)) => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => {
+                last = Some(e);
+                break;
+            }
+        };
+        if signed.format != INDEX_FORMAT {
+            bail!(
+                "{server} publishes index format {}; this dist reads format {INDEX_FORMAT}: upgrade dist",
+                signed.format
+            );
+        }
+        let manifest = Manifest::parse(&body).with_context(|| format!("{server}/index.json"))?;
+        manifest.check_signed(&signed)?;
+        return Ok(Some(SignedManifest {
+            manifest,
+            body,
+            sig,
+            etag,
+        }));
+    }
+    Err(anyhow::Error::new(last.expect("a failed attempt"))
+        .context(format!("the index from {server} failed verification")))
+}
+
+/// One server's published files over HTTP (a client's sync, a mirror's copy): the agent, the
+/// server's base URL and the bytes received so far.
+pub struct Remote<'a> {
+    pub agent: ureq::Agent,
+    pub server: &'a str,
+    pub bytes: u64,
+}
+
+impl<'a> Remote<'a> {
+    pub fn new(agent: ureq::Agent, server: &'a str) -> Remote<'a> {
+        Remote {
+            agent,
+            server,
+            bytes: 0,
+        }
+    }
+
+    /// GETs `server/path`; `None` for 304 Not Modified. Refuses a body over `limit` bytes.
+    pub fn get(
+        &mut self,
+        path: &str,
+        etag: Option<&str>,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        let url = format!("{}/{path}", self.server);
+        let mut req = self.agent.get(&url);
+        if let Some(e) = etag {
+            req = req.set("If-None-Match", e);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(404, _)) if path == "index.json" => bail!(
+                "GET {url}: HTTP 404 (a server older than index format {} publishes no index.json: upgrade dist on the server)",
+                crate::repo::index::INDEX_FORMAT
+            ),
+            Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
+            Err(e) => return Err(e).with_context(|| format!("cannot reach {url}")),
+        };
+        if resp.status() == 304 {
+            return Ok(None);
+        }
+        let tag = resp.header("ETag").map(str::to_string);
+        let mut body = Vec::new();
+        let read = resp
+            .into_reader()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut body);
+        self.bytes += body.len() as u64;
+        read.with_context(|| format!("GET {url}: the body was cut off"))?;
+        if body.len() as u64 > limit {
+            bail!("GET {url}: larger than the {limit}-byte limit; refusing it");
+        }
+        Ok(Some((body, tag)))
+    }
+
+    /// GETs a published file and checks it is the one the manifest names.
+    pub fn get_checked(&mut self, path: &str, size: u64, blake3: &str) -> Result<Vec<u8>> {
+        let (body, _) = self
+            .get(path, None, size)?
+            .context("304 without a condition")?;
+        let got = blake3::hash(&body).to_hex();
+        if body.len() as u64 != size || got.as_str() != blake3 {
+            bail!(
+                "{path} is not the file the signed manifest names ({} bytes, blake3 {got}; expected {size} bytes, blake3 {blake3})",
+                body.len()
+            );
+        }
+        Ok(body)
     }
 }
 

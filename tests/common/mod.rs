@@ -185,6 +185,20 @@ pub fn write_package(
     dir.to_path_buf()
 }
 
+/// A package `name` 1.0.0 of one incompressible `bytes`-byte asset of its own (the content is
+/// seeded by the name) and scripts that succeed, in `dir/name`.
+pub fn noise_package(dir: &Path, name: &str, bytes: usize) -> PathBuf {
+    let seed = name.bytes().fold(0x9E37_79B9u64, |h, b| h * 31 + b as u64) | 1;
+    write_package(
+        &dir.join(name),
+        name,
+        "1.0.0",
+        "",
+        ("data.bin", &noise(seed, bytes)),
+        "#!/bin/sh\nexit 0\n",
+    )
+}
+
 /// `len` pseudo-random (xorshift), incompressible bytes from `seed`.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut s = seed.max(1);
