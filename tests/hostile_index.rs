@@ -127,6 +127,12 @@ fn hostile_fields_of_a_signed_index_are_refused_naming_package_and_field_issue_8
         ("infohash", format!("{}zz", "ab".repeat(19))),
         ("blake3", "af1349b9f5f9a1a6".to_string()),
         ("blake3", format!("{}xy", "0".repeat(62))),
+        // Relations (index format 3): a requirement that is not SemVer, a name that is not one,
+        // a package depending on itself, a shape that is not the canonical one.
+        ("depends", r#"{"libfoo": "^zz"}"#.to_string()),
+        ("depends", r#"{"../x": "^1"}"#.to_string()),
+        ("depends", r#"{"hello": "*"}"#.to_string()),
+        ("conflicts", r#"{"a": 1}"#.to_string()),
     ];
     for (i, (field, value)) in cases.iter().enumerate() {
         let dir = tmp.path().join(format!("served-{i}"));

@@ -328,7 +328,8 @@ fn apply_deltas(
 fn apply_ops(tx: &Connection, ops: &[Op]) -> Result<()> {
     let cols = ROW_COLUMNS.join(", ");
     let mut put = tx.prepare(&format!(
-        "INSERT INTO packages ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        "INSERT INTO packages ({cols}) VALUES ({})",
+        index::row_placeholders()
     ))?;
     let mut find = tx.prepare("SELECT rowid FROM packages WHERE name = ?1 AND version_key = ?2")?;
     let searchable = search::present(tx)?;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::format::ids::{IdError, PackageName};
+use crate::format::relations::{RelationError, Relations};
 
 /// Longest package name accepted (store-format.md, "Package names").
 pub const MAX_NAME_LEN: usize = 64;
@@ -19,6 +20,8 @@ pub struct Manifest {
     pub version_str: String,
     pub version: semver::Version,
     pub description: Option<String>,
+    /// `depends` and `conflicts` (both optional).
+    pub relations: Relations,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,8 @@ pub enum ManifestError {
     },
     #[error("{path}: field `description`: {reason}")]
     Description { path: PathBuf, reason: String },
+    #[error("{path}: {error}")]
+    Relation { path: PathBuf, error: RelationError },
 }
 
 #[derive(Deserialize)]
@@ -51,6 +56,87 @@ struct RawManifest {
     version: String,
     #[serde(default)]
     description: Option<String>,
+    /// A mapping of package name to SemVer requirement.
+    #[serde(default)]
+    depends: Option<serde_yaml::Value>,
+    /// A list of package names.
+    #[serde(default)]
+    conflicts: Option<serde_yaml::Value>,
+}
+
+/// The raw `depends` and `conflicts` entries, or what is wrong with their shape.
+#[allow(clippy::type_complexity)]
+fn raw_relations(
+    depends: Option<&serde_yaml::Value>,
+    conflicts: Option<&serde_yaml::Value>,
+) -> Result<(Vec<(String, String)>, Vec<String>), RelationError> {
+    use serde_yaml::Value;
+    let shape = |field: &'static str, reason: &str| RelationError {
+        field,
+        entry: "the value".into(),
+        reason: reason.into(),
+    };
+    let mut deps = Vec::new();
+    match depends {
+        None | Some(Value::Null) => {}
+        Some(Value::Mapping(m)) => {
+            for (k, v) in m {
+                let (Value::String(k), Value::String(v)) = (k, v) else {
+                    return Err(RelationError {
+                        field: "depends",
+                        entry: format!("`{}`", yaml_text(k)),
+                        reason: format!(
+                            "the requirement `{}` must be a quoted string, e.g. `{}: \"^1.2\"`",
+                            yaml_text(v),
+                            yaml_text(k)
+                        ),
+                    });
+                };
+                deps.push((k.clone(), v.clone()));
+            }
+        }
+        Some(_) => {
+            return Err(shape(
+                "depends",
+                "must be a mapping of package name to SemVer requirement, e.g. `depends: {libfoo: \"^1.2\"}`",
+            ))
+        }
+    }
+    let mut confl = Vec::new();
+    match conflicts {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(s)) => {
+            for v in s {
+                let Value::String(n) = v else {
+                    return Err(RelationError {
+                        field: "conflicts",
+                        entry: format!("`{}`", yaml_text(v)),
+                        reason: "a package name must be a string".into(),
+                    });
+                };
+                confl.push(n.clone());
+            }
+        }
+        Some(_) => {
+            return Err(shape(
+                "conflicts",
+                "must be a list of package names, e.g. `conflicts: [old-tool]`",
+            ))
+        }
+    }
+    Ok((deps, confl))
+}
+
+/// A YAML value as a short text for messages.
+fn yaml_text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.escape_default().to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .escape_default()
+            .to_string(),
+    }
 }
 
 /// Why `name` is not a valid package name, or `None` when it is.
@@ -141,11 +227,19 @@ impl Manifest {
                 });
             }
         }
+        let relation = |error| ManifestError::Relation {
+            path: path.to_path_buf(),
+            error,
+        };
+        let (depends, conflicts) =
+            raw_relations(raw.depends.as_ref(), raw.conflicts.as_ref()).map_err(relation)?;
+        let relations = Relations::parse(&name, &depends, &conflicts).map_err(relation)?;
         Ok(Manifest {
             name,
             version_str: raw.version,
             version,
             description: raw.description,
+            relations,
         })
     }
 
@@ -195,6 +289,24 @@ mod tests {
     }
 
     #[test]
+    fn depends_and_conflicts_are_parsed() {
+        let m = parse(
+            "name: app\nversion: 1.0.0\ndepends:\n  libfoo: \"^1.2\"\n  tool: \">=2, <4\"\nconflicts: [old-app]\n",
+        )
+        .unwrap();
+        assert_eq!(m.relations.depends.len(), 2);
+        assert_eq!(
+            m.relations.depends_text().unwrap(),
+            r#"{"libfoo":"^1.2","tool":">=2, <4"}"#
+        );
+        assert_eq!(m.relations.conflicts_text().unwrap(), r#"["old-app"]"#);
+        assert!(parse("name: a\nversion: 1.0.0\n")
+            .unwrap()
+            .relations
+            .is_empty());
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let cases = [
             ("version: 1.0.0\n", "missing field `name`"),
@@ -209,6 +321,23 @@ mod tests {
             ("name: a@b\nversion: 1.0.0\n", "`@`"),
             ("name: 'a b'\nversion: 1.0.0\n", "whitespace"),
             ("name: [a]\nversion: 1.0.0\n", "line 1"),
+            (
+                "name: a\nversion: 1.0.0\ndepends: {b: '^x'}\n",
+                "field `depends`: `b: ^x`: not a SemVer requirement",
+            ),
+            (
+                "name: a\nversion: 1.0.0\ndepends: {b: 1}\n",
+                "must be a quoted string",
+            ),
+            (
+                "name: a\nversion: 1.0.0\ndepends: [b]\n",
+                "must be a mapping",
+            ),
+            ("name: a\nversion: 1.0.0\nconflicts: b\n", "must be a list"),
+            (
+                "name: a\nversion: 1.0.0\nconflicts: [a]\n",
+                "conflict with itself",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err().to_string();

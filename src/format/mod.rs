@@ -8,6 +8,7 @@ pub mod ids;
 pub(crate) mod manifest;
 pub mod pack;
 pub mod package;
+pub mod relations;
 pub mod torrent;
 pub(crate) mod ustar;
 

@@ -58,6 +58,8 @@ pub struct Packed {
     pub name: PackageName,
     pub version: semver::Version,
     pub description: Option<String>,
+    /// `depends` and `conflicts` of its manifest.
+    pub relations: crate::format::relations::Relations,
     pub size: u64,
     /// BLAKE3 of the tarball.
     pub blake3: ObjectId,
@@ -212,6 +214,7 @@ fn pack_into(pkg: &Package, dest: Dest<'_>) -> Result<Packed> {
         name: m.name.clone(),
         version: m.version.clone(),
         description: m.description.clone(),
+        relations: m.relations.clone(),
         size,
         blake3: ObjectId::from_bytes(*digest.as_bytes()),
         infohash: info.infohash(),

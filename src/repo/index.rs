@@ -10,16 +10,39 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::format::ids::{parse_version, InfoHash, ObjectId, PackageId, PackageName};
+use crate::format::relations::Relations;
 use crate::format::torrent;
 use crate::repo::search;
 
 /// Version of the published index format, stored as `meta.format` and in the signed manifest.
 /// 2: compressed snapshots, signed manifest, deltas; no `magnet` column (rendered from
-/// `meta.distribution`).
-pub const INDEX_FORMAT: u32 = 2;
+/// `meta.distribution`). 3: the `depends` and `conflicts` columns (issue 12).
+pub const INDEX_FORMAT: u32 = 3;
 
-/// Schema of a format-2 snapshot (and of the same tables in the master index).
+/// Schema of a format-3 snapshot (and of the same tables in the master index).
 pub const SNAPSHOT_SCHEMA: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE packages (
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    version_key TEXT NOT NULL,
+    description TEXT,
+    blake3      TEXT NOT NULL,
+    infohash    TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    added_at    INTEGER NOT NULL,
+    depends     TEXT,
+    conflicts   TEXT,
+    PRIMARY KEY (name, version_key)
+);
+";
+
+/// Schema of a format-2 snapshot: what a client synced before format 3 keeps on disk. It is
+/// still read (no package has relations), so installing keeps working until the next sync.
+const SNAPSHOT_SCHEMA_V2: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -58,8 +81,16 @@ CREATE TABLE packages (
 );
 ";
 
+/// `?1, ?2, …` for every column of [`ROW_COLUMNS`].
+pub fn row_placeholders() -> String {
+    (1..=ROW_COLUMNS.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The columns of a row, in the order of the canonical content (§5.2) and of delta rows.
-pub const ROW_COLUMNS: [&str; 8] = [
+pub const ROW_COLUMNS: [&str; 10] = [
     "name",
     "version",
     "version_key",
@@ -68,6 +99,8 @@ pub const ROW_COLUMNS: [&str; 8] = [
     "infohash",
     "size",
     "added_at",
+    "depends",
+    "conflicts",
 ];
 
 /// Trackers and web-seed base URL: configuration that goes into magnets and `.torrent` files
@@ -143,6 +176,8 @@ pub struct PackageRecord {
     /// Rendered from the index's distribution (format 2) or read from the row (format 1).
     pub magnet: String,
     pub added_at: i64,
+    /// `depends` and `conflicts` (format 3; none before).
+    pub relations: Relations,
 }
 
 impl PackageRecord {
@@ -179,8 +214,9 @@ pub struct RowError {
     pub reason: String,
 }
 
-/// The fields a record is read from, before parsing (`magnet` only in format 1).
-const READ_COLUMNS: [&str; 8] = [
+/// The fields a record is read from, before parsing (`magnet` only in format 1, `depends` and
+/// `conflicts` only from format 3).
+const READ_COLUMNS: [&str; 10] = [
     "name",
     "version",
     "description",
@@ -189,12 +225,15 @@ const READ_COLUMNS: [&str; 8] = [
     "size",
     "added_at",
     "magnet",
+    "depends",
+    "conflicts",
 ];
 
-/// The columns of one row as SQLite holds them, before parsing.
+/// The columns of one row as SQLite holds them, before parsing (NULL where the format has no
+/// such column).
 struct RawRow {
     rowid: i64,
-    cols: [Value; 8],
+    cols: [Value; 10],
 }
 
 impl RawRow {
@@ -239,6 +278,14 @@ impl RawRow {
         let blake3 = ObjectId::parse(self.text(3)?).map_err(|e| self.err(3, e))?;
         let infohash = InfoHash::parse(self.text(4)?).map_err(|e| self.err(4, e))?;
         let size = u64::try_from(self.int(5)?).map_err(|_| self.err(5, "negative size"))?;
+        let opt_text = |i: usize| match &self.cols[i] {
+            Value::Null => Ok(None),
+            _ => self.text(i).map(Some),
+        };
+        let relations = Relations::from_text(&name, opt_text(8)?, opt_text(9)?).map_err(|e| {
+            let i = if e.field == "depends" { 8 } else { 9 };
+            self.err(i, format!("{}: {}", e.entry, e.reason))
+        })?;
         let mut rec = PackageRecord {
             name,
             version,
@@ -248,6 +295,7 @@ impl RawRow {
             size,
             magnet: String::new(),
             added_at: self.int(6)?,
+            relations,
         };
         rec.magnet = match dist {
             Some(d) => d.magnet(&rec),
@@ -271,14 +319,19 @@ fn kind(v: &Value) -> &'static str {
 /// version precedence. `dist` is `None` for a format-1 table (magnets in the rows).
 fn query_records(
     conn: &Connection,
+    schema: Schema,
     dist: Option<&Distribution>,
     where_sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<PackageRecord>> {
-    let cols = if dist.is_some() {
-        READ_COLUMNS[..7].join(", ")
-    } else {
-        READ_COLUMNS.join(", ")
+    let cols = match schema {
+        Schema::V1 => READ_COLUMNS[..8].join(", "),
+        Schema::V2 => format!("{}, NULL, NULL, NULL", READ_COLUMNS[..7].join(", ")),
+        Schema::V3 => format!(
+            "{}, NULL, {}",
+            READ_COLUMNS[..7].join(", "),
+            READ_COLUMNS[8..].join(", ")
+        ),
     };
     let mut stmt = conn.prepare(&format!("SELECT rowid, {cols} FROM packages {where_sql}"))?;
     let rows = stmt.query_map(params, |r| {
@@ -295,9 +348,9 @@ fn query_records(
     Ok(out)
 }
 
-/// Every record of a format-2 `packages` table (the master index or a snapshot).
+/// Every record of a format-3 `packages` table (the master index or a snapshot).
 pub(crate) fn read_records(conn: &Connection, dist: &Distribution) -> Result<Vec<PackageRecord>> {
-    query_records(conn, Some(dist), "", [])
+    query_records(conn, Schema::V3, Some(dist), "", [])
 }
 
 /// The BLAKE3 digest of an index's canonical content (store-format.md §5.2): the distribution
@@ -306,7 +359,7 @@ pub(crate) fn read_records(conn: &Connection, dist: &Distribution) -> Result<Vec
 /// applying deltas, so it ends up with exactly the content that was signed.
 pub fn content_digest(conn: &Connection, distribution: &str) -> Result<blake3::Hash> {
     let mut h = blake3::Hasher::new();
-    h.update(b"dist-index-content 2\n");
+    h.update(b"dist-index-content 3\n");
     h.update(distribution.as_bytes());
     h.update(b"\n");
     let mut stmt = conn.prepare(&format!(
@@ -360,6 +413,7 @@ impl rusqlite::ToSql for PackageName {
 enum Schema {
     V1,
     V2,
+    V3,
 }
 
 /// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (or
@@ -376,7 +430,12 @@ fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
             .filter(|s| !s.is_empty())
             .collect()
     };
-    let (v1, v2) = (statements(SNAPSHOT_SCHEMA_V1), statements(SNAPSHOT_SCHEMA));
+    let known = [
+        (Schema::V3, statements(SNAPSHOT_SCHEMA)),
+        (Schema::V2, statements(SNAPSHOT_SCHEMA_V2)),
+        (Schema::V1, statements(SNAPSHOT_SCHEMA_V1)),
+    ];
+    let mut found = [0usize; 3];
     let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master")?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -385,7 +444,6 @@ fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
             r.get::<_, Option<String>>(2)?,
         ))
     })?;
-    let (mut in_v1, mut in_v2) = (0, 0);
     for row in rows {
         let (kind, name, sql) = row?;
         let ok = match (kind.as_str(), &sql) {
@@ -401,10 +459,14 @@ fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
             }
             ("table", Some(sql)) => {
                 let sql = squash(sql);
-                let (a, b) = (v1.contains(&sql), v2.contains(&sql));
-                in_v1 += usize::from(a);
-                in_v2 += usize::from(b);
-                a || b
+                let mut any = false;
+                for (k, (_, stmts)) in known.iter().enumerate() {
+                    if stmts.contains(&sql) {
+                        found[k] += 1;
+                        any = true;
+                    }
+                }
+                any
             }
             ("index", None) => {
                 name == "sqlite_autoindex_meta_1" || name == "sqlite_autoindex_packages_1"
@@ -418,14 +480,13 @@ fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
             );
         }
     }
-    // `meta` is the same in both: the second table decides.
-    if in_v2 == v2.len() {
-        Ok(Schema::V2)
-    } else if in_v1 == v1.len() {
-        Ok(Schema::V1)
-    } else {
-        bail!("its schema lacks the tables of store-format.md §5")
-    }
+    // `meta` is the same in all: the `packages` table decides.
+    known
+        .iter()
+        .zip(found)
+        .find(|((_, stmts), n)| *n == stmts.len())
+        .map(|((schema, _), _)| *schema)
+        .context("its schema lacks the tables of store-format.md §5")
 }
 
 /// Refuses a file whose SQLite header does not say rollback journal (bytes 18 and 19, the file
@@ -451,6 +512,7 @@ fn check_journal_mode(path: &Path) -> Result<()> {
 pub struct Snapshot {
     conn: Connection,
     path: PathBuf,
+    schema: Schema,
     pub format: u32,
     pub serial: u64,
     pub created: u64,
@@ -493,13 +555,13 @@ impl Snapshot {
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("{}: no index format", path.display()))?;
         match (format, schema) {
-            (1, Schema::V1) | (INDEX_FORMAT, Schema::V2) => {}
-            (1 | INDEX_FORMAT, _) => bail!(
+            (1, Schema::V1) | (2, Schema::V2) | (INDEX_FORMAT, Schema::V3) => {}
+            (1 | 2 | INDEX_FORMAT, _) => bail!(
                 "{}: its tables are not those of index format {format}",
                 path.display()
             ),
             _ => bail!(
-                "{}: index format {format} is not supported (this dist reads 1 and {INDEX_FORMAT}); upgrade dist",
+                "{}: index format {format} is not supported (this dist reads 1 to {INDEX_FORMAT}); upgrade dist",
                 path.display()
             ),
         }
@@ -518,6 +580,7 @@ impl Snapshot {
         Ok(Snapshot {
             conn,
             path: path.to_path_buf(),
+            schema,
             format,
             serial,
             created,
@@ -528,8 +591,14 @@ impl Snapshot {
     }
 
     fn query(&self, where_sql: &str, params: impl rusqlite::Params) -> Result<Vec<PackageRecord>> {
-        query_records(&self.conn, self.distribution.as_ref(), where_sql, params)
-            .with_context(|| format!("cannot read {}", self.path.display()))
+        query_records(
+            &self.conn,
+            self.schema,
+            self.distribution.as_ref(),
+            where_sql,
+            params,
+        )
+        .with_context(|| format!("cannot read {}", self.path.display()))
     }
 
     /// The trackers and web-seed base of a format-2 index.
@@ -579,7 +648,7 @@ impl Snapshot {
         Ok(n as usize)
     }
 
-    /// The canonical content digest (format 2 only).
+    /// The canonical content digest (the current format only).
     pub fn content_digest(&self) -> Result<blake3::Hash> {
         if self.format != INDEX_FORMAT {
             bail!(

@@ -222,7 +222,9 @@ impl Repo {
         let current = meta_text(&tx, "distribution")?;
         let serial = meta_u64(&tx, "serial")?;
         let current_format = match serial {
-            Some(s) => self.manifest(s)?.is_some(),
+            Some(s) => self
+                .manifest(s)?
+                .is_some_and(|m| m.format == index::INDEX_FORMAT),
             None => false,
         };
         if current.as_deref() != Some(text.as_str()) || !current_format {
@@ -371,9 +373,20 @@ fn index_one(
         objects.insert_file(tmp, &p.blake3)?;
     }
     tx.execute(
-        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, added_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![p.name, p.version.to_string(), vkey, p.description, p.blake3, p.infohash, p.size as i64, now],
+        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, added_at, depends, conflicts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            p.name,
+            p.version.to_string(),
+            vkey,
+            p.description,
+            p.blake3,
+            p.infohash,
+            p.size as i64,
+            now,
+            p.relations.depends_text(),
+            p.relations.conflicts_text()
+        ],
     )?;
     tx.execute(
         "INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)",
@@ -391,7 +404,8 @@ fn current_distribution(conn: &Connection) -> Result<Distribution> {
 }
 
 /// A master index made before index format 2 has a `magnet` column: magnets are rendered
-/// from `meta.distribution` now, so it goes.
+/// from `meta.distribution` now, so it goes. One made before format 3 lacks `depends` and
+/// `conflicts`: they are added.
 fn migrate_master(conn: &Connection) -> Result<()> {
     let has_magnet: bool = conn.query_row(
         "SELECT count(*) FROM pragma_table_info('packages') WHERE name = 'magnet'",
@@ -400,6 +414,18 @@ fn migrate_master(conn: &Connection) -> Result<()> {
     )? > 0;
     if has_magnet {
         conn.execute_batch("ALTER TABLE packages DROP COLUMN magnet")?;
+    }
+    // Format 3: `depends` and `conflicts` (NULL for every package added before: its manifest
+    // could not have them).
+    let has_depends: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('packages') WHERE name = 'depends'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
+    if !has_depends {
+        conn.execute_batch(
+            "ALTER TABLE packages ADD COLUMN depends TEXT; ALTER TABLE packages ADD COLUMN conflicts TEXT;",
+        )?;
     }
     Ok(())
 }

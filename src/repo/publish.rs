@@ -91,8 +91,18 @@ impl Repo {
         // content digest is known); otherwise clients of the previous serial sync in full.
         let prev_content = meta_text(tx, "content")?;
         let mut deltas = Vec::new();
+        // A previous serial of another format (a content digest of other rows) has no delta.
+        let prev_manifest = match prev_serial {
+            Some(prev) => self.manifest(prev)?,
+            None => None,
+        };
+        let prev_content = prev_content.filter(|_| {
+            prev_manifest
+                .as_ref()
+                .is_some_and(|m| m.format == INDEX_FORMAT)
+        });
         if let (Some(prev), Some(prev_content)) = (prev_serial, prev_content) {
-            if let Some(m) = self.manifest(prev)? {
+            if let Some(m) = prev_manifest {
                 deltas = m.deltas;
             }
             let delta = Delta {
@@ -185,11 +195,12 @@ impl Repo {
                     "SELECT {cols} FROM packages ORDER BY name, version_key"
                 ))?;
                 let mut ins = snap.prepare(&format!(
-                    "INSERT INTO packages ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                    "INSERT INTO packages ({cols}) VALUES ({})",
+                    index::row_placeholders()
                 ))?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
-                    let vals: [rusqlite::types::Value; 8] =
+                    let vals: [rusqlite::types::Value; ROW_COLUMNS.len()] =
                         std::array::from_fn(|i| r.get(i).unwrap_or(rusqlite::types::Value::Null));
                     ins.execute(rusqlite::params_from_iter(vals.iter()))?;
                 }

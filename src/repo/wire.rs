@@ -427,7 +427,7 @@ mod tests {
                 to_content: "b".repeat(64),
             },
             ops: vec![
-                Op::Put(vec![serde_json::Value::Null; 8]),
+                Op::Put(vec![serde_json::Value::Null; ROW_COLUMNS.len()]),
                 Op::Del("x".into(), "1.0.0".into()),
                 Op::Distribution("{}".into()),
             ],

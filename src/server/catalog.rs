@@ -145,6 +145,7 @@ mod tests {
             size: 10,
             magnet: String::new(),
             added_at,
+            relations: Default::default(),
         }
     }
 

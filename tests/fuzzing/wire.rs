@@ -91,7 +91,7 @@ fn decode(bytes: &[u8]) -> Result<String, String> {
         Ok(d) => {
             for op in &d.ops {
                 if let Op::Put(vals) = op {
-                    if vals.len() != 8 {
+                    if vals.len() != dist::repo::index::ROW_COLUMNS.len() {
                         return Err(format!("a decoded row has {} values", vals.len()));
                     }
                 }
