@@ -11,6 +11,7 @@ pub mod maintain;
 pub mod plan;
 pub mod profile;
 pub mod request;
+pub mod resolve;
 pub mod sync;
 pub(crate) mod transition;
 

@@ -4,10 +4,14 @@
 
 use anyhow::{bail, Result};
 
+use std::collections::BTreeMap;
+
 use super::config::{Fetcher, Settings, Why};
 use super::profile::Installed;
 use super::request::Request;
+use super::resolve::{self, Because};
 use super::Layout;
+use crate::format::ids::PackageName;
 use crate::repo::index::{PackageRecord, Snapshot};
 
 /// What has to happen for one package version to be in the next generation.
@@ -46,6 +50,8 @@ impl Action {
 #[derive(Debug, Clone)]
 pub struct PlanItem {
     pub record: PackageRecord,
+    /// Requested, or needed by another package of the plan (or of the installed set).
+    pub because: Because,
     pub action: Action,
     /// What it replaces in the current generation (another version or other bytes), if any.
     pub replaces: Option<Installed>,
@@ -53,7 +59,7 @@ pub struct PlanItem {
     pub why: Option<Why>,
 }
 
-/// The whole plan, in request order.
+/// The whole plan: dependencies before the packages that need them.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub items: Vec<PlanItem>,
@@ -61,9 +67,10 @@ pub struct Plan {
     pub trackers: Vec<String>,
 }
 
-/// Resolves every request against the index and decides its action from the current generation,
-/// the store and the object cache. Reads only; a request that resolves to a package requested
-/// twice is an error.
+/// Resolves the requests against the index, with their dependencies ([`resolve`]), and decides
+/// each package's action from the current generation, the store and the object cache. A
+/// dependency already installed at the version chosen is not part of the plan; a requested
+/// one is (`Installed`). Reads only.
 pub fn plan(
     layout: &Layout,
     settings: &Settings,
@@ -71,17 +78,30 @@ pub fn plan(
     requests: &[Request],
 ) -> Result<Plan> {
     let current = layout.current()?;
-    let mut items: Vec<PlanItem> = Vec::new();
+    let packages = current
+        .as_ref()
+        .map(|g| g.packages.clone())
+        .unwrap_or_default();
+    let installed: BTreeMap<PackageName, semver::Version> = packages
+        .iter()
+        .map(|(n, i)| (n.clone(), i.version.clone()))
+        .collect();
+    // A request the index cannot satisfy at all gets the plain message first (no such package,
+    // no such version, only pre-releases).
     for r in requests {
-        let record = r.resolve(snap)?;
-        if items.iter().any(|i| i.record.name == record.name) {
-            bail!("`{}` is requested twice", record.name);
+        r.resolve(snap)?;
+    }
+    let resolution = resolve::resolve(snap, requests, &installed)?;
+    check_declared_conflicts(&resolution)?;
+    let mut items: Vec<PlanItem> = Vec::new();
+    for (record, because) in resolution.packages {
+        let installed = packages.get(record.name.as_str());
+        let same = installed.is_some_and(|i| i.blake3 == record.blake3);
+        if same && because != Because::Requested {
+            continue;
         }
-        let installed = current
-            .as_ref()
-            .and_then(|g| g.packages.get(record.name.as_str()));
         let mut why = None;
-        let action = if installed.is_some_and(|i| i.blake3 == record.blake3) {
+        let action = if same {
             Action::Installed
         } else if layout
             .store_path(&record.blake3, &record.name, &record.version)
@@ -98,15 +118,12 @@ pub fn plan(
         items.push(PlanItem {
             replaces: installed.filter(|i| i.blake3 != record.blake3).cloned(),
             record,
+            because,
             action,
             why,
         });
     }
-    check_known_conflicts(
-        layout,
-        current.map(|g| g.packages).unwrap_or_default(),
-        &items,
-    )?;
+    check_known_conflicts(layout, packages, &items)?;
     Ok(Plan {
         items,
         trackers: snap
@@ -116,12 +133,31 @@ pub fn plan(
     })
 }
 
+/// Declared `conflicts` between packages of the result, before anything happens.
+fn check_declared_conflicts(resolution: &resolve::Resolution) -> Result<()> {
+    let names: BTreeMap<&PackageName, &PackageRecord> = resolution
+        .packages
+        .iter()
+        .map(|(r, _)| (&r.name, r))
+        .collect();
+    for (r, _) in &resolution.packages {
+        if let Some(other) = r.relations.conflicts.iter().find_map(|c| names.get(c)) {
+            bail!(
+                "{} conflicts with {} (its manifest says so); they cannot be installed together",
+                r.id(),
+                other.id()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The file conflicts (two packages providing the same `bin/` command) that can be seen before
 /// fetching anything: among what stays installed and what enters from an unpacked store path.
 /// What still has to be fetched is checked again once unpacked, before any script runs.
 fn check_known_conflicts(
     layout: &Layout,
-    mut next: std::collections::BTreeMap<crate::format::ids::PackageName, Installed>,
+    mut next: BTreeMap<PackageName, Installed>,
     items: &[PlanItem],
 ) -> Result<()> {
     for i in items {

@@ -5,6 +5,7 @@ use dist::client::config::{ClientConfig, Settings};
 use dist::client::install::{self, Stage};
 use dist::client::plan::{self, Action};
 use dist::client::request::Request;
+use dist::client::resolve::Because;
 use dist::client::{daemon, sync, Layout};
 
 use super::{json, printable, reporter, Global};
@@ -91,7 +92,15 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
                     .as_ref()
                     .map(|r| format!(", replaces {}", r.version))
                     .unwrap_or_default();
-                println!("{}  {} bytes  {how}{rep}", p.record.id(), p.record.size);
+                let dep = match &p.because {
+                    Because::Dependency(by) => format!(" (dependency of {by})"),
+                    _ => String::new(),
+                };
+                println!(
+                    "{}  {} bytes  {how}{rep}{dep}",
+                    p.record.id(),
+                    p.record.size
+                );
             }
         }
         return Ok(0);
@@ -108,11 +117,15 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         json::print(&v)?;
     } else {
         for i in &outcome.installed {
+            let dep = match &i.item.because {
+                Because::Dependency(by) => format!(" (dependency of {by})"),
+                _ => String::new(),
+            };
             if i.item.action == Action::Installed {
                 println!("{} is already installed", i.item.record.id());
             } else {
                 println!(
-                    "installed {} -> {}",
+                    "installed {}{dep} -> {}",
                     i.item.record.id(),
                     i.store_path.display()
                 );

@@ -13,6 +13,7 @@ use dist::client::install::Installation;
 use dist::client::maintain::{GcReport, VerifyEntry};
 use dist::client::plan::PlanItem;
 use dist::client::profile::{Generation, Installed};
+use dist::client::resolve::Because;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};
 use dist::repo::index::PackageRecord;
 
@@ -79,6 +80,9 @@ pub struct Planned<'a> {
     pub source: &'static str,
     pub transport: Option<Fetcher>,
     pub replaces: Option<&'a semver::Version>,
+    /// Asked for on the command line (false: a dependency of `required_by`).
+    pub requested: bool,
+    pub required_by: Option<&'a PackageName>,
 }
 
 impl<'a> From<&'a PlanItem> for Planned<'a> {
@@ -91,15 +95,29 @@ impl<'a> From<&'a PlanItem> for Planned<'a> {
             source: p.action.source(),
             transport: p.action.fetcher(),
             replaces: p.replaces.as_ref().map(|r| &r.version),
+            requested: p.because == Because::Requested,
+            required_by: required_by(&p.because),
         }
     }
 }
 
-/// `dist install --json`: one per requested package.
+/// The package that needs a dependency.
+fn required_by(b: &Because) -> Option<&PackageName> {
+    match b {
+        Because::Dependency(by) => Some(by),
+        _ => None,
+    }
+}
+
+/// `dist install --json`: one per package of the plan (requested ones and the dependencies it
+/// pulled in).
 #[derive(Serialize)]
 pub struct Install<'a> {
     pub name: &'a PackageName,
     pub version: &'a semver::Version,
+    /// Asked for on the command line (false: a dependency of `required_by`).
+    pub requested: bool,
+    pub required_by: Option<&'a PackageName>,
     pub transport: Option<Fetcher>,
     /// Why that transport (null when nothing was fetched).
     pub reason: Option<String>,
@@ -115,6 +133,8 @@ impl<'a> From<&'a Installation> for Install<'a> {
         Install {
             name: &i.item.record.name,
             version: &i.item.record.version,
+            requested: i.item.because == Because::Requested,
+            required_by: required_by(&i.item.because),
             transport: i.item.action.fetcher(),
             reason: match (i.item.action.fetcher(), i.item.why) {
                 (Some(f), Some(why)) => Some(why.text(f)),

@@ -1,0 +1,478 @@
+//! Dependency resolution (issue 12) with PubGrub over the synced index: which version of every
+//! package an install needs, or why there is none, in words.
+//!
+//! The root of the problem is the user's request: it depends on each requested package (in the
+//! range the request names) and on each installed package that stays (any version, the
+//! installed one preferred: no needless churn). A package's dependencies are its `depends`.
+//! Versions are chosen highest first, except that an installed version in range is kept, and
+//! pre-releases only for packages whose request names one (or that have one installed).
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::rc::Rc;
+
+use pubgrub::{
+    DefaultStringReporter, Dependencies, DependencyProvider, PackageResolutionStatistics,
+    PubGrubError, Ranges, Reporter,
+};
+use semver::{Comparator, Op, Version, VersionReq};
+
+use super::request::{Request, Spec};
+use crate::format::ids::PackageName;
+use crate::repo::index::{PackageRecord, Snapshot};
+
+/// A node of the resolution: the user's request (the root) or a package.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Node {
+    Request,
+    /// What is installed and stays: the request depends on it, it on each installed package.
+    Installed,
+    Pkg(PackageName),
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Node::Request => f.write_str(ROOT_LABEL),
+            Node::Installed => f.write_str(INSTALLED_LABEL),
+            Node::Pkg(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+const ROOT_LABEL: &str = "your request";
+const INSTALLED_LABEL: &str = "what is installed";
+
+/// Why a package is in the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Because {
+    Requested,
+    /// Needed by this package of the result.
+    Dependency(PackageName),
+    /// Installed already and staying.
+    Installed,
+}
+
+/// The versions an install needs, dependencies before their dependents.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub packages: Vec<(PackageRecord, Because)>,
+}
+
+/// The resolution failed: `explanation` says why, in words.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("cannot resolve the request:\n{0}")]
+    NoSolution(String),
+    #[error("{0}")]
+    Index(String),
+}
+
+/// Resolves `requests` against the index, keeping `installed` packages (name → version) where
+/// they can stay.
+pub fn resolve(
+    snap: &Snapshot,
+    requests: &[Request],
+    installed: &BTreeMap<PackageName, Version>,
+) -> Result<Resolution, ResolveError> {
+    let provider = Provider::new(snap, requests, installed)?;
+    let solution = match pubgrub::resolve(&provider, Node::Request, root_version()) {
+        Ok(s) => s,
+        Err(PubGrubError::NoSolution(tree)) => {
+            let mut text = DefaultStringReporter::report(&tree);
+            for label in [ROOT_LABEL, INSTALLED_LABEL] {
+                text = text
+                    .replace(&format!("{label} {}", root_version()), label)
+                    .replace(&format!("{label} *"), label);
+            }
+            let text = text
+                .replace(
+                    &format!("{ROOT_LABEL} is forbidden"),
+                    "no set of versions satisfies it",
+                )
+                .replace(
+                    &format!("{INSTALLED_LABEL} is forbidden"),
+                    "what is installed cannot stay as it is",
+                );
+            return Err(ResolveError::NoSolution(text));
+        }
+        Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
+        | Err(PubGrubError::ErrorChoosingVersion { source, .. }) => {
+            return Err(ResolveError::Index(source.0))
+        }
+        Err(e) => return Err(ResolveError::Index(e.to_string())),
+    };
+    let mut chosen: BTreeMap<PackageName, PackageRecord> = BTreeMap::new();
+    for (node, version) in solution {
+        if let Node::Pkg(name) = node {
+            let rec = provider
+                .record(&name, &version)
+                .map_err(|e| ResolveError::Index(e.0))?
+                .ok_or_else(|| ResolveError::Index(format!("{name} {version} vanished")))?;
+            chosen.insert(name, rec);
+        }
+    }
+    Ok(Resolution {
+        packages: order(&chosen, &provider.requested, installed),
+    })
+}
+
+/// Dependencies first (depth first over `depends`, names in order), each with why it is there.
+fn order(
+    chosen: &BTreeMap<PackageName, PackageRecord>,
+    requested: &HashSet<PackageName>,
+    installed: &BTreeMap<PackageName, Version>,
+) -> Vec<(PackageRecord, Because)> {
+    fn visit(
+        name: &PackageName,
+        chosen: &BTreeMap<PackageName, PackageRecord>,
+        seen: &mut BTreeSet<PackageName>,
+        out: &mut Vec<PackageName>,
+    ) {
+        if !seen.insert(name.clone()) {
+            return;
+        }
+        if let Some(r) = chosen.get(name) {
+            for dep in r.relations.depends.keys() {
+                visit(dep, chosen, seen, out);
+            }
+            out.push(name.clone());
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut names = Vec::new();
+    for n in chosen.keys() {
+        visit(n, chosen, &mut seen, &mut names);
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let because = if requested.contains(&n) {
+                Because::Requested
+            } else if let Some(by) = chosen
+                .values()
+                .find(|r| r.relations.depends.contains_key(&n))
+            {
+                Because::Dependency(by.name.clone())
+            } else if installed.contains_key(&n) {
+                Because::Installed
+            } else {
+                Because::Requested
+            };
+            (chosen[&n].clone(), because)
+        })
+        .collect()
+}
+
+fn root_version() -> Version {
+    Version::new(0, 0, 0)
+}
+
+/// A failure to read the index while resolving.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct IndexError(String);
+
+struct Provider<'a> {
+    snap: &'a Snapshot,
+    roots: Vec<(Node, Ranges<Version>)>,
+    /// The installed packages that stay (the `Installed` node's dependencies).
+    staying: Vec<(Node, Ranges<Version>)>,
+    requested: HashSet<PackageName>,
+    /// Installed versions, preferred when in range.
+    prefer: HashMap<PackageName, Version>,
+    /// Packages whose pre-releases may be chosen.
+    pre_ok: HashSet<PackageName>,
+    cache: RefCell<HashMap<PackageName, Rc<Vec<PackageRecord>>>>,
+}
+
+impl<'a> Provider<'a> {
+    fn new(
+        snap: &'a Snapshot,
+        requests: &[Request],
+        installed: &BTreeMap<PackageName, Version>,
+    ) -> Result<Provider<'a>, ResolveError> {
+        let mut p = Provider {
+            snap,
+            roots: Vec::new(),
+            staying: Vec::new(),
+            requested: HashSet::new(),
+            prefer: installed.clone().into_iter().collect(),
+            pre_ok: HashSet::new(),
+            cache: RefCell::new(HashMap::new()),
+        };
+        for r in requests {
+            if !p.requested.insert(r.name.clone()) {
+                return Err(ResolveError::Index(format!(
+                    "`{}` is requested twice",
+                    r.name
+                )));
+            }
+            let range = match &r.spec {
+                Spec::Latest => Ranges::full(),
+                Spec::Exact(v) => {
+                    if !v.pre.is_empty() {
+                        p.pre_ok.insert(r.name.clone());
+                    }
+                    // Build metadata is not part of a version's identity.
+                    let exact = p
+                        .versions(&r.name)
+                        .map_err(|e| ResolveError::Index(e.0))?
+                        .iter()
+                        .find(|x| x.version.cmp_precedence(v).is_eq())
+                        .map(|x| x.version.clone())
+                        .unwrap_or_else(|| v.clone());
+                    Ranges::singleton(exact)
+                }
+                Spec::Req(req) => {
+                    if req.comparators.iter().any(|c| !c.pre.is_empty()) {
+                        p.pre_ok.insert(r.name.clone());
+                    }
+                    req_ranges(req)
+                }
+            };
+            p.roots.push((Node::Pkg(r.name.clone()), range));
+        }
+        for (name, v) in installed {
+            if !v.pre.is_empty() {
+                p.pre_ok.insert(name.clone());
+            }
+            if p.requested.contains(name) {
+                continue;
+            }
+            // An installed package the index no longer has stays as it is, outside resolution.
+            let known = !p
+                .versions(name)
+                .map_err(|e| ResolveError::Index(e.0))?
+                .is_empty();
+            if known {
+                p.staying.push((Node::Pkg(name.clone()), Ranges::full()));
+            }
+        }
+        if !p.staying.is_empty() {
+            p.roots
+                .push((Node::Installed, Ranges::singleton(root_version())));
+        }
+        Ok(p)
+    }
+
+    /// Every version of `name` in the index, lowest first.
+    fn versions(&self, name: &PackageName) -> Result<Rc<Vec<PackageRecord>>, IndexError> {
+        if let Some(v) = self.cache.borrow().get(name) {
+            return Ok(v.clone());
+        }
+        let v = Rc::new(
+            self.snap
+                .versions(name)
+                .map_err(|e| IndexError(format!("{e:#}")))?,
+        );
+        self.cache.borrow_mut().insert(name.clone(), v.clone());
+        Ok(v)
+    }
+
+    fn record(&self, name: &PackageName, v: &Version) -> Result<Option<PackageRecord>, IndexError> {
+        Ok(self
+            .versions(name)?
+            .iter()
+            .find(|r| r.version == *v)
+            .cloned())
+    }
+
+    fn allowed(&self, name: &PackageName, v: &Version) -> bool {
+        v.pre.is_empty() || self.pre_ok.contains(name) || self.prefer.get(name) == Some(v)
+    }
+}
+
+impl DependencyProvider for Provider<'_> {
+    type P = Node;
+    type V = Version;
+    type VS = Ranges<Version>;
+    type M = String;
+    type Err = IndexError;
+    type Priority = (u8, u32, Reverse<usize>);
+
+    fn prioritize(
+        &self,
+        package: &Node,
+        range: &Ranges<Version>,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
+        match package {
+            Node::Request | Node::Installed => (1, 0, Reverse(0)),
+            Node::Pkg(name) => {
+                let n = self.versions(name).map_or(0, |vs| {
+                    vs.iter()
+                        .filter(|r| range.contains(&r.version) && self.allowed(name, &r.version))
+                        .count()
+                });
+                // The most conflicting first, then the fewest choices.
+                (0, stats.conflict_count(), Reverse(n))
+            }
+        }
+    }
+
+    fn choose_version(
+        &self,
+        package: &Node,
+        range: &Ranges<Version>,
+    ) -> Result<Option<Version>, IndexError> {
+        let Node::Pkg(name) = package else {
+            return Ok(Some(root_version()));
+        };
+
+        let versions = self.versions(name)?;
+        let mut fits = versions
+            .iter()
+            .map(|r| &r.version)
+            .filter(|v| range.contains(v) && self.allowed(name, v));
+        if let Some(p) = self.prefer.get(name) {
+            if range.contains(p) && versions.iter().any(|r| r.version == *p) {
+                return Ok(Some(p.clone()));
+            }
+        }
+        Ok(fits.next_back().cloned())
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Node,
+        version: &Version,
+    ) -> Result<Dependencies<Node, Ranges<Version>, String>, IndexError> {
+        let name = match package {
+            Node::Request => {
+                return Ok(Dependencies::Available(
+                    self.roots.iter().cloned().collect(),
+                ))
+            }
+            Node::Installed => {
+                return Ok(Dependencies::Available(
+                    self.staying.iter().cloned().collect(),
+                ))
+            }
+            Node::Pkg(name) => name,
+        };
+        let Some(rec) = self.record(name, version)? else {
+            return Ok(Dependencies::Unavailable(format!(
+                "{name} {version} is not in the index"
+            )));
+        };
+        Ok(Dependencies::Available(
+            rec.relations
+                .depends
+                .iter()
+                .map(|(dep, req)| (Node::Pkg(dep.clone()), req_ranges(req)))
+                .collect(),
+        ))
+    }
+}
+
+/// The versions a SemVer requirement admits, as intervals (its comparators intersected). The
+/// pre-release rule (a pre-release matches only when asked for) is applied per package when
+/// versions are chosen, not here.
+pub fn req_ranges(req: &VersionReq) -> Ranges<Version> {
+    req.comparators.iter().fold(Ranges::full(), |acc, c| {
+        acc.intersection(&comparator_ranges(c))
+    })
+}
+
+fn comparator_ranges(c: &Comparator) -> Ranges<Version> {
+    let (maj, min, pat) = (c.major, c.minor, c.patch);
+    let v = |a: u64, b: u64, d: u64| Version::new(a, b, d);
+    let full = {
+        let mut x = v(maj, min.unwrap_or(0), pat.unwrap_or(0));
+        x.pre = c.pre.clone();
+        x
+    };
+    // The first version after the part the comparator names: `1` → 2.0.0, `1.2` → 1.3.0.
+    let next_named = || match (min, pat) {
+        (None, _) => v(maj + 1, 0, 0),
+        (Some(m), None) => v(maj, m + 1, 0),
+        (Some(m), Some(p)) => v(maj, m, p + 1),
+    };
+    let below = |hi: Version| Ranges::strictly_lower_than(hi);
+    let from = |lo: Version| Ranges::higher_than(lo);
+    let between = |lo: Version, hi: Version| Ranges::between(lo, hi);
+    match c.op {
+        Op::Exact | Op::Wildcard => match (min, pat) {
+            (Some(_), Some(_)) => Ranges::singleton(full),
+            _ => between(full, next_named()),
+        },
+        Op::Greater => match (min, pat) {
+            (Some(_), Some(_)) => Ranges::strictly_higher_than(full),
+            _ => from(next_named()),
+        },
+        Op::GreaterEq => from(full),
+        Op::Less => below(full),
+        Op::LessEq => match (min, pat) {
+            (Some(_), Some(_)) => Ranges::lower_than(full),
+            _ => below(next_named()),
+        },
+        Op::Tilde => match min {
+            None => between(full, v(maj + 1, 0, 0)),
+            Some(m) => between(full, v(maj, m + 1, 0)),
+        },
+        Op::Caret => match (maj, min, pat) {
+            (0, None, _) => between(full, v(1, 0, 0)),
+            (0, Some(0), None) => between(full, v(0, 1, 0)),
+            (0, Some(0), Some(p)) => between(full, v(0, 0, p + 1)),
+            (0, Some(m), _) => between(full, v(0, m + 1, 0)),
+            (_, _, _) => between(full, v(maj + 1, 0, 0)),
+        },
+        // `semver` may add operators; admit everything and let choosing check `matches`.
+        _ => Ranges::full(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirement_ranges_agree_with_semver_on_release_versions() {
+        let versions: Vec<Version> = [
+            "0.0.1", "0.0.2", "0.1.0", "0.1.5", "0.2.0", "1.0.0", "1.2.0", "1.2.3", "1.2.4",
+            "1.3.0", "1.9.9", "2.0.0", "2.5.0", "3.0.0", "3.1.0",
+        ]
+        .iter()
+        .map(|s| Version::parse(s).unwrap())
+        .collect();
+        for req in [
+            "^1.2",
+            "^1.2.3",
+            "^0.1",
+            "^0.0.1",
+            "^0",
+            "^1",
+            "~1.2",
+            "~1.2.3",
+            "~1",
+            ">=2, <3",
+            ">1.2",
+            ">1.2.3",
+            ">1",
+            "<1.2",
+            "<=1.2",
+            "<=1.2.3",
+            "<=1",
+            "=1.2",
+            "=1",
+            "=1.2.3",
+            "1.*",
+            "1.2.*",
+            "*",
+            ">=1.2.3, <1.3",
+        ] {
+            let r = VersionReq::parse(req).unwrap();
+            let ranges = req_ranges(&r);
+            for v in &versions {
+                assert_eq!(
+                    ranges.contains(v),
+                    r.matches(v),
+                    "{req} and {v}: ranges {ranges}"
+                );
+            }
+        }
+    }
+}

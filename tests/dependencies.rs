@@ -1,0 +1,228 @@
+//! Dependencies (issue 12): manifests declare `depends` and `conflicts`, the index carries them,
+//! and `install` resolves them with PubGrub: a dependency comes with its dependent (and is
+//! installed first), a diamond resolves to one version, an impossible request is explained in
+//! words and changes nothing, and declared conflicts are refused before anything happens.
+//! Against a real HTTP server with the repository's published files, over HTTP.
+
+mod common;
+#[path = "common/files.rs"]
+mod files;
+#[path = "common/published.rs"]
+mod published;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+use files::FileServer;
+
+fn pkg(dir: &Path, name: &str, version: &str, relations: &str) -> std::path::PathBuf {
+    let log = format!("#!/bin/sh\necho {name} >> \"$DIST_ROOT/install-order\"\n");
+    write_package(
+        &dir.join(format!("{name}-{version}")),
+        name,
+        version,
+        relations,
+        ("data.txt", format!("{name} {version}\n").as_bytes()),
+        &log,
+    )
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    client: std::path::PathBuf,
+    _server: FileServer,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, pkgs) = (tmp.path().join("repo"), tmp.path().join("pkgs"));
+        let dirs = [
+            pkg(&pkgs, "libfoo", "1.0.0", ""),
+            pkg(&pkgs, "libfoo", "1.2.0", ""),
+            pkg(&pkgs, "libfoo", "2.0.0", ""),
+            pkg(&pkgs, "app", "1.0.0", "depends: {libfoo: \"^1.2\"}\n"),
+            pkg(&pkgs, "tool", "1.0.0", "depends: {libfoo: \"^2\"}\n"),
+            pkg(&pkgs, "base", "1.0.0", ""),
+            pkg(&pkgs, "base", "1.5.0", ""),
+            pkg(&pkgs, "left", "1.0.0", "depends: {base: \"^1\"}\n"),
+            pkg(&pkgs, "right", "1.0.0", "depends: {base: \">=1.5, <2\"}\n"),
+            pkg(
+                &pkgs,
+                "top",
+                "1.0.0",
+                "depends: {left: \"^1\", right: \"^1\"}\n",
+            ),
+            pkg(&pkgs, "bad", "1.0.0", "depends: {libfoo: \"^3\"}\n"),
+            pkg(&pkgs, "x", "1.0.0", "conflicts: [y]\n"),
+            pkg(&pkgs, "y", "1.0.0", ""),
+        ];
+        run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
+        let key =
+            String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
+                .unwrap()
+                .trim()
+                .to_string();
+        let www = tmp.path().join("www");
+        published::lay_out(&repo, &www);
+        let server = FileServer::start(&www);
+        let client = tmp.path().join("client");
+        fs::create_dir_all(&client).unwrap();
+        fs::write(
+            client.join("client.yaml"),
+            format!(
+                "server_url: {}\npublic_key: {key}\ntransport: http\nseed: false\n",
+                server.url
+            ),
+        )
+        .unwrap();
+        let env = Env {
+            _tmp: tmp,
+            client,
+            _server: server,
+        };
+        env.ok(&["sync"]);
+        env
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        dist()
+            .arg("--root")
+            .arg(&self.client)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        run_ok(dist().arg("--root").arg(&self.client).args(args))
+    }
+
+    fn refused(&self, args: &[&str]) -> String {
+        let before = self.installed();
+        let o = self.run(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            self.installed(),
+            before,
+            "{args:?} changed the installed set"
+        );
+        err
+    }
+
+    /// `name@version` of every installed package.
+    fn installed(&self) -> Vec<String> {
+        let o = self.run(&["list", "--installed", "--json"]);
+        if !o.status.success() {
+            return Vec::new();
+        }
+        let v = stdout_json(&o);
+        let mut out: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}@{}",
+                    p["name"].as_str().unwrap(),
+                    p["version"].as_str().unwrap()
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn install_order(&self) -> Vec<String> {
+        fs::read_to_string(self.client.join("install-order"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[test]
+fn install_pulls_dependencies_first_and_explains_what_cannot_be_issue_12() {
+    let env = Env::new();
+
+    step(
+        "a dependency comes with its dependent, newest in range, installed first",
+        || {
+            let v = stdout_json(&env.ok(&["install", "--json", "app"]));
+            let got: Vec<(String, String, bool)> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap().to_string(),
+                        e["version"].as_str().unwrap().to_string(),
+                        e["requested"].as_bool().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("libfoo".into(), "1.2.0".into(), false),
+                    ("app".into(), "1.0.0".into(), true)
+                ]
+            );
+            assert_eq!(v[0]["required_by"], "app");
+            assert_eq!(env.installed(), ["app@1.0.0", "libfoo@1.2.0"]);
+            assert_eq!(env.install_order(), ["libfoo", "app"]);
+        },
+    );
+
+    step(
+        "a diamond resolves to one version of the shared dependency",
+        || {
+            let o = env.ok(&["install", "--dry-run", "top"]);
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                text.contains("base@1.5.0") && text.contains("(dependency of left)"),
+                "{text}"
+            );
+            env.ok(&["install", "top"]);
+            assert_eq!(
+                env.installed(),
+                [
+                    "app@1.0.0",
+                    "base@1.5.0",
+                    "left@1.0.0",
+                    "libfoo@1.2.0",
+                    "right@1.0.0",
+                    "top@1.0.0"
+                ]
+            );
+        },
+    );
+
+    step(
+        "an impossible request is explained in words and changes nothing",
+        || {
+            let err = env.refused(&["install", "bad"]);
+            eprintln!("{err}");
+            assert!(
+                err.contains("bad") && err.contains("libfoo") && err.contains("depends on"),
+                "{err}"
+            );
+            // What is installed constrains too: app needs libfoo ^1.2, tool needs ^2.
+            let err = env.refused(&["install", "tool"]);
+            eprintln!("{err}");
+            assert!(err.contains("tool") && err.contains("app"), "{err}");
+        },
+    );
+
+    step(
+        "declared conflicts are refused before anything happens",
+        || {
+            let err = env.refused(&["install", "x", "y"]);
+            assert!(err.contains("x@1.0.0 conflicts with y@1.0.0"), "{err}");
+        },
+    );
+}
