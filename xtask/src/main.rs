@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask test`: every check CI runs (fmt, clippy, all tests).
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
-//! - `cargo xtask bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]]`: benchmarks,
+//! - `cargo xtask bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|resolve [N]]`: benchmarks,
 //!   each next to a baseline in the same run.
 //! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
 //!   per target (default 300), with their figures.
@@ -14,6 +14,7 @@
 mod bench;
 mod bench_e2e;
 mod bench_install;
+mod bench_resolve;
 mod bench_scale;
 mod bench_swarm;
 mod campaign;
@@ -45,7 +46,7 @@ fn run() -> Result<()> {
         Some("fuzz") => fuzz::run(&rest),
         Some("campaign") => campaign::run(&rest),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+            "usage: cargo xtask <test|demo|bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
         ),
     }
 }

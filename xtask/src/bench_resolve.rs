@@ -1,0 +1,160 @@
+//! `cargo xtask bench resolve [N]`: dependency resolution against a synthetic index of N package
+//! versions (default 10,000) with dependency chains (issue 12: target ≤ 100 ms).
+//!
+//! N/4 names of 4 versions each (1.0.0, 1.1.0, 2.0.0, 2.1.0), in chains of `CHAIN` names: a
+//! version of `c<k>-<j>` depends on `c<k>-<j+1>` (`^1` for 1.x, `^2` for 2.x), and the chain's
+//! head at 1.0.0 also on the head of the next chain at `^2`, so one request pulls in two whole
+//! chains and PubGrub must pick a major per package. Measured: `dist install --dry-run --json`
+//! of `c0-0@1.0.0` (resolution and plan of 100 packages, nothing fetched), p50 of `RUNS`, next to the same command
+//! for a package without dependencies in the same index (the fixed cost of a command: process
+//! start, opening the index) as the baseline.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util;
+
+const CHAIN: usize = 50;
+const RUNS: usize = 10;
+const VERSIONS: [&str; 4] = ["1.0.0", "1.1.0", "2.0.0", "2.1.0"];
+
+pub fn run(args: &[&str]) -> Result<()> {
+    let n: usize = match args.first() {
+        Some(a) => a
+            .parse()
+            .context("usage: cargo xtask bench resolve [N versions]")?,
+        None => 10_000,
+    };
+    let names = (n / VERSIONS.len()).max(2 * CHAIN);
+    let dist = util::release_dist()?;
+    let tmp = tempfile::tempdir()?;
+    let (repo, pkgs, client) = (
+        tmp.path().join("repo"),
+        tmp.path().join("pkgs"),
+        tmp.path().join("client"),
+    );
+    let t = Instant::now();
+    let list = generate(&pkgs, names)?;
+    let out = std::process::Command::new(&dist)
+        .arg("--root")
+        .arg(&repo)
+        .args(["--quiet", "add", "--from"])
+        .arg(&list)
+        .output()?;
+    if !out.status.success() {
+        bail!("dist add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    println!(
+        "resolve: {} package versions ({names} names, chains of {CHAIN}) added in {:.1} s",
+        names * VERSIONS.len(),
+        t.elapsed().as_secs_f64()
+    );
+    // The client's index is the published snapshot, as a sync would leave it.
+    let key = std::process::Command::new(&dist)
+        .arg("--root")
+        .arg(&repo)
+        .args(["key", "show"])
+        .output()?;
+    let key = String::from_utf8(key.stdout)?;
+    let serial: u64 = fs::read_to_string(repo.join("published/LATEST"))?
+        .trim()
+        .parse()?;
+    fs::create_dir_all(client.join("index"))?;
+    util::published_snapshot(&repo, serial, &client.join("index/index.db"))?;
+    fs::write(
+        client.join("client.yaml"),
+        format!(
+            "server_url: http://127.0.0.1:9\npublic_key: {}\n",
+            key.trim()
+        ),
+    )?;
+    let time = |name: &str| -> Result<(Duration, usize)> {
+        let mut times = Vec::new();
+        let mut planned = 0;
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            let out = std::process::Command::new(&dist)
+                .arg("--root")
+                .arg(&client)
+                .args(["install", "--dry-run", "--json", name])
+                .output()?;
+            times.push(t.elapsed());
+            if !out.status.success() {
+                bail!(
+                    "install --dry-run {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            planned = v.as_array().map_or(0, Vec::len);
+        }
+        times.sort();
+        Ok((times[RUNS / 2], planned))
+    };
+    let (base, base_n) = time("lone")?;
+    let (deep, deep_n) = time("c0-0@1.0.0")?;
+    println!(
+        "install --dry-run, p50 of {RUNS}: a package without dependencies {:.1} ms ({base_n} planned; baseline); the head of two chains {:.1} ms ({deep_n} planned)",
+        ms(base),
+        ms(deep)
+    );
+    println!(
+        "resolve: resolution_ms={:.1} (chains minus baseline) total_ms={:.1}",
+        ms(deep.saturating_sub(base)),
+        ms(deep)
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Writes every package directory and the `--from` list; returns the list's path.
+fn generate(dir: &Path, names: usize) -> Result<PathBuf> {
+    let mut list = String::new();
+    let chains = names / CHAIN;
+    for k in 0..chains {
+        for j in 0..CHAIN {
+            for v in VERSIONS {
+                let major = &v[..1];
+                let mut deps = Vec::new();
+                if j + 1 < CHAIN {
+                    deps.push(format!("c{k}-{}: \"^{major}\"", j + 1));
+                }
+                if j == 0 && v == "1.0.0" && k + 1 < chains {
+                    deps.push(format!("c{}-0: \"^2\"", k + 1));
+                }
+                let d = package(dir, &format!("c{k}-{j}"), v, &deps)?;
+                list.push_str(&format!("{}\n", d.display()));
+            }
+        }
+    }
+    let d = package(dir, "lone", "1.0.0", &[])?;
+    list.push_str(&format!("{}\n", d.display()));
+    let path = dir.join("list.txt");
+    fs::write(&path, list)?;
+    Ok(path)
+}
+
+fn package(dir: &Path, name: &str, version: &str, deps: &[String]) -> Result<PathBuf> {
+    let d = dir.join(format!("{name}-{version}"));
+    fs::create_dir_all(d.join("assets"))?;
+    fs::create_dir_all(d.join("scripts"))?;
+    let depends = if deps.is_empty() {
+        String::new()
+    } else {
+        format!("depends: {{{}}}\n", deps.join(", "))
+    };
+    fs::write(
+        d.join("manifest.yaml"),
+        format!("name: {name}\nversion: {version}\n{depends}"),
+    )?;
+    fs::write(d.join("assets/data.txt"), format!("{name} {version}\n"))?;
+    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n")?;
+    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n")?;
+    Ok(d)
+}
