@@ -114,14 +114,17 @@ pub fn resolve(
             chosen.insert(name, rec);
         }
     }
+    let asked: Vec<PackageName> = requests.iter().map(|r| r.name.clone()).collect();
     Ok(Resolution {
-        packages: order(&chosen, &provider.requested, installed),
+        packages: order(&chosen, &asked, &provider.requested, installed),
     })
 }
 
-/// Dependencies first (depth first over `depends`, names in order), each with why it is there.
+/// Dependencies first (depth first over `depends`), the requests in the order asked, then the
+/// rest by name; each with why it is there.
 fn order(
     chosen: &BTreeMap<PackageName, PackageRecord>,
+    asked: &[PackageName],
     requested: &HashSet<PackageName>,
     installed: &BTreeMap<PackageName, Version>,
 ) -> Vec<(PackageRecord, Because)> {
@@ -143,7 +146,7 @@ fn order(
     }
     let mut seen = BTreeSet::new();
     let mut names = Vec::new();
-    for n in chosen.keys() {
+    for n in asked.iter().chain(chosen.keys()) {
         visit(n, chosen, &mut seen, &mut names);
     }
     names
