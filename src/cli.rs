@@ -72,8 +72,26 @@ pub enum Command {
     Sync(JsonFlag),
     /// Install packages: NAME, NAME@VERSION or NAME@REQUIREMENT.
     Install(InstallArgs),
-    /// Remove a package (new generation without it).
-    Uninstall { name: String },
+    /// Remove a package (new generation without it); refused while others depend on it.
+    Uninstall {
+        name: String,
+        /// Remove the installed packages that depend on it too.
+        #[arg(long)]
+        with_dependents: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move installed packages (all, or the named) to the newest versions their constraints and
+    /// holds allow.
+    Upgrade(UpgradeArgs),
+    /// Installed packages with a newer version in the index.
+    Outdated(JsonFlag),
+    /// Keep a package at its installed version through `upgrade` and resolution.
+    Hold { name: String },
+    /// Release a hold.
+    Unhold { name: String },
+    /// Remove the packages installed as dependencies that nothing requested needs any more.
+    Autoremove(JsonFlag),
     /// Switch back to the previous generation, or to generation N.
     Rollback {
         #[arg(long, value_name = "N")]
@@ -129,6 +147,21 @@ pub struct InstallArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpgradeArgs {
+    /// Installed packages to upgrade (default: every installed package).
+    #[arg(value_name = "NAME")]
+    pub packages: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a package to move to a lower version (otherwise refused, naming it).
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -226,3 +226,135 @@ fn install_pulls_dependencies_first_and_explains_what_cannot_be_issue_12() {
         },
     );
 }
+
+#[test]
+fn upgrade_outdated_holds_uninstall_and_autoremove_issue_12() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, pkgs, www) = (
+        tmp.path().join("repo"),
+        tmp.path().join("pkgs"),
+        tmp.path().join("www"),
+    );
+    let add = |dirs: &[std::path::PathBuf]| {
+        run_ok(dist().arg("--root").arg(&repo).arg("add").args(dirs));
+        published::lay_out(&repo, &www);
+    };
+    add(&[
+        pkg(&pkgs, "lib", "1.0.0", ""),
+        pkg(&pkgs, "app", "1.0.0", "depends: {lib: \"^1\"}\n"),
+        pkg(&pkgs, "other", "1.0.0", ""),
+    ]);
+    let key =
+        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let server = FileServer::start(&www);
+    let client = tmp.path().join("client");
+    fs::create_dir_all(&client).unwrap();
+    fs::write(
+        client.join("client.yaml"),
+        format!(
+            "server_url: {}\npublic_key: {key}\ntransport: http\nseed: false\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let env = Env {
+        _tmp: tmp,
+        client,
+        _server: server,
+    };
+    env.ok(&["sync"]);
+    env.ok(&["install", "app", "other"]);
+    let flags = |name: &str| -> (bool, bool) {
+        let v = stdout_json(&env.ok(&["list", "--installed", "--json"]));
+        let p = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone();
+        (
+            p["requested"].as_bool().unwrap(),
+            p["held"].as_bool().unwrap(),
+        )
+    };
+    assert_eq!(flags("app"), (true, false));
+    assert_eq!(flags("lib"), (false, false));
+
+    step("outdated lists what the index has newer", || {
+        add(&[
+            pkg(&pkgs, "lib", "1.1.0", ""),
+            pkg(&pkgs, "app", "1.1.0", "depends: {lib: \"^1\"}\n"),
+        ]);
+        env.ok(&["sync"]);
+        let v = stdout_json(&env.ok(&["outdated", "--json"]));
+        let got: Vec<(String, String, String)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["name"].as_str().unwrap().into(),
+                    o["installed"].as_str().unwrap().into(),
+                    o["newest"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("app".into(), "1.0.0".into(), "1.1.0".into()),
+                ("lib".into(), "1.0.0".into(), "1.1.0".into())
+            ]
+        );
+    });
+
+    step("a held package keeps its version through upgrade", || {
+        env.ok(&["hold", "lib"]);
+        assert_eq!(flags("lib"), (false, true));
+        let v = stdout_json(&env.ok(&["upgrade", "--json"]));
+        let names: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["app"], "{v}");
+        assert!(env.installed().contains(&"lib@1.0.0".to_string()));
+        env.ok(&["unhold", "lib"]);
+        env.ok(&["upgrade"]);
+        assert_eq!(env.installed(), ["app@1.1.0", "lib@1.1.0", "other@1.0.0"]);
+        assert_eq!(
+            flags("lib"),
+            (false, false),
+            "an upgrade keeps lib a dependency"
+        );
+        let o = env.ok(&["upgrade"]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("up to date"));
+    });
+
+    step(
+        "uninstall refuses what others need, names them, and changes nothing",
+        || {
+            let err = env.refused(&["uninstall", "lib"]);
+            assert!(err.contains("`lib` is needed by app@1.1.0"), "{err}");
+        },
+    );
+
+    step(
+        "autoremove removes the dependencies nothing needs any more",
+        || {
+            env.ok(&["uninstall", "app"]);
+            assert_eq!(env.installed(), ["lib@1.1.0", "other@1.0.0"]);
+            let v = stdout_json(&env.ok(&["autoremove", "--json"]));
+            assert_eq!(v["removed"][0]["name"], "lib", "{v}");
+            assert!(v["generation"].is_u64(), "{v}");
+            assert_eq!(env.installed(), ["other@1.0.0"]);
+            let v = stdout_json(&env.ok(&["autoremove", "--json"]));
+            assert_eq!(v["removed"].as_array().unwrap().len(), 0, "{v}");
+        },
+    );
+}

@@ -77,21 +77,37 @@ pub fn plan(
     snap: &Snapshot,
     requests: &[Request],
 ) -> Result<Plan> {
+    plan_with(layout, settings, snap, requests, Default::default())
+}
+
+/// [`plan`], moving the packages of `refresh` to the newest versions allowed (`upgrade`)
+/// instead of keeping their installed versions.
+pub fn plan_with(
+    layout: &Layout,
+    settings: &Settings,
+    snap: &Snapshot,
+    requests: &[Request],
+    refresh: std::collections::BTreeSet<PackageName>,
+) -> Result<Plan> {
     let current = layout.current()?;
     let packages = current
         .as_ref()
         .map(|g| g.packages.clone())
         .unwrap_or_default();
-    let installed: BTreeMap<PackageName, semver::Version> = packages
-        .iter()
-        .map(|(n, i)| (n.clone(), i.version.clone()))
-        .collect();
+    let on_machine = resolve::Installed {
+        versions: packages
+            .iter()
+            .map(|(n, i)| (n.clone(), i.version.clone()))
+            .collect(),
+        held: layout.holds()?,
+        refresh,
+    };
     // A request the index cannot satisfy at all gets the plain message first (no such package,
     // no such version, only pre-releases).
     for r in requests {
         r.resolve(snap)?;
     }
-    let resolution = resolve::resolve(snap, requests, &installed)?;
+    let resolution = resolve::resolve(snap, requests, &on_machine)?;
     check_declared_conflicts(&resolution)?;
     let mut items: Vec<PlanItem> = Vec::new();
     for (record, because) in resolution.packages {

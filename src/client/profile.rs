@@ -26,6 +26,15 @@ pub struct Installed {
     pub infohash: InfoHash,
     /// Absolute store path.
     pub store_path: PathBuf,
+    /// Asked for by name (`install NAME`), as opposed to pulled in as a dependency: what
+    /// `autoremove` keeps. Generations written before dependencies existed hold only requested
+    /// packages.
+    #[serde(default = "requested_before")]
+    pub requested: bool,
+}
+
+fn requested_before() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +54,7 @@ impl Installed {
             blake3: rec.blake3,
             infohash: rec.infohash,
             store_path,
+            requested: true,
         }
     }
 
@@ -61,6 +71,48 @@ impl Generation {
 }
 
 impl Layout {
+    /// `ROOT/holds.json`: the names of held packages (`dist hold`), sorted.
+    pub fn holds_path(&self) -> PathBuf {
+        self.root.join("holds.json")
+    }
+
+    /// The held packages: `upgrade` and resolution keep their installed versions.
+    pub fn holds(&self) -> Result<std::collections::BTreeSet<PackageName>> {
+        let path = self.holds_path();
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .with_context(|| format!("{} is not a list of package names", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Holds (or releases) `name`; a package must be installed to be held.
+    pub fn set_hold(&self, name: &PackageName, hold: bool) -> Result<bool> {
+        let mut holds = self.holds()?;
+        if hold {
+            let installed = self
+                .current()?
+                .is_some_and(|g| g.packages.contains_key(name));
+            if !installed {
+                bail!("`{name}` is not installed: only an installed package can be held");
+            }
+        }
+        let changed = if hold {
+            holds.insert(name.clone())
+        } else {
+            holds.remove(name)
+        };
+        if changed {
+            fsx::write_atomic(
+                &self.holds_path(),
+                &serde_json::to_vec_pretty(&holds)?,
+                0o644,
+            )?;
+        }
+        Ok(changed)
+    }
+
     pub fn store_dir(&self) -> PathBuf {
         self.root.join("store")
     }

@@ -29,6 +29,8 @@ pub enum Node {
     Request,
     /// What is installed and stays: the request depends on it, it on each installed package.
     Installed,
+    /// The held packages: the request depends on it, it on each at its installed version.
+    Held,
     Pkg(PackageName),
 }
 
@@ -37,6 +39,7 @@ impl fmt::Display for Node {
         match self {
             Node::Request => f.write_str(ROOT_LABEL),
             Node::Installed => f.write_str(INSTALLED_LABEL),
+            Node::Held => f.write_str(HELD_LABEL),
             Node::Pkg(n) => write!(f, "{n}"),
         }
     }
@@ -44,6 +47,7 @@ impl fmt::Display for Node {
 
 const ROOT_LABEL: &str = "your request";
 const INSTALLED_LABEL: &str = "what is installed";
+const HELD_LABEL: &str = "what is held";
 
 /// Why a package is in the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,19 +74,32 @@ pub enum ResolveError {
     Index(String),
 }
 
-/// Resolves `requests` against the index, keeping `installed` packages (name → version) where
-/// they can stay.
+/// What is on the machine, for a resolution.
+#[derive(Debug, Clone, Default)]
+pub struct Installed {
+    /// Installed packages and their versions: they stay (in some version), the installed one
+    /// preferred.
+    pub versions: BTreeMap<PackageName, Version>,
+    /// Held packages: they keep their installed versions.
+    pub held: BTreeSet<PackageName>,
+    /// Packages to move to the newest version allowed (`upgrade`): their installed version is
+    /// not preferred.
+    pub refresh: BTreeSet<PackageName>,
+}
+
+/// Resolves `requests` against the index, keeping what is installed where it can stay.
 pub fn resolve(
     snap: &Snapshot,
     requests: &[Request],
-    installed: &BTreeMap<PackageName, Version>,
+    on_machine: &Installed,
 ) -> Result<Resolution, ResolveError> {
-    let provider = Provider::new(snap, requests, installed)?;
+    let installed = &on_machine.versions;
+    let provider = Provider::new(snap, requests, on_machine)?;
     let solution = match pubgrub::resolve(&provider, Node::Request, root_version()) {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(tree)) => {
             let mut text = DefaultStringReporter::report(&tree);
-            for label in [ROOT_LABEL, INSTALLED_LABEL] {
+            for label in [ROOT_LABEL, INSTALLED_LABEL, HELD_LABEL] {
                 text = text
                     .replace(&format!("{label} {}", root_version()), label)
                     .replace(&format!("{label} *"), label);
@@ -95,6 +112,10 @@ pub fn resolve(
                 .replace(
                     &format!("{INSTALLED_LABEL} is forbidden"),
                     "what is installed cannot stay as it is",
+                )
+                .replace(
+                    &format!("{HELD_LABEL} is forbidden"),
+                    "the held packages cannot keep their versions",
                 );
             return Err(ResolveError::NoSolution(text));
         }
@@ -183,6 +204,8 @@ struct Provider<'a> {
     roots: Vec<(Node, Ranges<Version>)>,
     /// The installed packages that stay (the `Installed` node's dependencies).
     staying: Vec<(Node, Ranges<Version>)>,
+    /// The held packages at their versions (the `Held` node's dependencies).
+    held: Vec<(Node, Ranges<Version>)>,
     requested: HashSet<PackageName>,
     /// Installed versions, preferred when in range.
     prefer: HashMap<PackageName, Version>,
@@ -195,14 +218,20 @@ impl<'a> Provider<'a> {
     fn new(
         snap: &'a Snapshot,
         requests: &[Request],
-        installed: &BTreeMap<PackageName, Version>,
+        on_machine: &Installed,
     ) -> Result<Provider<'a>, ResolveError> {
+        let installed = &on_machine.versions;
         let mut p = Provider {
             snap,
             roots: Vec::new(),
             staying: Vec::new(),
+            held: Vec::new(),
             requested: HashSet::new(),
-            prefer: installed.clone().into_iter().collect(),
+            prefer: installed
+                .iter()
+                .filter(|(n, _)| !on_machine.refresh.contains(*n))
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
             pre_ok: HashSet::new(),
             cache: RefCell::new(HashMap::new()),
         };
@@ -242,6 +271,11 @@ impl<'a> Provider<'a> {
             if !v.pre.is_empty() {
                 p.pre_ok.insert(name.clone());
             }
+            if on_machine.held.contains(name) {
+                p.held
+                    .push((Node::Pkg(name.clone()), Ranges::singleton(v.clone())));
+                continue;
+            }
             if p.requested.contains(name) {
                 continue;
             }
@@ -257,6 +291,10 @@ impl<'a> Provider<'a> {
         if !p.staying.is_empty() {
             p.roots
                 .push((Node::Installed, Ranges::singleton(root_version())));
+        }
+        if !p.held.is_empty() {
+            p.roots
+                .push((Node::Held, Ranges::singleton(root_version())));
         }
         Ok(p)
     }
@@ -303,7 +341,7 @@ impl DependencyProvider for Provider<'_> {
         stats: &PackageResolutionStatistics,
     ) -> Self::Priority {
         match package {
-            Node::Request | Node::Installed => (1, 0, Reverse(0)),
+            Node::Request | Node::Installed | Node::Held => (1, 0, Reverse(0)),
             Node::Pkg(name) => {
                 let n = self.versions(name).map_or(0, |vs| {
                     vs.iter()
@@ -354,6 +392,7 @@ impl DependencyProvider for Provider<'_> {
                     self.staying.iter().cloned().collect(),
                 ))
             }
+            Node::Held => return Ok(Dependencies::Available(self.held.iter().cloned().collect())),
             Node::Pkg(name) => name,
         };
         let Some(rec) = self.record(name, version)? else {
@@ -369,6 +408,74 @@ impl DependencyProvider for Provider<'_> {
                 .collect(),
         ))
     }
+}
+
+/// Which installed packages each installed package depends on, from the index's record of its
+/// installed version (a package the index no longer has depends on nothing known).
+pub fn installed_graph(
+    snap: &Snapshot,
+    installed: &BTreeMap<PackageName, Version>,
+) -> anyhow::Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
+    let mut out = BTreeMap::new();
+    for (name, v) in installed {
+        let deps: BTreeSet<PackageName> = snap
+            .versions(name)?
+            .into_iter()
+            .find(|r| r.version == *v)
+            .map(|r| {
+                r.relations
+                    .depends
+                    .into_keys()
+                    .filter(|d| installed.contains_key(d))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.insert(name.clone(), deps);
+    }
+    Ok(out)
+}
+
+/// Everything `from` needs, transitively, itself included.
+pub fn closure<'a>(
+    graph: &'a BTreeMap<PackageName, BTreeSet<PackageName>>,
+    from: impl IntoIterator<Item = &'a PackageName>,
+) -> BTreeSet<PackageName> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<&PackageName> = from.into_iter().collect();
+    while let Some(n) = todo.pop() {
+        if seen.insert(n.clone()) {
+            todo.extend(graph.get(n).into_iter().flatten());
+        }
+    }
+    seen
+}
+
+/// `names` ordered so that each package comes before what it depends on (uninstall order).
+pub fn dependents_first(
+    graph: &BTreeMap<PackageName, BTreeSet<PackageName>>,
+    names: &BTreeSet<PackageName>,
+) -> Vec<PackageName> {
+    fn visit(
+        n: &PackageName,
+        graph: &BTreeMap<PackageName, BTreeSet<PackageName>>,
+        names: &BTreeSet<PackageName>,
+        seen: &mut BTreeSet<PackageName>,
+        out: &mut Vec<PackageName>,
+    ) {
+        if !names.contains(n) || !seen.insert(n.clone()) {
+            return;
+        }
+        for d in graph.get(n).into_iter().flatten() {
+            visit(d, graph, names, seen, out);
+        }
+        out.push(n.clone());
+    }
+    let (mut seen, mut out) = (BTreeSet::new(), Vec::new());
+    for n in names {
+        visit(n, graph, names, &mut seen, &mut out);
+    }
+    out.reverse();
+    out
 }
 
 /// The versions a SemVer requirement admits, as intervals (its comparators intersected). The

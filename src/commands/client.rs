@@ -1,15 +1,18 @@
 //! The client commands: sync, install, uninstall, rollback, generations, list, info, daemon.
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context, Result};
 use dist::client::config::{ClientConfig, Settings};
 use dist::client::install::{self, Stage};
 use dist::client::plan::{self, Action};
-use dist::client::request::Request;
+use dist::client::request::{Request, Spec};
 use dist::client::resolve::Because;
 use dist::client::{daemon, sync, Layout};
+use dist::format::ids::PackageName;
 
 use super::{json, printable, reporter, Global};
-use crate::cli::{ClientFlags, DaemonCommand, InstallArgs};
+use crate::cli::{ClientFlags, DaemonCommand, InstallArgs, UpgradeArgs};
 
 /// client.yaml with the flags on top, resolved once.
 pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
@@ -76,9 +79,99 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         .collect::<Result<Vec<_>>>()?;
     let resolving = std::time::Instant::now();
     let plan = plan::plan(&layout, &settings, &snap, &reqs)?;
-    let resolve = resolving.elapsed();
-    if a.dry_run {
-        if a.json {
+    execute(
+        g,
+        &layout,
+        &settings,
+        plan,
+        a.json,
+        a.dry_run,
+        resolving.elapsed(),
+    )
+}
+
+/// `dist upgrade [NAME...]`: the named installed packages (default: all) move to the newest
+/// versions their constraints and holds allow; a downgrade needs `--allow-downgrade`.
+pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
+    let settings = config(g, f)?;
+    let layout = Layout::new(&g.root);
+    let snap = layout.snapshot()?;
+    let installed = layout.current()?.map(|g| g.packages).unwrap_or_default();
+    let names: BTreeSet<PackageName> = if a.packages.is_empty() {
+        installed.keys().cloned().collect()
+    } else {
+        a.packages
+            .iter()
+            .map(|n| {
+                let name = PackageName::parse(n).map_err(|e| anyhow::anyhow!("`{n}`: {e}"))?;
+                if !installed.contains_key(&name) {
+                    anyhow::bail!("`{name}` is not installed");
+                }
+                Ok(name)
+            })
+            .collect::<Result<_>>()?
+    };
+    // The requested ones stay requested; dependencies move with them.
+    let reqs: Vec<Request> = names
+        .iter()
+        .filter(|n| installed[*n].requested)
+        .map(|n| Request {
+            name: n.clone(),
+            spec: Spec::Latest,
+        })
+        .collect();
+    let resolving = std::time::Instant::now();
+    let mut plan = plan::plan_with(&layout, &settings, &snap, &reqs, names)?;
+    plan.items.retain(|i| i.action != Action::Installed);
+    let downgrades: Vec<String> = plan
+        .items
+        .iter()
+        .filter_map(|i| {
+            let old = i.replaces.as_ref()?;
+            i.record
+                .version
+                .cmp_precedence(&old.version)
+                .is_lt()
+                .then(|| format!("{} {} -> {}", i.record.name, old.version, i.record.version))
+        })
+        .collect();
+    if !downgrades.is_empty() && !a.allow_downgrade {
+        anyhow::bail!(
+            "this upgrade would downgrade {}; pass --allow-downgrade to allow it (nothing was changed)",
+            downgrades.join(", ")
+        );
+    }
+    if plan.items.is_empty() && !a.json {
+        println!("everything is up to date");
+        return Ok(0);
+    }
+    execute(
+        g,
+        &layout,
+        &settings,
+        plan,
+        a.json,
+        a.dry_run,
+        resolving.elapsed(),
+    )
+}
+
+/// Prints a plan (`dry_run`) or carries it out and prints what it did.
+fn execute(
+    g: &Global,
+    layout: &Layout,
+    settings: &dist::client::config::Settings,
+    plan: plan::Plan,
+    json_out: bool,
+    dry_run: bool,
+    resolve: std::time::Duration,
+) -> Result<i32> {
+    let dependency = |b: &Because| match b {
+        Because::Dependency(by) => format!(" (dependency of {by})"),
+        _ => String::new(),
+    };
+    if dry_run {
+        if json_out {
             let items: Vec<json::Planned> = plan.items.iter().map(Into::into).collect();
             json::print(&items)?;
         } else {
@@ -92,41 +185,35 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
                     .as_ref()
                     .map(|r| format!(", replaces {}", r.version))
                     .unwrap_or_default();
-                let dep = match &p.because {
-                    Because::Dependency(by) => format!(" (dependency of {by})"),
-                    _ => String::new(),
-                };
                 println!(
-                    "{}  {} bytes  {how}{rep}{dep}",
+                    "{}  {} bytes  {how}{rep}{}",
                     p.record.id(),
-                    p.record.size
+                    p.record.size,
+                    dependency(&p.because)
                 );
             }
         }
         return Ok(0);
     }
-    let reporter = reporter::Cli::new(g.quiet || a.json);
-    let outcome = install::install(&layout, &settings, plan, &reporter);
+    let reporter = reporter::Cli::new(g.quiet || json_out);
+    let outcome = install::install(layout, settings, plan, &reporter);
     reporter.finish();
     let mut outcome = outcome?;
     for i in outcome.installed.iter_mut() {
         i.stages.insert(Stage::Resolve, resolve);
     }
-    if a.json {
+    if json_out {
         let v: Vec<json::Install> = outcome.installed.iter().map(Into::into).collect();
         json::print(&v)?;
     } else {
         for i in &outcome.installed {
-            let dep = match &i.item.because {
-                Because::Dependency(by) => format!(" (dependency of {by})"),
-                _ => String::new(),
-            };
             if i.item.action == Action::Installed {
                 println!("{} is already installed", i.item.record.id());
             } else {
                 println!(
-                    "installed {}{dep} -> {}",
+                    "installed {}{} -> {}",
                     i.item.record.id(),
+                    dependency(&i.item.because),
                     i.store_path.display()
                 );
             }
@@ -138,12 +225,84 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn uninstall(g: &Global, f: &ClientFlags, name: &str) -> Result<i32> {
+pub fn uninstall(
+    g: &Global,
+    f: &ClientFlags,
+    name: &str,
+    with_dependents: bool,
+    json_out: bool,
+) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
-    let reporter = reporter::Cli::new(g.quiet);
-    let gen = install::uninstall(&layout, &settings, name, &reporter)?;
-    println!("removed {name}; generation {gen} is current");
+    let reporter = reporter::Cli::new(g.quiet || json_out);
+    let (gen, removed) = install::uninstall(&layout, &settings, name, with_dependents, &reporter)?;
+    print_removed(&removed, Some(gen), json_out)
+}
+
+/// `dist autoremove`: what was installed as a dependency and is needed no more.
+pub fn autoremove(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
+    let settings = config(g, f)?;
+    let layout = Layout::new(&g.root);
+    let reporter = reporter::Cli::new(g.quiet || json_out);
+    match install::autoremove(&layout, &settings, &reporter)? {
+        Some((gen, removed)) => print_removed(&removed, Some(gen), json_out),
+        None => print_removed(&[], None, json_out),
+    }
+}
+
+fn print_removed(
+    removed: &[dist::client::profile::Installed],
+    generation: Option<u64>,
+    json_out: bool,
+) -> Result<i32> {
+    if json_out {
+        json::print(&json::Removed {
+            removed: removed.iter().map(Into::into).collect(),
+            generation,
+        })?;
+        return Ok(0);
+    }
+    if removed.is_empty() {
+        println!("nothing to remove");
+    }
+    for p in removed {
+        println!("removed {}", p.id());
+    }
+    if let Some(n) = generation {
+        println!("generation {n} is current");
+    }
+    Ok(0)
+}
+
+/// `dist outdated`: installed packages with a newer version in the index.
+pub fn outdated(g: &Global, json_out: bool) -> Result<i32> {
+    let layout = Layout::new(&g.root);
+    let list = install::outdated(&layout)?;
+    if json_out {
+        let v: Vec<json::Outdated> = list.iter().map(Into::into).collect();
+        json::print(&v)?;
+    } else if list.is_empty() {
+        println!("everything is up to date");
+    } else {
+        for o in &list {
+            let held = if o.held { "  (held)" } else { "" };
+            println!("{}  {} -> {}{held}", o.name, o.installed, o.newest);
+        }
+    }
+    Ok(0)
+}
+
+/// `dist hold NAME` / `dist unhold NAME`.
+pub fn hold(g: &Global, name: &str, on: bool) -> Result<i32> {
+    let layout = Layout::new(&g.root);
+    let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
+    let changed = layout.set_hold(&name, on)?;
+    match (on, changed) {
+        (true, true) => println!("held {name}: upgrade and resolution keep its version"),
+        (true, false) => println!("{name} was held already"),
+        (false, true) => println!("released {name}"),
+        (false, false) => println!("{name} was not held"),
+    }
     Ok(0)
 }
 
@@ -183,7 +342,11 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
             .map(|g| g.packages.into_values().collect())
             .unwrap_or_default();
         if json {
-            let v: Vec<json::InstalledEntry> = pkgs.iter().map(Into::into).collect();
+            let held = layout.holds()?;
+            let v: Vec<json::InstalledEntry> = pkgs
+                .iter()
+                .map(|p| json::InstalledEntry::new(p, held.contains(&p.name)))
+                .collect();
             json::print(&v)?;
         } else if pkgs.is_empty() {
             println!("nothing is installed");

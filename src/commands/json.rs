@@ -181,16 +181,66 @@ pub struct InstalledEntry<'a> {
     pub name: &'a PackageName,
     pub store_path: &'a PathBuf,
     pub version: &'a semver::Version,
+    /// Installed by name (false: pulled in as a dependency).
+    pub requested: bool,
+    /// `dist hold` keeps its version.
+    pub held: bool,
 }
 
-impl<'a> From<&'a Installed> for InstalledEntry<'a> {
-    fn from(p: &'a Installed) -> InstalledEntry<'a> {
+impl<'a> InstalledEntry<'a> {
+    pub fn new(p: &'a Installed, held: bool) -> InstalledEntry<'a> {
         InstalledEntry {
             blake3: p.blake3,
             infohash: p.infohash,
             name: &p.name,
             store_path: &p.store_path,
             version: &p.version,
+            requested: p.requested,
+            held,
+        }
+    }
+}
+
+/// `dist uninstall --json`, `dist autoremove --json`: what left, and the generation now
+/// current (null when nothing changed).
+#[derive(Serialize)]
+pub struct Removed<'a> {
+    pub removed: Vec<Package<'a>>,
+    pub generation: Option<u64>,
+}
+
+/// A package by name and version.
+#[derive(Serialize)]
+pub struct Package<'a> {
+    pub name: &'a PackageName,
+    pub version: &'a semver::Version,
+}
+
+impl<'a> From<&'a Installed> for Package<'a> {
+    fn from(p: &'a Installed) -> Package<'a> {
+        Package {
+            name: &p.name,
+            version: &p.version,
+        }
+    }
+}
+
+/// `dist outdated --json`: one per installed package with a newer version.
+#[derive(Serialize)]
+pub struct Outdated<'a> {
+    pub name: &'a PackageName,
+    pub installed: &'a semver::Version,
+    pub newest: &'a semver::Version,
+    pub held: bool,
+}
+
+impl<'a> From<&'a dist::client::install::Outdated> for Outdated<'a> {
+    fn from(o: &'a dist::client::install::Outdated) -> Outdated<'a> {
+        Outdated {
+            name: &o.name,
+            installed: &o.installed,
+            newest: &o.newest,
+            held: o.held,
         }
     }
 }

@@ -46,6 +46,10 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Install(a) if a.dry_run => Some((Mode::Shared, "install --dry-run")),
         Install(_) => Some((Mode::Exclusive, "install")),
         Uninstall { .. } => Some((Mode::Exclusive, "uninstall")),
+        Upgrade(a) if a.dry_run => Some((Mode::Shared, "upgrade --dry-run")),
+        Upgrade(_) => Some((Mode::Exclusive, "upgrade")),
+        Hold { .. } | Unhold { .. } => Some((Mode::Exclusive, "hold")),
+        Autoremove(_) => Some((Mode::Exclusive, "autoremove")),
         Rollback { .. } => Some((Mode::Exclusive, "rollback")),
         Gc { .. } => Some((Mode::Exclusive, "gc")),
         Daemon(DaemonCommand::Stop) => Some((Mode::Exclusive, "daemon stop")),
@@ -54,6 +58,7 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         | List { .. }
         | Info { .. }
         | Verify(_)
+        | Outdated(_)
         | Search { .. } => Some((Mode::Shared, "read")),
     }
 }
@@ -147,7 +152,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     if matches!(
         cli.command,
-        Command::Install(_) | Command::Uninstall { .. } | Command::Rollback { .. }
+        Command::Install(_)
+            | Command::Uninstall { .. }
+            | Command::Rollback { .. }
+            | Command::Upgrade(_)
+            | Command::Autoremove(_)
     ) {
         catch_interrupts();
     }
@@ -163,7 +172,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Sync(j) => client::sync(&g, &cli.client, j.json),
         Command::Install(a) => client::install(&g, &cli.client, &a),
-        Command::Uninstall { name } => client::uninstall(&g, &cli.client, &name),
+        Command::Uninstall {
+            name,
+            with_dependents,
+            json,
+        } => client::uninstall(&g, &cli.client, &name, with_dependents, json),
+        Command::Upgrade(a) => client::upgrade(&g, &cli.client, &a),
+        Command::Outdated(j) => client::outdated(&g, j.json),
+        Command::Hold { name } => client::hold(&g, &name, true),
+        Command::Unhold { name } => client::hold(&g, &name, false),
+        Command::Autoremove(j) => client::autoremove(&g, &cli.client, j.json),
         Command::Rollback { to } => client::rollback(&g, &cli.client, to),
         Command::Generations(j) => client::generations(&g, j.json),
         Command::List { installed, json } => client::list(&g, installed, json),
