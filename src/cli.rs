@@ -147,6 +147,10 @@ pub struct InstallArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Allow the resolution to move an installed package to a lower version that was not
+    /// asked for by version (otherwise refused, naming it).
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -188,6 +192,10 @@ pub struct AddArgs {
     /// default 32.
     #[arg(long, value_name = "N")]
     pub index_retention: Option<usize>,
+    /// Publish packages whose dependencies the repository cannot satisfy (refused otherwise,
+    /// so that what is published can be installed).
+    #[arg(long)]
+    pub allow_unresolved: bool,
 }
 
 #[derive(Subcommand, Debug)]

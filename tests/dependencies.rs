@@ -55,11 +55,30 @@ impl Env {
                 "1.0.0",
                 "depends: {left: \"^1\", right: \"^1\"}\n",
             ),
-            pkg(&pkgs, "bad", "1.0.0", "depends: {libfoo: \"^3\"}\n"),
             pkg(&pkgs, "x", "1.0.0", "conflicts: [y]\n"),
             pkg(&pkgs, "y", "1.0.0", ""),
+            pkg(&pkgs, "old", "1.0.0", "depends: {libfoo: \"<1.2\"}\n"),
         ];
         run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
+        // The publisher refuses what cannot be installed, unless told otherwise.
+        let bad = pkg(&pkgs, "bad", "1.0.0", "depends: {libfoo: \"^3\"}\n");
+        let latest = || fs::read_to_string(repo.join("published/LATEST")).unwrap();
+        let before = latest();
+        let err = run_err(dist().arg("--root").arg(&repo).arg("add").arg(&bad));
+        assert!(
+            err.contains(
+                "bad@1.0.0 depends on libfoo ^3, and the repository has only 1.0.0, 1.2.0, 2.0.0"
+            ),
+            "{err}"
+        );
+        assert_eq!(latest(), before, "a refused add published");
+        run_ok(
+            dist()
+                .arg("--root")
+                .arg(&repo)
+                .args(["add", "--allow-unresolved"])
+                .arg(&bad),
+        );
         let key =
             String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
                 .unwrap()

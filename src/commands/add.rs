@@ -34,7 +34,9 @@ pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
             .index_retention
             .unwrap_or(dist::repo::DEFAULT_RETENTION),
     };
-    let repo = Repo::new(&g.root).with_retention(retention);
+    let repo = Repo::new(&g.root)
+        .with_retention(retention)
+        .allowing_unresolved(args.allow_unresolved);
     let mut dirs = args.dirs.clone();
     if let Some(from) = &args.from {
         dirs.extend(read_list(from)?);

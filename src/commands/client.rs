@@ -79,6 +79,13 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         .collect::<Result<Vec<_>>>()?;
     let resolving = std::time::Instant::now();
     let plan = plan::plan(&layout, &settings, &snap, &reqs)?;
+    // A version asked for is a downgrade the user wants; any other needs saying so.
+    let asked: BTreeSet<&PackageName> = reqs
+        .iter()
+        .filter(|r| !matches!(r.spec, Spec::Latest))
+        .map(|r| &r.name)
+        .collect();
+    refuse_downgrades(&plan, &asked, a.allow_downgrade)?;
     execute(
         g,
         &layout,
@@ -88,6 +95,30 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         a.dry_run,
         resolving.elapsed(),
     )
+}
+
+/// Refuses the plan's downgrades (`name old -> new`) of packages not in `asked`.
+fn refuse_downgrades(plan: &plan::Plan, asked: &BTreeSet<&PackageName>, allow: bool) -> Result<()> {
+    let downgrades: Vec<String> = plan
+        .items
+        .iter()
+        .filter(|i| !asked.contains(&i.record.name))
+        .filter_map(|i| {
+            let old = i.replaces.as_ref()?;
+            i.record
+                .version
+                .cmp_precedence(&old.version)
+                .is_lt()
+                .then(|| format!("{} {} -> {}", i.record.name, old.version, i.record.version))
+        })
+        .collect();
+    if !downgrades.is_empty() && !allow {
+        anyhow::bail!(
+            "this would downgrade {}; ask for that version explicitly or pass --allow-downgrade (nothing was changed)",
+            downgrades.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// `dist upgrade [NAME...]`: the named installed packages (default: all) move to the newest
@@ -123,24 +154,7 @@ pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
     let resolving = std::time::Instant::now();
     let mut plan = plan::plan_with(&layout, &settings, &snap, &reqs, names)?;
     plan.items.retain(|i| i.action != Action::Installed);
-    let downgrades: Vec<String> = plan
-        .items
-        .iter()
-        .filter_map(|i| {
-            let old = i.replaces.as_ref()?;
-            i.record
-                .version
-                .cmp_precedence(&old.version)
-                .is_lt()
-                .then(|| format!("{} {} -> {}", i.record.name, old.version, i.record.version))
-        })
-        .collect();
-    if !downgrades.is_empty() && !a.allow_downgrade {
-        anyhow::bail!(
-            "this upgrade would downgrade {}; pass --allow-downgrade to allow it (nothing was changed)",
-            downgrades.join(", ")
-        );
-    }
+    refuse_downgrades(&plan, &BTreeSet::new(), a.allow_downgrade)?;
     if plan.items.is_empty() && !a.json {
         println!("everything is up to date");
         return Ok(0);
@@ -183,7 +197,13 @@ fn execute(
                 let rep = p
                     .replaces
                     .as_ref()
-                    .map(|r| format!(", replaces {}", r.version))
+                    .map(|r| {
+                        if p.record.version.cmp_precedence(&r.version).is_lt() {
+                            format!(", DOWNGRADES {}", r.version)
+                        } else {
+                            format!(", replaces {}", r.version)
+                        }
+                    })
                     .unwrap_or_default();
                 println!(
                     "{}  {} bytes  {how}{rep}{}",

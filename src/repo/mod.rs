@@ -43,6 +43,8 @@ pub struct Repo {
     pub root: PathBuf,
     /// How many deltas stay published (store-format.md §4.2).
     retention: usize,
+    /// `add` accepts packages whose dependencies the repository cannot satisfy.
+    allow_unresolved: bool,
 }
 
 /// What `add` did with one package.
@@ -57,7 +59,15 @@ impl Repo {
         Repo {
             root: root.to_path_buf(),
             retention: DEFAULT_RETENTION,
+            allow_unresolved: false,
         }
+    }
+
+    /// The same repository, whose `add` accepts dependencies it cannot satisfy
+    /// (`--allow-unresolved`).
+    pub fn allowing_unresolved(mut self, allow: bool) -> Repo {
+        self.allow_unresolved = allow;
+        self
     }
 
     /// The same repository, keeping `deltas` deltas published (at least 1).
@@ -197,6 +207,9 @@ impl Repo {
                 )?);
             }
             out.push(added);
+        }
+        if !self.allow_unresolved {
+            check_dependencies(&tx, &out)?;
         }
         if batch {
             // The renames, before the index commits to them.
@@ -393,6 +406,45 @@ fn index_one(
         params![p.infohash, p.info.to_value().encode()],
     )?;
     Ok(Added::New(p.clone()))
+}
+
+/// Inside the add transaction: every dependency of a new package has a version in the index
+/// (after this add) that its requirement admits, so what is published can be installed.
+fn check_dependencies(tx: &Connection, added: &[Added]) -> Result<()> {
+    let mut problems = Vec::new();
+    let mut stmt = tx.prepare("SELECT version FROM packages WHERE name = ?1")?;
+    for a in added {
+        let Added::New(p) = a else { continue };
+        for (dep, req) in &p.relations.depends {
+            let texts: Vec<String> = stmt
+                .query_map([dep.as_str()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut versions: Vec<semver::Version> = texts
+                .iter()
+                .filter_map(|v| semver::Version::parse(v).ok())
+                .collect();
+            versions.sort_by(|a, b| a.cmp_precedence(b));
+            if !versions.iter().any(|v| req.matches(v)) {
+                let has = if versions.is_empty() {
+                    "no version of it".to_string()
+                } else {
+                    let list: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
+                    format!("only {}", list.join(", "))
+                };
+                problems.push(format!(
+                    "{} depends on {dep} {req}, and the repository has {has}",
+                    p.id()
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{}; add the dependencies in the same batch (or first), or pass --allow-unresolved (nothing was added)",
+            problems.join("; ")
+        );
+    }
+    Ok(())
 }
 
 /// The distribution the last publish used (trackers and base URL), empty before any `serve`.
