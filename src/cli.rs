@@ -151,6 +151,10 @@ pub struct InstallArgs {
     /// asked for by version (otherwise refused, naming it).
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Remove installed packages that a package of this install conflicts with (declared
+    /// `conflicts`), in the same transition, instead of refusing.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(clap::Args, Debug)]

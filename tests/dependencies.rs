@@ -242,6 +242,32 @@ fn install_pulls_dependencies_first_and_explains_what_cannot_be_issue_12() {
         || {
             let err = env.refused(&["install", "x", "y"]);
             assert!(err.contains("x@1.0.0 conflicts with y@1.0.0"), "{err}");
+            // With one installed: refused, naming --replace; with it, the other leaves.
+            env.ok(&["install", "y"]);
+            let err = env.refused(&["install", "x"]);
+            assert!(err.contains("pass --replace to remove y"), "{err}");
+            env.ok(&["install", "--replace", "x"]);
+            let now = env.installed();
+            assert!(
+                now.contains(&"x@1.0.0".to_string()) && !now.contains(&"y@1.0.0".to_string()),
+                "{now:?}"
+            );
+        },
+    );
+
+    step(
+        "a downgrade nobody asked for by version needs --allow-downgrade",
+        || {
+            env.ok(&["uninstall", "app"]);
+            let err = env.refused(&["install", "old"]);
+            assert!(
+                err.contains("this would downgrade libfoo 1.2.0 -> 1.0.0"),
+                "{err}"
+            );
+            let o = env.ok(&["install", "--dry-run", "--allow-downgrade", "old"]);
+            assert!(String::from_utf8_lossy(&o.stdout).contains("DOWNGRADES 1.2.0"));
+            env.ok(&["install", "--allow-downgrade", "old"]);
+            assert!(env.installed().contains(&"libfoo@1.0.0".to_string()));
         },
     );
 }

@@ -75,6 +75,7 @@ pub fn install(
     report: &dyn Reporter,
 ) -> Result<Outcome> {
     let trackers = plan.trackers;
+    let removes = plan.removes;
     let mut done: Vec<Installation> = plan
         .items
         .into_iter()
@@ -91,7 +92,9 @@ pub fn install(
         })
         .collect();
     let mut swarm = Swarm::default();
-    let generation = match run(layout, settings, &trackers, &mut done, &mut swarm, report) {
+    let generation = match run(
+        layout, settings, &trackers, &removes, &mut done, &mut swarm, report,
+    ) {
         Ok(g) => g,
         Err(e) => {
             swarm.discard(report);
@@ -156,6 +159,7 @@ fn run(
     layout: &Layout,
     settings: &Settings,
     trackers: &[String],
+    removes: &[Installed],
     done: &mut [Installation],
     swarm: &mut Swarm,
     report: &dyn Reporter,
@@ -196,10 +200,14 @@ fn run(
             }
         }
     }
-    if entering.is_empty() && !marked {
+    if entering.is_empty() && !marked && removes.is_empty() {
         return Ok(None);
     }
-    let mut leaving = Vec::new();
+    // What a package of the plan conflicts with leaves first (`--replace`).
+    let mut leaving: Vec<Installed> = removes.to_vec();
+    for r in removes {
+        packages.remove(&r.name);
+    }
     for e in &entering {
         if let Some(old) = packages.insert(e.name.clone(), e.clone()) {
             leaving.push(old);
@@ -212,7 +220,7 @@ fn run(
         entering: entering.iter().collect(),
         leaving: leaving.iter().collect(),
         target: Target::New(packages),
-        leaving_first: false,
+        leaving_first: !removes.is_empty(),
         script_timeout: settings.script_timeout,
     }
     .apply(layout, report)?;

@@ -63,6 +63,9 @@ pub struct PlanItem {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub items: Vec<PlanItem>,
+    /// Installed packages that leave because a package of the plan conflicts with them
+    /// (`--replace`).
+    pub removes: Vec<Installed>,
     /// The index's trackers, which `auto` asks about a small object's swarm.
     pub trackers: Vec<String>,
 }
@@ -77,38 +80,65 @@ pub fn plan(
     snap: &Snapshot,
     requests: &[Request],
 ) -> Result<Plan> {
-    plan_with(layout, settings, snap, requests, Default::default())
+    plan_with(layout, settings, snap, requests, Options::default())
 }
 
-/// [`plan`], moving the packages of `refresh` to the newest versions allowed (`upgrade`)
-/// instead of keeping their installed versions.
+/// How a plan treats what is installed.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Move these to the newest versions allowed (`upgrade`) instead of keeping them.
+    pub refresh: std::collections::BTreeSet<PackageName>,
+    /// Remove installed packages a package of the plan declares a conflict with (or that
+    /// declare one with it), instead of refusing (`--replace`).
+    pub replace: bool,
+}
+
+/// [`plan`] with [`Options`].
 pub fn plan_with(
     layout: &Layout,
     settings: &Settings,
     snap: &Snapshot,
     requests: &[Request],
-    refresh: std::collections::BTreeSet<PackageName>,
+    options: Options,
 ) -> Result<Plan> {
     let current = layout.current()?;
     let packages = current
         .as_ref()
         .map(|g| g.packages.clone())
         .unwrap_or_default();
-    let on_machine = resolve::Installed {
+    let mut on_machine = resolve::Installed {
         versions: packages
             .iter()
             .map(|(n, i)| (n.clone(), i.version.clone()))
             .collect(),
         held: layout.holds()?,
-        refresh,
+        refresh: options.refresh,
     };
     // A request the index cannot satisfy at all gets the plain message first (no such package,
     // no such version, only pre-releases).
     for r in requests {
         r.resolve(snap)?;
     }
-    let resolution = resolve::resolve(snap, requests, &on_machine)?;
-    check_declared_conflicts(&resolution)?;
+    let mut removes: Vec<Installed> = Vec::new();
+    let resolution = loop {
+        let resolution = resolve::resolve(snap, requests, &on_machine)?;
+        match declared_conflict(&resolution, &on_machine) {
+            None => break resolution,
+            Some((a, b, Some(installed))) if options.replace => {
+                if on_machine.held.contains(&installed) {
+                    bail!("{a} conflicts with {b}, and {installed} is held: `dist unhold {installed}` first");
+                }
+                on_machine.versions.remove(&installed);
+                removes.extend(packages.get(&installed).cloned());
+            }
+            Some((a, b, Some(installed))) => bail!(
+                "{a} conflicts with {b} (a manifest says so); they cannot be installed together: pass --replace to remove {installed} in the same step"
+            ),
+            Some((a, b, None)) => bail!(
+                "{a} conflicts with {b} (a manifest says so); they cannot be installed together"
+            ),
+        }
+    };
     let mut items: Vec<PlanItem> = Vec::new();
     for (record, because) in resolution.packages {
         let installed = packages.get(record.name.as_str());
@@ -139,9 +169,14 @@ pub fn plan_with(
             why,
         });
     }
-    check_known_conflicts(layout, packages, &items)?;
+    let mut staying = packages;
+    for r in &removes {
+        staying.remove(&r.name);
+    }
+    check_known_conflicts(layout, staying, &items)?;
     Ok(Plan {
         items,
+        removes,
         trackers: snap
             .distribution()
             .map(|d| d.trackers.clone())
@@ -149,23 +184,40 @@ pub fn plan_with(
     })
 }
 
-/// Declared `conflicts` between packages of the result, before anything happens.
-fn check_declared_conflicts(resolution: &resolve::Resolution) -> Result<()> {
+/// The first declared conflict between packages of the result (either side may declare it):
+/// the two, and which of them is installed and not changed by the plan, if one is.
+fn declared_conflict(
+    resolution: &resolve::Resolution,
+    on_machine: &resolve::Installed,
+) -> Option<(String, String, Option<PackageName>)> {
     let names: BTreeMap<&PackageName, &PackageRecord> = resolution
         .packages
         .iter()
         .map(|(r, _)| (&r.name, r))
         .collect();
-    for (r, _) in &resolution.packages {
-        if let Some(other) = r.relations.conflicts.iter().find_map(|c| names.get(c)) {
-            bail!(
-                "{} conflicts with {} (its manifest says so); they cannot be installed together",
-                r.id(),
-                other.id()
-            );
+    let kept = |r: &PackageRecord, b: &Because| {
+        *b != Because::Requested && on_machine.versions.get(&r.name) == Some(&r.version)
+    };
+    for (r, because) in &resolution.packages {
+        for c in &r.relations.conflicts {
+            let Some(other) = names.get(c) else { continue };
+            let other_because = &resolution
+                .packages
+                .iter()
+                .find(|(x, _)| x.name == other.name)
+                .expect("in the result")
+                .1;
+            let installed = if kept(other, other_because) {
+                Some(other.name.clone())
+            } else if kept(r, because) {
+                Some(r.name.clone())
+            } else {
+                None
+            };
+            return Some((r.id().to_string(), other.id().to_string(), installed));
         }
     }
-    Ok(())
+    None
 }
 
 /// The file conflicts (two packages providing the same `bin/` command) that can be seen before

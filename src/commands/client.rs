@@ -78,7 +78,11 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         .map(|p| Request::parse(p))
         .collect::<Result<Vec<_>>>()?;
     let resolving = std::time::Instant::now();
-    let plan = plan::plan(&layout, &settings, &snap, &reqs)?;
+    let options = plan::Options {
+        replace: a.replace,
+        ..Default::default()
+    };
+    let plan = plan::plan_with(&layout, &settings, &snap, &reqs, options)?;
     // A version asked for is a downgrade the user wants; any other needs saying so.
     let asked: BTreeSet<&PackageName> = reqs
         .iter()
@@ -152,7 +156,11 @@ pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
         })
         .collect();
     let resolving = std::time::Instant::now();
-    let mut plan = plan::plan_with(&layout, &settings, &snap, &reqs, names)?;
+    let options = plan::Options {
+        refresh: names,
+        replace: false,
+    };
+    let mut plan = plan::plan_with(&layout, &settings, &snap, &reqs, options)?;
     plan.items.retain(|i| i.action != Action::Installed);
     refuse_downgrades(&plan, &BTreeSet::new(), a.allow_downgrade)?;
     if plan.items.is_empty() && !a.json {
@@ -184,6 +192,15 @@ fn execute(
         Because::Dependency(by) => format!(" (dependency of {by})"),
         _ => String::new(),
     };
+    if !json_out {
+        for r in &plan.removes {
+            println!(
+                "{} {} (--replace: a package of this install conflicts with it)",
+                if dry_run { "would remove" } else { "removes" },
+                r.id()
+            );
+        }
+    }
     if dry_run {
         if json_out {
             let items: Vec<json::Planned> = plan.items.iter().map(Into::into).collect();
