@@ -98,7 +98,7 @@ pub fn resolve(
     let solution = match pubgrub::resolve(&provider, Node::Request, root_version()) {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(tree)) => {
-            let mut text = DefaultStringReporter::report(&tree);
+            let mut text = drop_single_version_noise(&DefaultStringReporter::report(&tree));
             for label in [ROOT_LABEL, INSTALLED_LABEL, HELD_LABEL] {
                 text = text
                     .replace(&format!("{label} {}", root_version()), label)
@@ -188,6 +188,40 @@ fn order(
             (chosen[&n].clone(), because)
         })
         .collect()
+}
+
+/// PubGrub says "there is no version of X in <1.0.0 | >1.0.0" for every package that has one
+/// version only: true, and noise in an explanation. Those clauses go (`Because A and B, C`
+/// keeps its shape with the other cause alone).
+fn drop_single_version_noise(text: &str) -> String {
+    let noise = |clause: &str| {
+        clause
+            .strip_prefix("there is no version of ")
+            .and_then(|rest| rest.split_once(" in <"))
+            .and_then(|(_, range)| range.split_once(" | >"))
+            .is_some_and(|(lo, hi)| lo == hi)
+    };
+    text.lines()
+        .map(|line| {
+            // `Because P and Q, R.` / `And because P and Q, R.`
+            let (head, rest) = if let Some(r) = line.strip_prefix("Because ") {
+                ("Because ", r)
+            } else if let Some(r) = line.strip_prefix("And because ") {
+                ("And because ", r)
+            } else {
+                return line.to_string();
+            };
+            let Some((causes, conclusion)) = rest.split_once(", ") else {
+                return line.to_string();
+            };
+            let kept: Vec<&str> = causes.split(" and ").filter(|c| !noise(c)).collect();
+            if kept.is_empty() || kept.len() == causes.split(" and ").count() {
+                return line.to_string();
+            }
+            format!("{head}{}, {conclusion}", kept.join(" and "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn root_version() -> Version {
@@ -538,6 +572,15 @@ fn comparator_ranges(c: &Comparator) -> Ranges<Version> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_version_noise_leaves_explanations() {
+        let t = "Because there is no version of libfoo in >=3.0.0, <4.0.0 and bad 1.0.0 depends on libfoo >=3.0.0, <4.0.0, bad 1.0.0 is forbidden.\nAnd because there is no version of bad in <1.0.0 | >1.0.0 and your request depends on bad, your request is forbidden.";
+        assert_eq!(
+            drop_single_version_noise(t),
+            "Because there is no version of libfoo in >=3.0.0, <4.0.0 and bad 1.0.0 depends on libfoo >=3.0.0, <4.0.0, bad 1.0.0 is forbidden.\nAnd because your request depends on bad, your request is forbidden."
+        );
+    }
 
     #[test]
     fn requirement_ranges_agree_with_semver_on_release_versions() {
