@@ -142,6 +142,14 @@ impl<'a> Watcher<'a> {
             let mut shared = self.shared.write().expect("state lock");
             shared.catalog = catalog.clone();
             shared.serial = latest;
+            // The verdict of the previous serial does not hold for this one: until this tick's
+            // check, `/health` must not say 200 while what was just added is not seeded and
+            // announced yet (a client sent there would announce before the seeder, and
+            // transmission refuses for good a peer the tracker listed as a seed).
+            shared.health = Err(format!(
+                "serial {}: bringing the seeder in step",
+                latest.unwrap_or(0)
+            ));
         }
         if let Some(serial) = latest {
             report(ServeEvent::Published {
