@@ -73,11 +73,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             .unwrap()
             .clone()
     };
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+    let key = repo_key(&repo);
     let ns =
         Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
     let mut cmd = serve_command(&ns, &dist_bin(), &repo);

@@ -81,11 +81,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
             fixture("nested-0.3.0+build.7"),
         ],
     );
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+    let key = repo_key(&repo);
     let ns =
         Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
     let server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
@@ -409,12 +405,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     );
     step("A foreign key", || {
         let other = tmp.path().join("other-repo");
-        let foreign = String::from_utf8(
-            run_ok(dist().arg("--root").arg(&other).args(["key", "show"])).stdout,
-        )
-        .unwrap()
-        .trim()
-        .to_string();
+        let foreign = repo_key(&other);
         let c = Client::new(&ns, tmp.path().join("c"), &foreign, "10.77.0.4");
         let err = c.err(&["sync"]);
         assert!(err.contains("verification failed"), "{err}");

@@ -33,11 +33,7 @@ fn setup_with(
     let mut add = dist();
     add.arg("--root").arg(&repo).arg("add").args(packages);
     run_ok(&mut add);
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+    let key = repo_key(&repo);
     let ns = Netns::new(&["10.77.0.1", "10.77.0.2"]).expect("network namespace");
     let server = Server::start(&ns, &repo, tmp.path().join("serve.log"));
     let root = client_root(&tmp.path().join("client"), &key);

@@ -79,12 +79,14 @@ impl Env {
                 .args(["add", "--allow-unresolved"])
                 .arg(&bad),
         );
-        let key =
-            String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-                .unwrap()
-                .trim()
-                .to_string();
-        let www = tmp.path().join("www");
+        Env::serve(tmp)
+    }
+
+    /// A synced client (HTTP only, leech only) of the repository at `TMP/repo`, whose files a
+    /// real HTTP server serves from `TMP/www`.
+    fn serve(tmp: tempfile::TempDir) -> Env {
+        let (repo, www) = (tmp.path().join("repo"), tmp.path().join("www"));
+        let key = repo_key(&repo);
         published::lay_out(&repo, &www);
         let server = FileServer::start(&www);
         let client = tmp.path().join("client");
@@ -289,28 +291,7 @@ fn upgrade_outdated_holds_uninstall_and_autoremove_issue_12() {
         pkg(&pkgs, "app", "1.0.0", "depends: {lib: \"^1\"}\n"),
         pkg(&pkgs, "other", "1.0.0", ""),
     ]);
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
-    let server = FileServer::start(&www);
-    let client = tmp.path().join("client");
-    fs::create_dir_all(&client).unwrap();
-    fs::write(
-        client.join("client.yaml"),
-        format!(
-            "server_url: {}\npublic_key: {key}\ntransport: http\nseed: false\n",
-            server.url
-        ),
-    )
-    .unwrap();
-    let env = Env {
-        _tmp: tmp,
-        client,
-        _server: server,
-    };
-    env.ok(&["sync"]);
+    let env = Env::serve(tmp);
     env.ok(&["install", "app", "other"]);
     let flags = |name: &str| -> (bool, bool) {
         let v = stdout_json(&env.ok(&["list", "--installed", "--json"]));

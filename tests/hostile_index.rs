@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{dist, fixture, require_tool, run_ok, stdout_json};
+use common::{dist, fixture, repo_key, require_tool, run_ok, stdout_json};
 use files::FileServer;
 
 struct Repo {
@@ -38,11 +38,7 @@ fn repository(tmp: &Path) -> (Repo, PathBuf) {
             .args(["add", "--json"])
             .arg(fixture("hello-1.0.0")),
     ));
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&root).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+    let key = repo_key(&root);
     let packed = tmp.join("hello.tar");
     run_ok(
         dist()

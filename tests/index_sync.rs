@@ -142,12 +142,7 @@ fn sync_by_snapshot_delta_and_not_at_all_and_refuse_bad_deltas_issue_10() {
     for n in ["alpha", "beta", "gamma"] {
         repo.add(n, "1.0.0", "3");
     }
-    let key = String::from_utf8(
-        run_ok(dist().arg("--root").arg(&repo.root).args(["key", "show"])).stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let key = repo_key(&repo.root);
     let ns = Netns::new(&[SERVER_IP]).expect("network namespace");
     let server = Server::start(&ns, &repo.root, tmp.path().join("serve.log"));
     // Sync only: no daemon starts, so the server's own address serves as `bind_address`.

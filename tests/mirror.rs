@@ -43,13 +43,6 @@ fn add(repo: &Path, dirs: &[PathBuf]) -> serde_json::Value {
     ))
 }
 
-fn key_of(repo: &Path) -> String {
-    String::from_utf8(run_ok(dist().arg("--root").arg(repo).args(["key", "show"])).stdout)
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 /// `dist serve --mirror-of` outside any namespace, on loopback ports: what it refuses needs
 /// no swarm.
 fn loopback_mirror(root: &Path, upstream: &str, key: &str, log: PathBuf) -> Server {
@@ -101,7 +94,7 @@ fn a_mirror_serves_seeds_and_follows_a_verified_copy_issue_11() {
             .unwrap()
             .to_string()
     };
-    let key = key_of(&repo);
+    let key = repo_key(&repo);
     let ns = Netns::new(&[SERVER_IP, MIRROR_IP, "10.77.0.2", "10.77.0.3"]).expect("namespace");
     let mirror_url = format!("http://{MIRROR_HTTP}");
     let mut origin_cmd = serve_command(&ns, &dist_bin(), &repo);
@@ -267,11 +260,11 @@ fn a_mirror_refuses_an_upstream_that_does_not_verify_issue_11() {
     let tmp = tempfile::tempdir().unwrap();
     let (repo, pkgs) = (tmp.path().join("repo"), tmp.path().join("pkgs"));
     let added = add(&repo, &[noise_package(&pkgs, "one", 40 << 10)]);
-    let key = key_of(&repo);
+    let key = repo_key(&repo);
     let other_key = {
         let other = tmp.path().join("other");
         add(&other, &[noise_package(&pkgs, "two", 1 << 10)]);
-        key_of(&other)
+        repo_key(&other)
     };
     // A real HTTP server with the repository's files, the one object copied and then flipped
     // in one byte: the index is signed and whole, the object is not the one it names.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{copy_tree, dist, noise, run_ok, stdout_json, wait_until, write_package};
+use common::{copy_tree, dist, noise, repo_key, run_ok, stdout_json, wait_until, write_package};
 use dist::client::install::HTTP_PARALLEL;
 use files::FileServer;
 
@@ -47,11 +47,7 @@ fn repository(tmp: &Path) -> (PathBuf, String) {
         })
         .collect();
     run_ok(dist().arg("--root").arg(&repo).arg("add").args(&pkgs));
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+    let key = repo_key(&repo);
     (repo, key)
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{dist, require_tool, run_ok, stdout_json, wait_until};
+use common::{dist, repo_key, require_tool, run_ok, stdout_json, wait_until};
 use files::FileServer;
 
 /// A package directory with an install script and, optionally, commands in `assets/bin`.
@@ -48,11 +48,7 @@ struct Served {
 fn serve(tmp: &Path, pkgs: &[PathBuf]) -> Served {
     let repo = tmp.join("repo");
     run_ok(dist().arg("--root").arg(&repo).arg("add").args(pkgs));
-    let key =
-        String::from_utf8(run_ok(dist().arg("--root").arg(&repo).args(["key", "show"])).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+    let key = repo_key(&repo);
     let www = tmp.join("www");
     fs::create_dir_all(&www).unwrap();
     published::lay_out(&repo, &www);

@@ -199,6 +199,14 @@ pub fn noise_package(dir: &Path, name: &str, bytes: usize) -> PathBuf {
     )
 }
 
+/// The public key of the repository at `repo` (`dist key show`), as clients configure it.
+pub fn repo_key(repo: &Path) -> String {
+    String::from_utf8(run_ok(dist().arg("--root").arg(repo).args(["key", "show"])).stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 /// `len` pseudo-random (xorshift), incompressible bytes from `seed`.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut s = seed.max(1);
