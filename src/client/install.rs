@@ -4,7 +4,7 @@
 //! then one [`Transition`]. Uninstall and rollback are transitions too. A failure before the
 //! switch leaves `current` as it was.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use super::fetch::{self, torrent, Fetched};
 use super::interrupt::Abort;
 use super::plan::{Action, Plan, PlanItem};
 use super::profile::Installed;
-use super::resolve::{self, Because};
+use super::resolve::Because;
 use super::transition::{Target, Transition};
 use super::{daemon, interrupt, Layout, Phase, Reporter};
 use crate::daemons::tracker;
@@ -523,160 +523,6 @@ fn seed(layout: &Layout, settings: &Settings, rec: &PackageRecord) -> Result<()>
     let rpc = daemon::ensure(layout, settings)?;
     rpc.add_torrent(&bytes, &layout.download_dir(&rec.infohash), false)?;
     Ok(())
-}
-
-/// Removes `name` from the current set: its uninstall script first (a failure keeps it), then a
-/// new generation without it. A package other installed packages depend on is refused, naming
-/// them, unless `with_dependents` (then they go too, dependents' scripts first).
-pub fn uninstall(
-    layout: &Layout,
-    settings: &Settings,
-    name: &str,
-    with_dependents: bool,
-    report: &dyn Reporter,
-) -> Result<(u64, Vec<Installed>)> {
-    let current = layout
-        .current()?
-        .with_context(|| format!("`{name}` is not installed (nothing is)"))?;
-    if !current.packages.contains_key(name) {
-        bail!(
-            "`{name}` is not installed (installed: {})",
-            current.labels().join(", ")
-        );
-    }
-    let name = PackageName::parse(name)?;
-    let graph = installed_graph(layout, &current.packages)?;
-    let dependents: BTreeSet<PackageName> = graph
-        .keys()
-        .filter(|n| **n != name && resolve::closure(&graph, [*n]).contains(&name))
-        .cloned()
-        .collect();
-    if !dependents.is_empty() && !with_dependents {
-        let list: Vec<String> = dependents
-            .iter()
-            .map(|n| current.packages[n].id().to_string())
-            .collect();
-        bail!(
-            "`{name}` is needed by {}: uninstall them first, or all together with --with-dependents",
-            list.join(", ")
-        );
-    }
-    let mut gone = dependents;
-    gone.insert(name);
-    remove_packages(layout, settings, &current.packages, &graph, &gone, report)
-}
-
-/// Removes what nothing requested needs any more (installed as a dependency, no longer one).
-/// `None` when there is nothing to remove.
-pub fn autoremove(
-    layout: &Layout,
-    settings: &Settings,
-    report: &dyn Reporter,
-) -> Result<Option<(u64, Vec<Installed>)>> {
-    let Some(current) = layout.current()? else {
-        return Ok(None);
-    };
-    let graph = installed_graph(layout, &current.packages)?;
-    let held = layout.holds()?;
-    let keep = resolve::closure(
-        &graph,
-        current
-            .packages
-            .values()
-            .filter(|p| p.requested || held.contains(&p.name))
-            .map(|p| &p.name),
-    );
-    let gone: BTreeSet<PackageName> = current
-        .packages
-        .keys()
-        .filter(|n| !keep.contains(*n))
-        .cloned()
-        .collect();
-    if gone.is_empty() {
-        return Ok(None);
-    }
-    remove_packages(layout, settings, &current.packages, &graph, &gone, report).map(Some)
-}
-
-/// One transition without `gone`, their uninstall scripts dependents first.
-fn remove_packages(
-    layout: &Layout,
-    settings: &Settings,
-    packages: &BTreeMap<PackageName, Installed>,
-    graph: &BTreeMap<PackageName, BTreeSet<PackageName>>,
-    gone: &BTreeSet<PackageName>,
-    report: &dyn Reporter,
-) -> Result<(u64, Vec<Installed>)> {
-    let leaving: Vec<Installed> = resolve::dependents_first(graph, gone)
-        .iter()
-        .map(|n| packages[n].clone())
-        .collect();
-    let mut next = packages.clone();
-    next.retain(|n, _| !gone.contains(n));
-    let switched = Transition {
-        entering: Vec::new(),
-        leaving: leaving.iter().collect(),
-        target: Target::New(next),
-        leaving_first: true,
-        script_timeout: settings.script_timeout,
-    }
-    .apply(layout, report)?;
-    Ok((switched.generation, leaving))
-}
-
-/// The installed dependency graph, from the synced index (none known without one).
-fn installed_graph(
-    layout: &Layout,
-    packages: &BTreeMap<PackageName, Installed>,
-) -> Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
-    let versions = packages
-        .iter()
-        .map(|(n, p)| (n.clone(), p.version.clone()))
-        .collect();
-    if !layout.index_path().exists() {
-        return Ok(packages
-            .keys()
-            .map(|n| (n.clone(), BTreeSet::new()))
-            .collect());
-    }
-    resolve::installed_graph(&layout.snapshot()?, &versions)
-}
-
-/// An installed package with a newer version in the index.
-#[derive(Debug, Clone)]
-pub struct Outdated {
-    pub name: PackageName,
-    pub installed: semver::Version,
-    pub newest: semver::Version,
-    pub held: bool,
-}
-
-/// Every installed package whose index has a newer version (a pre-release only when a
-/// pre-release is installed).
-pub fn outdated(layout: &Layout) -> Result<Vec<Outdated>> {
-    let Some(current) = layout.current()? else {
-        return Ok(Vec::new());
-    };
-    let snap = layout.snapshot()?;
-    let held = layout.holds()?;
-    let mut out = Vec::new();
-    for p in current.packages.values() {
-        let newest = snap
-            .versions(&p.name)?
-            .into_iter()
-            .map(|r| r.version)
-            .filter(|v| v.pre.is_empty() || !p.version.pre.is_empty())
-            .max_by(|a, b| a.cmp_precedence(b));
-        if let Some(n) = newest.filter(|n| n.cmp_precedence(&p.version).is_gt()) {
-            out.push(Outdated {
-                name: p.name.clone(),
-                installed: p.version.clone(),
-                newest: n,
-                held: held.contains(&p.name),
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// Switches to generation `to` (default: the one before current), running the install script

@@ -10,6 +10,7 @@ pub mod interrupt;
 pub mod maintain;
 pub mod plan;
 pub mod profile;
+pub mod remove;
 pub mod request;
 pub mod resolve;
 pub mod sync;

@@ -8,7 +8,7 @@ use dist::client::install::{self, Stage};
 use dist::client::plan::{self, Action};
 use dist::client::request::{Request, Spec};
 use dist::client::resolve::Because;
-use dist::client::{daemon, sync, Layout};
+use dist::client::{daemon, remove, sync, Layout};
 use dist::format::ids::PackageName;
 
 use super::{json, printable, reporter, Global};
@@ -272,7 +272,7 @@ pub fn uninstall(
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet || json_out);
-    let (gen, removed) = install::uninstall(&layout, &settings, name, with_dependents, &reporter)?;
+    let (gen, removed) = remove::uninstall(&layout, &settings, name, with_dependents, &reporter)?;
     print_removed(&removed, Some(gen), json_out)
 }
 
@@ -281,7 +281,7 @@ pub fn autoremove(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet || json_out);
-    match install::autoremove(&layout, &settings, &reporter)? {
+    match remove::autoremove(&layout, &settings, &reporter)? {
         Some((gen, removed)) => print_removed(&removed, Some(gen), json_out),
         None => print_removed(&[], None, json_out),
     }
@@ -314,7 +314,7 @@ fn print_removed(
 /// `dist outdated`: installed packages with a newer version in the index.
 pub fn outdated(g: &Global, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let list = install::outdated(&layout)?;
+    let list = remove::outdated(&layout)?;
     if json_out {
         let v: Vec<json::Outdated> = list.iter().map(Into::into).collect();
         json::print(&v)?;

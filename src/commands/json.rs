@@ -234,8 +234,8 @@ pub struct Outdated<'a> {
     pub held: bool,
 }
 
-impl<'a> From<&'a dist::client::install::Outdated> for Outdated<'a> {
-    fn from(o: &'a dist::client::install::Outdated) -> Outdated<'a> {
+impl<'a> From<&'a dist::client::remove::Outdated> for Outdated<'a> {
+    fn from(o: &'a dist::client::remove::Outdated) -> Outdated<'a> {
         Outdated {
             name: &o.name,
             installed: &o.installed,

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod hot;
 pub mod http;
 pub mod ledger;
+mod upstream;
 mod watcher;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use crate::daemons::tracker::{self, Tracker, TrackerConfig};
 use crate::daemons::transmission::{self, DaemonConfig};
 use crate::format::ids::InfoHash;
-use crate::repo::mirror::{self, Upstream};
+use crate::repo::mirror::Upstream;
 use crate::repo::{Distribution, Repo};
 use catalog::Catalog;
 
@@ -393,7 +394,7 @@ fn run(
         None => repo
             .republish_for(&cfg.distribution())
             .with_context(|| format!("cannot publish the index under {}", repo.root.display()))?,
-        Some(up) => match first_mirror(repo, up, cfg.mirror_interval, stop, report)? {
+        Some(up) => match upstream::first_mirror(repo, up, cfg.mirror_interval, stop, report)? {
             Some(serial) => serial,
             None => return Ok(()),
         },
@@ -437,7 +438,7 @@ fn run(
         watcher::Watcher::new(repo, cfg, &tracker, &daemon.rpc, shared, requested, catalog);
     std::thread::scope(|s| {
         if let Some(up) = &cfg.mirror {
-            s.spawn(|| follow_upstream(repo, up, cfg.mirror_interval, stop, report));
+            s.spawn(|| upstream::follow_upstream(repo, up, cfg.mirror_interval, stop, report));
         }
         watcher.run(stop, report);
     });
@@ -446,98 +447,6 @@ fn run(
     let stopped_daemon = daemon.stop_within(SEEDER_STOP_BUDGET);
     let stopped_tracker = tracker.stop();
     stopped_daemon.and(stopped_tracker)
-}
-
-/// A mirror's first copy: the upstream's newest serial, or, when the upstream cannot be
-/// reached or verified, the copy this mirror already has (said as a problem). With no copy at
-/// all it tries again every `interval` until it has one; `None` when stopped meanwhile.
-fn first_mirror(
-    repo: &Repo,
-    up: &Upstream,
-    interval: Duration,
-    stop: &AtomicBool,
-    report: &(dyn Fn(ServeEvent) + Sync),
-) -> Result<Option<u64>> {
-    loop {
-        match mirror::sync(repo, up, stop) {
-            Ok(m) => {
-                report(mirrored(up, &m));
-                return Ok(Some(m.serial));
-            }
-            Err(e) => {
-                if let Some(have) = repo.latest_serial()? {
-                    report(ServeEvent::Problem(format!(
-                        "cannot update the mirror of {}: {e:#}; serving serial {have}, the copy it has",
-                        up.url
-                    )));
-                    return Ok(Some(have));
-                }
-                report(ServeEvent::Problem(format!(
-                    "cannot mirror {}: {e:#}; trying again in {} s",
-                    up.url,
-                    interval.as_secs()
-                )));
-            }
-        }
-        if sleep_unless_stopped(interval, stop) {
-            return Ok(None);
-        }
-    }
-}
-
-/// Keeps a mirror in step with its upstream until `stop`: one conditional GET every
-/// `interval`, a sync when the upstream published. Problems are reported once each.
-fn follow_upstream(
-    repo: &Repo,
-    up: &Upstream,
-    interval: Duration,
-    stop: &AtomicBool,
-    report: &(dyn Fn(ServeEvent) + Sync),
-) {
-    let mut last_problem = String::new();
-    while !sleep_unless_stopped(interval, stop) {
-        match mirror::sync(repo, up, stop) {
-            Ok(m) => {
-                if m.changed {
-                    report(mirrored(up, &m));
-                }
-                last_problem.clear();
-            }
-            Err(_) if stop.load(Ordering::SeqCst) => return,
-            Err(e) => {
-                let msg = format!(
-                    "cannot update the mirror of {}: {e:#}; still serving the copy it has",
-                    up.url
-                );
-                if msg != last_problem {
-                    report(ServeEvent::Problem(msg.clone()));
-                    last_problem = msg;
-                }
-            }
-        }
-    }
-}
-
-fn mirrored(up: &Upstream, m: &mirror::Mirrored) -> ServeEvent {
-    ServeEvent::Mirrored {
-        upstream: up.url.clone(),
-        serial: m.serial,
-        packages: m.packages,
-        fetched: m.fetched,
-        fetched_bytes: m.fetched_bytes,
-    }
-}
-
-/// Sleeps `d` in small steps; true when `stop` was set.
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
-    let until = std::time::Instant::now() + d;
-    while std::time::Instant::now() < until {
-        if stop.load(Ordering::SeqCst) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    stop.load(Ordering::SeqCst)
 }
 
 /// Holds `serve/lock` for the server's lifetime (the kernel releases it when the process dies,

@@ -7,6 +7,12 @@
 //! Versions are chosen highest first, except that an installed version in range is kept, and
 //! pre-releases only for packages whose request names one (or that have one installed).
 
+mod graph;
+mod ranges;
+
+pub use graph::{closure, dependents_first, installed_graph};
+pub use ranges::req_ranges;
+
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -17,7 +23,7 @@ use pubgrub::{
     DefaultStringReporter, Dependencies, DependencyProvider, PackageResolutionStatistics,
     PubGrubError, Ranges, Reporter,
 };
-use semver::{Comparator, Op, Version, VersionReq};
+use semver::Version;
 
 use super::request::{Request, Spec};
 use crate::format::ids::PackageName;
@@ -444,131 +450,6 @@ impl DependencyProvider for Provider<'_> {
     }
 }
 
-/// Which installed packages each installed package depends on, from the index's record of its
-/// installed version (a package the index no longer has depends on nothing known).
-pub fn installed_graph(
-    snap: &Snapshot,
-    installed: &BTreeMap<PackageName, Version>,
-) -> anyhow::Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
-    let mut out = BTreeMap::new();
-    for (name, v) in installed {
-        let deps: BTreeSet<PackageName> = snap
-            .versions(name)?
-            .into_iter()
-            .find(|r| r.version == *v)
-            .map(|r| {
-                r.relations
-                    .depends
-                    .into_keys()
-                    .filter(|d| installed.contains_key(d))
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.insert(name.clone(), deps);
-    }
-    Ok(out)
-}
-
-/// Everything `from` needs, transitively, itself included.
-pub fn closure<'a>(
-    graph: &'a BTreeMap<PackageName, BTreeSet<PackageName>>,
-    from: impl IntoIterator<Item = &'a PackageName>,
-) -> BTreeSet<PackageName> {
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<&PackageName> = from.into_iter().collect();
-    while let Some(n) = todo.pop() {
-        if seen.insert(n.clone()) {
-            todo.extend(graph.get(n).into_iter().flatten());
-        }
-    }
-    seen
-}
-
-/// `names` ordered so that each package comes before what it depends on (uninstall order).
-pub fn dependents_first(
-    graph: &BTreeMap<PackageName, BTreeSet<PackageName>>,
-    names: &BTreeSet<PackageName>,
-) -> Vec<PackageName> {
-    fn visit(
-        n: &PackageName,
-        graph: &BTreeMap<PackageName, BTreeSet<PackageName>>,
-        names: &BTreeSet<PackageName>,
-        seen: &mut BTreeSet<PackageName>,
-        out: &mut Vec<PackageName>,
-    ) {
-        if !names.contains(n) || !seen.insert(n.clone()) {
-            return;
-        }
-        for d in graph.get(n).into_iter().flatten() {
-            visit(d, graph, names, seen, out);
-        }
-        out.push(n.clone());
-    }
-    let (mut seen, mut out) = (BTreeSet::new(), Vec::new());
-    for n in names {
-        visit(n, graph, names, &mut seen, &mut out);
-    }
-    out.reverse();
-    out
-}
-
-/// The versions a SemVer requirement admits, as intervals (its comparators intersected). The
-/// pre-release rule (a pre-release matches only when asked for) is applied per package when
-/// versions are chosen, not here.
-pub fn req_ranges(req: &VersionReq) -> Ranges<Version> {
-    req.comparators.iter().fold(Ranges::full(), |acc, c| {
-        acc.intersection(&comparator_ranges(c))
-    })
-}
-
-fn comparator_ranges(c: &Comparator) -> Ranges<Version> {
-    let (maj, min, pat) = (c.major, c.minor, c.patch);
-    let v = |a: u64, b: u64, d: u64| Version::new(a, b, d);
-    let full = {
-        let mut x = v(maj, min.unwrap_or(0), pat.unwrap_or(0));
-        x.pre = c.pre.clone();
-        x
-    };
-    // The first version after the part the comparator names: `1` → 2.0.0, `1.2` → 1.3.0.
-    let next_named = || match (min, pat) {
-        (None, _) => v(maj + 1, 0, 0),
-        (Some(m), None) => v(maj, m + 1, 0),
-        (Some(m), Some(p)) => v(maj, m, p + 1),
-    };
-    let below = |hi: Version| Ranges::strictly_lower_than(hi);
-    let from = |lo: Version| Ranges::higher_than(lo);
-    let between = |lo: Version, hi: Version| Ranges::between(lo, hi);
-    match c.op {
-        Op::Exact | Op::Wildcard => match (min, pat) {
-            (Some(_), Some(_)) => Ranges::singleton(full),
-            _ => between(full, next_named()),
-        },
-        Op::Greater => match (min, pat) {
-            (Some(_), Some(_)) => Ranges::strictly_higher_than(full),
-            _ => from(next_named()),
-        },
-        Op::GreaterEq => from(full),
-        Op::Less => below(full),
-        Op::LessEq => match (min, pat) {
-            (Some(_), Some(_)) => Ranges::lower_than(full),
-            _ => below(next_named()),
-        },
-        Op::Tilde => match min {
-            None => between(full, v(maj + 1, 0, 0)),
-            Some(m) => between(full, v(maj, m + 1, 0)),
-        },
-        Op::Caret => match (maj, min, pat) {
-            (0, None, _) => between(full, v(1, 0, 0)),
-            (0, Some(0), None) => between(full, v(0, 1, 0)),
-            (0, Some(0), Some(p)) => between(full, v(0, 0, p + 1)),
-            (0, Some(m), _) => between(full, v(0, m + 1, 0)),
-            (_, _, _) => between(full, v(maj + 1, 0, 0)),
-        },
-        // `semver` may add operators; admit everything and let choosing check `matches`.
-        _ => Ranges::full(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,52 +461,5 @@ mod tests {
             drop_single_version_noise(t),
             "Because there is no version of libfoo in >=3.0.0, <4.0.0 and bad 1.0.0 depends on libfoo >=3.0.0, <4.0.0, bad 1.0.0 is forbidden.\nAnd because your request depends on bad, your request is forbidden."
         );
-    }
-
-    #[test]
-    fn requirement_ranges_agree_with_semver_on_release_versions() {
-        let versions: Vec<Version> = [
-            "0.0.1", "0.0.2", "0.1.0", "0.1.5", "0.2.0", "1.0.0", "1.2.0", "1.2.3", "1.2.4",
-            "1.3.0", "1.9.9", "2.0.0", "2.5.0", "3.0.0", "3.1.0",
-        ]
-        .iter()
-        .map(|s| Version::parse(s).unwrap())
-        .collect();
-        for req in [
-            "^1.2",
-            "^1.2.3",
-            "^0.1",
-            "^0.0.1",
-            "^0",
-            "^1",
-            "~1.2",
-            "~1.2.3",
-            "~1",
-            ">=2, <3",
-            ">1.2",
-            ">1.2.3",
-            ">1",
-            "<1.2",
-            "<=1.2",
-            "<=1.2.3",
-            "<=1",
-            "=1.2",
-            "=1",
-            "=1.2.3",
-            "1.*",
-            "1.2.*",
-            "*",
-            ">=1.2.3, <1.3",
-        ] {
-            let r = VersionReq::parse(req).unwrap();
-            let ranges = req_ranges(&r);
-            for v in &versions {
-                assert_eq!(
-                    ranges.contains(v),
-                    r.matches(v),
-                    "{req} and {v}: ranges {ranges}"
-                );
-            }
-        }
     }
 }
