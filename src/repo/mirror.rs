@@ -468,12 +468,9 @@ fn fetch_object(
         match agent.get(&url).call() {
             Ok(resp) => break resp,
             Err(ureq::Error::Status(503, resp)) if start.elapsed() < BUSY_PATIENCE => {
-                let wait = resp
-                    .header("Retry-After")
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .unwrap_or(1)
-                    .clamp(1, 10);
-                for _ in 0..wait * 10 {
+                let wait =
+                    wire::retry_after(&resp, Duration::from_secs(1), Duration::from_secs(10));
+                for _ in 0..wait.as_secs() * 10 {
                     if failed.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
                         bail!("stopped while waiting for {url}");
                     }

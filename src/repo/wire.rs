@@ -273,6 +273,20 @@ impl<'a> Remote<'a> {
     }
 }
 
+/// How long a `503` asks to wait (`Retry-After` in seconds; 1 s when absent or not a number),
+/// bounded to `floor..=ceil`: the one reading of a busy server's answer, for clients and mirrors.
+pub fn retry_after(
+    resp: &ureq::Response,
+    floor: std::time::Duration,
+    ceil: std::time::Duration,
+) -> std::time::Duration {
+    resp.header("Retry-After")
+        .and_then(|s| s.trim().parse().ok())
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(std::time::Duration::from_secs(1))
+        .clamp(floor, ceil)
+}
+
 fn check_hex(s: &str, field: &str) -> Result<()> {
     if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         bail!("the index manifest's `{field}` is not 64 lowercase hex digits");

@@ -254,12 +254,11 @@ fn request<'a>(
                 if busy == WhenBusy::GiveUp {
                     return Ok(None);
                 }
-                let wait = resp
-                    .header("Retry-After")
-                    .and_then(|s| s.trim().parse().ok())
-                    .map(Duration::from_secs)
-                    .unwrap_or(Duration::from_secs(1))
-                    .clamp(Duration::from_millis(200), MAX_RETRY_AFTER);
+                let wait = crate::repo::wire::retry_after(
+                    &resp,
+                    Duration::from_millis(200),
+                    MAX_RETRY_AFTER,
+                );
                 if started.elapsed() + wait > timeout {
                     bail!("{url}: the origin stayed busy (503) for {timeout:?}");
                 }
