@@ -163,7 +163,8 @@ struct AppState {
     torrents: Torrents,
     admission: Arc<Admission>,
     webseeds: Arc<WebSeedGate>,
-    ledger: Arc<std::sync::Mutex<Ledger>>,
+    /// `None` when the window is 0 (the default): range requests never touch it.
+    ledger: Option<Arc<std::sync::Mutex<Ledger>>>,
 }
 
 pub fn router(
@@ -173,7 +174,7 @@ pub fn router(
     torrents: Torrents,
     admission: Arc<Admission>,
     webseeds: Arc<WebSeedGate>,
-    ledger: Ledger,
+    ledger: Option<Ledger>,
 ) -> Router {
     let state = AppState {
         shared,
@@ -181,7 +182,7 @@ pub fn router(
         torrents,
         admission,
         webseeds,
-        ledger: Arc::new(std::sync::Mutex::new(ledger)),
+        ledger: ledger.map(|l| Arc::new(std::sync::Mutex::new(l))),
     };
     Router::new()
         .route("/index.json", get(index_manifest))
@@ -318,14 +319,16 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
             };
             return hold_until_sent(next.run(req).await, slot);
         }
-        // A web-seed range the swarm already has (this server sent it within the window).
-        let asked = range
-            .and_then(|r| r.to_str().ok())
-            .zip(indexed)
-            .and_then(|(r, (_, size))| ledger::webseed_range(r, size));
-        if let (true, Some((first, last))) = (get, asked) {
-            let fresh = s
-                .ledger
+        // A web-seed range the swarm already has (this server sent it within the window). Off
+        // (the default): range requests pass without parsing or locking anything.
+        let ledger = s.ledger.as_ref().filter(|_| get);
+        let asked = ledger.and_then(|l| {
+            let r = range?.to_str().ok()?;
+            let (first, last) = ledger::webseed_range(r, indexed?.1)?;
+            Some((l, first, last))
+        });
+        if let Some((ledger, first, last)) = asked {
+            let fresh = ledger
                 .lock()
                 .expect("ledger")
                 .admit(id, first, last, Instant::now());

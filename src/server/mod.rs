@@ -323,7 +323,8 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         },
         Arc::new(http::Admission::new(cfg.http_slots)),
         Arc::new(http::WebSeedGate::new(cfg.webseed_slots)),
-        ledger::Ledger::new(cfg.webseed_window, std::time::Instant::now()),
+        (!cfg.webseed_window.is_zero())
+            .then(|| ledger::Ledger::new(cfg.webseed_window, std::time::Instant::now())),
     );
     let http_task = {
         let _in_rt = rt.enter();
