@@ -5,6 +5,7 @@ mod client;
 mod json;
 mod key;
 mod pack;
+mod packages;
 mod reporter;
 mod serve;
 
@@ -171,17 +172,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             cli.client.public_key.clone(),
         ),
         Command::Sync(j) => client::sync(&g, &cli.client, j.json),
-        Command::Install(a) => client::install(&g, &cli.client, &a),
+        Command::Install(a) => packages::install(&g, &cli.client, &a),
         Command::Uninstall {
             name,
             with_dependents,
             json,
-        } => client::uninstall(&g, &cli.client, &name, with_dependents, json),
-        Command::Upgrade(a) => client::upgrade(&g, &cli.client, &a),
-        Command::Outdated(j) => client::outdated(&g, j.json),
-        Command::Hold { name } => client::hold(&g, &name, true),
-        Command::Unhold { name } => client::hold(&g, &name, false),
-        Command::Autoremove(j) => client::autoremove(&g, &cli.client, j.json),
+        } => packages::uninstall(&g, &cli.client, &name, with_dependents, json),
+        Command::Upgrade(a) => packages::upgrade(&g, &cli.client, &a),
+        Command::Outdated(j) => packages::outdated(&g, j.json),
+        Command::Hold { name } => packages::hold(&g, &name, true),
+        Command::Unhold { name } => packages::hold(&g, &name, false),
+        Command::Autoremove(j) => packages::autoremove(&g, &cli.client, j.json),
         Command::Rollback { to } => client::rollback(&g, &cli.client, to),
         Command::Generations(j) => client::generations(&g, j.json),
         Command::List { installed, json } => client::list(&g, installed, json),
