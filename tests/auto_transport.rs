@@ -90,7 +90,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
     step("A lone small download goes over HTTP, and says why", || {
         let e = a.install(&["lone"]);
         assert_eq!(e["transport"], "http", "{e}");
-        let why = e["reason"].as_str().unwrap();
+        let why = e["transport_reason"].as_str().unwrap();
         assert!(why.contains("origin admitted"), "{why}");
     });
 
@@ -109,7 +109,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             });
             let e = b.install(&["lone"]);
             assert_eq!(e["transport"], "torrent", "{e}");
-            let why = e["reason"].as_str().unwrap();
+            let why = e["transport_reason"].as_str().unwrap();
             assert!(why.contains("the tracker knows 1 peer"), "{why}");
         },
     );
@@ -141,7 +141,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             );
             let e = c.install(&["busy"]);
             assert_eq!(e["transport"], "torrent", "{e}");
-            let why = e["reason"].as_str().unwrap();
+            let why = e["transport_reason"].as_str().unwrap();
             assert!(why.contains("origin is busy"), "{why}");
             // A range request (what a web seed sends) is not refused by the slots. With a
             // web-seed window (`--webseed-window`), the same piece again within it: the swarm
@@ -232,7 +232,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             for (e, name) in entries.iter().zip(["trio-a", "trio-b", "trio-c"]) {
                 assert_eq!(e["name"], name, "{e}");
                 assert_eq!(e["transport"], "http", "{e}");
-                let why = e["reason"].as_str().unwrap();
+                let why = e["transport_reason"].as_str().unwrap();
                 assert!(why.contains("origin admitted"), "{why}");
             }
         },

@@ -92,7 +92,7 @@ fn several_objects_are_fetched_side_by_side_at_most_http_parallel_at_once_issue_
             assert_eq!(e["transport"], "http", "{label}: {e}");
             assert!(e["phases_ms"]["fetch"].is_u64(), "{label}: {e}");
             if label == "auto" {
-                let why = e["reason"].as_str().unwrap();
+                let why = e["transport_reason"].as_str().unwrap();
                 assert!(why.contains("origin admitted"), "{label}: {why}");
             }
         }

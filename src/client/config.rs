@@ -137,6 +137,24 @@ pub struct ClientConfig {
     pub script_timeout: Option<u64>,
     /// Seconds one HTTP request to the server may take (default 60).
     pub http_timeout: Option<u64>,
+    /// Several repositories, each with its own servers, key and priority (instead of
+    /// `server_url`, `server_urls` and `public_key`, which are one repository named `default`).
+    pub repositories: Option<Vec<RepositoryConfig>>,
+}
+
+/// One entry of `repositories:` in client.yaml.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// What `install REPO/NAME` and every message call it.
+    pub name: String,
+    pub server_url: Option<String>,
+    pub server_urls: Option<Vec<String>>,
+    /// Its minisign public key (base64 line): its index is verified with this key only.
+    pub public_key: String,
+    /// The larger wins when several repositories have a matching version (default 0).
+    #[serde(default)]
+    pub priority: i64,
 }
 
 impl ClientConfig {
@@ -161,20 +179,26 @@ impl ClientConfig {
                     .with_context(|| format!("`bind_address`: `{b}` is not an IPv4 address"))
             })
             .transpose()?;
-        let mut servers: Vec<String> = Vec::new();
-        for s in self
-            .server_url
-            .into_iter()
-            .chain(self.server_urls.into_iter().flatten())
-        {
-            let s = s.trim_end_matches('/').to_string();
-            if !servers.contains(&s) {
-                servers.push(s);
+        let repositories = match self.repositories {
+            None => vec![Repository {
+                name: RepoName::default_name(),
+                servers: server_list(self.server_url, self.server_urls),
+                public_key: self.public_key,
+                priority: 0,
+                implicit: true,
+            }],
+            Some(list) => {
+                if self.server_url.is_some()
+                    || self.server_urls.is_some()
+                    || self.public_key.is_some()
+                {
+                    bail!("`repositories` and `server_url`/`server_urls`/`public_key` (in client.yaml or as flags) are two ways to name the repository: use one (a `repositories` entry takes `name`, `server_url`, `public_key` and `priority`)");
+                }
+                repositories(list)?
             }
-        }
+        };
         Ok(Settings {
-            servers,
-            public_key: self.public_key,
+            repositories,
             bind_address,
             transport: self.transport.unwrap_or_default(),
             rpc_url: self.rpc_url,
@@ -197,9 +221,8 @@ impl ClientConfig {
 /// sees only concrete values.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `server_url`, then `server_urls`, without duplicates or trailing `/`.
-    servers: Vec<String>,
-    public_key: Option<String>,
+    /// Every repository, the highest `priority` first (in the order written among equals).
+    pub repositories: Vec<Repository>,
     pub bind_address: Option<Ipv4Addr>,
     pub transport: Transport,
     pub rpc_url: Option<String>,
@@ -214,7 +237,96 @@ pub struct Settings {
     pub http_timeout: Duration,
 }
 
-impl Settings {
+/// `server_url`, then `server_urls`, without duplicates or trailing `/`.
+fn server_list(first: Option<String>, more: Option<Vec<String>>) -> Vec<String> {
+    let mut servers: Vec<String> = Vec::new();
+    for s in first.into_iter().chain(more.into_iter().flatten()) {
+        let s = s.trim_end_matches('/').to_string();
+        if !servers.contains(&s) {
+            servers.push(s);
+        }
+    }
+    servers
+}
+
+/// The `repositories:` entries checked (names, servers, keys) and ordered by priority.
+fn repositories(list: Vec<RepositoryConfig>) -> Result<Vec<Repository>> {
+    if list.is_empty() {
+        bail!("`repositories` is empty: list at least one {{name, server_url, public_key, priority}}");
+    }
+    let mut out: Vec<Repository> = Vec::with_capacity(list.len());
+    for (i, r) in list.into_iter().enumerate() {
+        let name = RepoName::parse(&r.name)
+            .with_context(|| format!("`repositories[{i}].name`"))?;
+        if out.iter().any(|o| o.name == name) {
+            bail!("`repositories[{i}].name`: `{name}` is named twice");
+        }
+        let servers = server_list(r.server_url, r.server_urls);
+        if servers.is_empty() {
+            bail!("`repositories[{i}]` ({name}) has no `server_url`");
+        }
+        out.push(Repository {
+            name,
+            servers,
+            public_key: Some(r.public_key),
+            priority: r.priority,
+            implicit: false,
+        });
+    }
+    // Stable: equal priorities keep the order written.
+    out.sort_by_key(|r| std::cmp::Reverse(r.priority));
+    Ok(out)
+}
+
+/// A repository's name: what `install REPO/NAME` and messages call it, and the directory of its
+/// index (`ROOT/repos/NAME`): lowercase letters, digits, `-`, `_` and `.`, at most 64, not
+/// starting with `.`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoName(String);
+
+impl RepoName {
+    pub fn parse(s: &str) -> Result<RepoName> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && !s.starts_with('.')
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)
+            });
+        if !ok {
+            bail!("`{s}` is not a repository name (lowercase letters, digits, `-`, `_`, `.`; 1 to 64; not starting with `.`)");
+        }
+        Ok(RepoName(s.to_string()))
+    }
+
+    /// The name of the one repository `server_url` and `public_key` describe.
+    pub fn default_name() -> RepoName {
+        RepoName("default".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RepoName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One repository the client installs from.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub name: RepoName,
+    /// Its origin and mirrors, in the order to try them.
+    servers: Vec<String>,
+    public_key: Option<String>,
+    pub priority: i64,
+    /// The single-repository form (`server_url` + `public_key`): its index is `ROOT/index`.
+    pub implicit: bool,
+}
+
+impl Repository {
     /// Every server of the repository, in the order to try them (never empty).
     pub fn servers(&self) -> Result<&[String]> {
         if self.servers.is_empty() {
@@ -224,9 +336,22 @@ impl Settings {
     }
 
     pub fn public_key(&self) -> Result<&str> {
-        self.public_key
-            .as_deref()
-            .context("no `public_key`: set it in ROOT/client.yaml to the output of `dist key show` on the repository")
+        self.public_key.as_deref().with_context(|| {
+            format!("no `public_key` for repository `{}`: set it in ROOT/client.yaml to the output of `dist key show` on the repository", self.name)
+        })
+    }
+}
+
+impl Settings {
+    /// The repository called `name`.
+    pub fn repository(&self, name: &str) -> Result<&Repository> {
+        self.repositories
+            .iter()
+            .find(|r| r.name.as_str() == name)
+            .with_context(|| {
+                let names: Vec<&str> = self.repositories.iter().map(|r| r.name.as_str()).collect();
+                format!("no repository `{name}` (configured: {})", names.join(", "))
+            })
     }
 
     /// The transport for an object of `size` bytes, as far as it can be known without asking

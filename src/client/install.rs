@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -18,6 +18,7 @@ use super::interrupt::Abort;
 use super::plan::{Action, Plan, PlanItem};
 use super::profile::Installed;
 use super::resolve::Because;
+use super::sources::Origin;
 use super::transition::{Target, Transition};
 use super::{daemon, interrupt, Layout, Phase, Reporter};
 use crate::daemons::tracker;
@@ -74,7 +75,6 @@ pub fn install(
     plan: Plan,
     report: &dyn Reporter,
 ) -> Result<Outcome> {
-    let trackers = plan.trackers;
     let removes = plan.removes;
     let mut done: Vec<Installation> = plan
         .items
@@ -93,7 +93,7 @@ pub fn install(
         .collect();
     let mut swarm = Swarm::default();
     let generation = match run(
-        layout, settings, &trackers, &removes, &mut done, &mut swarm, report,
+        layout, settings, &removes, &mut done, &mut swarm, report,
     ) {
         Ok(g) => g,
         Err(e) => {
@@ -115,7 +115,7 @@ pub fn install(
         .iter()
         .filter(|d| d.item.action == Action::Fetch(Fetcher::Http))
     {
-        if let Err(e) = seed(layout, settings, &d.item.record) {
+        if let Err(e) = seed(layout, settings, &d.item) {
             let id = d.item.record.id();
             report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
         }
@@ -158,13 +158,12 @@ impl Swarm {
 fn run(
     layout: &Layout,
     settings: &Settings,
-    trackers: &[String],
     removes: &[Installed],
     done: &mut [Installation],
     swarm: &mut Swarm,
     report: &dyn Reporter,
 ) -> Result<Option<u64>> {
-    let verified = fetch_and_verify(layout, settings, trackers, done, swarm, report)?;
+    let verified = fetch_and_verify(layout, settings, done, swarm, report)?;
     for (i, obj) in verified {
         interrupt::check()?;
         let inst = &mut done[i];
@@ -241,12 +240,11 @@ fn run(
 fn fetch_and_verify(
     layout: &Layout,
     settings: &Settings,
-    trackers: &[String],
     done: &mut [Installation],
     swarm: &mut Swarm,
     report: &dyn Reporter,
 ) -> Result<Vec<(usize, VerifiedObject)>> {
-    let fetched = fetch_all(layout, settings, trackers, done, swarm, report)?;
+    let fetched = fetch_all(layout, settings, done, swarm, report)?;
     let mut out = Vec::new();
     for (i, d) in done.iter_mut().enumerate() {
         let rec = &d.item.record;
@@ -289,7 +287,6 @@ fn fetch_and_verify(
 fn fetch_all(
     layout: &Layout,
     settings: &Settings,
-    trackers: &[String],
     done: &mut [Installation],
     swarm: &mut Swarm,
     report: &dyn Reporter,
@@ -300,10 +297,9 @@ fn fetch_all(
     {
         return Ok(BTreeMap::new());
     }
-    let servers = settings.servers()?;
     let crew = Crew::default();
     let t = Instant::now();
-    let mut fetched = decide_small(layout, settings, servers, trackers, done, &crew, report)?;
+    let mut fetched = decide_small(layout, settings, done, &crew, report)?;
     let by = |done: &[Installation], f: Fetcher| -> Vec<usize> {
         (0..done.len())
             .filter(|i| done[*i].item.action == Action::Fetch(f) && !fetched.contains_key(i))
@@ -315,6 +311,10 @@ fn fetch_all(
         .iter()
         .map(|i| done[*i].item.record.clone())
         .collect();
+    let torrent_origins: Vec<Arc<Origin>> = torrents
+        .iter()
+        .map(|i| done[*i].item.origin.clone())
+        .collect();
     let started = if torrents.is_empty() {
         None
     } else {
@@ -322,7 +322,11 @@ fn fetch_all(
         for r in &recs {
             report.phase(&r.id(), Phase::Fetch);
         }
-        let sources = torrent::sources(servers, settings.http_timeout, &recs, report)?;
+        let servers = torrent_origins
+            .iter()
+            .map(|o| o.repo.servers())
+            .collect::<Result<Vec<_>>>()?;
+        let sources = torrent::sources(&servers, settings.http_timeout, &recs, report)?;
         let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
         Some(torrent::start_all(
             layout,
@@ -339,7 +343,7 @@ fn fetch_all(
         report.phase(&rec.id(), Phase::Fetch);
         let f = fetch::http::fetch_any(
             layout,
-            servers,
+            shared[i].item.origin.repo.servers()?,
             rec,
             settings.fetch_timeout,
             WhenBusy::Wait,
@@ -399,8 +403,6 @@ enum Decided {
 fn decide_small(
     layout: &Layout,
     settings: &Settings,
-    servers: &[String],
-    trackers: &[String],
     done: &mut [Installation],
     crew: &Crew,
     report: &dyn Reporter,
@@ -411,9 +413,12 @@ fn decide_small(
     let shared: &[Installation] = done;
     let decided = in_parallel(&small, &crew.abort, |&i| {
         let rec = &shared[i].item.record;
+        let origin = &shared[i].item.origin;
+        let servers = origin.repo.servers()?;
         // The servers seed what they serve (the origin, and each mirror in `server_urls`):
         // they count as complete peers, and a swarm of servers alone is no crowd to join.
-        let peers = trackers
+        let peers = origin
+            .trackers
             .iter()
             .find_map(|t| tracker::scrape(t, &rec.infohash, SCRAPE_TIMEOUT).ok())
             .map(|s| s.incomplete + s.complete.saturating_sub(servers.len() as u64))
@@ -518,8 +523,10 @@ fn in_parallel<T: Sync, R: Send>(
 }
 
 /// Hands an object fetched over HTTP to transmission so this client seeds it.
-fn seed(layout: &Layout, settings: &Settings, rec: &PackageRecord) -> Result<()> {
-    let (bytes, _) = fetch::fetch_torrent_any(settings.servers()?, settings.http_timeout, rec)?;
+fn seed(layout: &Layout, settings: &Settings, item: &PlanItem) -> Result<()> {
+    let rec = &item.record;
+    let (bytes, _) =
+        fetch::fetch_torrent_any(item.origin.repo.servers()?, settings.http_timeout, rec)?;
     let rpc = daemon::ensure(layout, settings)?;
     rpc.add_torrent(&bytes, &layout.download_dir(&rec.infohash), false)?;
     Ok(())

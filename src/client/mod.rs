@@ -13,6 +13,7 @@ pub mod profile;
 pub mod remove;
 pub mod request;
 pub mod resolve;
+pub mod sources;
 pub mod sync;
 pub(crate) mod transition;
 

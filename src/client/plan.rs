@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 use super::config::{Fetcher, Settings, Why};
 use super::profile::Installed;
 use super::request::Request;
-use super::resolve::{self, Because};
+use super::resolve::{self, Because, Chosen};
+use super::sources::{Origin, Sources};
 use super::Layout;
 use crate::format::ids::PackageName;
-use crate::repo::index::{PackageRecord, Snapshot};
+use crate::repo::index::PackageRecord;
+use std::sync::Arc;
 
 /// What has to happen for one package version to be in the next generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,9 @@ pub struct PlanItem {
     pub replaces: Option<Installed>,
     /// Why it is fetched the way it is (`Fetch` only).
     pub why: Option<Why>,
+    /// The repository it is taken from: its servers, and the trackers its index names (which
+    /// `auto` asks about a small object's swarm).
+    pub origin: Arc<Origin>,
 }
 
 /// The whole plan: dependencies before the packages that need them.
@@ -66,8 +71,6 @@ pub struct Plan {
     /// Installed packages that leave because a package of the plan conflicts with them
     /// (`--replace`).
     pub removes: Vec<Installed>,
-    /// The index's trackers, which `auto` asks about a small object's swarm.
-    pub trackers: Vec<String>,
 }
 
 /// Resolves the requests against the index, with their dependencies ([`resolve`]), and decides
@@ -77,10 +80,10 @@ pub struct Plan {
 pub fn plan(
     layout: &Layout,
     settings: &Settings,
-    snap: &Snapshot,
+    sources: &Sources,
     requests: &[Request],
 ) -> Result<Plan> {
-    plan_with(layout, settings, snap, requests, Options::default())
+    plan_with(layout, settings, sources, requests, Options::default())
 }
 
 /// How a plan treats what is installed.
@@ -97,7 +100,7 @@ pub struct Options {
 pub fn plan_with(
     layout: &Layout,
     settings: &Settings,
-    snap: &Snapshot,
+    sources: &Sources,
     requests: &[Request],
     options: Options,
 ) -> Result<Plan> {
@@ -117,11 +120,11 @@ pub fn plan_with(
     // A request the index cannot satisfy at all gets the plain message first (no such package,
     // no such version, only pre-releases).
     for r in requests {
-        r.resolve(snap)?;
+        r.resolve(sources)?;
     }
     let mut removes: Vec<Installed> = Vec::new();
     let resolution = loop {
-        let resolution = resolve::resolve(snap, requests, &on_machine)?;
+        let resolution = resolve::resolve(sources, requests, &on_machine)?;
         match declared_conflict(&resolution, &on_machine) {
             None => break resolution,
             Some((a, b, Some(installed))) if options.replace => {
@@ -140,7 +143,12 @@ pub fn plan_with(
         }
     };
     let mut items: Vec<PlanItem> = Vec::new();
-    for (record, because) in resolution.packages {
+    for Chosen {
+        record,
+        because,
+        source,
+    } in resolution.packages
+    {
         let installed = packages.get(record.name.as_str());
         let same = installed.is_some_and(|i| i.blake3 == record.blake3);
         if same && because != Because::Requested {
@@ -167,6 +175,7 @@ pub fn plan_with(
             because,
             action,
             why,
+            origin: sources.get(source).origin.clone(),
         });
     }
     let mut staying = packages;
@@ -174,14 +183,7 @@ pub fn plan_with(
         staying.remove(&r.name);
     }
     check_known_conflicts(layout, staying, &items)?;
-    Ok(Plan {
-        items,
-        removes,
-        trackers: snap
-            .distribution()
-            .map(|d| d.trackers.clone())
-            .unwrap_or_default(),
-    })
+    Ok(Plan { items, removes })
 }
 
 /// The first declared conflict between packages of the result (either side may declare it):
@@ -193,20 +195,23 @@ fn declared_conflict(
     let names: BTreeMap<&PackageName, &PackageRecord> = resolution
         .packages
         .iter()
-        .map(|(r, _)| (&r.name, r))
+        .map(|c| (&c.record.name, &c.record))
         .collect();
     let kept = |r: &PackageRecord, b: &Because| {
         *b != Because::Requested && on_machine.versions.get(&r.name) == Some(&r.version)
     };
-    for (r, because) in &resolution.packages {
+    for Chosen {
+        record: r, because, ..
+    } in &resolution.packages
+    {
         for c in &r.relations.conflicts {
             let Some(other) = names.get(c) else { continue };
             let other_because = &resolution
                 .packages
                 .iter()
-                .find(|(x, _)| x.name == other.name)
+                .find(|x| x.record.name == other.name)
                 .expect("in the result")
-                .1;
+                .because;
             let installed = if kept(other, other_because) {
                 Some(other.name.clone())
             } else if kept(r, because) {

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use super::config::Settings;
 use super::profile::Installed;
 use super::resolve;
+use super::sources::Sources;
 use super::transition::{Target, Transition};
 use super::{Layout, Reporter};
 use crate::format::ids::PackageName;
@@ -34,7 +35,7 @@ pub fn uninstall(
         );
     }
     let name = PackageName::parse(name)?;
-    let graph = installed_graph(layout, &current.packages)?;
+    let graph = installed_graph(layout, settings, &current.packages)?;
     let dependents: BTreeSet<PackageName> = graph
         .keys()
         .filter(|n| **n != name && resolve::closure(&graph, [*n]).contains(&name))
@@ -65,7 +66,7 @@ pub fn autoremove(
     let Some(current) = layout.current()? else {
         return Ok(None);
     };
-    let graph = installed_graph(layout, &current.packages)?;
+    let graph = installed_graph(layout, settings, &current.packages)?;
     let held = layout.holds()?;
     let keep = resolve::closure(
         &graph,
@@ -116,19 +117,24 @@ fn remove_packages(
 /// The installed dependency graph, from the synced index (none known without one).
 fn installed_graph(
     layout: &Layout,
+    settings: &Settings,
     packages: &BTreeMap<PackageName, Installed>,
 ) -> Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
     let versions = packages
         .iter()
         .map(|(n, p)| (n.clone(), p.version.clone()))
         .collect();
-    if !layout.index_path().exists() {
+    if !settings
+        .repositories
+        .iter()
+        .any(|r| layout.index_dir(r).exists())
+    {
         return Ok(packages
             .keys()
             .map(|n| (n.clone(), BTreeSet::new()))
             .collect());
     }
-    resolve::installed_graph(&layout.snapshot()?, &versions)
+    resolve::installed_graph(&Sources::open(layout, settings)?, &versions)
 }
 
 /// An installed package with a newer version in the index.
@@ -142,20 +148,25 @@ pub struct Outdated {
 
 /// Every installed package whose index has a newer version (a pre-release only when a
 /// pre-release is installed).
-pub fn outdated(layout: &Layout) -> Result<Vec<Outdated>> {
+pub fn outdated(layout: &Layout, settings: &Settings) -> Result<Vec<Outdated>> {
     let Some(current) = layout.current()? else {
         return Ok(Vec::new());
     };
-    let snap = layout.snapshot()?;
+    let sources = Sources::open(layout, settings)?;
     let held = layout.holds()?;
     let mut out = Vec::new();
     for p in current.packages.values() {
-        let newest = snap
-            .versions(&p.name)?
+        // What `upgrade` would pick: the highest-priority repository's newest.
+        let newest = sources
+            .versions(&p.name, None)?
             .into_iter()
-            .map(|r| r.version)
-            .filter(|v| v.pre.is_empty() || !p.version.pre.is_empty())
-            .max_by(|a, b| a.cmp_precedence(b));
+            .filter(|c| c.record.version.pre.is_empty() || !p.version.pre.is_empty())
+            .max_by(|a, b| {
+                b.source
+                    .cmp(&a.source)
+                    .then_with(|| a.record.version.cmp_precedence(&b.record.version))
+            })
+            .map(|c| c.record.version);
         if let Some(n) = newest.filter(|n| n.cmp_precedence(&p.version).is_gt()) {
             out.push(Outdated {
                 name: p.name.clone(),

@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::config::Settings;
+use super::config::{RepoName, Repository, Settings};
 use super::Layout;
 use crate::repo::index::{self, Snapshot, INDEX_FORMAT, ROW_COLUMNS};
 use crate::repo::search;
@@ -68,23 +68,42 @@ pub struct SyncReport {
     pub server: String,
 }
 
+/// Where one repository's verified index lives: `ROOT/index` for the single-repository form
+/// (`server_url` + `public_key`), `ROOT/repos/NAME` for an entry of `repositories`.
+#[derive(Debug, Clone)]
+pub struct IndexDir {
+    pub dir: PathBuf,
+}
+
 impl Layout {
-    pub fn index_path(&self) -> PathBuf {
-        self.root.join("index/index.db")
+    pub fn index_dir(&self, repo: &Repository) -> IndexDir {
+        IndexDir {
+            dir: if repo.implicit {
+                self.root.join("index")
+            } else {
+                self.root.join("repos").join(repo.name.as_str())
+            },
+        }
+    }
+}
+
+impl IndexDir {
+    pub fn db(&self) -> PathBuf {
+        self.dir.join("index.db")
     }
     /// The verified manifest the local index matches, and its signature.
-    pub fn index_manifest_path(&self) -> PathBuf {
-        self.root.join("index/index.json")
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.join("index.json")
     }
-    pub fn index_sig_path(&self) -> PathBuf {
-        self.root.join("index/index.json.minisig")
+    pub fn sig(&self) -> PathBuf {
+        self.dir.join("index.json.minisig")
     }
-    pub fn index_state_path(&self) -> PathBuf {
-        self.root.join("index/state.json")
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
     }
 
-    pub fn index_state(&self) -> Result<Option<IndexState>> {
-        let p = self.index_state_path();
+    pub fn state(&self) -> Result<Option<IndexState>> {
+        let p = self.state_path();
         match std::fs::read(&p) {
             Ok(b) => Ok(Some(
                 serde_json::from_slice(&b)
@@ -95,9 +114,14 @@ impl Layout {
         }
     }
 
+    /// Whether this repository was synced.
+    pub fn exists(&self) -> bool {
+        self.db().exists()
+    }
+
     /// The synced index; an error telling the user to sync when there is none.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let p = self.index_path();
+        let p = self.db();
         if !p.exists() {
             bail!("no package index yet: run `dist sync` first");
         }
@@ -106,20 +130,39 @@ impl Layout {
 }
 
 /// The local index, when it is a format-2 copy whose state and file agree.
-fn usable_local(layout: &Layout, prev: Option<&IndexState>) -> Option<IndexState> {
+fn usable_local(idx: &IndexDir, prev: Option<&IndexState>) -> Option<IndexState> {
     let p = prev.filter(|p| p.format == INDEX_FORMAT && p.content.is_some())?;
-    let snap = Snapshot::open_local(&layout.index_path()).ok()?;
+    let snap = Snapshot::open_local(&idx.db()).ok()?;
     (snap.format == INDEX_FORMAT && snap.serial == p.serial).then(|| p.clone())
 }
 
-/// Syncs from the first server (`server_url`, then `server_urls`) that delivers a verified
-/// index: which server sent it never matters, only the signature and the digests do.
-pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
-    let servers = cfg.servers()?;
-    let key = cfg.public_key()?;
+/// Syncs every repository, each on its own: one that fails keeps its last verified index and
+/// does not stop the others. In the order of `Settings::repositories` (highest priority first).
+pub fn sync_all(layout: &Layout, cfg: &Settings) -> Vec<(RepoName, Result<SyncReport>)> {
+    cfg.repositories
+        .iter()
+        .map(|r| {
+            let result = sync(&layout.index_dir(r), r, cfg).map_err(|e| {
+                if cfg.repositories.len() > 1 {
+                    e.context(format!("repository `{}`", r.name))
+                } else {
+                    e
+                }
+            });
+            (r.name.clone(), result)
+        })
+        .collect()
+}
+
+/// Syncs one repository from the first of its servers (`server_url`, then `server_urls`) that
+/// delivers a verified index: which server sent it never matters, only the signature (with
+/// this repository's key) and the digests do.
+pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncReport> {
+    let servers = repo.servers()?;
+    let key = repo.public_key()?;
     let mut failures = Vec::new();
     for server in servers {
-        match sync_from(layout, cfg, server, key) {
+        match sync_from(idx, cfg, server, key) {
             Ok(mut r) => {
                 r.server = server.clone();
                 return Ok(r);
@@ -134,13 +177,13 @@ pub fn sync(layout: &Layout, cfg: &Settings) -> Result<SyncReport> {
     )
 }
 
-fn sync_from(layout: &Layout, cfg: &Settings, server: &str, key: &str) -> Result<SyncReport> {
+fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, key: &str) -> Result<SyncReport> {
     let mut wire = Remote::new(
         ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
         server,
     );
-    let prev = layout.index_state()?;
-    let local = usable_local(layout, prev.as_ref());
+    let prev = idx.state()?;
+    let local = usable_local(idx, prev.as_ref());
     let etag = local.as_ref().and_then(|p| p.etag.clone());
     let limit = MAX_MANIFEST.min(cfg.max_index_size);
     let fetched = wire::fetch_manifest(&mut wire, key, etag.as_deref(), limit)
@@ -153,7 +196,7 @@ fn sync_from(layout: &Layout, cfg: &Settings, server: &str, key: &str) -> Result
             previous_serial: Some(p.serial),
             created: p.created,
             bytes: 0,
-            packages: layout.snapshot().and_then(|s| s.count()).unwrap_or(0),
+            packages: idx.snapshot().and_then(|s| s.count()).unwrap_or(0),
             stale_warning: stale(cfg, p.created),
             bytes_on_wire: wire.bytes,
             mode: SyncMode::Unchanged,
@@ -161,11 +204,11 @@ fn sync_from(layout: &Layout, cfg: &Settings, server: &str, key: &str) -> Result
             server: String::new(),
         });
     };
-    update(layout, cfg, &mut wire, prev, local, fetched)
+    update(idx, cfg, &mut wire, prev, local, fetched)
 }
 
 fn update(
-    layout: &Layout,
+    idx: &IndexDir,
     cfg: &Settings,
     wire: &mut Remote,
     prev: Option<IndexState>,
@@ -182,8 +225,8 @@ fn update(
             );
         }
     }
-    let dir = layout.root.join("index");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = &idx.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut fallback_reason = None;
     let mode = match &local {
         Some(p) if p.serial == m.serial && p.content.as_deref() == Some(m.content.as_str()) => {
@@ -191,30 +234,30 @@ fn update(
         }
         Some(p) => match m.chain_from(p.serial) {
             Some(chain) if chain.iter().map(|d| d.size).sum::<u64>() < m.snapshot.size => {
-                match apply_deltas(layout, cfg, wire, p, chain, m) {
+                match apply_deltas(idx, cfg, wire, p, chain, m) {
                     Ok(()) => SyncMode::Delta,
                     Err(e) => {
                         fallback_reason = Some(format!(
                             "the deltas from serial {} were refused ({e:#}); fetched the whole index instead",
                             p.serial
                         ));
-                        full(layout, cfg, wire, m)?;
+                        full(idx, cfg, wire, m)?;
                         SyncMode::Full
                     }
                 }
             }
             _ => {
-                full(layout, cfg, wire, m)?;
+                full(idx, cfg, wire, m)?;
                 SyncMode::Full
             }
         },
         None => {
-            full(layout, cfg, wire, m)?;
+            full(idx, cfg, wire, m)?;
             SyncMode::Full
         }
     };
-    fsx::write_atomic(&layout.index_sig_path(), fetched.sig.as_bytes(), 0o644)?;
-    fsx::write_atomic(&layout.index_manifest_path(), &fetched.body, 0o644)?;
+    fsx::write_atomic(&idx.sig(), fetched.sig.as_bytes(), 0o644)?;
+    fsx::write_atomic(&idx.manifest(), &fetched.body, 0o644)?;
     let state = IndexState {
         serial: m.serial,
         created: m.created,
@@ -224,11 +267,11 @@ fn update(
         content: Some(m.content.clone()),
     };
     fsx::write_atomic(
-        &layout.index_state_path(),
+        &idx.state_path(),
         &serde_json::to_vec_pretty(&state)?,
         0o644,
     )?;
-    let packages = layout.snapshot()?.count()?;
+    let packages = idx.snapshot()?.count()?;
     Ok(SyncReport {
         changed: prev.as_ref().map(|p| p.serial) != Some(m.serial),
         serial: m.serial,
@@ -246,7 +289,7 @@ fn update(
 
 /// Fetches the compressed snapshot the manifest names, checks it, and replaces the local index
 /// with it by rename.
-fn full(layout: &Layout, cfg: &Settings, wire: &mut Remote, m: &Manifest) -> Result<()> {
+fn full(idx: &IndexDir, cfg: &Settings, wire: &mut Remote, m: &Manifest) -> Result<()> {
     let limit = cfg.max_index_size;
     if m.snapshot.size > limit || m.snapshot.raw_size > limit {
         bail!(
@@ -258,7 +301,7 @@ fn full(layout: &Layout, cfg: &Settings, wire: &mut Remote, m: &Manifest) -> Res
     }
     let path = format!("index/{}.db.zst", m.serial);
     let body = wire.get_checked(&path, m.snapshot.size, &m.snapshot.blake3)?;
-    let mut tmp = fsx::AtomicFile::create(&layout.index_path())?;
+    let mut tmp = fsx::AtomicFile::create(&idx.db())?;
     wire::decompress_to(&body, m.snapshot.raw_size, tmp.file())
         .with_context(|| format!("{path} cannot be decompressed"))?;
     let snap = Snapshot::open(tmp.path()).context("the signed index cannot be read")?;
@@ -274,15 +317,15 @@ fn full(layout: &Layout, cfg: &Settings, wire: &mut Remote, m: &Manifest) -> Res
 /// Applies `chain` to the local index in one transaction and commits only if the result has
 /// the signed content digest; any refused delta rolls everything back.
 fn apply_deltas(
-    layout: &Layout,
+    idx: &IndexDir,
     cfg: &Settings,
     wire: &mut Remote,
     local: &IndexState,
     chain: &[DeltaRef],
     m: &Manifest,
 ) -> Result<()> {
-    let mut conn = Connection::open(layout.index_path())
-        .with_context(|| format!("cannot open {}", layout.index_path().display()))?;
+    let mut conn = Connection::open(idx.db())
+        .with_context(|| format!("cannot open {}", idx.db().display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut content = local.content.clone().unwrap_or_default();

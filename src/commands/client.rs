@@ -4,7 +4,10 @@
 use anyhow::{Context, Result};
 use dist::client::config::{ClientConfig, Settings};
 use dist::client::install;
+use dist::client::sources::{Candidate, Sources};
 use dist::client::{daemon, sync, Layout};
+use dist::format::ids::PackageName;
+use dist::repo::index::PackageRecord;
 
 use super::{json, printable, reporter, Global};
 use crate::cli::{ClientFlags, DaemonCommand};
@@ -36,31 +39,75 @@ pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
 pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
     let cfg = config(g, f)?;
     let layout = Layout::new(&g.root);
-    let r = sync::sync(&layout, &cfg)?;
-    if let Some(w) = &r.stale_warning {
-        eprintln!("warning: {w}");
+    let mut results = sync::sync_all(&layout, &cfg);
+    if let [(_, result)] = results.as_mut_slice() {
+        // One repository: its report, or its error, as ever.
+        let r = std::mem::replace(result, Err(anyhow::anyhow!("taken")))?;
+        warn_sync(&r);
+        if json {
+            json::print::<json::Sync>(&r)?;
+        } else {
+            println!("{}", sync_line(&r));
+        }
+        return Ok(0);
     }
-    if let Some(w) = &r.fallback_reason {
-        eprintln!("warning: {w}");
+    let mut failed = 0;
+    for (name, result) in &results {
+        match result {
+            Ok(r) => {
+                warn_sync(r);
+                if !json {
+                    println!("{name}: {}", sync_line(r));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}", super::printable_error(&format!("{e:#}")));
+                if !json {
+                    println!("{name}: not updated (its last verified index stays)");
+                }
+            }
+        }
     }
     if json {
-        json::print::<json::Sync>(&r)?;
-    } else if r.changed {
+        let all = json::SyncAll {
+            first: results.first().and_then(|(_, r)| r.as_ref().ok()),
+            repositories: results
+                .iter()
+                .map(|(name, r)| json::RepoSync {
+                    name: name.as_str(),
+                    report: r.as_ref().ok(),
+                    error: r.as_ref().err().map(|e| format!("{e:#}")),
+                })
+                .collect(),
+        };
+        json::print(&all)?;
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn warn_sync(r: &sync::SyncReport) {
+    for w in [&r.stale_warning, &r.fallback_reason].into_iter().flatten() {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn sync_line(r: &sync::SyncReport) -> String {
+    if r.changed {
         let how = match r.mode {
             sync::SyncMode::Delta => "deltas",
             _ => "the whole index",
         };
-        println!(
+        format!(
             "index updated to serial {} ({} package versions; {} bytes on the wire, {how})",
             r.serial, r.packages, r.bytes_on_wire
-        );
+        )
     } else {
-        println!(
+        format!(
             "index unchanged at serial {} ({} package versions)",
             r.serial, r.packages
-        );
+        )
     }
-    Ok(0)
 }
 
 pub fn rollback(g: &Global, f: &ClientFlags, to: Option<u64>) -> Result<i32> {
@@ -91,7 +138,7 @@ pub fn generations(g: &Global, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
+pub fn list(g: &Global, f: &ClientFlags, installed: bool, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     if installed {
         let cur = layout.current()?;
@@ -114,26 +161,36 @@ pub fn list(g: &Global, installed: bool, json: bool) -> Result<i32> {
         }
         return Ok(0);
     }
-    let snap = layout.snapshot()?;
+    let sources = Sources::open(&layout, &config(g, f)?)?;
+    let all = sources.each(|snap| snap.all())?;
     if json {
-        let all = snap.all()?;
-        let v: Vec<json::Record> = all.iter().map(Into::into).collect();
+        let v: Vec<json::Record> = all.iter().map(|(p, r)| json::Record::new(p, r)).collect();
         json::print(&v)?;
     } else {
-        for p in &snap.all()? {
-            print_record(p);
+        let many = sources.iter().count() > 1;
+        for (p, r) in &all {
+            print_record(p, many.then_some(*r));
         }
     }
     Ok(0)
 }
 
-pub fn info(g: &Global, name: &str, json: bool) -> Result<i32> {
+pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let snap = layout.snapshot()?;
-    let versions = snap.versions(name)?;
-    if versions.is_empty() {
-        anyhow::bail!("no package `{name}` in the index (serial {})", snap.serial);
+    let sources = Sources::open(&layout, &config(g, f)?)?;
+    let candidates = match PackageName::parse(name) {
+        Ok(n) => sources.versions(&n, None)?,
+        Err(_) => Vec::new(),
+    };
+    if candidates.is_empty() {
+        anyhow::bail!(
+            "no package `{name}` in the index ({})",
+            sources.describe()
+        );
     }
+    let repo_of = |c: &Candidate| sources.get(c.source).origin.repo.name.as_str().to_string();
+    let repos: Vec<String> = candidates.iter().map(repo_of).collect();
+    let versions: Vec<PackageRecord> = candidates.into_iter().map(|c| c.record).collect();
     let installed = layout
         .current()?
         .and_then(|g| g.packages.get(name).cloned());
@@ -144,7 +201,9 @@ pub fn info(g: &Global, name: &str, json: bool) -> Result<i32> {
             name,
             versions: versions
                 .iter()
-                .map(|v| json::InfoVersion {
+                .zip(&repos)
+                .map(|(v, repository)| json::InfoVersion {
+                    repository,
                     added_at: v.added_at,
                     blake3: v.blake3,
                     infohash: v.infohash,
@@ -292,33 +351,39 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub fn search(g: &Global, term: &str, json: bool) -> Result<i32> {
+pub fn search(g: &Global, f: &ClientFlags, term: &str, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let snap = layout.snapshot()?;
-    let mut hits = snap.search(term)?;
-    // By name, newest version first within a name.
-    hits.sort_by(|a, b| {
+    let sources = Sources::open(&layout, &config(g, f)?)?;
+    let mut hits = sources.each(|snap| snap.search(term))?;
+    // By name, newest version first within a name (stable: the higher priority first).
+    hits.sort_by(|(a, _), (b, _)| {
         a.name
             .cmp(&b.name)
             .then_with(|| b.version.cmp_precedence(&a.version))
     });
     if json {
-        let v: Vec<json::SearchHit> = hits.iter().map(Into::into).collect();
+        let v: Vec<json::SearchHit> = hits
+            .iter()
+            .map(|(p, r)| json::SearchHit::new(p, r))
+            .collect();
         json::print(&v)?;
     } else if hits.is_empty() {
         println!("no package matches `{term}`");
     } else {
-        for p in &hits {
-            print_record(p);
+        let many = sources.iter().count() > 1;
+        for (p, r) in &hits {
+            print_record(p, many.then_some(*r));
         }
     }
     Ok(0)
 }
 
-/// One index record as a text line: `name@version  description`.
-fn print_record(p: &dist::repo::index::PackageRecord) {
+/// One index record as a text line: `name@version  description`, with `REPO/` first when
+/// several repositories are configured.
+fn print_record(p: &PackageRecord, repo: Option<&str>) {
+    let repo = repo.map(|r| format!("{r}/")).unwrap_or_default();
     println!(
-        "{}  {}",
+        "{repo}{}  {}",
         p.id(),
         printable(p.description.as_deref().unwrap_or(""))
     );

@@ -69,6 +69,25 @@ pub struct Check<'a> {
 /// `dist sync --json`: the library's report as it is (it has no other use than being shown).
 pub use dist::client::sync::SyncReport as Sync;
 
+/// `dist sync --json` with `repositories:`: the first (highest-priority) repository's report at
+/// the top, as with one repository, and every repository's under `repositories`.
+#[derive(Serialize)]
+pub struct SyncAll<'a> {
+    #[serde(flatten)]
+    pub first: Option<&'a Sync>,
+    pub repositories: Vec<RepoSync<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct RepoSync<'a> {
+    pub name: &'a str,
+    #[serde(flatten)]
+    pub report: Option<&'a Sync>,
+    /// Why this repository's index could not be brought up to date (it kept its last one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `dist install --dry-run --json`: one per planned package.
 #[derive(Serialize)]
 pub struct Planned<'a> {
@@ -83,6 +102,10 @@ pub struct Planned<'a> {
     /// Asked for on the command line (false: a dependency of `required_by`).
     pub requested: bool,
     pub required_by: Option<&'a PackageName>,
+    /// Why it is in the plan: `requested` or `dependency`.
+    pub reason: &'static str,
+    /// The repository it is taken from.
+    pub repository: &'a str,
 }
 
 impl<'a> From<&'a PlanItem> for Planned<'a> {
@@ -97,7 +120,17 @@ impl<'a> From<&'a PlanItem> for Planned<'a> {
             replaces: p.replaces.as_ref().map(|r| &r.version),
             requested: p.because == Because::Requested,
             required_by: required_by(&p.because),
+            reason: plan_reason(&p.because),
+            repository: p.origin.repo.name.as_str(),
         }
+    }
+}
+
+/// `reason` of `install --json` and `--dry-run --json`: `requested` or `dependency`.
+fn plan_reason(b: &Because) -> &'static str {
+    match b {
+        Because::Requested => "requested",
+        Because::Dependency(_) | Because::Installed => "dependency",
     }
 }
 
@@ -118,9 +151,13 @@ pub struct Install<'a> {
     /// Asked for on the command line (false: a dependency of `required_by`).
     pub requested: bool,
     pub required_by: Option<&'a PackageName>,
+    /// Why it is in the plan: `requested` or `dependency`.
+    pub reason: &'static str,
+    /// The repository it is taken from.
+    pub repository: &'a str,
     pub transport: Option<Fetcher>,
     /// Why that transport (null when nothing was fetched).
-    pub reason: Option<String>,
+    pub transport_reason: Option<String>,
     pub bytes_from_peers: u64,
     pub bytes_from_webseed: u64,
     pub source: &'static str,
@@ -135,8 +172,10 @@ impl<'a> From<&'a Installation> for Install<'a> {
             version: &i.item.record.version,
             requested: i.item.because == Because::Requested,
             required_by: required_by(&i.item.because),
+            reason: plan_reason(&i.item.because),
+            repository: i.item.origin.repo.name.as_str(),
             transport: i.item.action.fetcher(),
-            reason: match (i.item.action.fetcher(), i.item.why) {
+            transport_reason: match (i.item.action.fetcher(), i.item.why) {
                 (Some(f), Some(why)) => Some(why.text(f)),
                 _ => None,
             },
@@ -256,11 +295,14 @@ pub struct Record<'a> {
     pub size: u64,
     pub magnet: &'a str,
     pub added_at: i64,
+    /// The repository whose index has it.
+    pub repository: &'a str,
 }
 
-impl<'a> From<&'a PackageRecord> for Record<'a> {
-    fn from(p: &'a PackageRecord) -> Record<'a> {
+impl<'a> Record<'a> {
+    pub fn new(p: &'a PackageRecord, repository: &'a str) -> Record<'a> {
         Record {
+            repository,
             name: &p.name,
             version: &p.version,
             description: &p.description,
@@ -291,6 +333,7 @@ pub struct InfoVersion<'a> {
     pub magnet: &'a str,
     pub size: u64,
     pub version: &'a semver::Version,
+    pub repository: &'a str,
 }
 
 /// `dist search TERM --json`: one per matching version.
@@ -301,11 +344,13 @@ pub struct SearchHit<'a> {
     pub name: &'a PackageName,
     pub size: u64,
     pub version: &'a semver::Version,
+    pub repository: &'a str,
 }
 
-impl<'a> From<&'a PackageRecord> for SearchHit<'a> {
-    fn from(p: &'a PackageRecord) -> SearchHit<'a> {
+impl<'a> SearchHit<'a> {
+    pub fn new(p: &'a PackageRecord, repository: &'a str) -> SearchHit<'a> {
         SearchHit {
+            repository,
             blake3: p.blake3,
             description: &p.description,
             name: &p.name,

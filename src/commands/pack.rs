@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use dist::client::sources::Sources;
 use dist::client::Layout;
 use dist::format::{pack, package::Package};
 use dist::repo::index;
@@ -47,17 +48,19 @@ pub fn run(g: &Global, args: &PackArgs) -> Result<i32> {
 
 /// The reproducible-build check: rebuild (into nothing) and compare with the synced index.
 fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
-    let snap = Layout::new(&g.root).snapshot()?;
+    let settings = super::client::config(g, &crate::cli::ClientFlags::default())?;
+    let sources = Sources::open(&Layout::new(&g.root), &settings)?;
     let m = &pkg.manifest;
     let key = index::version_key(&m.version);
-    let Some(rec) = snap
-        .versions(&m.name)?
+    let Some(rec) = sources
+        .versions(&m.name, None)?
         .into_iter()
+        .map(|c| c.record)
         .find(|r| index::version_key(&r.version) == key)
     else {
         bail!(
-            "the index (serial {}) has no {}@{}: nothing to compare the rebuild with",
-            snap.serial,
+            "the index ({}) has no {}@{}: nothing to compare the rebuild with",
+            sources.describe(),
             m.name,
             m.version_str
         );
@@ -91,11 +94,11 @@ fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
         return Ok(0);
     }
     bail!(
-        "{} is not reproducible: the rebuild has blake3 {} and infohash {}, the index (serial {}) publishes blake3 {} and infohash {}",
+        "{} is not reproducible: the rebuild has blake3 {} and infohash {}, the index ({}) publishes blake3 {} and infohash {}",
         rec.id(),
         packed.blake3,
         packed.infohash,
-        snap.serial,
+        sources.describe(),
         rec.blake3,
         rec.infohash
     )

@@ -9,6 +9,7 @@ use dist::client::install::{self, Stage};
 use dist::client::plan::{self, Action};
 use dist::client::request::{Request, Spec};
 use dist::client::resolve::Because;
+use dist::client::sources::Sources;
 use dist::client::{remove, Layout};
 use dist::format::ids::PackageName;
 
@@ -19,7 +20,7 @@ use crate::cli::{ClientFlags, InstallArgs, UpgradeArgs};
 pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
-    let snap = layout.snapshot()?;
+    let sources = Sources::open(&layout, &settings)?;
     let reqs = a
         .packages
         .iter()
@@ -30,7 +31,7 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         replace: a.replace,
         ..Default::default()
     };
-    let plan = plan::plan_with(&layout, &settings, &snap, &reqs, options)?;
+    let plan = plan::plan_with(&layout, &settings, &sources, &reqs, options)?;
     // A version asked for is a downgrade the user wants; any other needs saying so.
     let asked: BTreeSet<&PackageName> = reqs
         .iter()
@@ -78,7 +79,7 @@ fn refuse_downgrades(plan: &plan::Plan, asked: &BTreeSet<&PackageName>, allow: b
 pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
-    let snap = layout.snapshot()?;
+    let sources = Sources::open(&layout, &settings)?;
     let installed = layout.current()?.map(|g| g.packages).unwrap_or_default();
     let names: BTreeSet<PackageName> = if a.packages.is_empty() {
         installed.keys().cloned().collect()
@@ -101,6 +102,7 @@ pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
         .map(|n| Request {
             name: n.clone(),
             spec: Spec::Latest,
+            repo: None,
         })
         .collect();
     let resolving = std::time::Instant::now();
@@ -108,7 +110,7 @@ pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
         refresh: names,
         replace: false,
     };
-    let mut plan = plan::plan_with(&layout, &settings, &snap, &reqs, options)?;
+    let mut plan = plan::plan_with(&layout, &settings, &sources, &reqs, options)?;
     plan.items.retain(|i| i.action != Action::Installed);
     refuse_downgrades(&plan, &BTreeSet::new(), a.allow_downgrade)?;
     if plan.items.is_empty() && !a.json {
@@ -260,9 +262,9 @@ fn print_removed(
 }
 
 /// `dist outdated`: installed packages with a newer version in the index.
-pub fn outdated(g: &Global, json_out: bool) -> Result<i32> {
+pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let list = remove::outdated(&layout)?;
+    let list = remove::outdated(&layout, &config(g, f)?)?;
     if json_out {
         let v: Vec<json::Outdated> = list.iter().map(Into::into).collect();
         json::print(&v)?;

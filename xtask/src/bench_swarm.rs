@@ -837,7 +837,7 @@ fn print_outcome(o: &Outcome) {
         mib_f(peers),
         mib_f(webseed),
         tally(&o.clients, "transport"),
-        tally(&o.clients, "reason"),
+        tally(&o.clients, "transport_reason"),
     );
     let phases: Vec<String> = ["fetch", "verify", "unpack", "scripts", "switch"]
         .iter()
@@ -855,7 +855,7 @@ fn print_outcome(o: &Outcome) {
         println!("  phases, p50 over clients: {}", phases.join(", "));
     }
     for r in &o.clients {
-        let reason = r.field_text("reason");
+        let reason = r.field_text("transport_reason");
         if reason != "-" {
             println!(
                 "  {} {}: transport {}, reason {reason}",
@@ -918,7 +918,7 @@ fn print_table(outcomes: &[Outcome], a: &Args) {
             mib_f(peers),
             mib_f(webseed),
             tally(&o.clients, "transport"),
-            tally(&o.clients, "reason"),
+            tally(&o.clients, "transport_reason"),
         );
     }
 }

@@ -24,14 +24,15 @@ pub enum Source {
 
 /// The metadata source of each record, in order, without touching transmission: a `.torrent`
 /// that contradicts the signed index (infohash or length) is an attack and an error at once.
+/// `servers[i]` are the servers of the repository `recs[i]` comes from.
 pub fn sources(
-    servers: &[String],
+    servers: &[&[String]],
     timeout: Duration,
     recs: &[&PackageRecord],
     report: &dyn Reporter,
 ) -> Result<Vec<Source>> {
     let mut out = Vec::with_capacity(recs.len());
-    for rec in recs {
+    for (rec, servers) in recs.iter().zip(servers) {
         match fetch_torrent_any(servers, timeout, rec) {
             Ok((bytes, _)) => out.push(Source::Metainfo(bytes)),
             Err(e) if e.is_attack() => return Err(e.into()),

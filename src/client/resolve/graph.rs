@@ -6,22 +6,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 
 use crate::format::ids::PackageName;
-use crate::repo::index::Snapshot;
+use crate::client::sources::Sources;
 
-/// Which installed packages each installed package depends on, from the index's record of its
-/// installed version (a package the index no longer has depends on nothing known).
+/// Which installed packages each installed package depends on, from the indexes' record of its
+/// installed version (a package no index has any more depends on nothing known).
 pub fn installed_graph(
-    snap: &Snapshot,
+    sources: &Sources,
     installed: &BTreeMap<PackageName, Version>,
 ) -> anyhow::Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
     let mut out = BTreeMap::new();
     for (name, v) in installed {
-        let deps: BTreeSet<PackageName> = snap
-            .versions(name)?
+        let deps: BTreeSet<PackageName> = sources
+            .versions(name, None)?
             .into_iter()
-            .find(|r| r.version == *v)
-            .map(|r| {
-                r.relations
+            .find(|c| c.record.version == *v)
+            .map(|c| {
+                c.record
+                    .relations
                     .depends
                     .into_keys()
                     .filter(|d| installed.contains_key(d))

@@ -26,8 +26,9 @@ use pubgrub::{
 use semver::Version;
 
 use super::request::{Request, Spec};
+use super::sources::{Candidate, Sources};
 use crate::format::ids::PackageName;
-use crate::repo::index::{PackageRecord, Snapshot};
+use crate::repo::index::PackageRecord;
 
 /// A node of the resolution: the user's request (the root) or a package.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -68,7 +69,16 @@ pub enum Because {
 /// The versions an install needs, dependencies before their dependents.
 #[derive(Debug, Clone)]
 pub struct Resolution {
-    pub packages: Vec<(PackageRecord, Because)>,
+    pub packages: Vec<Chosen>,
+}
+
+/// A package version of a resolution, why it is there and which repository it is taken from
+/// (an index into [`Sources`]).
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub record: PackageRecord,
+    pub because: Because,
+    pub source: usize,
 }
 
 /// The resolution failed: `explanation` says why, in words.
@@ -95,12 +105,12 @@ pub struct Installed {
 
 /// Resolves `requests` against the index, keeping what is installed where it can stay.
 pub fn resolve(
-    snap: &Snapshot,
+    sources: &Sources,
     requests: &[Request],
     on_machine: &Installed,
 ) -> Result<Resolution, ResolveError> {
     let installed = &on_machine.versions;
-    let provider = Provider::new(snap, requests, on_machine)?;
+    let provider = Provider::new(sources, requests, on_machine)?;
     let solution = match pubgrub::resolve(&provider, Node::Request, root_version()) {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(tree)) => {
@@ -131,14 +141,14 @@ pub fn resolve(
         }
         Err(e) => return Err(ResolveError::Index(e.to_string())),
     };
-    let mut chosen: BTreeMap<PackageName, PackageRecord> = BTreeMap::new();
+    let mut chosen: BTreeMap<PackageName, Candidate> = BTreeMap::new();
     for (node, version) in solution {
         if let Node::Pkg(name) = node {
-            let rec = provider
+            let c = provider
                 .record(&name, &version)
                 .map_err(|e| ResolveError::Index(e.0))?
                 .ok_or_else(|| ResolveError::Index(format!("{name} {version} vanished")))?;
-            chosen.insert(name, rec);
+            chosen.insert(name, c);
         }
     }
     let asked: Vec<PackageName> = requests.iter().map(|r| r.name.clone()).collect();
@@ -150,22 +160,22 @@ pub fn resolve(
 /// Dependencies first (depth first over `depends`), the requests in the order asked, then the
 /// rest by name; each with why it is there.
 fn order(
-    chosen: &BTreeMap<PackageName, PackageRecord>,
+    chosen: &BTreeMap<PackageName, Candidate>,
     asked: &[PackageName],
     requested: &HashSet<PackageName>,
     installed: &BTreeMap<PackageName, Version>,
-) -> Vec<(PackageRecord, Because)> {
+) -> Vec<Chosen> {
     fn visit(
         name: &PackageName,
-        chosen: &BTreeMap<PackageName, PackageRecord>,
+        chosen: &BTreeMap<PackageName, Candidate>,
         seen: &mut BTreeSet<PackageName>,
         out: &mut Vec<PackageName>,
     ) {
         if !seen.insert(name.clone()) {
             return;
         }
-        if let Some(r) = chosen.get(name) {
-            for dep in r.relations.depends.keys() {
+        if let Some(c) = chosen.get(name) {
+            for dep in c.record.relations.depends.keys() {
                 visit(dep, chosen, seen, out);
             }
             out.push(name.clone());
@@ -183,15 +193,20 @@ fn order(
                 Because::Requested
             } else if let Some(by) = chosen
                 .values()
-                .find(|r| r.relations.depends.contains_key(&n))
+                .find(|c| c.record.relations.depends.contains_key(&n))
             {
-                Because::Dependency(by.name.clone())
+                Because::Dependency(by.record.name.clone())
             } else if installed.contains_key(&n) {
                 Because::Installed
             } else {
                 Because::Requested
             };
-            (chosen[&n].clone(), because)
+            let c = &chosen[&n];
+            Chosen {
+                record: c.record.clone(),
+                because,
+                source: c.source,
+            }
         })
         .collect()
 }
@@ -240,7 +255,9 @@ fn root_version() -> Version {
 pub struct IndexError(String);
 
 struct Provider<'a> {
-    snap: &'a Snapshot,
+    sources: &'a Sources,
+    /// `REPO/NAME` requests: NAME's versions come from that repository only.
+    only: HashMap<PackageName, usize>,
     roots: Vec<(Node, Ranges<Version>)>,
     /// The installed packages that stay (the `Installed` node's dependencies).
     staying: Vec<(Node, Ranges<Version>)>,
@@ -251,18 +268,28 @@ struct Provider<'a> {
     prefer: HashMap<PackageName, Version>,
     /// Packages whose pre-releases may be chosen.
     pre_ok: HashSet<PackageName>,
-    cache: RefCell<HashMap<PackageName, Rc<Vec<PackageRecord>>>>,
+    cache: RefCell<HashMap<PackageName, Rc<Vec<Candidate>>>>,
 }
 
 impl<'a> Provider<'a> {
     fn new(
-        snap: &'a Snapshot,
+        sources: &'a Sources,
         requests: &[Request],
         on_machine: &Installed,
     ) -> Result<Provider<'a>, ResolveError> {
         let installed = &on_machine.versions;
+        let mut only = HashMap::new();
+        for r in requests {
+            if let Some(o) = r
+                .only(sources)
+                .map_err(|e| ResolveError::Index(format!("{e:#}")))?
+            {
+                only.insert(r.name.clone(), o);
+            }
+        }
         let mut p = Provider {
-            snap,
+            sources,
+            only,
             roots: Vec::new(),
             staying: Vec::new(),
             held: Vec::new(),
@@ -293,8 +320,8 @@ impl<'a> Provider<'a> {
                         .versions(&r.name)
                         .map_err(|e| ResolveError::Index(e.0))?
                         .iter()
-                        .find(|x| x.version.cmp_precedence(v).is_eq())
-                        .map(|x| x.version.clone())
+                        .find(|x| x.record.version.cmp_precedence(v).is_eq())
+                        .map(|x| x.record.version.clone())
                         .unwrap_or_else(|| v.clone());
                     Ranges::singleton(exact)
                 }
@@ -339,25 +366,26 @@ impl<'a> Provider<'a> {
         Ok(p)
     }
 
-    /// Every version of `name` in the index, lowest first.
-    fn versions(&self, name: &PackageName) -> Result<Rc<Vec<PackageRecord>>, IndexError> {
+    /// Every version of `name` in the indexes, lowest first (each from the highest-priority
+    /// repository that has it, or from the one a `REPO/NAME` request names).
+    fn versions(&self, name: &PackageName) -> Result<Rc<Vec<Candidate>>, IndexError> {
         if let Some(v) = self.cache.borrow().get(name) {
             return Ok(v.clone());
         }
         let v = Rc::new(
-            self.snap
-                .versions(name)
+            self.sources
+                .versions(name, self.only.get(name).copied())
                 .map_err(|e| IndexError(format!("{e:#}")))?,
         );
         self.cache.borrow_mut().insert(name.clone(), v.clone());
         Ok(v)
     }
 
-    fn record(&self, name: &PackageName, v: &Version) -> Result<Option<PackageRecord>, IndexError> {
+    fn record(&self, name: &PackageName, v: &Version) -> Result<Option<Candidate>, IndexError> {
         Ok(self
             .versions(name)?
             .iter()
-            .find(|r| r.version == *v)
+            .find(|c| c.record.version == *v)
             .cloned())
     }
 
@@ -385,7 +413,10 @@ impl DependencyProvider for Provider<'_> {
             Node::Pkg(name) => {
                 let n = self.versions(name).map_or(0, |vs| {
                     vs.iter()
-                        .filter(|r| range.contains(&r.version) && self.allowed(name, &r.version))
+                        .filter(|c| {
+                            range.contains(&c.record.version)
+                                && self.allowed(name, &c.record.version)
+                        })
                         .count()
                 });
                 // The most conflicting first, then the fewest choices.
@@ -404,16 +435,22 @@ impl DependencyProvider for Provider<'_> {
         };
 
         let versions = self.versions(name)?;
-        let mut fits = versions
-            .iter()
-            .map(|r| &r.version)
-            .filter(|v| range.contains(v) && self.allowed(name, v));
         if let Some(p) = self.prefer.get(name) {
-            if range.contains(p) && versions.iter().any(|r| r.version == *p) {
+            if range.contains(p) && versions.iter().any(|c| c.record.version == *p) {
                 return Ok(Some(p.clone()));
             }
         }
-        Ok(fits.next_back().cloned())
+        // The highest-priority repository with a version in range (the lowest source index),
+        // then its newest.
+        Ok(versions
+            .iter()
+            .filter(|c| range.contains(&c.record.version) && self.allowed(name, &c.record.version))
+            .max_by(|a, b| {
+                b.source
+                    .cmp(&a.source)
+                    .then_with(|| a.record.version.cmp(&b.record.version))
+            })
+            .map(|c| c.record.version.clone()))
     }
 
     fn get_dependencies(
@@ -435,7 +472,7 @@ impl DependencyProvider for Provider<'_> {
             Node::Held => return Ok(Dependencies::Available(self.held.iter().cloned().collect())),
             Node::Pkg(name) => name,
         };
-        let Some(rec) = self.record(name, version)? else {
+        let Some(Candidate { record: rec, .. }) = self.record(name, version)? else {
             return Ok(Dependencies::Unavailable(format!(
                 "{name} {version} is not in the index"
             )));

@@ -1,0 +1,147 @@
+//! The synced repositories, read together: each repository's verified index (`IndexDir`), in
+//! priority order. A package version is taken from the highest-priority repository that has
+//! it; which versions are candidates at all is the union (or one repository's, for
+//! `install REPO/NAME`). Only reads.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+
+use super::config::{Repository, Settings};
+use super::Layout;
+use crate::format::ids::PackageName;
+use crate::repo::index::{PackageRecord, Snapshot};
+
+/// Where a package comes from: the repository (its servers) and the trackers its index names.
+#[derive(Debug)]
+pub struct Origin {
+    pub repo: Repository,
+    pub trackers: Vec<String>,
+}
+
+/// One synced repository.
+pub struct Synced {
+    pub origin: Arc<Origin>,
+    pub snap: Snapshot,
+}
+
+/// A version of a package and the repository it is taken from (an index into [`Sources`]).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub record: PackageRecord,
+    pub source: usize,
+}
+
+/// Every synced repository, the highest priority first.
+pub struct Sources {
+    list: Vec<Synced>,
+    /// Configured repositories that have no local index yet.
+    pub unsynced: Vec<String>,
+}
+
+impl Sources {
+    /// Opens the index of every configured repository that was synced; an error telling the
+    /// user to sync when none was.
+    pub fn open(layout: &Layout, settings: &Settings) -> Result<Sources> {
+        let mut list = Vec::new();
+        let mut unsynced = Vec::new();
+        for repo in &settings.repositories {
+            let idx = layout.index_dir(repo);
+            if !idx.exists() {
+                unsynced.push(repo.name.to_string());
+                continue;
+            }
+            let snap = idx.snapshot()?;
+            let trackers = snap
+                .distribution()
+                .map(|d| d.trackers.clone())
+                .unwrap_or_default();
+            list.push(Synced {
+                origin: Arc::new(Origin {
+                    repo: repo.clone(),
+                    trackers,
+                }),
+                snap,
+            });
+        }
+        if list.is_empty() {
+            bail!("no package index yet: run `dist sync` first");
+        }
+        Ok(Sources { list, unsynced })
+    }
+
+    pub fn get(&self, source: usize) -> &Synced {
+        &self.list[source]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Synced> {
+        self.list.iter()
+    }
+
+    /// The synced repository called `name`.
+    pub fn find(&self, name: &str) -> Result<usize> {
+        if let Some(i) = self
+            .list
+            .iter()
+            .position(|s| s.origin.repo.name.as_str() == name)
+        {
+            return Ok(i);
+        }
+        if self.unsynced.iter().any(|u| u == name) {
+            bail!("repository `{name}` has no index yet: run `dist sync`");
+        }
+        let names: Vec<&str> = self
+            .list
+            .iter()
+            .map(|s| s.origin.repo.name.as_str())
+            .chain(self.unsynced.iter().map(String::as_str))
+            .collect();
+        bail!("no repository `{name}` (configured: {})", names.join(", "))
+    }
+
+    /// Every version of `name`, lowest first: from repository `only`, or from all of them with
+    /// each version taken from the highest-priority repository that has it.
+    pub fn versions(&self, name: &PackageName, only: Option<usize>) -> Result<Vec<Candidate>> {
+        let mut out: Vec<Candidate> = Vec::new();
+        for (source, s) in self.list.iter().enumerate() {
+            if only.is_some_and(|o| o != source) {
+                continue;
+            }
+            for record in s.snap.versions(name)? {
+                if !out
+                    .iter()
+                    .any(|c| c.record.version.cmp_precedence(&record.version).is_eq())
+                {
+                    out.push(Candidate { record, source });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.record.version.cmp_precedence(&b.record.version));
+        Ok(out)
+    }
+
+    /// The serials, for messages: `serial 7`, or `default serial 7, extra serial 2`.
+    pub fn describe(&self) -> String {
+        match self.list.as_slice() {
+            [one] if one.origin.repo.implicit => format!("serial {}", one.snap.serial),
+            all => all
+                .iter()
+                .map(|s| format!("{} serial {}", s.origin.repo.name, s.snap.serial))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// Records of every repository, each with the repository's name, highest priority first.
+    pub fn each<T>(
+        &self,
+        mut f: impl FnMut(&Snapshot) -> Result<Vec<T>>,
+    ) -> Result<Vec<(T, &str)>> {
+        let mut out = Vec::new();
+        for s in &self.list {
+            let name = s.origin.repo.name.as_str();
+            out.extend(f(&s.snap)?.into_iter().map(|t| (t, name)));
+        }
+        Ok(out)
+    }
+}
