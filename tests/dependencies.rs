@@ -29,6 +29,14 @@ fn pkg(dir: &Path, name: &str, version: &str, relations: &str) -> std::path::Pat
     )
 }
 
+/// A package whose one asset is the command `bin/tool`.
+fn tool_pkg(dir: &Path, name: &str) -> std::path::PathBuf {
+    let d = dir.join(name);
+    fs::create_dir_all(d.join("assets/bin")).unwrap();
+    fs::write(d.join("assets/bin/tool"), format!("#!/bin/sh\necho {name}\n")).unwrap();
+    write_package(&d, name, "1.0.0", "", ("readme", b"a tool\n"), "#!/bin/sh\n")
+}
+
 struct Env {
     _tmp: tempfile::TempDir,
     client: std::path::PathBuf,
@@ -58,6 +66,8 @@ impl Env {
             pkg(&pkgs, "x", "1.0.0", "conflicts: [y]\n"),
             pkg(&pkgs, "y", "1.0.0", ""),
             pkg(&pkgs, "old", "1.0.0", "depends: {libfoo: \"<1.2\"}\n"),
+            tool_pkg(&pkgs, "tool-a"),
+            tool_pkg(&pkgs, "tool-b"),
         ];
         run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
         // The publisher refuses what cannot be installed, unless told otherwise.
@@ -194,6 +204,9 @@ fn install_pulls_dependencies_first_and_explains_what_cannot_be_issue_12() {
                 ]
             );
             assert_eq!(v[0]["required_by"], "app");
+            assert_eq!(v[0]["reason"], "dependency");
+            assert_eq!(v[1]["reason"], "requested");
+            assert_eq!(v[1]["repository"], "default");
             assert_eq!(env.installed(), ["app@1.0.0", "libfoo@1.2.0"]);
             assert_eq!(env.install_order(), ["libfoo", "app"]);
         },
@@ -254,6 +267,24 @@ fn install_pulls_dependencies_first_and_explains_what_cannot_be_issue_12() {
                 now.contains(&"x@1.0.0".to_string()) && !now.contains(&"y@1.0.0".to_string()),
                 "{now:?}"
             );
+        },
+    );
+
+    step(
+        "two packages providing the same command are found before anything is fetched",
+        || {
+            let err = env.refused(&["install", "--dry-run", "tool-a", "tool-b"]);
+            assert!(err.contains("both tool-a and tool-b provide bin/tool"), "{err}");
+            env.ok(&["install", "tool-a"]);
+            let info = stdout_json(&env.ok(&["info", "--json", "tool-b"]));
+            let b3 = info["versions"][0]["blake3"].as_str().unwrap().to_string();
+            let err = env.refused(&["install", "tool-b"]);
+            assert!(err.contains("both tool-a and tool-b provide bin/tool"), "{err}");
+            assert!(
+                !env.client.join("objects").join(&b3[..2]).join(&b3[2..]).exists(),
+                "tool-b was fetched although its plan was refused"
+            );
+            env.ok(&["uninstall", "tool-a"]);
         },
     );
 
@@ -350,6 +381,9 @@ fn upgrade_outdated_holds_uninstall_and_autoremove_issue_12() {
             .collect();
         assert_eq!(names, ["app"], "{v}");
         assert!(env.installed().contains(&"lib@1.0.0".to_string()));
+        // A request the hold forbids is refused, and the explanation names the hold.
+        let err = env.refused(&["install", "lib@1.1.0"]);
+        assert!(err.contains("held"), "{err}");
         env.ok(&["unhold", "lib"]);
         env.ok(&["upgrade"]);
         assert_eq!(env.installed(), ["app@1.1.0", "lib@1.1.0", "other@1.0.0"]);
@@ -383,4 +417,159 @@ fn upgrade_outdated_holds_uninstall_and_autoremove_issue_12() {
             assert_eq!(v["removed"].as_array().unwrap().len(), 0, "{v}");
         },
     );
+}
+
+/// One repository published at `TMP/NAME` from `packages` and served over real HTTP.
+fn published_repo(
+    tmp: &Path,
+    name: &str,
+    packages: &[(&str, &str, &str)],
+) -> (String, FileServer) {
+    let (repo, www, pkgs) = (
+        tmp.join(name),
+        tmp.join(format!("{name}-www")),
+        tmp.join(format!("{name}-pkgs")),
+    );
+    let dirs: Vec<_> = packages
+        .iter()
+        .map(|(n, v, rel)| pkg(&pkgs, n, v, rel))
+        .collect();
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--allow-unresolved"])
+            .args(&dirs),
+    );
+    let key = repo_key(&repo);
+    published::lay_out(&repo, &www);
+    (key, FileServer::start(&www))
+}
+
+#[test]
+fn two_repositories_by_priority_issue_12() {
+    let tmp = tempfile::tempdir().unwrap();
+    // `main` has the older tool and the library; `extra` a newer tool and an app that needs
+    // main's library.
+    let (main_key, main) = published_repo(
+        tmp.path(),
+        "main",
+        &[("tool", "1.0.0", ""), ("lib", "1.0.0", "")],
+    );
+    let (extra_key, extra) = published_repo(
+        tmp.path(),
+        "extra",
+        &[
+            ("tool", "2.0.0", ""),
+            ("app", "1.0.0", "depends: {lib: \"^1\"}\n"),
+        ],
+    );
+    let client = tmp.path().join("client");
+    fs::create_dir_all(&client).unwrap();
+    let (main_url, extra_url) = (main.url.clone(), extra.url.clone());
+    let write_config = |extra_key: &str| {
+        fs::write(
+            client.join("client.yaml"),
+            format!(
+                "transport: http\nseed: false\nrepositories:\n  - name: extra\n    server_url: {}\n    public_key: {extra_key}\n    priority: 1\n  - name: main\n    server_url: {}\n    public_key: {main_key}\n    priority: 10\n",
+                extra_url, main_url
+            ),
+        )
+        .unwrap();
+    };
+    let env = Env {
+        _tmp: tmp,
+        client: client.clone(),
+        _server: main,
+    };
+
+    step(
+        "each index is verified with its own key: a wrong one fails that repository only",
+        || {
+            // `extra` configured with main's key: its signature does not verify.
+            write_config(&main_key);
+            let o = env.run(&["sync", "--json"]);
+            assert_eq!(o.status.code(), Some(1));
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains("repository `extra`"), "{err}");
+            let v = stdout_json(&o);
+            let repos = v["repositories"].as_array().unwrap();
+            assert_eq!(repos[0]["name"], "main", "highest priority first: {v}");
+            assert_eq!(repos[0]["serial"], 1);
+            assert!(repos[1]["error"].as_str().unwrap().contains("signature"), "{v}");
+            assert!(!client.join("repos/extra/index.db").exists());
+            assert!(client.join("repos/main/index.db").exists());
+            write_config(&extra_key);
+            let v = stdout_json(&env.ok(&["sync", "--json"]));
+            assert_eq!(v["repositories"].as_array().unwrap().len(), 2, "{v}");
+            assert!(v["repositories"][1].get("error").is_none(), "{v}");
+        },
+    );
+
+    step(
+        "a name resolves from the highest-priority repository that has a matching version",
+        || {
+            let v = stdout_json(&env.ok(&["install", "--dry-run", "--json", "tool"]));
+            assert_eq!(v[0]["version"], "1.0.0", "{v}");
+            assert_eq!(v[0]["repository"], "main");
+            // Only `extra` has a version matching ^2.
+            let v = stdout_json(&env.ok(&["install", "--dry-run", "--json", "tool@^2"]));
+            assert_eq!((&v[0]["version"], &v[0]["repository"]), (&"2.0.0".into(), &"extra".into()));
+        },
+    );
+
+    step("REPO/NAME takes NAME from that repository", || {
+        let v = stdout_json(&env.ok(&["install", "--json", "extra/tool"]));
+        assert_eq!(v[0]["version"], "2.0.0", "{v}");
+        assert_eq!(v[0]["repository"], "extra");
+        assert_eq!(env.installed(), ["tool@2.0.0"]);
+        let err = env.refused(&["install", "nowhere/tool"]);
+        assert!(err.contains("no repository `nowhere` (configured: main, extra)"), "{err}");
+        let err = env.refused(&["install", "main/app"]);
+        assert!(err.contains("no package `app` in repository `main`"), "{err}");
+    });
+
+    step("dependencies cross repositories", || {
+        let v = stdout_json(&env.ok(&["install", "--json", "app"]));
+        let got: Vec<(String, String)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["repository"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [("lib".into(), "main".into()), ("app".into(), "extra".into())]
+        );
+        assert_eq!(env.installed(), ["app@1.0.0", "lib@1.0.0", "tool@2.0.0"]);
+        // The installed tool 2.0.0 (from extra) stays: no needless churn back to main's 1.0.0.
+        let v = stdout_json(&env.ok(&["outdated", "--json"]));
+        assert_eq!(v, serde_json::json!([]));
+    });
+
+    step("search and list name the repository", || {
+        let v = stdout_json(&env.ok(&["search", "--json", "tool"]));
+        let mut got: Vec<(String, String)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["version"].as_str().unwrap().to_string(),
+                    e["repository"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [("1.0.0".into(), "main".into()), ("2.0.0".into(), "extra".into())]
+        );
+    });
+    drop(extra);
 }

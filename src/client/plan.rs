@@ -226,13 +226,15 @@ fn declared_conflict(
 }
 
 /// The file conflicts (two packages providing the same `bin/` command) that can be seen before
-/// fetching anything: among what stays installed and what enters from an unpacked store path.
-/// What still has to be fetched is checked again once unpacked, before any script runs.
+/// fetching anything: among what stays installed and what enters, from its unpacked store path
+/// or from the `executables` its index row names. What the index does not say (a package added
+/// before index format 4) is checked again once unpacked, before any script runs.
 fn check_known_conflicts(
     layout: &Layout,
     mut next: BTreeMap<PackageName, Installed>,
     items: &[PlanItem],
 ) -> Result<()> {
+    let mut listed: Vec<(&PackageName, &[String])> = Vec::new();
     for i in items {
         let r = &i.record;
         let store_path = layout.store_path(&r.blake3, &r.name, &r.version);
@@ -240,11 +242,24 @@ fn check_known_conflicts(
             Action::Installed | Action::Link => {
                 next.insert(r.name.clone(), Installed::from_record(r, store_path));
             }
-            // Its files are not known yet; what it replaces leaves either way.
+            // Its files are not on disk yet; what it replaces leaves either way.
             Action::Unpack | Action::Fetch(_) => {
                 next.remove(r.name.as_str());
+                if let Some(exes) = &r.executables {
+                    listed.push((&r.name, exes));
+                }
             }
         }
     }
-    super::profile::executables(next.values()).map(drop)
+    let mut exes = super::profile::executables(next.values())?;
+    for (name, list) in listed {
+        for exe in list {
+            if let Some(other) = exes.insert(exe.clone(), name.clone()) {
+                if other != *name {
+                    bail!("both {other} and {name} provide bin/{exe}: they cannot be installed together");
+                }
+            }
+        }
+    }
+    Ok(())
 }

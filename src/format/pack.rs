@@ -60,6 +60,8 @@ pub struct Packed {
     pub description: Option<String>,
     /// `depends` and `conflicts` of its manifest.
     pub relations: crate::format::relations::Relations,
+    /// What it puts into the profile's `bin/`: the names in `assets/bin`, sorted.
+    pub executables: Vec<String>,
     pub size: u64,
     /// BLAKE3 of the tarball.
     pub blake3: ObjectId,
@@ -215,6 +217,7 @@ fn pack_into(pkg: &Package, dest: Dest<'_>) -> Result<Packed> {
         version: m.version.clone(),
         description: m.description.clone(),
         relations: m.relations.clone(),
+        executables: pkg.executables(),
         size,
         blake3: ObjectId::from_bytes(*digest.as_bytes()),
         infohash: info.infohash(),

@@ -59,6 +59,21 @@ pub enum PackageError {
 const TOP_LEVEL: [&str; 3] = ["assets", "manifest.yaml", "scripts"];
 
 impl Package {
+    /// The names it puts into the profile's `bin/`: the entries directly in `assets/bin`,
+    /// sorted (entries are in canonical order, which may differ from byte order).
+    pub fn executables(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.path.strip_prefix("assets/bin/"))
+            .filter(|n| !n.contains('/'))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Reads and checks the package at `root`.
     pub fn load(root: &Path) -> Result<Package, PackageError> {
         if !root.is_dir() {

@@ -16,11 +16,36 @@ use crate::repo::search;
 
 /// Version of the published index format, stored as `meta.format` and in the signed manifest.
 /// 2: compressed snapshots, signed manifest, deltas; no `magnet` column (rendered from
-/// `meta.distribution`). 3: the `depends` and `conflicts` columns (issue 12).
-pub const INDEX_FORMAT: u32 = 3;
+/// `meta.distribution`). 3: the `depends` and `conflicts` columns (issue 12). 4: the
+/// `executables` column (what a package puts into the profile's `bin/`, so that two packages
+/// providing the same command are found before anything is fetched).
+pub const INDEX_FORMAT: u32 = 4;
 
-/// Schema of a format-3 snapshot (and of the same tables in the master index).
+/// Schema of a format-4 snapshot (and of the same tables in the master index).
 pub const SNAPSHOT_SCHEMA: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE packages (
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    version_key TEXT NOT NULL,
+    description TEXT,
+    blake3      TEXT NOT NULL,
+    infohash    TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    added_at    INTEGER NOT NULL,
+    depends     TEXT,
+    conflicts   TEXT,
+    executables TEXT,
+    PRIMARY KEY (name, version_key)
+);
+";
+
+/// Schema of a format-3 snapshot: what a client synced before format 4 keeps on disk. It is
+/// still read (no package's executables are known), until the next sync.
+const SNAPSHOT_SCHEMA_V3: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -90,7 +115,7 @@ pub fn row_placeholders() -> String {
 }
 
 /// The columns of a row, in the order of the canonical content (§5.2) and of delta rows.
-pub const ROW_COLUMNS: [&str; 10] = [
+pub const ROW_COLUMNS: [&str; 11] = [
     "name",
     "version",
     "version_key",
@@ -101,6 +126,7 @@ pub const ROW_COLUMNS: [&str; 10] = [
     "added_at",
     "depends",
     "conflicts",
+    "executables",
 ];
 
 /// Trackers and web-seed base URL: configuration that goes into magnets and `.torrent` files
@@ -178,6 +204,9 @@ pub struct PackageRecord {
     pub added_at: i64,
     /// `depends` and `conflicts` (format 3; none before).
     pub relations: Relations,
+    /// The names it puts into the profile's `bin/` (its `assets/bin` entries), sorted; `None`
+    /// when the index does not say (before format 4, or a package added before it).
+    pub executables: Option<Vec<String>>,
 }
 
 impl PackageRecord {
@@ -215,8 +244,8 @@ pub struct RowError {
 }
 
 /// The fields a record is read from, before parsing (`magnet` only in format 1, `depends` and
-/// `conflicts` only from format 3).
-const READ_COLUMNS: [&str; 10] = [
+/// `conflicts` only from format 3, `executables` from format 4).
+const READ_COLUMNS: [&str; 11] = [
     "name",
     "version",
     "description",
@@ -227,13 +256,14 @@ const READ_COLUMNS: [&str; 10] = [
     "magnet",
     "depends",
     "conflicts",
+    "executables",
 ];
 
 /// The columns of one row as SQLite holds them, before parsing (NULL where the format has no
 /// such column).
 struct RawRow {
     rowid: i64,
-    cols: [Value; 10],
+    cols: [Value; 11],
 }
 
 impl RawRow {
@@ -286,6 +316,9 @@ impl RawRow {
             let i = if e.field == "depends" { 8 } else { 9 };
             self.err(i, format!("{}: {}", e.entry, e.reason))
         })?;
+        let executables = opt_text(10)?
+            .map(|t| parse_executables(t).map_err(|e| self.err(10, e)))
+            .transpose()?;
         let mut rec = PackageRecord {
             name,
             version,
@@ -296,6 +329,7 @@ impl RawRow {
             magnet: String::new(),
             added_at: self.int(6)?,
             relations,
+            executables,
         };
         rec.magnet = match dist {
             Some(d) => d.magnet(&rec),
@@ -326,8 +360,13 @@ fn query_records(
 ) -> Result<Vec<PackageRecord>> {
     let cols = match schema {
         Schema::V1 => READ_COLUMNS[..8].join(", "),
-        Schema::V2 => format!("{}, NULL, NULL, NULL", READ_COLUMNS[..7].join(", ")),
+        Schema::V2 => format!("{}, NULL, NULL, NULL, NULL", READ_COLUMNS[..7].join(", ")),
         Schema::V3 => format!(
+            "{}, NULL, {}, NULL",
+            READ_COLUMNS[..7].join(", "),
+            READ_COLUMNS[8..10].join(", ")
+        ),
+        Schema::V4 => format!(
             "{}, NULL, {}",
             READ_COLUMNS[..7].join(", "),
             READ_COLUMNS[8..].join(", ")
@@ -348,9 +387,45 @@ fn query_records(
     Ok(out)
 }
 
-/// Every record of a format-3 `packages` table (the master index or a snapshot).
+/// Every record of a current-format `packages` table (the master index or a snapshot).
 pub(crate) fn read_records(conn: &Connection, dist: &Distribution) -> Result<Vec<PackageRecord>> {
-    query_records(conn, Schema::V3, Some(dist), "", [])
+    query_records(conn, Schema::V4, Some(dist), "", [])
+}
+
+/// The longest list of executables a row may name.
+const MAX_EXECUTABLES: usize = 4096;
+
+/// `executables` as the index holds it: a JSON array of distinct file names in byte order
+/// (what [`executables_text`] writes); anything else is refused.
+pub fn parse_executables(text: &str) -> Result<Vec<String>, String> {
+    let list: Vec<String> =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON array of names: {e}"))?;
+    if list.len() > MAX_EXECUTABLES {
+        return Err(format!("more than {MAX_EXECUTABLES} names"));
+    }
+    for n in &list {
+        if n.is_empty()
+            || n == "."
+            || n == ".."
+            || n.len() > 255
+            || n.contains(['/', '\0'])
+            || n.chars().any(char::is_control)
+        {
+            return Err(format!("`{}` is not a file name", n.escape_default()));
+        }
+    }
+    if list.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("names are not distinct and in byte order".into());
+    }
+    Ok(list)
+}
+
+/// The canonical text of `executables` (sorted, distinct).
+pub fn executables_text(names: &[String]) -> String {
+    let mut v: Vec<&String> = names.iter().collect();
+    v.sort();
+    v.dedup();
+    serde_json::to_string(&v).expect("strings serialize")
 }
 
 /// The BLAKE3 digest of an index's canonical content (store-format.md §5.2): the distribution
@@ -359,7 +434,7 @@ pub(crate) fn read_records(conn: &Connection, dist: &Distribution) -> Result<Vec
 /// applying deltas, so it ends up with exactly the content that was signed.
 pub fn content_digest(conn: &Connection, distribution: &str) -> Result<blake3::Hash> {
     let mut h = blake3::Hasher::new();
-    h.update(b"dist-index-content 3\n");
+    h.update(format!("dist-index-content {INDEX_FORMAT}\n").as_bytes());
     h.update(distribution.as_bytes());
     h.update(b"\n");
     let mut stmt = conn.prepare(&format!(
@@ -414,6 +489,7 @@ enum Schema {
     V1,
     V2,
     V3,
+    V4,
 }
 
 /// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (or
@@ -431,11 +507,12 @@ fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
             .collect()
     };
     let known = [
-        (Schema::V3, statements(SNAPSHOT_SCHEMA)),
+        (Schema::V4, statements(SNAPSHOT_SCHEMA)),
+        (Schema::V3, statements(SNAPSHOT_SCHEMA_V3)),
         (Schema::V2, statements(SNAPSHOT_SCHEMA_V2)),
         (Schema::V1, statements(SNAPSHOT_SCHEMA_V1)),
     ];
-    let mut found = [0usize; 3];
+    let mut found = [0usize; 4];
     let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master")?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -555,8 +632,8 @@ impl Snapshot {
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("{}: no index format", path.display()))?;
         match (format, schema) {
-            (1, Schema::V1) | (2, Schema::V2) | (INDEX_FORMAT, Schema::V3) => {}
-            (1 | 2 | INDEX_FORMAT, _) => bail!(
+            (1, Schema::V1) | (2, Schema::V2) | (3, Schema::V3) | (INDEX_FORMAT, Schema::V4) => {}
+            (1..=INDEX_FORMAT, _) => bail!(
                 "{}: its tables are not those of index format {format}",
                 path.display()
             ),

@@ -386,8 +386,8 @@ fn index_one(
         objects.insert_file(tmp, &p.blake3)?;
     }
     tx.execute(
-        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, added_at, depends, conflicts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, added_at, depends, conflicts, executables)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             p.name,
             p.version.to_string(),
@@ -398,7 +398,8 @@ fn index_one(
             p.size as i64,
             now,
             p.relations.depends_text(),
-            p.relations.conflicts_text()
+            p.relations.conflicts_text(),
+            index::executables_text(&p.executables)
         ],
     )?;
     tx.execute(
@@ -457,7 +458,7 @@ fn current_distribution(conn: &Connection) -> Result<Distribution> {
 
 /// A master index made before index format 2 has a `magnet` column: magnets are rendered
 /// from `meta.distribution` now, so it goes. One made before format 3 lacks `depends` and
-/// `conflicts`: they are added.
+/// `conflicts`, one made before format 4 `executables`: they are added.
 fn migrate_master(conn: &Connection) -> Result<()> {
     let has_magnet: bool = conn.query_row(
         "SELECT count(*) FROM pragma_table_info('packages') WHERE name = 'magnet'",
@@ -478,6 +479,15 @@ fn migrate_master(conn: &Connection) -> Result<()> {
         conn.execute_batch(
             "ALTER TABLE packages ADD COLUMN depends TEXT; ALTER TABLE packages ADD COLUMN conflicts TEXT;",
         )?;
+    }
+    // Format 4: `executables` (NULL, "not known", for every package added before).
+    let has_executables: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('packages') WHERE name = 'executables'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
+    if !has_executables {
+        conn.execute_batch("ALTER TABLE packages ADD COLUMN executables TEXT;")?;
     }
     Ok(())
 }

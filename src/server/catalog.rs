@@ -146,6 +146,7 @@ mod tests {
             magnet: String::new(),
             added_at,
             relations: Default::default(),
+            executables: None,
         }
     }
 
