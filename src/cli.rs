@@ -115,7 +115,8 @@ pub enum Command {
     /// The client's transmission-daemon.
     #[command(subcommand)]
     Daemon(DaemonCommand),
-    /// Delete generations beyond the newest N, then what no generation references.
+    /// Remove what `autoremove` would, delete generations beyond the newest N, then what no
+    /// generation references.
     Gc {
         #[arg(long, value_name = "N")]
         keep: Option<usize>,

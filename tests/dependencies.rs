@@ -33,8 +33,19 @@ fn pkg(dir: &Path, name: &str, version: &str, relations: &str) -> std::path::Pat
 fn tool_pkg(dir: &Path, name: &str) -> std::path::PathBuf {
     let d = dir.join(name);
     fs::create_dir_all(d.join("assets/bin")).unwrap();
-    fs::write(d.join("assets/bin/tool"), format!("#!/bin/sh\necho {name}\n")).unwrap();
-    write_package(&d, name, "1.0.0", "", ("readme", b"a tool\n"), "#!/bin/sh\n")
+    fs::write(
+        d.join("assets/bin/tool"),
+        format!("#!/bin/sh\necho {name}\n"),
+    )
+    .unwrap();
+    write_package(
+        &d,
+        name,
+        "1.0.0",
+        "",
+        ("readme", b"a tool\n"),
+        "#!/bin/sh\n",
+    )
 }
 
 struct Env {
@@ -274,14 +285,24 @@ fn install_pulls_dependencies_first_and_explains_what_cannot_be_issue_12() {
         "two packages providing the same command are found before anything is fetched",
         || {
             let err = env.refused(&["install", "--dry-run", "tool-a", "tool-b"]);
-            assert!(err.contains("both tool-a and tool-b provide bin/tool"), "{err}");
+            assert!(
+                err.contains("both tool-a and tool-b provide bin/tool"),
+                "{err}"
+            );
             env.ok(&["install", "tool-a"]);
             let info = stdout_json(&env.ok(&["info", "--json", "tool-b"]));
             let b3 = info["versions"][0]["blake3"].as_str().unwrap().to_string();
             let err = env.refused(&["install", "tool-b"]);
-            assert!(err.contains("both tool-a and tool-b provide bin/tool"), "{err}");
             assert!(
-                !env.client.join("objects").join(&b3[..2]).join(&b3[2..]).exists(),
+                err.contains("both tool-a and tool-b provide bin/tool"),
+                "{err}"
+            );
+            assert!(
+                !env.client
+                    .join("objects")
+                    .join(&b3[..2])
+                    .join(&b3[2..])
+                    .exists(),
                 "tool-b was fetched although its plan was refused"
             );
             env.ok(&["uninstall", "tool-a"]);
@@ -383,7 +404,10 @@ fn upgrade_outdated_holds_uninstall_and_autoremove_issue_12() {
         assert!(env.installed().contains(&"lib@1.0.0".to_string()));
         // A request the hold forbids is refused, and the explanation names the hold.
         let err = env.refused(&["install", "lib@1.1.0"]);
-        assert!(err.contains("held"), "{err}");
+        assert!(
+            err.contains("lib is held at 1.0.0: `dist unhold lib` lets it move"),
+            "{err}"
+        );
         env.ok(&["unhold", "lib"]);
         env.ok(&["upgrade"]);
         assert_eq!(env.installed(), ["app@1.1.0", "lib@1.1.0", "other@1.0.0"]);
@@ -417,14 +441,30 @@ fn upgrade_outdated_holds_uninstall_and_autoremove_issue_12() {
             assert_eq!(v["removed"].as_array().unwrap().len(), 0, "{v}");
         },
     );
+
+    step(
+        "gc removes what nothing requested needs, then the garbage",
+        || {
+            env.ok(&["install", "app"]);
+            env.ok(&["uninstall", "app"]);
+            assert_eq!(env.installed(), ["lib@1.1.0", "other@1.0.0"]);
+            let v = stdout_json(&env.ok(&["gc", "--keep", "1", "--json"]));
+            assert_eq!(v["autoremoved"][0]["name"], "lib", "{v}");
+            assert_eq!(env.installed(), ["other@1.0.0"]);
+            assert!(
+                v["store_paths_removed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p.as_str().unwrap().contains("-lib-1.1.0")),
+                "{v}"
+            );
+        },
+    );
 }
 
 /// One repository published at `TMP/NAME` from `packages` and served over real HTTP.
-fn published_repo(
-    tmp: &Path,
-    name: &str,
-    packages: &[(&str, &str, &str)],
-) -> (String, FileServer) {
+fn published_repo(tmp: &Path, name: &str, packages: &[(&str, &str, &str)]) -> (String, FileServer) {
     let (repo, www, pkgs) = (
         tmp.join(name),
         tmp.join(format!("{name}-www")),
@@ -496,7 +536,10 @@ fn two_repositories_by_priority_issue_12() {
             let repos = v["repositories"].as_array().unwrap();
             assert_eq!(repos[0]["name"], "main", "highest priority first: {v}");
             assert_eq!(repos[0]["serial"], 1);
-            assert!(repos[1]["error"].as_str().unwrap().contains("signature"), "{v}");
+            assert!(
+                repos[1]["error"].as_str().unwrap().contains("signature"),
+                "{v}"
+            );
             assert!(!client.join("repos/extra/index.db").exists());
             assert!(client.join("repos/main/index.db").exists());
             write_config(&extra_key);
@@ -514,7 +557,10 @@ fn two_repositories_by_priority_issue_12() {
             assert_eq!(v[0]["repository"], "main");
             // Only `extra` has a version matching ^2.
             let v = stdout_json(&env.ok(&["install", "--dry-run", "--json", "tool@^2"]));
-            assert_eq!((&v[0]["version"], &v[0]["repository"]), (&"2.0.0".into(), &"extra".into()));
+            assert_eq!(
+                (&v[0]["version"], &v[0]["repository"]),
+                (&"2.0.0".into(), &"extra".into())
+            );
         },
     );
 
@@ -524,9 +570,15 @@ fn two_repositories_by_priority_issue_12() {
         assert_eq!(v[0]["repository"], "extra");
         assert_eq!(env.installed(), ["tool@2.0.0"]);
         let err = env.refused(&["install", "nowhere/tool"]);
-        assert!(err.contains("no repository `nowhere` (configured: main, extra)"), "{err}");
+        assert!(
+            err.contains("no repository `nowhere` (configured: main, extra)"),
+            "{err}"
+        );
         let err = env.refused(&["install", "main/app"]);
-        assert!(err.contains("no package `app` in repository `main`"), "{err}");
+        assert!(
+            err.contains("no package `app` in repository `main`"),
+            "{err}"
+        );
     });
 
     step("dependencies cross repositories", || {
@@ -544,7 +596,10 @@ fn two_repositories_by_priority_issue_12() {
             .collect();
         assert_eq!(
             got,
-            [("lib".into(), "main".into()), ("app".into(), "extra".into())]
+            [
+                ("lib".into(), "main".into()),
+                ("app".into(), "extra".into())
+            ]
         );
         assert_eq!(env.installed(), ["app@1.0.0", "lib@1.0.0", "tool@2.0.0"]);
         // The installed tool 2.0.0 (from extra) stays: no needless churn back to main's 1.0.0.
@@ -568,7 +623,10 @@ fn two_repositories_by_priority_issue_12() {
         got.sort();
         assert_eq!(
             got,
-            [("1.0.0".into(), "main".into()), ("2.0.0".into(), "extra".into())]
+            [
+                ("1.0.0".into(), "main".into()),
+                ("2.0.0".into(), "extra".into())
+            ]
         );
     });
     drop(extra);

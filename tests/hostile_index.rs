@@ -129,6 +129,10 @@ fn hostile_fields_of_a_signed_index_are_refused_naming_package_and_field_issue_8
         ("depends", r#"{"../x": "^1"}"#.to_string()),
         ("depends", r#"{"hello": "*"}"#.to_string()),
         ("conflicts", r#"{"a": 1}"#.to_string()),
+        // Executables (index format 4): a path instead of a name, not in order, not a list.
+        ("executables", r#"["../../etc/passwd"]"#.to_string()),
+        ("executables", r#"["b", "a"]"#.to_string()),
+        ("executables", r#"{"a": 1}"#.to_string()),
     ];
     for (i, (field, value)) in cases.iter().enumerate() {
         let dir = tmp.path().join(format!("served-{i}"));

@@ -252,12 +252,13 @@ fn server_list(first: Option<String>, more: Option<Vec<String>>) -> Vec<String> 
 /// The `repositories:` entries checked (names, servers, keys) and ordered by priority.
 fn repositories(list: Vec<RepositoryConfig>) -> Result<Vec<Repository>> {
     if list.is_empty() {
-        bail!("`repositories` is empty: list at least one {{name, server_url, public_key, priority}}");
+        bail!(
+            "`repositories` is empty: list at least one {{name, server_url, public_key, priority}}"
+        );
     }
     let mut out: Vec<Repository> = Vec::with_capacity(list.len());
     for (i, r) in list.into_iter().enumerate() {
-        let name = RepoName::parse(&r.name)
-            .with_context(|| format!("`repositories[{i}].name`"))?;
+        let name = RepoName::parse(&r.name).with_context(|| format!("`repositories[{i}].name`"))?;
         if out.iter().any(|o| o.name == name) {
             bail!("`repositories[{i}].name`: `{name}` is named twice");
         }
@@ -289,9 +290,8 @@ impl RepoName {
         let ok = !s.is_empty()
             && s.len() <= 64
             && !s.starts_with('.')
-            && s.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)
-            });
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
         if !ok {
             bail!("`{s}` is not a repository name (lowercase letters, digits, `-`, `_`, `.`; 1 to 64; not starting with `.`)");
         }

@@ -92,9 +92,7 @@ pub fn install(
         })
         .collect();
     let mut swarm = Swarm::default();
-    let generation = match run(
-        layout, settings, &removes, &mut done, &mut swarm, report,
-    ) {
+    let generation = match run(layout, settings, &removes, &mut done, &mut swarm, report) {
         Ok(g) => g,
         Err(e) => {
             swarm.discard(report);

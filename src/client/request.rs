@@ -76,7 +76,10 @@ impl Request {
                 .iter()
                 .rev()
                 .find(|c| c.record.version.cmp_precedence(v).is_eq()),
-            Spec::Req(req) => versions.iter().rev().find(|c| req.matches(&c.record.version)),
+            Spec::Req(req) => versions
+                .iter()
+                .rev()
+                .find(|c| req.matches(&c.record.version)),
         };
         let all: Vec<String> = versions
             .iter()

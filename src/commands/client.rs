@@ -183,10 +183,7 @@ pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> 
         Err(_) => Vec::new(),
     };
     if candidates.is_empty() {
-        anyhow::bail!(
-            "no package `{name}` in the index ({})",
-            sources.describe()
-        );
+        anyhow::bail!("no package `{name}` in the index ({})", sources.describe());
     }
     let repo_of = |c: &Candidate| sources.get(c.source).origin.repo.name.as_str().to_string();
     let repos: Vec<String> = candidates.iter().map(repo_of).collect();
@@ -305,12 +302,24 @@ pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
     Ok(0)
 }
 
-pub fn gc(g: &Global, keep: Option<usize>, json: bool) -> Result<i32> {
+/// `dist gc`: first what `autoremove` removes (installed as a dependency, needed by nothing
+/// requested any more), then generations beyond `--keep` and everything no generation uses.
+pub fn gc(g: &Global, f: &ClientFlags, keep: Option<usize>, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
+    let settings = config(g, f)?;
+    let reporter = reporter::Cli::new(g.quiet || json);
+    let autoremoved = dist::client::remove::autoremove(&layout, &settings, &reporter)?
+        .map(|(_, removed)| removed)
+        .unwrap_or_default();
     let r = dist::client::maintain::gc(&layout, keep)?;
     if json {
-        json::print(&json::Gc::from(&r))?;
+        let mut out = json::Gc::from(&r);
+        out.autoremoved = autoremoved.iter().map(Into::into).collect();
+        json::print(&out)?;
     } else {
+        for p in &autoremoved {
+            println!("removed {} (nothing requested needs it)", p.id());
+        }
         println!(
             "removed {} generations, {} store paths, {} objects; freed {} bytes",
             r.generations_removed.len(),

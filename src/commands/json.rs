@@ -386,6 +386,8 @@ pub struct DaemonTorrent {
 /// `dist gc --json`.
 #[derive(Serialize)]
 pub struct Gc<'a> {
+    /// Packages removed first because nothing requested needs them (what `autoremove` does).
+    pub autoremoved: Vec<Package<'a>>,
     pub generations_removed: &'a [u64],
     pub store_paths_removed: &'a [String],
     pub objects_removed: Vec<ObjectId>,
@@ -395,6 +397,7 @@ pub struct Gc<'a> {
 impl<'a> From<&'a GcReport> for Gc<'a> {
     fn from(r: &'a GcReport) -> Gc<'a> {
         Gc {
+            autoremoved: Vec::new(),
             generations_removed: &r.generations_removed,
             store_paths_removed: &r.store_paths_removed,
             objects_removed: r.objects_removed.clone(),

@@ -158,6 +158,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             | Command::Rollback { .. }
             | Command::Upgrade(_)
             | Command::Autoremove(_)
+            | Command::Gc { .. }
     ) {
         catch_interrupts();
     }
@@ -188,7 +189,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::List { installed, json } => client::list(&g, &cli.client, installed, json),
         Command::Info { name, json } => client::info(&g, &cli.client, &name, json),
         Command::Daemon(d) => client::daemon(&g, &d),
-        Command::Gc { keep, json } => client::gc(&g, keep, json),
+        Command::Gc { keep, json } => client::gc(&g, &cli.client, keep, json),
         Command::Verify(j) => client::verify(&g, j.json),
         Command::Search { term, json } => client::search(&g, &cli.client, &term, json),
     }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 
-use crate::format::ids::PackageName;
 use crate::client::sources::Sources;
+use crate::format::ids::PackageName;
 
 /// Which installed packages each installed package depends on, from the indexes' record of its
 /// installed version (a package no index has any more depends on nothing known).

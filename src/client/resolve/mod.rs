@@ -120,6 +120,24 @@ pub fn resolve(
                     .replace(&format!("{label} {}", root_version()), label)
                     .replace(&format!("{label} *"), label);
             }
+            for label in [INSTALLED_LABEL, HELD_LABEL] {
+                text = text.replace(
+                    &format!(", {label} are incompatible"),
+                    &format!(" and {label} are incompatible"),
+                );
+            }
+            // Say which holds are in the way, and how to lift them.
+            if text.contains(HELD_LABEL) {
+                for name in &on_machine.held {
+                    if let Some(v) = installed.get(name) {
+                        if text.contains(&format!("{name} ")) {
+                            text.push_str(&format!(
+                                "\n{name} is held at {v}: `dist unhold {name}` lets it move."
+                            ));
+                        }
+                    }
+                }
+            }
             let text = text
                 .replace(
                     &format!("{ROOT_LABEL} is forbidden"),
