@@ -428,6 +428,17 @@ pub fn executables_text(names: &[String]) -> String {
     serde_json::to_string(&v).expect("strings serialize")
 }
 
+/// The records of a format-3 `packages` table that `where_sql` selects, parsed like
+/// [`read_records`].
+pub(crate) fn read_records_where(
+    conn: &Connection,
+    dist: &Distribution,
+    where_sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<PackageRecord>> {
+    query_records(conn, Schema::V3, Some(dist), where_sql, params)
+}
+
 /// The BLAKE3 digest of an index's canonical content (store-format.md §5.2): the distribution
 /// text and every row in `(name, version_key)` byte order, each as a JSON array of its
 /// [`ROW_COLUMNS`]. The publisher signs it; a client recomputes it over what it holds after
@@ -702,18 +713,9 @@ impl Snapshot {
                 [search::phrase(term)],
             );
         }
-        // LIKE without wildcards of the user's own: `%` and `_` in the term match themselves.
-        let escaped: String = term
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
-        let pattern = format!("%{escaped}%");
         self.query(
-            "WHERE name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\'",
-            [pattern],
+            &format!("WHERE {}", search::LIKE_WHERE),
+            [search::like_pattern(term)],
         )
     }
 

@@ -1,6 +1,7 @@
 //! The publisher's repository under `--root` (store-format.md §4): objects by BLAKE3, the master
 //! SQLite index, and the signed snapshots published after every change.
 
+pub mod browse;
 pub mod index;
 pub mod mirror;
 mod publish;
