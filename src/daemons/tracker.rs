@@ -354,21 +354,46 @@ fn swarm_of(reply: &Value, infohash: &InfoHash) -> Result<Swarm> {
 /// URL with `/scrape`) for one infohash, within `timeout`. A client asks this before choosing a
 /// transport: how many peers hold or fetch the object now.
 pub fn scrape(announce_url: &str, infohash: &InfoHash, timeout: Duration) -> Result<Swarm> {
+    let swarms = scrape_many(announce_url, std::slice::from_ref(infohash), timeout)?;
+    Ok(swarms[0])
+}
+
+/// How many infohashes one scrape request names: opentracker answers at most 64
+/// (`OT_MAXMULTISCRAPE_COUNT`) and ignores the rest.
+const SCRAPE_BATCH: usize = 64;
+
+/// [`scrape`] for several infohashes, in one request per 64 of them (BEP 48 lets a scrape
+/// name several); the swarms in the order of `infohashes`.
+pub fn scrape_many(
+    announce_url: &str,
+    infohashes: &[InfoHash],
+    timeout: Duration,
+) -> Result<Vec<Swarm>> {
     let Some(base) = announce_url.strip_suffix("/announce") else {
         bail!("{announce_url} does not end in /announce: no scrape URL (BEP 48)");
     };
-    let url = format!("{base}/scrape?info_hash={}", encode_hash(infohash));
-    let resp = ureq::get(&url)
-        .timeout(timeout)
-        .call()
-        .with_context(|| format!("cannot scrape {url}"))?;
-    let mut body = Vec::new();
-    resp.into_reader()
-        .take(1 << 20)
-        .read_to_end(&mut body)
-        .with_context(|| format!("cannot read the scrape of {url}"))?;
-    let reply = bencode::decode(&body).map_err(|e| anyhow!("{url}: not bencoded ({e})"))?;
-    swarm_of(&reply, infohash).with_context(|| url.clone())
+    let mut out = Vec::with_capacity(infohashes.len());
+    for batch in infohashes.chunks(SCRAPE_BATCH) {
+        let query: Vec<String> = batch
+            .iter()
+            .map(|h| format!("info_hash={}", encode_hash(h)))
+            .collect();
+        let url = format!("{base}/scrape?{}", query.join("&"));
+        let resp = ureq::get(&url)
+            .timeout(timeout)
+            .call()
+            .with_context(|| format!("cannot scrape {url}"))?;
+        let mut body = Vec::new();
+        resp.into_reader()
+            .take(1 << 20)
+            .read_to_end(&mut body)
+            .with_context(|| format!("cannot read the scrape of {url}"))?;
+        let reply = bencode::decode(&body).map_err(|e| anyhow!("{url}: not bencoded ({e})"))?;
+        for h in batch {
+            out.push(swarm_of(&reply, h).with_context(|| url.clone())?);
+        }
+    }
+    Ok(out)
 }
 
 fn encode_hash(hash: &InfoHash) -> String {

@@ -10,6 +10,7 @@ pub mod http;
 pub mod ledger;
 mod upstream;
 mod watcher;
+pub mod web;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -311,6 +312,12 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     // whole, only its magnets may name an older address.
     shared.write().expect("state lock").serial = repo.latest_serial()?;
     let (requests, requested) = std::sync::mpsc::sync_channel(REQUEST_QUEUE);
+    let catalog = Arc::new(web::Web::new(
+        root.to_path_buf(),
+        shared.clone(),
+        cfg.tracker,
+        cfg.rpc_port,
+    ));
     let app = http::router(
         shared.clone(),
         repo.published_dir(),
@@ -325,7 +332,9 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         Arc::new(http::WebSeedGate::new(cfg.webseed_slots)),
         (!cfg.webseed_window.is_zero())
             .then(|| ledger::Ledger::new(cfg.webseed_window, std::time::Instant::now())),
+        catalog.clone(),
     );
+    rt.spawn(web::sample(catalog, stop.clone()));
     let http_task = {
         let _in_rt = rt.enter();
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -18,5 +18,6 @@ pub use daemon::{
 pub use rpc::{rpc_url, Rpc};
 pub use state::{forget, preload, stored_torrents, Preload};
 pub use types::{
-    Peer, SeederTorrent, TorrentState, TorrentStatus, TrackerStat, SEEDER_FIELDS, TORRENT_FIELDS,
+    Peer, SeederTorrent, TorrentState, TorrentStatus, TrackerStat, Uploaded, SEEDER_FIELDS,
+    TORRENT_FIELDS,
 };

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::types::{
-    SeederTorrent, TorrentStatus, TorrentTrackers, SEEDER_FIELDS, TORRENT_FIELDS, TRACKER_FIELDS,
+    SeederTorrent, TorrentStatus, TorrentTrackers, Uploaded, SEEDER_FIELDS, TORRENT_FIELDS,
+    TRACKER_FIELDS, UPLOADED_FIELDS,
 };
 use crate::format::ids::InfoHash;
 
@@ -174,6 +175,18 @@ impl Rpc {
     /// whatever the number of torrents.
     pub fn seeder_state(&self) -> Result<Vec<SeederTorrent>> {
         self.torrent_get(json!({ "fields": SEEDER_FIELDS }))
+    }
+
+    /// How many bytes the daemon sent to peers for each of these torrents (those it does not have
+    /// are absent), asked with the short timeout of [`Rpc::ping`]: a web page waits for it.
+    pub fn uploaded(&self, hashes: &[InfoHash]) -> Result<Vec<Uploaded>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let args = json!({ "ids": hashes, "fields": UPLOADED_FIELDS });
+        let mut reply = self.call_with_timeout("torrent-get", args, PING_TIMEOUT)?;
+        serde_json::from_value(reply["torrents"].take())
+            .with_context(|| format!("torrent-get: cannot decode the torrents of {}", self.url))
     }
 
     /// Points the first tracker of each of these torrents at `announce_url`, in one call

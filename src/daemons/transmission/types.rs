@@ -187,6 +187,18 @@ impl SeederTorrent {
     }
 }
 
+/// The fields of [`Uploaded`]: what the web catalog shows of the seeder's work.
+pub const UPLOADED_FIELDS: &[&str] = &["hashString", "uploadedEver"];
+
+/// How many bytes a torrent sent to peers since it was added, as `torrent-get` with
+/// [`UPLOADED_FIELDS`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Uploaded {
+    pub hash_string: InfoHash,
+    pub uploaded_ever: u64,
+}
+
 /// One torrent's announce state, as `torrent-get` with [`TRACKER_FIELDS`] reports it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -345,6 +357,14 @@ mod tests {
         list_equals_struct::<TrackerStat>(TRACKER_STAT_FIELDS, |f| match f {
             "hasAnnounced" | "lastAnnounceSucceeded" => json!(false),
             "announce" => json!(""),
+            _ => json!(0),
+        });
+    }
+
+    #[test]
+    fn the_uploaded_field_list_is_exactly_what_uploaded_decodes() {
+        list_equals_struct::<Uploaded>(UPLOADED_FIELDS, |f| match f {
+            "hashString" => json!("ab".repeat(20)),
             _ => json!(0),
         });
     }
