@@ -63,8 +63,9 @@ dd { margin:0; }
 .stat b { display:block; font-size:1.35rem; }
 .stat span { color:var(--muted); font-size:.8rem; }
 .charts { display:flex; flex-wrap:wrap; gap:1rem; }
-figure.chart { background:#fff; border:1px solid var(--line); border-radius:6px; margin:0; padding:.6rem .8rem; }
+figure.chart { flex:1 1 420px; background:#fff; border:1px solid var(--line); border-radius:6px; margin:0; padding:.6rem .8rem; }
 figure.chart figcaption { font-weight:600; margin-bottom:.3rem; }
+figure.chart svg { width:100%; height:auto; display:block; }
 svg .frame { fill:#fafbfc; stroke:var(--line); }
 svg .axis { font-size:10px; fill:var(--muted); }
 svg polyline { fill:none; stroke-width:2; }
@@ -177,7 +178,11 @@ pub fn list(v: &ListView) -> String {
         (false, 1) => format!("1 package matches “{}”", v.term),
         (false, n) => format!("{n} packages match “{}”", v.term),
     };
-    let _ = write!(b, "<p class=\"muted\" id=\"count\">{}", escape(&count));
+    let _ = write!(
+        b,
+        "<p class=\"muted\"><span id=\"count\">{}</span>",
+        escape(&count)
+    );
     if !v.term.is_empty() {
         b.push_str(" · <a href=\"/\">all packages</a>");
     }
