@@ -54,12 +54,14 @@ impl Serve {
             log,
             base: format!("http://{http}"),
         };
-        wait_until("GET /health = 200", Duration::from_secs(60), || {
-            match ureq::get(&format!("{}/health", s.base)).call() {
+        wait_until(
+            "GET /health = 200",
+            Duration::from_secs(60),
+            || match ureq::get(&format!("{}/health", s.base)).call() {
                 Ok(_) => Ok(()),
                 Err(e) => Err(format!("{e}\nserve log:\n{}", s.log())),
-            }
-        });
+            },
+        );
         s
     }
 
@@ -259,12 +261,18 @@ impl Browser {
     }
 
     fn location(&mut self) -> String {
-        self.eval("location.href").as_str().unwrap_or("").to_string()
+        self.eval("location.href")
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Types `text` into the element `selector` and presses Enter, as a person would.
     fn type_and_enter(&mut self, selector: &str, text: &str) {
-        self.eval(&format!("document.querySelector({}).focus()", json!(selector)));
+        self.eval(&format!(
+            "document.querySelector({}).focus()",
+            json!(selector)
+        ));
         self.events.clear();
         self.call("Input.insertText", json!({ "text": text }));
         for kind in ["keyDown", "keyUp"] {
@@ -334,7 +342,13 @@ fn added(root: &Path, dirs: &[PathBuf]) -> Vec<Value> {
 fn record<'a>(added: &'a [Value], id: &str) -> &'a Value {
     added
         .iter()
-        .find(|a| format!("{}@{}", a["name"].as_str().unwrap(), a["version"].as_str().unwrap()) == id)
+        .find(|a| {
+            format!(
+                "{}@{}",
+                a["name"].as_str().unwrap(),
+                a["version"].as_str().unwrap()
+            ) == id
+        })
         .unwrap_or_else(|| panic!("{id} not in {added:?}"))
 }
 
@@ -420,29 +434,35 @@ fn web_catalog_in_chromium_issue_13() {
         Serve::start(&root, tmp.path().join("serve.log"))
     });
 
-    step("plain HTTP: content type, 404 with escaping, web-seed bytes", || {
-        let (status, ctype, body) = get(&server.url("/"), None);
-        assert_eq!((status, ctype.as_str()), (200, "text/html; charset=utf-8"));
-        let body = String::from_utf8(body).unwrap();
-        assert!(body.contains("53 packages"), "{body}");
-        let (status, ctype, body) = get(&server.url("/packages/%3Cscript%3Ex"), None);
-        assert_eq!((status, ctype.as_str()), (404, "text/html; charset=utf-8"));
-        let body = String::from_utf8(body).unwrap();
-        assert!(body.contains("No package “&lt;script&gt;x”"), "{body}");
-        assert!(!body.contains("<script>"), "{body}");
-        let (status, _, _) = get(&server.url("/packages/nosuchpackage"), None);
-        assert_eq!(status, 404);
-        // A web seed's range request, then a whole download: both are counted.
-        let object = format!(
-            "/objects/{}/{}",
-            &rg["blake3"].as_str().unwrap()[..2],
-            &rg["blake3"].as_str().unwrap()[2..]
-        );
-        let (status, _, part) = get(&server.url(&object), Some("bytes=100-1099"));
-        assert_eq!((status, part.len()), (206, 1000));
-        let (status, _, whole) = get(&server.url(&object), None);
-        assert_eq!((status, whole.len() as u64), (200, rg["size"].as_u64().unwrap()));
-    });
+    step(
+        "plain HTTP: content type, 404 with escaping, web-seed bytes",
+        || {
+            let (status, ctype, body) = get(&server.url("/"), None);
+            assert_eq!((status, ctype.as_str()), (200, "text/html; charset=utf-8"));
+            let body = String::from_utf8(body).unwrap();
+            assert!(body.contains("53 packages"), "{body}");
+            let (status, ctype, body) = get(&server.url("/packages/%3Cscript%3Ex"), None);
+            assert_eq!((status, ctype.as_str()), (404, "text/html; charset=utf-8"));
+            let body = String::from_utf8(body).unwrap();
+            assert!(body.contains("No package “&lt;script&gt;x”"), "{body}");
+            assert!(!body.contains("<script>"), "{body}");
+            let (status, _, _) = get(&server.url("/packages/nosuchpackage"), None);
+            assert_eq!(status, 404);
+            // A web seed's range request, then a whole download: both are counted.
+            let object = format!(
+                "/objects/{}/{}",
+                &rg["blake3"].as_str().unwrap()[..2],
+                &rg["blake3"].as_str().unwrap()[2..]
+            );
+            let (status, _, part) = get(&server.url(&object), Some("bytes=100-1099"));
+            assert_eq!((status, part.len()), (206, 1000));
+            let (status, _, whole) = get(&server.url(&object), None);
+            assert_eq!(
+                (status, whole.len() as u64),
+                (200, rg["size"].as_u64().unwrap())
+            );
+        },
+    );
 
     let mut browser = step("start chromium", || Browser::start(tmp.path()));
 
@@ -465,7 +485,9 @@ fn web_catalog_in_chromium_issue_13() {
         // The hostile description is text: no element, no script ran.
         assert_eq!(rows[2][2], HOSTILE);
         assert_eq!(
-            browser.eval("document.querySelectorAll('#packages b, #packages script, #packages img').length"),
+            browser.eval(
+                "document.querySelectorAll('#packages b, #packages script, #packages img').length"
+            ),
             json!(0)
         );
         assert_eq!(browser.eval("document.title"), json!("dist catalog"));
@@ -474,18 +496,29 @@ fn web_catalog_in_chromium_issue_13() {
 
     step("the next page, by clicking", || {
         browser.click("a[rel=next]");
-        assert!(browser.location().ends_with("/?page=2"), "{}", browser.location());
+        assert!(
+            browser.location().ends_with("/?page=2"),
+            "{}",
+            browser.location()
+        );
         let names = browser.eval(
             "[...document.querySelectorAll('#packages tbody tr td:first-child')].map(c => c.textContent)",
         );
-        assert_eq!(names, json!(["zz-filler-47", "zz-filler-48", "zz-filler-49"]));
+        assert_eq!(
+            names,
+            json!(["zz-filler-47", "zz-filler-48", "zz-filler-49"])
+        );
         assert_eq!(browser.text(".pager span"), "page 2 of 2");
     });
 
     step("search by typing into the box", || {
         browser.navigate(&server.url("/"));
         browser.type_and_enter("input[name=q]", "POLITELY");
-        assert!(browser.location().ends_with("/?q=POLITELY"), "{}", browser.location());
+        assert!(
+            browser.location().ends_with("/?q=POLITELY"),
+            "{}",
+            browser.location()
+        );
         assert_eq!(browser.text("#count"), "1 package matches “POLITELY”");
         assert_eq!(
             browser.eval("document.querySelector('input[name=q]').value"),
@@ -499,13 +532,20 @@ fn web_catalog_in_chromium_issue_13() {
         browser.navigate(&server.url("/?q=%3Cb%20id"));
         assert_eq!(browser.text("#count"), "1 package matches “<b id”");
         browser.navigate(&server.url("/?q=nothing-has-this"));
-        assert_eq!(browser.text("#count"), "0 packages match “nothing-has-this”");
+        assert_eq!(
+            browser.text("#count"),
+            "0 packages match “nothing-has-this”"
+        );
     });
 
     step("a package page, by clicking its name", || {
         browser.navigate(&server.url("/?q=hello"));
         browser.click("#packages a[href='/packages/hello']");
-        assert!(browser.location().ends_with("/packages/hello"), "{}", browser.location());
+        assert!(
+            browser.location().ends_with("/packages/hello"),
+            "{}",
+            browser.location()
+        );
         assert_eq!(browser.text("#name"), "hello");
         assert_eq!(browser.text("#install"), "dist install hello@1.1.0");
         let versions = browser.eval(
@@ -524,7 +564,10 @@ fn web_catalog_in_chromium_issue_13() {
             assert_eq!(v["version"], rec["version"]);
             assert_eq!(
                 v["install"],
-                json!(format!("dist install hello@{}", rec["version"].as_str().unwrap()))
+                json!(format!(
+                    "dist install hello@{}",
+                    rec["version"].as_str().unwrap()
+                ))
             );
             assert_eq!(v["blake3"], rec["blake3"]);
             assert_eq!(v["infohash"], rec["infohash"]);
@@ -537,43 +580,62 @@ fn web_catalog_in_chromium_issue_13() {
         }
         // The seeder holds the newest version of each package (the hot set's baseline) and
         // has announced it (/health said so); nobody asked for the older one.
-        assert_eq!(versions[0]["swarm"], json!("1 seeders, 0 leechers, 0 completed"));
-        assert_eq!(versions[1]["swarm"], json!("0 seeders, 0 leechers, 0 completed"));
+        assert_eq!(
+            versions[0]["swarm"],
+            json!("1 seeders, 0 leechers, 0 completed")
+        );
+        assert_eq!(
+            versions[1]["swarm"],
+            json!("0 seeders, 0 leechers, 0 completed")
+        );
         assert_eq!(browser.text("#seeders b"), "1");
         assert_eq!(browser.text("#leechers b"), "0");
         assert_eq!(browser.text("#downloaded b"), "0");
         assert_eq!(browser.text("#seeder b"), "0 B");
         // The `.torrent` link works and is the indexed infohash's.
         let (status, ctype, _) = get(
-            &server.url(&format!("/torrents/{}.torrent", hello["infohash"].as_str().unwrap())),
+            &server.url(&format!(
+                "/torrents/{}.torrent",
+                hello["infohash"].as_str().unwrap()
+            )),
             None,
         );
         assert_eq!((status, ctype.as_str()), (200, "application/x-bittorrent"));
     });
 
-    step("the hostile package's page, its dependency and its origin bytes", || {
-        browser.navigate(&server.url("/packages/ripgrep-lite"));
-        assert_eq!(browser.text("#description"), HOSTILE);
-        assert_eq!(browser.eval("document.title"), json!("ripgrep-lite · dist catalog"));
-        assert_eq!(
-            browser.eval("document.querySelectorAll('main b#bold, main script, main img').length"),
-            json!(0)
-        );
-        assert_eq!(browser.text("#install"), "dist install ripgrep-lite@2.0.0-rc.1");
-        assert_eq!(browser.text("#webseed b"), "1000 B");
-        assert_eq!(
-            browser.text("#direct b"),
-            dist::server::web::html::bytes(rg["size"].as_u64().unwrap())
-        );
-        assert_eq!(browser.text("#seeders b"), "1");
-        let depends = browser.eval(
-            "[...document.querySelectorAll('dt')].find(d => d.textContent == 'depends')\
+    step(
+        "the hostile package's page, its dependency and its origin bytes",
+        || {
+            browser.navigate(&server.url("/packages/ripgrep-lite"));
+            assert_eq!(browser.text("#description"), HOSTILE);
+            assert_eq!(
+                browser.eval("document.title"),
+                json!("ripgrep-lite · dist catalog")
+            );
+            assert_eq!(
+                browser
+                    .eval("document.querySelectorAll('main b#bold, main script, main img').length"),
+                json!(0)
+            );
+            assert_eq!(
+                browser.text("#install"),
+                "dist install ripgrep-lite@2.0.0-rc.1"
+            );
+            assert_eq!(browser.text("#webseed b"), "1000 B");
+            assert_eq!(
+                browser.text("#direct b"),
+                dist::server::web::html::bytes(rg["size"].as_u64().unwrap())
+            );
+            assert_eq!(browser.text("#seeders b"), "1");
+            let depends = browser.eval(
+                "[...document.querySelectorAll('dt')].find(d => d.textContent == 'depends')\
              .nextElementSibling.textContent",
-        );
-        assert_eq!(depends, json!("libfoo >=0.9"));
-        browser.click("dd a[href='/packages/libfoo']");
-        assert_eq!(browser.text("#name"), "libfoo");
-    });
+            );
+            assert_eq!(depends, json!("libfoo >=0.9"));
+            browser.click("dd a[href='/packages/libfoo']");
+            assert_eq!(browser.text("#name"), "libfoo");
+        },
+    );
 
     step("the chart fills in while the page is watched", || {
         wait_until("a line in the swarm chart", Duration::from_secs(30), || {
@@ -594,7 +656,11 @@ fn web_catalog_in_chromium_issue_13() {
     step("a screenshot renders", || {
         let shot = browser.call("Page.captureScreenshot", json!({ "format": "png" }));
         let data = shot["data"].as_str().unwrap();
-        assert!(data.len() > 10_000, "a screenshot of {} bytes of base64", data.len());
+        assert!(
+            data.len() > 10_000,
+            "a screenshot of {} bytes of base64",
+            data.len()
+        );
     });
     drop(browser);
     eprintln!("browser steps took {:?}", started.elapsed());

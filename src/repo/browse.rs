@@ -198,7 +198,10 @@ mod tests {
         assert_eq!(
             first.packages[1].size,
             first.packages[1].newest.size
-                + repo.versions_of(&PackageName::parse("beta").unwrap()).unwrap()[0].size
+                + repo
+                    .versions_of(&PackageName::parse("beta").unwrap())
+                    .unwrap()[0]
+                    .size
         );
         let last = repo.browse(None, 2, 2).unwrap();
         assert_eq!(names(&last), [("gamma".into(), "2.0.0-rc.1".into(), 1)]);
@@ -208,7 +211,10 @@ mod tests {
         let found = repo.browse(Some("OF THREE"), 0, 50).unwrap();
         assert_eq!(found.total, 1);
         assert_eq!(names(&found)[0].1, "1.10.0");
-        assert_eq!(names(&repo.browse(Some("0%"), 0, 50).unwrap())[0].0, "alpha");
+        assert_eq!(
+            names(&repo.browse(Some("0%"), 0, 50).unwrap())[0].0,
+            "alpha"
+        );
         assert_eq!(repo.browse(Some("1%"), 0, 50).unwrap().total, 0);
         assert_eq!(repo.browse(Some(""), 0, 50).unwrap().total, 3);
 

@@ -65,8 +65,7 @@ pub(crate) fn learn(conn: &Connection, rowid: i64) -> Result<()> {
 /// The scan that stands in for the search table (`search` absent, or a term shorter than
 /// [`MIN_TERM_CHARS`]): name or description contains [`like_pattern`]`(term)` (`?1`), ignoring
 /// ASCII case.
-pub(crate) const LIKE_WHERE: &str =
-    "(name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\')";
+pub(crate) const LIKE_WHERE: &str = "(name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\')";
 
 /// The `LIKE` pattern of [`LIKE_WHERE`] for a term, without wildcards of the user's own: `%` and
 /// `_` in the term match themselves.

@@ -1,7 +1,6 @@
 //! The HTTP side of `dist serve`: the newest index manifest and its signature (with conditional
 //! GET), the published snapshots and deltas, `.torrent` files rendered on demand for every indexed infohash,
-//! objects with Range support (the BEP 19 web seed) and `/health`; the web catalog (`/`,
-//! `/packages/NAME`) is `web`'s. A request for a `.torrent`
+//! objects with Range support (the BEP 19 web seed) and `/health`. A request for a `.torrent`
 //! or an object tells the watcher (through a bounded channel) that a client wants it now, which
 //! promotes it into the seeder's hot set.
 
@@ -21,7 +20,6 @@ use tower_http::services::ServeDir;
 
 use super::catalog::Catalog;
 use super::ledger::{self, Ledger};
-use super::web::{self, Web};
 use crate::format::ids::{InfoHash, ObjectId};
 use crate::repo::Repo;
 
@@ -177,7 +175,6 @@ pub fn router(
     admission: Arc<Admission>,
     webseeds: Arc<WebSeedGate>,
     ledger: Option<Ledger>,
-    catalog: Arc<Web>,
 ) -> Router {
     let state = AppState {
         shared,
@@ -196,14 +193,8 @@ pub fn router(
         .route("/health", get(health))
         .nest_service("/index", ServeDir::new(published))
         .nest_service("/objects", ServeDir::new(objects))
-        // Inside `note_object`: counts only what it admitted.
-        .layer(middleware::from_fn_with_state(
-            catalog.clone(),
-            web::count_sent,
-        ))
         .layer(middleware::from_fn_with_state(state.clone(), note_object))
         .with_state(state)
-        .merge(web::router(catalog))
 }
 
 async fn index_manifest(State(s): State<AppState>, headers: HeaderMap) -> Response {

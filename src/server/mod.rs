@@ -2,7 +2,8 @@
 //! `transmission`) and the HTTP server (`http`), and keeps all three in step with the published
 //! index by watching `published/LATEST` (`watcher`). The seeder holds a bounded hot set
 //! (`hot`), not every object; `catalog` is the compact view of the index that the watcher and
-//! the HTTP handlers share. Reports what happens through `ServeEvent`s.
+//! the HTTP handlers share; `web` is the catalog a browser sees at `/`. Reports what happens
+//! through `ServeEvent`s.
 
 pub mod catalog;
 pub mod hot;
@@ -332,8 +333,14 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         Arc::new(http::WebSeedGate::new(cfg.webseed_slots)),
         (!cfg.webseed_window.is_zero())
             .then(|| ledger::Ledger::new(cfg.webseed_window, std::time::Instant::now())),
+    )
+    .merge(web::router(catalog.clone()))
+    // Outside `http`'s own layers: it sees the answers they let through (it counts 200 and
+    // 206 bodies of `/objects`, nothing else).
+    .layer(axum::middleware::from_fn_with_state(
         catalog.clone(),
-    );
+        web::count_sent,
+    ));
     rt.spawn(web::sample(catalog, stop.clone()));
     let http_task = {
         let _in_rt = rt.enter();

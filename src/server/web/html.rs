@@ -70,7 +70,7 @@ svg .frame { fill:#fafbfc; stroke:var(--line); }
 svg .axis { font-size:10px; fill:var(--muted); }
 svg polyline { fill:none; stroke-width:2; }
 .s1 { stroke:#0b63b6; background:#0b63b6; } .s2 { stroke:#d9480f; background:#d9480f; } .s3 { stroke:#2b8a3e; background:#2b8a3e; }
-ul.legend { list-style:none; display:flex; gap:1rem; padding:0; margin:.3rem 0 0; font-size:.85rem; }
+ul.legend { list-style:none; display:flex; flex-wrap:wrap; gap:.3rem 1rem; white-space:nowrap; padding:0; margin:.3rem 0 0; font-size:.85rem; }
 .key { display:inline-block; width:.8rem; height:.8rem; border-radius:2px; margin-right:.3rem; vertical-align:-1px; }
 .warn { color:#a61e1e; }
 "#;
@@ -296,7 +296,12 @@ pub fn package(v: &PackageView) -> String {
         "completed downloads",
     );
     stat(&mut b, "webseed", bytes(now.webseed), "sent by web seed");
-    stat(&mut b, "direct", bytes(now.direct), "sent as whole downloads");
+    stat(
+        &mut b,
+        "direct",
+        bytes(now.direct),
+        "sent as whole downloads",
+    );
     stat(&mut b, "seeder", bytes(now.seeder), "sent by the seeder");
     b.push_str("</div>");
     let mut notes = Vec::new();
@@ -384,7 +389,10 @@ fn version(b: &mut String, r: &PackageRecord, live: Option<&super::live::Version
     row(
         b,
         "install",
-        format!("<code class=\"install\">dist install {}</code>", escape(&id)),
+        format!(
+            "<code class=\"install\">dist install {}</code>",
+            escape(&id)
+        ),
     );
     if let Some(d) = &r.description {
         row(b, "description", escape(d));
@@ -531,7 +539,10 @@ mod tests {
             ("' onmouseover='x", "&#39; onmouseover=&#39;x"),
             ("<!-- -->", "&lt;!-- --&gt;"),
             ("]]><![CDATA[", "]]&gt;&lt;![CDATA["),
-            ("nul\0bell\x07esc\x1b del\x7f", "nul\u{FFFD}bell\u{FFFD}esc\u{FFFD} del\u{FFFD}"),
+            (
+                "nul\0bell\x07esc\x1b del\x7f",
+                "nul\u{FFFD}bell\u{FFFD}esc\u{FFFD} del\u{FFFD}",
+            ),
             ("tab\tline\nfeed\r", "tab\tline\nfeed\r"),
             ("ünïcödé ✓ “quotes”", "ünïcödé ✓ “quotes”"),
             ("", ""),

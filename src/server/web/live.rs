@@ -182,8 +182,7 @@ impl History {
         let Some(w) = self.watched.get_mut(name) else {
             return;
         };
-        if w
-            .sampled
+        if w.sampled
             .is_some_and(|t| now.saturating_duration_since(t) < INTERVAL)
         {
             return;
@@ -197,6 +196,10 @@ impl History {
 
     pub fn len(&self) -> usize {
         self.watched.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.watched.is_empty()
     }
 }
 
