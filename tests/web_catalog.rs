@@ -424,6 +424,15 @@ fn web_catalog_in_chromium_issue_13() {
             "#!/bin/sh\nexit 0\n",
         ));
     }
+    // hello 1.1.0 provides a command.
+    let bin = src.join("hello-1.1.0/assets/bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(bin.join("hello"), "#!/bin/sh\necho hello\n").unwrap();
+    fs::set_permissions(
+        bin.join("hello"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let added = step("add 54 versions of 53 packages", || added(&root, &dirs));
     let hello = record(&added, "hello@1.1.0").clone();
     let hello_old = record(&added, "hello@1.0.0").clone();
@@ -588,6 +597,12 @@ fn web_catalog_in_chromium_issue_13() {
             versions[1]["swarm"],
             json!("0 seeders, 0 leechers, 0 completed")
         );
+        let commands = browser.eval(
+            "[...document.querySelectorAll('section.version')].map(s => \
+             [...s.querySelectorAll('dt')].filter(d => d.textContent == 'commands')\
+             .map(d => d.nextElementSibling.textContent))",
+        );
+        assert_eq!(commands, json!([["hello"], []]));
         assert_eq!(browser.text("#seeders b"), "1");
         assert_eq!(browser.text("#leechers b"), "0");
         assert_eq!(browser.text("#downloaded b"), "0");

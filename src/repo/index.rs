@@ -389,7 +389,7 @@ fn query_records(
 
 /// Every record of a current-format `packages` table (the master index or a snapshot).
 pub(crate) fn read_records(conn: &Connection, dist: &Distribution) -> Result<Vec<PackageRecord>> {
-    query_records(conn, Schema::V4, Some(dist), "", [])
+    read_records_where(conn, dist, "", [])
 }
 
 /// The longest list of executables a row may name.
@@ -428,15 +428,15 @@ pub fn executables_text(names: &[String]) -> String {
     serde_json::to_string(&v).expect("strings serialize")
 }
 
-/// The records of a format-3 `packages` table that `where_sql` selects, parsed like
-/// [`read_records`].
+/// The records of a current-format `packages` table (the master index or a snapshot) that
+/// `where_sql` selects.
 pub(crate) fn read_records_where(
     conn: &Connection,
     dist: &Distribution,
     where_sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<PackageRecord>> {
-    query_records(conn, Schema::V3, Some(dist), where_sql, params)
+    query_records(conn, Schema::V4, Some(dist), where_sql, params)
 }
 
 /// The BLAKE3 digest of an index's canonical content (store-format.md §5.2): the distribution

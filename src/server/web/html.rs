@@ -432,6 +432,13 @@ fn version(b: &mut String, r: &PackageRecord, live: Option<&super::live::Version
             escape(&r.blake3.rel_path())
         ),
     );
+    if let Some(names) = r.executables.as_ref().filter(|n| !n.is_empty()) {
+        let names: Vec<String> = names
+            .iter()
+            .map(|n| format!("<code>{}</code>", escape(n)))
+            .collect();
+        row(b, "commands", names.join(" "));
+    }
     if !r.relations.depends.is_empty() {
         let deps: Vec<String> = r
             .relations
