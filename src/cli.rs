@@ -68,19 +68,64 @@ pub enum Command {
     Key(KeyCommand),
     /// Publisher: run the tracker, the seeder and the HTTP server for the index and objects.
     Serve(ServeArgs),
-    /// Fetch and verify the signed index.
+    /// Write ROOT/client.yaml for one repository (checks the URL and the key first).
+    #[command(after_help = "Example:\n  dist init --server-url http://10.0.0.1:7380 --public-key RWQ...\n  dist sync")]
+    Init(InitArgs),
+    /// The client's configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Fetch and verify the signed index (of every configured repository).
     Sync(JsonFlag),
     /// Install packages: NAME, NAME@VERSION or NAME@REQUIREMENT.
     Install(InstallArgs),
-    /// Remove a package (new generation without it); refused while others depend on it.
+    /// Remove packages (one new generation without them); refused while others depend on them.
+    #[command(
+        visible_alias = "remove",
+        after_help = "Example:\n  dist uninstall hello tool\n  dist remove app --with-dependents"
+    )]
     Uninstall {
-        name: String,
-        /// Remove the installed packages that depend on it too.
+        /// Installed packages to remove.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Remove the installed packages that depend on them too.
         #[arg(long)]
         with_dependents: bool,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
+    /// The files an installed package put into the store.
+    Files {
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which installed package a file belongs to (a profile link such as
+    /// ROOT/current/bin/tool, or a path inside a store path).
+    Owner {
+        path: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-unpack installed packages whose store paths `verify` finds changed (from the verified
+    /// object, fetched again when it is not cached).
+    #[command(after_help = "Example:\n  dist verify || dist repair")]
+    Repair {
+        /// Installed packages to check and repair (default: every installed package).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    #[command(after_help = "Example:\n  dist completions bash > ~/.local/share/bash-completion/completions/dist")]
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (dist.1 and one per verb) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
     /// Move installed packages (all, or the named) to the newest versions their constraints and
     /// holds allow.
     Upgrade(UpgradeArgs),
@@ -94,8 +139,12 @@ pub enum Command {
     Autoremove(JsonFlag),
     /// Switch back to the previous generation, or to generation N.
     Rollback {
+        /// The generation to switch to (default: the one before the current).
         #[arg(long, value_name = "N")]
         to: Option<u64>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// List generations.
     Generations(JsonFlag),
@@ -135,16 +184,39 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct JsonFlag {
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct InstallArgs {
-    #[arg(required = true, value_name = "NAME[@VERSION|@REQ]")]
-    pub packages: Vec<String>,
+pub struct InitArgs {
+    /// Replace an existing client.yaml.
+    #[arg(long)]
+    pub force: bool,
+    /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Every setting as resolved, and where it came from (flag, client.yaml or default).
+    Show(JsonFlag),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InstallArgs {
+    /// Packages: NAME, NAME@VERSION, NAME@REQUIREMENT, each optionally REPO/ first.
+    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]")]
+    pub packages: Vec<String>,
+    /// Print a JSON array instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Unpack the named packages again (from the verified object, fetched again when it is
+    /// not cached) even when they are installed.
+    #[arg(long)]
+    pub reinstall: bool,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -178,7 +250,7 @@ pub enum DaemonCommand {
     /// What the daemon seeds, to whom, how much it uploaded.
     Status(JsonFlag),
     /// Stop it gracefully (torrents first, so the tracker hears it).
-    Stop,
+    Stop(JsonFlag),
 }
 
 #[derive(clap::Args, Debug)]
@@ -206,7 +278,7 @@ pub struct AddArgs {
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Print the public key (the base64 line `minisign -V -P KEY` takes).
-    Show,
+    Show(JsonFlag),
 }
 
 #[derive(clap::Args, Debug, Default)]

@@ -1,14 +1,29 @@
-//! The `dist` binary: parse, dispatch, print the error chain, exit non-zero on failure.
+//! The `dist` binary: parse, dispatch, report the error, exit non-zero on failure (2 for a
+//! usage error, 1 for any other). With `--json`, an error is a JSON object on standard output.
 
 mod cli;
 mod commands;
 
 fn main() {
-    let cli = <cli::Cli as clap::Parser>::parse();
+    // `--json` anywhere: the caller reads standard output, errors included.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let cli = match <cli::Cli as clap::Parser>::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => {
+            let text = e.to_string();
+            commands::print_json_error(text.trim().trim_start_matches("error: "), "usage");
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    };
     match commands::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {}", commands::printable_error(&format!("{e:#}")));
+            if json {
+                commands::print_json_error(&format!("{e:#}"), commands::error_kind(&e));
+            } else {
+                eprintln!("error: {}", commands::printable_error(&format!("{e:#}")));
+            }
             std::process::exit(1);
         }
     }

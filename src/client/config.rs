@@ -3,7 +3,7 @@
 //! once into [`Settings`] with every default below.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -157,9 +157,14 @@ pub struct RepositoryConfig {
     pub priority: i64,
 }
 
+/// The configuration file of a client root.
+pub fn config_path(root: &Path) -> PathBuf {
+    root.join("client.yaml")
+}
+
 impl ClientConfig {
     pub fn load(root: &Path) -> Result<ClientConfig> {
-        let path = root.join("client.yaml");
+        let path = config_path(root);
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_yaml::from_str(&text)
                 .with_context(|| format!("{}: invalid client configuration", path.display())),
@@ -168,9 +173,35 @@ impl ClientConfig {
         }
     }
 
-    /// Every value made concrete: defaults filled in, addresses parsed. What is required only by
-    /// some commands (the server, the key) stays optional here and is asked for where needed.
-    pub fn resolve(self) -> Result<Settings> {
+    /// Every key with its default value (`None` where there is none): what `config show`
+    /// reports for a key nobody set.
+    pub fn defaults() -> ClientConfig {
+        ClientConfig {
+            transport: Some(Transport::default()),
+            upload_limit: Some(DEFAULT_UPLOAD_LIMIT),
+            seed: Some(true),
+            auto_threshold: Some(AUTO_THRESHOLD),
+            stale_after: Some(STALE_AFTER_SECS),
+            max_index_size: Some(MAX_INDEX_SIZE),
+            fetch_timeout: Some(FETCH_TIMEOUT_SECS),
+            script_timeout: Some(SCRIPT_TIMEOUT_SECS),
+            http_timeout: Some(HTTP_TIMEOUT_SECS),
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Every value made concrete: defaults filled in, addresses parsed, server URLs and public
+    /// keys checked (a malformed one is an error now, with the fix, not after a download).
+    /// What is required only by some commands (the server, the key) stays optional here and is
+    /// asked for where needed. `path` is the configuration file messages name.
+    pub fn resolve(self, path: &Path) -> Result<Settings> {
+        for (i, u) in self.server_url.iter().chain(self.server_urls.iter().flatten()).enumerate() {
+            let field = if i == 0 && self.server_url.is_some() { "server_url".to_string() } else { "server_urls".to_string() };
+            check_url(&field, u)?;
+        }
+        if let Some(k) = &self.public_key {
+            check_key("public_key", k)?;
+        }
         let bind_address = self
             .bind_address
             .as_deref()
@@ -186,6 +217,7 @@ impl ClientConfig {
                 public_key: self.public_key,
                 priority: 0,
                 implicit: true,
+                config: path.to_path_buf(),
             }],
             Some(list) => {
                 if self.server_url.is_some()
@@ -194,7 +226,7 @@ impl ClientConfig {
                 {
                     bail!("`repositories` and `server_url`/`server_urls`/`public_key` (in client.yaml or as flags) are two ways to name the repository: use one (a `repositories` entry takes `name`, `server_url`, `public_key` and `priority`)");
                 }
-                repositories(list)?
+                repositories(list, path)?
             }
         };
         Ok(Settings {
@@ -250,7 +282,32 @@ fn server_list(first: Option<String>, more: Option<Vec<String>>) -> Vec<String> 
 }
 
 /// The `repositories:` entries checked (names, servers, keys) and ordered by priority.
-fn repositories(list: Vec<RepositoryConfig>) -> Result<Vec<Repository>> {
+/// A server URL as the client will use it: `http://` or `https://`, then a host. A URL without
+/// a scheme is the common slip: the error says what to write.
+pub fn check_url(field: &str, url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {
+            Ok(())
+        }
+        Some(_) => bail!("`{field}`: `{url}` has no host (write http://HOST:PORT)"),
+        None if !url.contains("://") => {
+            bail!("`{field}`: `{url}` has no scheme: write `http://{url}`")
+        }
+        None => bail!("`{field}`: `{url}` is not an http:// or https:// URL"),
+    }
+}
+
+/// A minisign public key (the base64 line `dist key show` prints), checked before it is used.
+pub fn check_key(field: &str, key: &str) -> Result<()> {
+    crate::repo::sign::check_public_key(key).map_err(|e| {
+        anyhow::anyhow!("`{field}`: {e}: use the line `dist key show` prints on the repository")
+    })
+}
+
+fn repositories(list: Vec<RepositoryConfig>, path: &Path) -> Result<Vec<Repository>> {
     if list.is_empty() {
         bail!(
             "`repositories` is empty: list at least one {{name, server_url, public_key, priority}}"
@@ -262,6 +319,10 @@ fn repositories(list: Vec<RepositoryConfig>) -> Result<Vec<Repository>> {
         if out.iter().any(|o| o.name == name) {
             bail!("`repositories[{i}].name`: `{name}` is named twice");
         }
+        for u in r.server_url.iter().chain(r.server_urls.iter().flatten()) {
+            check_url(&format!("repositories[{i}].server_url"), u)?;
+        }
+        check_key(&format!("repositories[{i}].public_key"), &r.public_key)?;
         let servers = server_list(r.server_url, r.server_urls);
         if servers.is_empty() {
             bail!("`repositories[{i}]` ({name}) has no `server_url`");
@@ -272,6 +333,7 @@ fn repositories(list: Vec<RepositoryConfig>) -> Result<Vec<Repository>> {
             public_key: Some(r.public_key),
             priority: r.priority,
             implicit: false,
+            config: path.to_path_buf(),
         });
     }
     // Stable: equal priorities keep the order written.
@@ -324,20 +386,29 @@ pub struct Repository {
     pub priority: i64,
     /// The single-repository form (`server_url` + `public_key`): its index is `ROOT/index`.
     pub implicit: bool,
+    /// The configuration file it comes from (for messages).
+    config: PathBuf,
 }
 
 impl Repository {
     /// Every server of the repository, in the order to try them (never empty).
     pub fn servers(&self) -> Result<&[String]> {
         if self.servers.is_empty() {
-            bail!("no `server_url`: set it in ROOT/client.yaml (server_url: http://HOST:PORT)");
+            bail!(
+                "no `server_url`: set it in {} (server_url: http://HOST:PORT), or run `dist init --server-url URL --public-key KEY`",
+                self.config.display()
+            );
         }
         Ok(&self.servers)
     }
 
     pub fn public_key(&self) -> Result<&str> {
         self.public_key.as_deref().with_context(|| {
-            format!("no `public_key` for repository `{}`: set it in ROOT/client.yaml to the output of `dist key show` on the repository", self.name)
+            format!(
+                "no `public_key` for repository `{}`: set it in {} to the output of `dist key show` on the repository",
+                self.name,
+                self.config.display()
+            )
         })
     }
 }

@@ -167,7 +167,11 @@ fn run(
         let inst = &mut done[i];
         let t = Instant::now();
         report.phase(&inst.item.record.id(), Phase::Unpack);
-        layout.unpack_to_store(&obj, &inst.store_path)?;
+        if inst.item.reinstall {
+            layout.reunpack_to_store(&obj, &inst.store_path)?;
+        } else {
+            layout.unpack_to_store(&obj, &inst.store_path)?;
+        }
         inst.stages.insert(Stage::Unpack, t.elapsed());
     }
     let current = layout.current()?;

@@ -14,6 +14,7 @@ pub mod remove;
 pub mod request;
 pub mod resolve;
 pub mod sources;
+pub mod suggest;
 pub mod sync;
 pub(crate) mod transition;
 

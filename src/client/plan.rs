@@ -62,6 +62,8 @@ pub struct PlanItem {
     /// The repository it is taken from: its servers, and the trackers its index names (which
     /// `auto` asks about a small object's swarm).
     pub origin: Arc<Origin>,
+    /// Unpacked again over its store path (`repair`, `install --reinstall`).
+    pub reinstall: bool,
 }
 
 /// The whole plan: dependencies before the packages that need them.
@@ -94,6 +96,9 @@ pub struct Options {
     /// Remove installed packages a package of the plan declares a conflict with (or that
     /// declare one with it), instead of refusing (`--replace`).
     pub replace: bool,
+    /// Unpack these again from their verified objects (fetched again when not cached), over
+    /// their store paths, even where they are installed already.
+    pub reinstall: std::collections::BTreeSet<PackageName>,
 }
 
 /// [`plan`] with [`Options`].
@@ -142,6 +147,7 @@ pub fn plan_with(
             ),
         }
     };
+    let reinstall = options.reinstall;
     let mut items: Vec<PlanItem> = Vec::new();
     for Chosen {
         record,
@@ -150,16 +156,18 @@ pub fn plan_with(
     } in resolution.packages
     {
         let installed = packages.get(record.name.as_str());
-        let same = installed.is_some_and(|i| i.blake3 == record.blake3);
+        let again = reinstall.contains(&record.name);
+        let same = installed.is_some_and(|i| i.blake3 == record.blake3) && !again;
         if same && because != Because::Requested {
             continue;
         }
         let mut why = None;
         let action = if same {
             Action::Installed
-        } else if layout
-            .store_path(&record.blake3, &record.name, &record.version)
-            .exists()
+        } else if !again
+            && layout
+                .store_path(&record.blake3, &record.name, &record.version)
+                .exists()
         {
             Action::Link
         } else if layout.objects().contains(&record.blake3) {
@@ -176,6 +184,7 @@ pub fn plan_with(
             action,
             why,
             origin: sources.get(source).origin.clone(),
+            reinstall: again,
         });
     }
     let mut staying = packages;

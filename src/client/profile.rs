@@ -31,6 +31,9 @@ pub struct Installed {
     /// packages.
     #[serde(default = "requested_before")]
     pub requested: bool,
+    /// Bytes of its object (0 in generations written before it was recorded).
+    #[serde(default)]
+    pub size: u64,
 }
 
 fn requested_before() -> bool {
@@ -55,6 +58,7 @@ impl Installed {
             infohash: rec.infohash,
             store_path,
             requested: true,
+            size: rec.size,
         }
     }
 
@@ -258,6 +262,16 @@ impl Layout {
         if dest.exists() {
             return Ok(());
         }
+        self.unpack_into(verified, dest, false)
+    }
+
+    /// Unpacks a verified object again over a store path that exists (`repair`,
+    /// `install --reinstall`): the fresh tree replaces the old one by rename.
+    pub fn reunpack_to_store(&self, verified: &VerifiedObject, dest: &Path) -> Result<()> {
+        self.unpack_into(verified, dest, true)
+    }
+
+    fn unpack_into(&self, verified: &VerifiedObject, dest: &Path, replace: bool) -> Result<()> {
         let staging = fsx::StagingDir::new_in(&self.store_dir(), "unpack")?;
         object::unpack(verified, staging.path())
             .with_context(|| format!("cannot unpack into {}", dest.display()))?;
@@ -265,7 +279,11 @@ impl Layout {
         // The record lands before the tree gets its name.
         fsx::write_atomic(&record_path(dest), &serde_json::to_vec(&record)?, 0o444)?;
         make_read_only(staging.path())?;
-        staging.persist(dest)
+        if replace {
+            staging.persist_replacing(dest)
+        } else {
+            staging.persist(dest)
+        }
     }
 }
 

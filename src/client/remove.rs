@@ -15,30 +15,43 @@ use super::transition::{Target, Transition};
 use super::{Layout, Reporter};
 use crate::format::ids::PackageName;
 
-/// Removes `name` from the current set: its uninstall script first (a failure keeps it), then a
-/// new generation without it. A package other installed packages depend on is refused, naming
-/// them, unless `with_dependents` (then they go too, dependents' scripts first).
+/// Removes `names` from the current set in one transition: their uninstall scripts first (a
+/// failure keeps them), then a new generation without them. A package other installed packages
+/// (not being removed) depend on is refused, naming them, unless `with_dependents` (then they go
+/// too, dependents' scripts first).
 pub fn uninstall(
     layout: &Layout,
     settings: &Settings,
-    name: &str,
+    names: &[String],
     with_dependents: bool,
     report: &dyn Reporter,
 ) -> Result<(u64, Vec<Installed>)> {
-    let current = layout
-        .current()?
-        .with_context(|| format!("`{name}` is not installed (nothing is)"))?;
-    if !current.packages.contains_key(name) {
-        bail!(
-            "`{name}` is not installed (installed: {})",
-            current.labels().join(", ")
-        );
+    let current = layout.current()?.with_context(|| {
+        format!("`{}` is not installed (nothing is)", names.join("`, `"))
+    })?;
+    let mut asked = BTreeSet::new();
+    for name in names {
+        if !current.packages.contains_key(name.as_str()) {
+            let similar = super::suggest::similar(
+                name,
+                current.packages.keys().map(PackageName::as_str),
+            );
+            bail!(
+                "`{name}` is not installed{} (installed: {})",
+                super::suggest::hint(&similar),
+                current.labels().join(", ")
+            );
+        }
+        asked.insert(PackageName::parse(name)?);
     }
-    let name = PackageName::parse(name)?;
     let graph = installed_graph(layout, settings, &current.packages)?;
     let dependents: BTreeSet<PackageName> = graph
         .keys()
-        .filter(|n| **n != name && resolve::closure(&graph, [*n]).contains(&name))
+        .filter(|n| !asked.contains(*n))
+        .filter(|n| {
+            let needs = resolve::closure(&graph, [*n]);
+            asked.iter().any(|a| needs.contains(a))
+        })
         .cloned()
         .collect();
     if !dependents.is_empty() && !with_dependents {
@@ -46,13 +59,16 @@ pub fn uninstall(
             .iter()
             .map(|n| current.packages[n].id().to_string())
             .collect();
+        let what: Vec<String> = asked.iter().map(|n| format!("`{n}`")).collect();
         bail!(
-            "`{name}` is needed by {}: uninstall them first, or all together with --with-dependents",
+            "{} {} needed by {}: uninstall them first, or all together with --with-dependents",
+            what.join(", "),
+            if what.len() == 1 { "is" } else { "are" },
             list.join(", ")
         );
     }
     let mut gone = dependents;
-    gone.insert(name);
+    gone.extend(asked);
     remove_packages(layout, settings, &current.packages, &graph, &gone, report)
 }
 

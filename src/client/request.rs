@@ -2,10 +2,19 @@
 //! (exactly that version) or `NAME@<SemVer requirement>`, each optionally `REPO/` first (from
 //! that repository only), and resolved against the synced indexes.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::sources::{Candidate, Sources};
 use crate::format::ids::PackageName;
+
+/// A name no index has: what `--json` reports as kind `not_found`, with the closest names.
+#[derive(Debug, thiserror::Error)]
+#[error("no package `{name}` in {place}{}; try `dist search`", super::suggest::hint(similar))]
+pub struct UnknownPackage {
+    pub name: String,
+    pub place: String,
+    pub similar: Vec<String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -46,7 +55,14 @@ impl Request {
                 (n, spec)
             }
         };
-        let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("`{whole}`: {e}"))?;
+        let name = PackageName::parse(name).map_err(|e| {
+            // `Hello` for `hello`: say so.
+            let lower = name.to_lowercase();
+            match PackageName::parse(&lower) {
+                Ok(_) => anyhow::anyhow!("`{whole}`: {e} (names are lowercase: did you mean `{lower}`?)"),
+                Err(_) => anyhow::anyhow!("`{whole}`: {e}"),
+            }
+        })?;
         Ok(Request { name, spec, repo })
     }
 
@@ -65,7 +81,12 @@ impl Request {
                 Some(r) => format!("repository `{r}`"),
                 None => format!("the index ({})", sources.describe()),
             };
-            bail!("no package `{}` in {place}; try `dist search`", self.name);
+            return Err(UnknownPackage {
+                name: self.name.to_string(),
+                place,
+                similar: sources.similar(self.name.as_str(), only),
+            }
+            .into());
         }
         let pick = match &self.spec {
             Spec::Latest => versions

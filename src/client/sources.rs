@@ -120,6 +120,17 @@ impl Sources {
         Ok(out)
     }
 
+    /// The names closest to `name` in the indexes (repository `only`, or all).
+    pub fn similar(&self, name: &str, only: Option<usize>) -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, s) in self.list.iter().enumerate() {
+            if only.is_none_or(|o| o == i) {
+                names.extend(s.snap.names().unwrap_or_default());
+            }
+        }
+        super::suggest::similar(name, names.iter().map(String::as_str))
+    }
+
     /// The serials, for messages: `serial 7`, or `default serial 7, extra serial 2`.
     pub fn describe(&self) -> String {
         match self.list.as_slice() {

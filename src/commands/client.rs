@@ -2,7 +2,7 @@
 //! (what changes the installed set is in `packages.rs`).
 
 use anyhow::{Context, Result};
-use dist::client::config::{ClientConfig, Settings};
+use dist::client::config::{config_path, ClientConfig, Settings};
 use dist::client::install;
 use dist::client::sources::{Candidate, Sources};
 use dist::client::{daemon, sync, Layout};
@@ -14,7 +14,16 @@ use crate::cli::{ClientFlags, DaemonCommand};
 
 /// client.yaml with the flags on top, resolved once.
 pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
-    let mut c = ClientConfig::load(&g.root)?;
+    let c = ClientConfig::load(&g.root)?;
+    with_flags(c, f)?.resolve(&config_path(&g.root))
+}
+
+/// Only what the flags set, as a configuration (for `config show`).
+pub fn flags_only(f: &ClientFlags) -> Result<ClientConfig> {
+    with_flags(ClientConfig::default(), f)
+}
+
+fn with_flags(mut c: ClientConfig, f: &ClientFlags) -> Result<ClientConfig> {
     if let Some(v) = &f.server_url {
         c.server_url = Some(v.clone());
     }
@@ -33,7 +42,7 @@ pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
     if let Some(v) = f.script_timeout {
         c.script_timeout = Some(v);
     }
-    c.resolve()
+    Ok(c)
 }
 
 pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
@@ -110,12 +119,16 @@ fn sync_line(r: &sync::SyncReport) -> String {
     }
 }
 
-pub fn rollback(g: &Global, f: &ClientFlags, to: Option<u64>) -> Result<i32> {
+pub fn rollback(g: &Global, f: &ClientFlags, to: Option<u64>, json_out: bool) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
-    let reporter = reporter::Cli::new(g.quiet);
+    let reporter = reporter::Cli::new(g.quiet || json_out);
     let (from, to) = install::rollback(&layout, &settings, to, &reporter)?;
-    println!("rolled back from generation {from} to generation {to}");
+    if json_out {
+        json::print(&json::Rollback { from, to })?;
+    } else {
+        println!("rolled back from generation {from} to generation {to}");
+    }
     Ok(0)
 }
 
@@ -240,8 +253,11 @@ pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> 
 pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
     let layout = Layout::new(&g.root);
     match cmd {
-        DaemonCommand::Stop => {
-            if daemon::stop(&layout)? {
+        DaemonCommand::Stop(j) => {
+            let stopped = daemon::stop(&layout)?;
+            if j.json {
+                json::print(&json::DaemonStop { stopped })?;
+            } else if stopped {
                 println!("transmission-daemon stopped");
             } else {
                 println!("no transmission-daemon is running for this root");
@@ -272,6 +288,7 @@ pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
                         peers: t.peers.iter().map(|p| p.address.clone()).collect(),
                         percent_done: t.percent_done,
                         status: t.status,
+                        state: t.state().name(),
                         uploaded: t.uploaded_ever,
                     })
                     .collect();
@@ -289,8 +306,9 @@ pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
                 );
                 for t in &all {
                     println!(
-                        "  {}  {:.0}%  uploaded {} bytes  peers {}",
-                        t.name,
+                        "  {}  {}  {:.0}%  uploaded {} bytes  peers {}",
+                        printable(&t.name),
+                        t.state().name(),
                         t.percent_done * 100.0,
                         t.uploaded_ever,
                         t.peers.len()

@@ -194,20 +194,21 @@ impl<'a> From<&'a Installation> for Install<'a> {
 
 /// `dist generations --json`: one per generation.
 #[derive(Serialize)]
-pub struct GenerationEntry {
+pub struct GenerationEntry<'a> {
     pub created: u64,
     pub current: bool,
     pub number: u64,
-    pub packages: Vec<String>,
+    /// Its packages, as objects like every other verb's (`{name, version, blake3, size}`).
+    pub packages: Vec<Package<'a>>,
 }
 
-impl GenerationEntry {
-    pub fn new(g: &Generation, current: Option<u64>) -> GenerationEntry {
+impl<'a> GenerationEntry<'a> {
+    pub fn new(g: &'a Generation, current: Option<u64>) -> GenerationEntry<'a> {
         GenerationEntry {
             created: g.created,
             current: Some(g.number) == current,
             number: g.number,
-            packages: g.labels(),
+            packages: g.packages.values().map(Into::into).collect(),
         }
     }
 }
@@ -220,6 +221,7 @@ pub struct InstalledEntry<'a> {
     pub name: &'a PackageName,
     pub store_path: &'a PathBuf,
     pub version: &'a semver::Version,
+    pub size: u64,
     /// Installed by name (false: pulled in as a dependency).
     pub requested: bool,
     /// `dist hold` keeps its version.
@@ -234,6 +236,7 @@ impl<'a> InstalledEntry<'a> {
             name: &p.name,
             store_path: &p.store_path,
             version: &p.version,
+            size: p.size,
             requested: p.requested,
             held,
         }
@@ -253,6 +256,9 @@ pub struct Removed<'a> {
 pub struct Package<'a> {
     pub name: &'a PackageName,
     pub version: &'a semver::Version,
+    pub blake3: ObjectId,
+    /// Bytes of its object (0 for a package installed before sizes were recorded).
+    pub size: u64,
 }
 
 impl<'a> From<&'a Installed> for Package<'a> {
@@ -260,8 +266,66 @@ impl<'a> From<&'a Installed> for Package<'a> {
         Package {
             name: &p.name,
             version: &p.version,
+            blake3: p.blake3,
+            size: p.size,
         }
     }
+}
+
+/// `dist files NAME --json`.
+#[derive(Serialize)]
+pub struct Files<'a> {
+    #[serde(flatten)]
+    pub package: Package<'a>,
+    pub store_path: &'a PathBuf,
+    /// Every path of the store path (absolute), with its kind (`dir`, `file`, `symlink`).
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Serialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub kind: &'static str,
+}
+
+/// `dist owner PATH --json`.
+#[derive(Serialize)]
+pub struct Owner<'a> {
+    pub path: String,
+    #[serde(flatten)]
+    pub package: Package<'a>,
+    pub store_path: &'a PathBuf,
+}
+
+/// `dist repair --json`: what was unpacked again, and the generation now current (null when
+/// nothing needed it, or when no new generation was needed).
+#[derive(Serialize)]
+pub struct Repaired<'a> {
+    pub repaired: Vec<Package<'a>>,
+    pub generation: Option<u64>,
+}
+
+/// `dist init --json`.
+#[derive(Serialize)]
+pub struct Init<'a> {
+    pub path: String,
+    pub server_url: &'a str,
+    pub public_key: &'a str,
+}
+
+/// `dist config show --json`: every setting, its value and where it came from.
+#[derive(Serialize)]
+pub struct ConfigShow {
+    pub root: String,
+    pub config_file: String,
+    pub settings: BTreeMap<String, Setting>,
+}
+
+#[derive(Serialize)]
+pub struct Setting {
+    pub value: serde_json::Value,
+    /// `flag`, `file` (client.yaml), `default`, or `unset`.
+    pub source: &'static str,
 }
 
 /// `dist outdated --json`: one per installed package with a newer version.
@@ -379,7 +443,11 @@ pub struct DaemonTorrent {
     pub name: String,
     pub peers: Vec<String>,
     pub percent_done: f64,
+    /// transmission's number (kept for earlier readers); `state` names it.
     pub status: i64,
+    /// `stopped`, `check_wait`, `verifying`, `download_wait`, `downloading`, `seed_wait`,
+    /// `seeding` or `unknown`.
+    pub state: &'static str,
     pub uploaded: u64,
 }
 
@@ -426,4 +494,23 @@ impl<'a> From<&'a VerifyEntry> for Verified<'a> {
             differences: &e.differences,
         }
     }
+}
+
+/// `dist key show --json`.
+#[derive(Serialize)]
+pub struct Key {
+    pub public_key: String,
+}
+
+/// `dist rollback --json`.
+#[derive(Serialize)]
+pub struct Rollback {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// `dist daemon stop --json`: whether a daemon was running and was stopped.
+#[derive(Serialize)]
+pub struct DaemonStop {
+    pub stopped: bool,
 }

@@ -2,12 +2,14 @@
 
 mod add;
 mod client;
+mod files;
 mod json;
 mod key;
 mod pack;
 mod packages;
 mod reporter;
 mod serve;
+mod setup;
 
 use std::path::PathBuf;
 
@@ -15,7 +17,7 @@ use anyhow::{Context, Result};
 
 use dist::store::lock::{self, Mode};
 
-use crate::cli::{Cli, Command, DaemonCommand, KeyCommand};
+use crate::cli::{Cli, Command, ConfigCommand, DaemonCommand, KeyCommand};
 
 /// Global options every command may need.
 pub struct Global {
@@ -53,7 +55,11 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Autoremove(_) => Some((Mode::Exclusive, "autoremove")),
         Rollback { .. } => Some((Mode::Exclusive, "rollback")),
         Gc { .. } => Some((Mode::Exclusive, "gc")),
-        Daemon(DaemonCommand::Stop) => Some((Mode::Exclusive, "daemon stop")),
+        Daemon(DaemonCommand::Stop(_)) => Some((Mode::Exclusive, "daemon stop")),
+        Repair { .. } => Some((Mode::Exclusive, "repair")),
+        Init(_) => Some((Mode::Exclusive, "init")),
+        Completions { .. } | Manpages { .. } => None,
+        Config(_) | Files { .. } | Owner { .. } => Some((Mode::Shared, "read")),
         Daemon(DaemonCommand::Status(_))
         | Generations(_)
         | List { .. }
@@ -62,6 +68,46 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         | Outdated(_)
         | Search { .. } => Some((Mode::Shared, "read")),
     }
+}
+
+/// `{"error": {"message": …, "kind": …}}` on standard output: how a `--json` command fails.
+pub fn print_json_error(message: &str, kind: &str) {
+    let v = serde_json::json!({ "error": { "message": message, "kind": kind } });
+    println!("{v}");
+}
+
+/// What kind of failure an error is, for `--json` callers that branch on it: the first typed
+/// cause in its chain decides (`resolution`, `not_found`, `signature`, `index`, `verification`,
+/// `locked`, `interrupted`), else `error`.
+pub fn error_kind(e: &anyhow::Error) -> &'static str {
+    use dist::client::resolve::ResolveError;
+    for cause in e.chain() {
+        if let Some(r) = cause.downcast_ref::<ResolveError>() {
+            return match r {
+                ResolveError::NoSolution(_) => "resolution",
+                ResolveError::Index(_) => "index",
+            };
+        }
+        if cause.is::<dist::client::request::UnknownPackage>() {
+            return "not_found";
+        }
+        if cause.is::<dist::repo::sign::VerifyError>() {
+            return "signature";
+        }
+        if cause.is::<dist::repo::index::RowError>() {
+            return "index";
+        }
+        if cause.is::<dist::object::ObjectError>() {
+            return "verification";
+        }
+        if cause.is::<dist::store::lock::LockError>() {
+            return "locked";
+        }
+        if cause.is::<dist::client::interrupt::Interrupted>() {
+            return "interrupted";
+        }
+    }
+    "error"
 }
 
 /// Text from an index or a user, made safe for a terminal: control characters (ESC, BEL, CR,
@@ -159,13 +205,21 @@ pub fn run(cli: Cli) -> Result<i32> {
             | Command::Upgrade(_)
             | Command::Autoremove(_)
             | Command::Gc { .. }
+            | Command::Repair { .. }
     ) {
         catch_interrupts();
     }
     match cli.command {
         Command::Pack(args) => pack::run(&g, &args),
         Command::Add(args) => add::run(&g, &args),
-        Command::Key(KeyCommand::Show) => key::show(&g),
+        Command::Key(KeyCommand::Show(j)) => key::show(&g, j.json),
+        Command::Init(a) => setup::init(&g, &cli.client, &a),
+        Command::Config(ConfigCommand::Show(j)) => setup::config_show(&g, &cli.client, j.json),
+        Command::Completions { shell } => setup::completions(shell),
+        Command::Manpages { dir } => setup::manpages(&dir),
+        Command::Files { name, json } => files::files(&g, &name, json),
+        Command::Owner { path, json } => files::owner(&g, &path, json),
+        Command::Repair { names, json } => files::repair(&g, &cli.client, &names, json),
         Command::Serve(args) => serve::run(
             &g,
             &args,
@@ -175,16 +229,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Sync(j) => client::sync(&g, &cli.client, j.json),
         Command::Install(a) => packages::install(&g, &cli.client, &a),
         Command::Uninstall {
-            name,
+            names,
             with_dependents,
             json,
-        } => packages::uninstall(&g, &cli.client, &name, with_dependents, json),
+        } => packages::uninstall(&g, &cli.client, &names, with_dependents, json),
         Command::Upgrade(a) => packages::upgrade(&g, &cli.client, &a),
         Command::Outdated(j) => packages::outdated(&g, &cli.client, j.json),
         Command::Hold { name } => packages::hold(&g, &name, true),
         Command::Unhold { name } => packages::hold(&g, &name, false),
         Command::Autoremove(j) => packages::autoremove(&g, &cli.client, j.json),
-        Command::Rollback { to } => client::rollback(&g, &cli.client, to),
+        Command::Rollback { to, json } => client::rollback(&g, &cli.client, to, json),
         Command::Generations(j) => client::generations(&g, j.json),
         Command::List { installed, json } => client::list(&g, &cli.client, installed, json),
         Command::Info { name, json } => client::info(&g, &cli.client, &name, json),

@@ -29,6 +29,11 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
     let resolving = std::time::Instant::now();
     let options = plan::Options {
         replace: a.replace,
+        reinstall: if a.reinstall {
+            reqs.iter().map(|r| r.name.clone()).collect()
+        } else {
+            BTreeSet::new()
+        },
         ..Default::default()
     };
     let plan = plan::plan_with(&layout, &settings, &sources, &reqs, options)?;
@@ -108,7 +113,7 @@ pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
     let resolving = std::time::Instant::now();
     let options = plan::Options {
         refresh: names,
-        replace: false,
+        ..Default::default()
     };
     let mut plan = plan::plan_with(&layout, &settings, &sources, &reqs, options)?;
     plan.items.retain(|i| i.action != Action::Installed);
@@ -215,14 +220,15 @@ fn execute(
 pub fn uninstall(
     g: &Global,
     f: &ClientFlags,
-    name: &str,
+    names: &[String],
     with_dependents: bool,
     json_out: bool,
 ) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet || json_out);
-    let (gen, removed) = remove::uninstall(&layout, &settings, name, with_dependents, &reporter)?;
+    let (gen, removed) =
+        remove::uninstall(&layout, &settings, names, with_dependents, &reporter)?;
     print_removed(&removed, Some(gen), json_out)
 }
 

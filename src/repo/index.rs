@@ -719,6 +719,16 @@ impl Snapshot {
         )
     }
 
+    /// Every package name, once each (for suggestions).
+    pub fn names(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT name FROM packages")?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        Ok(names)
+    }
+
     /// How many package versions the index holds.
     pub fn count(&self) -> Result<usize> {
         let n: i64 = self

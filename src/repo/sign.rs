@@ -148,6 +148,13 @@ pub enum VerifyError {
     Comment(anyhow::Error),
 }
 
+/// Checks that `public_key_b64` is a minisign public key, before anything is downloaded.
+pub fn check_public_key(public_key_b64: &str) -> Result<(), VerifyError> {
+    minisign_verify::PublicKey::from_base64(public_key_b64.trim())
+        .map(drop)
+        .map_err(|e| VerifyError::BadPublicKey(e.to_string()))
+}
+
 /// Verifies `.minisig` text over `data` with a base64 public key and returns the trusted
 /// comment's contents.
 pub fn verify(public_key_b64: &str, data: &[u8], signature: &str) -> Result<Signed, VerifyError> {

@@ -209,6 +209,32 @@ impl StagingDir {
     }
 }
 
+impl StagingDir {
+    /// Like [`persist`](StagingDir::persist), but a `dest` that exists (a damaged tree being
+    /// repaired) is renamed aside first and removed after: `dest` is missing only between two
+    /// renames, and never half-written.
+    pub fn persist_replacing(self, dest: &Path) -> Result<()> {
+        if fs::symlink_metadata(dest).is_err() {
+            return self.persist(dest);
+        }
+        let parent = parent_of(dest);
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let trash = parent.join(format!("{TRASH}{name}-{}", std::process::id()));
+        fs::rename(dest, &trash)
+            .with_context(|| format!("cannot move {} aside", dest.display()))?;
+        if let Err(e) = self.persist(dest) {
+            // Put the old tree back rather than leave nothing under its name.
+            let _ = fs::rename(&trash, dest);
+            return Err(e);
+        }
+        make_writable(&trash);
+        remove_any(&trash)
+    }
+}
+
 /// Fsyncs every regular file and directory below `root` (not following symlinks).
 pub fn sync_tree(root: &Path) -> Result<()> {
     let meta =

@@ -10,6 +10,8 @@
 //!   server and client daemon at random moments, each followed by the invariant checks.
 //! - `cargo xtask campaign load [ROUNDS]`: rounds of 200 concurrent syncs, then 50 concurrent
 //!   installs, against one server; errors, latencies and the server's RSS.
+//! - `cargo xtask man`: regenerates the man pages in `docs/man/` from the command-line
+//!   definitions (`test` fails when the checked-in pages differ from them).
 
 mod bench;
 mod bench_e2e;
@@ -45,10 +47,64 @@ fn run() -> Result<()> {
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
         Some("campaign") => campaign::run(&rest),
+        Some("man") => man(false),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
         ),
     }
+}
+
+/// The man pages generated from `src/cli.rs` (by `dist manpages DIR`, which uses clap_mangen)
+/// into `docs/man/`; with `check`, into a temporary directory, compared with `docs/man/`.
+fn man(check: bool) -> Result<()> {
+    util::cargo(&["build", "--quiet", "--bin", "dist"])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| util::workspace_root().join("target"));
+    let dist = target.join("debug").join("dist");
+    let checked_in = util::workspace_root().join("docs/man");
+    let tmp = tempfile::tempdir()?;
+    let out = if check { tmp.path().to_path_buf() } else { checked_in.clone() };
+    if !check {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let status = std::process::Command::new(&dist)
+        .arg("manpages")
+        .arg(&out)
+        .status()?;
+    if !status.success() {
+        bail!("{} manpages failed", dist.display());
+    }
+    if !check {
+        eprintln!("xtask: wrote the man pages into {}", out.display());
+        return Ok(());
+    }
+    let list = |d: &std::path::Path| -> Result<Vec<(String, Vec<u8>)>> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(d)? {
+            let e = e?;
+            v.push((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?));
+        }
+        v.sort();
+        Ok(v)
+    };
+    let fresh = list(&out)?;
+    let have = list(&checked_in).unwrap_or_default();
+    if fresh != have {
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let stale: Vec<String> = fresh
+            .iter()
+            .filter(|f| !have.contains(f))
+            .map(|(n, _)| n.clone())
+            .chain(names(&have).into_iter().filter(|n| !names(&fresh).contains(n)))
+            .collect();
+        bail!(
+            "the man pages in docs/man/ are not those of src/cli.rs ({}): run `cargo xtask man` and commit them",
+            stale.join(", ")
+        );
+    }
+    eprintln!("xtask: the man pages in docs/man/ match src/cli.rs ({} pages)", fresh.len());
+    Ok(())
 }
 
 /// fmt, clippy and every test, stopping at the first failure.
@@ -62,6 +118,7 @@ fn test(extra: &[&str]) -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    man(true)?;
     let mut args = vec!["test", "--workspace"];
     args.extend_from_slice(extra);
     util::cargo(&args)?;

@@ -45,6 +45,22 @@ pub enum TorrentState {
     Unknown(i64),
 }
 
+impl TorrentState {
+    /// The state's name, as `daemon status` prints it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TorrentState::Stopped => "stopped",
+            TorrentState::CheckWait => "check_wait",
+            TorrentState::Verifying => "verifying",
+            TorrentState::DownloadWait => "download_wait",
+            TorrentState::Downloading => "downloading",
+            TorrentState::SeedWait => "seed_wait",
+            TorrentState::Seeding => "seeding",
+            TorrentState::Unknown(_) => "unknown",
+        }
+    }
+}
+
 impl From<i64> for TorrentState {
     fn from(n: i64) -> TorrentState {
         match n {

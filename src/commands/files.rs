@@ -1,0 +1,153 @@
+//! What is installed, file by file: `dist files`, `dist owner`, `dist repair`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use dist::client::install;
+use dist::client::plan::{self, Options};
+use dist::client::profile::{record_path, Installed};
+use dist::client::sources::Sources;
+use dist::client::{maintain, suggest, Layout};
+use dist::format::ids::PackageName;
+use dist::store::tree::{TreeEntry, TreeKind};
+
+use super::client::config;
+use super::{json, printable, reporter, Global};
+use crate::cli::ClientFlags;
+
+/// The installed package `name`, or an error naming what is installed (and what is close).
+fn installed(layout: &Layout, name: &str) -> Result<Installed> {
+    let current = layout
+        .current()?
+        .with_context(|| format!("`{name}` is not installed (nothing is)"))?;
+    if let Some(p) = current.packages.get(name) {
+        return Ok(p.clone());
+    }
+    let similar = suggest::similar(name, current.packages.keys().map(PackageName::as_str));
+    bail!(
+        "`{name}` is not installed{} (installed: {})",
+        suggest::hint(&similar),
+        current.labels().join(", ")
+    )
+}
+
+/// The tree recorded when `p` was unpacked.
+fn recorded(p: &Installed) -> Result<Vec<TreeEntry>> {
+    let path = record_path(&p.store_path);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))
+}
+
+/// `dist files NAME`: every path the package's store path holds, absolute.
+pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
+    let layout = Layout::new(&g.root);
+    let p = installed(&layout, name)?;
+    let entries: Vec<json::FileEntry> = recorded(&p)?
+        .iter()
+        .map(|e| json::FileEntry {
+            path: p.store_path.join(&e.path).display().to_string(),
+            kind: match e.kind {
+                TreeKind::Dir => "dir",
+                TreeKind::File { .. } => "file",
+                TreeKind::Symlink { .. } => "symlink",
+                TreeKind::Other { .. } => "other",
+            },
+        })
+        .collect();
+    if json_out {
+        json::print(&json::Files {
+            package: (&p).into(),
+            store_path: &p.store_path,
+            files: entries,
+        })?;
+    } else {
+        for e in &entries {
+            println!("{}", printable(&e.path));
+        }
+    }
+    Ok(0)
+}
+
+/// `dist owner PATH`: the installed package whose store path holds PATH (a profile link is
+/// followed to its target first).
+pub fn owner(g: &Global, path: &Path, json_out: bool) -> Result<i32> {
+    let layout = Layout::new(&g.root);
+    let abs = std::path::absolute(path)
+        .with_context(|| format!("invalid path {}", path.display()))?;
+    let real = std::fs::canonicalize(&abs).unwrap_or_else(|_| abs.clone());
+    let current = layout.current()?.context("nothing is installed")?;
+    let canon = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let Some(p) = current
+        .packages
+        .values()
+        .find(|p| real.starts_with(canon(&p.store_path)) || abs.starts_with(&p.store_path))
+    else {
+        bail!("no installed package owns {}", abs.display());
+    };
+    if json_out {
+        json::print(&json::Owner {
+            path: real.display().to_string(),
+            package: p.into(),
+            store_path: &p.store_path,
+        })?;
+    } else {
+        println!("{}: {}", p.id(), real.display());
+    }
+    Ok(0)
+}
+
+/// `dist repair [NAME...]`: the installed packages (all, or the named) whose store paths differ
+/// from their install records are unpacked again, from the verified object (fetched again when
+/// it is not cached), over their store paths; nothing else changes.
+pub fn repair(g: &Global, f: &ClientFlags, names: &[String], json_out: bool) -> Result<i32> {
+    let settings = config(g, f)?;
+    let layout = Layout::new(&g.root);
+    let current = layout.current()?.map(|g| g.packages).unwrap_or_default();
+    let mut wanted = BTreeSet::new();
+    for n in names {
+        wanted.insert(installed(&layout, n)?.name);
+    }
+    let live: BTreeSet<&PathBuf> = current
+        .values()
+        .filter(|p| wanted.is_empty() || wanted.contains(&p.name))
+        .map(|p| &p.store_path)
+        .collect();
+    let damaged: Vec<&Installed> = maintain::verify(&layout)?
+        .iter()
+        .filter(|e| !e.ok && live.contains(&e.store_path))
+        .filter_map(|e| current.get(&e.name))
+        .collect();
+    let mut generation = None;
+    if !damaged.is_empty() {
+        let sources = Sources::open(&layout, &settings)?;
+        let options = Options {
+            reinstall: damaged.iter().map(|p| p.name.clone()).collect(),
+            ..Default::default()
+        };
+        let plan = plan::plan_with(&layout, &settings, &sources, &[], options)?;
+        for p in &damaged {
+            if !plan.items.iter().any(|i| i.record.blake3 == p.blake3) {
+                bail!(
+                    "cannot repair {}: the index no longer has it (nothing was changed)",
+                    p.id()
+                );
+            }
+        }
+        let reporter = reporter::Cli::new(g.quiet || json_out);
+        generation = install::install(&layout, &settings, plan, &reporter)?.generation;
+    }
+    if json_out {
+        json::print(&json::Repaired {
+            repaired: damaged.iter().map(|p| (*p).into()).collect(),
+            generation,
+        })?;
+    } else if damaged.is_empty() {
+        println!("nothing to repair: every store path matches its install record");
+    } else {
+        for p in &damaged {
+            println!("repaired {}", p.id());
+        }
+    }
+    Ok(0)
+}
