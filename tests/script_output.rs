@@ -136,7 +136,10 @@ fn script_output_is_shown_prefixed_as_it_runs_and_logged_issue_13() {
             ],
             "{err}"
         );
-        assert!(!err.contains('\u{7}'), "a control character reached the terminal");
+        assert!(
+            !err.contains('\u{7}'),
+            "a control character reached the terminal"
+        );
         // After the phase line that names the script.
         let phase = err.find("install script  chatty@1.0.0").expect(&err);
         assert!(phase < err.find("out one").unwrap(), "{err}");
@@ -153,17 +156,20 @@ fn script_output_is_shown_prefixed_as_it_runs_and_logged_issue_13() {
         );
     });
 
-    step("uninstall shows and logs the uninstall script's lines", || {
-        let err = stderr(&env.ok(&["uninstall", "chatty"]));
-        assert_eq!(
-            shown(&err, "chatty@1.0.0").first().map(String::as_str),
-            Some("out one: uninstall.sh"),
-            "{err}"
-        );
-        assert!(env
-            .log("chatty", "uninstall")
-            .starts_with("out one: uninstall.sh\nerr one\n"));
-    });
+    step(
+        "uninstall shows and logs the uninstall script's lines",
+        || {
+            let err = stderr(&env.ok(&["uninstall", "chatty"]));
+            assert_eq!(
+                shown(&err, "chatty@1.0.0").first().map(String::as_str),
+                Some("out one: uninstall.sh"),
+                "{err}"
+            );
+            assert!(env
+                .log("chatty", "uninstall")
+                .starts_with("out one: uninstall.sh\nerr one\n"));
+        },
+    );
 
     step("a new run replaces the log of the last one", || {
         env.ok(&["install", "chatty"]);
@@ -178,14 +184,18 @@ fn quiet_and_json_hide_script_output_and_the_log_is_still_written_issue_13() {
     let err = stderr(&out);
     assert!(shown(&err, "hushed@1.0.0").is_empty(), "{err}");
     assert!(!err.contains("out one"), "{err}");
-    assert!(env.log("hushed", "install").contains("out one: install.sh\nerr one\n"));
+    assert!(env
+        .log("hushed", "install")
+        .contains("out one: install.sh\nerr one\n"));
 
     let out = env.ok(&["install", "--json", "machine"]);
     let err = stderr(&out);
     assert!(!err.contains("out one"), "{err}");
     let v = stdout_json(&out);
     assert!(v.is_array(), "{v}");
-    assert!(env.log("machine", "install").contains("out one: install.sh"));
+    assert!(env
+        .log("machine", "install")
+        .contains("out one: install.sh"));
 }
 
 #[test]
@@ -213,7 +223,10 @@ fn a_failing_script_names_its_log_and_quotes_its_last_lines_issue_13() {
         fs::read_to_string(&log).unwrap(),
         "step one\ncannot configure\n"
     );
-    assert!(!env.root.join("current").exists(), "a generation was switched to");
+    assert!(
+        !env.root.join("current").exists(),
+        "a generation was switched to"
+    );
 }
 
 /// Runs `dist ARGS` and returns its output and the highest `VmHWM` (peak resident set, KiB)
@@ -232,7 +245,10 @@ fn run_watching_memory(root: &Path, args: &[&str]) -> (Output, u64) {
     let mut peak = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     while !waiter.is_finished() {
-        assert!(Instant::now() < deadline, "dist {args:?} still runs after 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "dist {args:?} still runs after 120 s"
+        );
         let text = fs::read_to_string(&status).unwrap_or_default();
         let hwm = text
             .lines()

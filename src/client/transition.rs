@@ -247,7 +247,10 @@ impl Follow {
         let end = std::fs::metadata(log).map_or(0, |m| m.len());
         let mut left = end.saturating_sub(self.file.stream_position().unwrap_or(end));
         while left > 0 {
-            let want = self.buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let want = self
+                .buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
             match self.file.read(&mut self.buf[..want]) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {

@@ -68,10 +68,8 @@ impl Reporter for Cli {
         let b = bars.entry(package.clone()).or_insert_with(|| {
             let bar = self.multi.add(ProgressBar::new(p.total));
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>14}  {bar:30} {bytes}/{total_bytes} {msg}",
-                )
-                .expect("template"),
+                ProgressStyle::with_template("{prefix:>14}  {bar:30} {bytes}/{total_bytes} {msg}")
+                    .expect("template"),
             );
             bar.set_prefix(package.to_string());
             Bar {
@@ -100,7 +98,11 @@ impl Reporter for Cli {
         if self.quiet {
             return;
         }
-        self.line(&format!("{:>14} | {}", package.to_string(), printable(line)));
+        self.line(&format!(
+            "{:>14} | {}",
+            package.to_string(),
+            printable(line)
+        ));
     }
 
     fn warn(&self, message: &str) {
