@@ -48,8 +48,13 @@ impl Layout {
 /// Progress of a download, drawn by the CLI.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
+    /// Bytes received (over BitTorrent: in verified pieces).
     pub done: u64,
+    /// The object's size.
     pub total: u64,
+    /// Bytes a second as the transport sees it (transmission's current rate; over HTTP, the
+    /// average since the download started). The CLI shows its own current rate, from `done`
+    /// over time, the same for both.
     pub rate: u64,
     pub peers: u32,
     pub webseed: bool,
@@ -79,6 +84,10 @@ impl std::fmt::Display for Phase {
 pub trait Reporter: Sync {
     fn phase(&self, _package: &PackageId, _phase: Phase) {}
     fn progress(&self, _package: &PackageId, _p: &Progress) {}
+    /// One line of what a package's install or uninstall script prints (stdout and stderr
+    /// together, as in its log under `ROOT/logs/`), without its line break, while the script
+    /// runs. The package's own bytes: control characters are not escaped.
+    fn script_output(&self, _package: &PackageId, _line: &str) {}
     fn warn(&self, _message: &str) {}
 }
 
