@@ -69,7 +69,9 @@ pub enum Command {
     /// Publisher: run the tracker, the seeder and the HTTP server for the index and objects.
     Serve(ServeArgs),
     /// Write ROOT/client.yaml for one repository (checks the URL and the key first).
-    #[command(after_help = "Example:\n  dist init --server-url http://10.0.0.1:7380 --public-key RWQ...\n  dist sync")]
+    #[command(
+        after_help = "Example:\n  dist init --server-url http://10.0.0.1:7380 --public-key RWQ...\n  dist sync"
+    )]
     Init(InitArgs),
     /// The client's configuration.
     #[command(subcommand)]
@@ -121,7 +123,9 @@ pub enum Command {
         json: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
-    #[command(after_help = "Example:\n  dist completions bash > ~/.local/share/bash-completion/completions/dist")]
+    #[command(
+        after_help = "Example:\n  dist completions bash > ~/.local/share/bash-completion/completions/dist"
+    )]
     Completions { shell: clap_complete::Shell },
     /// Write the man pages (dist.1 and one per verb) into DIR.
     #[command(hide = true)]

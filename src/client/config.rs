@@ -195,8 +195,17 @@ impl ClientConfig {
     /// What is required only by some commands (the server, the key) stays optional here and is
     /// asked for where needed. `path` is the configuration file messages name.
     pub fn resolve(self, path: &Path) -> Result<Settings> {
-        for (i, u) in self.server_url.iter().chain(self.server_urls.iter().flatten()).enumerate() {
-            let field = if i == 0 && self.server_url.is_some() { "server_url".to_string() } else { "server_urls".to_string() };
+        for (i, u) in self
+            .server_url
+            .iter()
+            .chain(self.server_urls.iter().flatten())
+            .enumerate()
+        {
+            let field = if i == 0 && self.server_url.is_some() {
+                "server_url".to_string()
+            } else {
+                "server_urls".to_string()
+            };
             check_url(&field, u)?;
         }
         if let Some(k) = &self.public_key {

@@ -26,16 +26,14 @@ pub fn uninstall(
     with_dependents: bool,
     report: &dyn Reporter,
 ) -> Result<(u64, Vec<Installed>)> {
-    let current = layout.current()?.with_context(|| {
-        format!("`{}` is not installed (nothing is)", names.join("`, `"))
-    })?;
+    let current = layout
+        .current()?
+        .with_context(|| format!("`{}` is not installed (nothing is)", names.join("`, `")))?;
     let mut asked = BTreeSet::new();
     for name in names {
         if !current.packages.contains_key(name.as_str()) {
-            let similar = super::suggest::similar(
-                name,
-                current.packages.keys().map(PackageName::as_str),
-            );
+            let similar =
+                super::suggest::similar(name, current.packages.keys().map(PackageName::as_str));
             bail!(
                 "`{name}` is not installed{} (installed: {})",
                 super::suggest::hint(&similar),

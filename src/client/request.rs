@@ -9,7 +9,10 @@ use crate::format::ids::PackageName;
 
 /// A name no index has: what `--json` reports as kind `not_found`, with the closest names.
 #[derive(Debug, thiserror::Error)]
-#[error("no package `{name}` in {place}{}; try `dist search`", super::suggest::hint(similar))]
+#[error(
+    "no package `{name}` in {place}{}; try `dist search`",
+    super::suggest::hint(similar)
+)]
 pub struct UnknownPackage {
     pub name: String,
     pub place: String,
@@ -59,7 +62,9 @@ impl Request {
             // `Hello` for `hello`: say so.
             let lower = name.to_lowercase();
             match PackageName::parse(&lower) {
-                Ok(_) => anyhow::anyhow!("`{whole}`: {e} (names are lowercase: did you mean `{lower}`?)"),
+                Ok(_) => {
+                    anyhow::anyhow!("`{whole}`: {e} (names are lowercase: did you mean `{lower}`?)")
+                }
                 Err(_) => anyhow::anyhow!("`{whole}`: {e}"),
             }
         })?;

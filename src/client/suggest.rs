@@ -19,7 +19,11 @@ pub fn similar<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Ve
         .collect();
     scored.sort();
     scored.dedup();
-    scored.into_iter().take(3).map(|(_, k)| k.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, k)| k.to_string())
+        .collect()
 }
 
 /// ` (did you mean `a` or `b`?)`, or nothing.
@@ -60,7 +64,10 @@ mod tests {
         assert_eq!(similar("helo", known), ["hello", "help"]);
         assert_eq!(similar("The-Package-Name", known), ["the-package-name"]);
         assert_eq!(similar("zzz", known), Vec::<String>::new());
-        assert_eq!(hint(&similar("helo", known)), " (did you mean `hello` or `help`?)");
+        assert_eq!(
+            hint(&similar("helo", known)),
+            " (did you mean `hello` or `help`?)"
+        );
         assert_eq!(hint(&[]), "");
         assert_eq!(distance("kitten", "sitting"), 3);
     }

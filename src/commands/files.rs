@@ -73,8 +73,8 @@ pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
 /// followed to its target first).
 pub fn owner(g: &Global, path: &Path, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let abs = std::path::absolute(path)
-        .with_context(|| format!("invalid path {}", path.display()))?;
+    let abs =
+        std::path::absolute(path).with_context(|| format!("invalid path {}", path.display()))?;
     let real = std::fs::canonicalize(&abs).unwrap_or_else(|_| abs.clone());
     let current = layout.current()?.context("nothing is installed")?;
     let canon = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());

@@ -227,8 +227,7 @@ pub fn uninstall(
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet || json_out);
-    let (gen, removed) =
-        remove::uninstall(&layout, &settings, names, with_dependents, &reporter)?;
+    let (gen, removed) = remove::uninstall(&layout, &settings, names, with_dependents, &reporter)?;
     print_removed(&removed, Some(gen), json_out)
 }
 

@@ -480,7 +480,7 @@ fn fetch_object(
             Err(ureq::Error::Status(code, _)) => {
                 bail!("GET {url} ({}): HTTP {code}", r.id())
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot reach {url} ({})", r.id())),
+            Err(e) => return Err(wire::http_error(&url, e).context(r.id().to_string())),
         }
     };
     let mut file =

@@ -238,7 +238,7 @@ impl<'a> Remote<'a> {
                 crate::repo::index::INDEX_FORMAT
             ),
             Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
-            Err(e) => return Err(e).with_context(|| format!("cannot reach {url}")),
+            Err(e) => return Err(http_error(&url, e)),
         };
         if resp.status() == 304 {
             return Ok(None);
@@ -382,6 +382,29 @@ pub fn decompress_to(bytes: &[u8], limit: u64, out: &mut impl Write) -> Result<u
         bail!("larger than {limit} bytes once decompressed; refusing it");
     }
     Ok(n)
+}
+
+/// A failed request in one line, each part once: `cannot reach URL: Connection refused (os
+/// error 111)` or `GET URL: HTTP 404`. (ureq's own text repeats the URL, and its cause chain
+/// repeats the innermost cause.)
+pub fn http_error(url: &str, e: ureq::Error) -> anyhow::Error {
+    match e {
+        ureq::Error::Status(code, _) => anyhow::anyhow!("GET {url}: HTTP {code}"),
+        ureq::Error::Transport(t) => anyhow::anyhow!("cannot reach {url}: {}", transport_cause(&t)),
+    }
+}
+
+/// The innermost cause of a transport failure (else ureq's message, else its kind).
+pub fn transport_cause(t: &ureq::Transport) -> String {
+    let mut inner = None;
+    let mut src = std::error::Error::source(t);
+    while let Some(s) = src {
+        inner = Some(s.to_string());
+        src = s.source();
+    }
+    inner
+        .or_else(|| t.message().map(str::to_string))
+        .unwrap_or_else(|| t.kind().to_string())
 }
 
 #[cfg(test)]

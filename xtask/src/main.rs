@@ -64,7 +64,11 @@ fn man(check: bool) -> Result<()> {
     let dist = target.join("debug").join("dist");
     let checked_in = util::workspace_root().join("docs/man");
     let tmp = tempfile::tempdir()?;
-    let out = if check { tmp.path().to_path_buf() } else { checked_in.clone() };
+    let out = if check {
+        tmp.path().to_path_buf()
+    } else {
+        checked_in.clone()
+    };
     if !check {
         let _ = std::fs::remove_dir_all(&out);
     }
@@ -83,7 +87,10 @@ fn man(check: bool) -> Result<()> {
         let mut v = Vec::new();
         for e in std::fs::read_dir(d)? {
             let e = e?;
-            v.push((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?));
+            v.push((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path())?,
+            ));
         }
         v.sort();
         Ok(v)
@@ -96,14 +103,21 @@ fn man(check: bool) -> Result<()> {
             .iter()
             .filter(|f| !have.contains(f))
             .map(|(n, _)| n.clone())
-            .chain(names(&have).into_iter().filter(|n| !names(&fresh).contains(n)))
+            .chain(
+                names(&have)
+                    .into_iter()
+                    .filter(|n| !names(&fresh).contains(n)),
+            )
             .collect();
         bail!(
             "the man pages in docs/man/ are not those of src/cli.rs ({}): run `cargo xtask man` and commit them",
             stale.join(", ")
         );
     }
-    eprintln!("xtask: the man pages in docs/man/ match src/cli.rs ({} pages)", fresh.len());
+    eprintln!(
+        "xtask: the man pages in docs/man/ match src/cli.rs ({} pages)",
+        fresh.len()
+    );
     Ok(())
 }
 

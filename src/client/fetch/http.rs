@@ -299,10 +299,10 @@ fn first_response(
             let resp = ureq::get(url)
                 .timeout(timeout)
                 .call()
-                .with_context(|| format!("cannot fetch {url}"))?;
+                .map_err(|e| crate::repo::wire::http_error(url, e))?;
             Ok((resp, 0))
         }
-        r => Ok((r.with_context(|| format!("cannot fetch {url}"))?, have)),
+        r => Ok((r.map_err(|e| crate::repo::wire::http_error(url, e))?, have)),
     }
 }
 

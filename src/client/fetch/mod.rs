@@ -94,7 +94,10 @@ pub fn fetch_torrent(
     let resp = ureq::get(&url)
         .timeout(timeout)
         .call()
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| match e {
+            ureq::Error::Status(code, _) => unavailable(format!("HTTP {code}")),
+            ureq::Error::Transport(t) => unavailable(crate::repo::wire::transport_cause(&t)),
+        })?;
     let mut bytes = Vec::new();
     resp.into_reader()
         .take(16 << 20)
