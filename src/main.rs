@@ -1,5 +1,6 @@
-//! The `dist` binary: parse, dispatch, report the error, exit non-zero on failure (2 for a
-//! usage error, 1 for any other). With `--json`, an error is a JSON object on standard output.
+//! The `dist` binary: parse, dispatch, report the error on stderr, exit non-zero on failure (2
+//! for a usage error, 1 for any other). With `--json`, an error is also a JSON object on
+//! standard output.
 
 mod cli;
 mod commands;
@@ -12,18 +13,19 @@ fn main() {
         Err(e) if json && e.use_stderr() => {
             let text = e.to_string();
             commands::print_json_error(text.trim().trim_start_matches("error: "), "usage");
-            std::process::exit(2);
+            e.exit();
         }
         Err(e) => e.exit(),
     };
     match commands::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
+            // On stderr always (a person, or a script reading stderr as before); with
+            // `--json` also as a JSON object on stdout.
             if json {
                 commands::print_json_error(&format!("{e:#}"), commands::error_kind(&e));
-            } else {
-                eprintln!("error: {}", commands::printable_error(&format!("{e:#}")));
             }
+            eprintln!("error: {}", commands::printable_error(&format!("{e:#}")));
             std::process::exit(1);
         }
     }
