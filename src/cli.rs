@@ -24,37 +24,63 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SECS")]
     pub lock_timeout: Option<f64>,
 
-    #[command(flatten)]
+    /// Client settings given before the verb (`dist --server-url URL sync`); the same flags
+    /// after the verb win.
+    #[command(flatten, next_help_heading = "Client settings (also after the verb)")]
     pub client: ClientFlags,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Client settings; each overrides the same key of `ROOT/client.yaml`.
+/// Client settings; each overrides the same key of `ROOT/client.yaml`. Only the verbs that
+/// read the client's configuration take them.
 #[derive(clap::Args, Debug, Default, Clone)]
+#[command(next_help_heading = "Client settings (override client.yaml)")]
 pub struct ClientFlags {
     /// Base URL of the repository's HTTP server (`server_url`).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub server_url: Option<String>,
-    /// The repository's public key, base64 (`public_key`). For `serve --mirror-of`, the
-    /// mirrored repository's key (base64, or a file holding it).
-    #[arg(long, global = true, value_name = "KEY")]
+    /// The repository's public key, base64, as `dist key show` prints it (`public_key`).
+    #[arg(long, value_name = "KEY")]
     pub public_key: Option<String>,
     /// Address the client's transmission-daemon binds and announces from (`bind_address`).
-    /// For `serve`, the seeder's address.
-    #[arg(long, global = true, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
-    /// auto, torrent or http (`transport`).
-    #[arg(long, global = true, value_name = "TRANSPORT")]
+    /// How objects are fetched: auto, torrent or http (`transport`, default auto).
+    #[arg(long, value_name = "TRANSPORT")]
     pub transport: Option<String>,
-    /// RPC URL of an existing transmission-daemon to use (`rpc_url`).
-    #[arg(long, global = true, value_name = "URL")]
+    /// RPC URL of an existing transmission-daemon to use instead of a private one (`rpc_url`).
+    #[arg(long, value_name = "URL")]
     pub rpc_url: Option<String>,
     /// Seconds an install or uninstall script may run before it is killed (`script_timeout`,
     /// default 300).
-    #[arg(long, global = true, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     pub script_timeout: Option<u64>,
+}
+
+impl ClientFlags {
+    /// These flags with `after`'s (given after the verb) on top.
+    pub fn with(&self, after: &ClientFlags) -> ClientFlags {
+        ClientFlags {
+            server_url: after.server_url.clone().or_else(|| self.server_url.clone()),
+            public_key: after.public_key.clone().or_else(|| self.public_key.clone()),
+            bind: after.bind.clone().or_else(|| self.bind.clone()),
+            transport: after.transport.clone().or_else(|| self.transport.clone()),
+            rpc_url: after.rpc_url.clone().or_else(|| self.rpc_url.clone()),
+            script_timeout: after.script_timeout.or(self.script_timeout),
+        }
+    }
+}
+
+/// `--json` and the client settings, for the verbs that take nothing else.
+#[derive(clap::Args, Debug)]
+pub struct ClientJson {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
 }
 
 #[derive(Subcommand, Debug)]
@@ -62,11 +88,17 @@ pub enum Command {
     /// Build the canonical tarball and torrent of a package directory.
     Pack(PackArgs),
     /// Publisher: validate, pack, store and index packages (all or nothing), then publish.
+    #[command(
+        after_help = "Examples:\n  dist --root /srv/dist add ./hello ./tool\n  find pkgs -mindepth 1 -maxdepth 1 -type d | dist --root /srv/dist add --from -"
+    )]
     Add(AddArgs),
     /// The repository's signing key.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Publisher: run the tracker, the seeder and the HTTP server for the index and objects.
+    #[command(
+        after_help = "Example:\n  dist --root /srv/dist serve --http 0.0.0.0:7380 --tracker 0.0.0.0:6969 --public-url http://repo.example:7380 --bind 10.0.0.1"
+    )]
     Serve(ServeArgs),
     /// Write ROOT/client.yaml for one repository (checks the URL and the key first).
     #[command(
@@ -77,8 +109,13 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Fetch and verify the signed index (of every configured repository).
-    Sync(JsonFlag),
-    /// Install packages: NAME, NAME@VERSION or NAME@REQUIREMENT.
+    #[command(after_help = "Example:\n  dist sync && dist outdated")]
+    Sync(ClientJson),
+    /// Install packages: NAME, NAME@VERSION or NAME@REQUIREMENT (REPO/ first: from that
+    /// repository), with their dependencies.
+    #[command(
+        after_help = "Examples:\n  dist install hello\n  dist install 'hello@^1.2' tool@2.0.0\n  dist install --dry-run app\n  dist install extra/tool"
+    )]
     Install(InstallArgs),
     /// Remove packages (one new generation without them); refused while others depend on them.
     #[command(
@@ -95,6 +132,8 @@ pub enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientFlags,
     },
     /// The files an installed package put into the store.
     Files {
@@ -121,6 +160,8 @@ pub enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientFlags,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     #[command(
@@ -132,16 +173,26 @@ pub enum Command {
     Manpages { dir: PathBuf },
     /// Move installed packages (all, or the named) to the newest versions their constraints and
     /// holds allow.
+    #[command(after_help = "Examples:\n  dist upgrade\n  dist upgrade --dry-run hello")]
     Upgrade(UpgradeArgs),
     /// Installed packages with a newer version in the index.
-    Outdated(JsonFlag),
+    Outdated(ClientJson),
     /// Keep a package at its installed version through `upgrade` and resolution.
-    Hold { name: String },
+    Hold {
+        /// An installed package.
+        name: String,
+    },
     /// Release a hold.
-    Unhold { name: String },
+    Unhold {
+        /// A held package.
+        name: String,
+    },
     /// Remove the packages installed as dependencies that nothing requested needs any more.
-    Autoremove(JsonFlag),
+    Autoremove(ClientJson),
     /// Switch back to the previous generation, or to generation N.
+    #[command(
+        after_help = "Examples:\n  dist rollback\n  dist generations && dist rollback --to 3"
+    )]
     Rollback {
         /// The generation to switch to (default: the one before the current).
         #[arg(long, value_name = "N")]
@@ -149,21 +200,31 @@ pub enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientFlags,
     },
     /// List generations.
     Generations(JsonFlag),
     /// List packages of the index, or the installed ones.
     List {
+        /// The installed packages instead of the index's.
         #[arg(long)]
         installed: bool,
+        /// Print a JSON array instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientFlags,
     },
     /// All versions of a package and which one is installed.
     Info {
+        /// A package name.
         name: String,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientFlags,
     },
     /// The client's transmission-daemon.
     #[command(subcommand)]
@@ -171,18 +232,27 @@ pub enum Command {
     /// Remove what `autoremove` would, delete generations beyond the newest N, then what no
     /// generation references.
     Gc {
+        /// Keep the newest N generations (default: all of them; the current one always).
         #[arg(long, value_name = "N")]
         keep: Option<usize>,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientFlags,
     },
     /// Re-hash every store path a generation references against its install record.
     Verify(JsonFlag),
     /// Packages whose name or description contains TERM, newest version first.
+    #[command(after_help = "Example:\n  dist search hello")]
     Search {
+        /// Text to look for (case does not matter).
         term: String,
+        /// Print a JSON array instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientFlags,
     },
 }
 
@@ -201,12 +271,14 @@ pub struct InitArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Every setting as resolved, and where it came from (flag, client.yaml or default).
-    Show(JsonFlag),
+    Show(ClientJson),
 }
 
 #[derive(clap::Args, Debug)]
@@ -232,6 +304,8 @@ pub struct InstallArgs {
     /// `conflicts`), in the same transition, instead of refusing.
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
 }
 
 #[derive(clap::Args, Debug)]
@@ -239,6 +313,7 @@ pub struct UpgradeArgs {
     /// Installed packages to upgrade (default: every installed package).
     #[arg(value_name = "NAME")]
     pub packages: Vec<String>,
+    /// Print a JSON array instead of text.
     #[arg(long)]
     pub json: bool,
     /// Print the plan and change nothing.
@@ -247,6 +322,8 @@ pub struct UpgradeArgs {
     /// Allow a package to move to a lower version (otherwise refused, naming it).
     #[arg(long)]
     pub allow_downgrade: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
 }
 
 #[derive(Subcommand, Debug)]
@@ -341,6 +418,12 @@ pub struct ServeArgs {
     /// this repository); repeatable.
     #[arg(long = "web-seed", value_name = "URL")]
     pub web_seed: Vec<String>,
+    /// Address the seeding transmission-daemon binds and announces from.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// With --mirror-of: the mirrored repository's public key (base64, or a file holding it).
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

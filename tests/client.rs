@@ -183,8 +183,9 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
             let gens = gens.as_array().unwrap();
             assert_eq!(gens.len(), 5);
             assert_eq!(gens[4]["current"], true);
-            assert_eq!(gens[4]["packages"][0], "hello@2.0.0-rc.1");
-            assert_eq!(gens[0]["packages"][0], "hello@1.1.0");
+            assert_eq!(gens[4]["packages"][0]["version"], "2.0.0-rc.1");
+            assert_eq!(gens[0]["packages"][0]["name"], "hello");
+            assert_eq!(gens[0]["packages"][0]["version"], "1.1.0");
         },
     );
     step("rollback to the previous, then to a number", || {

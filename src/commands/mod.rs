@@ -209,42 +209,57 @@ pub fn run(cli: Cli) -> Result<i32> {
     ) {
         catch_interrupts();
     }
+    let top = cli.client;
     match cli.command {
         Command::Pack(args) => pack::run(&g, &args),
         Command::Add(args) => add::run(&g, &args),
         Command::Key(KeyCommand::Show(j)) => key::show(&g, j.json),
-        Command::Init(a) => setup::init(&g, &cli.client, &a),
-        Command::Config(ConfigCommand::Show(j)) => setup::config_show(&g, &cli.client, j.json),
+        Command::Init(a) => setup::init(&g, &top.with(&a.client), &a),
+        Command::Config(ConfigCommand::Show(a)) => {
+            setup::config_show(&g, &top.with(&a.client), a.json)
+        }
         Command::Completions { shell } => setup::completions(shell),
         Command::Manpages { dir } => setup::manpages(&dir),
         Command::Files { name, json } => files::files(&g, &name, json),
         Command::Owner { path, json } => files::owner(&g, &path, json),
-        Command::Repair { names, json } => files::repair(&g, &cli.client, &names, json),
-        Command::Serve(args) => serve::run(
-            &g,
-            &args,
-            cli.client.bind.clone(),
-            cli.client.public_key.clone(),
-        ),
-        Command::Sync(j) => client::sync(&g, &cli.client, j.json),
-        Command::Install(a) => packages::install(&g, &cli.client, &a),
+        Command::Repair {
+            names,
+            json,
+            client,
+        } => files::repair(&g, &top.with(&client), &names, json),
+        Command::Serve(args) => {
+            let bind = args.bind.clone().or(top.bind);
+            let key = args.public_key.clone().or(top.public_key);
+            serve::run(&g, &args, bind, key)
+        }
+        Command::Sync(a) => client::sync(&g, &top.with(&a.client), a.json),
+        Command::Install(a) => packages::install(&g, &top.with(&a.client), &a),
         Command::Uninstall {
             names,
             with_dependents,
             json,
-        } => packages::uninstall(&g, &cli.client, &names, with_dependents, json),
-        Command::Upgrade(a) => packages::upgrade(&g, &cli.client, &a),
-        Command::Outdated(j) => packages::outdated(&g, &cli.client, j.json),
+            client,
+        } => packages::uninstall(&g, &top.with(&client), &names, with_dependents, json),
+        Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
+        Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),
         Command::Hold { name } => packages::hold(&g, &name, true),
         Command::Unhold { name } => packages::hold(&g, &name, false),
-        Command::Autoremove(j) => packages::autoremove(&g, &cli.client, j.json),
-        Command::Rollback { to, json } => client::rollback(&g, &cli.client, to, json),
+        Command::Autoremove(a) => packages::autoremove(&g, &top.with(&a.client), a.json),
+        Command::Rollback { to, json, client } => {
+            client::rollback(&g, &top.with(&client), to, json)
+        }
         Command::Generations(j) => client::generations(&g, j.json),
-        Command::List { installed, json } => client::list(&g, &cli.client, installed, json),
-        Command::Info { name, json } => client::info(&g, &cli.client, &name, json),
+        Command::List {
+            installed,
+            json,
+            client,
+        } => client::list(&g, &top.with(&client), installed, json),
+        Command::Info { name, json, client } => client::info(&g, &top.with(&client), &name, json),
         Command::Daemon(d) => client::daemon(&g, &d),
-        Command::Gc { keep, json } => client::gc(&g, &cli.client, keep, json),
+        Command::Gc { keep, json, client } => client::gc(&g, &top.with(&client), keep, json),
         Command::Verify(j) => client::verify(&g, j.json),
-        Command::Search { term, json } => client::search(&g, &cli.client, &term, json),
+        Command::Search { term, json, client } => {
+            client::search(&g, &top.with(&client), &term, json)
+        }
     }
 }
