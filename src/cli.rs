@@ -181,11 +181,17 @@ pub enum Command {
     Hold {
         /// An installed package.
         name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Release a hold.
     Unhold {
         /// A held package.
         name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove the packages installed as dependencies that nothing requested needs any more.
     Autoremove(ClientJson),

@@ -167,6 +167,46 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
         },
     );
 
+    step(
+        "install --dry-run --json and install --json share their keys",
+        || {
+            let plan = stdout_json(&c.ok(&["install", "--dry-run", "--json", "hello"]));
+            let done = stdout_json(&c.ok(&["install", "--json", "hello"]));
+            let keys = |v: &serde_json::Value| -> Vec<String> {
+                v[0].as_object().unwrap().keys().cloned().collect()
+            };
+            let (plan_keys, done_keys) = (keys(&plan), keys(&done));
+            for k in [
+                "name",
+                "version",
+                "blake3",
+                "size",
+                "reason",
+                "repository",
+                "requested",
+                "required_by",
+                "replaces",
+                "source",
+                "transport",
+                "transport_reason",
+            ] {
+                assert!(
+                    plan_keys.contains(&k.to_string()),
+                    "dry run lacks {k}: {plan}"
+                );
+                assert!(
+                    done_keys.contains(&k.to_string()),
+                    "install lacks {k}: {done}"
+                );
+            }
+            assert_eq!(plan[0]["blake3"], done[0]["blake3"]);
+            let v = stdout_json(&c.ok(&["hold", "hello", "--json"]));
+            assert_eq!((&v["held"], &v["changed"]), (&true.into(), &true.into()));
+            let v = stdout_json(&c.ok(&["unhold", "hello", "--json"]));
+            assert_eq!((&v["held"], &v["changed"]), (&false.into(), &true.into()));
+        },
+    );
+
     c.ok(&["install", "hello", "world", "help"]);
     let store_path = {
         let v = stdout_json(&c.ok(&["list", "--installed", "--json"]));

@@ -106,6 +106,8 @@ pub struct Planned<'a> {
     pub reason: &'static str,
     /// The repository it is taken from.
     pub repository: &'a str,
+    /// Why that transport, as far as the plan knows (null when nothing is fetched).
+    pub transport_reason: Option<String>,
 }
 
 impl<'a> From<&'a PlanItem> for Planned<'a> {
@@ -122,7 +124,16 @@ impl<'a> From<&'a PlanItem> for Planned<'a> {
             required_by: required_by(&p.because),
             reason: plan_reason(&p.because),
             repository: p.origin.repo.name.as_str(),
+            transport_reason: transport_reason(p),
         }
+    }
+}
+
+/// `transport_reason`: why the item is fetched the way it is (null when it is not fetched).
+fn transport_reason(p: &PlanItem) -> Option<String> {
+    match (p.action.fetcher(), p.why) {
+        (Some(f), Some(why)) => Some(why.text(f)),
+        _ => None,
     }
 }
 
@@ -148,6 +159,10 @@ fn required_by(b: &Because) -> Option<&PackageName> {
 pub struct Install<'a> {
     pub name: &'a PackageName,
     pub version: &'a semver::Version,
+    pub blake3: ObjectId,
+    pub size: u64,
+    /// The version it replaced, if any.
+    pub replaces: Option<&'a semver::Version>,
     /// Asked for on the command line (false: a dependency of `required_by`).
     pub requested: bool,
     pub required_by: Option<&'a PackageName>,
@@ -170,15 +185,15 @@ impl<'a> From<&'a Installation> for Install<'a> {
         Install {
             name: &i.item.record.name,
             version: &i.item.record.version,
+            blake3: i.item.record.blake3,
+            size: i.item.record.size,
+            replaces: i.item.replaces.as_ref().map(|r| &r.version),
             requested: i.item.because == Because::Requested,
             required_by: required_by(&i.item.because),
             reason: plan_reason(&i.item.because),
             repository: i.item.origin.repo.name.as_str(),
             transport: i.item.action.fetcher(),
-            transport_reason: match (i.item.action.fetcher(), i.item.why) {
-                (Some(f), Some(why)) => Some(why.text(f)),
-                _ => None,
-            },
+            transport_reason: transport_reason(&i.item),
             bytes_from_peers: i.bytes_from_peers,
             bytes_from_webseed: i.bytes_from_webseed,
             source: i.item.action.source(),
@@ -513,4 +528,13 @@ pub struct Rollback {
 #[derive(Serialize)]
 pub struct DaemonStop {
     pub stopped: bool,
+}
+
+/// `dist hold --json`, `dist unhold --json`.
+#[derive(Serialize)]
+pub struct Hold<'a> {
+    pub name: &'a PackageName,
+    pub held: bool,
+    /// Whether this call changed it.
+    pub changed: bool,
 }

@@ -242,8 +242,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => packages::uninstall(&g, &top.with(&client), &names, with_dependents, json),
         Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
         Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),
-        Command::Hold { name } => packages::hold(&g, &name, true),
-        Command::Unhold { name } => packages::hold(&g, &name, false),
+        Command::Hold { name, json } => packages::hold(&g, &name, true, json),
+        Command::Unhold { name, json } => packages::hold(&g, &name, false, json),
         Command::Autoremove(a) => packages::autoremove(&g, &top.with(&a.client), a.json),
         Command::Rollback { to, json, client } => {
             client::rollback(&g, &top.with(&client), to, json)

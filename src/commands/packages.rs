@@ -285,10 +285,18 @@ pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
 }
 
 /// `dist hold NAME` / `dist unhold NAME`.
-pub fn hold(g: &Global, name: &str, on: bool) -> Result<i32> {
+pub fn hold(g: &Global, name: &str, on: bool, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
     let changed = layout.set_hold(&name, on)?;
+    if json_out {
+        json::print(&json::Hold {
+            name: &name,
+            held: on,
+            changed,
+        })?;
+        return Ok(0);
+    }
     match (on, changed) {
         (true, true) => println!("held {name}: upgrade and resolution keep its version"),
         (true, false) => println!("{name} was held already"),
