@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/local.rs"]
+mod local;
 #[path = "common/published.rs"]
 mod published;
 
@@ -29,29 +31,10 @@ fn pkg(dir: &Path, name: &str, version: &str, relations: &str) -> std::path::Pat
     )
 }
 
-/// A package whose one asset is the command `bin/tool`.
-fn tool_pkg(dir: &Path, name: &str) -> std::path::PathBuf {
-    let d = dir.join(name);
-    fs::create_dir_all(d.join("assets/bin")).unwrap();
-    fs::write(
-        d.join("assets/bin/tool"),
-        format!("#!/bin/sh\necho {name}\n"),
-    )
-    .unwrap();
-    write_package(
-        &d,
-        name,
-        "1.0.0",
-        "",
-        ("readme", b"a tool\n"),
-        "#!/bin/sh\n",
-    )
-}
-
 struct Env {
-    _tmp: tempfile::TempDir,
     client: std::path::PathBuf,
-    _server: FileServer,
+    /// What must live as long as the client is used (temporary directory, servers).
+    _keep: Box<dyn std::any::Any>,
 }
 
 impl Env {
@@ -77,8 +60,8 @@ impl Env {
             pkg(&pkgs, "x", "1.0.0", "conflicts: [y]\n"),
             pkg(&pkgs, "y", "1.0.0", ""),
             pkg(&pkgs, "old", "1.0.0", "depends: {libfoo: \"<1.2\"}\n"),
-            tool_pkg(&pkgs, "tool-a"),
-            tool_pkg(&pkgs, "tool-b"),
+            local::command_package(&pkgs, "tool-a", "tool"),
+            local::command_package(&pkgs, "tool-b", "tool"),
         ];
         run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
         // The publisher refuses what cannot be installed, unless told otherwise.
@@ -106,27 +89,11 @@ impl Env {
     /// A synced client (HTTP only, leech only) of the repository at `TMP/repo`, whose files a
     /// real HTTP server serves from `TMP/www`.
     fn serve(tmp: tempfile::TempDir) -> Env {
-        let (repo, www) = (tmp.path().join("repo"), tmp.path().join("www"));
-        let key = repo_key(&repo);
-        published::lay_out(&repo, &www);
-        let server = FileServer::start(&www);
-        let client = tmp.path().join("client");
-        fs::create_dir_all(&client).unwrap();
-        fs::write(
-            client.join("client.yaml"),
-            format!(
-                "server_url: {}\npublic_key: {key}\ntransport: http\nseed: false\n",
-                server.url
-            ),
-        )
-        .unwrap();
-        let env = Env {
-            _tmp: tmp,
-            client,
-            _server: server,
-        };
-        env.ok(&["sync"]);
-        env
+        let local = local::Local::serve(tmp);
+        Env {
+            client: local.root.clone(),
+            _keep: Box::new(local),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -518,9 +485,8 @@ fn two_repositories_by_priority_issue_12() {
         .unwrap();
     };
     let env = Env {
-        _tmp: tmp,
         client: client.clone(),
-        _server: main,
+        _keep: Box::new((tmp, main)),
     };
 
     step(

@@ -6,60 +6,16 @@
 mod common;
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/local.rs"]
+mod local;
 #[path = "common/published.rs"]
 mod published;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 
 use common::*;
 use files::FileServer;
-
-/// A package `name` 1.0.0 with the command `bin/NAME`.
-fn tool(dir: &Path, name: &str) -> PathBuf {
-    let d = dir.join(name);
-    fs::create_dir_all(d.join("assets/bin")).unwrap();
-    fs::write(
-        d.join(format!("assets/bin/{name}")),
-        format!("#!/bin/sh\necho {name}\n"),
-    )
-    .unwrap();
-    write_package(
-        &d,
-        name,
-        "1.0.0",
-        "description: a tool\n",
-        ("readme", b"a tool\n"),
-        "#!/bin/sh\n",
-    )
-}
-
-struct Client {
-    root: PathBuf,
-}
-
-impl Client {
-    fn run(&self, args: &[&str]) -> Output {
-        dist()
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> Output {
-        run_ok(dist().arg("--root").arg(&self.root).args(args))
-    }
-    fn err(&self, args: &[&str]) -> (i32, String) {
-        let o = self.run(args);
-        assert!(!o.status.success(), "{args:?} succeeded");
-        (
-            o.status.code().unwrap(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-}
 
 #[test]
 fn first_run_verbs_and_one_json_contract_issue_13() {
@@ -69,15 +25,12 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
         tmp.path().join("www"),
         tmp.path().join("pkgs"),
     );
-    run_ok(dist().arg("--root").arg(&repo).arg("add").args([
-        tool(&pkgs, "hello"),
-        tool(&pkgs, "help"),
-        tool(&pkgs, "world"),
-    ]));
+    let tools = ["hello", "help", "world"].map(|n| local::command_package(&pkgs, n, n));
+    run_ok(dist().arg("--root").arg(&repo).arg("add").args(tools));
     let key = repo_key(&repo);
     published::lay_out(&repo, &www);
     let server = FileServer::start(&www);
-    let c = Client {
+    let c = local::ClientRoot {
         root: tmp.path().join("client"),
     };
     let yaml = c.root.join("client.yaml");

@@ -9,6 +9,8 @@
 mod common;
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/local.rs"]
+mod local;
 #[path = "common/published.rs"]
 mod published;
 
@@ -18,24 +20,18 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
-use files::FileServer;
 
 /// One repository of these packages (each with `script` as both its install and uninstall
 /// script), served over HTTP, and a synced client of it (HTTP only, leech only).
 struct Env {
-    _tmp: tempfile::TempDir,
     root: PathBuf,
-    _server: FileServer,
+    local: local::Local,
 }
 
 impl Env {
     fn new(packages: &[(&str, &str)]) -> Env {
         let tmp = tempfile::tempdir().unwrap();
-        let (repo, www, pkgs) = (
-            tmp.path().join("repo"),
-            tmp.path().join("www"),
-            tmp.path().join("pkgs"),
-        );
+        let (repo, pkgs) = (tmp.path().join("repo"), tmp.path().join("pkgs"));
         let dirs: Vec<PathBuf> = packages
             .iter()
             .map(|(name, script)| {
@@ -50,39 +46,19 @@ impl Env {
             })
             .collect();
         run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
-        let key = repo_key(&repo);
-        published::lay_out(&repo, &www);
-        let server = FileServer::start(&www);
-        let root = tmp.path().join("client");
-        fs::create_dir_all(&root).unwrap();
-        fs::write(
-            root.join("client.yaml"),
-            format!(
-                "server_url: {}\npublic_key: {key}\ntransport: http\nseed: false\n",
-                server.url
-            ),
-        )
-        .unwrap();
-        let env = Env {
-            _tmp: tmp,
-            root,
-            _server: server,
-        };
-        run_ok(dist().arg("--root").arg(&env.root).arg("sync"));
-        env
+        let local = local::Local::serve(tmp);
+        Env {
+            root: local.root.clone(),
+            local,
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        dist()
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .output()
-            .unwrap()
+        self.local.run(args)
     }
 
     fn ok(&self, args: &[&str]) -> Output {
-        run_ok(dist().arg("--root").arg(&self.root).args(args))
+        self.local.ok(args)
     }
 
     fn log(&self, name: &str, which: &str) -> String {
