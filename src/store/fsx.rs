@@ -217,12 +217,7 @@ impl StagingDir {
         if fs::symlink_metadata(dest).is_err() {
             return self.persist(dest);
         }
-        let parent = parent_of(dest);
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let trash = parent.join(format!("{TRASH}{name}-{}", std::process::id()));
+        let trash = beside(dest, TRASH);
         fs::rename(dest, &trash)
             .with_context(|| format!("cannot move {} aside", dest.display()))?;
         if let Err(e) = self.persist(dest) {
@@ -233,6 +228,16 @@ impl StagingDir {
         make_writable(&trash);
         remove_any(&trash)
     }
+}
+
+/// `PREFIX<name>-<pid>` beside `path`: the name a temporary (`TMP`) or a removal (`TRASH`) of
+/// it takes in the same directory, so that the rename is atomic and a leftover is recognised.
+fn beside(path: &Path, prefix: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_of(path).join(format!("{prefix}{name}-{}", std::process::id()))
 }
 
 /// Fsyncs every regular file and directory below `root` (not following symlinks).
@@ -259,12 +264,7 @@ pub fn sync_tree(root: &Path) -> Result<()> {
 /// Points the symlink `link` at `target` with one rename, so readers see the old or the new
 /// target and never a missing link.
 pub fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
-    let parent = parent_of(link);
-    let name = link
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!("{TMP}{name}-{}", std::process::id()));
+    let tmp = beside(link, TMP);
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)
         .with_context(|| format!("cannot create symlink {}", tmp.display()))?;
@@ -272,7 +272,7 @@ pub fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("cannot switch symlink {}", link.display()));
     }
-    fsync_dir(parent)
+    fsync_dir(parent_of(link))
 }
 
 /// Removes a directory tree that is no longer referenced: renamed aside first, so that a crash
@@ -281,14 +281,9 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     if fs::symlink_metadata(path).is_err() {
         return Ok(());
     }
-    let parent = parent_of(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let trash = parent.join(format!("{TRASH}{name}-{}", std::process::id()));
+    let trash = beside(path, TRASH);
     fs::rename(path, &trash).with_context(|| format!("cannot move {} aside", path.display()))?;
-    fsync_dir(parent)?;
+    fsync_dir(parent_of(path))?;
     // A file or symlink where a tree was expected (a leftover, a damaged root) goes the same way.
     remove_any(&trash)
 }
@@ -307,5 +302,32 @@ pub fn make_writable(root: &Path) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persist_replacing_swaps_a_read_only_tree_and_leaves_no_trash() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("store-path");
+        fs::create_dir_all(dest.join("sub")).unwrap();
+        fs::write(dest.join("sub/file"), "damaged").unwrap();
+        for p in [dest.join("sub"), dest.clone()] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        let staging = StagingDir::new_in(dir.path(), "unpack").unwrap();
+        fs::create_dir(staging.path().join("sub")).unwrap();
+        fs::write(staging.path().join("sub/file"), "fresh").unwrap();
+        staging.persist_replacing(&dest).unwrap();
+        assert_eq!(fs::read_to_string(dest.join("sub/file")).unwrap(), "fresh");
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["store-path"], "leftovers beside the store path");
     }
 }
