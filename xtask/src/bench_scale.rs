@@ -7,6 +7,9 @@
 //!   seeder then;
 //! - `dist sync` bytes on the wire: first sync, after one added package, unchanged;
 //! - `search` and `info` p50 over the synced index;
+//! - the web catalog (`GET /`, its last page, a search, a package page) p50, next to
+//!   `/index.json` in the same run (a file the server hands out as it is: the cost of a request
+//!   itself);
 //! - the size of `published/` after 20 publishes, against one published snapshot.
 //!
 //! `--check` fails the run unless every figure of this build was measured and sync took the
@@ -107,6 +110,7 @@ fn check(f: &Figures) -> Result<()> {
         ("initial sync", f.sync_initial.is_none()),
         ("search", f.search_p50.is_none()),
         ("info", f.info_p50.is_none()),
+        ("catalog", f.catalog.is_none()),
         ("published/", f.published_after.is_none()),
     ]
     .into_iter()
@@ -171,6 +175,8 @@ struct Figures {
     sync_unchanged: Option<(u64, String)>,
     search_p50: Option<Duration>,
     info_p50: Option<Duration>,
+    /// p50 of `GET /index.json` (baseline), `/`, the last page, a search and a package page.
+    catalog: Option<[Duration; 5]>,
     published_after: Option<u64>,
 }
 
@@ -269,6 +275,9 @@ fn measure(
             run_quiet(dist(bin, &client).args(["info", &name]))
         })
         .ok();
+        f.catalog = catalog(ports.http, a.n, term, &name)
+            .map_err(|e| eprintln!("[{label}] catalog: {e:#}"))
+            .ok();
     }
     f.serve_stop = server.stop(&repo);
     if f.serve_cold.is_some() {
@@ -294,6 +303,36 @@ fn measure(
     f.published_after = Some(dir_size(&repo.join("published"))?);
     (f.snapshot_raw, f.snapshot_published) = snapshot_sizes(&repo)?;
     Ok(f)
+}
+
+/// The web catalog's pages, p50 of `QUERY_RUNS` each, after `/index.json` as the baseline; a page
+/// that does not answer 200 with the package it should show fails the measurement.
+fn catalog(http: SocketAddr, n: usize, term: &str, name: &str) -> Result<[Duration; 5]> {
+    // 50 packages a page, by name: "one-more", then pkg-000000 to the last.
+    let last = (n + 1).div_ceil(50);
+    let newest = format!("pkg-{:06}", n - 1);
+    let pages = [
+        ("/index.json".to_string(), None),
+        ("/".to_string(), Some("pkg-000000")),
+        (format!("/?page={last}"), Some(newest.as_str())),
+        (format!("/?q={term}"), Some(name)),
+        (format!("/packages/{name}"), Some(name)),
+    ];
+    let mut out = [Duration::ZERO; 5];
+    for (i, (path, shows)) in pages.iter().enumerate() {
+        out[i] = p50(QUERY_RUNS, || {
+            let (code, body) = http_get(http, path)?;
+            let shown = shows.is_none_or(|s| String::from_utf8_lossy(&body).contains(s));
+            if code != 200 || !shown {
+                bail!(
+                    "GET {path}: {code}, {} bytes, {shows:?} shown: {shown}",
+                    body.len()
+                );
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
 }
 
 fn latest(repo: &Path) -> Result<u64> {
@@ -588,6 +627,23 @@ fn report(n: usize, rows: &[(&str, Figures)]) {
         ),
         ("search p50", Box::new(|f| ms(f.search_p50))),
         ("info p50", Box::new(|f| ms(f.info_p50))),
+        (
+            "GET /index.json p50 (baseline)",
+            Box::new(|f| ms(f.catalog.map(|c| c[0]))),
+        ),
+        ("catalog / p50", Box::new(|f| ms(f.catalog.map(|c| c[1])))),
+        (
+            "catalog last page p50",
+            Box::new(|f| ms(f.catalog.map(|c| c[2]))),
+        ),
+        (
+            "catalog search p50",
+            Box::new(|f| ms(f.catalog.map(|c| c[3]))),
+        ),
+        (
+            "catalog package page p50",
+            Box::new(|f| ms(f.catalog.map(|c| c[4]))),
+        ),
         (
             "published/ after 20 publishes",
             Box::new(|f| {
