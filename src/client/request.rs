@@ -58,16 +58,8 @@ impl Request {
                 (n, spec)
             }
         };
-        let name = PackageName::parse(name).map_err(|e| {
-            // `Hello` for `hello`: say so.
-            let lower = name.to_lowercase();
-            match PackageName::parse(&lower) {
-                Ok(_) => {
-                    anyhow::anyhow!("`{whole}`: {e} (names are lowercase: did you mean `{lower}`?)")
-                }
-                Err(_) => anyhow::anyhow!("`{whole}`: {e}"),
-            }
-        })?;
+        // (A name in the wrong case parses; the did-you-mean of an unknown name has it.)
+        let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("`{whole}`: {e}"))?;
         Ok(Request { name, spec, repo })
     }
 

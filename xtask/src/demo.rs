@@ -150,23 +150,35 @@ fn story(d: &Demo) -> Result<()> {
         d.wait_healthy(&log)?;
         print!("{}", fs::read_to_string(&log)?);
 
-        fs::create_dir_all(d.client())?;
-        let yaml = format!(
-            "server_url: http://{HTTP}\npublic_key: {}\nbind_address: {CLIENT_IP}\n",
-            key.trim()
-        );
-        fs::write(d.client().join("client.yaml"), &yaml)?;
-        println!("\nclient$ cat $ROOT/client.yaml\n{yaml}");
+        let url = format!("http://{HTTP}");
+        d.dist(
+            &d.client(),
+            &[
+                "init",
+                "--server-url",
+                &url,
+                "--public-key",
+                key.trim(),
+                "--bind",
+                CLIENT_IP,
+            ],
+        )?;
+        d.dist(&d.client(), &["config", "show"])?;
         d.dist(&d.client(), &["sync"])?;
         d.dist(&d.client(), &["search", "hello"])?;
         d.dist(&d.client(), &["install", "hello", "--transport", "torrent"])?;
         d.hello()?;
+        let link = d.client().join("current/bin/hello");
+        d.dist(&d.client(), &["owner", &link.display().to_string()])?;
 
         d.dist(&d.repo(), &["add", &fx("hello-1.1.0")])?;
         d.wait_healthy(&log)?;
         d.dist(&d.client(), &["sync"])?;
-        d.dist(&d.client(), &["install", "hello", "nested"])?;
+        d.dist(&d.client(), &["outdated"])?;
+        d.dist(&d.client(), &["upgrade"])?;
         d.hello()?;
+        d.dist(&d.client(), &["install", "nested"])?;
+        d.dist(&d.client(), &["files", "nested"])?;
         d.dist(&d.client(), &["generations"])?;
         d.dist(&d.client(), &["rollback"])?;
         d.hello()?;
