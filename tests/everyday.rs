@@ -53,6 +53,8 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
                 "garbage",
             ]);
             assert!(err.contains("not a minisign key"), "{err}");
+            let o = c.run(&["init", "--server-url", "x", "--public-key", &key, "--json"]);
+            assert_eq!(stdout_json(&o)["error"]["kind"], "config");
             assert!(!yaml.exists());
             let v = stdout_json(&c.ok(&[
                 "init",

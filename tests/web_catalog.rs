@@ -457,6 +457,11 @@ fn web_catalog_in_chromium_issue_13() {
             assert!(!body.contains("<script>"), "{body}");
             let (status, _, _) = get(&server.url("/packages/nosuchpackage"), None);
             assert_eq!(status, 404);
+            // A name with a `/` is no package either, and the page says so, escaped.
+            let (status, ctype, body) = get(&server.url("/packages/a/%3Cb%3E"), None);
+            assert_eq!((status, ctype.as_str()), (404, "text/html; charset=utf-8"));
+            let body = String::from_utf8(body).unwrap();
+            assert!(body.contains("No package “a/&lt;b&gt;”"), "{body}");
             // A web seed's range request, then a whole download: both are counted.
             let object = format!(
                 "/objects/{}/{}",

@@ -157,6 +157,20 @@ pub struct RepositoryConfig {
     pub priority: i64,
 }
 
+/// A client configuration that cannot be used (unreadable or malformed client.yaml, a bad flag
+/// value, a URL or key that is not one): what `--json` reports as kind `config`. The message
+/// is the whole explanation.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// `e`, explained as it would be printed, as a configuration error.
+    pub fn wrap(e: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(ConfigError(format!("{e:#}")))
+    }
+}
+
 /// The configuration file of a client root.
 pub fn config_path(root: &Path) -> PathBuf {
     root.join("client.yaml")

@@ -2,7 +2,7 @@
 //! (what changes the installed set is in `packages.rs`).
 
 use anyhow::{Context, Result};
-use dist::client::config::{config_path, ClientConfig, Settings};
+use dist::client::config::{config_path, ClientConfig, ConfigError, Settings};
 use dist::client::install;
 use dist::client::sources::{Candidate, Sources};
 use dist::client::{daemon, sync, Layout};
@@ -14,8 +14,10 @@ use crate::cli::{ClientFlags, DaemonCommand};
 
 /// client.yaml with the flags on top, resolved once.
 pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
-    let c = ClientConfig::load(&g.root)?;
-    with_flags(c, f)?.resolve(&config_path(&g.root))
+    let c = ClientConfig::load(&g.root).map_err(ConfigError::wrap)?;
+    with_flags(c, f)
+        .and_then(|c| c.resolve(&config_path(&g.root)))
+        .map_err(ConfigError::wrap)
 }
 
 /// Only what the flags set, as a configuration (for `config show`).

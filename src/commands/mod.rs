@@ -78,7 +78,7 @@ pub fn print_json_error(message: &str, kind: &str) {
 
 /// What kind of failure an error is, for `--json` callers that branch on it: the first typed
 /// cause in its chain decides (`resolution`, `not_found`, `signature`, `index`, `verification`,
-/// `locked`, `interrupted`), else `error`.
+/// `locked`, `interrupted`, `config`), else `error`.
 pub fn error_kind(e: &anyhow::Error) -> &'static str {
     use dist::client::resolve::ResolveError;
     for cause in e.chain() {
@@ -105,6 +105,9 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         }
         if cause.is::<dist::client::interrupt::Interrupted>() {
             return "interrupted";
+        }
+        if cause.is::<dist::client::config::ConfigError>() {
+            return "config";
         }
     }
     "error"

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::CommandFactory;
-use dist::client::config::{check_key, check_url, config_path, ClientConfig};
+use dist::client::config::{check_key, check_url, config_path, ClientConfig, ConfigError};
 use dist::store::fsx;
 
 use super::client::flags_only;
@@ -20,8 +20,8 @@ pub fn init(g: &Global, f: &ClientFlags, a: &InitArgs) -> Result<i32> {
     let (Some(url), Some(key)) = (&f.server_url, &f.public_key) else {
         bail!("`dist init` needs --server-url URL and --public-key KEY (the line `dist key show` prints on the repository)");
     };
-    check_url("--server-url", url)?;
-    check_key("--public-key", key)?;
+    check_url("--server-url", url).map_err(ConfigError::wrap)?;
+    check_key("--public-key", key).map_err(ConfigError::wrap)?;
     if path.exists() && !a.force {
         bail!(
             "{} exists already: pass --force to replace it",
@@ -29,8 +29,8 @@ pub fn init(g: &Global, f: &ClientFlags, a: &InitArgs) -> Result<i32> {
         );
     }
     // The flags, checked the way every command will read them.
-    let c = flags_only(f)?;
-    c.clone().resolve(&path)?;
+    let c = flags_only(f).map_err(ConfigError::wrap)?;
+    c.clone().resolve(&path).map_err(ConfigError::wrap)?;
     let text = serde_yaml::to_string(&Sparse(&c)).context("cannot write the configuration")?;
     std::fs::create_dir_all(&g.root)
         .with_context(|| format!("cannot create {}", g.root.display()))?;

@@ -120,7 +120,19 @@ pub fn router(web: Arc<Web>) -> Router {
     Router::new()
         .route("/", get(list))
         .route("/packages/{name}", get(package))
+        .route("/packages/{name}/{*rest}", get(no_package))
         .with_state(web)
+}
+
+/// `GET /packages/A/B…`: no package name has a `/`, so the catalog's 404 page names it.
+async fn no_package(
+    State(web): State<Arc<Web>>,
+    Path((name, rest)): Path<(String, String)>,
+) -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        html::not_found(web.serial(), &format!("{name}/{rest}")),
+    )
 }
 
 fn html(status: StatusCode, body: String) -> Response {
