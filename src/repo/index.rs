@@ -2,17 +2,16 @@
 //! canonical content digest both sides compute, and read-only queries over a snapshot file.
 //! Shared by the publisher, `serve` and the client.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-
 use anyhow::{bail, Context, Result};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::format::ids::{parse_version, InfoHash, ObjectId, PackageId, PackageName};
 use crate::format::relations::Relations;
 use crate::format::torrent;
-use crate::repo::search;
+
+use super::snapshot::Schema;
+pub use super::snapshot::Snapshot;
 
 /// Version of the published index format, stored as `meta.format` and in the signed manifest.
 /// 2: compressed snapshots, signed manifest, deltas; no `magnet` column (rendered from
@@ -39,69 +38,6 @@ CREATE TABLE packages (
     depends     TEXT,
     conflicts   TEXT,
     executables TEXT,
-    PRIMARY KEY (name, version_key)
-);
-";
-
-/// Schema of a format-3 snapshot: what a client synced before format 4 keeps on disk. It is
-/// still read (no package's executables are known), until the next sync.
-const SNAPSHOT_SCHEMA_V3: &str = "
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE packages (
-    name        TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    version_key TEXT NOT NULL,
-    description TEXT,
-    blake3      TEXT NOT NULL,
-    infohash    TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    added_at    INTEGER NOT NULL,
-    depends     TEXT,
-    conflicts   TEXT,
-    PRIMARY KEY (name, version_key)
-);
-";
-
-/// Schema of a format-2 snapshot: what a client synced before format 3 keeps on disk. It is
-/// still read (no package has relations), so installing keeps working until the next sync.
-const SNAPSHOT_SCHEMA_V2: &str = "
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE packages (
-    name        TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    version_key TEXT NOT NULL,
-    description TEXT,
-    blake3      TEXT NOT NULL,
-    infohash    TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    added_at    INTEGER NOT NULL,
-    PRIMARY KEY (name, version_key)
-);
-";
-
-/// Schema of a format-1 snapshot: what a client synced before format 2 keeps on disk. It is
-/// still read (with its `magnet` column), so installing keeps working until the next sync.
-const SNAPSHOT_SCHEMA_V1: &str = "
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE packages (
-    name        TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    version_key TEXT NOT NULL,
-    description TEXT,
-    blake3      TEXT NOT NULL,
-    infohash    TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    magnet      TEXT NOT NULL,
-    added_at    INTEGER NOT NULL,
     PRIMARY KEY (name, version_key)
 );
 ";
@@ -351,7 +287,7 @@ fn kind(v: &Value) -> &'static str {
 
 /// Reads and parses the rows a query selects (`where_sql` may be empty), sorted by name and
 /// version precedence. `dist` is `None` for a format-1 table (magnets in the rows).
-fn query_records(
+pub(super) fn query_records(
     conn: &Connection,
     schema: Schema,
     dist: Option<&Distribution>,
@@ -491,262 +427,5 @@ impl rusqlite::ToSql for InfoHash {
 impl rusqlite::ToSql for PackageName {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(self.as_str().into())
-    }
-}
-
-/// Which schema a snapshot file has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Schema {
-    V1,
-    V2,
-    V3,
-    V4,
-}
-
-/// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (or
-/// of format 1) and their automatic primary-key indexes, before a row is read: a view, a
-/// trigger or a table of another shape in a signed file could make reading it run without bound.
-/// With `local`, the client's own search table (`repo::search`) is allowed too; a file as
-/// published never has it.
-fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
-    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let statements = |schema: &str| -> Vec<String> {
-        schema
-            .split(';')
-            .map(squash)
-            .filter(|s| !s.is_empty())
-            .collect()
-    };
-    let known = [
-        (Schema::V4, statements(SNAPSHOT_SCHEMA)),
-        (Schema::V3, statements(SNAPSHOT_SCHEMA_V3)),
-        (Schema::V2, statements(SNAPSHOT_SCHEMA_V2)),
-        (Schema::V1, statements(SNAPSHOT_SCHEMA_V1)),
-    ];
-    let mut found = [0usize; 4];
-    let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (kind, name, sql) = row?;
-        let ok = match (kind.as_str(), &sql) {
-            ("table", Some(sql)) if local && name == "search" => {
-                squash(sql) == squash(search::SEARCH_TABLE)
-            }
-            ("table", Some(sql))
-                if local
-                    && search::SHADOW_TABLES.contains(&name.as_str())
-                    && sql.starts_with(&format!("CREATE TABLE '{name}'")) =>
-            {
-                true
-            }
-            ("table", Some(sql)) => {
-                let sql = squash(sql);
-                let mut any = false;
-                for (k, (_, stmts)) in known.iter().enumerate() {
-                    if stmts.contains(&sql) {
-                        found[k] += 1;
-                        any = true;
-                    }
-                }
-                any
-            }
-            ("index", None) => {
-                name == "sqlite_autoindex_meta_1" || name == "sqlite_autoindex_packages_1"
-            }
-            _ => false,
-        };
-        if !ok {
-            bail!(
-                "unexpected {kind} `{}` in its schema (a snapshot holds exactly the tables of store-format.md §5)",
-                name.escape_default()
-            );
-        }
-    }
-    // `meta` is the same in all: the `packages` table decides.
-    known
-        .iter()
-        .zip(found)
-        .find(|((_, stmts), n)| *n == stmts.len())
-        .map(|((schema, _), _)| *schema)
-        .context("its schema lacks the tables of store-format.md §5")
-}
-
-/// Refuses a file whose SQLite header does not say rollback journal (bytes 18 and 19, the file
-/// format versions, are 1; 2 means WAL). `publish` never writes another, and on a WAL file even
-/// a read-only open makes SQLite read frames from an unsigned `-wal` file beside it and create
-/// `-wal` and `-shm` files (or fail, for a user who may not write there).
-fn check_journal_mode(path: &Path) -> Result<()> {
-    let mut head = [0u8; 20];
-    // Unreadable, shorter than that or without the magic: SQLite says what is wrong.
-    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    if read.is_ok() && head[..16] == *b"SQLite format 3\0" && head[18..20] != [1, 1] {
-        bail!(
-            "its SQLite file format versions are {} and {}, not 1 and 1 (a snapshot is a rollback-journal database, never WAL)",
-            head[18],
-            head[19]
-        );
-    }
-    Ok(())
-}
-
-/// A snapshot opened read-only, its schema checked and its meta read; rows are queried on
-/// demand (with the primary key's index), so a 100,000-row index costs what a query reads.
-pub struct Snapshot {
-    conn: Connection,
-    path: PathBuf,
-    schema: Schema,
-    pub format: u32,
-    pub serial: u64,
-    pub created: u64,
-    /// `meta.distribution` as stored (format 2; empty for format 1).
-    pub distribution_text: String,
-    /// `None` for format 1, whose rows carry their magnets.
-    distribution: Option<Distribution>,
-    /// Whether the client's search table is there.
-    has_search: bool,
-}
-
-impl Snapshot {
-    /// Opens a snapshot as published (its schema exactly §5.1).
-    pub fn open(path: &Path) -> Result<Snapshot> {
-        Snapshot::open_with(path, false)
-    }
-
-    /// Opens the client's copy, which may also hold its search table.
-    pub fn open_local(path: &Path) -> Result<Snapshot> {
-        Snapshot::open_with(path, true)
-    }
-
-    fn open_with(path: &Path, local: bool) -> Result<Snapshot> {
-        let not_index = || format!("{} is not a dist index", path.display());
-        check_journal_mode(path).with_context(not_index)?;
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open index {}", path.display()))?;
-        let schema = check_schema(&conn, local).with_context(not_index)?;
-        let has_search = local && search::present(&conn)?;
-        let meta = |k: &str| -> Result<Option<String>> {
-            Ok(conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
-                .optional()?)
-        };
-        let format: u32 = meta("format")
-            .with_context(not_index)?
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("{}: no index format", path.display()))?;
-        match (format, schema) {
-            (1, Schema::V1) | (2, Schema::V2) | (3, Schema::V3) | (INDEX_FORMAT, Schema::V4) => {}
-            (1..=INDEX_FORMAT, _) => bail!(
-                "{}: its tables are not those of index format {format}",
-                path.display()
-            ),
-            _ => bail!(
-                "{}: index format {format} is not supported (this dist reads 1 to {INDEX_FORMAT}); upgrade dist",
-                path.display()
-            ),
-        }
-        let serial = meta("serial")?
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("{}: index without serial", path.display()))?;
-        let created = meta("created")?.and_then(|v| v.parse().ok()).unwrap_or(0);
-        let (distribution_text, distribution) = if format == 1 {
-            (String::new(), None)
-        } else {
-            let text = meta("distribution")?
-                .with_context(|| format!("{}: index without distribution", path.display()))?;
-            let d = Distribution::decode(&text).with_context(|| path.display().to_string())?;
-            (text, Some(d))
-        };
-        Ok(Snapshot {
-            conn,
-            path: path.to_path_buf(),
-            schema,
-            format,
-            serial,
-            created,
-            distribution_text,
-            distribution,
-            has_search,
-        })
-    }
-
-    fn query(&self, where_sql: &str, params: impl rusqlite::Params) -> Result<Vec<PackageRecord>> {
-        query_records(
-            &self.conn,
-            self.schema,
-            self.distribution.as_ref(),
-            where_sql,
-            params,
-        )
-        .with_context(|| format!("cannot read {}", self.path.display()))
-    }
-
-    /// The trackers and web-seed base of a format-2 index.
-    pub fn distribution(&self) -> Option<&Distribution> {
-        self.distribution.as_ref()
-    }
-
-    /// Every record, by name and version precedence.
-    pub fn all(&self) -> Result<Vec<PackageRecord>> {
-        self.query("", [])
-    }
-
-    /// All versions of `name`, lowest precedence first (one lookup in the primary key).
-    pub fn versions(&self, name: &str) -> Result<Vec<PackageRecord>> {
-        self.query("WHERE name = ?1", [name])
-    }
-
-    /// Records whose name or description contains `term`, ignoring case: through the search
-    /// table when there is one and the term is long enough, else by a scan ignoring ASCII case.
-    pub fn search(&self, term: &str) -> Result<Vec<PackageRecord>> {
-        if self.has_search && term.chars().count() >= search::MIN_TERM_CHARS {
-            return self.query(
-                "WHERE rowid IN (SELECT rowid FROM search WHERE search MATCH ?1)",
-                [search::phrase(term)],
-            );
-        }
-        self.query(
-            &format!("WHERE {}", search::LIKE_WHERE),
-            [search::like_pattern(term)],
-        )
-    }
-
-    /// Every package name, once each (for suggestions).
-    pub fn names(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("SELECT DISTINCT name FROM packages")?;
-        let names = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .with_context(|| format!("cannot read {}", self.path.display()))?;
-        Ok(names)
-    }
-
-    /// How many package versions the index holds.
-    pub fn count(&self) -> Result<usize> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM packages", [], |r| r.get(0))?;
-        Ok(n as usize)
-    }
-
-    /// The canonical content digest (the current format only).
-    pub fn content_digest(&self) -> Result<blake3::Hash> {
-        if self.format != INDEX_FORMAT {
-            bail!(
-                "{}: index format {} has no content digest",
-                self.path.display(),
-                self.format
-            );
-        }
-        content_digest(&self.conn, &self.distribution_text)
-            .with_context(|| format!("cannot read {}", self.path.display()))
     }
 }

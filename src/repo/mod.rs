@@ -7,6 +7,7 @@ pub mod mirror;
 mod publish;
 pub(crate) mod search;
 pub mod sign;
+pub mod snapshot;
 pub mod wire;
 
 pub use index::Distribution;
