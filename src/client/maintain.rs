@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::profile::record_path;
+use super::profile::{record_path, Installed};
 use super::{daemon, Layout};
 use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
 use crate::store::fsx;
@@ -212,32 +212,34 @@ pub fn verify(layout: &Layout) -> Result<Vec<VerifyEntry>> {
     let mut out = Vec::new();
     for g in layout.generations()? {
         for p in g.packages.values() {
-            if !seen.insert(p.store_path.clone()) {
-                continue;
+            if seen.insert(p.store_path.clone()) {
+                out.push(verify_one(p)?);
             }
-            let differences = match std::fs::read(record_path(&p.store_path)) {
-                Err(e) => vec![format!("no install record ({e})")],
-                Ok(bytes) => {
-                    let recorded: Vec<TreeEntry> =
-                        serde_json::from_slice(&bytes).with_context(|| {
-                            format!("{} is corrupt", record_path(&p.store_path).display())
-                        })?;
-                    if !p.store_path.is_dir() {
-                        vec!["the store path is missing".to_string()]
-                    } else {
-                        let actual = tree::tree_record(&p.store_path)?;
-                        tree::diff_tree(&recorded, &actual)
-                    }
-                }
-            };
-            out.push(VerifyEntry {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                store_path: p.store_path.clone(),
-                ok: differences.is_empty(),
-                differences,
-            });
         }
     }
     Ok(out)
+}
+
+/// Re-hashes one installed package's store path against its install-time record.
+pub fn verify_one(p: &Installed) -> Result<VerifyEntry> {
+    let differences = match std::fs::read(record_path(&p.store_path)) {
+        Err(e) => vec![format!("no install record ({e})")],
+        Ok(bytes) => {
+            let recorded: Vec<TreeEntry> = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is corrupt", record_path(&p.store_path).display()))?;
+            if !p.store_path.is_dir() {
+                vec!["the store path is missing".to_string()]
+            } else {
+                let actual = tree::tree_record(&p.store_path)?;
+                tree::diff_tree(&recorded, &actual)
+            }
+        }
+    };
+    Ok(VerifyEntry {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        store_path: p.store_path.clone(),
+        ok: differences.is_empty(),
+        differences,
+    })
 }

@@ -108,16 +108,16 @@ pub fn repair(g: &Global, f: &ClientFlags, names: &[String], json_out: bool) -> 
     for n in names {
         wanted.insert(installed(&layout, n)?.name);
     }
-    let live: BTreeSet<&PathBuf> = current
+    // Only what is installed now (or named) is hashed, not every generation's store paths.
+    let mut damaged: Vec<&Installed> = Vec::new();
+    for p in current
         .values()
         .filter(|p| wanted.is_empty() || wanted.contains(&p.name))
-        .map(|p| &p.store_path)
-        .collect();
-    let damaged: Vec<&Installed> = maintain::verify(&layout)?
-        .iter()
-        .filter(|e| !e.ok && live.contains(&e.store_path))
-        .filter_map(|e| current.get(&e.name))
-        .collect();
+    {
+        if !maintain::verify_one(p)?.ok {
+            damaged.push(p);
+        }
+    }
     let mut generation = None;
     if !damaged.is_empty() {
         let sources = Sources::open(&layout, &settings)?;
