@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::config::{Fetcher, Settings, Why};
 use super::profile::Installed;
@@ -14,7 +15,6 @@ use super::sources::{Origin, Sources};
 use super::Layout;
 use crate::format::ids::PackageName;
 use crate::repo::index::PackageRecord;
-use std::sync::Arc;
 
 /// What has to happen for one package version to be in the next generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
