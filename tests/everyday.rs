@@ -26,7 +26,26 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
         tmp.path().join("pkgs"),
     );
     let tools = ["hello", "help", "world"].map(|n| local::command_package(&pkgs, n, n));
-    run_ok(dist().arg("--root").arg(&repo).arg("add").args(tools));
+    // A package whose install script leaves a mark that its uninstall script takes away.
+    let marker = local::command_package(&pkgs, "marker", "marker");
+    fs::write(
+        marker.join("scripts/install.sh"),
+        "#!/bin/sh\ntouch \"$DIST_ROOT/marked\"\n",
+    )
+    .unwrap();
+    fs::write(
+        marker.join("scripts/uninstall.sh"),
+        "#!/bin/sh\nrm -f \"$DIST_ROOT/marked\"\n",
+    )
+    .unwrap();
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .arg("add")
+            .args(tools)
+            .arg(&marker),
+    );
     let key = repo_key(&repo);
     published::lay_out(&repo, &www);
     let server = FileServer::start(&www);
@@ -236,6 +255,14 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
         let v = stdout_json(&c.ok(&["install", "--reinstall", "--json", "hello"]));
         assert_eq!(v[0]["source"], "cached", "{v}");
         c.ok(&["verify"]);
+        // Its install script runs again, its uninstall script does not (it does not leave).
+        c.ok(&["install", "marker"]);
+        let mark = c.root.join("marked");
+        fs::remove_file(&mark).unwrap();
+        c.ok(&["install", "--reinstall", "marker"]);
+        assert!(mark.exists(), "the reinstall's scripts left no mark");
+        c.ok(&["uninstall", "marker"]);
+        assert!(!mark.exists(), "uninstall kept the mark");
     });
 
     step(

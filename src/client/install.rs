@@ -211,7 +211,11 @@ fn run(
     }
     for e in &entering {
         if let Some(old) = packages.insert(e.name.clone(), e.clone()) {
-            leaving.push(old);
+            // The same object unpacked again (`repair`, `--reinstall`) is not leaving: its
+            // uninstall script would run after its install script and undo it.
+            if old.blake3 != e.blake3 {
+                leaving.push(old);
+            }
         }
     }
     // A file conflict is found before any script runs.
