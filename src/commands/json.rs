@@ -88,16 +88,16 @@ pub struct RepoSync<'a> {
     pub error: Option<String>,
 }
 
-/// `dist install --dry-run --json`: one per planned package.
+/// `dist install --dry-run --json`: one per planned package (and, with what running it did,
+/// `install --json`: [`Install`]).
 #[derive(Serialize)]
 pub struct Planned<'a> {
-    pub name: &'a PackageName,
-    pub version: &'a semver::Version,
-    pub blake3: ObjectId,
-    pub size: u64,
+    #[serde(flatten)]
+    pub package: Package<'a>,
     /// `installed`, `store` (unpacked already), `cached` (object present) or `fetch`.
     pub source: &'static str,
     pub transport: Option<Fetcher>,
+    /// The version it replaces, if any.
     pub replaces: Option<&'a semver::Version>,
     /// Asked for on the command line (false: a dependency of `required_by`).
     pub requested: bool,
@@ -106,17 +106,15 @@ pub struct Planned<'a> {
     pub reason: &'static str,
     /// The repository it is taken from.
     pub repository: &'a str,
-    /// Why that transport, as far as the plan knows (null when nothing is fetched).
+    /// Why that transport (null when nothing is fetched); in a dry run, as far as the plan
+    /// knows (`auto` decides a small object when it is fetched).
     pub transport_reason: Option<String>,
 }
 
 impl<'a> From<&'a PlanItem> for Planned<'a> {
     fn from(p: &'a PlanItem) -> Planned<'a> {
         Planned {
-            name: &p.record.name,
-            version: &p.record.version,
-            blake3: p.record.blake3,
-            size: p.record.size,
+            package: (&p.record).into(),
             source: p.action.source(),
             transport: p.action.fetcher(),
             replaces: p.replaces.as_ref().map(|r| &r.version),
@@ -154,28 +152,13 @@ fn required_by(b: &Because) -> Option<&PackageName> {
 }
 
 /// `dist install --json`: one per package of the plan (requested ones and the dependencies it
-/// pulled in).
+/// pulled in): its [`Planned`] entry, and what running it did.
 #[derive(Serialize)]
 pub struct Install<'a> {
-    pub name: &'a PackageName,
-    pub version: &'a semver::Version,
-    pub blake3: ObjectId,
-    pub size: u64,
-    /// The version it replaced, if any.
-    pub replaces: Option<&'a semver::Version>,
-    /// Asked for on the command line (false: a dependency of `required_by`).
-    pub requested: bool,
-    pub required_by: Option<&'a PackageName>,
-    /// Why it is in the plan: `requested` or `dependency`.
-    pub reason: &'static str,
-    /// The repository it is taken from.
-    pub repository: &'a str,
-    pub transport: Option<Fetcher>,
-    /// Why that transport (null when nothing was fetched).
-    pub transport_reason: Option<String>,
+    #[serde(flatten)]
+    pub planned: Planned<'a>,
     pub bytes_from_peers: u64,
     pub bytes_from_webseed: u64,
-    pub source: &'static str,
     pub store_path: String,
     pub phases_ms: BTreeMap<&'static str, u64>,
 }
@@ -183,20 +166,9 @@ pub struct Install<'a> {
 impl<'a> From<&'a Installation> for Install<'a> {
     fn from(i: &'a Installation) -> Install<'a> {
         Install {
-            name: &i.item.record.name,
-            version: &i.item.record.version,
-            blake3: i.item.record.blake3,
-            size: i.item.record.size,
-            replaces: i.item.replaces.as_ref().map(|r| &r.version),
-            requested: i.item.because == Because::Requested,
-            required_by: required_by(&i.item.because),
-            reason: plan_reason(&i.item.because),
-            repository: i.item.origin.repo.name.as_str(),
-            transport: i.item.action.fetcher(),
-            transport_reason: transport_reason(&i.item),
+            planned: (&i.item).into(),
             bytes_from_peers: i.bytes_from_peers,
             bytes_from_webseed: i.bytes_from_webseed,
-            source: i.item.action.source(),
             store_path: i.store_path.display().to_string(),
             phases_ms: i
                 .stages
@@ -274,6 +246,17 @@ pub struct Package<'a> {
     pub blake3: ObjectId,
     /// Bytes of its object (0 for a package installed before sizes were recorded).
     pub size: u64,
+}
+
+impl<'a> From<&'a PackageRecord> for Package<'a> {
+    fn from(r: &'a PackageRecord) -> Package<'a> {
+        Package {
+            name: &r.name,
+            version: &r.version,
+            blake3: r.blake3,
+            size: r.size,
+        }
+    }
 }
 
 impl<'a> From<&'a Installed> for Package<'a> {
