@@ -3,6 +3,7 @@
 //! or straight from the web-seed URL ([`http`], resumable with Range). Nothing fetched here is
 //! trusted: the installer verifies each result once before it is stored.
 
+pub(crate) mod all;
 pub mod http;
 pub mod torrent;
 
