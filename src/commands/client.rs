@@ -51,9 +51,10 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
     let cfg = config(g, f)?;
     let layout = Layout::new(&g.root);
     let mut results = sync::sync_all(&layout, &cfg);
-    if let [(_, result)] = results.as_mut_slice() {
+    if results.len() == 1 {
         // One repository: its report, or its error, as ever.
-        let r = std::mem::replace(result, Err(anyhow::anyhow!("taken")))?;
+        let (_, r) = results.pop().expect("one result");
+        let r = r?;
         warn_sync(&r);
         if json {
             json::print::<json::Sync>(&r)?;
