@@ -120,21 +120,9 @@ pub enum Command {
     /// Remove packages (one new generation without them); refused while others depend on them.
     #[command(
         visible_alias = "remove",
-        after_help = "Example:\n  dist uninstall hello tool\n  dist remove app --with-dependents"
+        after_help = "Examples:\n  dist uninstall hello tool\n  dist remove app --with-dependents\n  dist uninstall --purge svc"
     )]
-    Uninstall {
-        /// Installed packages to remove.
-        #[arg(required = true, value_name = "NAME")]
-        names: Vec<String>,
-        /// Remove the installed packages that depend on them too.
-        #[arg(long)]
-        with_dependents: bool,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        client: ClientFlags,
-    },
+    Uninstall(UninstallArgs),
     /// The files an installed package put into the store.
     Files {
         name: String,
@@ -447,4 +435,24 @@ pub struct PackArgs {
     /// for this name and version (writes nothing).
     #[arg(long)]
     pub check: bool,
+}
+
+/// `dist uninstall`.
+#[derive(clap::Args, Debug)]
+pub struct UninstallArgs {
+    /// Installed packages to remove.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Remove the installed packages that depend on them too.
+    #[arg(long)]
+    pub with_dependents: bool,
+    /// Remove their state (ROOT/var/NAME) and configuration files (ROOT/etc/NAME) too; their
+    /// uninstall scripts are told DIST_ACTION=purge.
+    #[arg(long)]
+    pub purge: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
 }

@@ -1,22 +1,24 @@
-//! Executing a [`Plan`], one way through (uv's preparer → installer): fetch every missing
-//! object (torrents added together and awaited together, HTTP fetches meanwhile, up to
-//! [`HTTP_PARALLEL`] at once), verify each object exactly once, store it by hard link, unpack,
-//! then one [`Transition`]. Uninstall and rollback are transitions too. A failure before the
-//! switch leaves `current` as it was.
+//! Executing a [`Plan`], one way through (uv's preparer → installer): fetching returns a
+//! report per object ([`FetchReport`]) and never edits the plan; each object is verified
+//! exactly once and stored by hard link; new store paths are unpacked; then one
+//! [`Transition`] runs the scripts and switches. A failure anywhere before the switch leaves
+//! `current` as it was, and the [`Guard`] takes back what this run made (torrents added, store
+//! paths unpacked) when it is dropped without `commit`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
-use super::config::{Fetcher, Settings};
-use super::fetch;
-use super::fetch::all::fetch_all;
+use super::config::{Fetcher, Settings, Why};
 pub use super::fetch::all::HTTP_PARALLEL;
+use super::fetch::all::{fetch_all, FetchReport};
+use super::fetch::{self, Swarm};
 use super::plan::{Action, Plan, PlanItem};
 use super::profile::Installed;
 use super::resolve::Because;
-use super::transition::{Target, Transition};
+use super::transition::{Cause, Change, Target, Transition};
 use super::{daemon, interrupt, Layout, Phase, Reporter};
 use crate::format::ids::PackageName;
 use crate::object::{self, VerifiedObject};
@@ -45,237 +47,290 @@ impl Stage {
     }
 }
 
-/// What happened to one package of the plan.
+/// What happened to one package of the plan: the plan's item as planned, how it was fetched,
+/// and what the transition did with it.
 #[derive(Debug, Clone)]
 pub struct Installation {
     pub item: PlanItem,
-    pub store_path: std::path::PathBuf,
-    pub bytes_from_peers: u64,
-    pub bytes_from_webseed: u64,
+    pub store_path: PathBuf,
+    /// How its object was fetched (`None`: nothing was fetched).
+    pub fetched: Option<FetchReport>,
+    /// `None`: it was installed already and stays.
+    pub change: Option<Change>,
     pub stages: BTreeMap<Stage, Duration>,
+}
+
+impl Installation {
+    pub fn bytes_from_peers(&self) -> u64 {
+        self.fetched
+            .as_ref()
+            .map_or(0, |f| f.fetched.bytes_from_peers)
+    }
+    pub fn bytes_from_webseed(&self) -> u64 {
+        self.fetched
+            .as_ref()
+            .map_or(0, |f| f.fetched.bytes_from_webseed)
+    }
+    /// The transport that fetched it, and why; the plan's when nothing was fetched.
+    pub fn transport(&self) -> Option<(Fetcher, Option<Why>)> {
+        match &self.fetched {
+            Some(f) => Some((f.transport, Some(f.why))),
+            None => self.item.action.fetcher().map(|t| (t, self.item.why)),
+        }
+    }
+    /// The version it replaced, if any.
+    pub fn old_version(&self) -> Option<&semver::Version> {
+        self.item.replaces.as_ref().map(|r| &r.version)
+    }
 }
 
 pub struct Outcome {
     pub installed: Vec<Installation>,
     /// The generation now current, if anything changed.
     pub generation: Option<u64>,
+    /// Configuration files the user had changed: kept, the new version's beside them.
+    pub config_kept: Vec<PathBuf>,
 }
 
-/// Runs the plan: fetch, verify, unpack, then one transition. On any failure (a refused object,
-/// a failing script, an interruption) the torrents this run added are removed from the daemon
-/// with their data, so nothing that was not installed is left downloading or seeding.
+/// Takes back what a failed install made: the torrents it added (with their data) and the
+/// store paths it unpacked anew. Disarmed by [`Guard::commit`] once the switch happened.
+struct Guard<'a> {
+    layout: &'a Layout,
+    report: &'a dyn Reporter,
+    swarm: Swarm,
+    unpacked: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Guard<'_> {
+    fn commit(mut self) -> Swarm {
+        self.armed = false;
+        std::mem::take(&mut self.swarm)
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Err(e) = self.swarm.remove(true) {
+            let msg = format!("cannot remove the torrents of the failed install: {e:#}");
+            self.report.warn(&msg);
+        }
+        for path in self.unpacked.iter().rev() {
+            // Referenced by no generation: the switch did not happen.
+            let gone = crate::store::fsx::remove_tree(path)
+                .and_then(|()| remove_if_there(&super::profile::record_path(path)));
+            if let Err(e) = gone {
+                self.report
+                    .warn(&format!("cannot remove {}: {e:#}", path.display()));
+            }
+        }
+    }
+}
+
+fn remove_if_there(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the plan: fetch, verify, unpack, then one transition (see the module docs for what a
+/// failure leaves).
 pub fn install(
     layout: &Layout,
     settings: &Settings,
     plan: Plan,
     report: &dyn Reporter,
 ) -> Result<Outcome> {
-    let removes = plan.removes;
+    let mut guard = Guard {
+        layout,
+        report,
+        swarm: Swarm::default(),
+        unpacked: Vec::new(),
+        armed: true,
+    };
+    let mut fetched = fetch_all(layout, settings, &plan.items, &mut guard.swarm, report)?;
+    let verified = verify_all(layout, &plan.items, &fetched, report)?;
     let mut done: Vec<Installation> = plan
         .items
-        .into_iter()
-        .map(|item| Installation {
-            store_path: layout.store_path(
-                &item.record.blake3,
-                &item.record.name,
-                &item.record.version,
-            ),
-            item,
-            bytes_from_peers: 0,
-            bytes_from_webseed: 0,
-            stages: BTreeMap::new(),
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let fetched = fetched.remove(&i);
+            let rec = &item.record;
+            Installation {
+                store_path: layout.store_path(&rec.blake3, &rec.name, &rec.version),
+                stages: fetched.iter().map(|f| (Stage::Fetch, f.took)).collect(),
+                fetched,
+                change: None,
+                item: item.clone(),
+            }
         })
         .collect();
-    let mut swarm = Swarm::default();
-    let generation = match run(layout, settings, &removes, &mut done, &mut swarm, report) {
-        Ok(g) => g,
-        Err(e) => {
-            swarm.discard(report);
-            return Err(e);
-        }
-    };
-    if !settings.seed {
-        // Leech only (`seed: false`): what this install downloaded stops being shared now.
-        swarm.stop_sharing(report);
-        return Ok(Outcome {
-            installed: done,
-            generation,
-        });
+    for (i, obj, took) in verified {
+        done[i].stages.insert(Stage::Verify, took);
+        interrupt::check()?;
+        unpack(&mut guard, &mut done[i], &obj, report)?;
     }
-    // Seed what was fetched over HTTP and is now installed, so the swarm grows with its users
-    // (best effort).
-    for d in done
+    let switched = switch(layout, settings, &plan, &mut done, report)?;
+    let swarm = guard.commit();
+    share(layout, settings, &swarm, &done, report);
+    let (generation, config_kept) = switched.unzip();
+    Ok(Outcome {
+        installed: done,
+        generation,
+        config_kept: config_kept.unwrap_or_default(),
+    })
+}
+
+/// Unpacks one verified object into its store path (again, over it, for a reinstall).
+fn unpack(
+    guard: &mut Guard<'_>,
+    d: &mut Installation,
+    obj: &VerifiedObject,
+    report: &dyn Reporter,
+) -> Result<()> {
+    let t = Instant::now();
+    report.phase(&d.item.record.id(), Phase::Unpack);
+    if d.item.reinstall {
+        guard.layout.reunpack_to_store(obj, &d.store_path)?;
+    } else if !d.store_path.exists() {
+        guard.unpacked.push(d.store_path.clone());
+        guard.layout.unpack_to_store(obj, &d.store_path)?;
+    }
+    d.stages.insert(Stage::Unpack, t.elapsed());
+    Ok(())
+}
+
+/// The next set from the current one and the plan, then one transition to it. `None` when
+/// nothing changes.
+fn switch(
+    layout: &Layout,
+    settings: &Settings,
+    plan: &Plan,
+    done: &mut [Installation],
+    report: &dyn Reporter,
+) -> Result<Option<(u64, Vec<PathBuf>)>> {
+    let current = layout.current()?.map(|g| g.packages).unwrap_or_default();
+    let mut next = current.clone();
+    for r in &plan.removes {
+        next.remove(&r.name);
+    }
+    let mut marked = false;
+    for d in done.iter() {
+        let rec = &d.item.record;
+        let requested = d.item.because == Because::Requested
+            || current.get(rec.name.as_str()).is_some_and(|p| p.requested);
+        match next.get_mut(rec.name.as_str()) {
+            // Requested once, requested for good (until uninstalled).
+            Some(p) if p.blake3 == rec.blake3 => {
+                marked |= requested && !p.requested;
+                p.requested |= requested;
+            }
+            _ => {
+                let entry = Installed::from_record(rec, d.store_path.clone());
+                next.insert(rec.name.clone(), Installed { requested, ..entry });
+            }
+        }
+    }
+    let reinstall: BTreeSet<PackageName> = plan
+        .items
         .iter()
-        .filter(|d| d.item.action == Action::Fetch(Fetcher::Http))
-    {
+        .filter(|i| i.reinstall)
+        .map(|i| i.record.name.clone())
+        .collect();
+    // A file conflict is found before any script runs.
+    super::profile::executables(next.values())?;
+    let transition = Transition::new(&current, next, &reinstall, Target::New, Cause::Change);
+    if transition.is_empty() && !marked {
+        return Ok(None);
+    }
+    for step in transition.steps() {
+        let Some(new) = &step.new else { continue };
+        if let Some(d) = done.iter_mut().find(|d| d.item.record.name == new.name) {
+            d.change = Some(step.change);
+        }
+    }
+    let t = Instant::now();
+    let switched = transition.apply(layout, settings.script_timeout, report)?;
+    let scripts_total: Duration = switched.scripts.values().sum();
+    let took = t.elapsed().saturating_sub(scripts_total);
+    for d in done.iter_mut() {
+        if let Some(s) = switched.scripts.get(&d.item.record.name) {
+            d.stages.insert(Stage::Scripts, *s);
+        }
+        d.stages.insert(Stage::Switch, took);
+    }
+    Ok(Some((switched.generation, switched.config_kept)))
+}
+
+/// Every object the plan unpacks, verified once: a fetched one as downloaded (then linked into
+/// `objects/` without another pass), a cached one from `objects/`. Refused downloaded bytes are
+/// removed, so the next attempt starts from nothing. Returns each with its index in the plan.
+fn verify_all(
+    layout: &Layout,
+    items: &[PlanItem],
+    fetched: &BTreeMap<usize, FetchReport>,
+    report: &dyn Reporter,
+) -> Result<Vec<(usize, VerifiedObject, Duration)>> {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let rec = &item.record;
+        let (path, downloaded) = match (&item.action, fetched.get(&i)) {
+            (Action::Fetch(_), Some(f)) => (f.fetched.path.clone(), true),
+            (Action::Unpack, _) => (layout.objects().path(&rec.blake3), false),
+            _ => continue,
+        };
+        let t = Instant::now();
+        report.phase(&rec.id(), Phase::Verify);
+        let obj = object::verify_file(&path, &rec.blake3).map_err(|e| {
+            if downloaded {
+                let _ = std::fs::remove_file(&path);
+            }
+            let what = if downloaded { "downloaded" } else { "cached" };
+            anyhow::Error::new(e).context(format!(
+                "{}: the {what} object failed verification; nothing was installed",
+                rec.id()
+            ))
+        })?;
+        if downloaded {
+            layout.objects().insert_verified(&obj)?;
+        }
+        out.push((i, obj, t.elapsed()));
+    }
+    Ok(out)
+}
+
+/// After a successful install: with `seed: false` what the swarm brought stops being shared;
+/// otherwise what came over HTTP is handed to the daemon, so the swarm grows with its users
+/// (best effort: a failure is a warning).
+fn share(
+    layout: &Layout,
+    settings: &Settings,
+    swarm: &Swarm,
+    done: &[Installation],
+    report: &dyn Reporter,
+) {
+    if !settings.seed {
+        if let Err(e) = swarm.remove(false) {
+            report.warn(&format!("cannot stop seeding what was installed: {e:#}"));
+        }
+        return;
+    }
+    let over_http = done.iter().filter(|d| {
+        d.fetched
+            .as_ref()
+            .is_some_and(|f| f.transport == Fetcher::Http)
+    });
+    for d in over_http {
         if let Err(e) = seed(layout, settings, &d.item) {
             let id = d.item.record.id();
             report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
         }
     }
-    Ok(Outcome {
-        installed: done,
-        generation,
-    })
-}
-
-/// The torrents one install added to the daemon, to take back if the install fails.
-#[derive(Default)]
-pub(crate) struct Swarm {
-    pub(crate) rpc: Option<crate::daemons::transmission::Rpc>,
-    pub(crate) added: Vec<crate::format::ids::InfoHash>,
-}
-
-impl Swarm {
-    /// Removes this install's torrents from the daemon, keeping their (installed) data.
-    fn stop_sharing(&self, report: &dyn Reporter) {
-        if let (Some(rpc), false) = (&self.rpc, self.added.is_empty()) {
-            if let Err(e) = rpc.remove(&self.added, false) {
-                report.warn(&format!("cannot stop seeding what was installed: {e:#}"));
-            }
-        }
-    }
-
-    fn discard(&self, report: &dyn Reporter) {
-        if let (Some(rpc), false) = (&self.rpc, self.added.is_empty()) {
-            if let Err(e) = rpc.remove(&self.added, true) {
-                report.warn(&format!(
-                    "cannot remove the torrents of the failed install: {e:#}"
-                ));
-            }
-        }
-    }
-}
-
-/// Fetch, verify, unpack, switch; the generation now current, if anything changed.
-fn run(
-    layout: &Layout,
-    settings: &Settings,
-    removes: &[Installed],
-    done: &mut [Installation],
-    swarm: &mut Swarm,
-    report: &dyn Reporter,
-) -> Result<Option<u64>> {
-    let verified = fetch_and_verify(layout, settings, done, swarm, report)?;
-    for (i, obj) in verified {
-        interrupt::check()?;
-        let inst = &mut done[i];
-        let t = Instant::now();
-        report.phase(&inst.item.record.id(), Phase::Unpack);
-        if inst.item.reinstall {
-            layout.reunpack_to_store(&obj, &inst.store_path)?;
-        } else {
-            layout.unpack_to_store(&obj, &inst.store_path)?;
-        }
-        inst.stages.insert(Stage::Unpack, t.elapsed());
-    }
-    let current = layout.current()?;
-    let mut packages = current.map(|g| g.packages).unwrap_or_default();
-    // Requested once, requested for good (until uninstalled); a dependency asked for by name
-    // becomes requested.
-    let requested = |d: &Installation, packages: &BTreeMap<PackageName, Installed>| {
-        d.item.because == Because::Requested
-            || packages
-                .get(d.item.record.name.as_str())
-                .is_some_and(|p| p.requested)
-    };
-    let entering: Vec<Installed> = done
-        .iter()
-        .filter(|d| d.item.action != Action::Installed)
-        .map(|d| Installed {
-            requested: requested(d, &packages),
-            ..Installed::from_record(&d.item.record, d.store_path.clone())
-        })
-        .collect();
-    let mut marked = false;
-    for d in done.iter().filter(|d| d.item.action == Action::Installed) {
-        if let Some(p) = packages.get_mut(d.item.record.name.as_str()) {
-            if d.item.because == Because::Requested && !p.requested {
-                p.requested = true;
-                marked = true;
-            }
-        }
-    }
-    if entering.is_empty() && !marked && removes.is_empty() {
-        return Ok(None);
-    }
-    // What a package of the plan conflicts with leaves first (`--replace`).
-    let mut leaving: Vec<Installed> = removes.to_vec();
-    for r in removes {
-        packages.remove(&r.name);
-    }
-    for e in &entering {
-        if let Some(old) = packages.insert(e.name.clone(), e.clone()) {
-            // The same object unpacked again (`repair`, `--reinstall`) is not leaving: its
-            // uninstall script would run after its install script and undo it.
-            if old.blake3 != e.blake3 {
-                leaving.push(old);
-            }
-        }
-    }
-    // A file conflict is found before any script runs.
-    super::profile::executables(packages.values())?;
-    let t = Instant::now();
-    let switched = Transition {
-        entering: entering.iter().collect(),
-        leaving: leaving.iter().collect(),
-        target: Target::New(packages),
-        leaving_first: !removes.is_empty(),
-        script_timeout: settings.script_timeout,
-    }
-    .apply(layout, report)?;
-    let scripts_total: Duration = switched.scripts.values().sum();
-    let switch = t.elapsed().saturating_sub(scripts_total);
-    for d in done.iter_mut() {
-        if let Some(s) = switched.scripts.get(&d.item.record.name) {
-            d.stages.insert(Stage::Scripts, *s);
-        }
-        d.stages.insert(Stage::Switch, switch);
-    }
-    Ok(Some(switched.generation))
-}
-
-/// Gets every object the plan needs unpacked into a verified object: fetched ones are hashed
-/// once, as downloaded, then linked into `objects/` without another pass; cached ones are hashed
-/// once from `objects/`. Returns them with their index in `done`.
-fn fetch_and_verify(
-    layout: &Layout,
-    settings: &Settings,
-    done: &mut [Installation],
-    swarm: &mut Swarm,
-    report: &dyn Reporter,
-) -> Result<Vec<(usize, VerifiedObject)>> {
-    let fetched = fetch_all(layout, settings, done, swarm, report)?;
-    let mut out = Vec::new();
-    for (i, d) in done.iter_mut().enumerate() {
-        let rec = &d.item.record;
-        let id = rec.id();
-        let (path, what) = match (&d.item.action, fetched.get(&i)) {
-            (Action::Fetch(_), Some(f)) => (f.path.clone(), "downloaded"),
-            (Action::Unpack, _) => (layout.objects().path(&rec.blake3), "cached"),
-            _ => continue,
-        };
-        let t = Instant::now();
-        report.phase(&id, Phase::Verify);
-        let obj = match object::verify_file(&path, &rec.blake3) {
-            Ok(obj) => obj,
-            Err(e) => {
-                // Refused bytes are not kept: the next attempt starts from nothing.
-                if what == "downloaded" {
-                    let _ = std::fs::remove_file(&path);
-                }
-                return Err(anyhow::Error::new(e).context(format!(
-                    "{id}: the {what} object failed verification; nothing was installed"
-                )));
-            }
-        };
-        d.stages.insert(Stage::Verify, t.elapsed());
-        if what == "downloaded" {
-            layout.objects().insert_verified(&obj)?;
-        }
-        out.push((i, obj));
-    }
-    Ok(out)
 }
 
 /// Hands an object fetched over HTTP to transmission so this client seeds it.
@@ -286,67 +341,4 @@ fn seed(layout: &Layout, settings: &Settings, item: &PlanItem) -> Result<()> {
     let rpc = daemon::ensure(layout, settings)?;
     rpc.add_torrent(&bytes, &layout.download_dir(&rec.infohash), false)?;
     Ok(())
-}
-
-/// Switches to generation `to` (default: the one before current), running the install script
-/// of what enters and the uninstall script of what leaves. Returns (from, to).
-pub fn rollback(
-    layout: &Layout,
-    settings: &Settings,
-    to: Option<u64>,
-    report: &dyn Reporter,
-) -> Result<(u64, u64)> {
-    let gens = layout.generations()?;
-    let cur = layout
-        .current_number()?
-        .context("nothing to roll back: no generation is current")?;
-    let target = match to {
-        Some(n) => gens.iter().find(|g| g.number == n).with_context(|| {
-            format!(
-                "there is no generation {n} (have: {})",
-                gens.iter()
-                    .map(|g| g.number.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?,
-        None => gens
-            .iter()
-            .rev()
-            .find(|g| g.number < cur)
-            .with_context(|| format!("generation {cur} is the oldest; nothing to roll back to"))?,
-    };
-    let current = gens
-        .iter()
-        .find(|g| g.number == cur)
-        .context("the current generation is missing")?;
-    let differs = |a: &BTreeMap<PackageName, Installed>, p: &Installed| {
-        a.get(p.name.as_str()).map(|c| c.blake3) != Some(p.blake3)
-    };
-    let entering: Vec<&Installed> = target
-        .packages
-        .values()
-        .filter(|p| differs(&current.packages, p))
-        .collect();
-    if let Some(p) = entering.iter().find(|p| !p.store_path.exists()) {
-        bail!(
-            "generation {} needs {}, whose store path was collected",
-            target.number,
-            p.id()
-        );
-    }
-    let leaving: Vec<&Installed> = current
-        .packages
-        .values()
-        .filter(|p| differs(&target.packages, p))
-        .collect();
-    Transition {
-        entering,
-        leaving,
-        target: Target::Existing(target.number),
-        leaving_first: false,
-        script_timeout: settings.script_timeout,
-    }
-    .apply(layout, report)?;
-    Ok((cur, target.number))
 }

@@ -204,16 +204,30 @@ pub struct VerifyEntry {
     pub store_path: PathBuf,
     pub ok: bool,
     pub differences: Vec<String>,
+    /// Its configuration files that differ from what it ships (packages of the current
+    /// generation only): the user's to change, so not a difference and not in `ok`.
+    pub config_changed: Vec<String>,
 }
 
-/// Re-hashes every store path any generation references against its install-time record.
+/// Re-hashes every store path any generation references against its install-time record, and
+/// lists the changed configuration files of the current generation's packages. State
+/// (`ROOT/var/`) is never looked at.
 pub fn verify(layout: &Layout) -> Result<Vec<VerifyEntry>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
+    let current = layout.current()?.map(|g| g.packages).unwrap_or_default();
     for g in layout.generations()? {
         for p in g.packages.values() {
             if seen.insert(p.store_path.clone()) {
-                out.push(verify_one(p)?);
+                let mut entry = verify_one(p)?;
+                if current
+                    .get(&p.name)
+                    .is_some_and(|c| c.store_path == p.store_path)
+                    && p.store_path.is_dir()
+                {
+                    entry.config_changed = super::conffiles::changed(layout, p)?;
+                }
+                out.push(entry);
             }
         }
     }
@@ -241,5 +255,6 @@ pub fn verify_one(p: &Installed) -> Result<VerifyEntry> {
         store_path: p.store_path.clone(),
         ok: differences.is_empty(),
         differences,
+        config_changed: Vec::new(),
     })
 }

@@ -2,6 +2,7 @@
 //! transports. Commands in `src/commands/` call into here; nothing here prints (progress goes
 //! through `Reporter`).
 
+pub mod conffiles;
 pub mod config;
 pub mod daemon;
 pub(crate) mod fetch;
@@ -13,10 +14,13 @@ pub mod profile;
 pub mod remove;
 pub mod request;
 pub mod resolve;
+pub mod rollback;
+pub mod scripts;
 pub mod sources;
 pub mod suggest;
 pub mod sync;
-pub(crate) mod transition;
+pub mod transition;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -66,7 +70,7 @@ pub enum Phase {
     Fetch,
     Verify,
     Unpack,
-    Script(transition::Script),
+    Script(scripts::Script),
 }
 
 impl std::fmt::Display for Phase {

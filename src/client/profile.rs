@@ -34,6 +34,11 @@ pub struct Installed {
     /// Bytes of its object (0 in generations written before it was recorded).
     #[serde(default)]
     pub size: u64,
+    /// The names it depends on, as its index row said when it was installed (`None` in
+    /// generations written before they were recorded): the installed dependency graph, and
+    /// the order of scripts in a transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends: Option<std::collections::BTreeSet<PackageName>>,
 }
 
 fn requested_before() -> bool {
@@ -59,6 +64,7 @@ impl Installed {
             store_path,
             requested: true,
             size: rec.size,
+            depends: Some(rec.relations.depends.keys().cloned().collect()),
         }
     }
 

@@ -1,7 +1,6 @@
 //! Taking packages out of the current set: `uninstall` (refused while installed packages
-//! depend on it, unless they go too), `autoremove` (dependencies nothing requested needs any
-//! more), and `outdated`, the report `upgrade` acts on. Each removal is one `Transition`,
-//! dependents' uninstall scripts first.
+//! depend on it, unless they go too) and `autoremove` (dependencies nothing requested needs any
+//! more). Each removal is one `Transition`, dependents' uninstall scripts first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,19 +10,21 @@ use super::config::Settings;
 use super::profile::Installed;
 use super::resolve;
 use super::sources::Sources;
-use super::transition::{Target, Transition};
+use super::transition::{Cause, Target, Transition};
 use super::{Layout, Reporter};
 use crate::format::ids::PackageName;
 
 /// Removes `names` from the current set in one transition: their uninstall scripts first (a
 /// failure keeps them), then a new generation without them. A package other installed packages
 /// (not being removed) depend on is refused, naming them, unless `with_dependents` (then they go
-/// too, dependents' scripts first).
+/// too, dependents' scripts first). `purge`: their scripts are told `purge`, and their state
+/// (`ROOT/var/<name>`) and configuration (`ROOT/etc/<name>`) go with them.
 pub fn uninstall(
     layout: &Layout,
     settings: &Settings,
     names: &[String],
     with_dependents: bool,
+    purge: bool,
     report: &dyn Reporter,
 ) -> Result<(u64, Vec<Installed>)> {
     let current = layout
@@ -67,7 +68,16 @@ pub fn uninstall(
     }
     let mut gone = dependents;
     gone.extend(asked);
-    remove_packages(layout, settings, &current.packages, &graph, &gone, report)
+    let cause = if purge { Cause::Purge } else { Cause::Change };
+    remove_packages(
+        layout,
+        settings,
+        &current.packages,
+        &graph,
+        &gone,
+        cause,
+        report,
+    )
 }
 
 /// Removes what nothing requested needs any more (installed as a dependency, no longer one).
@@ -99,7 +109,16 @@ pub fn autoremove(
     if gone.is_empty() {
         return Ok(None);
     }
-    remove_packages(layout, settings, &current.packages, &graph, &gone, report).map(Some)
+    remove_packages(
+        layout,
+        settings,
+        &current.packages,
+        &graph,
+        &gone,
+        Cause::Change,
+        report,
+    )
+    .map(Some)
 }
 
 /// One transition without `gone`, their uninstall scripts dependents first.
@@ -109,6 +128,7 @@ fn remove_packages(
     packages: &BTreeMap<PackageName, Installed>,
     graph: &BTreeMap<PackageName, BTreeSet<PackageName>>,
     gone: &BTreeSet<PackageName>,
+    cause: Cause,
     report: &dyn Reporter,
 ) -> Result<(u64, Vec<Installed>)> {
     let leaving: Vec<Installed> = resolve::dependents_first(graph, gone)
@@ -117,23 +137,31 @@ fn remove_packages(
         .collect();
     let mut next = packages.clone();
     next.retain(|n, _| !gone.contains(n));
-    let switched = Transition {
-        entering: Vec::new(),
-        leaving: leaving.iter().collect(),
-        target: Target::New(next),
-        leaving_first: true,
-        script_timeout: settings.script_timeout,
-    }
-    .apply(layout, report)?;
+    let transition = Transition::new(packages, next, &BTreeSet::new(), Target::New, cause);
+    let switched = transition.apply(layout, settings.script_timeout, report)?;
     Ok((switched.generation, leaving))
 }
 
-/// The installed dependency graph, from the synced index (none known without one).
+/// The installed dependency graph: what each package depends on as recorded when it was
+/// installed (red team, issue 25: not rebuilt from whatever index is synced now); for a
+/// generation written before that was recorded, from the synced index (none known without one).
 fn installed_graph(
     layout: &Layout,
     settings: &Settings,
     packages: &BTreeMap<PackageName, Installed>,
 ) -> Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
+    if let Some(recorded) = packages
+        .iter()
+        .map(|(n, p)| {
+            let deps = p.depends.as_ref()?;
+            // Only what is installed: a dependency that left with `--replace` is no edge.
+            let deps = deps.iter().filter(|d| packages.contains_key(*d)).cloned();
+            Some((n.clone(), deps.collect()))
+        })
+        .collect::<Option<BTreeMap<_, _>>>()
+    {
+        return Ok(recorded);
+    }
     let versions = packages
         .iter()
         .map(|(n, p)| (n.clone(), p.version.clone()))
@@ -149,46 +177,4 @@ fn installed_graph(
             .collect());
     }
     resolve::installed_graph(&Sources::open(layout, settings)?, &versions)
-}
-
-/// An installed package with a newer version in the index.
-#[derive(Debug, Clone)]
-pub struct Outdated {
-    pub name: PackageName,
-    pub installed: semver::Version,
-    pub newest: semver::Version,
-    pub held: bool,
-}
-
-/// Every installed package whose index has a newer version (a pre-release only when a
-/// pre-release is installed).
-pub fn outdated(layout: &Layout, settings: &Settings) -> Result<Vec<Outdated>> {
-    let Some(current) = layout.current()? else {
-        return Ok(Vec::new());
-    };
-    let sources = Sources::open(layout, settings)?;
-    let held = layout.holds()?;
-    let mut out = Vec::new();
-    for p in current.packages.values() {
-        // What `upgrade` would pick: the highest-priority repository's newest.
-        let newest = sources
-            .versions(&p.name, None)?
-            .into_iter()
-            .filter(|c| c.record.version.pre.is_empty() || !p.version.pre.is_empty())
-            .max_by(|a, b| {
-                b.source
-                    .cmp(&a.source)
-                    .then_with(|| a.record.version.cmp_precedence(&b.record.version))
-            })
-            .map(|c| c.record.version);
-        if let Some(n) = newest.filter(|n| n.cmp_precedence(&p.version).is_gt()) {
-            out.push(Outdated {
-                name: p.name.clone(),
-                installed: p.version.clone(),
-                newest: n,
-                held: held.contains(&p.name),
-            });
-        }
-    }
-    Ok(out)
 }

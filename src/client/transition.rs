@@ -1,418 +1,513 @@
-//! Moving from one set of installed packages to another, the one way install, uninstall and
-//! rollback all do it: install scripts of what enters (a failure switches nothing), one switch of
-//! `current`, then uninstall scripts of what leaves. A script's output goes to its log under
-//! `ROOT/logs/` and, line by line as it runs, to the reporter.
+//! Moving from one set of installed packages to another: the one rule every command that
+//! switches generations goes through (install, upgrade, uninstall, autoremove, rollback, repair).
+//!
+//! [`Transition::new`] compares the current set with the next one and gives each package that
+//! changes a [`Step`]: it arrives, leaves, is upgraded or downgraded (same name, other version)
+//! or reinstalled (the same object unpacked again). [`Transition::apply`] then runs, in this
+//! order (README "Scripts"; dpkg's maintainer-script order, with one script on each side):
+//! 1. `uninstall.sh` of every old version that leaves or is replaced, dependents first
+//!    (`DIST_ACTION` `remove`/`purge`, `upgrade`/`downgrade`, or `rollback`);
+//! 2. for every new version, dependencies first: its configuration files are settled
+//!    (`conffiles`), then its `install.sh` runs (`install`, `upgrade`/`downgrade`,
+//!    `reinstall` or `rollback`);
+//! 3. one switch of `current`; then a purge removes the state and configuration it names.
+//!
+//! A failure at any point (a script, the user's Ctrl-C, the switch) undoes what ran, newest
+//! first, before the error is returned: a new version whose `install.sh` ran (or failed) gets
+//! its `uninstall.sh` with `abort-install` (or `abort-upgrade`), its configuration files are put
+//! back, and an old version whose `uninstall.sh` ran gets its `install.sh` with `abort-upgrade`
+//! (or `abort-remove`), so it is left as its scripts left it. `current` is not touched.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
-use std::fs::File;
-use std::io::{Read, Seek};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
+use super::conffiles::{self, Written};
 use super::profile::Installed;
-use super::{interrupt, Layout, Phase, Reporter};
-use crate::daemons::supervise::{self, Signal};
+use super::scripts::{self, Action, Run, Script};
+use super::{Layout, Phase, Reporter};
 use crate::format::ids::PackageName;
 
-/// A package's lifecycle scripts (store-format.md §1).
+/// What happens to one package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Script {
+pub enum Change {
     Install,
-    Uninstall,
+    Upgrade,
+    Downgrade,
+    /// The same object unpacked again (`repair`, `install --reinstall`), or the same version
+    /// with other bytes.
+    Reinstall,
+    Remove,
 }
 
-impl fmt::Display for Script {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Script::Install => "install",
-            Script::Uninstall => "uninstall",
+impl Change {
+    /// `install --json`'s `action`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Install => "install",
+            Change::Upgrade => "upgrade",
+            Change::Downgrade => "downgrade",
+            Change::Reinstall => "reinstall",
+            Change::Remove => "remove",
+        }
+    }
+
+    /// From the versions on both sides (`None`: absent).
+    pub fn between(old: Option<&semver::Version>, new: Option<&semver::Version>) -> Option<Change> {
+        Some(match (old, new) {
+            (None, None) => return None,
+            (None, Some(_)) => Change::Install,
+            (Some(_), None) => Change::Remove,
+            (Some(o), Some(n)) => match n.cmp_precedence(o) {
+                std::cmp::Ordering::Greater => Change::Upgrade,
+                std::cmp::Ordering::Less => Change::Downgrade,
+                std::cmp::Ordering::Equal => Change::Reinstall,
+            },
         })
+    }
+}
+
+/// Why the set changes: it decides the words the scripts are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// install, upgrade, repair, autoremove, `uninstall` without `--purge`.
+    Change,
+    /// `uninstall --purge`: what leaves takes its state and configuration along.
+    Purge,
+    /// `rollback`: what enters or leaves entirely is told `rollback`.
+    Rollback,
+}
+
+/// One package that changes.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub change: Change,
+    pub old: Option<Installed>,
+    pub new: Option<Installed>,
+}
+
+impl Step {
+    fn name(&self) -> &PackageName {
+        match (&self.new, &self.old) {
+            (Some(p), _) | (None, Some(p)) => &p.name,
+            (None, None) => unreachable!("a step has a side"),
+        }
     }
 }
 
 /// Where `current` goes.
 pub enum Target {
-    /// A new generation holding exactly these packages.
-    New(BTreeMap<PackageName, Installed>),
+    /// A new generation holding exactly the next set.
+    New,
     /// An existing generation (rollback).
     Existing(u64),
 }
 
-/// What changes, and when the uninstall scripts run.
-pub struct Transition<'a> {
-    pub entering: Vec<&'a Installed>,
-    pub leaving: Vec<&'a Installed>,
-    pub target: Target,
-    /// `dist uninstall NAME`: the user asked for exactly this removal, so its script runs before
-    /// the switch and a failure keeps the package (README "Packages"). Otherwise what leaves is
-    /// a side effect of an install or rollback: its script runs after the switch and a failure
-    /// is a warning.
-    pub leaving_first: bool,
-    /// How long one script may run.
-    pub script_timeout: Duration,
+/// From the current set to the next one.
+pub struct Transition {
+    next: BTreeMap<PackageName, Installed>,
+    /// Old sides in the order their `uninstall.sh` runs (dependents first).
+    leaving: Vec<usize>,
+    /// New sides in the order their `install.sh` runs (dependencies first).
+    entering: Vec<usize>,
+    steps: Vec<Step>,
+    target: Target,
+    cause: Cause,
 }
 
-/// What a transition did: the generation now current, and each install script's time.
+/// What a transition did.
 pub struct Switched {
     pub generation: u64,
+    /// Each install script's time.
     pub scripts: BTreeMap<PackageName, Duration>,
+    /// Configuration files the user had changed: kept, the new version's beside them.
+    pub config_kept: Vec<PathBuf>,
 }
 
-impl Transition<'_> {
-    pub fn apply(self, layout: &Layout, report: &dyn Reporter) -> Result<Switched> {
-        if self.leaving_first {
-            for l in &self.leaving {
-                report.phase(&l.id(), Phase::Script(Script::Uninstall));
-                run_script(layout, l, Script::Uninstall, self.script_timeout, report)?;
+impl Transition {
+    /// The steps from `current` to `next`; `reinstall` names packages whose same object is
+    /// unpacked again (their `install.sh` runs again). Packages that stay have no step.
+    pub fn new(
+        current: &BTreeMap<PackageName, Installed>,
+        next: BTreeMap<PackageName, Installed>,
+        reinstall: &BTreeSet<PackageName>,
+        target: Target,
+        cause: Cause,
+    ) -> Transition {
+        let names: BTreeSet<&PackageName> = current.keys().chain(next.keys()).collect();
+        let mut steps = Vec::new();
+        for name in names {
+            let (old, new) = (current.get(name), next.get(name));
+            let same = matches!((old, new), (Some(o), Some(n)) if o.blake3 == n.blake3);
+            if same && !reinstall.contains(name) {
+                continue;
+            }
+            let change = Change::between(old.map(|p| &p.version), new.map(|p| &p.version))
+                .expect("a name from one side");
+            steps.push(Step {
+                change,
+                old: old.cloned(),
+                new: new.cloned(),
+            });
+        }
+        let position = |order: Vec<PackageName>, side: fn(&Step) -> bool| -> Vec<usize> {
+            order
+                .iter()
+                .filter_map(|n| steps.iter().position(|s| s.name() == n && side(s)))
+                .collect()
+        };
+        let mut leaving = position(dependencies_first(current), |s| {
+            s.old.is_some() && s.change != Change::Reinstall
+        });
+        leaving.reverse();
+        let entering = position(dependencies_first(&next), |s| s.new.is_some());
+        Transition {
+            next,
+            leaving,
+            entering,
+            steps,
+            target,
+            cause,
+        }
+    }
+
+    /// Nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Runs the scripts and switches (module docs); undoes what ran if anything fails.
+    pub fn apply(
+        self,
+        layout: &Layout,
+        timeout: Duration,
+        report: &dyn Reporter,
+    ) -> Result<Switched> {
+        let mut journal = Journal::default();
+        match self.forward(layout, timeout, report, &mut journal) {
+            Ok(switched) => {
+                self.purge(layout, report);
+                Ok(switched)
+            }
+            Err(e) => {
+                self.undo(journal, layout, timeout, report);
+                Err(e)
             }
         }
-        let mut scripts = BTreeMap::new();
-        for e in &self.entering {
-            report.phase(&e.id(), Phase::Script(Script::Install));
-            let t = Instant::now();
-            run_script(layout, e, Script::Install, self.script_timeout, report)?;
-            scripts.insert(e.name.clone(), t.elapsed());
+    }
+
+    fn forward(
+        &self,
+        layout: &Layout,
+        timeout: Duration,
+        report: &dyn Reporter,
+        journal: &mut Journal,
+    ) -> Result<Switched> {
+        for &i in &self.leaving {
+            let step = &self.steps[i];
+            let old = step.old.as_ref().expect("a leaving side");
+            journal.ran.push(Ran::Uninstall(i));
+            report.phase(&old.id(), Phase::Script(Script::Uninstall));
+            scripts::run(layout, &self.run(step, Script::Uninstall), timeout, report)?;
         }
-        let generation = match self.target {
-            Target::New(packages) => layout.create_generation(packages)?.number,
+        let mut switched = Switched {
+            generation: 0,
+            scripts: BTreeMap::new(),
+            config_kept: Vec::new(),
+        };
+        for &i in &self.entering {
+            let step = &self.steps[i];
+            let new = step.new.as_ref().expect("an entering side");
+            if step.change != Change::Reinstall {
+                let kept = conffiles::settle(layout, step.old.as_ref(), new, &mut journal.config);
+                switched.config_kept.extend(kept?);
+            }
+            journal.ran.push(Ran::Install(i));
+            report.phase(&new.id(), Phase::Script(Script::Install));
+            let t = Instant::now();
+            scripts::run(layout, &self.run(step, Script::Install), timeout, report)?;
+            switched.scripts.insert(new.name.clone(), t.elapsed());
+        }
+        switched.generation = match self.target {
+            Target::New => layout.create_generation(self.next.clone())?.number,
             Target::Existing(n) => n,
         };
-        layout.switch_to(generation)?;
-        if !self.leaving_first {
-            for l in &self.leaving {
-                report.phase(&l.id(), Phase::Script(Script::Uninstall));
-                let ran = run_script(layout, l, Script::Uninstall, self.script_timeout, report);
-                if let Err(e) = ran {
-                    report.warn(&format!("{e:#}"));
+        layout.switch_to(switched.generation)?;
+        Ok(switched)
+    }
+
+    /// The forward run of one script of a step.
+    fn run<'a>(&self, step: &'a Step, script: Script) -> Run<'a> {
+        let package = match script {
+            Script::Install => step.new.as_ref(),
+            Script::Uninstall => step.old.as_ref(),
+        }
+        .expect("the side the script belongs to");
+        let action = match (step.change, self.cause) {
+            (Change::Install | Change::Remove, Cause::Rollback) => Action::Rollback,
+            (Change::Install, _) => Action::Install,
+            (Change::Remove, Cause::Purge) => Action::Purge,
+            (Change::Remove, _) => Action::Remove,
+            (Change::Upgrade, _) => Action::Upgrade,
+            (Change::Downgrade, _) => Action::Downgrade,
+            (Change::Reinstall, _) => Action::Reinstall,
+        };
+        Run {
+            package,
+            script,
+            action,
+            old_version: step.old.as_ref().map(|p| &p.version),
+            new_version: step.new.as_ref().map(|p| &p.version),
+            interruptible: true,
+        }
+    }
+
+    /// Undoes what `forward` ran, newest first (module docs). Failures here are warnings: the
+    /// error that made the transition fail is the one returned.
+    fn undo(&self, journal: Journal, layout: &Layout, timeout: Duration, report: &dyn Reporter) {
+        let Journal { ran, config } = journal;
+        let mut config = Some(config);
+        for r in ran.into_iter().rev() {
+            let (i, script) = match r {
+                Ran::Install(i) => (i, Script::Uninstall),
+                Ran::Uninstall(i) => (i, Script::Install),
+            };
+            let step = &self.steps[i];
+            if script == Script::Install {
+                // Every new version's configuration was settled after every old version's
+                // uninstall script ran: put it back before the old versions' install scripts.
+                for failed in config.take().map(Written::undo).unwrap_or_default() {
+                    report.warn(&failed);
+                }
+            }
+            let Some(run) = undo_run(step, script) else {
+                continue;
+            };
+            report.phase(&run.package.id(), Phase::Script(script));
+            if let Err(e) = scripts::run(layout, &run, timeout, report) {
+                report.warn(&format!("while undoing: {e:#}"));
+            }
+        }
+        for failed in config.map(Written::undo).unwrap_or_default() {
+            report.warn(&failed);
+        }
+    }
+
+    /// After the switch: what `uninstall --purge` removed takes its state and configuration.
+    fn purge(&self, layout: &Layout, report: &dyn Reporter) {
+        if self.cause != Cause::Purge {
+            return;
+        }
+        for step in self.steps.iter().filter(|s| s.change == Change::Remove) {
+            let name = step.name();
+            for dir in [layout.state_dir(name), layout.config_dir(name)] {
+                if let Err(e) = purge_dir(&dir) {
+                    report.warn(&format!("{name}: cannot purge {}: {e:#}", dir.display()));
                 }
             }
         }
-        Ok(Switched {
-            generation,
-            scripts,
-        })
     }
 }
 
-/// The environment a script gets, and nothing else (README "Scripts"): the five documented
-/// `DIST_*` variables, a standard `PATH`, `HOME` and `LANG`. The caller's environment (tokens,
-/// proxies, ...) is not passed on.
-const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Runs `scripts/<which>.sh` of an installed package with `/bin/sh`, in its store path, in its
-/// own process group, its output (stdout and stderr together) in
-/// `ROOT/logs/<name>-<version>-<which>.log` and, line by line as the script writes it, to
-/// `report.script_output`. It fails if the script fails (the error names the log and quotes its
-/// last lines), runs longer than `timeout` (its whole process group is killed) or the user
-/// interrupts. A background child the script leaves running (a service) does not hold it up:
-/// the output goes to a file, not a pipe, so nothing waits for the child to close it.
-fn run_script(
-    layout: &Layout,
-    p: &Installed,
-    which: Script,
-    timeout: Duration,
-    report: &dyn Reporter,
-) -> Result<()> {
-    let script = p.store_path.join(format!("scripts/{which}.sh"));
-    let log = layout.script_log(p, which)?;
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg(&script)
-        .current_dir(&p.store_path)
-        .env_clear()
-        .env("PATH", SCRIPT_PATH)
-        .env(
-            "HOME",
-            std::env::var_os("HOME").unwrap_or_else(|| "/".into()),
-        )
-        .env("LANG", "C.UTF-8")
-        .env("DIST_ROOT", &layout.root)
-        .env("DIST_PACKAGE", p.name.as_str())
-        .env("DIST_VERSION", p.version.to_string())
-        .env("DIST_STORE_PATH", &p.store_path)
-        .env("DIST_PROFILE", layout.current_link());
-    let mut child = supervise::spawn_logged(&mut cmd, &log, Path::new("/bin/sh"), "dash")
-        .with_context(|| format!("cannot run {}", script.display()))?;
-    let id = p.id();
-    // Opened after the spawn created it anew: this handle reads the file the script writes.
-    let mut output = match File::open(&log) {
-        Ok(file) => Some(Follow::new(file)),
-        Err(e) => {
-            report.warn(&format!(
-                "cannot follow the output of {which} script of {id} in {}: {e}",
-                log.display()
-            ));
-            None
-        }
-    };
-    let mut show = |line: &str| report.script_output(&id, line);
-    let start = Instant::now();
-    // Most scripts are done in a few milliseconds: poll often at first, then every 20 ms (a
-    // fixed 20 ms was most of a lone small install's time).
-    let mut nap = Duration::from_millis(1);
-    let status = loop {
-        // A read that filled the buffer may have left more behind: look again at once.
-        let busy = output.as_mut().is_some_and(|o| o.step(&mut show));
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        let stop = if start.elapsed() > timeout {
-            Some(format!(
-                "timed out after {}s (script_timeout)",
-                timeout.as_secs()
-            ))
-        } else {
-            interrupt::check().err().map(|e| e.to_string())
-        };
-        if let Some(why) = stop {
-            let _ = supervise::signal_group(child.id(), Signal::Kill);
-            let _ = child.wait();
-            if let Some(o) = output.as_mut() {
-                o.drain(&log, &mut show);
-            }
-            bail!(
-                "{which} script of {id} {why}; its processes were killed (log: {})",
-                log.display()
-            );
-        }
-        if !busy {
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(20));
-        }
-    };
-    if let Some(o) = output.as_mut() {
-        o.drain(&log, &mut show);
-    }
-    if !status.success() {
-        let tail = output.map(|o| o.lines.tail).unwrap_or_default();
-        let tail = Vec::from(tail).join("\n");
-        bail!(
-            "{which} script of {id} failed ({status}, log: {}){}",
-            log.display(),
-            match tail.trim() {
-                "" => String::new(),
-                tail => format!(": {tail}"),
-            }
-        );
+/// Removes a package's state or configuration directory, if there is one.
+pub fn purge_dir(dir: &std::path::Path) -> Result<()> {
+    if std::fs::symlink_metadata(dir).is_ok() {
+        crate::store::fsx::remove_tree(dir)?;
     }
     Ok(())
 }
 
-/// How much of one output line is kept: a longer line is shown (and quoted) cut there, marked
-/// with `…`, and the rest of it skipped. With [`READ_CHUNK`] and [`TAIL_LINES`] this bounds
-/// what following a script's output holds in memory, whatever the script prints (the log file
-/// keeps every byte).
-const LINE_MAX: usize = 4096;
-/// The last lines of its output a failing script's error quotes.
-const TAIL_LINES: usize = 10;
-/// How much of the log one look reads, between two checks of the script's state (so a script
-/// that prints without pause still meets its timeout).
-const READ_CHUNK: usize = 64 << 10;
-
-/// Reads a script's log while the script writes it: each look reads what was added since the
-/// last one (stdout and stderr share one file offset, so the file holds them interleaved, in
-/// order) and hands the complete lines on.
-struct Follow {
-    file: File,
-    buf: Vec<u8>,
-    lines: Lines,
+/// The script that undoes one that ran: the new version's `uninstall.sh` for an install script
+/// (`abort-install`, or `abort-upgrade` when it replaced a version), the old version's
+/// `install.sh` for an uninstall script (`abort-upgrade`, or `abort-remove` when it was
+/// leaving). A reinstall has nothing to undo.
+fn undo_run(step: &Step, script: Script) -> Option<Run<'_>> {
+    let (package, action) = match (script, step.change) {
+        (_, Change::Reinstall) => return None,
+        (Script::Uninstall, Change::Install) => (step.new.as_ref()?, Action::AbortInstall),
+        (Script::Uninstall, _) => (step.new.as_ref()?, Action::AbortUpgrade),
+        (Script::Install, Change::Remove) => (step.old.as_ref()?, Action::AbortRemove),
+        (Script::Install, _) => (step.old.as_ref()?, Action::AbortUpgrade),
+    };
+    Some(Run {
+        package,
+        script,
+        action,
+        old_version: step.old.as_ref().map(|p| &p.version),
+        new_version: step.new.as_ref().map(|p| &p.version),
+        interruptible: false,
+    })
 }
 
-impl Follow {
-    fn new(file: File) -> Follow {
-        Follow {
-            file,
-            buf: vec![0; READ_CHUNK],
-            lines: Lines::default(),
-        }
-    }
-
-    /// Reads one chunk of what is new; true if it filled the buffer (more may be waiting).
-    /// A read error ends the following (the log still has everything).
-    fn step(&mut self, show: &mut dyn FnMut(&str)) -> bool {
-        match self.file.read(&mut self.buf) {
-            Ok(n) => {
-                self.lines.push(&self.buf[..n], show);
-                n == self.buf.len()
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Once the script is over: reads up to the log's length now (a background child it left
-    /// may go on writing; that is only in the log) and hands on the last, unfinished line.
-    fn drain(&mut self, log: &Path, show: &mut dyn FnMut(&str)) {
-        let end = std::fs::metadata(log).map_or(0, |m| m.len());
-        let mut left = end.saturating_sub(self.file.stream_position().unwrap_or(end));
-        while left > 0 {
-            let want = self
-                .buf
-                .len()
-                .min(usize::try_from(left).unwrap_or(usize::MAX));
-            match self.file.read(&mut self.buf[..want]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    self.lines.push(&self.buf[..n], show);
-                    left -= n as u64;
-                }
-            }
-        }
-        self.lines.finish(show);
-    }
-}
-
-/// Cuts output that arrives in arbitrary chunks into lines: `\n` ends a line (a `\r` before it
-/// is dropped), bytes that are not UTF-8 become U+FFFD, a line longer than [`LINE_MAX`] bytes
-/// is cut there, and the last [`TAIL_LINES`] lines are kept for an error message. Control
-/// characters are passed on as they are: escaping them is the terminal side's job.
+/// What `forward` started, in order: a script is recorded before it runs, so the one that
+/// failed is undone too (dpkg runs `abort-install` after a failed `preinst install`).
 #[derive(Default)]
-struct Lines {
-    partial: Vec<u8>,
-    cut: bool,
-    tail: VecDeque<String>,
+struct Journal {
+    ran: Vec<Ran>,
+    config: Written,
 }
 
-impl Lines {
-    fn push(&mut self, mut bytes: &[u8], show: &mut dyn FnMut(&str)) {
-        while !bytes.is_empty() {
-            let (chunk, rest, ends) = match bytes.iter().position(|&b| b == b'\n') {
-                Some(i) => (&bytes[..i], &bytes[i + 1..], true),
-                None => (bytes, &bytes[bytes.len()..], false),
-            };
-            if !self.cut {
-                let room = LINE_MAX - self.partial.len();
-                if chunk.len() > room {
-                    self.partial.extend_from_slice(&chunk[..room]);
-                    self.cut = true;
-                } else {
-                    self.partial.extend_from_slice(chunk);
-                }
-            }
-            if ends {
-                self.end_line(show);
-            }
-            bytes = rest;
-        }
-    }
-
-    /// Hands on an unfinished last line (output that does not end with a line break).
-    fn finish(&mut self, show: &mut dyn FnMut(&str)) {
-        if !self.partial.is_empty() || self.cut {
-            self.end_line(show);
-        }
-    }
-
-    fn end_line(&mut self, show: &mut dyn FnMut(&str)) {
-        if self.cut {
-            // Not in the middle of a character: back to where the last whole one ends.
-            if let Err(e) = std::str::from_utf8(&self.partial) {
-                if e.error_len().is_none() {
-                    self.partial.truncate(e.valid_up_to());
-                }
-            }
-        } else if self.partial.last() == Some(&b'\r') {
-            self.partial.pop();
-        }
-        let mut line = String::from_utf8_lossy(&self.partial).into_owned();
-        if self.cut {
-            line.push('…');
-        }
-        show(&line);
-        if self.tail.len() == TAIL_LINES {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(line);
-        self.partial.clear();
-        self.cut = false;
-    }
+enum Ran {
+    Uninstall(usize),
+    Install(usize),
 }
 
-impl Layout {
-    /// `ROOT/logs/<name>-<version>-<which>.log` (never under a store path), the previous
-    /// run's log removed so that the spawn creates a new file: a background process that run
-    /// left behind, still writing to the old file, does not write into this run's log.
-    fn script_log(&self, p: &Installed, which: Script) -> Result<PathBuf> {
-        let dir = self.root.join("logs");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let log = dir.join(format!("{}-{}-{which}.log", p.name, p.version));
-        match std::fs::remove_file(&log) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("cannot remove {}", log.display()))
-            }
-            _ => Ok(log),
+/// The names of a set, each after what it depends on (as recorded at install; a package whose
+/// dependencies were not recorded, from a generation older than that, has none), by name among
+/// equals. A cycle is broken by name order.
+pub fn dependencies_first(set: &BTreeMap<PackageName, Installed>) -> Vec<PackageName> {
+    let mut out: Vec<PackageName> = Vec::with_capacity(set.len());
+    let mut placed: BTreeSet<&PackageName> = BTreeSet::new();
+    fn visit<'a>(
+        name: &'a PackageName,
+        set: &'a BTreeMap<PackageName, Installed>,
+        placed: &mut BTreeSet<&'a PackageName>,
+        out: &mut Vec<PackageName>,
+    ) {
+        if !placed.insert(name) {
+            return;
         }
+        if let Some(deps) = set.get(name).and_then(|p| p.depends.as_ref()) {
+            for d in deps {
+                if let Some((key, _)) = set.get_key_value(d) {
+                    visit(key, set, placed, out);
+                }
+            }
+        }
+        out.push(name.clone());
     }
+    for name in set.keys() {
+        visit(name, set, &mut placed, &mut out);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
+    use crate::format::ids::ObjectId;
 
-    fn cut(chunks: &[&[u8]]) -> (Vec<String>, Lines) {
-        let (mut lines, mut seen) = (Lines::default(), Vec::new());
-        for c in chunks {
-            lines.push(c, &mut |l| seen.push(l.to_string()));
+    fn pkg(name: &str, version: &str, byte: u8, depends: &[&str]) -> Installed {
+        Installed {
+            name: PackageName::parse(name).unwrap(),
+            version: semver::Version::parse(version).unwrap(),
+            blake3: ObjectId::from_bytes([byte; 32]),
+            infohash: crate::format::ids::InfoHash::from_bytes([byte; 20]),
+            store_path: PathBuf::from(format!("/store/{name}-{version}")),
+            requested: true,
+            size: 1,
+            depends: Some(
+                depends
+                    .iter()
+                    .map(|d| PackageName::parse(d).unwrap())
+                    .collect(),
+            ),
         }
-        lines.finish(&mut |l| seen.push(l.to_string()));
-        (seen, lines)
+    }
+
+    fn set(pkgs: &[Installed]) -> BTreeMap<PackageName, Installed> {
+        pkgs.iter().map(|p| (p.name.clone(), p.clone())).collect()
     }
 
     #[test]
-    fn output_is_cut_into_lines_whatever_the_chunks() {
-        let (seen, _) = cut(&[b"one\ntw", b"o\r\n", b"\n", b"thr", b"ee"]);
-        assert_eq!(seen, ["one", "two", "", "three"]);
-        let (seen, _) = cut(&[b"bad \xff byte\n", b"a\rb\n"]);
-        assert_eq!(seen, ["bad \u{fffd} byte", "a\rb"]);
-        let (seen, _) = cut(&[b""]);
-        assert!(seen.is_empty());
+    fn each_package_gets_one_change() {
+        let current = set(&[
+            pkg("a", "1.0.0", 1, &[]),
+            pkg("b", "2.0.0", 2, &[]),
+            pkg("c", "1.0.0", 3, &[]),
+            pkg("d", "1.0.0", 4, &[]),
+            pkg("e", "1.0.0", 5, &[]),
+        ]);
+        let next = set(&[
+            pkg("a", "1.1.0", 6, &[]),
+            pkg("b", "1.0.0", 7, &[]),
+            pkg("c", "1.0.0", 3, &[]),
+            pkg("d", "1.0.0", 4, &[]),
+            pkg("f", "1.0.0", 8, &[]),
+        ]);
+        let again = [PackageName::parse("d").unwrap()].into();
+        let t = Transition::new(&current, next, &again, Target::New, Cause::Change);
+        let got: Vec<(String, Change)> = t
+            .steps()
+            .iter()
+            .map(|s| (s.name().to_string(), s.change))
+            .collect();
+        let want = [
+            ("a", Change::Upgrade),
+            ("b", Change::Downgrade),
+            ("d", Change::Reinstall),
+            ("e", Change::Remove),
+            ("f", Change::Install),
+        ];
+        let want: Vec<(String, Change)> = want.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+        assert_eq!(got, want);
+        // A reinstall runs no uninstall script.
+        assert!(t
+            .leaving
+            .iter()
+            .all(|&i| t.steps[i].change != Change::Reinstall));
     }
 
     #[test]
-    fn a_line_of_megabytes_is_cut_and_memory_stays_bounded() {
-        let mut lines = Lines::default();
-        let mut seen = Vec::new();
-        let chunk = vec![b'x'; READ_CHUNK];
-        for _ in 0..160 {
-            lines.push(&chunk, &mut |l| seen.push(l.to_string()));
-            assert!(lines.partial.capacity() <= 2 * LINE_MAX);
+    fn dependents_leave_first_and_dependencies_enter_first() {
+        let current = set(&[
+            pkg("app", "1.0.0", 1, &["lib"]),
+            pkg("lib", "1.0.0", 2, &[]),
+        ]);
+        let next = set(&[
+            pkg("app", "2.0.0", 3, &["lib"]),
+            pkg("lib", "2.0.0", 4, &[]),
+        ]);
+        let t = Transition::new(&current, next, &BTreeSet::new(), Target::New, Cause::Change);
+        let names = |order: &[usize]| -> Vec<String> {
+            order
+                .iter()
+                .map(|&i| t.steps[i].name().to_string())
+                .collect()
+        };
+        assert_eq!(names(&t.leaving), ["app", "lib"]);
+        assert_eq!(names(&t.entering), ["lib", "app"]);
+    }
+
+    #[test]
+    fn scripts_are_told_what_happens() {
+        let current = set(&[pkg("svc", "1.0.0", 1, &[]), pkg("old", "1.0.0", 2, &[])]);
+        let next = set(&[pkg("svc", "0.9.0", 3, &[]), pkg("new", "1.0.0", 4, &[])]);
+        for (cause, gone, came) in [
+            (Cause::Change, Action::Remove, Action::Install),
+            (Cause::Purge, Action::Purge, Action::Install),
+            (Cause::Rollback, Action::Rollback, Action::Rollback),
+        ] {
+            let t = Transition::new(&current, next.clone(), &BTreeSet::new(), Target::New, cause);
+            let action = |name: &str, script| {
+                let step = t.steps().iter().find(|s| s.name() == name).unwrap();
+                t.run(step, script).action
+            };
+            assert_eq!(action("svc", Script::Uninstall), Action::Downgrade);
+            assert_eq!(action("svc", Script::Install), Action::Downgrade);
+            assert_eq!(action("old", Script::Uninstall), gone);
+            assert_eq!(action("new", Script::Install), came);
         }
-        lines.push(b"\nnext\n", &mut |l| seen.push(l.to_string()));
-        assert_eq!(seen.len(), 2);
-        assert_eq!(seen[0], format!("{}…", "x".repeat(LINE_MAX)));
-        assert_eq!(seen[1], "next");
-        // A cut never splits a character.
-        let long = format!("a{}\n", "é".repeat(LINE_MAX));
-        let (seen, _) = cut(&[long.as_bytes()]);
-        assert_eq!(seen[0], format!("a{}…", "é".repeat((LINE_MAX - 1) / 2)));
-    }
-
-    #[test]
-    fn the_last_lines_are_kept_for_the_error() {
-        let text: String = (1..=25).map(|i| format!("line {i}\n")).collect();
-        let (seen, lines) = cut(&[text.as_bytes()]);
-        assert_eq!(seen.len(), 25);
-        let tail: Vec<String> = (16..=25).map(|i| format!("line {i}")).collect();
-        assert_eq!(Vec::from(lines.tail), tail);
-    }
-
-    #[test]
-    fn following_reads_what_the_writer_adds_and_stops_at_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("x.log");
-        let mut writer = File::create(&log).unwrap();
-        let mut follow = Follow::new(File::open(&log).unwrap());
-        let mut seen = Vec::new();
-        writer.write_all(b"a\nb").unwrap();
-        assert!(!follow.step(&mut |l| seen.push(l.to_string())));
-        assert_eq!(seen, ["a"]);
-        writer.write_all(b"c\nd").unwrap();
-        follow.step(&mut |l| seen.push(l.to_string()));
-        follow.drain(&log, &mut |l| seen.push(l.to_string()));
-        assert_eq!(seen, ["a", "bc", "d"]);
+        let step = Step {
+            change: Change::Upgrade,
+            old: Some(pkg("svc", "1.0.0", 1, &[])),
+            new: Some(pkg("svc", "1.1.0", 2, &[])),
+        };
+        let undo = undo_run(&step, Script::Install).unwrap();
+        assert_eq!(
+            (undo.action, undo.package.version.minor),
+            (Action::AbortUpgrade, 0)
+        );
+        let undo = undo_run(&step, Script::Uninstall).unwrap();
+        assert_eq!(
+            (undo.action, undo.package.version.minor),
+            (Action::AbortUpgrade, 1)
+        );
     }
 }

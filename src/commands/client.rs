@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use dist::client::config::{config_path, ClientConfig, ConfigError, Settings};
-use dist::client::install;
 use dist::client::sources::{Candidate, Sources};
 use dist::client::{daemon, sync, Layout};
 use dist::format::ids::PackageName;
@@ -126,7 +125,7 @@ pub fn rollback(g: &Global, f: &ClientFlags, to: Option<u64>, json_out: bool) ->
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet || json_out);
-    let (from, to) = install::rollback(&layout, &settings, to, &reporter)?;
+    let (from, to) = dist::client::rollback::rollback(&layout, &settings, to, &reporter)?;
     if json_out {
         json::print(&json::Rollback { from, to })?;
     } else {
@@ -368,6 +367,9 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
                 for d in &e.differences {
                     println!("         {d}");
                 }
+            }
+            for c in &e.config_changed {
+                println!("         configuration changed (yours): etc/{}/{c}", e.name);
             }
         }
     }

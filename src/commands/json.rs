@@ -14,6 +14,7 @@ use dist::client::maintain::{GcReport, VerifyEntry};
 use dist::client::plan::PlanItem;
 use dist::client::profile::{Generation, Installed};
 use dist::client::resolve::Because;
+use dist::client::transition::Change;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};
 use dist::repo::index::PackageRecord;
 
@@ -109,6 +110,11 @@ pub struct Planned<'a> {
     /// Why that transport (null when nothing is fetched); in a dry run, as far as the plan
     /// knows (`auto` decides a small object when it is fetched).
     pub transport_reason: Option<String>,
+    /// `install`, `upgrade`, `downgrade` or `reinstall` (the same object unpacked again);
+    /// null when it is installed already and stays.
+    pub action: Option<&'static str>,
+    /// The version it replaces (null: none), as `replaces`.
+    pub old_version: Option<&'a semver::Version>,
 }
 
 impl<'a> From<&'a PlanItem> for Planned<'a> {
@@ -123,8 +129,24 @@ impl<'a> From<&'a PlanItem> for Planned<'a> {
             reason: plan_reason(&p.because),
             repository: p.origin.repo.name.as_str(),
             transport_reason: transport_reason(p),
+            action: change(p).map(|c| c.name()),
+            old_version: p.replaces.as_ref().map(|r| &r.version),
         }
     }
+}
+
+/// What the transition does with a plan's item (`None`: it stays as it is).
+fn change(p: &PlanItem) -> Option<Change> {
+    if p.reinstall {
+        return Some(Change::Reinstall);
+    }
+    if p.action == dist::client::plan::Action::Installed {
+        return None;
+    }
+    Change::between(
+        p.replaces.as_ref().map(|r| &r.version),
+        Some(&p.record.version),
+    )
 }
 
 /// `transport_reason`: why the item is fetched the way it is (null when it is not fetched).
@@ -152,7 +174,8 @@ fn required_by(b: &Because) -> Option<&PackageName> {
 }
 
 /// `dist install --json`: one per package of the plan (requested ones and the dependencies it
-/// pulled in): its [`Planned`] entry, and what running it did.
+/// pulled in): its [`Planned`] entry, with `transport` and `transport_reason` as the fetch
+/// decided them, and what running it did.
 #[derive(Serialize)]
 pub struct Install<'a> {
     #[serde(flatten)]
@@ -165,10 +188,15 @@ pub struct Install<'a> {
 
 impl<'a> From<&'a Installation> for Install<'a> {
     fn from(i: &'a Installation) -> Install<'a> {
+        let mut planned: Planned<'a> = (&i.item).into();
+        if let Some((transport, why)) = i.transport() {
+            planned.transport = Some(transport);
+            planned.transport_reason = why.map(|w| w.text(transport));
+        }
         Install {
-            planned: (&i.item).into(),
-            bytes_from_peers: i.bytes_from_peers,
-            bytes_from_webseed: i.bytes_from_webseed,
+            planned,
+            bytes_from_peers: i.bytes_from_peers(),
+            bytes_from_webseed: i.bytes_from_webseed(),
             store_path: i.store_path.display().to_string(),
             phases_ms: i
                 .stages
@@ -332,18 +360,55 @@ pub struct Outdated<'a> {
     pub name: &'a PackageName,
     pub installed: &'a semver::Version,
     pub newest: &'a semver::Version,
+    /// The same as `newest` (the kept-back entries' key).
+    pub latest: &'a semver::Version,
     pub held: bool,
+    /// Why `upgrade` would not move it (`held`, `kept back: …`); null when it would.
+    pub kept_back: Option<&'a str>,
 }
 
-impl<'a> From<&'a dist::client::remove::Outdated> for Outdated<'a> {
-    fn from(o: &'a dist::client::remove::Outdated) -> Outdated<'a> {
+impl<'a> From<&'a dist::client::upgrade::Outdated> for Outdated<'a> {
+    fn from(o: &'a dist::client::upgrade::Outdated) -> Outdated<'a> {
         Outdated {
             name: &o.name,
             installed: &o.installed,
             newest: &o.newest,
+            latest: &o.newest,
             held: o.held,
+            kept_back: o.kept_back.as_deref(),
         }
     }
+}
+
+/// A package `upgrade` does not move to its latest version, and why (`upgrade --json`, beside
+/// the install entries).
+#[derive(Serialize)]
+pub struct KeptBack<'a> {
+    pub name: &'a PackageName,
+    pub installed: &'a semver::Version,
+    pub latest: &'a semver::Version,
+    pub kept_back: &'a str,
+}
+
+impl<'a> From<&'a dist::client::upgrade::KeptBack> for KeptBack<'a> {
+    fn from(k: &'a dist::client::upgrade::KeptBack) -> KeptBack<'a> {
+        KeptBack {
+            name: &k.name,
+            installed: &k.installed,
+            latest: &k.latest,
+            kept_back: &k.reason,
+        }
+    }
+}
+
+/// One entry of `upgrade --json`: what changed (`install --json`'s entry), or what was kept
+/// back.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum UpgradeEntry<'a> {
+    Changed(Install<'a>),
+    Planned(Planned<'a>),
+    KeptBack(KeptBack<'a>),
 }
 
 /// `dist list --json`: every version the index publishes.
@@ -478,8 +543,11 @@ pub struct Verified<'a> {
     pub name: &'a PackageName,
     pub version: &'a semver::Version,
     pub store_path: &'a PathBuf,
+    /// The store path matches its install record (changed configuration files do not count).
     pub ok: bool,
     pub differences: &'a [String],
+    /// Configuration files (under `ROOT/etc/<name>/`) that differ from what the version ships.
+    pub config_changed: &'a [String],
 }
 
 impl<'a> From<&'a VerifyEntry> for Verified<'a> {
@@ -490,6 +558,7 @@ impl<'a> From<&'a VerifyEntry> for Verified<'a> {
             store_path: &e.store_path,
             ok: e.ok,
             differences: &e.differences,
+            config_changed: &e.config_changed,
         }
     }
 }

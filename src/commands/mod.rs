@@ -237,12 +237,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Sync(a) => client::sync(&g, &top.with(&a.client), a.json),
         Command::Install(a) => packages::install(&g, &top.with(&a.client), &a),
-        Command::Uninstall {
-            names,
-            with_dependents,
-            json,
-            client,
-        } => packages::uninstall(&g, &top.with(&client), &names, with_dependents, json),
+        Command::Uninstall(a) => packages::uninstall(&g, &top.with(&a.client), &a),
         Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
         Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),
         Command::Hold { name, json } => packages::hold(&g, &name, true, json),

@@ -6,16 +6,18 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use dist::client::install::{self, Stage};
-use dist::client::plan::{self, Action};
+use dist::client::plan;
 use dist::client::request::{Request, Spec};
 use dist::client::resolve::Because;
 use dist::client::sources::Sources;
-use dist::client::{remove, Layout};
+use dist::client::transition::Change;
+use dist::client::upgrade::{self, KeptBack};
+use dist::client::{conffiles, remove, Layout};
 use dist::format::ids::PackageName;
 
 use super::client::config;
 use super::{json, reporter, Global};
-use crate::cli::{ClientFlags, InstallArgs, UpgradeArgs};
+use crate::cli::{ClientFlags, InstallArgs, UninstallArgs, UpgradeArgs};
 
 pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
     let settings = config(g, f)?;
@@ -44,15 +46,13 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         .map(|r| &r.name)
         .collect();
     refuse_downgrades(&plan, &asked, a.allow_downgrade)?;
-    execute(
-        g,
-        &layout,
-        &settings,
-        plan,
-        a.json,
-        a.dry_run,
-        resolving.elapsed(),
-    )
+    let how = Output {
+        json: a.json,
+        dry_run: a.dry_run,
+        resolve: resolving.elapsed(),
+        kept_back: None,
+    };
+    execute(g, &layout, &settings, plan, &how)
 }
 
 /// Refuses the plan's downgrades (`name old -> new`) of packages not in `asked`.
@@ -80,7 +80,8 @@ fn refuse_downgrades(plan: &plan::Plan, asked: &BTreeSet<&PackageName>, allow: b
 }
 
 /// `dist upgrade [NAME...]`: the named installed packages (default: all) move to the newest
-/// versions their constraints and holds allow; a downgrade needs `--allow-downgrade`.
+/// versions their constraints and holds allow; a downgrade needs `--allow-downgrade`. What
+/// cannot move is listed with why (kept back), as `outdated` lists it.
 pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
@@ -100,37 +101,69 @@ pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
             })
             .collect::<Result<_>>()?
     };
-    // The requested ones stay requested; dependencies move with them.
-    let reqs: Vec<Request> = names
-        .iter()
-        .filter(|n| installed[*n].requested)
-        .map(|n| Request {
-            name: n.clone(),
-            spec: Spec::Latest,
-            repo: None,
-        })
-        .collect();
     let resolving = std::time::Instant::now();
-    let options = plan::Options {
-        refresh: names,
-        ..Default::default()
-    };
-    let mut plan = plan::plan_with(&layout, &settings, &sources, &reqs, options)?;
-    plan.items.retain(|i| i.action != Action::Installed);
+    let (plan, kept) = upgrade::plan(&layout, &settings, &sources, &names)?;
     refuse_downgrades(&plan, &BTreeSet::new(), a.allow_downgrade)?;
-    if plan.items.is_empty() && !a.json {
-        println!("everything is up to date");
-        return Ok(0);
+    let how = Output {
+        json: a.json,
+        dry_run: a.dry_run,
+        resolve: resolving.elapsed(),
+        kept_back: Some(&kept),
+    };
+    if plan.items.is_empty() && plan.removes.is_empty() {
+        return print_up_to_date(&how);
     }
-    execute(
-        g,
-        &layout,
-        &settings,
-        plan,
-        a.json,
-        a.dry_run,
-        resolving.elapsed(),
-    )
+    execute(g, &layout, &settings, plan, &how)
+}
+
+/// How `execute` prints; `kept_back` is `Some` for `upgrade`.
+struct Output<'a> {
+    json: bool,
+    dry_run: bool,
+    resolve: std::time::Duration,
+    kept_back: Option<&'a [KeptBack]>,
+}
+
+/// `upgrade` with nothing to do: the kept-back packages, or that everything is up to date.
+fn print_up_to_date(how: &Output<'_>) -> Result<i32> {
+    let kept = how.kept_back.unwrap_or_default();
+    if how.json {
+        let v: Vec<json::UpgradeEntry> = kept
+            .iter()
+            .map(|k| json::UpgradeEntry::KeptBack(k.into()))
+            .collect();
+        json::print(&v)?;
+    } else if kept.is_empty() {
+        println!("everything is up to date");
+    } else {
+        print_kept_back(kept);
+        println!(
+            "nothing to upgrade: {} kept back",
+            count(kept.len(), "package")
+        );
+    }
+    Ok(0)
+}
+
+fn print_kept_back(kept: &[KeptBack]) {
+    for k in kept {
+        println!(
+            "{} {} (latest {}): {}",
+            k.name, k.installed, k.latest, k.reason
+        );
+    }
+}
+
+/// `1 package`, `2 packages`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+fn dependency(b: &Because) -> String {
+    match b {
+        Because::Dependency(by) => format!(" (dependency of {by})"),
+        _ => String::new(),
+    }
 }
 
 /// Prints a plan (`dry_run`) or carries it out and prints what it did.
@@ -139,96 +172,163 @@ fn execute(
     layout: &Layout,
     settings: &dist::client::config::Settings,
     plan: plan::Plan,
-    json_out: bool,
-    dry_run: bool,
-    resolve: std::time::Duration,
+    how: &Output<'_>,
 ) -> Result<i32> {
-    let dependency = |b: &Because| match b {
-        Because::Dependency(by) => format!(" (dependency of {by})"),
-        _ => String::new(),
-    };
-    if !json_out {
+    if !how.json {
         for r in &plan.removes {
             println!(
                 "{} {} (--replace: a package of this install conflicts with it)",
-                if dry_run { "would remove" } else { "removes" },
+                if how.dry_run {
+                    "would remove"
+                } else {
+                    "removes"
+                },
                 r.id()
             );
         }
     }
-    if dry_run {
-        if json_out {
-            let items: Vec<json::Planned> = plan.items.iter().map(Into::into).collect();
-            json::print(&items)?;
-        } else {
-            for p in &plan.items {
-                let how = match p.action.fetcher() {
-                    Some(t) => format!("fetch over {t}"),
-                    None => p.action.source().to_string(),
-                };
-                let rep = p
-                    .replaces
-                    .as_ref()
-                    .map(|r| {
-                        if p.record.version.cmp_precedence(&r.version).is_lt() {
-                            format!(", DOWNGRADES {}", r.version)
-                        } else {
-                            format!(", replaces {}", r.version)
-                        }
-                    })
-                    .unwrap_or_default();
-                println!(
-                    "{}  {} bytes  {how}{rep}{}",
-                    p.record.id(),
-                    p.record.size,
-                    dependency(&p.because)
-                );
-            }
-        }
-        return Ok(0);
+    if how.dry_run {
+        return print_plan(&plan, how);
     }
-    let reporter = reporter::Cli::new(g.quiet || json_out);
+    let started = std::time::Instant::now();
+    let reporter = reporter::Cli::new(g.quiet || how.json);
     let outcome = install::install(layout, settings, plan, &reporter);
     reporter.finish();
     let mut outcome = outcome?;
     for i in outcome.installed.iter_mut() {
-        i.stages.insert(Stage::Resolve, resolve);
+        i.stages.insert(Stage::Resolve, how.resolve);
     }
-    if json_out {
-        let v: Vec<json::Install> = outcome.installed.iter().map(Into::into).collect();
+    let kept = how.kept_back.unwrap_or_default();
+    if how.json {
+        let mut v: Vec<json::UpgradeEntry> = outcome
+            .installed
+            .iter()
+            .map(|i| json::UpgradeEntry::Changed(i.into()))
+            .collect();
+        v.extend(kept.iter().map(|k| json::UpgradeEntry::KeptBack(k.into())));
         json::print(&v)?;
+        return Ok(0);
+    }
+    if how.kept_back.is_some() {
+        print_upgraded(&outcome, started.elapsed());
     } else {
-        for i in &outcome.installed {
-            if i.item.action == Action::Installed {
-                println!("{} is already installed", i.item.record.id());
-            } else {
-                println!(
-                    "installed {}{} -> {}",
-                    i.item.record.id(),
-                    dependency(&i.item.because),
-                    i.store_path.display()
-                );
-            }
-        }
-        if let Some(n) = outcome.generation {
-            println!("generation {n} is current");
-        }
+        print_installed(&outcome);
+    }
+    print_kept_back(kept);
+    for path in &outcome.config_kept {
+        println!(
+            "kept your changed {}; the new version's is beside it as {}",
+            path.display(),
+            conffiles::beside(path).display()
+        );
+    }
+    if let Some(n) = outcome.generation {
+        println!("generation {n} is current");
     }
     Ok(0)
 }
 
-pub fn uninstall(
-    g: &Global,
-    f: &ClientFlags,
-    names: &[String],
-    with_dependents: bool,
-    json_out: bool,
-) -> Result<i32> {
+fn print_installed(outcome: &install::Outcome) {
+    for i in &outcome.installed {
+        let id = i.item.record.id();
+        match (i.change, i.old_version()) {
+            (None, _) => println!("{id} is already installed"),
+            (Some(c), Some(old)) if c != Change::Reinstall => println!(
+                "installed {id} ({} from {old}){} -> {}",
+                c.name(),
+                dependency(&i.item.because),
+                i.store_path.display()
+            ),
+            _ => println!(
+                "installed {id}{} -> {}",
+                dependency(&i.item.because),
+                i.store_path.display()
+            ),
+        }
+    }
+}
+
+/// `name old -> new` for each change, then one line: how many, bytes fetched, time.
+fn print_upgraded(outcome: &install::Outcome, took: std::time::Duration) {
+    let mut fetched = 0;
+    let mut changed = 0;
+    for i in &outcome.installed {
+        let Some(change) = i.change else { continue };
+        changed += 1;
+        let rec = &i.item.record;
+        fetched += i.fetched.as_ref().map_or(0, |_| rec.size);
+        match i.old_version() {
+            Some(old) => println!("{} {old} -> {}", rec.name, rec.version),
+            None => println!(
+                "{} {} ({}{})",
+                rec.name,
+                rec.version,
+                change.name(),
+                dependency(&i.item.because)
+            ),
+        }
+    }
+    println!(
+        "upgraded {}, fetched {} in {:.1}s",
+        count(changed, "package"),
+        indicatif::HumanBytes(fetched),
+        took.as_secs_f64()
+    );
+}
+
+/// `--dry-run`: the plan, as text or as `install --json`'s entries without the results.
+fn print_plan(plan: &plan::Plan, how: &Output<'_>) -> Result<i32> {
+    let kept = how.kept_back.unwrap_or_default();
+    if how.json {
+        let mut v: Vec<json::UpgradeEntry> = plan
+            .items
+            .iter()
+            .map(|i| json::UpgradeEntry::Planned(i.into()))
+            .collect();
+        v.extend(kept.iter().map(|k| json::UpgradeEntry::KeptBack(k.into())));
+        json::print(&v)?;
+        return Ok(0);
+    }
+    for p in &plan.items {
+        let how = match p.action.fetcher() {
+            Some(t) => format!("fetch over {t}"),
+            None => p.action.source().to_string(),
+        };
+        let rep = p
+            .replaces
+            .as_ref()
+            .map(|r| {
+                if p.record.version.cmp_precedence(&r.version).is_lt() {
+                    format!(", DOWNGRADES {}", r.version)
+                } else {
+                    format!(", replaces {}", r.version)
+                }
+            })
+            .unwrap_or_default();
+        println!(
+            "{}  {} bytes  {how}{rep}{}",
+            p.record.id(),
+            p.record.size,
+            dependency(&p.because)
+        );
+    }
+    print_kept_back(kept);
+    Ok(0)
+}
+
+pub fn uninstall(g: &Global, f: &ClientFlags, a: &UninstallArgs) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
-    let reporter = reporter::Cli::new(g.quiet || json_out);
-    let (gen, removed) = remove::uninstall(&layout, &settings, names, with_dependents, &reporter)?;
-    print_removed(&removed, Some(gen), json_out)
+    let reporter = reporter::Cli::new(g.quiet || a.json);
+    let (gen, removed) = remove::uninstall(
+        &layout,
+        &settings,
+        &a.names,
+        a.with_dependents,
+        a.purge,
+        &reporter,
+    )?;
+    print_removed(&removed, Some(gen), a.json)
 }
 
 /// `dist autoremove`: what was installed as a dependency and is needed no more.
@@ -266,10 +366,11 @@ fn print_removed(
     Ok(0)
 }
 
-/// `dist outdated`: installed packages with a newer version in the index.
+/// `dist outdated`: installed packages with a newer version in the index, and why `upgrade`
+/// would keep one back.
 pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let list = remove::outdated(&layout, &config(g, f)?)?;
+    let list = upgrade::outdated(&layout, &config(g, f)?)?;
     if json_out {
         let v: Vec<json::Outdated> = list.iter().map(Into::into).collect();
         json::print(&v)?;
@@ -277,8 +378,11 @@ pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
         println!("everything is up to date");
     } else {
         for o in &list {
-            let held = if o.held { "  (held)" } else { "" };
-            println!("{}  {} -> {}{held}", o.name, o.installed, o.newest);
+            let why = match &o.kept_back {
+                Some(why) => format!("  ({why})"),
+                None => String::new(),
+            };
+            println!("{}  {} -> {}{why}", o.name, o.installed, o.newest);
         }
     }
     Ok(0)

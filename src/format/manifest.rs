@@ -22,6 +22,10 @@ pub struct Manifest {
     pub description: Option<String>,
     /// `depends` and `conflicts` (both optional).
     pub relations: Relations,
+    /// `config`: configuration files, as paths under `assets/` (`/`-separated, relative, no
+    /// `.` or `..` component), copied to `ROOT/etc/<name>/<path>` on first install and the
+    /// user's from then on (store-format.md §1).
+    pub config: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,8 @@ pub enum ManifestError {
     Description { path: PathBuf, reason: String },
     #[error("{path}: {error}")]
     Relation { path: PathBuf, error: RelationError },
+    #[error("{path}: field `config`: {reason}")]
+    Config { path: PathBuf, reason: String },
 }
 
 #[derive(Deserialize)]
@@ -62,6 +68,36 @@ struct RawManifest {
     /// A list of package names.
     #[serde(default)]
     conflicts: Option<serde_yaml::Value>,
+    /// A list of paths under `assets/`.
+    #[serde(default)]
+    config: Option<Vec<String>>,
+}
+
+/// Why `path` (an entry of `config`) is not a relative path under `assets/`, or `None`.
+pub fn config_path_problem(path: &str) -> Option<String> {
+    let shown = path.escape_default();
+    if path.is_empty() {
+        return Some("an empty path".into());
+    }
+    if path.starts_with('/') {
+        return Some(format!(
+            "`{shown}` is absolute; give a path under assets/, e.g. `etc/app.conf`"
+        ));
+    }
+    if path.len() > 1024 || path.chars().any(|c| c.is_control() || c == '\\') {
+        return Some(format!(
+            "`{shown}` is too long or contains control characters or `\\`"
+        ));
+    }
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Some(format!(
+            "`{shown}` has an empty, `.` or `..` component; give a plain path under assets/"
+        ));
+    }
+    None
 }
 
 /// The raw `depends` and `conflicts` entries, or what is wrong with their shape.
@@ -234,7 +270,22 @@ impl Manifest {
         let (depends, conflicts) =
             raw_relations(raw.depends.as_ref(), raw.conflicts.as_ref()).map_err(relation)?;
         let relations = Relations::parse(&name, &depends, &conflicts).map_err(relation)?;
+        let config = raw.config.unwrap_or_default();
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &config {
+            let reason = config_path_problem(c).or_else(|| {
+                (!seen.insert(c.as_str()))
+                    .then(|| format!("`{}` is named twice", c.escape_default()))
+            });
+            if let Some(reason) = reason {
+                return Err(ManifestError::Config {
+                    path: path.to_path_buf(),
+                    reason,
+                });
+            }
+        }
         Ok(Manifest {
+            config,
             name,
             version_str: raw.version,
             version,
@@ -334,6 +385,16 @@ mod tests {
                 "must be a mapping",
             ),
             ("name: a\nversion: 1.0.0\nconflicts: b\n", "must be a list"),
+            (
+                "name: a\nversion: 1.0.0\nconfig: [/etc/x]\n",
+                "field `config`: `/etc/x` is absolute",
+            ),
+            (
+                "name: a\nversion: 1.0.0\nconfig: [../x]\n",
+                "field `config`: `../x`",
+            ),
+            ("name: a\nversion: 1.0.0\nconfig: [a, a]\n", "named twice"),
+            ("name: a\nversion: 1.0.0\nconfig: a\n", "config"),
             (
                 "name: a\nversion: 1.0.0\nconflicts: [a]\n",
                 "conflict with itself",

@@ -123,6 +123,18 @@ impl Package {
                 Some(_) => return Err(bad(script, "must be a regular file")),
             }
         }
+        for c in &manifest.config {
+            let rel = format!("assets/{c}");
+            if !matches!(kinds.get(rel.as_str()), Some(EntryKind::File { .. })) {
+                return Err(PackageError::Bad {
+                    path: root.join("manifest.yaml"),
+                    reason: format!(
+                        "field `config`: `{}` names {rel}, which is not a regular file of the package",
+                        c.escape_default()
+                    ),
+                });
+            }
+        }
         for e in &entries {
             if let EntryKind::Symlink { target } = &e.kind {
                 if let Err(reason) = check_symlink(&e.path, target, &kinds) {

@@ -11,83 +11,65 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::http::{Crew, WhenBusy};
-use super::{torrent, Fetched};
+use super::{torrent, Fetched, Swarm};
 use crate::client::config::{Fetcher, Settings, Why};
-use crate::client::install::{Installation, Stage, Swarm};
 use crate::client::interrupt::Abort;
-use crate::client::plan::Action;
+use crate::client::plan::{Action, PlanItem};
 use crate::client::sources::Origin;
 use crate::client::{daemon, Layout, Phase, Reporter};
 use crate::daemons::tracker;
 use crate::repo::index::PackageRecord;
 
-/// Fetches every object the plan marks `Fetch`. `auto` decides the small objects first: the
-/// tracker is asked whether peers hold or fetch each (then the swarm carries it), else the
-/// origin is asked for it directly, and a busy origin (503) hands it to the swarm too. Then the
-/// torrents are added (after their `.torrent` files were checked against the index, before any
-/// daemon starts), the configured HTTP downloads run while they go, and the torrents are
-/// awaited together. Both HTTP stages run [`HTTP_PARALLEL`] objects at once; the first error
-/// stops the rest and fails the install.
+/// How one object of a plan was fetched: what `install --json` reports of it. The plan said
+/// what to fetch and, for `auto`'s small objects, only that it would decide; this says what was
+/// decided and what happened.
+#[derive(Debug, Clone)]
+pub struct FetchReport {
+    pub fetched: Fetched,
+    pub transport: Fetcher,
+    pub why: Why,
+    /// From the start of this object's download (a torrent: of all torrents, awaited together).
+    pub took: Duration,
+}
+
+/// Fetches every object the plan marks `Fetch`; the result is keyed by the item's index in
+/// `items`. `auto` decides the small objects first: the tracker is asked whether peers hold or
+/// fetch each (then the swarm carries it), else the origin is asked for it directly, and a busy
+/// origin (503) hands it to the swarm too. Then the torrents are added (after their `.torrent`
+/// files were checked against the index, before any daemon starts), the configured HTTP
+/// downloads run while they go, and the torrents are awaited together. Both HTTP stages run
+/// [`HTTP_PARALLEL`] objects at once; the first error stops the rest and fails the install.
+/// The torrents added are recorded in `swarm`, for the caller to take back on failure.
 pub(crate) fn fetch_all(
     layout: &Layout,
     settings: &Settings,
-    done: &mut [Installation],
+    items: &[PlanItem],
     swarm: &mut Swarm,
     report: &dyn Reporter,
-) -> Result<BTreeMap<usize, Fetched>> {
-    if !done
-        .iter()
-        .any(|d| matches!(d.item.action, Action::Fetch(_)))
-    {
+) -> Result<BTreeMap<usize, FetchReport>> {
+    if !items.iter().any(|i| matches!(i.action, Action::Fetch(_))) {
         return Ok(BTreeMap::new());
     }
     let crew = Crew::default();
     let t = Instant::now();
-    let mut fetched = decide_small(layout, settings, done, &crew, report)?;
-    let by = |done: &[Installation], f: Fetcher| -> Vec<usize> {
-        (0..done.len())
-            .filter(|i| done[*i].item.action == Action::Fetch(f) && !fetched.contains_key(i))
+    let (mut fetched, to_swarm) = decide_small(layout, settings, items, &crew, report)?;
+    let configured = |f: Fetcher| -> Vec<(usize, Why)> {
+        (0..items.len())
+            .filter(|i| items[*i].action == Action::Fetch(f) && items[*i].why != Some(Why::Small))
+            .map(|i| (i, items[i].why.unwrap_or(Why::Configured)))
             .collect()
     };
-    let (torrents, https) = (by(done, Fetcher::Torrent), by(done, Fetcher::Http));
-    // The torrents in flight borrow their records while the HTTP results are written into `done`.
-    let torrent_recs: Vec<PackageRecord> = torrents
-        .iter()
-        .map(|i| done[*i].item.record.clone())
-        .collect();
-    let torrent_origins: Vec<Arc<Origin>> = torrents
-        .iter()
-        .map(|i| done[*i].item.origin.clone())
-        .collect();
-    let started = if torrents.is_empty() {
-        None
-    } else {
-        let recs: Vec<&PackageRecord> = torrent_recs.iter().collect();
-        for r in &recs {
-            report.phase(&r.id(), Phase::Fetch);
-        }
-        let servers = torrent_origins
-            .iter()
-            .map(|o| o.repo.servers())
-            .collect::<Result<Vec<_>>>()?;
-        let sources = torrent::sources(&servers, settings.http_timeout, &recs, report)?;
-        let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
-        Some(torrent::start_all(
-            layout,
-            rpc,
-            &recs,
-            sources,
-            &mut swarm.added,
-        )?)
-    };
-    let shared: &[Installation] = done;
-    let downloaded = in_parallel(&https, &crew.abort, |&i| {
-        let rec = &shared[i].item.record;
+    let mut torrents = configured(Fetcher::Torrent);
+    torrents.extend(to_swarm);
+    let https = configured(Fetcher::Http);
+    let started = start_torrents(layout, settings, items, &torrents, swarm, report)?;
+    let downloaded = in_parallel(&https, &crew.abort, |&(i, _)| {
+        let rec = &items[i].record;
         let t = Instant::now();
         report.phase(&rec.id(), Phase::Fetch);
         let f = super::http::fetch_any(
             layout,
-            shared[i].item.origin.repo.servers()?,
+            items[i].origin.repo.servers()?,
             rec,
             settings.fetch_timeout,
             WhenBusy::Wait,
@@ -97,9 +79,16 @@ pub(crate) fn fetch_all(
         .expect("a busy origin is waited for");
         Ok((f, t.elapsed()))
     })?;
-    for (&i, (f, took)) in https.iter().zip(downloaded) {
-        done[i].stages.insert(Stage::Fetch, took);
-        fetched.insert(i, f);
+    for (&(i, why), (f, took)) in https.iter().zip(downloaded) {
+        fetched.insert(
+            i,
+            FetchReport {
+                fetched: f,
+                transport: Fetcher::Http,
+                why,
+                took,
+            },
+        );
     }
     if let Some(started) = started {
         let rpc = swarm
@@ -107,16 +96,47 @@ pub(crate) fn fetch_all(
             .as_ref()
             .expect("the torrents were added through it");
         let results = torrent::await_all(rpc, started, settings.fetch_timeout, report)?;
-        for (&i, f) in torrents.iter().zip(results) {
-            done[i].stages.insert(Stage::Fetch, t.elapsed());
-            fetched.insert(i, f);
+        for (&(i, why), f) in torrents.iter().zip(results) {
+            let took = t.elapsed();
+            fetched.insert(
+                i,
+                FetchReport {
+                    fetched: f,
+                    transport: Fetcher::Torrent,
+                    why,
+                    took,
+                },
+            );
         }
     }
-    for (i, f) in &fetched {
-        done[*i].bytes_from_peers = f.bytes_from_peers;
-        done[*i].bytes_from_webseed = f.bytes_from_webseed;
-    }
     Ok(fetched)
+}
+
+/// Adds the torrents of `torrents` (indexes into `items`) to the daemon, started there
+/// together; `None` when there are none.
+fn start_torrents<'a>(
+    layout: &Layout,
+    settings: &Settings,
+    items: &'a [PlanItem],
+    torrents: &[(usize, Why)],
+    swarm: &mut Swarm,
+    report: &dyn Reporter,
+) -> Result<Option<Vec<torrent::Started<'a>>>> {
+    if torrents.is_empty() {
+        return Ok(None);
+    }
+    let recs: Vec<&PackageRecord> = torrents.iter().map(|(i, _)| &items[*i].record).collect();
+    for r in &recs {
+        report.phase(&r.id(), Phase::Fetch);
+    }
+    let origins: Vec<&Arc<Origin>> = torrents.iter().map(|(i, _)| &items[*i].origin).collect();
+    let servers = origins
+        .iter()
+        .map(|o| o.repo.servers())
+        .collect::<Result<Vec<_>>>()?;
+    let sources = torrent::sources(&servers, settings.http_timeout, &recs, report)?;
+    let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
+    torrent::start_all(layout, rpc, &recs, sources, &mut swarm.added).map(Some)
 }
 
 /// How long `auto` waits for the tracker's answer about a small object's swarm.
@@ -141,73 +161,84 @@ enum Decided {
 }
 
 /// `auto`'s decision for each small object ([`Why::Small`]): to the swarm when the tracker knows
-/// peers besides the servers (origin and mirrors), else a direct download the origin may refuse when busy (then to
-/// the swarm). [`HTTP_PARALLEL`] objects are decided at once. Returns the direct downloads that
-/// succeeded.
+/// peers besides the servers (origin and mirrors), else a direct download the origin may refuse
+/// when busy (then to the swarm). [`HTTP_PARALLEL`] objects are decided at once. Returns the
+/// direct downloads that succeeded, and the objects handed to the swarm with why.
+#[allow(clippy::type_complexity)]
 fn decide_small(
     layout: &Layout,
     settings: &Settings,
-    done: &mut [Installation],
+    items: &[PlanItem],
     crew: &Crew,
     report: &dyn Reporter,
-) -> Result<BTreeMap<usize, Fetched>> {
-    let small: Vec<usize> = (0..done.len())
-        .filter(|&i| done[i].item.why == Some(Why::Small))
+) -> Result<(BTreeMap<usize, FetchReport>, Vec<(usize, Why)>)> {
+    let small: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].why == Some(Why::Small))
         .collect();
-    let shared: &[Installation] = done;
     let decided = in_parallel(&small, &crew.abort, |&i| {
-        let rec = &shared[i].item.record;
-        let origin = &shared[i].item.origin;
-        let servers = origin.repo.servers()?;
-        // The servers seed what they serve (the origin, and each mirror in `server_urls`):
-        // they count as complete peers, and a swarm of servers alone is no crowd to join.
-        let peers = origin
-            .trackers
-            .iter()
-            .find_map(|t| tracker::scrape(t, &rec.infohash, SCRAPE_TIMEOUT).ok())
-            .map(|s| s.incomplete + s.complete.saturating_sub(servers.len() as u64))
-            .unwrap_or(0);
-        if peers > 0 {
-            return Ok(Decided::Swarm(peers));
-        }
-        crew.abort.check()?;
-        let t = Instant::now();
-        report.phase(&rec.id(), Phase::Fetch);
-        Ok(
-            match super::http::fetch_any(
-                layout,
-                servers,
-                rec,
-                settings.fetch_timeout,
-                WhenBusy::GiveUp,
-                crew,
-                report,
-            )? {
-                Some(f) => Decided::Lone(f, t.elapsed()),
-                None => Decided::OriginBusy,
-            },
-        )
+        decide_one(layout, settings, &items[i], crew, report)
     })?;
     let mut fetched = BTreeMap::new();
+    let mut to_swarm = Vec::new();
     for (i, decided) in small.into_iter().zip(decided) {
-        let d = &mut done[i];
         match decided {
-            Decided::Swarm(peers) => {
-                d.item.action = Action::Fetch(Fetcher::Torrent);
-                d.item.why = Some(Why::Swarm { peers });
-            }
+            Decided::Swarm(peers) => to_swarm.push((i, Why::Swarm { peers })),
             Decided::Lone(f, took) => {
-                d.item.why = Some(Why::Lone);
-                d.stages.insert(Stage::Fetch, took);
-                fetched.insert(i, f);
+                let why = Why::Lone;
+                fetched.insert(
+                    i,
+                    FetchReport {
+                        fetched: f,
+                        transport: Fetcher::Http,
+                        why,
+                        took,
+                    },
+                );
             }
-            Decided::OriginBusy => {
-                d.item.action = Action::Fetch(Fetcher::Torrent);
-                d.item.why = Some(Why::OriginBusy);
-            }
+            Decided::OriginBusy => to_swarm.push((i, Why::OriginBusy)),
         }
     }
-    Ok(fetched)
+    Ok((fetched, to_swarm))
+}
+
+/// One small object: the tracker's answer, else a direct download the origin may refuse.
+fn decide_one(
+    layout: &Layout,
+    settings: &Settings,
+    item: &PlanItem,
+    crew: &Crew,
+    report: &dyn Reporter,
+) -> Result<Decided> {
+    let rec = &item.record;
+    let servers = item.origin.repo.servers()?;
+    // The servers seed what they serve (the origin, and each mirror in `server_urls`):
+    // they count as complete peers, and a swarm of servers alone is no crowd to join.
+    let peers = item
+        .origin
+        .trackers
+        .iter()
+        .find_map(|t| tracker::scrape(t, &rec.infohash, SCRAPE_TIMEOUT).ok())
+        .map(|s| s.incomplete + s.complete.saturating_sub(servers.len() as u64))
+        .unwrap_or(0);
+    if peers > 0 {
+        return Ok(Decided::Swarm(peers));
+    }
+    crew.abort.check()?;
+    let t = Instant::now();
+    report.phase(&rec.id(), Phase::Fetch);
+    let direct = super::http::fetch_any(
+        layout,
+        servers,
+        rec,
+        settings.fetch_timeout,
+        WhenBusy::GiveUp,
+        crew,
+        report,
+    )?;
+    Ok(match direct {
+        Some(f) => Decided::Lone(f, t.elapsed()),
+        None => Decided::OriginBusy,
+    })
 }
 
 /// Runs `work` on each of `items`, at most [`HTTP_PARALLEL`] at once, on scoped threads; the

@@ -15,6 +15,24 @@ use crate::format::ids::{InfoHash, ObjectId};
 use crate::format::torrent::Info;
 use crate::repo::index::PackageRecord;
 
+/// The torrents one install added to the daemon, to take back if the install fails.
+#[derive(Default)]
+pub(crate) struct Swarm {
+    pub(crate) rpc: Option<crate::daemons::transmission::Rpc>,
+    pub(crate) added: Vec<InfoHash>,
+}
+
+impl Swarm {
+    /// Removes these torrents from the daemon: with their data (`delete`: the install failed,
+    /// nothing of it is kept) or without (`seed: false`: what was installed stops being shared).
+    pub(crate) fn remove(&self, delete: bool) -> anyhow::Result<()> {
+        match (&self.rpc, self.added.is_empty()) {
+            (Some(rpc), false) => rpc.remove(&self.added, delete),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A downloaded, not yet verified object file.
 #[derive(Debug, Clone)]
 pub struct Fetched {

@@ -1,0 +1,179 @@
+//! `upgrade` and `outdated`, from one computation so they agree: the upgrade plan (the named
+//! installed packages move to the newest versions their constraints and holds allow) and, for
+//! every package that has a newer version than the plan gives it, why it is kept back (held,
+//! or which package's requirement excludes the newer version), as apt says "kept back".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+
+use super::config::Settings;
+use super::plan::{self, Action, Plan};
+use super::profile::Installed;
+use super::request::{Request, Spec};
+use super::sources::Sources;
+use super::Layout;
+use crate::format::ids::PackageName;
+use crate::repo::index::PackageRecord;
+
+/// A package with a newer version than it gets.
+#[derive(Debug, Clone)]
+pub struct KeptBack {
+    pub name: PackageName,
+    pub installed: semver::Version,
+    pub latest: semver::Version,
+    /// `held`, or `kept back: rainbow 1.4.0 requires libcolor ^1.2`.
+    pub reason: String,
+}
+
+/// The plan of `dist upgrade NAME...` (`names`: installed packages; the requested ones stay
+/// requested, dependencies move with them), without what stays as it is, and what is kept back.
+pub fn plan(
+    layout: &Layout,
+    settings: &Settings,
+    sources: &Sources,
+    names: &BTreeSet<PackageName>,
+) -> Result<(Plan, Vec<KeptBack>)> {
+    let installed = layout.current()?.map(|g| g.packages).unwrap_or_default();
+    let reqs: Vec<Request> = names
+        .iter()
+        .filter(|n| installed.get(*n).is_some_and(|p| p.requested))
+        .map(|n| Request {
+            name: n.clone(),
+            spec: Spec::Latest,
+            repo: None,
+        })
+        .collect();
+    let options = plan::Options {
+        refresh: names.clone(),
+        ..Default::default()
+    };
+    let mut plan = plan::plan_with(layout, settings, sources, &reqs, options)?;
+    plan.items.retain(|i| i.action != Action::Installed);
+    let kept = kept_back(layout, sources, &installed, &plan, names)?;
+    Ok((plan, kept))
+}
+
+/// The newest version of an installed package that `upgrade` would consider: the
+/// highest-priority repository's newest, a pre-release only when a pre-release is installed.
+pub fn newest(sources: &Sources, p: &Installed) -> Result<Option<PackageRecord>> {
+    Ok(sources
+        .versions(&p.name, None)?
+        .into_iter()
+        .filter(|c| c.record.version.pre.is_empty() || !p.version.pre.is_empty())
+        .max_by(|a, b| {
+            b.source
+                .cmp(&a.source)
+                .then_with(|| a.record.version.cmp_precedence(&b.record.version))
+        })
+        .map(|c| c.record))
+}
+
+/// Every package of `names` whose newest version is newer than what the plan leaves it at.
+fn kept_back(
+    layout: &Layout,
+    sources: &Sources,
+    installed: &BTreeMap<PackageName, Installed>,
+    plan: &Plan,
+    names: &BTreeSet<PackageName>,
+) -> Result<Vec<KeptBack>> {
+    // The next set, as records: the plan's, then what stays installed (from the index).
+    let mut next: BTreeMap<PackageName, PackageRecord> = BTreeMap::new();
+    for i in &plan.items {
+        next.insert(i.record.name.clone(), i.record.clone());
+    }
+    for p in installed.values() {
+        if next.contains_key(&p.name) {
+            continue;
+        }
+        let versions = sources.versions(&p.name, None)?;
+        if let Some(c) = versions.into_iter().find(|c| c.record.blake3 == p.blake3) {
+            next.insert(p.name.clone(), c.record);
+        }
+    }
+    let held = layout.holds()?;
+    let mut out = Vec::new();
+    for p in installed.values().filter(|p| names.contains(&p.name)) {
+        let Some(latest) = newest(sources, p)? else {
+            continue;
+        };
+        let gets = next.get(&p.name).map_or(&p.version, |r| &r.version);
+        if latest.version.cmp_precedence(gets).is_le() {
+            continue;
+        }
+        let reason = if held.contains(&p.name) {
+            "held".to_string()
+        } else {
+            blocker(&next, &latest)
+        };
+        out.push(KeptBack {
+            name: p.name.clone(),
+            installed: p.version.clone(),
+            latest: latest.version,
+            reason,
+        });
+    }
+    Ok(out)
+}
+
+/// Why `latest` is not taken: the first package of the next set whose requirement on it
+/// excludes it, else its own dependencies.
+fn blocker(next: &BTreeMap<PackageName, PackageRecord>, latest: &PackageRecord) -> String {
+    for r in next.values() {
+        if let Some(req) = r.relations.depends.get(&latest.name) {
+            if !req.matches(&latest.version) {
+                return format!("kept back: {} requires {} {req}", r.id(), latest.name);
+            }
+        }
+    }
+    format!(
+        "kept back: {} cannot be installed with the rest (its dependencies or conflicts)",
+        latest.id()
+    )
+}
+
+/// An installed package with a newer version in the index.
+#[derive(Debug, Clone)]
+pub struct Outdated {
+    pub name: PackageName,
+    pub installed: semver::Version,
+    pub newest: semver::Version,
+    pub held: bool,
+    /// Why `upgrade` would not move it to `newest` (`None`: it would).
+    pub kept_back: Option<String>,
+}
+
+/// Every installed package whose index has a newer version, each with why `upgrade` would not
+/// take it, if it would not (the same computation as `upgrade`'s).
+pub fn outdated(layout: &Layout, settings: &Settings) -> Result<Vec<Outdated>> {
+    let Some(current) = layout.current()? else {
+        return Ok(Vec::new());
+    };
+    let sources = Sources::open(layout, settings)?;
+    let held = layout.holds()?;
+    let all: BTreeSet<PackageName> = current.packages.keys().cloned().collect();
+    // A set that cannot be upgraded at all still has its outdated packages listed.
+    let kept: BTreeMap<PackageName, String> = match plan(layout, settings, &sources, &all) {
+        Ok((_, kept)) => kept.into_iter().map(|k| (k.name, k.reason)).collect(),
+        Err(e) => all
+            .iter()
+            .map(|n| (n.clone(), format!("kept back: {e:#}")))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for p in current.packages.values() {
+        let Some(n) = newest(&sources, p)? else {
+            continue;
+        };
+        if n.version.cmp_precedence(&p.version).is_gt() {
+            out.push(Outdated {
+                name: p.name.clone(),
+                installed: p.version.clone(),
+                newest: n.version,
+                held: held.contains(&p.name),
+                kept_back: kept.get(&p.name).cloned(),
+            });
+        }
+    }
+    Ok(out)
+}
