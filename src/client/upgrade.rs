@@ -122,7 +122,10 @@ fn blocker(next: &BTreeMap<PackageName, PackageRecord>, latest: &PackageRecord) 
     for r in next.values() {
         if let Some(req) = r.relations.depends.get(&latest.name) {
             if !req.matches(&latest.version) {
-                return format!("kept back: {} requires {} {req}", r.id(), latest.name);
+                return format!(
+                    "kept back: {} {} requires {} {req}",
+                    r.name, r.version, latest.name
+                );
             }
         }
     }
