@@ -35,14 +35,18 @@ impl Env {
         let dirs: Vec<PathBuf> = packages
             .iter()
             .map(|(name, script)| {
-                write_package(
+                let dir = write_package(
                     &pkgs.join(name),
                     name,
                     "1.0.0",
                     "",
                     ("data.txt", b"data\n"),
                     script,
-                )
+                );
+                // The script under test is the install script; the uninstall script (which a
+                // failed install runs with DIST_ACTION=abort-install) stays quiet.
+                fs::write(dir.join("scripts/uninstall.sh"), "#!/bin/sh\n").unwrap();
+                dir
             })
             .collect();
         run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));

@@ -25,8 +25,12 @@ pub fn clean_leftovers(layout: &Layout) -> Result<Vec<PathBuf>> {
         layout.root.join("downloads"),
         // A repository root: its snapshots.
         layout.root.join("published"),
+        // A purge removes a package's state directory by rename-aside.
+        layout.root.join("var"),
     ];
     dirs.extend(layout.objects().leftover_dirs());
+    // Configuration files are written by temporary + rename too, at any depth of etc/NAME/.
+    dirs.extend(config_dirs(&layout.root.join("etc")));
     let mut removed = fsx::remove_leftovers(&dirs)?;
     for e in std::fs::read_dir(layout.generations_dir())
         .into_iter()
@@ -41,6 +45,17 @@ pub fn clean_leftovers(layout: &Layout) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(removed)
+}
+
+/// `ROOT/etc` and every directory below it (where configuration files are written).
+fn config_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(config_dirs(&e.path()));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Default)]

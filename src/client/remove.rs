@@ -121,6 +121,26 @@ pub fn autoremove(
     .map(Some)
 }
 
+/// `uninstall --purge NAME` of a package that is not installed (any more) but left state or
+/// configuration behind (a plain `uninstall` earlier, or a purge killed after its switch):
+/// removes `ROOT/var/NAME` and `ROOT/etc/NAME`. False when `name` is installed or left nothing.
+pub fn purge_leftovers(layout: &Layout, name: &str) -> Result<bool> {
+    let Ok(name) = PackageName::parse(name) else {
+        return Ok(false);
+    };
+    let installed = layout
+        .current()?
+        .is_some_and(|g| g.packages.contains_key(&name));
+    let dirs = [layout.state_dir(&name), layout.config_dir(&name)];
+    if installed || !dirs.iter().any(|d| std::fs::symlink_metadata(d).is_ok()) {
+        return Ok(false);
+    }
+    for d in &dirs {
+        super::transition::purge_dir(d)?;
+    }
+    Ok(true)
+}
+
 /// One transition without `gone`, their uninstall scripts dependents first.
 fn remove_packages(
     layout: &Layout,

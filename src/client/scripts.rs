@@ -153,8 +153,7 @@ pub fn run(layout: &Layout, run: &Run<'_>, timeout: Duration, report: &dyn Repor
     }
     let status = status.map_err(|why| {
         anyhow::anyhow!(
-            "{which} script of {id} ({}) {why}; its processes were killed (log: {})",
-            run.action,
+            "{which} script of {id} {why}; its processes were killed (log: {})",
             log.display()
         )
     })?;
@@ -162,8 +161,7 @@ pub fn run(layout: &Layout, run: &Run<'_>, timeout: Duration, report: &dyn Repor
         let tail = output.map(|o| o.lines.tail).unwrap_or_default();
         let tail = Vec::from(tail).join("\n");
         bail!(
-            "{which} script of {id} ({}) failed ({status}, log: {}){}",
-            run.action,
+            "{which} script of {id} failed ({status}, log: {}){}",
             log.display(),
             match tail.trim() {
                 "" => String::new(),

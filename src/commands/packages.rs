@@ -320,10 +320,24 @@ pub fn uninstall(g: &Global, f: &ClientFlags, a: &UninstallArgs) -> Result<i32> 
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
     let reporter = reporter::Cli::new(g.quiet || a.json);
+    // `--purge` of what is no longer installed: its leftover state and configuration.
+    let mut names = Vec::new();
+    for n in &a.names {
+        if a.purge && remove::purge_leftovers(&layout, n)? {
+            if !a.json {
+                println!("purged what {n} left (state and configuration)");
+            }
+        } else {
+            names.push(n.clone());
+        }
+    }
+    if names.is_empty() {
+        return print_removed(&[], None, a.json);
+    }
     let (gen, removed) = remove::uninstall(
         &layout,
         &settings,
-        &a.names,
+        &names,
         a.with_dependents,
         a.purge,
         &reporter,

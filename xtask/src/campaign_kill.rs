@@ -40,6 +40,7 @@ enum Kind {
     Upgrade,
     Rollback,
     Uninstall,
+    Purge,
     Gc,
     Daemon,
 }
@@ -55,6 +56,7 @@ impl Kind {
             Kind::Upgrade => "upgrade",
             Kind::Rollback => "rollback",
             Kind::Uninstall => "uninstall",
+            Kind::Purge => "uninstall --purge",
             Kind::Gc => "gc",
             Kind::Daemon => "client daemon",
         }
@@ -134,7 +136,8 @@ impl<'a> Campaign<'a> {
         let pkgs = env.tmp.join("pkgs");
         let big1 = package(&pkgs.join("v1"), "big", BIG_MIB << 20, 1)?;
         let big2 = package(&pkgs.join("v2"), "big", BIG_MIB << 20, 2)?;
-        fs::write(big2.join("manifest.yaml"), "name: big\nversion: 2.0.0\n")?;
+        with_lifecycle(&big1, "1.0.0")?;
+        with_lifecycle(&big2, "2.0.0")?;
         let repo = env.tmp.join("repo");
         let added = c::ok(env, &repo, &["add", "--json", &disp(&big1), &disp(&big2)])?;
         let added: Vec<Value> = serde_json::from_str(&added)?;
@@ -180,7 +183,7 @@ impl<'a> Campaign<'a> {
         let env = self.env;
         self.server_mut()?.wait_healthy(env, HEALTH_LIMIT)?;
         self.est.insert(Kind::ServeFollow, t.elapsed());
-        let steps: [(Kind, &[&str]); 5] = [
+        let steps: [(Kind, &[&str]); 7] = [
             (
                 Kind::InstallHttp,
                 &["install", "big@1.0.0", "--transport", "http"],
@@ -191,6 +194,11 @@ impl<'a> Campaign<'a> {
             ),
             (Kind::Rollback, &["rollback"]),
             (Kind::Uninstall, &["uninstall", "big"]),
+            (
+                Kind::InstallHttp,
+                &["install", "big@1.0.0", "--transport", "http"],
+            ),
+            (Kind::Purge, &["uninstall", "--purge", "big"]),
             (Kind::Gc, &["gc", "--keep", "1"]),
         ];
         for (kind, args) in steps {
@@ -212,6 +220,7 @@ impl<'a> Campaign<'a> {
         );
         let bad = [
             check::client(self.env, &self.client),
+            check::state(&self.client, &CONF_TEXTS),
             check::repo(&self.repo),
         ]
         .concat();
@@ -245,9 +254,9 @@ impl<'a> Campaign<'a> {
                         };
                         self.install_round(kind, "1.0.0", t1)?
                     }
-                    2 => self.install_round(Kind::Upgrade, "2.0.0", t2)?,
+                    2 => self.upgrade_round(t2)?,
                     3 => self.rollback_round()?,
-                    4 => self.uninstall_round()?,
+                    4 => self.uninstall_round(cycle % 2 == 1)?,
                     5 => self.gc_round()?,
                     _ if cycle.is_multiple_of(2) => self.serve_round(Kind::ServeStart)?,
                     _ => self.serve_round(Kind::ServeFollow)?,
@@ -322,6 +331,7 @@ impl<'a> Campaign<'a> {
     fn check(&mut self, when: &str) {
         let bad = [
             check::client(self.env, &self.client),
+            check::state(&self.client, &CONF_TEXTS),
             check::repo(&self.repo),
         ]
         .concat();
@@ -500,6 +510,25 @@ impl<'a> Campaign<'a> {
         let s = total.as_secs();
         println!("total time: {} min {:02} s", s / 60, s % 60);
     }
+}
+
+/// big's configuration file, as each version ships it.
+const CONF_TEXTS: [&str; 2] = ["version=1.0.0\n", "version=2.0.0\n"];
+
+/// Gives big a configuration file and an install script that keeps state (written by rename),
+/// so that kills land in the transition's script and configuration steps too (issue 21).
+fn with_lifecycle(dir: &Path, version: &str) -> Result<()> {
+    fs::write(
+        dir.join("manifest.yaml"),
+        format!("name: big\nversion: {version}\nconfig: [big.conf]\n"),
+    )?;
+    fs::write(dir.join("assets/big.conf"), format!("version={version}\n"))?;
+    fs::write(
+        dir.join("scripts/install.sh"),
+        "#!/bin/sh\nset -e\necho \"$DIST_VERSION\" > \"$DIST_STATE_DIR/.version.new\"\n\
+         mv \"$DIST_STATE_DIR/.version.new\" \"$DIST_STATE_DIR/version\"\n",
+    )?;
+    Ok(())
 }
 
 fn disp(p: &Path) -> String {

@@ -353,6 +353,35 @@ fn sqlite(db: &Path, sql: &str) -> Result<String, String> {
 }
 
 /// `.tmp-*` and `.trash-*` names left in a root after a command that cleans them completed.
+/// A package's state and configuration are whole while it is current (issue 21): `big`'s state
+/// directory exists and its `version`, if written, names a version; its configuration file
+/// holds exactly what one of its versions ships (`confs`), never a torn mix.
+pub(crate) fn state(root: &Path, confs: &[&str]) -> Vec<String> {
+    let current: Option<Value> = fs::read(root.join("current/generation.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if current.is_none_or(|g| g["packages"].get("big").is_none()) {
+        return Vec::new();
+    }
+    let mut bad = Vec::new();
+    if !root.join("var/big").is_dir() {
+        bad.push("big is current but var/big is missing".to_string());
+    }
+    match fs::read_to_string(root.join("var/big/version")) {
+        Ok(v) if !["1.0.0\n", "2.0.0\n"].contains(&v.as_str()) => {
+            bad.push(format!("var/big/version is torn: {v:?}"))
+        }
+        _ => {}
+    }
+    match fs::read_to_string(root.join("etc/big/big.conf")) {
+        Ok(c) if confs.contains(&c.as_str()) => {}
+        other => bad.push(format!(
+            "etc/big/big.conf is not a shipped version's: {other:?}"
+        )),
+    }
+    bad
+}
+
 pub(crate) fn leftovers(root: &Path) -> Vec<String> {
     let mut dirs = vec![
         root.to_path_buf(),
@@ -362,6 +391,7 @@ pub(crate) fn leftovers(root: &Path) -> Vec<String> {
         root.join("downloads"),
         root.join("published"),
         root.join("objects"),
+        root.join("etc/big"),
     ];
     dirs.extend(read_dir(&root.join("objects")));
     dirs.iter()

@@ -218,20 +218,48 @@ impl Campaign<'_> {
         Ok(())
     }
 
-    /// `dist uninstall big`; the next command is the same while big is still current, else a
-    /// `sync`.
-    pub(super) fn uninstall_round(&mut self) -> Result<()> {
-        let args = ["uninstall", "big"];
-        let (hit, delay) = self.kill_dist(Kind::Uninstall, &self.client.clone(), &args)?;
-        let still = self.big_version().is_some();
-        let phase = if still {
-            "before switch"
-        } else {
-            "after switch"
+    /// `dist upgrade --transport T` from big 1.0.0 to 2.0.0, killed while it fetches, runs
+    /// scripts or switches; the next command is the same.
+    pub(super) fn upgrade_round(&mut self, transport: &str) -> Result<()> {
+        let args = ["upgrade", "--transport", transport];
+        let like = match transport {
+            "torrent" => Kind::InstallTorrent,
+            _ => Kind::InstallHttp,
         };
-        self.record(Kind::Uninstall, hit, delay, phase);
-        let next: &[&str] = if still { &args } else { &["sync"] };
-        self.finish_client(next, |k| k.expect_big(None));
+        let (hit, delay) = self.kill_dist(like, &self.client.clone(), &args)?;
+        let phase = self.install_phase("2.0.0");
+        self.record(Kind::Upgrade, hit, delay, phase);
+        self.finish_client(&args, |k| k.expect_big(Some("2.0.0")));
+        Ok(())
+    }
+
+    /// `dist uninstall [--purge] big`; the next command is the same while big is still current
+    /// (or, for a purge, its state or configuration is left), else a `sync`. A purge must leave
+    /// neither `var/big` nor `etc/big`.
+    pub(super) fn uninstall_round(&mut self, purge: bool) -> Result<()> {
+        let (kind, args): (Kind, &[&str]) = match purge {
+            true => (Kind::Purge, &["uninstall", "--purge", "big"]),
+            false => (Kind::Uninstall, &["uninstall", "big"]),
+        };
+        let (hit, delay) = self.kill_dist(kind, &self.client.clone(), args)?;
+        let still = self.big_version().is_some();
+        let left =
+            purge && (self.client.join("var/big").exists() || self.client.join("etc/big").exists());
+        let phase = match (still, left) {
+            (true, _) => "before switch",
+            (false, true) => "purging",
+            (false, false) => "after switch",
+        };
+        self.record(kind, hit, delay, phase);
+        let next: &[&str] = if still || left { args } else { &["sync"] };
+        self.finish_client(next, |k| {
+            k.expect_big(None)?;
+            let kept = ["var/big", "etc/big"].map(|d| k.client.join(d).exists());
+            match purge && kept.contains(&true) {
+                true => Err(format!("purged, but var/big, etc/big exist: {kept:?}")),
+                false => Ok(()),
+            }
+        });
         Ok(())
     }
 
