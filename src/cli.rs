@@ -50,6 +50,9 @@ pub struct ClientFlags {
     /// How objects are fetched: auto, torrent or http (`transport`, default auto).
     #[arg(long, value_name = "TRANSPORT")]
     pub transport: Option<String>,
+    /// The BitTorrent engine: libtorrent or transmission (`engine`).
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<String>,
     /// RPC URL of an existing transmission-daemon to use instead of a private one (`rpc_url`).
     #[arg(long, value_name = "URL")]
     pub rpc_url: Option<String>,
@@ -67,6 +70,7 @@ impl ClientFlags {
             public_key: after.public_key.clone().or_else(|| self.public_key.clone()),
             bind: after.bind.clone().or_else(|| self.bind.clone()),
             transport: after.transport.clone().or_else(|| self.transport.clone()),
+            engine: after.engine.clone().or_else(|| self.engine.clone()),
             rpc_url: after.rpc_url.clone().or_else(|| self.rpc_url.clone()),
             script_timeout: after.script_timeout.or(self.script_timeout),
         }
@@ -326,6 +330,9 @@ pub enum DaemonCommand {
     Status(JsonFlag),
     /// Stop it gracefully (torrents first, so the tracker hears it).
     Stop(JsonFlag),
+    /// The libtorrent engine's seeder itself, in the foreground (installs start it on need).
+    #[command(hide = true)]
+    Run(ClientFlags),
 }
 
 #[derive(clap::Args, Debug)]

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
-    /// BitTorrent above `auto_threshold` bytes, HTTP below.
+    /// Per object, when it is fetched: the swarm when peers hold or fetch it or the origin is
+    /// busy, else a direct download (and the swarm from `auto_threshold` on, when one is set).
     #[default]
     Auto,
     Torrent,
@@ -28,6 +29,44 @@ impl std::str::FromStr for Transport {
             "torrent" => Ok(Transport::Torrent),
             "http" => Ok(Transport::Http),
             _ => bail!("transport `{s}` is not one of auto, torrent, http"),
+        }
+    }
+}
+
+/// The client's BitTorrent engine (`engine` in client.yaml, `--engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// transmission-daemon 3.00 over its RPC: a private daemon per root downloads and seeds.
+    #[default]
+    Transmission,
+    /// libtorrent-rasterbar 2.0, linked in: the installing process downloads, a background
+    /// `dist daemon` per root seeds what was installed.
+    Libtorrent,
+}
+
+impl Engine {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Transmission => "transmission",
+            Engine::Libtorrent => "libtorrent",
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Engine> {
+        match s {
+            "transmission" => Ok(Engine::Transmission),
+            "libtorrent" => Ok(Engine::Libtorrent),
+            _ => bail!("engine `{s}` is not one of libtorrent, transmission"),
         }
     }
 }
@@ -54,9 +93,11 @@ impl std::fmt::Display for Fetcher {
 pub enum Why {
     /// `transport: torrent|http` (or `--transport`) says so.
     Configured,
-    /// `auto`, and at least `auto_threshold` bytes: the swarm pays off whatever else goes on.
+    /// `auto`, and at least `auto_threshold` bytes (set by the user): the swarm whatever else
+    /// goes on.
     Large { threshold: u64 },
-    /// `auto`, smaller: decided when it is fetched (the swarm's and the origin's state).
+    /// `auto`: decided when it is fetched (the swarm's and the origin's state), whatever its
+    /// size.
     Small,
     /// `auto`, smaller, and the tracker knows peers holding or fetching it.
     Swarm { peers: u64 },
@@ -71,13 +112,15 @@ impl Why {
         match self {
             Why::Configured => format!("transport {fetcher} configured"),
             Why::Large { threshold } => {
-                format!("at least auto_threshold ({threshold} bytes): the swarm pays off")
+                format!("at least auto_threshold ({threshold} bytes): the swarm")
             }
-            Why::Small => format!("below auto_threshold: {fetcher} unless the swarm or the origin's load says otherwise"),
+            Why::Small => {
+                format!("auto: {fetcher} unless the swarm or the origin's load says otherwise")
+            }
             Why::Swarm { peers } => format!(
                 "the tracker knows {peers} peer(s) besides the servers holding or fetching it"
             ),
-            Why::Lone => "small, no swarm, and the origin admitted a direct download".into(),
+            Why::Lone => "no swarm, and the origin admitted a direct download".into(),
             Why::OriginBusy => {
                 "the origin is busy (it refused a whole-object download): the swarm carries it"
                     .into()
@@ -88,10 +131,10 @@ impl Why {
 
 // Every default of the client, in one place.
 
-/// Default size from which `auto` always uses BitTorrent. Below it a lone download goes over
-/// HTTP (transmission needs ~10 s before a peer sends the first byte, field notes), unless the
-/// tracker knows a swarm for the object or the origin is busy (`Why`): then the swarm too.
-pub const AUTO_THRESHOLD: u64 = 64 * 1024 * 1024;
+// `auto_threshold` has no default any more (issue 20; it was 64 MiB): a lone client of a fast
+// origin gets even a 512 MiB object over HTTP at line speed (transmission needs ~10 s before a
+// peer sends its first byte), and a crowd goes to the swarm through the origin's admission
+// (`503`) or the tracker's scrape, whatever the size.
 /// Warn when the index is older than this (one week).
 pub const STALE_AFTER_SECS: u64 = 7 * 24 * 3600;
 /// Largest index accepted.
@@ -119,13 +162,15 @@ pub struct ClientConfig {
     /// Address the client's transmission-daemon binds and announces from.
     pub bind_address: Option<String>,
     pub transport: Option<Transport>,
+    /// The BitTorrent engine: `libtorrent` or `transmission`.
+    pub engine: Option<Engine>,
     /// RPC URL of an existing transmission-daemon to use instead of a private one.
     pub rpc_url: Option<String>,
     /// Upload cap (kB/s) of the private daemon; 0 for none (default `DEFAULT_UPLOAD_LIMIT`).
     pub upload_limit: Option<u32>,
     /// Whether installed objects keep seeding (default true); false: leech only.
     pub seed: Option<bool>,
-    /// Size above which `auto` picks BitTorrent.
+    /// Size from which `auto` always picks BitTorrent (default: none, decided per object).
     pub auto_threshold: Option<u64>,
     /// Warn when the index is older than this many seconds (default one week).
     pub stale_after: Option<u64>,
@@ -192,9 +237,9 @@ impl ClientConfig {
     pub fn defaults() -> ClientConfig {
         ClientConfig {
             transport: Some(Transport::default()),
+            engine: Some(Engine::default()),
             upload_limit: Some(DEFAULT_UPLOAD_LIMIT),
             seed: Some(true),
-            auto_threshold: Some(AUTO_THRESHOLD),
             stale_after: Some(STALE_AFTER_SECS),
             max_index_size: Some(MAX_INDEX_SIZE),
             fetch_timeout: Some(FETCH_TIMEOUT_SECS),
@@ -256,13 +301,14 @@ impl ClientConfig {
             repositories,
             bind_address,
             transport: self.transport.unwrap_or_default(),
+            engine: self.engine.unwrap_or_default(),
             rpc_url: self.rpc_url,
             upload_limit: match self.upload_limit.unwrap_or(DEFAULT_UPLOAD_LIMIT) {
                 0 => None,
                 n => Some(n),
             },
             seed: self.seed.unwrap_or(true),
-            auto_threshold: self.auto_threshold.unwrap_or(AUTO_THRESHOLD),
+            auto_threshold: self.auto_threshold,
             stale_after: self.stale_after.unwrap_or(STALE_AFTER_SECS),
             max_index_size: self.max_index_size.unwrap_or(MAX_INDEX_SIZE),
             fetch_timeout: Duration::from_secs(self.fetch_timeout.unwrap_or(FETCH_TIMEOUT_SECS)),
@@ -280,11 +326,12 @@ pub struct Settings {
     pub repositories: Vec<Repository>,
     pub bind_address: Option<Ipv4Addr>,
     pub transport: Transport,
+    pub engine: Engine,
     pub rpc_url: Option<String>,
     /// kB/s; `None`: unlimited.
     pub upload_limit: Option<u32>,
     pub seed: bool,
-    pub auto_threshold: u64,
+    pub auto_threshold: Option<u64>,
     pub stale_after: u64,
     pub max_index_size: u64,
     pub fetch_timeout: Duration,
@@ -453,10 +500,10 @@ impl Settings {
     /// is fetched, see [`Why::Small`]).
     pub fn fetcher_for(&self, size: u64) -> (Fetcher, Why) {
         match self.transport {
-            Transport::Auto if size >= self.auto_threshold => (
+            Transport::Auto if self.auto_threshold.is_some_and(|t| size >= t) => (
                 Fetcher::Torrent,
                 Why::Large {
-                    threshold: self.auto_threshold,
+                    threshold: self.auto_threshold.unwrap_or_default(),
                 },
             ),
             Transport::Auto => (Fetcher::Http, Why::Small),

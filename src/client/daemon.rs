@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::config::Settings;
 use super::Layout;
 use crate::daemons::supervise;
-use crate::daemons::transmission::{self, DaemonConfig, Rpc};
+use crate::daemons::transmission::{self, DaemonConfig, Kicker, Rpc};
 use crate::store::fsx;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +94,9 @@ pub fn ensure(layout: &Layout, settings: &Settings) -> Result<Rpc> {
 /// looks in `downloads/<infohash>/` and found the killed daemon's stale `.part` instead.
 fn relocate_strays(layout: &Layout, rpc: &Rpc) -> Result<()> {
     for t in rpc.all()? {
+        if Kicker::is_dummy(&t.hash_string) {
+            continue;
+        }
         let dir = layout.download_dir(&t.hash_string);
         if std::path::Path::new(&t.download_dir) != dir {
             rpc.set_location(&t.hash_string, &dir)?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::config::{Fetcher, Settings, Why};
+use super::config::{Engine, Fetcher, Settings, Why};
 pub use super::fetch::all::HTTP_PARALLEL;
 use super::fetch::all::{fetch_all, FetchReport};
 use super::fetch::{self, Swarm};
@@ -19,7 +19,7 @@ use super::plan::{Action, Plan, PlanItem};
 use super::profile::Installed;
 use super::resolve::Because;
 use super::transition::{Cause, Change, Target, Transition};
-use super::{daemon, interrupt, Layout, Phase, Reporter};
+use super::{daemon, interrupt, seeder, Layout, Phase, Reporter};
 use crate::format::ids::PackageName;
 use crate::object::{self, VerifiedObject};
 
@@ -305,8 +305,9 @@ fn verify_all(
 }
 
 /// After a successful install: with `seed: false` what the swarm brought stops being shared;
-/// otherwise what came over HTTP is handed to the daemon, so the swarm grows with its users
-/// (best effort: a failure is a warning).
+/// otherwise what was fetched is seeded, so the swarm grows with its users (best effort: a
+/// failure is a warning): transmission seeds what it downloaded and is handed what came over
+/// HTTP; with libtorrent, the root's seeder is offered everything fetched.
 fn share(
     layout: &Layout,
     settings: &Settings,
@@ -314,19 +315,33 @@ fn share(
     done: &[Installation],
     report: &dyn Reporter,
 ) {
+    let mut shared = Ok(());
+    if !settings.seed || settings.engine == Engine::Libtorrent {
+        shared = swarm.remove(false);
+    }
+    if let Err(e) = shared {
+        report.warn(&format!("cannot stop seeding what was installed: {e:#}"));
+    }
     if !settings.seed {
-        if let Err(e) = swarm.remove(false) {
-            report.warn(&format!("cannot stop seeding what was installed: {e:#}"));
-        }
         return;
     }
-    let over_http = done.iter().filter(|d| {
-        d.fetched
+    // A seeder killed since the last install starts again (and seeds without hashing).
+    if settings.engine == Engine::Libtorrent && seeder::has_offers(layout) {
+        if let Err(e) = seeder::ensure(layout, settings) {
+            report.warn(&format!("cannot start the libtorrent seeder: {e:#}"));
+        }
+    }
+    for d in done.iter().filter(|d| d.fetched.is_some()) {
+        let over_http = d
+            .fetched
             .as_ref()
-            .is_some_and(|f| f.transport == Fetcher::Http)
-    });
-    for d in over_http {
-        if let Err(e) = seed(layout, settings, &d.item) {
+            .is_some_and(|f| f.transport == Fetcher::Http);
+        let seeded = match settings.engine {
+            Engine::Transmission if over_http => seed(layout, settings, &d.item),
+            Engine::Transmission => Ok(()),
+            Engine::Libtorrent => offer(layout, settings, swarm, &d.item),
+        };
+        if let Err(e) = seeded {
             let id = d.item.record.id();
             report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
         }
@@ -336,9 +351,28 @@ fn share(
 /// Hands an object fetched over HTTP to transmission so this client seeds it.
 fn seed(layout: &Layout, settings: &Settings, item: &PlanItem) -> Result<()> {
     let rec = &item.record;
-    let (bytes, _) =
-        fetch::fetch_torrent_any(item.origin.repo.servers()?, settings.http_timeout, rec)?;
+    let t = fetch::fetch_torrent_any(item.origin.repo.servers()?, settings.http_timeout, rec)?;
     let rpc = daemon::ensure(layout, settings)?;
-    rpc.add_torrent(&bytes, &layout.download_dir(&rec.infohash), false)?;
+    rpc.add_torrent(&t.bytes, &layout.download_dir(&rec.infohash), false)?;
     Ok(())
+}
+
+/// Offers an installed object to the libtorrent seeder (its `.torrent` from this install's
+/// session, else from the server).
+fn offer(layout: &Layout, settings: &Settings, swarm: &Swarm, item: &PlanItem) -> Result<()> {
+    let rec = &item.record;
+    let torrent = match swarm.lt.as_ref().and_then(|l| l.torrent(&rec.infohash)) {
+        Some(b) => b.to_vec(),
+        None => {
+            let servers = item.origin.repo.servers()?;
+            fetch::fetch_torrent_any(servers, settings.http_timeout, rec)?.bytes
+        }
+    };
+    let offer = seeder::Offer {
+        infohash: rec.infohash,
+        blake3: rec.blake3,
+        file: fetch::info_name(rec),
+        torrent: hex::encode(torrent),
+    };
+    seeder::offer(layout, settings, &offer)
 }

@@ -197,6 +197,7 @@ fn collect_downloads(
             rpc.remove(&stop, false)?;
         }
         for h in &dead {
+            super::seeder::withdraw(layout, h)?;
             let dir = layout.download_dir(h);
             report.bytes_freed += du(&dir);
             fsx::remove_tree(&dir)?;

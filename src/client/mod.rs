@@ -16,6 +16,7 @@ pub mod request;
 pub mod resolve;
 pub mod rollback;
 pub mod scripts;
+pub mod seeder;
 pub mod sources;
 pub mod suggest;
 pub mod sync;

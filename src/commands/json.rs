@@ -180,6 +180,9 @@ fn required_by(b: &Because) -> Option<&PackageName> {
 pub struct Install<'a> {
     #[serde(flatten)]
     pub planned: Planned<'a>,
+    /// The BitTorrent engine that fetched it: `libtorrent`, `transmission`, or null (over
+    /// HTTP, or nothing fetched).
+    pub engine: Option<&'static str>,
     pub bytes_from_peers: u64,
     pub bytes_from_webseed: u64,
     pub store_path: String,
@@ -195,6 +198,7 @@ impl<'a> From<&'a Installation> for Install<'a> {
         }
         Install {
             planned,
+            engine: i.fetched.as_ref().and_then(|f| f.engine).map(|e| e.name()),
             bytes_from_peers: i.bytes_from_peers(),
             bytes_from_webseed: i.bytes_from_webseed(),
             store_path: i.store_path.display().to_string(),
@@ -490,6 +494,8 @@ impl<'a> SearchHit<'a> {
 /// `dist daemon status --json`.
 #[derive(Serialize)]
 pub struct DaemonStatus {
+    /// `transmission` or `libtorrent`: whose daemon this is.
+    pub engine: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -506,12 +512,24 @@ pub struct DaemonTorrent {
     pub name: String,
     pub peers: Vec<String>,
     pub percent_done: f64,
-    /// transmission's number (kept for earlier readers); `state` names it.
-    pub status: i64,
+    /// transmission's number (kept for earlier readers); `state` names it. Absent for the
+    /// libtorrent seeder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
     /// `stopped`, `check_wait`, `verifying`, `download_wait`, `downloading`, `seed_wait`,
     /// `seeding` or `unknown`.
     pub state: &'static str,
     pub uploaded: u64,
+}
+
+/// The libtorrent seeder's state word as a `state` of `daemon status`.
+pub fn seeder_state(s: &str) -> &'static str {
+    match s {
+        "verifying" => "verifying",
+        "downloading" => "downloading",
+        "seeding" => "seeding",
+        _ => "unknown",
+    }
 }
 
 /// `dist gc --json`.

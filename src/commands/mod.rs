@@ -56,6 +56,8 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Rollback { .. } => Some((Mode::Exclusive, "rollback")),
         Gc { .. } => Some((Mode::Exclusive, "gc")),
         Daemon(DaemonCommand::Stop(_)) => Some((Mode::Exclusive, "daemon stop")),
+        // Runs for as long as it seeds: it must not hold the root.
+        Daemon(DaemonCommand::Run(_)) => None,
         Repair { .. } => Some((Mode::Exclusive, "repair")),
         Init(_) => Some((Mode::Exclusive, "init")),
         Completions { .. } | Manpages { .. } => None,
@@ -209,6 +211,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             | Command::Autoremove(_)
             | Command::Gc { .. }
             | Command::Repair { .. }
+            | Command::Daemon(DaemonCommand::Run(_))
     ) {
         catch_interrupts();
     }
@@ -253,6 +256,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             client,
         } => client::list(&g, &top.with(&client), installed, json),
         Command::Info { name, json, client } => client::info(&g, &top.with(&client), &name, json),
+        Command::Daemon(DaemonCommand::Run(f)) => client::seeder(&g, &top.with(&f)),
         Command::Daemon(d) => client::daemon(&g, &d),
         Command::Gc { keep, json, client } => client::gc(&g, &top.with(&client), keep, json),
         Command::Verify(j) => client::verify(&g, j.json),

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -165,6 +165,8 @@ struct AppState {
     webseeds: Arc<WebSeedGate>,
     /// `None` when the window is 0 (the default): range requests never touch it.
     ledger: Option<Arc<std::sync::Mutex<Ledger>>>,
+    /// The stripe each `.torrent` answer tells its client (`X-Dist-Stripe`).
+    stripes: Arc<super::stripes::Stripes>,
 }
 
 pub fn router(
@@ -183,6 +185,7 @@ pub fn router(
         admission,
         webseeds,
         ledger: ledger.map(|l| Arc::new(std::sync::Mutex::new(l))),
+        stripes: Arc::default(),
     };
     Router::new()
         .route("/index.json", get(index_manifest))
@@ -283,7 +286,19 @@ async fn torrent(State(s): State<AppState>, Path(file): Path<String>) -> Respons
     };
     let bytes = info.render(&trackers, &web_seeds);
     let _ = s.torrents.requests.try_send(hash);
-    ([(header::CONTENT_TYPE, "application/x-bittorrent")], bytes).into_response()
+    let (k, n) = s.stripes.next(&hash, std::time::Instant::now());
+    let stripe = HeaderValue::from_str(&format!("{k}/{n}")).expect("digits and a slash");
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-bittorrent"),
+            ),
+            (HeaderName::from_static("x-dist-stripe"), stripe),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 /// Reports a request for an indexed object (`/objects/ab/cdef…`, the web seed included) before

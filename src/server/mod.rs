@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod hot;
 pub mod http;
 pub mod ledger;
+pub mod stripes;
 mod upstream;
 mod watcher;
 pub mod web;

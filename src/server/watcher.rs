@@ -17,7 +17,7 @@ use super::catalog::Catalog;
 use super::hot::{HotSet, Promotion, PIN, SETTLE};
 use super::{http, ServeConfig, ServeEvent};
 use crate::daemons::tracker::Tracker;
-use crate::daemons::transmission::{self, Rpc, SeederTorrent, TorrentState};
+use crate::daemons::transmission::{self, Kicker, Rpc, SeederTorrent, TorrentState};
 use crate::format::ids::InfoHash;
 use crate::repo::Repo;
 
@@ -36,6 +36,8 @@ pub(super) struct Watcher<'a> {
     pub healthy: bool,
     /// The torrents a graceful stop paused were started again.
     resumed_once: bool,
+    /// The seeder's rechoke kick, once peers came.
+    kicker: Option<Kicker>,
 }
 
 /// What one reconciliation changed in the seeder.
@@ -70,6 +72,7 @@ impl<'a> Watcher<'a> {
             hot,
             healthy: false,
             resumed_once: false,
+            kicker: None,
         }
     }
 
@@ -100,6 +103,7 @@ impl<'a> Watcher<'a> {
         }
         self.take_requests(report);
         let seeder = self.seeder_state()?;
+        self.kick(&seeder);
         let changes = self.reconcile(&seeder, stop)?;
         self.resumed_once = true;
         if changes != Changes::default() {
@@ -177,13 +181,35 @@ impl<'a> Watcher<'a> {
         }
     }
 
-    /// Everything the seeder holds, by infohash (one `torrent-get`).
+    /// Everything the seeder holds, by infohash (one `torrent-get`), but the kick's dummy.
     fn seeder_state(&self) -> Result<HashMap<InfoHash, SeederTorrent>> {
         let torrents = self
             .rpc
             .seeder_state()
             .context("transmission does not answer")?;
-        Ok(torrents.into_iter().map(|t| (t.hash_string, t)).collect())
+        Ok(torrents
+            .into_iter()
+            .filter(|t| !Kicker::is_dummy(&t.hash_string))
+            .map(|t| (t.hash_string, t))
+            .collect())
+    }
+
+    /// While peers are connected, makes the seeder rechoke now rather than on its 10 s timer
+    /// (`Kicker`), so a new leecher is unchoked within a tick. Best effort: the swarm works
+    /// without it, only later.
+    fn kick(&mut self, seeder: &HashMap<InfoHash, SeederTorrent>) {
+        if !seeder.values().any(|t| t.peers_connected > 0) {
+            return;
+        }
+        if self.kicker.is_none() {
+            let dir = seed_dir(self.repo).with_file_name("kick");
+            self.kicker = Kicker::new(self.rpc, &dir).ok();
+        }
+        if let Some(k) = self.kicker.as_mut() {
+            if k.kick(self.rpc).is_err() {
+                self.kicker = None;
+            }
+        }
     }
 
     /// Makes the seeder hold the hot set: removes what is no longer wanted (one call), re-points

@@ -12,12 +12,13 @@ use anyhow::Result;
 
 use super::http::{Crew, WhenBusy};
 use super::{torrent, Fetched, Swarm};
-use crate::client::config::{Fetcher, Settings, Why};
+use crate::client::config::{Engine, Fetcher, Settings, Why};
 use crate::client::interrupt::Abort;
 use crate::client::plan::{Action, PlanItem};
 use crate::client::sources::Origin;
 use crate::client::{daemon, Layout, Phase, Reporter};
 use crate::daemons::tracker;
+use crate::daemons::transmission::Kicker;
 use crate::repo::index::PackageRecord;
 
 /// How one object of a plan was fetched: what `install --json` reports of it. The plan said
@@ -27,6 +28,8 @@ use crate::repo::index::PackageRecord;
 pub struct FetchReport {
     pub fetched: Fetched,
     pub transport: Fetcher,
+    /// The BitTorrent engine that fetched it (`None` over HTTP).
+    pub engine: Option<Engine>,
     pub why: Why,
     /// From the start of this object's download (a torrent: of all torrents, awaited together).
     pub took: Duration,
@@ -85,17 +88,25 @@ pub(crate) fn fetch_all(
             FetchReport {
                 fetched: f,
                 transport: Fetcher::Http,
+                engine: None,
                 why,
                 took,
             },
         );
     }
     if let Some(started) = started {
-        let rpc = swarm
-            .rpc
-            .as_ref()
-            .expect("the torrents were added through it");
-        let results = torrent::await_all(rpc, started, settings.fetch_timeout, report)?;
+        let timeout = settings.fetch_timeout;
+        let results = match started {
+            Pending::Transmission(started) => {
+                let rpc = swarm.rpc.as_ref().expect("added through it");
+                let kicker = Kicker::new(rpc, &layout.daemon_dir().join("kick")).ok();
+                torrent::await_all(rpc, started, timeout, kicker, report)?
+            }
+            Pending::Libtorrent(started) => {
+                let lt = swarm.lt.as_ref().expect("added through it");
+                lt.await_all(started, timeout, report)?
+            }
+        };
         for (&(i, why), f) in torrents.iter().zip(results) {
             let took = t.elapsed();
             fetched.insert(
@@ -103,6 +114,7 @@ pub(crate) fn fetch_all(
                 FetchReport {
                     fetched: f,
                     transport: Fetcher::Torrent,
+                    engine: Some(settings.engine),
                     why,
                     took,
                 },
@@ -112,8 +124,14 @@ pub(crate) fn fetch_all(
     Ok(fetched)
 }
 
-/// Adds the torrents of `torrents` (indexes into `items`) to the daemon, started there
-/// together; `None` when there are none.
+/// Torrents started in one engine, to await together.
+enum Pending<'a> {
+    Transmission(Vec<torrent::Started<'a>>),
+    Libtorrent(Vec<super::lt::Started<'a>>),
+}
+
+/// Adds the torrents of `torrents` (indexes into `items`) to the configured engine, started
+/// there together; `None` when there are none.
 fn start_torrents<'a>(
     layout: &Layout,
     settings: &Settings,
@@ -121,7 +139,7 @@ fn start_torrents<'a>(
     torrents: &[(usize, Why)],
     swarm: &mut Swarm,
     report: &dyn Reporter,
-) -> Result<Option<Vec<torrent::Started<'a>>>> {
+) -> Result<Option<Pending<'a>>> {
     if torrents.is_empty() {
         return Ok(None);
     }
@@ -135,8 +153,22 @@ fn start_torrents<'a>(
         .map(|o| o.repo.servers())
         .collect::<Result<Vec<_>>>()?;
     let sources = torrent::sources(&servers, settings.http_timeout, &recs, report)?;
-    let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
-    torrent::start_all(layout, rpc, &recs, sources, &mut swarm.added).map(Some)
+    Ok(Some(match settings.engine {
+        Engine::Transmission => {
+            let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
+            Pending::Transmission(torrent::start_all(
+                layout,
+                rpc,
+                &recs,
+                sources,
+                &mut swarm.added,
+            )?)
+        }
+        Engine::Libtorrent => {
+            let lt = swarm.lt.insert(super::lt::Downloads::new(settings)?);
+            Pending::Libtorrent(lt.start_all(layout, &recs, sources)?)
+        }
+    }))
 }
 
 /// How long `auto` waits for the tracker's answer about a small object's swarm.
@@ -190,6 +222,7 @@ fn decide_small(
                     FetchReport {
                         fetched: f,
                         transport: Fetcher::Http,
+                        engine: None,
                         why,
                         took,
                     },

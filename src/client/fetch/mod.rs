@@ -5,6 +5,7 @@
 
 pub(crate) mod all;
 pub mod http;
+pub mod lt;
 pub mod torrent;
 
 use std::io::Read;
@@ -15,17 +16,22 @@ use crate::format::ids::{InfoHash, ObjectId};
 use crate::format::torrent::Info;
 use crate::repo::index::PackageRecord;
 
-/// The torrents one install added to the daemon, to take back if the install fails.
+/// The torrents one install added to its engine, to take back if the install fails: to the
+/// transmission-daemon (`rpc`, `added`), or to this process's libtorrent session (`lt`).
 #[derive(Default)]
 pub(crate) struct Swarm {
     pub(crate) rpc: Option<crate::daemons::transmission::Rpc>,
     pub(crate) added: Vec<InfoHash>,
+    pub(crate) lt: Option<lt::Downloads>,
 }
 
 impl Swarm {
-    /// Removes these torrents from the daemon: with their data (`delete`: the install failed,
-    /// nothing of it is kept) or without (`seed: false`: what was installed stops being shared).
+    /// Removes these torrents from the engine: with their data (`delete`: the install failed,
+    /// nothing of it is kept) or without (`seed: false`, or the libtorrent seeder takes them).
     pub(crate) fn remove(&self, delete: bool) -> anyhow::Result<()> {
+        if let Some(lt) = &self.lt {
+            lt.remove(delete)?;
+        }
         match (&self.rpc, self.added.is_empty()) {
             (Some(rpc), false) => rpc.remove(&self.added, delete),
             _ => Ok(()),
@@ -77,13 +83,30 @@ pub fn object_url(server: &str, blake3: &ObjectId) -> String {
     format!("{server}/objects/{}", blake3.rel_path())
 }
 
+/// A `.torrent` from a server, checked against the signed index.
+#[derive(Debug, Clone)]
+pub struct TorrentFile {
+    pub bytes: Vec<u8>,
+    /// `X-Dist-Stripe: k/n` from `dist serve`: this client should fetch the pieces `i` with
+    /// `i % n == k` first, so a crowd starting together holds different pieces to trade.
+    pub stripe: Option<(u32, u32)>,
+}
+
+/// The `X-Dist-Stripe` header's value: `k/n` with `k < n`, `n` at most 1024; anything else is
+/// ignored (it only orders the pieces, it decides nothing about trust).
+pub fn parse_stripe(value: &str) -> Option<(u32, u32)> {
+    let (k, n) = value.trim().split_once('/')?;
+    let (k, n): (u32, u32) = (k.parse().ok()?, n.parse().ok()?);
+    (k < n && n <= 1024).then_some((k, n))
+}
+
 /// Fetches the `.torrent` from the first of `servers` that hands it out, checked like
 /// [`fetch_torrent`]: a torrent that contradicts the index is an attack whichever server sent it.
 pub fn fetch_torrent_any(
     servers: &[String],
     timeout: Duration,
     rec: &PackageRecord,
-) -> Result<(Vec<u8>, Info), TorrentFileError> {
+) -> Result<TorrentFile, TorrentFileError> {
     let mut last = None;
     for s in servers {
         match fetch_torrent(s, timeout, rec) {
@@ -104,7 +127,7 @@ pub fn fetch_torrent(
     server: &str,
     timeout: Duration,
     rec: &PackageRecord,
-) -> Result<(Vec<u8>, Info), TorrentFileError> {
+) -> Result<TorrentFile, TorrentFileError> {
     let url = format!("{server}/torrents/{}.torrent", rec.infohash);
     let unavailable = |reason: String| TorrentFileError::Unavailable {
         url: url.clone(),
@@ -117,6 +140,7 @@ pub fn fetch_torrent(
             ureq::Error::Status(code, _) => unavailable(format!("HTTP {code}")),
             ureq::Error::Transport(t) => unavailable(crate::repo::wire::transport_cause(&t)),
         })?;
+    let stripe = resp.header("x-dist-stripe").and_then(parse_stripe);
     let mut bytes = Vec::new();
     resp.into_reader()
         .take(16 << 20)
@@ -141,11 +165,11 @@ pub fn fetch_torrent(
             expected: rec.size,
         });
     }
-    Ok((bytes, info))
+    Ok(TorrentFile { bytes, stripe })
 }
 
 /// The file name inside a download directory: the torrent's name.
-fn info_name(rec: &PackageRecord) -> String {
+pub(crate) fn info_name(rec: &PackageRecord) -> String {
     format!("{}-{}.tar", rec.name, rec.version)
 }
 

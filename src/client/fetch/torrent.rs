@@ -8,16 +8,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::{fetch_torrent_any, info_name, Fetched};
+use super::{fetch_torrent_any, info_name, Fetched, TorrentFile};
 use crate::client::{interrupt, Layout, Progress, Reporter};
-use crate::daemons::transmission::{Rpc, TorrentStatus};
+use crate::daemons::transmission::{Kicker, Rpc, TorrentStatus};
 use crate::format::ids::InfoHash;
 use crate::repo::index::PackageRecord;
 
 /// Where transmission gets a torrent's metadata from.
 pub enum Source {
     /// The server's `.torrent`, checked against the signed index.
-    Metainfo(Vec<u8>),
+    Metainfo(TorrentFile),
     /// The signed magnet link (the server could not hand out the `.torrent`).
     Magnet,
 }
@@ -34,7 +34,7 @@ pub fn sources(
     let mut out = Vec::with_capacity(recs.len());
     for (rec, servers) in recs.iter().zip(servers) {
         match fetch_torrent_any(servers, timeout, rec) {
-            Ok((bytes, _)) => out.push(Source::Metainfo(bytes)),
+            Ok(t) => out.push(Source::Metainfo(t)),
             Err(e) if e.is_attack() => return Err(e.into()),
             Err(e) => {
                 report.warn(&format!("{e}; falling back to the magnet link"));
@@ -78,7 +78,7 @@ pub fn start_all<'a>(
         }
         added.push(rec.infohash);
         let hash = match source {
-            Source::Metainfo(bytes) => rpc.add_torrent(&bytes, &dir, false)?,
+            Source::Metainfo(t) => rpc.add_torrent(&t.bytes, &dir, false)?,
             Source::Magnet => rpc.add_magnet(&rec.magnet, &dir)?,
         };
         if hash != rec.infohash {
@@ -106,10 +106,17 @@ pub fn await_all(
     rpc: &Rpc,
     mut started: Vec<Started<'_>>,
     timeout: Duration,
+    mut kicker: Option<Kicker>,
     report: &dyn Reporter,
 ) -> Result<Vec<Fetched>> {
     let start = Instant::now();
     loop {
+        // Best effort: without it, the daemon only trades after its 10 s rechoke timer.
+        if let Some(k) = kicker.as_mut() {
+            if k.kick(rpc).is_err() {
+                kicker = None;
+            }
+        }
         let pending: Vec<InfoHash> = started
             .iter()
             .filter(|s| s.done.is_none())
@@ -138,7 +145,7 @@ pub fn await_all(
                 );
             }
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

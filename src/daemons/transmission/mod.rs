@@ -8,6 +8,7 @@
 //! "stopped" (`daemon.rs`).
 
 mod daemon;
+mod kick;
 mod rpc;
 mod state;
 mod types;
@@ -15,6 +16,7 @@ mod types;
 pub use daemon::{
     settings, start_daemon, stop_daemon_by_pid, write_settings, DaemonConfig, DaemonHandle,
 };
+pub use kick::{Kicker, KICK_EVERY};
 pub use rpc::{rpc_url, Rpc};
 pub use state::{forget, preload, stored_torrents, Preload};
 pub use types::{

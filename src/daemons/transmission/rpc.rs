@@ -246,6 +246,10 @@ impl Rpc {
         self.act("torrent-start", hashes)
     }
 
+    pub fn stop(&self, hashes: &[InfoHash]) -> Result<()> {
+        self.act("torrent-stop", hashes)
+    }
+
     /// Stops every torrent the daemon has (each tells its trackers "stopped").
     pub(super) fn stop_all(&self) -> Result<()> {
         self.call("torrent-stop", json!({})).map(drop)

@@ -162,6 +162,7 @@ pub const SEEDER_FIELDS: &[&str] = &[
     "percentDone",
     "leftUntilDone",
     "trackerStats",
+    "peersConnected",
 ];
 
 /// One torrent of a seeder, as `torrent-get` with [`SEEDER_FIELDS`] reports it.
@@ -174,6 +175,9 @@ pub struct SeederTorrent {
     pub percent_done: f64,
     pub left_until_done: u64,
     pub tracker_stats: Vec<TrackerStat>,
+    /// Peers connected now (the rechoke kick runs while there are any).
+    #[serde(default)]
+    pub peers_connected: i64,
 }
 
 impl SeederTorrent {
