@@ -361,13 +361,24 @@ fn upgrade_outdated_holds_uninstall_and_autoremove_issue_12() {
         env.ok(&["hold", "lib"]);
         assert_eq!(flags("lib"), (false, true));
         let v = stdout_json(&env.ok(&["upgrade", "--json"]));
-        let names: Vec<&str> = v
+        let names = |kept: bool| -> Vec<&str> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e.get("kept_back").is_some() == kept)
+                .map(|e| e["name"].as_str().unwrap())
+                .collect()
+        };
+        assert_eq!(names(false), ["app"], "{v}");
+        // The held package is listed as kept back, with why (issue 21).
+        assert_eq!(names(true), ["lib"], "{v}");
+        let lib = v
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| e["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["app"], "{v}");
+            .find(|e| e["name"] == "lib")
+            .unwrap();
+        assert_eq!(lib["kept_back"], "held", "{v}");
         assert!(env.installed().contains(&"lib@1.0.0".to_string()));
         // A request the hold forbids is refused, and the explanation names the hold.
         let err = env.refused(&["install", "lib@1.1.0"]);

@@ -30,6 +30,16 @@ struct Env {
 
 impl Env {
     fn new(packages: &[(&str, &str)]) -> Env {
+        Env::with(packages, false)
+    }
+
+    /// Packages whose install script fails: their uninstall script, which the failed install
+    /// runs to undo it (`DIST_ACTION=abort-install`, issue 21), stays quiet.
+    fn failing(packages: &[(&str, &str)]) -> Env {
+        Env::with(packages, true)
+    }
+
+    fn with(packages: &[(&str, &str)], quiet_uninstall: bool) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let (repo, pkgs) = (tmp.path().join("repo"), tmp.path().join("pkgs"));
         let dirs: Vec<PathBuf> = packages
@@ -43,9 +53,9 @@ impl Env {
                     ("data.txt", b"data\n"),
                     script,
                 );
-                // The script under test is the install script; the uninstall script (which a
-                // failed install runs with DIST_ACTION=abort-install) stays quiet.
-                fs::write(dir.join("scripts/uninstall.sh"), "#!/bin/sh\n").unwrap();
+                if quiet_uninstall {
+                    fs::write(dir.join("scripts/uninstall.sh"), "#!/bin/sh\n").unwrap();
+                }
                 dir
             })
             .collect();
@@ -180,7 +190,7 @@ fn quiet_and_json_hide_script_output_and_the_log_is_still_written_issue_13() {
 
 #[test]
 fn a_failing_script_names_its_log_and_quotes_its_last_lines_issue_13() {
-    let env = Env::new(&[(
+    let env = Env::failing(&[(
         "broken",
         "#!/bin/sh\necho 'step one'\necho 'cannot configure' >&2\nexit 3\n",
     )]);
@@ -245,7 +255,7 @@ fn a_script_printing_megabytes_does_not_cost_memory_issue_13() {
     // 64 MiB in one line (then a pause, while anything that buffered it would still hold it),
     // then many short lines: the line is shown cut, the last lines quoted, the log keeps every
     // byte, and dist's memory does not grow with any of it.
-    let env = Env::new(&[(
+    let env = Env::failing(&[(
         "loud",
         "#!/bin/sh
 head -c 67108864 /dev/zero | tr '\\0' x
@@ -277,7 +287,7 @@ exit 5
 
 #[test]
 fn a_script_that_never_stops_printing_still_times_out_issue_13() {
-    let env = Env::new(&[(
+    let env = Env::failing(&[(
         "spam",
         "#!/bin/sh\necho $$ > \"$DIST_ROOT/spam.pid\"\nwhile :; do echo spam; done\n",
     )]);
