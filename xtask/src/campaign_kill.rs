@@ -3,8 +3,10 @@
 //! so that fetches of the two 32 MiB versions of `big` last seconds. Each cycle kills `dist add`
 //! (a new package), an install of `big@1.0.0` over HTTP or BitTorrent (or, every fourth cycle,
 //! the client's transmission-daemon during that install), the upgrade to `big@2.0.0` over the
-//! other transport, `rollback`, `uninstall big`, `gc --keep 1`, and `dist serve` (starting, or
-//! following a publish). Delays are random (printed seed) over the operation's calibrated
+//! other transport (the `upgrade` verb), `rollback`, `uninstall [--purge] big`, `gc --keep 1`,
+//! and `dist serve` (starting, or following a publish); every fourth cycle installs with the
+//! libtorrent engine (killed mid-download), and another kills the root's libtorrent seeder
+//! while it seeds. big has a configuration file and keeps state (issue 21). Delays are random (printed seed) over the operation's calibrated
 //! length. After each kill the invariants of `campaign_check` are checked, the killed command
 //! (or its idempotent form) is run again and must succeed with the expected result, and a
 //! killed server must restart and reach `/health` 200.
@@ -37,12 +39,14 @@ enum Kind {
     ServeFollow,
     InstallHttp,
     InstallTorrent,
+    InstallLibtorrent,
     Upgrade,
     Rollback,
     Uninstall,
     Purge,
     Gc,
     Daemon,
+    Seeder,
 }
 
 impl Kind {
@@ -53,12 +57,14 @@ impl Kind {
             Kind::ServeFollow => "serve (follow)",
             Kind::InstallHttp => "install http",
             Kind::InstallTorrent => "install torrent",
+            Kind::InstallLibtorrent => "install libtorrent",
             Kind::Upgrade => "upgrade",
             Kind::Rollback => "rollback",
             Kind::Uninstall => "uninstall",
             Kind::Purge => "uninstall --purge",
             Kind::Gc => "gc",
             Kind::Daemon => "client daemon",
+            Kind::Seeder => "libtorrent seeder",
         }
     }
 }
@@ -208,6 +214,8 @@ impl<'a> Campaign<'a> {
         }
         let torrent = self.est[&Kind::InstallTorrent];
         self.est.insert(Kind::Daemon, torrent);
+        // A seeder is killed at any moment of its first few seconds of seeding.
+        self.est.insert(Kind::Seeder, Duration::from_secs(3));
         let shown: Vec<String> = self
             .est
             .iter()
@@ -246,6 +254,10 @@ impl<'a> Campaign<'a> {
                 match step {
                     0 => self.add_round()?,
                     1 if cycle % 4 == 1 => self.daemon_round()?,
+                    1 if cycle % 4 == 3 => self.seeder_round()?,
+                    1 if cycle % 4 == 2 => {
+                        self.install_round(Kind::InstallLibtorrent, "1.0.0", "libtorrent")?
+                    }
                     1 => {
                         let kind = if torrent_first {
                             Kind::InstallTorrent

@@ -111,9 +111,19 @@ impl Campaign<'_> {
         transport: &str,
     ) -> Result<()> {
         let spec = format!("big@{version}");
-        let args = ["install", spec.as_str(), "--transport", transport];
+        let args: Vec<&str> = match transport {
+            "libtorrent" => vec![
+                "install",
+                &spec,
+                "--transport",
+                "torrent",
+                "--engine",
+                "libtorrent",
+            ],
+            t => vec!["install", &spec, "--transport", t],
+        };
         let like = match transport {
-            "torrent" => Kind::InstallTorrent,
+            "torrent" | "libtorrent" => Kind::InstallTorrent,
             _ => Kind::InstallHttp,
         };
         let (hit, delay) = self.kill_dist(like, &self.client.clone(), &args)?;
@@ -188,6 +198,44 @@ impl Campaign<'_> {
             self.violation("after the next install, which fetched, no client daemon runs".into());
         }
         Ok(())
+    }
+
+    /// big@1.0.0 installed with the libtorrent engine, then SIGKILL to the root's libtorrent
+    /// seeder while it seeds; the next install (which fetches nothing) must start it again.
+    pub(super) fn seeder_round(&mut self) -> Result<()> {
+        let args = [
+            "install",
+            "big@1.0.0",
+            "--transport",
+            "torrent",
+            "--engine",
+            "libtorrent",
+        ];
+        if let Err(e) = c::ok(self.env, &self.client.clone(), &args) {
+            self.violation(format!(
+                "the libtorrent install before the seeder kill failed: {e:#}"
+            ));
+            return Ok(());
+        }
+        let delay = self.delay(Kind::Seeder);
+        std::thread::sleep(delay);
+        let Some(pid) = self.seeder_pid().filter(|p| c::alive(*p)) else {
+            self.finding("no libtorrent seeder ran to be killed: round skipped".into());
+            return Ok(());
+        };
+        c::sigkill(pid);
+        self.record(Kind::Seeder, Hit::Landed, delay, "seeding");
+        self.finish_client(&args, |k| match k.seeder_pid().filter(|p| c::alive(*p)) {
+            Some(p) if p != pid => Ok(()),
+            _ => Err("after the next install no libtorrent seeder runs".into()),
+        });
+        Ok(())
+    }
+
+    fn seeder_pid(&self) -> Option<u32> {
+        let bytes = fs::read(self.client.join("daemon/libtorrent/state.json")).ok()?;
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
+        v["pid"].as_u64().map(|p| p as u32)
     }
 
     /// `dist rollback`; the next command is `rollback --to` the generation it aimed at.
