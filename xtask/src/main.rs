@@ -2,8 +2,8 @@
 //!
 //! - `cargo xtask test`: every check CI runs (fmt, clippy, all tests).
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
-//! - `cargo xtask bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|resolve [N]]`: benchmarks,
-//!   each next to a baseline in the same run.
+//! - `cargo xtask bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]`:
+//!   benchmarks, each next to a baseline in the same run.
 //! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
 //!   per target (default 300), with their figures.
 //! - `cargo xtask campaign kill [N] [--seed S]`: N (default 200) SIGKILLs of dist's commands,
@@ -19,11 +19,13 @@ mod bench_install;
 mod bench_resolve;
 mod bench_scale;
 mod bench_swarm;
+mod bench_transport;
 mod campaign;
 mod campaign_kill;
 mod campaign_load;
 mod demo;
 mod fuzz;
+mod lab;
 #[path = "../../tests/common/netns.rs"]
 #[allow(dead_code)]
 mod netns;
@@ -49,7 +51,7 @@ fn run() -> Result<()> {
         Some("campaign") => campaign::run(&rest),
         Some("man") => man(false),
         _ => bail!(
-            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
         ),
     }
 }

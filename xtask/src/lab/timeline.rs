@@ -1,4 +1,4 @@
-//! The timeline of one swarm scenario: about once a second while its clients run, what the
+//! The timeline of one group of clients (`group`): about once a second while they run, what the
 //! origin (and the mirror) sent so far and what the clients hold, so a reader sees when the
 //! origin's bytes leave and when the clients begin to get bytes from each other.
 //!
@@ -29,7 +29,7 @@ const MARK: &str = "\n@@timeline ";
 const SESSION_HEADER: &str = "X-Transmission-Session-Id";
 
 /// The scenario at one moment.
-pub(super) struct Sample {
+pub(crate) struct Sample {
     /// Since the release of the clients (when the origin's counter was read).
     at: Duration,
     /// What the origin's class sent since the scenario began (tc: headers included).
@@ -44,7 +44,7 @@ pub(super) struct Sample {
 }
 
 /// What the sampler watches.
-pub(super) struct Watch<'a> {
+pub(crate) struct Watch<'a> {
     pub env: &'a Env,
     pub roots: &'a [PathBuf],
     pub infohash: &'a str,
@@ -57,7 +57,7 @@ pub(super) struct Watch<'a> {
 }
 
 /// Samples at 1 s, 2 s, ... after `start` until `stop` says so or hangs up, then once more.
-pub(super) fn record(w: &Watch, start: Instant, stop: Receiver<()>) -> Vec<Sample> {
+pub(crate) fn record(w: &Watch, start: Instant, stop: Receiver<()>) -> Vec<Sample> {
     let mut clients = Clients::new(w.roots.len());
     let mut last_origin = (0, w.mirror.map(|_| 0));
     let mut samples = Vec::new();
@@ -309,7 +309,7 @@ fn http_files(root: &Path) -> (u64, u64) {
 
 /// The timeline under a scenario's outcome: one line a second (every k-th for long runs), and
 /// the last sample, taken once every client was done.
-pub(super) fn print(samples: &[Sample], clients: usize, size: u64) {
+pub(crate) fn print(samples: &[Sample], clients: usize, size: u64) {
     let Some(last) = samples.len().checked_sub(1) else {
         return;
     };
