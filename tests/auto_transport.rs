@@ -240,3 +240,135 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
     drop((a, b, c));
     drop(server);
 }
+
+/// Caps what 10.77.0.1 (the server) sends inside the namespace at `mbit`, whatever the
+/// protocol (field notes: an HTB class on the namespace's `lo`).
+fn cap_origin(ns: &Netns, mbit: u32) {
+    let rate = format!("{mbit}mbit");
+    for args in [
+        vec![
+            "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "20",
+        ],
+        vec![
+            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", &rate,
+            "ceil", &rate,
+        ],
+        vec![
+            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit",
+        ],
+        vec![
+            "filter",
+            "add",
+            "dev",
+            "lo",
+            "protocol",
+            "ip",
+            "parent",
+            "1:",
+            "prio",
+            "1",
+            "u32",
+            "match",
+            "ip",
+            "src",
+            "10.77.0.1/32",
+            "flowid",
+            "1:10",
+        ],
+    ] {
+        let o = ns.command("tc").args(&args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "tc {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_lone_large_object_comes_over_http_and_a_slow_one_is_handed_to_the_swarm_issue_20() {
+    for t in ["opentracker", "transmission-daemon", "tc"] {
+        require_tool(t);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let pkgs = tmp.path().join("pkgs");
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .arg("add")
+            .arg(noise_package(&pkgs, "large", 80 << 20))
+            .arg(noise_package(&pkgs, "slow", 8 << 20)),
+    );
+    let key = repo_key(&repo);
+    let ns = Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3"]).expect("network namespace");
+    let mut cmd = serve_command(&ns, &dist_bin(), &repo);
+    cmd.args(["--http-slots", "1"]);
+    let server = Server::spawn_command(cmd, tmp.path().join("serve.log"));
+    server.wait_healthy(&ns);
+    let a = Client::new(&ns, tmp.path().join("a"), &key, "10.77.0.2");
+    let b = Client::new(&ns, tmp.path().join("b"), &key, "10.77.0.3");
+    for cl in [&a, &b] {
+        assert!(cl.cmd(&["sync"]).status.success());
+    }
+
+    step(
+        "A lone client gets a large object over HTTP (no size threshold)",
+        || {
+            let e = a.install(&["large"]);
+            assert_eq!(e["transport"], "http", "{e}");
+            assert!(e["engine"].is_null(), "{e}");
+            let why = e["transport_reason"].as_str().unwrap();
+            assert!(why.contains("origin admitted"), "{why}");
+        },
+    );
+
+    step(
+        "A slow direct download is handed to the swarm once one forms",
+        || {
+            cap_origin(&ns, 8);
+            let first = a.cmd_child(&["install", "--json", "slow"]).spawn().unwrap();
+            // The first client holds the origin's one slot (8 MiB at 8 mbit/s: ~8 s).
+            let partial = tmp.path().join("a/downloads");
+            wait_until(
+                "the first download to stream",
+                Duration::from_secs(20),
+                || {
+                    let n: u64 = walk_sizes(&partial);
+                    if n >= 256 << 10 {
+                        Ok(())
+                    } else {
+                        Err(format!("{n} bytes"))
+                    }
+                },
+            );
+            let e = b.install(&["slow"]);
+            assert_eq!(e["transport"], "torrent", "{e}");
+            let why = e["transport_reason"].as_str().unwrap();
+            assert!(why.contains("origin is busy"), "{why}");
+            let o = first.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let e = &stdout_json(&o)[0];
+            assert_eq!(e["transport"], "torrent", "{e}");
+            let why = e["transport_reason"].as_str().unwrap();
+            assert!(why.contains("direct download was slow"), "{why}");
+            let webseed = e["bytes_from_webseed"].as_u64().unwrap();
+            assert!(webseed > 0, "the bytes it had are counted: {e}");
+        },
+    );
+    drop((a, b, server));
+}
+
+/// The bytes of every file under `dir`.
+fn walk_sizes(dir: &std::path::Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walk_sizes(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
+}

@@ -105,6 +105,9 @@ pub enum Why {
     Lone,
     /// `auto`, smaller, and the origin refused a whole-object download (503: busy).
     OriginBusy,
+    /// `auto`: the direct download was slow and a swarm formed; the swarm carries the rest from
+    /// the bytes already in.
+    Handover { peers: u64, have: u64 },
 }
 
 impl Why {
@@ -121,6 +124,9 @@ impl Why {
                 "the tracker knows {peers} peer(s) besides the servers holding or fetching it"
             ),
             Why::Lone => "no swarm, and the origin admitted a direct download".into(),
+            Why::Handover { peers, have } => format!(
+                "the direct download was slow and the tracker knows {peers} peer(s): the swarm carries the rest ({have} bytes were in)"
+            ),
             Why::OriginBusy => {
                 "the origin is busy (it refused a whole-object download): the swarm carries it"
                     .into()

@@ -210,7 +210,9 @@ impl<'a> Campaign<'a> {
         for (kind, args) in steps {
             let t = Instant::now();
             c::ok(self.env, &self.client, args)?;
-            self.est.insert(kind, t.elapsed());
+            // The first run of a kind is the one that does the work (a second install of
+            // big@1.0.0 finds its store path).
+            self.est.entry(kind).or_insert(t.elapsed());
         }
         let torrent = self.est[&Kind::InstallTorrent];
         self.est.insert(Kind::Daemon, torrent);

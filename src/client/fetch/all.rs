@@ -4,13 +4,13 @@
 //! to [`HTTP_PARALLEL`] at once. Nothing fetched here is trusted yet: the installer verifies.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::http::{Crew, WhenBusy};
+use super::http::{Crew, Got, WhenBusy};
 use super::{torrent, Fetched, Swarm};
 use crate::client::config::{Engine, Fetcher, Settings, Why};
 use crate::client::interrupt::Abort;
@@ -70,16 +70,19 @@ pub(crate) fn fetch_all(
         let rec = &items[i].record;
         let t = Instant::now();
         report.phase(&rec.id(), Phase::Fetch);
-        let f = super::http::fetch_any(
+        let got = super::http::fetch_any(
             layout,
             items[i].origin.repo.servers()?,
             rec,
             settings.fetch_timeout,
             WhenBusy::Wait,
+            None,
             &crew,
             report,
-        )?
-        .expect("a busy origin is waited for");
+        )?;
+        let Got::Whole(f) = got else {
+            unreachable!("a busy origin is waited for, and nothing hands over")
+        };
         Ok((f, t.elapsed()))
     })?;
     for (&(i, why), (f, took)) in https.iter().zip(downloaded) {
@@ -107,8 +110,14 @@ pub(crate) fn fetch_all(
                 lt.await_all(started, timeout, report)?
             }
         };
-        for (&(i, why), f) in torrents.iter().zip(results) {
+        for (&(i, why), mut f) in torrents.iter().zip(results) {
             let took = t.elapsed();
+            if let Why::Handover { have, .. } = why {
+                // The direct download's bytes came from the origin over HTTP, as a web seed's.
+                let size = items[i].record.size;
+                f.bytes_from_webseed = (f.bytes_from_webseed + have).min(size);
+                f.bytes_from_peers = f.bytes_from_peers.min(size - f.bytes_from_webseed);
+            }
             fetched.insert(
                 i,
                 FetchReport {
@@ -190,6 +199,8 @@ enum Decided {
     Lone(Fetched, Duration),
     /// The origin refused a direct download (503).
     OriginBusy,
+    /// The direct download was slow and a swarm formed: the swarm goes on from `have` bytes.
+    Handed { peers: u64, have: u64 },
 }
 
 /// `auto`'s decision for each small object ([`Why::Small`]): to the swarm when the tracker knows
@@ -229,12 +240,35 @@ fn decide_small(
                 );
             }
             Decided::OriginBusy => to_swarm.push((i, Why::OriginBusy)),
+            Decided::Handed { peers, have } => to_swarm.push((i, Why::Handover { peers, have })),
         }
     }
     Ok((fetched, to_swarm))
 }
 
-/// One small object: the tracker's answer, else a direct download the origin may refuse.
+/// How long `auto` keeps asking a busy origin before it takes the swarm: an origin with a fast
+/// link frees a slot within it (a 1 MiB object at 1 gbit/s takes ~10 ms), a slow one does not.
+const BUSY_PATIENCE: Duration = Duration::from_millis(1500);
+
+/// A direct download handed to the swarm must have at least this much time left at its rate.
+const HANDOVER_LEFT: Duration = Duration::from_secs(3);
+
+/// Peers the tracker knows for `rec` besides the servers: the servers seed what they serve (the
+/// origin, and each mirror in `server_urls`), they count as complete peers, and a swarm of
+/// servers alone is no crowd to join.
+fn crowd(item: &PlanItem, servers: usize) -> u64 {
+    let rec = &item.record;
+    item.origin
+        .trackers
+        .iter()
+        .find_map(|t| tracker::scrape(t, &rec.infohash, SCRAPE_TIMEOUT).ok())
+        .map(|s| s.incomplete + s.complete.saturating_sub(servers as u64))
+        .unwrap_or(0)
+}
+
+/// One object `auto` decides: to the swarm when the tracker knows peers; else a direct download
+/// from the origin, asked again for a moment when it is busy, and handed to the swarm midway
+/// when it is slow (more than [`HANDOVER_LEFT`] to go) while a swarm has formed.
 fn decide_one(
     layout: &Layout,
     settings: &Settings,
@@ -244,33 +278,41 @@ fn decide_one(
 ) -> Result<Decided> {
     let rec = &item.record;
     let servers = item.origin.repo.servers()?;
-    // The servers seed what they serve (the origin, and each mirror in `server_urls`):
-    // they count as complete peers, and a swarm of servers alone is no crowd to join.
-    let peers = item
-        .origin
-        .trackers
-        .iter()
-        .find_map(|t| tracker::scrape(t, &rec.infohash, SCRAPE_TIMEOUT).ok())
-        .map(|s| s.incomplete + s.complete.saturating_sub(servers.len() as u64))
-        .unwrap_or(0);
+    let peers = crowd(item, servers.len());
     if peers > 0 {
         return Ok(Decided::Swarm(peers));
     }
     crew.abort.check()?;
     let t = Instant::now();
     report.phase(&rec.id(), Phase::Fetch);
+    let seen = AtomicU64::new(0);
+    let slow = |done: u64, got: u64, took: Duration| -> bool {
+        let rate = got as f64 / took.as_secs_f64().max(0.001);
+        let left = (rec.size - done) as f64 / rate.max(1.0);
+        if left < HANDOVER_LEFT.as_secs_f64() {
+            return false;
+        }
+        let peers = crowd(item, servers.len());
+        seen.store(peers, Ordering::Relaxed);
+        peers > 0
+    };
     let direct = super::http::fetch_any(
         layout,
         servers,
         rec,
         settings.fetch_timeout,
-        WhenBusy::GiveUp,
+        WhenBusy::Patient(BUSY_PATIENCE),
+        Some(&slow),
         crew,
         report,
     )?;
     Ok(match direct {
-        Some(f) => Decided::Lone(f, t.elapsed()),
-        None => Decided::OriginBusy,
+        Got::Whole(f) => Decided::Lone(f, t.elapsed()),
+        Got::Busy => Decided::OriginBusy,
+        Got::Handed { have } => Decided::Handed {
+            peers: seen.load(Ordering::Relaxed),
+            have,
+        },
     })
 }
 

@@ -21,9 +21,32 @@ use crate::repo::index::PackageRecord;
 pub enum WhenBusy {
     /// Wait as told and ask again (the transport was chosen: `http`).
     Wait,
-    /// Give up at once (`auto`: the swarm carries it instead).
+    /// Give up at once (one server of several: the next is asked).
     GiveUp,
+    /// Ask again every [`PATIENT_POLL`] for this long, then give up (`auto`: a fast origin frees
+    /// a slot within it, and the object still comes over HTTP; a slow one hands it to the swarm).
+    Patient(Duration),
 }
+
+/// How often a patient download asks a busy origin again.
+const PATIENT_POLL: Duration = Duration::from_millis(100);
+
+/// What one download attempt came to.
+#[derive(Debug)]
+pub enum Got {
+    /// The whole object, not yet verified.
+    Whole(Fetched),
+    /// The origin was busy, and [`WhenBusy`] said to give up.
+    Busy,
+    /// The handover check said to stop: the first `have` bytes are in the partial file
+    /// (`downloads/<infohash>/<name>-<version>.tar.http-partial`), for the swarm to go on from.
+    Handed { have: u64 },
+}
+
+/// Asked about once a second while an `auto` download runs, with the bytes of the object held
+/// so far, the bytes this response brought and the time since it started: true hands the rest
+/// to the swarm.
+pub type Handover<'a> = &'a (dyn Fn(u64, u64, Duration) -> bool + Sync);
 
 /// What the HTTP downloads one install runs side by side share.
 ///
@@ -115,23 +138,37 @@ impl Drop for Turn<'_> {
 /// Downloads the object from the first of `servers` (the repository's origin and mirrors) that
 /// admits the download; a failing server is skipped with a warning. When every one is busy,
 /// `busy` decides: wait for the first busy one, or give up (`None`).
+#[allow(clippy::too_many_arguments)]
 pub fn fetch_any(
     layout: &Layout,
     servers: &[String],
     rec: &PackageRecord,
     timeout: Duration,
     busy: WhenBusy,
+    handover: Option<Handover<'_>>,
     crew: &Crew,
     report: &dyn Reporter,
-) -> Result<Option<Fetched>> {
+) -> Result<Got> {
     let mut first_busy = None;
     let mut last_err = None;
+    let get = |s: &str, busy: WhenBusy| -> Result<Got> {
+        let g = Get {
+            server: s,
+            url: object_url(s, &rec.blake3),
+            rec,
+            timeout,
+            crew,
+            handover,
+            report,
+        };
+        fetch(layout, &g, busy)
+    };
     for s in servers {
-        match fetch(layout, s, rec, timeout, WhenBusy::GiveUp, crew, report) {
-            Ok(Some(f)) => return Ok(Some(f)),
-            Ok(None) => {
+        match get(s, WhenBusy::GiveUp) {
+            Ok(Got::Busy) => {
                 first_busy.get_or_insert(s);
             }
+            Ok(got) => return Ok(got),
             Err(e) if servers.len() > 1 => {
                 report.warn(&format!("{}: {e:#}; trying the next server", rec.id()));
                 last_err = Some(e);
@@ -140,35 +177,19 @@ pub fn fetch_any(
         }
     }
     match (first_busy, busy) {
-        (Some(s), WhenBusy::Wait) => fetch(layout, s, rec, timeout, WhenBusy::Wait, crew, report),
-        (Some(_), WhenBusy::GiveUp) => Ok(None),
+        (Some(_), WhenBusy::GiveUp) => Ok(Got::Busy),
+        (Some(s), busy) => get(s, busy),
         (None, _) => Err(last_err.expect("no server admitted and none was busy")),
     }
 }
 
 /// Downloads the object over HTTP from the server's web-seed URL, resuming a `.part` file.
-/// `None`: the origin was busy and `busy` said to give up.
-pub fn fetch(
-    layout: &Layout,
-    server: &str,
-    rec: &PackageRecord,
-    timeout: Duration,
-    busy: WhenBusy,
-    crew: &Crew,
-    report: &dyn Reporter,
-) -> Result<Option<Fetched>> {
+fn fetch(layout: &Layout, get: &Get<'_>, busy: WhenBusy) -> Result<Got> {
+    let rec = get.rec;
     let dir = layout.download_dir(&rec.infohash);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dest = dir.join(info_name(rec));
     let part = dir.join(http_partial_name(rec));
-    let get = Get {
-        server,
-        url: object_url(server, &rec.blake3),
-        rec,
-        timeout,
-        crew,
-        report,
-    };
     let mut have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     if have > rec.size {
         std::fs::remove_file(&part)?;
@@ -177,15 +198,15 @@ pub fn fetch(
     if have == rec.size {
         // A complete `.part` left by an interrupted run: the installer verifies it like any other.
         std::fs::rename(&part, &dest)?;
-        return Ok(Some(Fetched {
+        return Ok(Got::Whole(Fetched {
             path: dest,
             bytes_from_peers: 0,
             bytes_from_webseed: 0,
         }));
     }
     // `_turn` counts this download in the crew until its body is in.
-    let Some((resp, have, _turn)) = request(&get, &part, have, busy)? else {
-        return Ok(None);
+    let Some((resp, have, _turn)) = request(get, &part, have, busy)? else {
+        return Ok(Got::Busy);
     };
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -199,18 +220,24 @@ pub fn fetch(
     } else {
         have
     };
-    let done = copy_body(resp, &mut file, have, &get)?;
+    let done = copy_body(resp, &mut file, have, get)?;
     file.sync_all()?;
+    if done < rec.size && get.handover.is_some() {
+        return Ok(Got::Handed { have: done });
+    }
     if done != rec.size {
         bail!("{}: got {done} of {} bytes", get.url, rec.size);
     }
     std::fs::rename(&part, &dest)?;
-    Ok(Some(Fetched {
+    Ok(Got::Whole(Fetched {
         path: dest,
         bytes_from_peers: 0,
         bytes_from_webseed: rec.size,
     }))
 }
+
+/// How often the handover check of an `auto` download is asked.
+const HANDOVER_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest `Retry-After` honoured at once (a server asking for more is asked again then).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -222,6 +249,7 @@ struct Get<'a> {
     rec: &'a PackageRecord,
     timeout: Duration,
     crew: &'a Crew,
+    handover: Option<Handover<'a>>,
     report: &'a dyn Reporter,
 }
 
@@ -251,14 +279,19 @@ fn request<'a>(
                     started = Instant::now();
                     continue;
                 }
-                if busy == WhenBusy::GiveUp {
-                    return Ok(None);
-                }
-                let wait = crate::repo::wire::retry_after(
-                    &resp,
-                    Duration::from_millis(200),
-                    MAX_RETRY_AFTER,
-                );
+                let wait = match busy {
+                    WhenBusy::GiveUp => return Ok(None),
+                    WhenBusy::Patient(limit) if started.elapsed() >= limit => return Ok(None),
+                    WhenBusy::Patient(_) => {
+                        sleep_interruptibly(PATIENT_POLL, &get.crew.abort)?;
+                        continue;
+                    }
+                    WhenBusy::Wait => crate::repo::wire::retry_after(
+                        &resp,
+                        Duration::from_millis(200),
+                        MAX_RETRY_AFTER,
+                    ),
+                };
                 if started.elapsed() + wait > timeout {
                     bail!("{url}: the origin stayed busy (503) for {timeout:?}");
                 }
@@ -320,8 +353,15 @@ fn copy_body(
     let mut reader = resp.into_reader().take(rec.size - have + 1);
     let mut buf = vec![0u8; 256 << 10];
     let mut done = have;
+    let mut asked = Instant::now();
     loop {
         get.crew.abort.check()?;
+        if let Some(h) = get.handover.filter(|_| asked.elapsed() >= HANDOVER_EVERY) {
+            asked = Instant::now();
+            if h(done, done - have, start.elapsed()) {
+                return Ok(done);
+            }
+        }
         let n = reader
             .read(&mut buf)
             .with_context(|| format!("download of {url} was interrupted"))?;

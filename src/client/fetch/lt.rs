@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use dist_libtorrent::{AddOptions, Config, Session, Status};
 
 use super::torrent::Source;
-use super::{info_name, Fetched};
+use super::{adopt_http_partial, info_name, Fetched};
 use crate::client::config::Settings;
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::format::ids::InfoHash;
@@ -98,6 +98,9 @@ impl Downloads {
             let dir = layout.download_dir(&rec.infohash);
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
+            // libtorrent checks the pieces of a file it finds (no resume data): the bytes a
+            // direct download brought are not fetched again.
+            adopt_http_partial(&dir, rec, "")?;
             let options = AddOptions {
                 web_seeds: true,
                 stripe: t.stripe,

@@ -173,6 +173,22 @@ pub(crate) fn info_name(rec: &PackageRecord) -> String {
     format!("{}-{}.tar", rec.name, rec.version)
 }
 
+/// A partial HTTP download of `rec` in `dir` (what an `auto` download handed to the swarm left,
+/// or an interrupted one) renamed to `<name>-<version>.tar<suffix>`, where a BitTorrent engine
+/// finds it and checks its pieces instead of fetching them again; false when there is none.
+pub(crate) fn adopt_http_partial(
+    dir: &std::path::Path,
+    rec: &PackageRecord,
+    suffix: &str,
+) -> std::io::Result<bool> {
+    let part = dir.join(http_partial_name(rec));
+    if !part.exists() {
+        return Ok(false);
+    }
+    std::fs::rename(&part, dir.join(format!("{}{suffix}", info_name(rec))))?;
+    Ok(true)
+}
+
 /// Where the HTTP transport keeps a partial download. Not transmission's `NAME.part` (its
 /// partial file is preallocated with pieces in any order, never a prefix to resume from).
 fn http_partial_name(rec: &PackageRecord) -> String {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::{fetch_torrent_any, info_name, Fetched, TorrentFile};
+use super::{adopt_http_partial, fetch_torrent_any, info_name, Fetched, TorrentFile};
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::daemons::transmission::{Kicker, Rpc, TorrentStatus};
 use crate::format::ids::InfoHash;
@@ -77,10 +77,17 @@ pub fn start_all<'a>(
             }
         }
         added.push(rec.infohash);
+        // transmission keeps an incomplete file as `NAME.part` (`rename-partial-files`).
+        let partial =
+            matches!(source, Source::Metainfo(_)) && adopt_http_partial(&dir, rec, ".part")?;
         let hash = match source {
-            Source::Metainfo(t) => rpc.add_torrent(&t.bytes, &dir, false)?,
+            Source::Metainfo(t) => rpc.add_torrent(&t.bytes, &dir, partial)?,
             Source::Magnet => rpc.add_magnet(&rec.magnet, &dir)?,
         };
+        if partial {
+            // The bytes a direct download brought are checked piece by piece, not fetched again.
+            rpc.verify(&[hash])?;
+        }
         if hash != rec.infohash {
             bail!(
                 "transmission reports infohash {hash}, the signed index says {} for {}",
