@@ -95,7 +95,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
     });
 
     step(
-        "The tracker knows the object's swarm (the origin and a client seed it): the next client takes the swarm",
+        "Seeds alone are no crowd (issue 20): with the origin and a client seeding it, the next lone client still gets it over HTTP",
         || {
             let hash = InfoHash::parse(by_name("lone")["infohash"].as_str().unwrap()).unwrap();
             let announce = format!("http://{TRACKER}/announce");
@@ -108,9 +108,9 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
                 }
             });
             let e = b.install(&["lone"]);
-            assert_eq!(e["transport"], "torrent", "{e}");
+            assert_eq!(e["transport"], "http", "{e}");
             let why = e["transport_reason"].as_str().unwrap();
-            assert!(why.contains("the tracker knows 1 peer"), "{why}");
+            assert!(why.contains("no crowd fetching it"), "{why}");
         },
     );
 
@@ -293,23 +293,26 @@ fn a_lone_large_object_comes_over_http_and_a_slow_one_is_handed_to_the_swarm_iss
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     let pkgs = tmp.path().join("pkgs");
-    run_ok(
+    let added = stdout_json(&run_ok(
         dist()
             .arg("--root")
             .arg(&repo)
-            .arg("add")
+            .args(["add", "--json"])
             .arg(noise_package(&pkgs, "large", 80 << 20))
             .arg(noise_package(&pkgs, "slow", 8 << 20)),
-    );
+    ));
+    let hash = InfoHash::parse(added[1]["infohash"].as_str().unwrap()).unwrap();
     let key = repo_key(&repo);
-    let ns = Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3"]).expect("network namespace");
+    let ns =
+        Netns::new(&[SERVER_IP, "10.77.0.2", "10.77.0.3", "10.77.0.4"]).expect("network namespace");
     let mut cmd = serve_command(&ns, &dist_bin(), &repo);
     cmd.args(["--http-slots", "1"]);
     let server = Server::spawn_command(cmd, tmp.path().join("serve.log"));
     server.wait_healthy(&ns);
     let a = Client::new(&ns, tmp.path().join("a"), &key, "10.77.0.2");
     let b = Client::new(&ns, tmp.path().join("b"), &key, "10.77.0.3");
-    for cl in [&a, &b] {
+    let c = Client::new(&ns, tmp.path().join("c"), &key, "10.77.0.4");
+    for cl in [&a, &b, &c] {
         assert!(cl.cmd(&["sync"]).status.success());
     }
 
@@ -343,7 +346,25 @@ fn a_lone_large_object_comes_over_http_and_a_slow_one_is_handed_to_the_swarm_iss
                     }
                 },
             );
-            let e = b.install(&["slow"]);
+            let second = b.cmd_child(&["install", "--json", "slow"]).spawn().unwrap();
+            // Once the second client fetches from the swarm, the tracker knows a crowd: a
+            // third client goes straight to the swarm.
+            let announce = format!("http://{TRACKER}/announce");
+            wait_until(
+                "a peer fetching from the swarm",
+                Duration::from_secs(30),
+                || match server::leechers(&ns, &announce, &hash) {
+                    0 => Err("no leecher yet".to_string()),
+                    _ => Ok(()),
+                },
+            );
+            let e = c.install(&["slow"]);
+            assert_eq!(e["transport"], "torrent", "{e}");
+            let why = e["transport_reason"].as_str().unwrap();
+            assert!(why.contains("fetching it now"), "{why}");
+            let o = second.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let e = &stdout_json(&o)[0];
             assert_eq!(e["transport"], "torrent", "{e}");
             let why = e["transport_reason"].as_str().unwrap();
             assert!(why.contains("origin is busy"), "{why}");
@@ -357,7 +378,7 @@ fn a_lone_large_object_comes_over_http_and_a_slow_one_is_handed_to_the_swarm_iss
             assert!(webseed > 0, "the bytes it had are counted: {e}");
         },
     );
-    drop((a, b, server));
+    drop((a, b, c, server));
 }
 
 /// The bytes of every file under `dir`.

@@ -99,7 +99,7 @@ pub enum Why {
     /// `auto`: decided when it is fetched (the swarm's and the origin's state), whatever its
     /// size.
     Small,
-    /// `auto`, smaller, and the tracker knows peers holding or fetching it.
+    /// `auto`, and the tracker knows peers fetching it now (a crowd).
     Swarm { peers: u64 },
     /// `auto`, smaller, no swarm, and the origin admitted a direct download.
     Lone,
@@ -121,9 +121,9 @@ impl Why {
                 format!("auto: {fetcher} unless the swarm or the origin's load says otherwise")
             }
             Why::Swarm { peers } => format!(
-                "the tracker knows {peers} peer(s) besides the servers holding or fetching it"
+                "the tracker knows {peers} peer(s) fetching it now: a crowd, the swarm carries it"
             ),
-            Why::Lone => "no swarm, and the origin admitted a direct download".into(),
+            Why::Lone => "no crowd fetching it, and the origin admitted a direct download".into(),
             Why::Handover { peers, have } => format!(
                 "the direct download was slow and the tracker knows {peers} peer(s): the swarm carries the rest ({have} bytes were in)"
             ),

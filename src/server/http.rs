@@ -65,30 +65,67 @@ pub struct Torrents {
 }
 
 /// Admission control of whole-object downloads: at most `slots` at once; more get `503` with
-/// `Retry-After`, so an `auto` client takes the swarm instead and an `http` client waits. Range
-/// requests (web seeds, resumed downloads) are never refused: they are how the swarm is fed.
+/// `Retry-After` and `X-Dist-Slot-Free-Ms`, the time until the first admitted download is
+/// expected to end (from its bytes sent so far and its length), so an `auto` client waits for a
+/// slot that frees soon (a fast link) and takes the swarm otherwise, and an `http` client waits.
+/// Range requests (web seeds, resumed downloads) are never refused: they are how the swarm is
+/// fed.
 pub struct Admission {
     pub slots: usize,
-    in_flight: std::sync::atomic::AtomicUsize,
+    active: std::sync::Mutex<Vec<Arc<Sending>>>,
+}
+
+/// How far one admitted whole-object download is.
+#[derive(Debug)]
+struct Sending {
+    started: Instant,
+    sent: std::sync::atomic::AtomicU64,
+    length: std::sync::atomic::AtomicU64,
+}
+
+impl Sending {
+    /// When it is expected to end, at its rate so far; `None` before its first bytes.
+    fn left(&self, now: Instant) -> Option<std::time::Duration> {
+        use std::sync::atomic::Ordering;
+        let sent = self.sent.load(Ordering::Relaxed);
+        let length = self.length.load(Ordering::Relaxed);
+        if sent == 0 || length == 0 {
+            return None;
+        }
+        let rate = sent as f64 / now.duration_since(self.started).as_secs_f64().max(1e-3);
+        let left = length.saturating_sub(sent) as f64 / rate;
+        Some(std::time::Duration::from_secs_f64(left.min(3600.0)))
+    }
 }
 
 impl Admission {
     pub fn new(slots: usize) -> Admission {
         Admission {
             slots,
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            active: std::sync::Mutex::new(Vec::new()),
         }
     }
 
     /// A slot, held until the returned guard (moved into the response body) is dropped.
     fn enter(self: &Arc<Admission>) -> Option<Slot> {
-        use std::sync::atomic::Ordering;
-        let taken = self
-            .in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.slots).then_some(n + 1)
-            });
-        taken.ok().map(|_| Slot(self.clone()))
+        let mut active = self.active.lock().expect("admission lock");
+        if active.len() >= self.slots {
+            return None;
+        }
+        let sending = Arc::new(Sending {
+            started: Instant::now(),
+            sent: Default::default(),
+            length: Default::default(),
+        });
+        active.push(sending.clone());
+        Some(Slot(self.clone(), sending))
+    }
+
+    /// How long until the first slot is expected to free; `None` when no admitted download
+    /// has sent a byte yet.
+    fn frees_in(&self, now: Instant) -> Option<std::time::Duration> {
+        let active = self.active.lock().expect("admission lock");
+        active.iter().filter_map(|s| s.left(now)).min()
     }
 }
 
@@ -146,14 +183,33 @@ fn hold_until_sent<G: Send + 'static>(resp: Response, guard: G) -> Response {
 }
 
 /// One admitted whole-object download; its slot is free again when the body is done or dropped.
-struct Slot(Arc<Admission>);
+struct Slot(Arc<Admission>, Arc<Sending>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let mut active = self.0.active.lock().expect("admission lock");
+        active.retain(|s| !Arc::ptr_eq(s, &self.1));
     }
+}
+
+/// Holds the slot until the response body is done (or dropped), counting what it sends.
+fn send_counted(resp: Response, slot: Slot) -> Response {
+    use futures_util::StreamExt;
+    use std::sync::atomic::Ordering;
+    let length = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    slot.1.length.store(length, Ordering::Relaxed);
+    let (parts, body) = resp.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        if let Ok(c) = &chunk {
+            slot.1.sent.fetch_add(c.len() as u64, Ordering::Relaxed);
+        }
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 #[derive(Clone)]
@@ -319,20 +375,9 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
         let get = req.method() == axum::http::Method::GET;
         if whole && get {
             let Some(slot) = s.admission.enter() else {
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [
-                        (header::RETRY_AFTER, HeaderValue::from_static("1")),
-                        (
-                            header::HeaderName::from_static("x-dist-busy"),
-                            HeaderValue::from(s.admission.slots),
-                        ),
-                    ],
-                    "the origin is busy: fetch this object from the swarm, or ask again\n",
-                )
-                    .into_response();
+                return busy(&s.admission);
             };
-            return hold_until_sent(next.run(req).await, slot);
+            return send_counted(next.run(req).await, slot);
         }
         // A web-seed range the swarm already has (this server sent it within the window). Off
         // (the default): range requests pass without parsing or locking anything.
@@ -370,6 +415,31 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
         }
     }
     next.run(req).await
+}
+
+/// The origin's `503` for a whole-object download beyond its slots: `Retry-After`, how many
+/// slots it has (`X-Dist-Busy`), and, when it can tell, when the first one frees
+/// (`X-Dist-Slot-Free-Ms`).
+fn busy(admission: &Admission) -> Response {
+    let mut resp = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::RETRY_AFTER, HeaderValue::from_static("1")),
+            (
+                HeaderName::from_static("x-dist-busy"),
+                HeaderValue::from(admission.slots),
+            ),
+        ],
+        "the origin is busy: fetch this object from the swarm, or ask again\n",
+    )
+        .into_response();
+    if let Some(left) = admission.frees_in(Instant::now()) {
+        resp.headers_mut().insert(
+            HeaderName::from_static("x-dist-slot-free-ms"),
+            HeaderValue::from(left.as_millis() as u64),
+        );
+    }
+    resp
 }
 
 /// `ab/cdef…` (store-format.md §4) as an object id.

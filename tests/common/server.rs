@@ -128,6 +128,15 @@ pub fn http_get(ns: &Netns, url: &str, out: Option<&Path>) -> (u16, Vec<u8>) {
 /// How many seeds (`complete`) the tracker at `announce` knows for `hash`: a BEP 48 scrape with
 /// curl inside the namespace; 0 when it does not answer.
 pub fn seeds(ns: &Netns, announce: &str, hash: &dist::format::ids::InfoHash) -> u64 {
+    scrape_count(ns, announce, hash, "8:completei")
+}
+
+/// How many peers fetching it (`incomplete`) the tracker knows for `hash`, as [`seeds`].
+pub fn leechers(ns: &Netns, announce: &str, hash: &dist::format::ids::InfoHash) -> u64 {
+    scrape_count(ns, announce, hash, "10:incompletei")
+}
+
+fn scrape_count(ns: &Netns, announce: &str, hash: &dist::format::ids::InfoHash, key: &str) -> u64 {
     let base = announce.strip_suffix("/announce").expect("an announce URL");
     let escaped: String = hash
         .as_bytes()
@@ -140,9 +149,9 @@ pub fn seeds(ns: &Netns, announce: &str, hash: &dist::format::ids::InfoHash) -> 
         .output()
         .map(|o| o.stdout)
         .unwrap_or_default();
-    // Bencoded: `8:completei<N>e`.
+    // Bencoded: `8:completei<N>e`, `10:incompletei<N>e`.
     String::from_utf8_lossy(&reply)
-        .split_once("8:completei")
+        .split_once(key)
         .and_then(|(_, rest)| rest.split_once('e'))
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or(0)

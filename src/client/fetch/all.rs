@@ -246,29 +246,33 @@ fn decide_small(
     Ok((fetched, to_swarm))
 }
 
-/// How long `auto` keeps asking a busy origin before it takes the swarm: an origin with a fast
-/// link frees a slot within it (a 1 MiB object at 1 gbit/s takes ~10 ms), a slow one does not.
-const BUSY_PATIENCE: Duration = Duration::from_millis(1500);
+/// The longest a busy origin's next free slot may be away for `auto` to wait for it rather than
+/// take the swarm: about what a swarm needs to deliver its first pieces. An origin with a fast
+/// link frees slots in moments (128 MiB at 1 gbit/s: ~2 s for each of two slots), a slow one
+/// does not (16 MiB at 64 mbit/s: ~4 s).
+const BUSY_PATIENCE: Duration = Duration::from_secs(3);
 
 /// A direct download handed to the swarm must have at least this much time left at its rate.
 const HANDOVER_LEFT: Duration = Duration::from_secs(3);
 
-/// Peers the tracker knows for `rec` besides the servers: the servers seed what they serve (the
-/// origin, and each mirror in `server_urls`), they count as complete peers, and a swarm of
-/// servers alone is no crowd to join.
-fn crowd(item: &PlanItem, servers: usize) -> u64 {
+/// What the tracker knows of `rec`'s swarm: (peers fetching it now, seeds besides the servers).
+/// The servers seed what they serve (the origin, and each mirror in `server_urls`): they are no
+/// crowd. Nothing known when the tracker does not answer.
+fn swarm_of(item: &PlanItem, servers: usize) -> (u64, u64) {
     let rec = &item.record;
     item.origin
         .trackers
         .iter()
         .find_map(|t| tracker::scrape(t, &rec.infohash, SCRAPE_TIMEOUT).ok())
-        .map(|s| s.incomplete + s.complete.saturating_sub(servers as u64))
-        .unwrap_or(0)
+        .map(|s| (s.incomplete, s.complete.saturating_sub(servers as u64)))
+        .unwrap_or((0, 0))
 }
 
-/// One object `auto` decides: to the swarm when the tracker knows peers; else a direct download
-/// from the origin, asked again for a moment when it is busy, and handed to the swarm midway
-/// when it is slow (more than [`HANDOVER_LEFT`] to go) while a swarm has formed.
+/// One object `auto` decides: to the swarm when the tracker knows peers fetching it now (a
+/// crowd); else a direct download from the origin (seeds alone are no crowd: a lone client of
+/// a fast origin is fastest over HTTP, and a seed the tracker still lists may be gone), asked
+/// again for a moment when it is busy, and handed to the swarm midway when it is slow (more
+/// than [`HANDOVER_LEFT`] to go) while the tracker knows peers, fetching or seeding.
 fn decide_one(
     layout: &Layout,
     settings: &Settings,
@@ -278,9 +282,9 @@ fn decide_one(
 ) -> Result<Decided> {
     let rec = &item.record;
     let servers = item.origin.repo.servers()?;
-    let peers = crowd(item, servers.len());
-    if peers > 0 {
-        return Ok(Decided::Swarm(peers));
+    let (fetching, _) = swarm_of(item, servers.len());
+    if fetching > 0 {
+        return Ok(Decided::Swarm(fetching));
     }
     crew.abort.check()?;
     let t = Instant::now();
@@ -292,9 +296,9 @@ fn decide_one(
         if left < HANDOVER_LEFT.as_secs_f64() {
             return false;
         }
-        let peers = crowd(item, servers.len());
-        seen.store(peers, Ordering::Relaxed);
-        peers > 0
+        let (fetching, seeds) = swarm_of(item, servers.len());
+        seen.store(fetching + seeds, Ordering::Relaxed);
+        fetching + seeds > 0
     };
     let direct = super::http::fetch_any(
         layout,

@@ -23,8 +23,10 @@ pub enum WhenBusy {
     Wait,
     /// Give up at once (one server of several: the next is asked).
     GiveUp,
-    /// Ask again every [`PATIENT_POLL`] for this long, then give up (`auto`: a fast origin frees
-    /// a slot within it, and the object still comes over HTTP; a slow one hands it to the swarm).
+    /// Wait for a slot the origin expects to free within this long (its `X-Dist-Slot-Free-Ms`;
+    /// asked again every [`PATIENT_POLL`] for this long when it does not say), else give up
+    /// (`auto`: a fast origin frees slots in moments, and the object still comes over HTTP; a
+    /// slow one sends it to the swarm).
     Patient(Duration),
 }
 
@@ -281,11 +283,13 @@ fn request<'a>(
                 }
                 let wait = match busy {
                     WhenBusy::GiveUp => return Ok(None),
-                    WhenBusy::Patient(limit) if started.elapsed() >= limit => return Ok(None),
-                    WhenBusy::Patient(_) => {
-                        sleep_interruptibly(PATIENT_POLL, &get.crew.abort)?;
-                        continue;
-                    }
+                    WhenBusy::Patient(limit) => match patience(&resp, limit, started.elapsed()) {
+                        Some(wait) => {
+                            sleep_interruptibly(wait, &get.crew.abort)?;
+                            continue;
+                        }
+                        None => return Ok(None),
+                    },
                     WhenBusy::Wait => crate::repo::wire::retry_after(
                         &resp,
                         Duration::from_millis(200),
@@ -307,6 +311,22 @@ fn request<'a>(
                 return Ok(Some((resp, have, turn)));
             }
         }
+    }
+}
+
+/// How long a patient download waits before asking a busy origin again, or `None` to give up:
+/// as long as the origin expects its first slot to free, when that is within `limit`; an
+/// origin that does not say is asked every [`PATIENT_POLL`] until `limit` has passed.
+fn patience(resp: &ureq::Response, limit: Duration, waited: Duration) -> Option<Duration> {
+    let hint = resp
+        .header("x-dist-slot-free-ms")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis);
+    match hint {
+        Some(h) if h <= limit => Some(h.clamp(Duration::from_millis(10), PATIENT_POLL * 5)),
+        Some(_) => None,
+        None if waited < limit => Some(PATIENT_POLL),
+        None => None,
     }
 }
 
