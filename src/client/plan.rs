@@ -127,26 +127,13 @@ pub fn plan_with(
     for r in requests {
         r.resolve(sources)?;
     }
-    let mut removes: Vec<Installed> = Vec::new();
-    let resolution = loop {
-        let resolution = resolve::resolve(sources, requests, &on_machine)?;
-        match declared_conflict(&resolution, &on_machine) {
-            None => break resolution,
-            Some((a, b, Some(installed))) if options.replace => {
-                if on_machine.held.contains(&installed) {
-                    bail!("{a} conflicts with {b}, and {installed} is held: `dist unhold {installed}` first");
-                }
-                on_machine.versions.remove(&installed);
-                removes.extend(packages.get(&installed).cloned());
-            }
-            Some((a, b, Some(installed))) => bail!(
-                "{a} conflicts with {b} (a manifest says so); they cannot be installed together: pass --replace to remove {installed} in the same step"
-            ),
-            Some((a, b, None)) => bail!(
-                "{a} conflicts with {b} (a manifest says so); they cannot be installed together"
-            ),
-        }
-    };
+    let (resolution, removes) = resolve_without_conflicts(
+        sources,
+        requests,
+        &mut on_machine,
+        &packages,
+        options.replace,
+    )?;
     let reinstall = options.reinstall;
     let mut items: Vec<PlanItem> = Vec::new();
     for Chosen {
@@ -193,6 +180,38 @@ pub fn plan_with(
     }
     check_known_conflicts(layout, staying, &items)?;
     Ok(Plan { items, removes })
+}
+
+/// Resolves, then refuses a declared conflict between packages of the result, or, with
+/// `replace`, takes the installed side out and resolves again; returns the resolution and the
+/// installed packages that leave for it.
+fn resolve_without_conflicts(
+    sources: &Sources,
+    requests: &[Request],
+    on_machine: &mut resolve::Installed,
+    packages: &BTreeMap<PackageName, Installed>,
+    replace: bool,
+) -> Result<(resolve::Resolution, Vec<Installed>)> {
+    let mut removes: Vec<Installed> = Vec::new();
+    loop {
+        let resolution = resolve::resolve(sources, requests, on_machine)?;
+        match declared_conflict(&resolution, on_machine) {
+            None => return Ok((resolution, removes)),
+            Some((a, b, Some(installed))) if replace => {
+                if on_machine.held.contains(&installed) {
+                    bail!("{a} conflicts with {b}, and {installed} is held: `dist unhold {installed}` first");
+                }
+                on_machine.versions.remove(&installed);
+                removes.extend(packages.get(&installed).cloned());
+            }
+            Some((a, b, Some(installed))) => bail!(
+                "{a} conflicts with {b} (a manifest says so); they cannot be installed together: pass --replace to remove {installed} in the same step"
+            ),
+            Some((a, b, None)) => bail!(
+                "{a} conflicts with {b} (a manifest says so); they cannot be installed together"
+            ),
+        }
+    }
 }
 
 /// The first declared conflict between packages of the result (either side may declare it):

@@ -75,26 +75,53 @@ pub struct Admission {
     active: std::sync::Mutex<Vec<Arc<Sending>>>,
 }
 
-/// How far one admitted whole-object download is.
+/// How far one admitted whole-object download is. Its rate is taken from one second into it
+/// on: before that, socket buffers swallow megabytes at once and the bytes handed over say
+/// nothing about the link.
 #[derive(Debug)]
 struct Sending {
     started: Instant,
     sent: std::sync::atomic::AtomicU64,
     length: std::sync::atomic::AtomicU64,
+    /// Bytes sent when one second had passed (`u64::MAX`: not yet).
+    sent_at_warm: std::sync::atomic::AtomicU64,
 }
 
+/// When a download's rate starts to count, and how long it must then be watched.
+const WARM: std::time::Duration = std::time::Duration::from_secs(1);
+const WATCHED: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Sending {
-    /// When it is expected to end, at its rate so far; `None` before its first bytes.
-    fn left(&self, now: Instant) -> Option<std::time::Duration> {
+    fn note(&self, bytes: u64, now: Instant) {
+        use std::sync::atomic::Ordering;
+        let before = self.sent.fetch_add(bytes, Ordering::Relaxed);
+        if now.duration_since(self.started) >= WARM {
+            let _ = self.sent_at_warm.compare_exchange(
+                u64::MAX,
+                before,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// When it is expected to end, and its rate (bytes/s) since [`WARM`]; `None` before that
+    /// rate has been watched for [`WATCHED`].
+    fn left(&self, now: Instant) -> Option<(std::time::Duration, u64)> {
         use std::sync::atomic::Ordering;
         let sent = self.sent.load(Ordering::Relaxed);
         let length = self.length.load(Ordering::Relaxed);
-        if sent == 0 || length == 0 {
+        let warm = self.sent_at_warm.load(Ordering::Relaxed);
+        let watched = now.duration_since(self.started).checked_sub(WARM)?;
+        if warm == u64::MAX || length == 0 || watched < WATCHED {
             return None;
         }
-        let rate = sent as f64 / now.duration_since(self.started).as_secs_f64().max(1e-3);
-        let left = length.saturating_sub(sent) as f64 / rate;
-        Some(std::time::Duration::from_secs_f64(left.min(3600.0)))
+        let rate = sent.saturating_sub(warm) as f64 / watched.as_secs_f64();
+        let left = length.saturating_sub(sent) as f64 / rate.max(1.0);
+        Some((
+            std::time::Duration::from_secs_f64(left.min(3600.0)),
+            rate as u64,
+        ))
     }
 }
 
@@ -116,16 +143,20 @@ impl Admission {
             started: Instant::now(),
             sent: Default::default(),
             length: Default::default(),
+            sent_at_warm: std::sync::atomic::AtomicU64::new(u64::MAX),
         });
         active.push(sending.clone());
         Some(Slot(self.clone(), sending))
     }
 
-    /// How long until the first slot is expected to free; `None` when no admitted download
-    /// has sent a byte yet.
-    fn frees_in(&self, now: Instant) -> Option<std::time::Duration> {
+    /// How long until the first slot is expected to free, and the rate of that download
+    /// (what a slot gives); `None` while no admitted download is old enough to tell.
+    fn frees_in(&self, now: Instant) -> Option<(std::time::Duration, u64)> {
         let active = self.active.lock().expect("admission lock");
-        active.iter().filter_map(|s| s.left(now)).min()
+        active
+            .iter()
+            .filter_map(|s| s.left(now))
+            .min_by_key(|(left, _)| *left)
     }
 }
 
@@ -205,7 +236,7 @@ fn send_counted(resp: Response, slot: Slot) -> Response {
     let (parts, body) = resp.into_parts();
     let stream = body.into_data_stream().map(move |chunk| {
         if let Ok(c) = &chunk {
-            slot.1.sent.fetch_add(c.len() as u64, Ordering::Relaxed);
+            slot.1.note(c.len() as u64, Instant::now());
         }
         chunk
     });
@@ -419,7 +450,7 @@ async fn note_object(State(s): State<AppState>, req: Request, next: Next) -> Res
 
 /// The origin's `503` for a whole-object download beyond its slots: `Retry-After`, how many
 /// slots it has (`X-Dist-Busy`), and, when it can tell, when the first one frees
-/// (`X-Dist-Slot-Free-Ms`).
+/// (`X-Dist-Slot-Free-Ms`) and how fast a slot sends (`X-Dist-Slot-Rate`, bytes/s).
 fn busy(admission: &Admission) -> Response {
     let mut resp = (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -433,10 +464,13 @@ fn busy(admission: &Admission) -> Response {
         "the origin is busy: fetch this object from the swarm, or ask again\n",
     )
         .into_response();
-    if let Some(left) = admission.frees_in(Instant::now()) {
-        resp.headers_mut().insert(
-            HeaderName::from_static("x-dist-slot-free-ms"),
-            HeaderValue::from(left.as_millis() as u64),
+    if let Some((left, rate)) = admission.frees_in(Instant::now()) {
+        let h = resp.headers_mut();
+        let ms = HeaderValue::from(left.as_millis() as u64);
+        h.insert(HeaderName::from_static("x-dist-slot-free-ms"), ms);
+        h.insert(
+            HeaderName::from_static("x-dist-slot-rate"),
+            HeaderValue::from(rate),
         );
     }
     resp

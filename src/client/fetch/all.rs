@@ -246,14 +246,16 @@ fn decide_small(
     Ok((fetched, to_swarm))
 }
 
-/// The longest a busy origin's next free slot may be away for `auto` to wait for it rather than
-/// take the swarm: about what a swarm needs to deliver its first pieces. An origin with a fast
-/// link frees slots in moments (128 MiB at 1 gbit/s: ~2 s for each of two slots), a slow one
-/// does not (16 MiB at 64 mbit/s: ~4 s).
-const BUSY_PATIENCE: Duration = Duration::from_secs(3);
+/// How soon a busy origin must be able to deliver the object over HTTP (the wait for its next
+/// free slot, then the object at a slot's rate) for `auto` to wait for it rather than take the
+/// swarm: about what a swarm needs to get going and deliver. Measured (`cargo xtask bench
+/// transport`): 8 × 128 MiB at 1 gbit/s one by one over HTTP beat transmission's swarm; 8 × 16
+/// MiB at 64 mbit/s did not.
+const BUSY_PATIENCE: Duration = Duration::from_secs(5);
 
-/// A direct download handed to the swarm must have at least this much time left at its rate.
-const HANDOVER_LEFT: Duration = Duration::from_secs(3);
+/// A direct download handed to the swarm must have at least this much time left at its rate
+/// (the swarm then carries more of it than the engine costs to start).
+const HANDOVER_LEFT: Duration = Duration::from_millis(1500);
 
 /// What the tracker knows of `rec`'s swarm: (peers fetching it now, seeds besides the servers).
 /// The servers seed what they serve (the origin, and each mirror in `server_urls`): they are no

@@ -23,15 +23,19 @@ pub enum WhenBusy {
     Wait,
     /// Give up at once (one server of several: the next is asked).
     GiveUp,
-    /// Wait for a slot the origin expects to free within this long (its `X-Dist-Slot-Free-Ms`;
-    /// asked again every [`PATIENT_POLL`] for this long when it does not say), else give up
-    /// (`auto`: a fast origin frees slots in moments, and the object still comes over HTTP; a
-    /// slow one sends it to the swarm).
+    /// Wait for a slot when the origin says the object would be in within this long that way
+    /// (the wait for its first free slot, `X-Dist-Slot-Free-Ms`, plus the object at the rate a
+    /// slot sends, `X-Dist-Slot-Rate`; asked again every [`PATIENT_POLL`] for [`UNTOLD`] when it
+    /// does not say), else give up (`auto`: a fast origin serves a crowd one by one sooner than
+    /// a swarm gets going; a slow one sends it to the swarm).
     Patient(Duration),
 }
 
 /// How often a patient download asks a busy origin again.
 const PATIENT_POLL: Duration = Duration::from_millis(100);
+/// How long a patient download asks an origin that does not say when a slot frees (its
+/// downloads are too young to tell, or it is an older server).
+const UNTOLD: Duration = Duration::from_millis(2500);
 
 /// What one download attempt came to.
 #[derive(Debug)]
@@ -239,7 +243,7 @@ fn fetch(layout: &Layout, get: &Get<'_>, busy: WhenBusy) -> Result<Got> {
 }
 
 /// How often the handover check of an `auto` download is asked.
-const HANDOVER_EVERY: Duration = Duration::from_secs(1);
+const HANDOVER_EVERY: Duration = Duration::from_millis(500);
 
 /// The longest `Retry-After` honoured at once (a server asking for more is asked again then).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -283,13 +287,15 @@ fn request<'a>(
                 }
                 let wait = match busy {
                     WhenBusy::GiveUp => return Ok(None),
-                    WhenBusy::Patient(limit) => match patience(&resp, limit, started.elapsed()) {
-                        Some(wait) => {
-                            sleep_interruptibly(wait, &get.crew.abort)?;
-                            continue;
+                    WhenBusy::Patient(limit) => {
+                        match patience(&resp, rec.size, limit, started.elapsed()) {
+                            Some(wait) => {
+                                sleep_interruptibly(wait, &get.crew.abort)?;
+                                continue;
+                            }
+                            None => return Ok(None),
                         }
-                        None => return Ok(None),
-                    },
+                    }
                     WhenBusy::Wait => crate::repo::wire::retry_after(
                         &resp,
                         Duration::from_millis(200),
@@ -315,18 +321,25 @@ fn request<'a>(
 }
 
 /// How long a patient download waits before asking a busy origin again, or `None` to give up:
-/// as long as the origin expects its first slot to free, when that is within `limit`; an
-/// origin that does not say is asked every [`PATIENT_POLL`] until `limit` has passed.
-fn patience(resp: &ureq::Response, limit: Duration, waited: Duration) -> Option<Duration> {
-    let hint = resp
-        .header("x-dist-slot-free-ms")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_millis);
-    match hint {
-        Some(h) if h <= limit => Some(h.clamp(Duration::from_millis(10), PATIENT_POLL * 5)),
-        Some(_) => None,
-        None if waited < limit => Some(PATIENT_POLL),
-        None => None,
+/// as long as the origin expects its first slot to free, when that wait and then `size` bytes at
+/// a slot's rate come within `limit`; an origin that does not say is asked every
+/// [`PATIENT_POLL`] until [`UNTOLD`] has passed.
+fn patience(
+    resp: &ureq::Response,
+    size: u64,
+    limit: Duration,
+    waited: Duration,
+) -> Option<Duration> {
+    let number = |name: &str| resp.header(name).and_then(|v| v.trim().parse::<u64>().ok());
+    match (number("x-dist-slot-free-ms"), number("x-dist-slot-rate")) {
+        (Some(ms), Some(rate)) => {
+            let wait = Duration::from_millis(ms);
+            let transfer = Duration::from_secs_f64(size as f64 / rate.max(1) as f64);
+            (wait + transfer <= limit)
+                .then(|| wait.clamp(Duration::from_millis(10), PATIENT_POLL * 5))
+        }
+        _ if waited < UNTOLD => Some(PATIENT_POLL),
+        _ => None,
     }
 }
 
