@@ -347,8 +347,8 @@ fn a_lone_large_object_comes_over_http_and_a_slow_one_is_handed_to_the_swarm_iss
                 },
             );
             let second = b.cmd_child(&["install", "--json", "slow"]).spawn().unwrap();
-            // Once the second client fetches from the swarm, the tracker knows a crowd: a
-            // third client goes straight to the swarm.
+            // Once the second client fetches from the swarm, a third one arriving goes there too:
+            // refused by the busy origin, or handed over from a slow direct download.
             let announce = format!("http://{TRACKER}/announce");
             wait_until(
                 "a peer fetching from the swarm",
@@ -361,13 +361,20 @@ fn a_lone_large_object_comes_over_http_and_a_slow_one_is_handed_to_the_swarm_iss
             let e = c.install(&["slow"]);
             assert_eq!(e["transport"], "torrent", "{e}");
             let why = e["transport_reason"].as_str().unwrap();
-            assert!(why.contains("fetching it now"), "{why}");
+            assert!(
+                why.contains("origin is busy") || why.contains("direct download was slow"),
+                "{why}"
+            );
             let o = second.wait_with_output().unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             let e = &stdout_json(&o)[0];
             assert_eq!(e["transport"], "torrent", "{e}");
+            // Refused while the first held the slot, or admitted once it had handed over.
             let why = e["transport_reason"].as_str().unwrap();
-            assert!(why.contains("origin is busy"), "{why}");
+            assert!(
+                why.contains("origin is busy") || why.contains("direct download was slow"),
+                "{why}"
+            );
             let o = first.wait_with_output().unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             let e = &stdout_json(&o)[0];
