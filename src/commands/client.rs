@@ -374,7 +374,7 @@ fn seeder_status(layout: &Layout, json_out: bool) -> Result<i32> {
                 peers: Vec::new(),
                 percent_done: t.percent_done,
                 status: None,
-                state: json::seeder_state(&t.state),
+                state: seeder_state(&t.state),
                 uploaded: t.uploaded,
             })
             .collect();
@@ -403,6 +403,16 @@ fn seeder_status(layout: &Layout, json_out: bool) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The libtorrent seeder's state word as a `state` of `daemon status`.
+fn seeder_state(s: &str) -> &'static str {
+    match s {
+        "verifying" => "verifying",
+        "downloading" => "downloading",
+        "seeding" => "seeding",
+        _ => "unknown",
+    }
 }
 
 fn not_running(engine: Engine, json_out: bool) -> Result<i32> {

@@ -522,16 +522,6 @@ pub struct DaemonTorrent {
     pub uploaded: u64,
 }
 
-/// The libtorrent seeder's state word as a `state` of `daemon status`.
-pub fn seeder_state(s: &str) -> &'static str {
-    match s {
-        "verifying" => "verifying",
-        "downloading" => "downloading",
-        "seeding" => "seeding",
-        _ => "unknown",
-    }
-}
-
 /// `dist gc --json`.
 #[derive(Serialize)]
 pub struct Gc<'a> {

@@ -176,7 +176,6 @@ pub struct SeederTorrent {
     pub left_until_done: u64,
     pub tracker_stats: Vec<TrackerStat>,
     /// Peers connected now (the rechoke kick runs while there are any).
-    #[serde(default)]
     pub peers_connected: i64,
 }
 
@@ -400,6 +399,7 @@ mod tests {
         let mut t = reply["torrents"][0].clone();
         t["percentDone"] = json!(1);
         t["leftUntilDone"] = json!(0);
+        t["peersConnected"] = json!(0);
         let t: SeederTorrent = serde_json::from_value(t).unwrap();
         assert!(t.is_seeding());
         assert_eq!(t.announce_urls(), ["http://127.0.0.1:16969/announce"]);
