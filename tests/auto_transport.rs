@@ -333,7 +333,8 @@ fn a_lone_large_object_comes_over_http_and_a_slow_one_is_handed_to_the_swarm_iss
             cap_origin(&ns, 8);
             let first = a.cmd_child(&["install", "--json", "slow"]).spawn().unwrap();
             // The first client holds the origin's one slot (8 MiB at 8 mbit/s: ~8 s).
-            let partial = tmp.path().join("a/downloads");
+            // Its own download directory (the first step left `large` beside it).
+            let partial = tmp.path().join("a/downloads").join(hash.to_hex());
             wait_until(
                 "the first download to stream",
                 Duration::from_secs(20),
