@@ -35,6 +35,19 @@ pub struct FetchReport {
     pub took: Duration,
 }
 
+impl FetchReport {
+    /// An object fetched over HTTP (no engine).
+    fn http(fetched: Fetched, why: Why, took: Duration) -> FetchReport {
+        FetchReport {
+            fetched,
+            transport: Fetcher::Http,
+            engine: None,
+            why,
+            took,
+        }
+    }
+}
+
 /// Fetches every object the plan marks `Fetch`; the result is keyed by the item's index in
 /// `items`. `auto` decides the small objects first: the tracker is asked whether peers hold or
 /// fetch each (then the swarm carries it), else the origin is asked for it directly, and a busy
@@ -86,16 +99,7 @@ pub(crate) fn fetch_all(
         Ok((f, t.elapsed()))
     })?;
     for (&(i, why), (f, took)) in https.iter().zip(downloaded) {
-        fetched.insert(
-            i,
-            FetchReport {
-                fetched: f,
-                transport: Fetcher::Http,
-                engine: None,
-                why,
-                took,
-            },
-        );
+        fetched.insert(i, FetchReport::http(f, why, took));
     }
     if let Some(started) = started {
         let timeout = settings.fetch_timeout;
@@ -224,17 +228,7 @@ fn decide_small(
     for (i, decided) in small.into_iter().zip(decided) {
         match decided {
             Decided::Lone(f, took) => {
-                let why = Why::Lone;
-                fetched.insert(
-                    i,
-                    FetchReport {
-                        fetched: f,
-                        transport: Fetcher::Http,
-                        engine: None,
-                        why,
-                        took,
-                    },
-                );
+                fetched.insert(i, FetchReport::http(f, Why::Lone, took));
             }
             Decided::OriginBusy => to_swarm.push((i, Why::OriginBusy)),
             Decided::Handed { peers, have } => to_swarm.push((i, Why::Handover { peers, have })),
