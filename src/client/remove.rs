@@ -170,17 +170,8 @@ fn installed_graph(
     settings: &Settings,
     packages: &BTreeMap<PackageName, Installed>,
 ) -> Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
-    if let Some(recorded) = packages
-        .iter()
-        .map(|(n, p)| {
-            let deps = p.depends.as_ref()?;
-            // Only what is installed: a dependency that left with `--replace` is no edge.
-            let deps = deps.iter().filter(|d| packages.contains_key(*d)).cloned();
-            Some((n.clone(), deps.collect()))
-        })
-        .collect::<Option<BTreeMap<_, _>>>()
-    {
-        return Ok(recorded);
+    if packages.values().all(|p| p.depends.is_some()) {
+        return Ok(resolve::recorded_graph(packages));
     }
     let versions = packages
         .iter()

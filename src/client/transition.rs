@@ -358,34 +358,13 @@ enum Ran {
     Install(usize),
 }
 
-/// The names of a set, each after what it depends on (as recorded at install; a package whose
-/// dependencies were not recorded, from a generation older than that, has none), by name among
-/// equals. A cycle is broken by name order.
+/// The names of a set, each after what it depends on (the recorded graph), by name among
+/// equals; a cycle is broken by name order.
 pub fn dependencies_first(set: &BTreeMap<PackageName, Installed>) -> Vec<PackageName> {
-    let mut out: Vec<PackageName> = Vec::with_capacity(set.len());
-    let mut placed: BTreeSet<&PackageName> = BTreeSet::new();
-    fn visit<'a>(
-        name: &'a PackageName,
-        set: &'a BTreeMap<PackageName, Installed>,
-        placed: &mut BTreeSet<&'a PackageName>,
-        out: &mut Vec<PackageName>,
-    ) {
-        if !placed.insert(name) {
-            return;
-        }
-        if let Some(deps) = set.get(name).and_then(|p| p.depends.as_ref()) {
-            for d in deps {
-                if let Some((key, _)) = set.get_key_value(d) {
-                    visit(key, set, placed, out);
-                }
-            }
-        }
-        out.push(name.clone());
-    }
-    for name in set.keys() {
-        visit(name, set, &mut placed, &mut out);
-    }
-    out
+    let names: BTreeSet<PackageName> = set.keys().cloned().collect();
+    let mut order = super::resolve::dependents_first(&super::resolve::recorded_graph(set), &names);
+    order.reverse();
+    order
 }
 
 #[cfg(test)]

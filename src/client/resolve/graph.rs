@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 
+use crate::client::profile::Installed;
 use crate::client::sources::Sources;
 use crate::format::ids::PackageName;
 
@@ -32,6 +33,23 @@ pub fn installed_graph(
         out.insert(name.clone(), deps);
     }
     Ok(out)
+}
+
+/// Which packages of `set` each depends on, as recorded when it was installed (a package from a
+/// generation older than that records nothing: no edges).
+pub fn recorded_graph(
+    set: &BTreeMap<PackageName, Installed>,
+) -> BTreeMap<PackageName, BTreeSet<PackageName>> {
+    set.iter()
+        .map(|(n, p)| {
+            let deps = p.depends.iter().flatten();
+            // Only what is in the set: a dependency that left with `--replace` is no edge.
+            (
+                n.clone(),
+                deps.filter(|d| set.contains_key(*d)).cloned().collect(),
+            )
+        })
+        .collect()
 }
 
 /// Everything `from` needs, transitively, itself included.

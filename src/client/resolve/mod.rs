@@ -10,7 +10,7 @@
 mod graph;
 mod ranges;
 
-pub use graph::{closure, dependents_first, installed_graph};
+pub use graph::{closure, dependents_first, installed_graph, recorded_graph};
 pub use ranges::req_ranges;
 
 use std::cell::RefCell;
