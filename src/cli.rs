@@ -361,6 +361,21 @@ pub struct AddArgs {
 pub enum KeyCommand {
     /// Print the public key (the base64 line `minisign -V -P KEY` takes).
     Show(JsonFlag),
+    /// Make a new signing key and publish a rotation statement signed by the old key and the
+    /// new one: clients that trust the old key move to the new one on their next sync.
+    Rotate(JsonFlag),
+    /// Publish, signed by the current key, that KEY (a public key, or the id of a key this
+    /// repository rotated away from) must never be accepted again.
+    Revoke(RevokeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RevokeArgs {
+    /// The key: its base64 public key, or its 16-digit id.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug, Default)]

@@ -21,6 +21,7 @@ pub mod sources;
 pub mod suggest;
 pub mod sync;
 pub mod transition;
+pub mod trust;
 pub mod upgrade;
 
 use std::path::{Path, PathBuf};

@@ -51,6 +51,8 @@ impl Sources {
                 unsynced.push(repo.name.to_string());
                 continue;
             }
+            // Only a copy the trusted key verified is read (store-format.md §5.7).
+            super::trust::Trust::load(&idx, repo)?.check_copy(idx.state()?.as_ref())?;
             let snap = idx.snapshot()?;
             let trackers = snap
                 .distribution()

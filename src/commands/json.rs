@@ -67,6 +67,8 @@ pub struct Check<'a> {
     pub version: &'a semver::Version,
 }
 
+pub use super::json_keys::*;
+
 /// `dist sync --json`: the library's report as it is (it has no other use than being shown).
 pub use dist::client::sync::SyncReport as Sync;
 
@@ -569,12 +571,6 @@ impl<'a> From<&'a VerifyEntry> for Verified<'a> {
             config_changed: &e.config_changed,
         }
     }
-}
-
-/// `dist key show --json`.
-#[derive(Serialize)]
-pub struct Key {
-    pub public_key: String,
 }
 
 /// `dist rollback --json`.

@@ -4,6 +4,7 @@ mod add;
 mod client;
 mod files;
 mod json;
+mod json_keys;
 mod key;
 mod pack;
 mod packages;
@@ -93,7 +94,7 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         if cause.is::<dist::client::request::UnknownPackage>() {
             return "not_found";
         }
-        if cause.is::<dist::repo::sign::VerifyError>() {
+        if cause.is::<dist::repo::sign::VerifyError>() || cause.is::<dist::repo::keys::KeyError>() {
             return "signature";
         }
         if cause.is::<dist::repo::index::RowError>() {
@@ -220,6 +221,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pack(args) => pack::run(&g, &args),
         Command::Add(args) => add::run(&g, &args),
         Command::Key(KeyCommand::Show(j)) => key::show(&g, j.json),
+        Command::Key(KeyCommand::Rotate(j)) => key::rotate(&g, j.json),
+        Command::Key(KeyCommand::Revoke(a)) => key::revoke(&g, &a.key, a.json),
         Command::Init(a) => setup::init(&g, &top.with(&a.client), &a),
         Command::Config(ConfigCommand::Show(a)) => {
             setup::config_show(&g, &top.with(&a.client), a.json)

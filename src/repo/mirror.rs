@@ -11,7 +11,7 @@
 //! they came from. The order keeps a crash harmless: objects, then the master index, then the
 //! published files, then `published/LATEST`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::index::{PackageRecord, Snapshot};
+use super::keys::{self, PublicKey};
 use super::sign;
 use super::wire::{self, Remote, SignedManifest};
 use super::Repo;
@@ -80,6 +81,24 @@ impl Upstream {
 struct MirrorState {
     upstream: String,
     etag: Option<String>,
+    /// The upstream key reached by rotation (base64), while `--public-key` is still
+    /// `configured_key` (store-format.md §5.7).
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    configured_key: Option<String>,
+}
+
+impl MirrorState {
+    /// The key the upstream's index must be signed with: the rotated one, unless the operator
+    /// configured another key since.
+    fn trusted(state: Option<&MirrorState>, up: &Upstream) -> Result<PublicKey> {
+        let configured = PublicKey::parse(&up.public_key)?;
+        match state.and_then(|s| Some((s.configured_key.as_deref()?, s.key.as_deref()?))) {
+            Some((c, k)) if PublicKey::parse(c)? == configured => PublicKey::parse(k),
+            _ => Ok(configured),
+        }
+    }
 }
 
 fn state_path(root: &Path) -> PathBuf {
@@ -143,14 +162,22 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     }
     let local = repo.latest_serial()?;
     let state = read_state(&repo.root)?.filter(|s| s.upstream == up.url);
+    let key = MirrorState::trusted(state.as_ref(), up)?;
     let etag = state.and_then(|s| s.etag).filter(|_| local.is_some());
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(STALL)
         .timeout_read(STALL)
         .build();
     let mut remote = Remote::new(agent, &up.url);
-    let fetched = wire::fetch_manifest(&mut remote, &up.public_key, etag.as_deref(), MAX_MANIFEST)
-        .map_err(|e| anyhow::anyhow!("{e:#}; the mirror is unchanged"))?;
+    let (fetched, rotated) = keys::fetch_manifest(
+        &mut remote,
+        &key,
+        &BTreeSet::new(),
+        etag.as_deref(),
+        MAX_MANIFEST,
+    )
+    .map_err(|e| anyhow::anyhow!("{e:#}; the mirror is unchanged"))?;
+    let key = rotated.map_or(key, |f| f.key);
     let Some(SignedManifest {
         manifest: m,
         body,
@@ -174,7 +201,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
                 .manifest(l)?
                 .is_some_and(|have| have.content == m.content)
         {
-            save_state(repo, up, tag)?;
+            save_state(repo, up, tag, &key)?;
             return unchanged(repo, l);
         }
     }
@@ -245,6 +272,11 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     next.commit()?;
 
     // The upstream's files as they came, the signature before the manifest, LATEST last.
+    // Its key statements too, for the mirror's clients to follow (best effort: each one is
+    // verified by the client that reads it).
+    if let Ok(Some((_, bytes))) = keys::fetch_log(&mut remote) {
+        fsx::write_atomic(&repo.keys_path(), &bytes, 0o644)?;
+    }
     for (path, bytes) in &deltas {
         fsx::write_atomic(path, bytes, 0o644)?;
     }
@@ -257,7 +289,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         0o644,
     )?;
     repo.apply_retention(m.serial)?;
-    save_state(repo, up, tag)?;
+    save_state(repo, up, tag, &key)?;
     Ok(Mirrored {
         serial: m.serial,
         changed: local != Some(m.serial),
@@ -277,10 +309,12 @@ fn unchanged(repo: &Repo, serial: u64) -> Result<Mirrored> {
     })
 }
 
-fn save_state(repo: &Repo, up: &Upstream, etag: Option<String>) -> Result<()> {
+fn save_state(repo: &Repo, up: &Upstream, etag: Option<String>, key: &PublicKey) -> Result<()> {
     let state = MirrorState {
         upstream: up.url.clone(),
         etag,
+        key: Some(key.base64().to_string()),
+        configured_key: Some(up.public_key.clone()),
     };
     fsx::write_atomic(
         &state_path(&repo.root),
