@@ -121,6 +121,12 @@ pub enum Command {
         after_help = "Examples:\n  dist install hello\n  dist install 'hello@^1.2' tool@2.0.0\n  dist install --dry-run app\n  dist install extra/tool"
     )]
     Install(InstallArgs),
+    /// Write one file holding packages, their dependencies and the signed index that verifies
+    /// them, for `dist install --from-bundle FILE NAME...` on a machine with no network.
+    #[command(
+        after_help = "Example:\n  dist bundle hello tool@1.2.0 -o offline.bundle\n  (elsewhere) dist install --from-bundle offline.bundle hello tool"
+    )]
+    Bundle(BundleArgs),
     /// Remove packages (one new generation without them); refused while others depend on them.
     #[command(
         visible_alias = "remove",
@@ -282,7 +288,9 @@ pub enum ConfigCommand {
 #[derive(clap::Args, Debug)]
 pub struct InstallArgs {
     /// Packages: NAME, NAME@VERSION, NAME@REQUIREMENT, each optionally REPO/ first.
-    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]")]
+    /// A local object file (`./NAME-VERSION.tar`: a path with `/` or ending in `.tar`) is
+    /// accepted when the synced index names its BLAKE3.
+    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]|PATH.tar")]
     pub packages: Vec<String>,
     /// Print a JSON array instead of text.
     #[arg(long)]
@@ -294,6 +302,10 @@ pub struct InstallArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Install from a file `dist bundle` wrote, with no server: its index is verified with the
+    /// trusted key (and replaces the local copy if newer), its objects with that index.
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub from_bundle: Option<std::path::PathBuf>,
     /// Allow the resolution to move an installed package to a lower version that was not
     /// asked for by version (otherwise refused, naming it).
     #[arg(long)]
@@ -302,6 +314,22 @@ pub struct InstallArgs {
     /// `conflicts`), in the same transition, instead of refusing.
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BundleArgs {
+    /// Packages to bundle, with every dependency: NAME, NAME@VERSION, NAME@REQUIREMENT, each
+    /// optionally REPO/ first.
+    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]")]
+    pub packages: Vec<String>,
+    /// The bundle file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientFlags,
 }

@@ -9,6 +9,7 @@ pub(crate) mod fetch;
 pub mod install;
 pub mod interrupt;
 pub mod maintain;
+pub mod offline;
 pub mod plan;
 pub mod profile;
 pub mod remove;

@@ -337,22 +337,7 @@ fn update(
             SyncMode::Full
         }
     };
-    fsx::write_atomic(&idx.sig(), fetched.sig.as_bytes(), 0o644)?;
-    fsx::write_atomic(&idx.manifest(), &fetched.body, 0o644)?;
-    let state = IndexState {
-        serial: m.serial,
-        created: m.created,
-        etag: fetched.etag,
-        fetched_at: crate::repo::now_unix(),
-        format: INDEX_FORMAT,
-        content: Some(m.content.clone()),
-        key: Some(key.base64().to_string()),
-    };
-    fsx::write_atomic(
-        &idx.state_path(),
-        &serde_json::to_vec_pretty(&state)?,
-        0o644,
-    )?;
+    record_copy(idx, &fetched, key)?;
     let packages = idx.snapshot()?.count()?;
     Ok(SyncReport {
         changed: prev.as_ref().map(|p| p.serial) != Some(m.serial),
@@ -372,6 +357,28 @@ fn update(
     })
 }
 
+/// Records the verified manifest and signature the local index now matches, and its state
+/// (with the key that verified it), once the index itself is in place.
+pub(super) fn record_copy(idx: &IndexDir, fetched: &SignedManifest, key: &PublicKey) -> Result<()> {
+    let m = &fetched.manifest;
+    fsx::write_atomic(&idx.sig(), fetched.sig.as_bytes(), 0o644)?;
+    fsx::write_atomic(&idx.manifest(), &fetched.body, 0o644)?;
+    let state = IndexState {
+        serial: m.serial,
+        created: m.created,
+        etag: fetched.etag.clone(),
+        fetched_at: crate::repo::now_unix(),
+        format: INDEX_FORMAT,
+        content: Some(m.content.clone()),
+        key: Some(key.base64().to_string()),
+    };
+    fsx::write_atomic(
+        &idx.state_path(),
+        &serde_json::to_vec_pretty(&state)?,
+        0o644,
+    )
+}
+
 /// Fetches the compressed snapshot the manifest names, checks it, and replaces the local index
 /// with it by rename.
 fn full(idx: &IndexDir, cfg: &Settings, wire: &mut Remote, m: &Manifest) -> Result<()> {
@@ -386,11 +393,24 @@ fn full(idx: &IndexDir, cfg: &Settings, wire: &mut Remote, m: &Manifest) -> Resu
     }
     let path = format!("index/{}.db.zst", m.serial);
     let body = wire.get_checked(&path, m.snapshot.size, &m.snapshot.blake3)?;
+    install_snapshot(idx, &body, m.snapshot.raw_size, m, &path)
+}
+
+/// Replaces the local index by the zstd-compressed snapshot `zst` (at most `raw_limit` bytes
+/// once decompressed) if it is exactly the signed manifest's content (schema, format, serial,
+/// content digest, every row); `what` names it in errors.
+pub(super) fn install_snapshot(
+    idx: &IndexDir,
+    zst: &[u8],
+    raw_limit: u64,
+    m: &Manifest,
+    what: &str,
+) -> Result<()> {
     let mut tmp = fsx::AtomicFile::create(&idx.db())?;
-    wire::decompress_to(&body, m.snapshot.raw_size, tmp.file())
-        .with_context(|| format!("{path} cannot be decompressed"))?;
+    wire::decompress_to(zst, raw_limit, tmp.file())
+        .with_context(|| format!("{what} cannot be decompressed"))?;
     let snap = Snapshot::open(tmp.path()).context("the signed index cannot be read")?;
-    m.check_snapshot(&snap, &path)?;
+    m.check_snapshot(&snap, what)?;
     drop(snap);
     let conn = Connection::open(tmp.path())?;
     search::build(&conn).context("cannot build the local search index")?;

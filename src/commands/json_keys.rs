@@ -1,4 +1,5 @@
-//! The `--json` shapes of `dist key` (part of `commands::json`, which re-exports them).
+//! The `--json` shapes of `dist key` and `dist bundle` (part of `commands::json`, which
+//! re-exports them).
 
 use serde::Serialize;
 
@@ -26,3 +27,6 @@ pub struct KeyRevoked {
     pub revoked_by: String,
     pub serial: u64,
 }
+
+/// `dist bundle --json`: `{path, bytes, packages: [{repository, name, version, blake3, size}]}`.
+pub use dist::client::offline::Bundled;

@@ -49,6 +49,7 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Sync(_) => Some((Mode::Exclusive, "sync")),
         Install(a) if a.dry_run => Some((Mode::Shared, "install --dry-run")),
         Install(_) => Some((Mode::Exclusive, "install")),
+        Bundle(_) => Some((Mode::Exclusive, "bundle")),
         Uninstall { .. } => Some((Mode::Exclusive, "uninstall")),
         Upgrade(a) if a.dry_run => Some((Mode::Shared, "upgrade --dry-run")),
         Upgrade(_) => Some((Mode::Exclusive, "upgrade")),
@@ -243,6 +244,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Sync(a) => client::sync(&g, &top.with(&a.client), a.json),
         Command::Install(a) => packages::install(&g, &top.with(&a.client), &a),
+        Command::Bundle(a) => packages::bundle(&g, &top.with(&a.client), &a),
         Command::Uninstall(a) => packages::uninstall(&g, &top.with(&a.client), &a),
         Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
         Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),
