@@ -142,9 +142,8 @@ pub struct Mirrored {
     pub fetched_bytes: u64,
 }
 
-/// Brings the mirror in `repo` to the upstream's newest serial (see the module comment). On an
-/// error nothing the mirror publishes has changed; verified objects it stored stay.
-pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
+/// Refuses a root that holds a repository of its own, and makes the mirror's directories.
+fn prepare(repo: &Repo) -> Result<()> {
     let (secret, _) = sign::key_paths(&repo.root);
     if secret.exists() {
         bail!(
@@ -160,6 +159,13 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     ] {
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     }
+    Ok(())
+}
+
+/// Brings the mirror in `repo` to the upstream's newest serial (see the module comment). On an
+/// error nothing the mirror publishes has changed; verified objects it stored stay.
+pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
+    prepare(repo)?;
     let local = repo.latest_serial()?;
     let state = read_state(&repo.root)?.filter(|s| s.upstream == up.url);
     let key = MirrorState::trusted(state.as_ref(), up)?;
@@ -206,36 +212,8 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         }
     }
 
-    // The snapshot, checked against the manifest and decompressed into the next master index.
-    if m.snapshot.size > MAX_SNAPSHOT || m.snapshot.raw_size > MAX_SNAPSHOT {
-        bail!(
-            "{}: the index of serial {} is larger than a mirror accepts ({} bytes)",
-            up.url,
-            m.serial,
-            m.snapshot.raw_size
-        );
-    }
-    let snap_path = format!("index/{}.db.zst", m.serial);
-    let snapshot = remote.get_checked(&snap_path, m.snapshot.size, &m.snapshot.blake3)?;
-    let mut next = fsx::AtomicFile::create(&repo.index_path())?;
-    wire::decompress_to(&snapshot, m.snapshot.raw_size, next.file())
-        .with_context(|| format!("{}/{snap_path} cannot be decompressed", up.url))?;
-    let records = {
-        let snap = Snapshot::open(next.path())
-            .with_context(|| format!("{}/{snap_path}: the signed index cannot be read", up.url))?;
-        m.check_snapshot(&snap, &format!("{}/{snap_path}", up.url))?;
-        snap.all()?
-    };
-    let mut deltas = Vec::new();
-    for d in &m.deltas {
-        let path = repo.delta_path(d.to);
-        let have =
-            std::fs::read(&path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == d.blake3);
-        if !have {
-            let name = format!("index/{}.delta.zst", d.to);
-            deltas.push((path, remote.get_checked(&name, d.size, &d.blake3)?));
-        }
-    }
+    let (next, records, snapshot) = next_index(repo, &mut remote, &m)?;
+    let deltas = missing_deltas(repo, &mut remote, &m.deltas)?;
 
     // Every object, with its info dictionary: kept from the previous copy, computed from an
     // object already stored, or downloaded.
@@ -247,27 +225,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     let (fetched, fetched_bytes) = fetch_objects(repo, up, &remote.agent, &missing, &infos, stop)?;
     let infos = infos.into_inner().expect("infos");
 
-    // The master index: the snapshot plus the torrents table `serve` renders `.torrent`s from.
-    {
-        let conn = Connection::open(next.path())?;
-        conn.execute_batch(
-            "CREATE TABLE torrents (infohash TEXT PRIMARY KEY, info BLOB NOT NULL);
-             CREATE INDEX packages_by_infohash ON packages (infohash);",
-        )?;
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('content', ?1)",
-            [&m.content],
-        )?;
-        conn.execute_batch("BEGIN")?;
-        {
-            let mut ins =
-                conn.prepare("INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)")?;
-            for r in &records {
-                ins.execute(params![r.infohash, infos[&r.infohash]])?;
-            }
-        }
-        conn.execute_batch("COMMIT")?;
-    }
+    write_master(&next, &m.content, &records, &infos)?;
     next.set_mode(0o644)?;
     next.commit()?;
 
@@ -297,6 +255,83 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         fetched,
         fetched_bytes,
     })
+}
+
+/// The snapshot of `m`, checked against the manifest and decompressed into the next master
+/// index (not yet in place); its records and its compressed bytes.
+fn next_index(
+    repo: &Repo,
+    remote: &mut Remote,
+    m: &wire::Manifest,
+) -> Result<(fsx::AtomicFile, Vec<PackageRecord>, Vec<u8>)> {
+    let url = remote.server;
+    if m.snapshot.size > MAX_SNAPSHOT || m.snapshot.raw_size > MAX_SNAPSHOT {
+        bail!(
+            "{url}: the index of serial {} is larger than a mirror accepts ({} bytes)",
+            m.serial,
+            m.snapshot.raw_size
+        );
+    }
+    let snap_path = format!("index/{}.db.zst", m.serial);
+    let snapshot = remote.get_checked(&snap_path, m.snapshot.size, &m.snapshot.blake3)?;
+    let mut next = fsx::AtomicFile::create(&repo.index_path())?;
+    wire::decompress_to(&snapshot, m.snapshot.raw_size, next.file())
+        .with_context(|| format!("{url}/{snap_path} cannot be decompressed"))?;
+    let records = {
+        let snap = Snapshot::open(next.path())
+            .with_context(|| format!("{url}/{snap_path}: the signed index cannot be read"))?;
+        m.check_snapshot(&snap, &format!("{url}/{snap_path}"))?;
+        snap.all()?
+    };
+    Ok((next, records, snapshot))
+}
+
+/// The master index: the verified snapshot in `next` plus the torrents table `serve` renders
+/// `.torrent`s from, and the content digest.
+fn write_master(
+    next: &fsx::AtomicFile,
+    content: &str,
+    records: &[PackageRecord],
+    infos: &HashMap<InfoHash, Vec<u8>>,
+) -> Result<()> {
+    let conn = Connection::open(next.path())?;
+    conn.execute_batch(
+        "CREATE TABLE torrents (infohash TEXT PRIMARY KEY, info BLOB NOT NULL);
+         CREATE INDEX packages_by_infohash ON packages (infohash);",
+    )?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('content', ?1)",
+        [content],
+    )?;
+    conn.execute_batch("BEGIN")?;
+    {
+        let mut ins =
+            conn.prepare("INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)")?;
+        for r in records {
+            ins.execute(params![r.infohash, infos[&r.infohash]])?;
+        }
+    }
+    conn.execute_batch("COMMIT")?;
+    Ok(())
+}
+
+/// The upstream's deltas the mirror does not hold yet (checked against the manifest).
+fn missing_deltas(
+    repo: &Repo,
+    remote: &mut Remote,
+    deltas: &[wire::DeltaRef],
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for d in deltas {
+        let path = repo.delta_path(d.to);
+        let have =
+            std::fs::read(&path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == d.blake3);
+        if !have {
+            let name = format!("index/{}.delta.zst", d.to);
+            out.push((path, remote.get_checked(&name, d.size, &d.blake3)?));
+        }
+    }
+    Ok(out)
 }
 
 fn unchanged(repo: &Repo, serial: u64) -> Result<Mirrored> {
