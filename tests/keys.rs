@@ -172,13 +172,14 @@ fn keys_bind_rotate_and_revoke_issue_22() {
             }
             let r = repo.json(&["key", "rotate", "--json"]);
             let k3 = r["public_key"].as_str().unwrap().to_string();
-            for i in 0..3 {
+            for i in 0..4 {
                 repo.add(&format!("late{i}"));
             }
             let serial = repo.latest();
             wait_served(&ns, serial);
             let r = offline.json(&["sync", "--json"]);
             assert_eq!(r["serial"], serial, "{r}");
+            assert_eq!(r["previous_serial"].as_u64().unwrap() + 10, serial, "{r}");
             assert_eq!(r["key"], id_of(&k3), "{r}");
             let rotations = r["key_rotations"].as_array().unwrap();
             assert_eq!(rotations.len(), 2, "{r}");
