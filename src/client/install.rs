@@ -32,6 +32,8 @@ pub enum Stage {
     Unpack,
     Scripts,
     Switch,
+    /// Handing what was fetched to the seeding engine, after the switch.
+    Seed,
 }
 
 impl Stage {
@@ -43,6 +45,7 @@ impl Stage {
             Stage::Unpack => "unpack",
             Stage::Scripts => "scripts",
             Stage::Switch => "switch",
+            Stage::Seed => "seed",
         }
     }
 }
@@ -177,7 +180,7 @@ pub fn install(
     }
     let switched = switch(layout, settings, &plan, &mut done, report)?;
     let swarm = guard.commit();
-    share(layout, settings, &swarm, &done, report);
+    share(layout, settings, &swarm, &mut done, report);
     let (generation, config_kept) = switched.unzip();
     Ok(Outcome {
         installed: done,
@@ -312,7 +315,7 @@ fn share(
     layout: &Layout,
     settings: &Settings,
     swarm: &Swarm,
-    done: &[Installation],
+    done: &mut [Installation],
     report: &dyn Reporter,
 ) {
     // What transmission fetched stays there to seed (it is the engine's own daemon); what the
@@ -334,7 +337,9 @@ fn share(
             report.warn(&format!("cannot start the libtorrent seeder: {e:#}"));
         }
     }
-    for (d, f) in done.iter().filter_map(|d| Some((d, d.fetched.as_ref()?))) {
+    for d in done.iter_mut() {
+        let Some(f) = &d.fetched else { continue };
+        let t = Instant::now();
         // Over HTTP (no engine), the configured engine seeds it.
         let seeded = match f.engine.unwrap_or(settings.engine) {
             Engine::Transmission if f.engine.is_none() => seed(layout, settings, &d.item),
@@ -345,6 +350,7 @@ fn share(
             let id = d.item.record.id();
             report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
         }
+        d.stages.insert(Stage::Seed, t.elapsed());
     }
 }
 

@@ -228,6 +228,9 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
     // origin, so a direct download (issue 11: p50 <= 50 ms).
     let mut default = Vec::new();
     let mut default_fetch = Vec::new();
+    // What the phases (resolve … switch) account for; the rest is start-up, reading the
+    // configuration and the index, seeding what was fetched, and printing.
+    let mut default_phases = Vec::new();
     for i in 21..=30 {
         let (t, out) = env.dist(&client, &["install", &format!("mib{i:02}"), "--json"])?;
         let v: serde_json::Value = serde_json::from_str(&out).context("install --json")?;
@@ -236,14 +239,20 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
             bail!("a lone default install did not go over HTTP: {e}");
         }
         default.push(t);
+        let phases: u64 = e["phases_ms"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+            .unwrap_or(0);
+        default_phases.push(phases);
         default_fetch.push(Duration::from_millis(
             e["phases_ms"]["fetch"].as_u64().unwrap_or(0),
         ));
     }
     println!("install 1 MiB, warm daemon, p50 of 10: http {} ; torrent {} ; default (auto, alone) {} of which fetch (scrape + GET) {} ; baseline plain GET of the object {}", ms(p50(http.clone())), ms(p50(torrent.clone())), ms(p50(default.clone())), ms(p50(default_fetch)), ms(p50(get)));
     println!(
-        "  default runs: {:?}",
-        default.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+        "  default runs: {:?} ; their phases (resolve..switch): {:?}",
+        default.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+        default_phases
     );
     println!(
         "  http runs:    {:?}",
