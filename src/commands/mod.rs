@@ -3,10 +3,13 @@
 mod add;
 mod client;
 mod files;
+mod fleet;
 mod json;
+mod json_status;
 mod key;
 mod pack;
 mod packages;
+mod release;
 mod reporter;
 mod serve;
 mod setup;
@@ -59,6 +62,10 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         // Runs for as long as it seeds: it must not hold the root.
         Daemon(DaemonCommand::Run(_)) => None,
         Repair { .. } => Some((Mode::Exclusive, "repair")),
+        Yank(_) | Unyank(_) | Phase(_) => Some((Mode::Exclusive, "publish")),
+        Apply(a) if a.dry_run => Some((Mode::Shared, "apply --dry-run")),
+        Apply(_) => Some((Mode::Exclusive, "apply")),
+        Export(_) => Some((Mode::Shared, "read")),
         Init(_) => Some((Mode::Exclusive, "init")),
         Completions { .. } | Manpages { .. } => None,
         Config(_) | Files { .. } | Owner { .. } => Some((Mode::Shared, "read")),
@@ -169,6 +176,22 @@ fn catch_interrupts() {
     });
 }
 
+/// The commands that unwind through their cleanup on SIGINT and SIGTERM.
+fn interruptible(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Install(_)
+            | Command::Uninstall { .. }
+            | Command::Rollback { .. }
+            | Command::Upgrade(_)
+            | Command::Autoremove(_)
+            | Command::Gc { .. }
+            | Command::Repair { .. }
+            | Command::Apply(_)
+            | Command::Daemon(DaemonCommand::Run(_))
+    )
+}
+
 /// Runs the command; `Ok(code)` is the exit code of a command that finished (0 unless it has a
 /// verdict to report, like `verify`).
 pub fn run(cli: Cli) -> Result<i32> {
@@ -202,17 +225,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         None => None,
     };
-    if matches!(
-        cli.command,
-        Command::Install(_)
-            | Command::Uninstall { .. }
-            | Command::Rollback { .. }
-            | Command::Upgrade(_)
-            | Command::Autoremove(_)
-            | Command::Gc { .. }
-            | Command::Repair { .. }
-            | Command::Daemon(DaemonCommand::Run(_))
-    ) {
+    if interruptible(&cli.command) {
         catch_interrupts();
     }
     let top = cli.client;
@@ -263,5 +276,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Search { term, json, client } => {
             client::search(&g, &top.with(&client), &term, json)
         }
+        Command::Yank(a) => release::yank(&g, &a),
+        Command::Unyank(a) => release::unyank(&g, &a),
+        Command::Phase(a) => release::phase(&g, &a),
+        Command::Export(a) => fleet::export(&g, &top.with(&a.client), &a),
+        Command::Apply(a) => fleet::apply(&g, &top.with(&a.client), &a),
     }
 }
