@@ -363,3 +363,34 @@ impl Snapshot {
             .with_context(|| format!("cannot read {}", self.path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that synced format 4 before this release still reads its copy (no version is
+    /// yanked or phased) until its next sync replaces it (issue 22).
+    #[test]
+    fn a_format_4_copy_is_still_read_issue_22() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SNAPSHOT_SCHEMA_V4).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO meta VALUES ('format', '4'), ('serial', '7'), ('created', '1'), ('distribution', '{{\"public_url\":null,\"trackers\":[]}}');
+             INSERT INTO packages VALUES ('hello', '1.0.0', '1.0.0', NULL, '{}', '{}', 10, 1, NULL, NULL, '[]');",
+            "a".repeat(64),
+            "b".repeat(40)
+        ))
+        .unwrap();
+        drop(conn);
+        let snap = Snapshot::open_local(&path).unwrap();
+        assert_eq!((snap.format, snap.serial), (4, 7));
+        let all = snap.all().unwrap();
+        assert_eq!(all.len(), 1);
+        assert!(all[0].yanked.is_none() && all[0].phase.is_none());
+        assert_eq!(all[0].executables, Some(vec![]));
+        // It has no content digest of the current format: the next sync fetches the snapshot.
+        assert!(snap.content_digest().is_err());
+    }
+}

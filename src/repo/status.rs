@@ -250,4 +250,67 @@ mod tests {
         assert!(!Phase::new(0).unwrap().admits(0));
         assert!(Phase::new(100).unwrap().admits(99));
     }
+
+    /// A master index of format 4 gains the two columns when it is opened; the next publish is
+    /// format 5 and a status change publishes a serial whose delta carries the row.
+    #[test]
+    fn a_format_4_master_index_is_migrated_and_a_yank_publishes_a_delta_issue_22() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::new(dir.path());
+        let conn = rusqlite::Connection::open(repo.index_path()).unwrap();
+        let v4 = crate::repo::index::SNAPSHOT_SCHEMA
+            .replace("    yanked      TEXT,\n    phase       INTEGER,\n", "");
+        assert!(!v4.contains("yanked"));
+        conn.execute_batch(&v4).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO packages VALUES ('hello', '1.0.0', '1.0.0', NULL, '{}', '{}', 10, 1, NULL, NULL, '[]');",
+            "a".repeat(64),
+            "b".repeat(40)
+        ))
+        .unwrap();
+        drop(conn);
+        let name = PackageName::parse("hello").unwrap();
+        let v1 = semver::Version::new(1, 0, 0);
+        let reason = YankReason::parse("broken").unwrap();
+        let c = repo
+            .set_status(&name, &v1, StatusEdit::Yank(reason.clone()))
+            .unwrap();
+        assert!(c.changed && c.serial == Some(1) && c.yanked == Some(reason));
+        let c = repo
+            .set_status(
+                &name,
+                &v1,
+                StatusEdit::Phase {
+                    to: Phase::new(30).unwrap(),
+                    force: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(c.serial, Some(2));
+        let m = repo.manifest(2).unwrap().unwrap();
+        assert_eq!(m.format, crate::repo::index::INDEX_FORMAT);
+        assert_eq!(m.deltas.len(), 1);
+        let bytes = std::fs::read(repo.delta_path(2)).unwrap();
+        let delta = crate::repo::wire::Delta::decode(&bytes, 1 << 20).unwrap();
+        match &delta.ops[..] {
+            [crate::repo::wire::Op::Put(row)] => {
+                assert_eq!(row[11], "broken");
+                assert_eq!(row[12], 30);
+            }
+            other => panic!("{other:?}"),
+        }
+        let records = repo.records().unwrap();
+        assert_eq!(records[0].phase, Some(Phase::new(30).unwrap()));
+        assert!(repo
+            .set_status(
+                &name,
+                &v1,
+                StatusEdit::Phase {
+                    to: Phase::new(10).unwrap(),
+                    force: false
+                }
+            )
+            .is_err());
+        assert_eq!(repo.latest_serial().unwrap(), Some(2));
+    }
 }
