@@ -192,7 +192,7 @@ fn yank_phase_export_and_apply_against_a_real_serve_issue_22() {
         assert!(version_entry(&info, "2.0.0")["phase"].is_null());
         let text = String::from_utf8_lossy(&a.ok(&["info", "hello"]).stdout).into_owned();
         assert!(
-            text.contains(&format!("  2.0.0  ")) && text.contains(&format!("[yanked: {REASON}]")),
+            text.contains("  2.0.0  ") && text.contains(&format!("[yanked: {REASON}]")),
             "{text}"
         );
         // The same again changes nothing and publishes nothing.
