@@ -96,6 +96,9 @@ pub fn bucket(machine: &MachineId, name: &PackageName, version: &semver::Version
 #[derive(Debug, Clone)]
 pub enum Phasing {
     Machine(MachineId),
+    /// The root has no machine id and this user cannot make one (a read-only command on a
+    /// root another user owns): no rollout below 100 % has reached it yet.
+    Unplaced,
     Ignored,
 }
 
@@ -137,12 +140,16 @@ impl Policy {
     /// This root's policy: phased rollouts by its machine id (made on first use), unless
     /// `ignore_phasing` (`--no-phasing`).
     pub fn for_root(layout: &Layout, ignore_phasing: bool) -> Result<Policy> {
-        let phasing = if ignore_phasing {
-            Phasing::Ignored
-        } else {
-            Phasing::Machine(layout.machine_id()?)
-        };
-        Ok(Policy { phasing })
+        if ignore_phasing {
+            return Ok(Policy::new(Phasing::Ignored));
+        }
+        match layout.machine_id() {
+            Ok(id) => Ok(Policy::new(Phasing::Machine(id))),
+            Err(e) if not_writable(&e) && !layout.machine_id_path().exists() => {
+                Ok(Policy::new(Phasing::Unplaced))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn new(phasing: Phasing) -> Policy {
@@ -158,10 +165,24 @@ impl Policy {
         let phase = rec.phase?;
         match &self.phasing {
             Phasing::Ignored => None,
+            Phasing::Unplaced => (phase.percent() < 100).then_some(Withheld::Deferred(phase)),
             Phasing::Machine(m) => (!phase.admits(bucket(m, &rec.name, &rec.version)))
                 .then_some(Withheld::Deferred(phase)),
         }
     }
+}
+
+/// The error says the root cannot be written by this user (not that something is wrong).
+fn not_writable(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+            )
+        })
+    })
 }
 
 #[cfg(test)]
