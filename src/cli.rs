@@ -126,6 +126,12 @@ pub enum Command {
         after_help = "Examples:\n  dist install hello\n  dist install 'hello@^1.2' tool@2.0.0\n  dist install --dry-run app\n  dist install extra/tool"
     )]
     Install(InstallArgs),
+    /// Write one file holding packages, their dependencies and the signed index that verifies
+    /// them, for `dist install --from-bundle FILE NAME...` on a machine with no network.
+    #[command(
+        after_help = "Example:\n  dist bundle hello tool@1.2.0 -o offline.bundle\n  (elsewhere) dist install --from-bundle offline.bundle hello tool"
+    )]
+    Bundle(BundleArgs),
     /// Remove packages (one new generation without them); refused while others depend on them.
     #[command(
         visible_alias = "remove",
@@ -307,7 +313,9 @@ pub enum ConfigCommand {
 #[derive(clap::Args, Debug)]
 pub struct InstallArgs {
     /// Packages: NAME, NAME@VERSION, NAME@REQUIREMENT, each optionally REPO/ first.
-    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]")]
+    /// A local object file (`./NAME-VERSION.tar`: a path with `/` or ending in `.tar`) is
+    /// accepted when the synced index names its BLAKE3.
+    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]|PATH.tar")]
     pub packages: Vec<String>,
     /// Print a JSON array instead of text.
     #[arg(long)]
@@ -319,6 +327,10 @@ pub struct InstallArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Install from a file `dist bundle` wrote, with no server: its index is verified with the
+    /// trusted key (and replaces the local copy if newer), its objects with that index.
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub from_bundle: Option<std::path::PathBuf>,
     /// Allow the resolution to move an installed package to a lower version that was not
     /// asked for by version (otherwise refused, naming it).
     #[arg(long)]
@@ -327,6 +339,22 @@ pub struct InstallArgs {
     /// `conflicts`), in the same transition, instead of refusing.
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BundleArgs {
+    /// Packages to bundle, with every dependency: NAME, NAME@VERSION, NAME@REQUIREMENT, each
+    /// optionally REPO/ first.
+    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]")]
+    pub packages: Vec<String>,
+    /// The bundle file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientFlags,
 }
@@ -464,6 +492,21 @@ pub struct ApplyArgs {
 pub enum KeyCommand {
     /// Print the public key (the base64 line `minisign -V -P KEY` takes).
     Show(JsonFlag),
+    /// Make a new signing key and publish a rotation statement signed by the old key and the
+    /// new one: clients that trust the old key move to the new one on their next sync.
+    Rotate(JsonFlag),
+    /// Publish, signed by the current key, that KEY (a public key, or the id of a key this
+    /// repository rotated away from) must never be accepted again.
+    Revoke(RevokeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RevokeArgs {
+    /// The key: its base64 public key, or its 16-digit id.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug, Default)]

@@ -315,10 +315,13 @@ fn share(
     done: &[Installation],
     report: &dyn Reporter,
 ) {
-    let mut shared = Ok(());
-    if !settings.seed || settings.engine == Engine::Libtorrent {
-        shared = swarm.remove(false);
-    }
+    // What transmission fetched stays there to seed (it is the engine's own daemon); what the
+    // installing process's libtorrent session fetched goes to the root's seeder.
+    let shared = match (&swarm.lt, settings.seed) {
+        (_, false) => swarm.remove(false),
+        (Some(lt), true) => lt.remove(false),
+        (None, true) => Ok(()),
+    };
     if let Err(e) = shared {
         report.warn(&format!("cannot stop seeding what was installed: {e:#}"));
     }
@@ -331,13 +334,10 @@ fn share(
             report.warn(&format!("cannot start the libtorrent seeder: {e:#}"));
         }
     }
-    for d in done.iter().filter(|d| d.fetched.is_some()) {
-        let over_http = d
-            .fetched
-            .as_ref()
-            .is_some_and(|f| f.transport == Fetcher::Http);
-        let seeded = match settings.engine {
-            Engine::Transmission if over_http => seed(layout, settings, &d.item),
+    for (d, f) in done.iter().filter_map(|d| Some((d, d.fetched.as_ref()?))) {
+        // Over HTTP (no engine), the configured engine seeds it.
+        let seeded = match f.engine.unwrap_or(settings.engine) {
+            Engine::Transmission if f.engine.is_none() => seed(layout, settings, &d.item),
             Engine::Transmission => Ok(()),
             Engine::Libtorrent => offer(layout, settings, swarm, &d.item),
         };

@@ -11,6 +11,7 @@ pub mod install;
 pub mod interrupt;
 pub mod lockfile;
 pub mod maintain;
+pub mod offline;
 pub mod plan;
 pub mod profile;
 pub mod remove;
@@ -24,6 +25,7 @@ pub mod sources;
 pub mod suggest;
 pub mod sync;
 pub mod transition;
+pub mod trust;
 pub mod upgrade;
 
 use std::path::{Path, PathBuf};

@@ -106,6 +106,15 @@ fn warn_sync(r: &sync::SyncReport) {
     for w in [&r.stale_warning, &r.fallback_reason].into_iter().flatten() {
         eprintln!("warning: {w}");
     }
+    for k in &r.key_rotations {
+        eprintln!(
+            "note: the repository rotated its key {} -> {}: verified by the rotation statement, trusted from now on (recorded beside the index in trust.json)",
+            k.from, k.to
+        );
+    }
+    for k in &r.revoked_keys {
+        eprintln!("note: the repository revoked key {k}: it is never accepted again");
+    }
 }
 
 fn sync_line(r: &sync::SyncReport) -> String {

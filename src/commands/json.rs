@@ -69,6 +69,8 @@ pub struct Check<'a> {
     pub version: &'a semver::Version,
 }
 
+pub use super::json_keys::*;
+
 /// `dist sync --json`: the library's report as it is (it has no other use than being shown).
 pub use dist::client::sync::SyncReport as Sync;
 
@@ -498,12 +500,6 @@ impl<'a> From<&'a GcReport> for Gc<'a> {
             bytes_freed: r.bytes_freed,
         }
     }
-}
-
-/// `dist key show --json`.
-#[derive(Serialize)]
-pub struct Key {
-    pub public_key: String,
 }
 
 /// `dist rollback --json`.

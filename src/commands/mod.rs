@@ -5,6 +5,7 @@ mod client;
 mod files;
 mod fleet;
 mod json;
+mod json_keys;
 mod json_status;
 mod key;
 mod pack;
@@ -51,6 +52,7 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Sync(_) => Some((Mode::Exclusive, "sync")),
         Install(a) if a.dry_run => Some((Mode::Shared, "install --dry-run")),
         Install(_) => Some((Mode::Exclusive, "install")),
+        Bundle(_) => Some((Mode::Exclusive, "bundle")),
         Uninstall { .. } => Some((Mode::Exclusive, "uninstall")),
         Upgrade(a) if a.dry_run => Some((Mode::Shared, "upgrade --dry-run")),
         Upgrade(_) => Some((Mode::Exclusive, "upgrade")),
@@ -100,7 +102,7 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         if cause.is::<dist::client::request::UnknownPackage>() {
             return "not_found";
         }
-        if cause.is::<dist::repo::sign::VerifyError>() {
+        if cause.is::<dist::repo::sign::VerifyError>() || cause.is::<dist::repo::keys::KeyError>() {
             return "signature";
         }
         if cause.is::<dist::repo::index::RowError>() {
@@ -233,6 +235,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pack(args) => pack::run(&g, &args),
         Command::Add(args) => add::run(&g, &args),
         Command::Key(KeyCommand::Show(j)) => key::show(&g, j.json),
+        Command::Key(KeyCommand::Rotate(j)) => key::rotate(&g, j.json),
+        Command::Key(KeyCommand::Revoke(a)) => key::revoke(&g, &a.key, a.json),
         Command::Init(a) => setup::init(&g, &top.with(&a.client), &a),
         Command::Config(ConfigCommand::Show(a)) => {
             setup::config_show(&g, &top.with(&a.client), a.json)
@@ -253,6 +257,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Sync(a) => client::sync(&g, &top.with(&a.client), a.json),
         Command::Install(a) => packages::install(&g, &top.with(&a.client), &a),
+        Command::Bundle(a) => packages::bundle(&g, &top.with(&a.client), &a),
         Command::Uninstall(a) => packages::uninstall(&g, &top.with(&a.client), &a),
         Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
         Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),

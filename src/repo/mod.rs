@@ -3,6 +3,8 @@
 
 pub mod browse;
 pub mod index;
+mod keyring;
+pub mod keys;
 pub mod mirror;
 mod publish;
 pub(crate) mod search;
@@ -12,6 +14,7 @@ pub mod status;
 pub mod wire;
 
 pub use index::Distribution;
+pub use keyring::{Revoked, Rotated};
 pub use publish::DEFAULT_RETENTION;
 
 use std::collections::{BTreeMap, BTreeSet};

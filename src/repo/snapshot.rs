@@ -317,6 +317,11 @@ impl Snapshot {
         self.query("WHERE name = ?1", [name])
     }
 
+    /// Every record whose object has this BLAKE3 (lowercase hex).
+    pub fn by_blake3(&self, hex: &str) -> Result<Vec<PackageRecord>> {
+        self.query("WHERE blake3 = ?1", [hex])
+    }
+
     /// Records whose name or description contains `term`, ignoring case: through the search
     /// table when there is one and the term is long enough, else by a scan ignoring ASCII case.
     pub fn search(&self, term: &str) -> Result<Vec<PackageRecord>> {

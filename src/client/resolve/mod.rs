@@ -108,6 +108,18 @@ pub struct Installed {
     pub policy: Policy,
 }
 
+impl Installed {
+    /// A machine with nothing installed or held, whose resolution follows `policy`.
+    pub fn nothing(policy: Policy) -> Installed {
+        Installed {
+            versions: BTreeMap::new(),
+            held: BTreeSet::new(),
+            refresh: BTreeSet::new(),
+            policy,
+        }
+    }
+}
+
 /// Resolves `requests` against the index, keeping what is installed where it can stay.
 pub fn resolve(
     sources: &Sources,
