@@ -178,6 +178,27 @@ fn catch_interrupts() {
     });
 }
 
+/// Takes the root's lock the command needs (`lock_mode`), waiting at most `timeout` seconds
+/// (default `lock::default_timeout`); under an exclusive lock, removes what killed commands left.
+fn lock_root(g: &Global, c: &Command, timeout: Option<f64>) -> Result<Option<lock::RootLock>> {
+    let Some((mode, what)) = lock_mode(c) else {
+        return Ok(None);
+    };
+    let timeout = timeout
+        .map(std::time::Duration::from_secs_f64)
+        .unwrap_or_else(lock::default_timeout);
+    let quiet = g.quiet;
+    let l = lock::acquire(&g.root, mode, what, timeout, &|m: &str| {
+        if !quiet {
+            eprintln!("{m}")
+        }
+    })?;
+    if mode == Mode::Exclusive {
+        dist::client::maintain::clean_leftovers(&dist::client::Layout::new(&g.root))?;
+    }
+    Ok(Some(l))
+}
+
 /// The commands that unwind through their cleanup on SIGINT and SIGTERM.
 fn interruptible(c: &Command) -> bool {
     matches!(
@@ -208,25 +229,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         root,
         quiet: cli.quiet,
     };
-    let timeout = cli
-        .lock_timeout
-        .map(std::time::Duration::from_secs_f64)
-        .unwrap_or_else(lock::default_timeout);
-    let _lock = match lock_mode(&cli.command) {
-        Some((mode, what)) => {
-            let quiet = g.quiet;
-            let l = lock::acquire(&g.root, mode, what, timeout, &|m: &str| {
-                if !quiet {
-                    eprintln!("{m}")
-                }
-            })?;
-            if mode == Mode::Exclusive {
-                dist::client::maintain::clean_leftovers(&dist::client::Layout::new(&g.root))?;
-            }
-            Some(l)
-        }
-        None => None,
-    };
+    let _lock = lock_root(&g, &cli.command, cli.lock_timeout)?;
     if interruptible(&cli.command) {
         catch_interrupts();
     }
