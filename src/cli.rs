@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use dist::repo::status::Phase;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,6 +61,9 @@ pub struct ClientFlags {
     /// default 300).
     #[arg(long, value_name = "SECS")]
     pub script_timeout: Option<u64>,
+    /// Take phased versions whatever this machine's place in their rollout (no client.yaml key).
+    #[arg(long)]
+    pub no_phasing: bool,
 }
 
 impl ClientFlags {
@@ -73,6 +77,7 @@ impl ClientFlags {
             engine: after.engine.clone().or_else(|| self.engine.clone()),
             rpc_url: after.rpc_url.clone().or_else(|| self.rpc_url.clone()),
             script_timeout: after.script_timeout.or(self.script_timeout),
+            no_phasing: after.no_phasing || self.no_phasing,
         }
     }
 }
@@ -247,6 +252,26 @@ pub enum Command {
     },
     /// Re-hash every store path a generation references against its install record.
     Verify(JsonFlag),
+    /// Publisher: withdraw a version and republish: resolution no longer picks it unless it is
+    /// asked for exactly (NAME@=VERSION); the object stays, installed copies stay.
+    #[command(
+        after_help = "Example:\n  dist --root /srv/dist yank hello@2.0.0 --reason 'loses data on upgrade, use 2.0.1'"
+    )]
+    Yank(YankArgs),
+    /// Publisher: take a yank back and republish.
+    Unyank(UnyankArgs),
+    /// Publisher: roll a version out to PERCENT of the machines (0 to 100; it only grows unless
+    /// --force) and republish.
+    #[command(after_help = "Example:\n  dist --root /srv/dist phase hello@2.0.0 50")]
+    Phase(PhaseArgs),
+    /// Write the installed set (repository, name, version, BLAKE3, requested or dependency) as
+    /// the file `apply` takes (standard output, or -o FILE).
+    #[command(after_help = "Example:\n  dist export -o web.set && git diff web.set")]
+    Export(ExportArgs),
+    /// Make the installed set exactly the one FILE names, in one generation: installs,
+    /// upgrades, downgrades and removals, every object checked against the signed index.
+    #[command(after_help = "Example:\n  dist apply --dry-run web.set && dist apply web.set")]
+    Apply(ApplyArgs),
     /// Packages whose name or description contains TERM, newest version first.
     #[command(after_help = "Example:\n  dist search hello")]
     Search {
@@ -383,6 +408,84 @@ pub struct AddArgs {
     /// so that what is published can be installed).
     #[arg(long)]
     pub allow_unresolved: bool,
+    /// Roll the new versions out to PERCENT of the machines (0 to 100; `dist phase` grows it).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_phase)]
+    pub phase: Option<Phase>,
+}
+
+fn parse_phase(s: &str) -> Result<Phase, String> {
+    Phase::parse(s)
+}
+
+/// `dist yank`.
+#[derive(clap::Args, Debug)]
+pub struct YankArgs {
+    /// The version to withdraw.
+    #[arg(value_name = "NAME@VERSION")]
+    pub package: String,
+    /// Why, for the machines that have it and the catalog (one line, at most 1024 bytes).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dist unyank`.
+#[derive(clap::Args, Debug)]
+pub struct UnyankArgs {
+    /// The yanked version to publish again.
+    #[arg(value_name = "NAME@VERSION")]
+    pub package: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dist phase`.
+#[derive(clap::Args, Debug)]
+pub struct PhaseArgs {
+    /// The version whose rollout changes.
+    #[arg(value_name = "NAME@VERSION")]
+    pub package: String,
+    /// The share of machines that take it, 0 to 100.
+    #[arg(value_name = "PERCENT", value_parser = parse_phase)]
+    pub percent: Phase,
+    /// Allow a lower percentage than the current one.
+    #[arg(long)]
+    pub force: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dist export`.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Write the set to FILE (replaced atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the set as one JSON object instead of the file's text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
+}
+
+/// `dist apply`.
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    /// A file `dist export` wrote.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON array (`install --json`'s entries, removals with action `remove`).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
 }
 
 #[derive(Subcommand, Debug)]

@@ -225,13 +225,13 @@ fn switch(
     let mut marked = false;
     for d in done.iter() {
         let rec = &d.item.record;
-        let requested = d.item.because == Because::Requested
-            || current.get(rec.name.as_str()).is_some_and(|p| p.requested);
+        // Requested once, requested for good (until uninstalled); `apply` says which exactly.
+        let was = current.get(rec.name.as_str()).is_some_and(|p| p.requested);
+        let requested = d.item.because == Because::Requested || (was && !plan.exact);
         match next.get_mut(rec.name.as_str()) {
-            // Requested once, requested for good (until uninstalled).
             Some(p) if p.blake3 == rec.blake3 => {
-                marked |= requested && !p.requested;
-                p.requested |= requested;
+                marked |= requested != p.requested;
+                p.requested = requested;
             }
             _ => {
                 let entry = Installed::from_record(rec, d.store_path.clone());

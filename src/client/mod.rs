@@ -2,12 +2,14 @@
 //! transports. Commands in `src/commands/` call into here; nothing here prints (progress goes
 //! through `Reporter`).
 
+pub mod apply;
 pub mod conffiles;
 pub mod config;
 pub mod daemon;
 pub(crate) mod fetch;
 pub mod install;
 pub mod interrupt;
+pub mod lockfile;
 pub mod maintain;
 pub mod offline;
 pub mod plan;
@@ -16,6 +18,7 @@ pub mod remove;
 pub mod request;
 pub mod resolve;
 pub mod rollback;
+pub mod rollout;
 pub mod scripts;
 pub mod seeder;
 pub mod sources;

@@ -3,11 +3,14 @@
 mod add;
 mod client;
 mod files;
+mod fleet;
 mod json;
 mod json_keys;
+mod json_status;
 mod key;
 mod pack;
 mod packages;
+mod release;
 mod reporter;
 mod serve;
 mod setup;
@@ -61,6 +64,10 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         // Runs for as long as it seeds: it must not hold the root.
         Daemon(DaemonCommand::Run(_)) => None,
         Repair { .. } => Some((Mode::Exclusive, "repair")),
+        Yank(_) | Unyank(_) | Phase(_) => Some((Mode::Exclusive, "publish")),
+        Apply(a) if a.dry_run => Some((Mode::Shared, "apply --dry-run")),
+        Apply(_) => Some((Mode::Exclusive, "apply")),
+        Export(_) => Some((Mode::Shared, "read")),
         Init(_) => Some((Mode::Exclusive, "init")),
         Completions { .. } | Manpages { .. } => None,
         Config(_) | Files { .. } | Owner { .. } => Some((Mode::Shared, "read")),
@@ -171,6 +178,43 @@ fn catch_interrupts() {
     });
 }
 
+/// Takes the root's lock the command needs (`lock_mode`), waiting at most `timeout` seconds
+/// (default `lock::default_timeout`); under an exclusive lock, removes what killed commands left.
+fn lock_root(g: &Global, c: &Command, timeout: Option<f64>) -> Result<Option<lock::RootLock>> {
+    let Some((mode, what)) = lock_mode(c) else {
+        return Ok(None);
+    };
+    let timeout = timeout
+        .map(std::time::Duration::from_secs_f64)
+        .unwrap_or_else(lock::default_timeout);
+    let quiet = g.quiet;
+    let l = lock::acquire(&g.root, mode, what, timeout, &|m: &str| {
+        if !quiet {
+            eprintln!("{m}")
+        }
+    })?;
+    if mode == Mode::Exclusive {
+        dist::client::maintain::clean_leftovers(&dist::client::Layout::new(&g.root))?;
+    }
+    Ok(Some(l))
+}
+
+/// The commands that unwind through their cleanup on SIGINT and SIGTERM.
+fn interruptible(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Install(_)
+            | Command::Uninstall { .. }
+            | Command::Rollback { .. }
+            | Command::Upgrade(_)
+            | Command::Autoremove(_)
+            | Command::Gc { .. }
+            | Command::Repair { .. }
+            | Command::Apply(_)
+            | Command::Daemon(DaemonCommand::Run(_))
+    )
+}
+
 /// Runs the command; `Ok(code)` is the exit code of a command that finished (0 unless it has a
 /// verdict to report, like `verify`).
 pub fn run(cli: Cli) -> Result<i32> {
@@ -185,36 +229,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         root,
         quiet: cli.quiet,
     };
-    let timeout = cli
-        .lock_timeout
-        .map(std::time::Duration::from_secs_f64)
-        .unwrap_or_else(lock::default_timeout);
-    let _lock = match lock_mode(&cli.command) {
-        Some((mode, what)) => {
-            let quiet = g.quiet;
-            let l = lock::acquire(&g.root, mode, what, timeout, &|m: &str| {
-                if !quiet {
-                    eprintln!("{m}")
-                }
-            })?;
-            if mode == Mode::Exclusive {
-                dist::client::maintain::clean_leftovers(&dist::client::Layout::new(&g.root))?;
-            }
-            Some(l)
-        }
-        None => None,
-    };
-    if matches!(
-        cli.command,
-        Command::Install(_)
-            | Command::Uninstall { .. }
-            | Command::Rollback { .. }
-            | Command::Upgrade(_)
-            | Command::Autoremove(_)
-            | Command::Gc { .. }
-            | Command::Repair { .. }
-            | Command::Daemon(DaemonCommand::Run(_))
-    ) {
+    let _lock = lock_root(&g, &cli.command, cli.lock_timeout)?;
+    if interruptible(&cli.command) {
         catch_interrupts();
     }
     let top = cli.client;
@@ -268,5 +284,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Search { term, json, client } => {
             client::search(&g, &top.with(&client), &term, json)
         }
+        Command::Yank(a) => release::yank(&g, &a),
+        Command::Unyank(a) => release::unyank(&g, &a),
+        Command::Phase(a) => release::phase(&g, &a),
+        Command::Export(a) => fleet::export(&g, &top.with(&a.client), &a),
+        Command::Apply(a) => fleet::apply(&g, &top.with(&a.client), &a),
     }
 }

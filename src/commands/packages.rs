@@ -53,6 +53,8 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         } else {
             BTreeSet::new()
         },
+        // A bundle holds what its maker chose: its versions are taken whatever the rollouts.
+        no_phasing: f.no_phasing || a.from_bundle.is_some(),
         ..Default::default()
     };
     let plan = plan::plan_with(&layout, &settings, &sources, &reqs, options)?;
@@ -130,7 +132,7 @@ pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
             .collect::<Result<_>>()?
     };
     let resolving = std::time::Instant::now();
-    let (plan, kept) = upgrade::plan(&layout, &settings, &sources, &names)?;
+    let (plan, kept) = upgrade::plan(&layout, &settings, &sources, &names, f.no_phasing)?;
     refuse_downgrades(&plan, &BTreeSet::new(), a.allow_downgrade)?;
     let how = Output {
         json: a.json,
@@ -412,7 +414,7 @@ fn print_removed(
 /// would keep one back.
 pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let list = upgrade::outdated(&layout, &config(g, f)?)?;
+    let list = upgrade::outdated(&layout, &config(g, f)?, f.no_phasing)?;
     if json_out {
         let v: Vec<json::Outdated> = list.iter().map(Into::into).collect();
         json::print(&v)?;
@@ -421,10 +423,17 @@ pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
     } else {
         for o in &list {
             let why = match &o.kept_back {
-                Some(why) => format!("  ({why})"),
+                Some(why) => format!("  ({})", super::printable(why)),
                 None => String::new(),
             };
-            println!("{}  {} -> {}{why}", o.name, o.installed, o.newest);
+            let yanked = match &o.yanked {
+                Some(r) => format!(" (yanked: {})", super::printable(r)),
+                None => String::new(),
+            };
+            match o.newest.cmp_precedence(&o.installed).is_gt() {
+                true => println!("{}  {}{yanked} -> {}{why}", o.name, o.installed, o.newest),
+                false => println!("{}  {}{yanked}", o.name, o.installed),
+            }
         }
     }
     Ok(0)

@@ -23,6 +23,7 @@ use crate::client::config::{RepoName, Settings};
 use crate::client::fetch::http::{self, Crew, Got, WhenBusy};
 use crate::client::request::Request;
 use crate::client::resolve::{self, Installed};
+use crate::client::rollout::{Phasing, Policy};
 use crate::client::sources::Sources;
 use crate::client::{Layout, Reporter};
 use crate::format::ids::ObjectId;
@@ -69,10 +70,13 @@ pub fn write(
     report: &dyn Reporter,
 ) -> Result<Bundled> {
     let sources = Sources::open(layout, settings)?;
+    // A bundle carries the newest versions that are not yanked, whatever this machine's place
+    // in their rollouts: it is made for other machines (which install from it ignoring them).
+    let policy = Policy::new(Phasing::Ignored);
     for r in requests {
-        r.resolve(&sources)?;
+        r.resolve(&sources, &policy, None)?;
     }
-    let chosen = resolve::resolve(&sources, requests, &Installed::default())?.packages;
+    let chosen = resolve::resolve(&sources, requests, &Installed::nothing(policy))?.packages;
     let packages: Vec<BundledPackage> = chosen
         .iter()
         .map(|c| BundledPackage {
