@@ -142,6 +142,14 @@ pub struct Mirrored {
     pub fetched_bytes: u64,
 }
 
+/// The HTTP agent of a mirror's requests: a request may stall [`STALL`] at most.
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(STALL)
+        .timeout_read(STALL)
+        .build()
+}
+
 /// Refuses a root that holds a repository of its own, and makes the mirror's directories.
 fn prepare(repo: &Repo) -> Result<()> {
     let (secret, _) = sign::key_paths(&repo.root);
@@ -170,11 +178,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     let state = read_state(&repo.root)?.filter(|s| s.upstream == up.url);
     let key = MirrorState::trusted(state.as_ref(), up)?;
     let etag = state.and_then(|s| s.etag).filter(|_| local.is_some());
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(STALL)
-        .timeout_read(STALL)
-        .build();
-    let mut remote = Remote::new(agent, &up.url);
+    let mut remote = Remote::new(agent(), &up.url);
     let (fetched, rotated) = keys::fetch_manifest(
         &mut remote,
         &key,
