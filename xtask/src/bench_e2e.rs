@@ -110,6 +110,16 @@ pub(crate) fn p50(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The phases (`install --json` `phases_ms`) of the run whose wall time is the median.
+fn median_phases(walls: &[Duration], phases: &[Vec<(String, u64)>]) -> Vec<(String, u64)> {
+    let mut order: Vec<usize> = (0..walls.len()).collect();
+    order.sort_by_key(|&i| walls[i]);
+    order
+        .get(order.len() / 2)
+        .map(|&i| phases[i].clone())
+        .unwrap_or_default()
+}
+
 pub(crate) fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
@@ -239,10 +249,14 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
             bail!("a lone default install did not go over HTTP: {e}");
         }
         default.push(t);
-        let phases: u64 = e["phases_ms"]
+        let phases: Vec<(String, u64)> = e["phases_ms"]
             .as_object()
-            .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
-            .unwrap_or(0);
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
         default_phases.push(phases);
         default_fetch.push(Duration::from_millis(
             e["phases_ms"]["fetch"].as_u64().unwrap_or(0),
@@ -250,9 +264,9 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
     }
     println!("install 1 MiB, warm daemon, p50 of 10: http {} ; torrent {} ; default (auto, alone) {} of which fetch (scrape + GET) {} ; baseline plain GET of the object {}", ms(p50(http.clone())), ms(p50(torrent.clone())), ms(p50(default.clone())), ms(p50(default_fetch)), ms(p50(get)));
     println!(
-        "  default runs: {:?} ; their phases (resolve..switch): {:?}",
+        "  default runs: {:?} ; phases of the median run (ms): {:?}",
         default.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
-        default_phases
+        median_phases(&default, &default_phases)
     );
     println!(
         "  http runs:    {:?}",
