@@ -54,7 +54,7 @@ impl Sources {
             // Only a copy the trusted key verified is read (store-format.md §5.7); with no key
             // configured at all (read-only use with flags left out), the copy stands as synced.
             if repo.public_key().is_ok() {
-                super::trust::Trust::load(&idx, repo)?.check_copy(idx.state()?.as_ref())?;
+                idx.check_copy(&idx.trust(repo)?)?;
             }
             let snap = idx.snapshot()?;
             let trackers = snap

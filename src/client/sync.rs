@@ -119,6 +119,20 @@ impl IndexDir {
     pub fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
     }
+    /// The keys trusted for this repository (store-format.md §5.7).
+    pub fn trust_path(&self) -> PathBuf {
+        self.dir.join("trust.json")
+    }
+
+    /// The trust of `repo`, from this directory's `trust.json`.
+    pub fn trust(&self, repo: &Repository) -> Result<Trust> {
+        Trust::load(&self.trust_path(), repo)
+    }
+
+    /// Refuses this copy unless the key `trust` trusts now verified it.
+    pub fn check_copy(&self, trust: &Trust) -> Result<()> {
+        trust.check_copy(self.state()?.as_ref().and_then(|s| s.key.as_deref()))
+    }
 
     pub fn state(&self) -> Result<Option<IndexState>> {
         let p = self.state_path();
@@ -177,7 +191,7 @@ pub fn sync_all(layout: &Layout, cfg: &Settings) -> Vec<(RepoName, Result<SyncRe
 /// the key this client trusts for the repository, see `client::trust`) and the digests do.
 pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncReport> {
     let servers = repo.servers()?;
-    let trust = Trust::load(idx, repo)?;
+    let trust = idx.trust(repo)?;
     let mut failures = Vec::new();
     for server in servers {
         match sync_from(idx, cfg, server, &trust) {
@@ -202,7 +216,9 @@ fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, trust: &Trust) -> Res
     );
     let prev = idx.state()?;
     // A copy another key verified is fetched and verified again, whole (no `If-None-Match`).
-    let bound = trust.check_copy(prev.as_ref()).is_ok();
+    let bound = trust
+        .check_copy(prev.as_ref().and_then(|p| p.key.as_deref()))
+        .is_ok();
     let local = usable_local(idx, prev.as_ref()).filter(|_| bound);
     let etag = local.as_ref().and_then(|p| p.etag.clone());
     let limit = MAX_MANIFEST.min(cfg.max_index_size);
@@ -252,7 +268,7 @@ fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, trust: &Trust) -> Res
         fetched,
         &followed.key,
     )?;
-    trust.record(idx, &followed)?;
+    trust.record(&idx.trust_path(), &followed)?;
     report.key = followed.key.id().to_string();
     report.key_rotations = followed
         .rotations

@@ -10,13 +10,12 @@
 //! verified it again with the trusted one.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::config::Repository;
-use super::sync::{IndexDir, IndexState};
 use crate::repo::keys::{refuse, Followed, PublicKey};
 use crate::store::fsx;
 
@@ -52,20 +51,14 @@ pub struct Trust {
     file: TrustFile,
 }
 
-impl IndexDir {
-    pub fn trust_path(&self) -> PathBuf {
-        self.dir.join("trust.json")
-    }
-}
-
 impl Trust {
     /// The trust of `repo`: its configured key, moved on by the rotations recorded for that
-    /// key. A revoked key is refused here, whether configured or reached by rotation.
-    pub fn load(idx: &IndexDir, repo: &Repository) -> Result<Trust> {
+    /// key in `path` (the repository's `trust.json`). A revoked key is refused here, whether
+    /// configured or reached by rotation.
+    pub fn load(path: &Path, repo: &Repository) -> Result<Trust> {
         let configured = PublicKey::parse(repo.public_key()?)
             .with_context(|| format!("the public_key of repository `{}`", repo.name))?;
-        let path = idx.trust_path();
-        let file: TrustFile = match std::fs::read(&path) {
+        let file: TrustFile = match std::fs::read(path) {
             Ok(b) => serde_json::from_slice(&b)
                 .with_context(|| format!("{} is corrupt", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => TrustFile::default(),
@@ -110,7 +103,7 @@ impl Trust {
 
     /// Records what a sync learned: the key it verified with (reached from this trust by
     /// `followed`'s rotations) and every revoked key. Nothing is written when nothing changed.
-    pub fn record(&self, idx: &IndexDir, followed: &Followed) -> Result<()> {
+    pub fn record(&self, path: &Path, followed: &Followed) -> Result<()> {
         if followed.key == self.current && followed.revoked == self.revoked {
             return Ok(());
         }
@@ -131,12 +124,12 @@ impl Trust {
             }));
         let mut bytes = serde_json::to_vec_pretty(&file)?;
         bytes.push(b'\n');
-        fsx::write_atomic(&idx.trust_path(), &bytes, 0o644)
+        fsx::write_atomic(path, &bytes, 0o644)
     }
 
-    /// Refuses a local index copy that the trusted key did not verify.
-    pub fn check_copy(&self, state: Option<&IndexState>) -> Result<()> {
-        let verified = state.and_then(|s| s.key.as_deref());
+    /// Refuses a local index copy that the trusted key did not verify; `verified` is the key
+    /// its state records (`None`: none recorded).
+    pub fn check_copy(&self, verified: Option<&str>) -> Result<()> {
         if verified == Some(self.current.base64()) {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use dist::client::maintain::VerifyEntry;
 use dist::client::profile::Installed;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};
 use dist::repo::index::PackageRecord;
-use dist::repo::status::StatusChange;
+use dist::repo::status_edit::StatusChange;
 
 use super::json::{Install, Package, Planned};
 

@@ -3,7 +3,8 @@
 
 use anyhow::{anyhow, Result};
 use dist::format::ids::{parse_version, PackageName};
-use dist::repo::status::{StatusChange, StatusEdit, YankReason};
+use dist::repo::status::YankReason;
+use dist::repo::status_edit::{StatusChange, StatusEdit};
 use dist::repo::Repo;
 
 use super::{json_status, printable, Global};

@@ -11,6 +11,7 @@ pub(crate) mod search;
 pub mod sign;
 pub mod snapshot;
 pub mod status;
+pub mod status_edit;
 pub mod wire;
 
 pub use index::Distribution;

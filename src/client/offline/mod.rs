@@ -23,7 +23,6 @@ use super::config::{Repository, Settings};
 use super::request::{Request, Spec};
 use super::sources::Sources;
 use super::sync::{self, IndexDir};
-use super::trust::Trust;
 use super::Layout;
 use crate::format::ids::ObjectId;
 use crate::object;
@@ -166,7 +165,7 @@ fn import_index(
     files: &bundle::RepoFiles,
 ) -> Result<bool> {
     let idx: IndexDir = layout.index_dir(repo);
-    let trust = Trust::load(&idx, repo)?;
+    let trust = idx.trust(repo)?;
     let body = std::fs::read(&files.manifest)?;
     let sig = std::fs::read_to_string(&files.signature)
         .context("the bundle's index signature is not text")?;
@@ -181,7 +180,7 @@ fn import_index(
     let m = Manifest::parse(&body)?;
     m.check_signed(&signed)?;
     let prev = idx.state()?;
-    let bound = trust.check_copy(prev.as_ref()).is_ok();
+    let bound = idx.check_copy(&trust).is_ok();
     if let Some(p) = prev.as_ref().filter(|_| bound) {
         if p.serial >= m.serial {
             return Ok(false);
