@@ -67,17 +67,23 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Yank(_) | Unyank(_) | Phase(_) => Some((Mode::Exclusive, "publish")),
         Apply(a) if a.dry_run => Some((Mode::Shared, "apply --dry-run")),
         Apply(_) => Some((Mode::Exclusive, "apply")),
-        Export(_) => Some((Mode::Shared, "read")),
         Init(_) => Some((Mode::Exclusive, "init")),
         Completions { .. } | Manpages { .. } => None,
-        Config(_) | Files { .. } | Owner { .. } => Some((Mode::Shared, "read")),
-        Daemon(DaemonCommand::Status(_))
+        // Readers never wait (issue 23): what they read (`current`, generation.json, the index
+        // copy, holds) is replaced by rename or changed inside an SQLite transaction, so each
+        // read sees one consistent state while an install, sync or gc runs.
+        Export(_)
+        | Config(_)
+        | Files { .. }
+        | Owner { .. }
+        | Daemon(DaemonCommand::Status(_))
         | Generations(_)
         | List { .. }
         | Info { .. }
-        | Verify(_)
         | Outdated(_)
-        | Search { .. } => Some((Mode::Shared, "read")),
+        | Search { .. } => None,
+        // Hashes store paths a gc could be deleting.
+        Verify(_) => Some((Mode::Shared, "read")),
     }
 }
 

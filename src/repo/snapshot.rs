@@ -240,6 +240,8 @@ impl Snapshot {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open index {}", path.display()))?;
+        // A sync may be committing deltas to this copy: wait for it rather than fail.
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         let schema = check_schema(&conn, local).with_context(not_index)?;
         let has_search = local && search::present(&conn)?;
         let meta = |k: &str| -> Result<Option<String>> {

@@ -7,8 +7,6 @@
 
 use std::fmt;
 
-
-
 /// The longest reason a yank may give, in bytes.
 pub const MAX_REASON: usize = 1024;
 
