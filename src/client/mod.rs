@@ -8,6 +8,7 @@ pub mod daemon;
 pub(crate) mod fetch;
 pub mod install;
 pub mod interrupt;
+pub mod launcher;
 pub mod maintain;
 pub mod plan;
 pub mod profile;
@@ -21,6 +22,7 @@ pub mod sources;
 pub mod suggest;
 pub mod sync;
 pub mod transition;
+pub mod trees;
 pub mod upgrade;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 
 mod add;
 mod client;
+mod env;
 mod files;
 mod json;
 mod key;
@@ -60,7 +61,7 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Daemon(DaemonCommand::Run(_)) => None,
         Repair { .. } => Some((Mode::Exclusive, "repair")),
         Init(_) => Some((Mode::Exclusive, "init")),
-        Completions { .. } | Manpages { .. } => None,
+        Completions { .. } | Manpages { .. } | Env { .. } => None,
         Config(_) | Files { .. } | Owner { .. } => Some((Mode::Shared, "read")),
         Daemon(DaemonCommand::Status(_))
         | Generations(_)
@@ -228,6 +229,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Manpages { dir } => setup::manpages(&dir),
         Command::Files { name, json } => files::files(&g, &name, json),
         Command::Owner { path, json } => files::owner(&g, &path, json),
+        Command::Env { shell } => env::print(&g, shell),
         Command::Repair {
             names,
             json,
