@@ -202,10 +202,16 @@ fn generations_merge_every_tree_and_refuse_clashes_before_scripts_issue_26() {
     });
 
     step(
-        "a dynamically linked program gets its generation's libraries",
+        "a dynamically linked program gets the current generation's libraries",
         || {
+            // A link to its launcher, made once for its store path.
             let launcher = cur.join("bin/showenv");
-            assert!(fs::symlink_metadata(&launcher).unwrap().is_file());
+            let target = link(&launcher);
+            assert!(
+                target.starts_with("../../../launchers/")
+                    && target.ends_with("-man-b-1.0.0/showenv"),
+                "{target}"
+            );
             let text = fs::read_to_string(&launcher).unwrap();
             assert!(text.starts_with("#!/bin/sh\n"), "{text}");
             let o = run_ok(
@@ -213,11 +219,8 @@ fn generations_merge_every_tree_and_refuse_clashes_before_scripts_issue_26() {
                     .env_clear()
                     .env("LD_LIBRARY_PATH", "/mine"),
             );
-            let gen = root
-                .join("generations")
-                .join(current_number(&root).trim_start_matches("generations/"));
             let out = String::from_utf8_lossy(&o.stdout);
-            let want = format!("LD_LIBRARY_PATH={}:/mine", gen.join("lib").display());
+            let want = format!("LD_LIBRARY_PATH={}:/mine", cur.join("lib").display());
             assert!(out.lines().any(|l| l == want), "{out}");
             // Scripts stay links: their interpreter is not redirected.
             assert_eq!(link(&cur.join("bin/b")), "../man-b/assets/bin/b");
@@ -379,7 +382,18 @@ fn generations_merge_every_tree_and_refuse_clashes_before_scripts_issue_26() {
             assert!(fs::read_to_string(cur.join("bin/showenv"))
                 .unwrap()
                 .starts_with("#!/bin/sh"));
+            // Launchers are made once per store path (an empty directory: nothing to launch)
+            // and collected with it.
+            let of_man_b = || {
+                fs::read_dir(root.join("launchers"))
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .find(|p| p.to_string_lossy().ends_with("-man-b-1.0.0"))
+            };
+            assert!(of_man_b().unwrap().join("showenv").is_file());
+            c.ok(&["uninstall", "man-b"]);
             c.ok(&["gc", "--keep", "1"]);
+            assert_eq!(of_man_b(), None, "collected with man-b's store path");
             c.ok(&["verify"]);
         },
     );

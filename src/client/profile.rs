@@ -216,15 +216,18 @@ impl Layout {
             packages,
         };
         std::fs::create_dir(staging.path().join("bin"))?;
-        let launchers = merged.write(staging.path(), &dest, &g.packages)?;
+        let mut launchers = BTreeMap::new();
+        if merged.has_lib() {
+            for owner in merged.program_owners() {
+                if let Some(p) = g.packages.get(owner) {
+                    launchers.insert(owner, self.launchers(p)?);
+                }
+            }
+        }
+        merged.write(staging.path(), &g.packages, &launchers)?;
         for p in g.packages.values() {
             std::os::unix::fs::symlink(&p.store_path, staging.path().join(&p.name))
                 .with_context(|| format!("cannot link {} into the generation", p.name))?;
-        }
-        if launchers > 0 {
-            // Launchers are files: their bytes must be on disk before the generation's name is
-            // (one syncfs rather than an fsync per launcher).
-            fsx::sync_filesystem(staging.path())?;
         }
         fsx::write_atomic(
             &staging.path().join("generation.json"),

@@ -12,14 +12,13 @@
 //! always merged entry by entry.
 //!
 //! Nothing here writes; [`Merged::write`] is called by `Layout::create_generation` on a staging
-//! directory.
+//! directory, with the launchers of the programs (`launcher.rs`) when the trees have a `lib/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::launcher;
 use super::profile::Installed;
 use crate::format::ids::PackageName;
 
@@ -239,88 +238,68 @@ fn merge_dir(rel: &str, having: &[&Provider], out: &mut Merged) -> Result<(), Me
 }
 
 impl Merged {
-    /// The library directories of a generation at `generation` (absolute): each
-    /// `lib/<triplet>/` (Debian's multiarch directories, `x86_64-linux-gnu`), then `lib/`.
-    /// Empty when no package has a `lib/`.
-    pub fn library_dirs(&self, generation: &Path) -> Vec<PathBuf> {
-        if !self.dirs.iter().any(|d| d == "lib") {
-            return Vec::new();
-        }
-        let linked = self.entries.iter().filter_map(|e| match e.source {
-            Source::Store { dir: true } => Some(e.path.as_str()),
-            _ => None,
-        });
-        let mut dirs: Vec<PathBuf> = self
-            .dirs
-            .iter()
-            .map(String::as_str)
-            .chain(linked)
-            .filter_map(|d| d.strip_prefix("lib/"))
-            .filter(|t| !t.contains('/') && is_triplet(t))
-            .map(|t| generation.join("lib").join(t))
-            .collect();
-        dirs.sort();
-        dirs.push(generation.join("lib"));
-        dirs
+    /// Whether the generation has a `lib/`: then its dynamically linked programs get launchers.
+    pub fn has_lib(&self) -> bool {
+        self.dirs.iter().any(|d| d == "lib")
     }
 
-    /// Writes the trees into `staging`, the directory that becomes `generation` (absolute)
-    /// by rename: directories, then per entry a relative link through the generation's
-    /// `<owner>` link (`bin/jq` → `../jq/assets/bin/jq`), a link to the user's configuration
-    /// file, or for a dynamically linked program of `bin/` when the generation has libraries,
-    /// a launcher. Returns how many launchers it wrote (their contents still need a sync).
+    /// The owners of the `bin/` entries that are programs (files of their own package), which
+    /// may have launchers.
+    pub fn program_owners(&self) -> BTreeSet<&PackageName> {
+        self.entries
+            .iter()
+            .filter(|e| e.source == (Source::Store { dir: false }) && is_program(&e.path))
+            .map(|e| &e.owner)
+            .collect()
+    }
+
+    /// Writes the trees into `staging`, the directory that becomes a generation by rename:
+    /// directories, then per entry a relative link through the generation's `<owner>` link
+    /// (`bin/jq` → `../jq/assets/bin/jq`), to the user's copy of a configuration file, or for a
+    /// program that has one in `launchers` (`<owner>` → program names), to its launcher
+    /// (`bin/jq` → `../../../launchers/<store path name>/jq`).
     pub fn write(
         &self,
         staging: &Path,
-        generation: &Path,
         packages: &BTreeMap<PackageName, Installed>,
-    ) -> Result<usize> {
+        launchers: &BTreeMap<&PackageName, BTreeSet<String>>,
+    ) -> Result<()> {
         for d in &self.dirs {
             let at = staging.join(d);
             std::fs::create_dir_all(&at)
                 .with_context(|| format!("cannot create {}", at.display()))?;
         }
-        let libs = self.library_dirs(generation);
-        let mut launchers = 0;
         for e in &self.entries {
-            let at = staging.join(&e.path);
             let up = "../".repeat(e.path.matches('/').count());
-            let owner = packages
-                .get(&e.owner)
-                .with_context(|| format!("{} is not in the generation", e.owner))?;
-            let target = owner.store_path.join("assets").join(&e.path);
-            let wrap = !libs.is_empty()
-                && e.source == (Source::Store { dir: false })
-                && e.path
-                    .strip_prefix("bin/")
-                    .is_some_and(|n| !n.contains('/'))
-                && launcher::is_dynamic_elf(&target);
-            if wrap {
-                launcher::write(&at, &target, &libs, &e.owner)?;
-                launchers += 1;
-                continue;
-            }
-            let link = match e.source {
-                Source::Store { .. } => format!("{up}{}/assets/{}", e.owner, e.path),
-                // The generation is ROOT/generations/N: ROOT is two more levels up.
-                Source::Config => format!("{up}../../etc/{}/{}", e.owner, e.path),
+            let launched = match e.path.strip_prefix("bin/") {
+                Some(exe) if e.source == (Source::Store { dir: false }) => launchers
+                    .get(&e.owner)
+                    .filter(|names| names.contains(exe))
+                    .map(|_| exe),
+                _ => None,
             };
-            std::os::unix::fs::symlink(&link, &at)
+            let link = match (launched, e.source) {
+                (Some(exe), _) => {
+                    let owner = packages
+                        .get(&e.owner)
+                        .with_context(|| format!("{} is not in the generation", e.owner))?;
+                    let name = owner.store_path.file_name().unwrap_or(e.owner.as_ref());
+                    // The generation is ROOT/generations/N: ROOT is two more levels up.
+                    format!("{up}../../launchers/{}/{exe}", name.to_string_lossy())
+                }
+                (None, Source::Store { .. }) => format!("{up}{}/assets/{}", e.owner, e.path),
+                (None, Source::Config) => format!("{up}../../etc/{}/{}", e.owner, e.path),
+            };
+            std::os::unix::fs::symlink(&link, staging.join(&e.path))
                 .with_context(|| format!("cannot link {} into the generation", e.path))?;
         }
-        Ok(launchers)
+        Ok(())
     }
 }
 
-/// A multiarch triplet as Debian names its library directories (`x86_64-linux-gnu`,
-/// `arm-linux-gnueabihf`, `aarch64-linux-musl`).
-fn is_triplet(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('-').collect();
-    parts.len() >= 3
-        && parts.contains(&"linux")
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+/// An entry directly in `bin/`.
+fn is_program(path: &str) -> bool {
+    path.strip_prefix("bin/").is_some_and(|n| !n.contains('/'))
 }
 
 #[cfg(test)]
@@ -333,25 +312,5 @@ mod tests {
         assert!(in_tree("share/zsh/site-functions/_jq"));
         assert!(!in_tree("share/jq/x") && !in_tree("libexec/x") && !in_tree("binary"));
         assert!(!in_tree("share/zsh/other") && !in_tree("share"));
-    }
-
-    #[test]
-    fn triplets() {
-        for t in [
-            "x86_64-linux-gnu",
-            "arm-linux-gnueabihf",
-            "aarch64-linux-musl",
-        ] {
-            assert!(is_triplet(t), "{t}");
-        }
-        for t in [
-            "pkgconfig",
-            "python3",
-            "x86_64-gnu",
-            "a--linux",
-            "x/y-linux-gnu",
-        ] {
-            assert!(!is_triplet(t), "{t}");
-        }
     }
 }

@@ -81,7 +81,7 @@ pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
 
 /// `dist owner PATH`: the installed package whose store path holds PATH (a profile link is
 /// followed to its target first), or that provides PATH in a generation's merged trees (a
-/// launcher, a shared directory's entry), or whose configuration directory holds it.
+/// shared directory's entry), or whose launcher or configuration directory holds it.
 pub fn owner(g: &Global, path: &Path, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let abs =
@@ -124,13 +124,24 @@ fn in_profile(
     abs: &Path,
     real: &Path,
 ) -> Result<Option<Installed>> {
-    let config = canon(&layout.root.join("etc"));
-    if let Ok(rest) = real.strip_prefix(&config) {
-        let name = rest
-            .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy());
-        return Ok(name.and_then(|n| current.packages.get(n.as_ref()).cloned()));
+    let first = |dir: &Path| {
+        let rest = real.strip_prefix(canon(dir)).ok()?;
+        Some(rest.components().next()?.as_os_str().to_owned())
+    };
+    if let Some(name) = first(&layout.root.join("etc")) {
+        return Ok(current
+            .packages
+            .get(name.to_string_lossy().as_ref())
+            .cloned());
+    }
+    // A launcher: `ROOT/launchers/<store path name>/<program>`.
+    if let Some(name) = first(&layout.launchers_dir()) {
+        let store_path = layout.store_dir().join(name);
+        let p = current
+            .packages
+            .values()
+            .find(|p| p.store_path == store_path);
+        return Ok(p.cloned());
     }
     let (generation, rel) = if let Ok(rest) = real.strip_prefix(canon(&layout.generations_dir())) {
         let mut parts = rest.components();

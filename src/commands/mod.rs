@@ -173,10 +173,7 @@ fn catch_interrupts() {
 /// Runs the command; `Ok(code)` is the exit code of a command that finished (0 unless it has a
 /// verdict to report, like `verify`).
 pub fn run(cli: Cli) -> Result<i32> {
-    let root = match cli.root {
-        Some(r) => r,
-        None => default_root()?,
-    };
+    let root = cli.root.map_or_else(default_root, Ok)?;
     // Store paths, symlinks and transmission's download dirs are absolute.
     let root =
         std::path::absolute(&root).with_context(|| format!("invalid root {}", root.display()))?;
