@@ -153,6 +153,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shell lines that put the profile on PATH, MANPATH and XDG_DATA_DIRS (the programs,
+    /// manual pages, completions and desktop files of ROOT/current).
+    #[command(
+        after_help = "Examples:\n  eval \"$(dist env)\"              # in ~/.bashrc, ~/.zshrc or ~/.profile\n  dist env --shell fish | source   # in ~/.config/fish/config.fish"
+    )]
+    Env {
+        /// The syntax: bash (the default, also for zsh and any POSIX sh), zsh or fish.
+        #[arg(long, value_enum, default_value_t = EnvShell::Bash)]
+        shell: EnvShell,
+    },
     /// Re-unpack installed packages whose store paths `verify` finds changed (from the verified
     /// object, fetched again when it is not cached).
     #[command(after_help = "Example:\n  dist verify || dist repair")]
@@ -608,4 +618,12 @@ pub struct UninstallArgs {
     pub json: bool,
     #[command(flatten)]
     pub client: ClientFlags,
+}
+
+/// The shells `dist env` writes for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvShell {
+    Bash,
+    Zsh,
+    Fish,
 }

@@ -67,11 +67,13 @@ pub fn plan(
         .into_iter()
         .filter(|(n, _)| records.contains_key(n))
         .collect();
-    plan::check_known_conflicts(layout, staying, &items)?;
+    // Without `replace`, a clash is an error, never a package to remove.
+    plan::check_known_conflicts(layout, &staying, &items, false)?;
     Ok(Plan {
         items,
         removes,
         exact: true,
+        replace: false,
     })
 }
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::config::{Engine, Fetcher, Settings, Why};
 pub use super::fetch::all::HTTP_PARALLEL;
@@ -19,6 +19,7 @@ use super::plan::{Action, Plan, PlanItem};
 use super::profile::Installed;
 use super::resolve::Because;
 use super::transition::{Cause, Change, Target, Transition};
+use super::trees::{self, Clash, MergeError};
 use super::{daemon, interrupt, seeder, Layout, Phase, Reporter};
 use crate::format::ids::PackageName;
 use crate::object::{self, VerifiedObject};
@@ -93,6 +94,16 @@ pub struct Outcome {
     pub generation: Option<u64>,
     /// Configuration files the user had changed: kept, the new version's beside them.
     pub config_kept: Vec<PathBuf>,
+    /// Installed packages `--replace` removed because a package of the plan provides one of
+    /// their profile paths.
+    pub replaced: Vec<Replaced>,
+}
+
+/// An installed package that left for a package of the plan (`--replace`), and the clash.
+#[derive(Debug, Clone)]
+pub struct Replaced {
+    pub package: Installed,
+    pub clash: Clash,
 }
 
 /// Takes back what a failed install made: the torrents it added (with their data) and the
@@ -181,11 +192,15 @@ pub fn install(
     let switched = switch(layout, settings, &plan, &mut done, report)?;
     let swarm = guard.commit();
     share(layout, settings, &swarm, &mut done, report);
-    let (generation, config_kept) = switched.unzip();
+    let (generation, config_kept, replaced) = match switched {
+        Some(s) => (Some(s.generation), s.config_kept, s.replaced),
+        None => (None, Vec::new(), Vec::new()),
+    };
     Ok(Outcome {
         installed: done,
         generation,
-        config_kept: config_kept.unwrap_or_default(),
+        config_kept,
+        replaced,
     })
 }
 
@@ -208,6 +223,14 @@ fn unpack(
     Ok(())
 }
 
+/// What [`switch`] did: the generation now current, the configuration files kept, and what
+/// `--replace` took out for a clash of trees.
+struct Switch {
+    generation: u64,
+    config_kept: Vec<PathBuf>,
+    replaced: Vec<Replaced>,
+}
+
 /// The next set from the current one and the plan, then one transition to it. `None` when
 /// nothing changes.
 fn switch(
@@ -216,7 +239,7 @@ fn switch(
     plan: &Plan,
     done: &mut [Installation],
     report: &dyn Reporter,
-) -> Result<Option<(u64, Vec<PathBuf>)>> {
+) -> Result<Option<Switch>> {
     let current = layout.current()?.map(|g| g.packages).unwrap_or_default();
     let mut next = current.clone();
     for r in &plan.removes {
@@ -245,9 +268,11 @@ fn switch(
         .filter(|i| i.reinstall)
         .map(|i| i.record.name.clone())
         .collect();
-    // A file conflict is found before any script runs.
-    super::profile::executables(next.values())?;
-    let transition = Transition::new(&current, next, &reinstall, Target::New, Cause::Change);
+    // The switch's time includes merging the trees; a clash is settled before any script runs.
+    let t = Instant::now();
+    let (merged, replaced) = settle_trees(layout, plan, &current, &mut next)?;
+    let transition =
+        Transition::new(&current, next, &reinstall, Target::New, Cause::Change).with_trees(merged);
     if transition.is_empty() && !marked {
         return Ok(None);
     }
@@ -257,7 +282,6 @@ fn switch(
             d.change = Some(step.change);
         }
     }
-    let t = Instant::now();
     let switched = transition.apply(layout, settings.script_timeout, report)?;
     let scripts_total: Duration = switched.scripts.values().sum();
     let took = t.elapsed().saturating_sub(scripts_total);
@@ -267,7 +291,51 @@ fn switch(
         }
         d.stages.insert(Stage::Switch, took);
     }
-    Ok(Some((switched.generation, switched.config_kept)))
+    Ok(Some(Switch {
+        generation: switched.generation,
+        config_kept: switched.config_kept,
+        replaced,
+    }))
+}
+
+/// Merges the next set's trees; a clash between a package of the plan and an installed one
+/// that stays is settled by taking the installed one out (`--replace`), else refused naming
+/// both. Returns the merged trees of what remains and what was taken out.
+fn settle_trees(
+    layout: &Layout,
+    plan: &Plan,
+    current: &BTreeMap<PackageName, Installed>,
+    next: &mut BTreeMap<PackageName, Installed>,
+) -> Result<(trees::Merged, Vec<Replaced>)> {
+    let mut replaced = Vec::new();
+    loop {
+        let clash = match trees::merge(next.values()) {
+            Ok(merged) => return Ok((merged, replaced)),
+            Err(MergeError::Io(e)) => return Err(e),
+            Err(MergeError::Clash(c)) => c,
+        };
+        let staying = |n: &PackageName| {
+            !plan.items.iter().any(|i| i.record.name == *n)
+                && current
+                    .get(n.as_str())
+                    .is_some_and(|p| next.get(n.as_str()).is_some_and(|q| q.blake3 == p.blake3))
+        };
+        let victim = [&clash.first, &clash.second]
+            .into_iter()
+            .find(|n| staying(n))
+            .cloned();
+        match victim {
+            Some(v) if plan.replace => {
+                super::plan::may_replace(layout, next.values(), &v, &clash.to_string())?;
+                let package = next.remove(&v).expect("a staying package is in the next set");
+                replaced.push(Replaced { package, clash });
+            }
+            Some(v) => bail!(
+                "{clash}: they cannot be installed together; pass --replace to remove {v} in the same step"
+            ),
+            None => bail!("{clash}: they cannot be installed together"),
+        }
+    }
 }
 
 /// Every object the plan unpacks, verified once: a fetched one as downloaded (then linked into

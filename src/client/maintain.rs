@@ -21,6 +21,7 @@ pub fn clean_leftovers(layout: &Layout) -> Result<Vec<PathBuf>> {
         layout.root.clone(),
         layout.store_dir(),
         layout.generations_dir(),
+        layout.launchers_dir(),
         layout.root.join("index"),
         layout.root.join("downloads"),
         // A repository root: its snapshots.
@@ -121,6 +122,7 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
         .collect();
 
     collect_store_paths(layout, &live_paths, &mut report)?;
+    collect_launchers(layout, &live_paths)?;
     collect_downloads(layout, &live_hashes, &mut report)?;
     for (id, path) in layout.objects().list() {
         if live_objects.contains(&id) {
@@ -168,6 +170,25 @@ fn collect_store_paths(
         fsx::remove_tree(&path)?;
         let _ = std::fs::remove_file(record_path(&path));
         report.store_paths_removed.push(name);
+    }
+    Ok(())
+}
+
+/// Removes the launchers (`ROOT/launchers/<store path name>/`) of every store path no remaining
+/// generation references.
+fn collect_launchers(layout: &Layout, live_paths: &BTreeSet<PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(layout.launchers_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name();
+        if fsx::is_leftover(&name.to_string_lossy()) {
+            continue;
+        }
+        if !live_paths.contains(&layout.store_dir().join(&name)) {
+            fsx::remove_tree(&e.path())?;
+        }
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod daemon;
 pub(crate) mod fetch;
 pub mod install;
 pub mod interrupt;
+pub mod launcher;
 pub mod lockfile;
 pub mod maintain;
 pub mod offline;
@@ -25,6 +26,7 @@ pub mod sources;
 pub mod suggest;
 pub mod sync;
 pub mod transition;
+pub mod trees;
 pub mod trust;
 pub mod upgrade;
 

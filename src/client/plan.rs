@@ -77,6 +77,9 @@ pub struct Plan {
     /// The next set is exactly this plan (`apply`): each item is requested as planned, instead
     /// of requested once, requested for good.
     pub exact: bool,
+    /// `--replace`: an installed package that provides a profile path a package of the plan
+    /// provides too leaves (found once unpacked, for the trees the index does not list).
+    pub replace: bool,
 }
 
 /// Resolves the requests against the index, with their dependencies ([`resolve`]), and decides
@@ -168,15 +171,19 @@ pub fn plan_with(
             reinstall: again,
         });
     }
+    let mut removes = removes;
     let mut staying = packages;
     for r in &removes {
         staying.remove(&r.name);
     }
-    check_known_conflicts(layout, staying, &items)?;
+    while let Some(other) = check_known_conflicts(layout, &staying, &items, options.replace)? {
+        removes.extend(staying.remove(&other));
+    }
     Ok(Plan {
         items,
         removes,
         exact: false,
+        replace: options.replace,
     })
 }
 
@@ -203,6 +210,31 @@ pub(crate) fn action_for(
         let (fetcher, reason) = settings.fetcher_for(record.size);
         (Action::Fetch(fetcher), Some(reason))
     }
+
+/// Refuses to take `victim` out of `next` for `why` (`--replace`) when it is held or another
+/// package of `next` depends on it.
+pub(crate) fn may_replace<'a>(
+    layout: &Layout,
+    next: impl IntoIterator<Item = &'a Installed>,
+    victim: &PackageName,
+    why: &str,
+) -> Result<()> {
+    if layout.holds()?.contains(victim) {
+        bail!("{why}, and {victim} is held: `dist unhold {victim}` first");
+    }
+    let needing: Vec<&str> = next
+        .into_iter()
+        .filter(|p| p.depends.as_ref().is_some_and(|d| d.contains(victim)))
+        .map(|p| p.name.as_str())
+        .collect();
+    if !needing.is_empty() {
+        bail!(
+            "{why}; --replace cannot remove {victim}: {} depend{} on it",
+            needing.join(", "),
+            if needing.len() == 1 { "s" } else { "" }
+        );
+    }
+    Ok(())
 }
 
 /// Resolves, then refuses a declared conflict between packages of the result, or, with
@@ -279,13 +311,18 @@ fn declared_conflict(
 /// The file conflicts (two packages providing the same `bin/` command) that can be seen before
 /// fetching anything: among what stays installed and what enters, from its unpacked store path
 /// or from the `executables` its index row names. What the index does not say (a package added
-/// before index format 4) is checked again once unpacked, before any script runs.
+/// before index format 4, and every other tree) is checked again once unpacked, before any
+/// script runs. With `replace`, a clash with an installed package that stays returns its name
+/// (to be removed) instead of an error.
 pub(crate) fn check_known_conflicts(
     layout: &Layout,
-    mut next: BTreeMap<PackageName, Installed>,
+    staying: &BTreeMap<PackageName, Installed>,
     items: &[PlanItem],
-) -> Result<()> {
+    replace: bool,
+) -> Result<Option<PackageName>> {
+    let mut next = staying.clone();
     let mut listed: Vec<(&PackageName, &[String])> = Vec::new();
+    let mut arriving = Vec::new();
     for i in items {
         let r = &i.record;
         let store_path = layout.store_path(&r.blake3, &r.name, &r.version);
@@ -296,6 +333,7 @@ pub(crate) fn check_known_conflicts(
             // Its files are not on disk yet; what it replaces leaves either way.
             Action::Unpack | Action::Fetch(_) => {
                 next.remove(r.name.as_str());
+                arriving.push(Installed::from_record(r, store_path));
                 if let Some(exes) = &r.executables {
                     listed.push((&r.name, exes));
                 }
@@ -305,12 +343,24 @@ pub(crate) fn check_known_conflicts(
     let mut exes = super::profile::executables(next.values())?;
     for (name, list) in listed {
         for exe in list {
-            if let Some(other) = exes.insert(exe.clone(), name.clone()) {
-                if other != *name {
-                    bail!("both {other} and {name} provide bin/{exe}: they cannot be installed together");
-                }
+            let Some(other) = exes.insert(exe.clone(), name.clone()) else {
+                continue;
+            };
+            if other == *name {
+                continue;
             }
+            let why = format!("both {other} and {name} provide bin/{exe}");
+            let installed =
+                staying.contains_key(&other) && !items.iter().any(|i| i.record.name == other);
+            if installed && replace {
+                may_replace(layout, next.values().chain(&arriving), &other, &why)?;
+                return Ok(Some(other));
+            }
+            if installed {
+                bail!("{why}: they cannot be installed together; pass --replace to remove {other} in the same step");
+            }
+            bail!("{why}: they cannot be installed together");
         }
     }
-    Ok(())
+    Ok(None)
 }

@@ -3,7 +3,8 @@
 //!
 //! Layout (store-format.md §6): `store/<blake3[..32]>-<name>-<version>/` holds an unpacked
 //! package; `generations/<N>/` holds `generation.json`, one symlink `<name>` → its store path per
-//! installed package and `bin/` with links to the packages' `assets/bin` executables;
+//! installed package, `bin/` with links to (or launchers of) the packages' `assets/bin`
+//! executables and the other merged trees (`lib/`, `etc/`, `share/…`, `trees.rs`);
 //! `current` → `generations/<N>`.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::Layout;
+use super::{trees, Layout};
 use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
 use crate::object::{self, VerifiedObject};
 use crate::store::fsx;
@@ -194,13 +195,15 @@ impl Layout {
         Ok(self.generations()?.into_iter().find(|g| g.number == n))
     }
 
-    /// Builds generation `max + 1` holding `packages`, complete on disk before it gets its
-    /// name (staged, then renamed). Does not switch `current`.
+    /// Builds generation `max + 1` holding `packages`, whose trees `merged` says (what
+    /// [`trees::merge`] made of the same packages), complete on disk before it gets its name
+    /// (staged, then renamed). Does not switch `current`.
     pub fn create_generation(
         &self,
         packages: BTreeMap<PackageName, Installed>,
+        merged: &trees::Merged,
     ) -> Result<Generation> {
-        let next = self.generations()?.last().map(|g| g.number).unwrap_or(0) + 1;
+        let next = self.last_generation_number()?.unwrap_or(0) + 1;
         let dest = self.generation_dir(next);
         if dest.exists() {
             // A leftover without generation.json (interrupted before its rename completed).
@@ -212,11 +215,16 @@ impl Layout {
             created: crate::repo::now_unix(),
             packages,
         };
-        let bin = staging.path().join("bin");
-        std::fs::create_dir(&bin)?;
-        for (exe, owner) in executables(g.packages.values())? {
-            std::os::unix::fs::symlink(format!("../{owner}/assets/bin/{exe}"), bin.join(&exe))?;
+        std::fs::create_dir(staging.path().join("bin"))?;
+        let mut launchers = BTreeMap::new();
+        if merged.has_lib() {
+            for owner in merged.program_owners() {
+                if let Some(p) = g.packages.get(owner) {
+                    launchers.insert(owner, self.launchers(p)?);
+                }
+            }
         }
+        merged.write(staging.path(), &g.packages, &launchers)?;
         for p in g.packages.values() {
             std::os::unix::fs::symlink(&p.store_path, staging.path().join(&p.name))
                 .with_context(|| format!("cannot link {} into the generation", p.name))?;
@@ -228,6 +236,28 @@ impl Layout {
         )?;
         staging.persist(&dest)?;
         Ok(g)
+    }
+
+    /// The highest number of a complete generation (one with `generation.json`), from the
+    /// directory names alone: a switch need not parse every generation to number the next.
+    fn last_generation_number(&self) -> Result<Option<u64>> {
+        let dir = self.generations_dir();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        };
+        let mut last = None;
+        for e in rd {
+            let e = e?;
+            let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
+            if last < Some(n) && e.path().join("generation.json").exists() {
+                last = Some(n);
+            }
+        }
+        Ok(last)
     }
 
     /// Points `current` at generation `n` with one atomic rename.

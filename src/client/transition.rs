@@ -27,7 +27,7 @@ use anyhow::Result;
 use super::conffiles::{self, Written};
 use super::profile::Installed;
 use super::scripts::{self, Action, Run, Script};
-use super::{Layout, Phase, Reporter};
+use super::{trees, Layout, Phase, Reporter};
 use crate::format::ids::PackageName;
 
 /// What happens to one package.
@@ -115,6 +115,9 @@ pub struct Transition {
     steps: Vec<Step>,
     target: Target,
     cause: Cause,
+    /// The next set's merged trees, when the caller computed them already (install does, to
+    /// settle clashes); otherwise they are computed before any script runs.
+    trees: Option<trees::Merged>,
 }
 
 /// What a transition did.
@@ -170,7 +173,14 @@ impl Transition {
             steps,
             target,
             cause,
+            trees: None,
         }
+    }
+
+    /// The next set's trees, as [`trees::merge`] made them of the same `next`.
+    pub fn with_trees(mut self, merged: trees::Merged) -> Transition {
+        self.trees = Some(merged);
+        self
     }
 
     /// Nothing changes.
@@ -209,6 +219,16 @@ impl Transition {
         report: &dyn Reporter,
         journal: &mut Journal,
     ) -> Result<Switched> {
+        // A clash between two packages' trees is refused before any script runs.
+        let computed;
+        let merged = match (&self.target, &self.trees) {
+            (Target::Existing(_), _) => None,
+            (Target::New, Some(m)) => Some(m),
+            (Target::New, None) => {
+                computed = trees::merge(self.next.values())?;
+                Some(&computed)
+            }
+        };
         for &i in &self.leaving {
             let step = &self.steps[i];
             let old = step.old.as_ref().expect("a leaving side");
@@ -234,9 +254,12 @@ impl Transition {
             scripts::run(layout, &self.run(step, Script::Install), timeout, report)?;
             switched.scripts.insert(new.name.clone(), t.elapsed());
         }
-        switched.generation = match self.target {
-            Target::New => layout.create_generation(self.next.clone())?.number,
-            Target::Existing(n) => n,
+        switched.generation = match (&self.target, merged) {
+            (Target::Existing(n), _) => *n,
+            (Target::New, merged) => {
+                let merged = merged.expect("merged for a new generation");
+                layout.create_generation(self.next.clone(), merged)?.number
+            }
         };
         layout.switch_to(switched.generation)?;
         Ok(switched)

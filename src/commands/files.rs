@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use dist::client::install;
 use dist::client::plan::{self, Options};
-use dist::client::profile::{record_path, Installed};
+use dist::client::profile::{record_path, Generation, Installed};
 use dist::client::sources::Sources;
-use dist::client::{maintain, suggest, Layout};
+use dist::client::{maintain, suggest, trees, Layout};
 use dist::format::ids::PackageName;
 use dist::store::tree::{TreeEntry, TreeKind};
 
@@ -39,10 +39,12 @@ fn recorded(p: &Installed) -> Result<Vec<TreeEntry>> {
     serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))
 }
 
-/// `dist files NAME`: every path the package's store path holds, absolute.
+/// `dist files NAME`: every path the package's store path holds, absolute, then where the
+/// paths of its merged trees appear in the profile (`ROOT/current/...`).
 pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let p = installed(&layout, name)?;
+    let current = layout.current_link();
     let entries: Vec<json::FileEntry> = recorded(&p)?
         .iter()
         .map(|e| json::FileEntry {
@@ -53,6 +55,11 @@ pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
                 TreeKind::Symlink { .. } => "symlink",
                 TreeKind::Other { .. } => "other",
             },
+            profile: e
+                .path
+                .strip_prefix("assets/")
+                .filter(|rel| trees::in_tree(rel))
+                .map(|rel| current.join(rel).display().to_string()),
         })
         .collect();
     if json_out {
@@ -65,36 +72,114 @@ pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
         for e in &entries {
             println!("{}", printable(&e.path));
         }
+        for e in entries.iter().filter_map(|e| e.profile.as_ref()) {
+            println!("{}", printable(e));
+        }
     }
     Ok(0)
 }
 
 /// `dist owner PATH`: the installed package whose store path holds PATH (a profile link is
-/// followed to its target first).
+/// followed to its target first), or that provides PATH in a generation's merged trees (a
+/// shared directory's entry), or whose launcher or configuration directory holds it.
 pub fn owner(g: &Global, path: &Path, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let abs =
         std::path::absolute(path).with_context(|| format!("invalid path {}", path.display()))?;
-    let real = std::fs::canonicalize(&abs).unwrap_or_else(|_| abs.clone());
+    let real = canon(&abs);
     let current = layout.current()?.context("nothing is installed")?;
-    let canon = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-    let Some(p) = current
+    let in_store = current
         .packages
         .values()
         .find(|p| real.starts_with(canon(&p.store_path)) || abs.starts_with(&p.store_path))
-    else {
+        .cloned();
+    let found = match in_store {
+        Some(p) => Some(p),
+        None => in_profile(&layout, current, &abs, &real)?,
+    };
+    let Some(p) = found else {
         bail!("no installed package owns {}", abs.display());
     };
     if json_out {
         json::print(&json::Owner {
             path: real.display().to_string(),
-            package: p.into(),
+            package: (&p).into(),
             store_path: &p.store_path,
         })?;
     } else {
         println!("{}: {}", p.id(), real.display());
     }
     Ok(0)
+}
+
+fn canon(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The package that provides `abs` (resolved: `real`) in a generation's merged trees, or whose
+/// `ROOT/etc/<name>/` holds it. A directory that several packages provide is no one's.
+fn in_profile(
+    layout: &Layout,
+    current: Generation,
+    abs: &Path,
+    real: &Path,
+) -> Result<Option<Installed>> {
+    let first = |dir: &Path| {
+        let rest = real.strip_prefix(canon(dir)).ok()?;
+        Some(rest.components().next()?.as_os_str().to_owned())
+    };
+    if let Some(name) = first(&layout.root.join("etc")) {
+        return Ok(current
+            .packages
+            .get(name.to_string_lossy().as_ref())
+            .cloned());
+    }
+    // A launcher: `ROOT/launchers/<store path name>/<program>`.
+    if let Some(name) = first(&layout.launchers_dir()) {
+        let store_path = layout.store_dir().join(name);
+        let p = current
+            .packages
+            .values()
+            .find(|p| p.store_path == store_path);
+        return Ok(p.cloned());
+    }
+    let (generation, rel) = if let Ok(rest) = real.strip_prefix(canon(&layout.generations_dir())) {
+        let mut parts = rest.components();
+        let n = parts
+            .next()
+            .and_then(|c| c.as_os_str().to_str()?.parse::<u64>().ok());
+        let Some(g) = n.and_then(|n| {
+            layout
+                .generations()
+                .ok()?
+                .into_iter()
+                .find(|g| g.number == n)
+        }) else {
+            return Ok(None);
+        };
+        (g, parts.as_path().to_path_buf())
+    } else if let Ok(rest) = abs.strip_prefix(layout.current_link()) {
+        (current, rest.to_path_buf())
+    } else {
+        return Ok(None);
+    };
+    if !rel.to_str().is_some_and(trees::in_tree) {
+        return Ok(None);
+    }
+    let having: Vec<Installed> = generation
+        .packages
+        .into_values()
+        .filter(|p| std::fs::symlink_metadata(p.store_path.join("assets").join(&rel)).is_ok())
+        .collect();
+    if having.len() > 1 {
+        let names: Vec<&str> = having.iter().map(|p| p.name.as_str()).collect();
+        bail!(
+            "{} is a directory that {} share: no one package owns it",
+            abs.display(),
+            names.join(", ")
+        );
+    }
+    Ok(having.into_iter().next())
 }
 
 /// `dist repair [NAME...]`: the installed packages (all, or the named) whose store paths differ

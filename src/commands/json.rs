@@ -19,6 +19,8 @@ use dist::format::ids::{InfoHash, ObjectId, PackageName};
 use dist::repo::index::PackageRecord;
 
 pub use super::json_status::{Info, InfoVersion, Outdated, Verified};
+mod profile;
+pub use profile::{FileEntry, Files, Owner};
 
 /// Prints one value as a line of JSON.
 pub fn print<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
@@ -304,31 +306,6 @@ impl<'a> From<&'a Installed> for Package<'a> {
             size: p.size,
         }
     }
-}
-
-/// `dist files NAME --json`.
-#[derive(Serialize)]
-pub struct Files<'a> {
-    #[serde(flatten)]
-    pub package: Package<'a>,
-    pub store_path: &'a PathBuf,
-    /// Every path of the store path (absolute), with its kind (`dir`, `file`, `symlink`).
-    pub files: Vec<FileEntry>,
-}
-
-#[derive(Serialize)]
-pub struct FileEntry {
-    pub path: String,
-    pub kind: &'static str,
-}
-
-/// `dist owner PATH --json`.
-#[derive(Serialize)]
-pub struct Owner<'a> {
-    pub path: String,
-    #[serde(flatten)]
-    pub package: Package<'a>,
-    pub store_path: &'a PathBuf,
 }
 
 /// `dist repair --json`: what was unpacked again, and the generation now current (null when

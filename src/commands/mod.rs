@@ -2,6 +2,7 @@
 
 mod add;
 mod client;
+mod env;
 mod files;
 mod fleet;
 mod json;
@@ -68,7 +69,7 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Apply(a) if a.dry_run => Some((Mode::Shared, "apply --dry-run")),
         Apply(_) => Some((Mode::Exclusive, "apply")),
         Init(_) => Some((Mode::Exclusive, "init")),
-        Completions { .. } | Manpages { .. } => None,
+        Completions { .. } | Manpages { .. } | Env { .. } => None,
         // Readers never wait (issue 23): what they read (`current`, generation.json, the index
         // copy, holds) is replaced by rename or changed inside an SQLite transaction, so each
         // read sees one consistent state while an install, sync or gc runs.
@@ -224,10 +225,7 @@ fn interruptible(c: &Command) -> bool {
 /// Runs the command; `Ok(code)` is the exit code of a command that finished (0 unless it has a
 /// verdict to report, like `verify`).
 pub fn run(cli: Cli) -> Result<i32> {
-    let root = match cli.root {
-        Some(r) => r,
-        None => default_root()?,
-    };
+    let root = cli.root.map_or_else(default_root, Ok)?;
     // Store paths, symlinks and transmission's download dirs are absolute.
     let root =
         std::path::absolute(&root).with_context(|| format!("invalid root {}", root.display()))?;
@@ -254,6 +252,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Manpages { dir } => setup::manpages(&dir),
         Command::Files { name, json } => files::files(&g, &name, json),
         Command::Owner { path, json } => files::owner(&g, &path, json),
+        Command::Env { shell } => env::print(&g, shell),
         Command::Repair {
             names,
             json,

@@ -245,6 +245,9 @@ fn execute(
         print_installed(&outcome);
     }
     print_kept_back(kept);
+    for r in &outcome.replaced {
+        println!("removed {} (--replace: {})", r.package.id(), r.clash);
+    }
     for path in &outcome.config_kept {
         println!(
             "kept your changed {}; the new version's is beside it as {}",

@@ -16,12 +16,13 @@ pub fn run(args: &[&str]) -> Result<()> {
         "add" => add(),
         "e2e" => crate::bench_e2e::run(),
         "install" => crate::bench_install::run(&args[1..]),
+        "profile" => crate::bench_profile::run(&args[1..]),
         "scale" => crate::bench_scale::run(&args[1..]),
         "swarm" => crate::bench_swarm::run(&args[1..]),
         "transport" => crate::bench_transport::run(&args[1..]),
         "resolve" => crate::bench_resolve::run(&args[1..]),
         other => bail!(
-            "unknown benchmark `{other}` (try: pack, add, e2e, install, scale, swarm, transport, resolve)"
+            "unknown benchmark `{other}` (try: pack, add, e2e, install, profile, scale, swarm, transport, resolve)"
         ),
     }
 }

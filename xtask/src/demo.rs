@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the main job end to end, as a user would see it. A repository serves the
 //! fixtures (opentracker + transmission-daemon + HTTP) and a client syncs, installs over
 //! BitTorrent, upgrades, rolls back, uninstalls and collects garbage, all inside a private
-//! network namespace with one address per daemon (transmission ignores peers on 127.x).
+//! network namespace with one address per daemon (transmission ignores peers on 127.x). Then
+//! real software: Debian 12's `jq` with its libraries as dist packages (`demo_real.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,22 +16,22 @@ use crate::util;
 
 const CLIENT_IP: &str = "10.77.0.2";
 
-struct Demo {
-    dist: PathBuf,
+pub(crate) struct Demo {
+    pub(crate) dist: PathBuf,
     ns: Netns,
-    tmp: PathBuf,
+    pub(crate) tmp: PathBuf,
 }
 
 impl Demo {
-    fn repo(&self) -> PathBuf {
+    pub(crate) fn repo(&self) -> PathBuf {
         self.tmp.join("repo")
     }
-    fn client(&self) -> PathBuf {
+    pub(crate) fn client(&self) -> PathBuf {
         self.tmp.join("client")
     }
 
     /// Runs `dist --root ROOT ARGS` inside the namespace, echoing the command and its output.
-    fn dist(&self, root: &Path, args: &[&str]) -> Result<String> {
+    pub(crate) fn dist(&self, root: &Path, args: &[&str]) -> Result<String> {
         let who = if root == self.repo() {
             "publisher"
         } else {
@@ -66,7 +67,7 @@ impl Demo {
         Ok(())
     }
 
-    fn wait_healthy(&self, serve_log: &Path) -> Result<()> {
+    pub(crate) fn wait_healthy(&self, serve_log: &Path) -> Result<()> {
         let start = Instant::now();
         loop {
             let ok = self
@@ -92,7 +93,15 @@ impl Demo {
 }
 
 pub fn run(_args: &[&str]) -> Result<()> {
-    for tool in ["opentracker", "transmission-daemon", "curl", "ip"] {
+    for tool in [
+        "opentracker",
+        "transmission-daemon",
+        "curl",
+        "ip",
+        "apt-get",
+        "dpkg-deb",
+        "man",
+    ] {
         if Command::new("sh")
             .arg("-c")
             .arg(format!("command -v {tool}"))
@@ -141,7 +150,7 @@ fn story(d: &Demo) -> Result<()> {
 
     println!("\npublisher$ dist serve --http {HTTP} --tracker {TRACKER} --bind {SERVER_IP} &");
     let log = d.tmp.join("serve.log");
-    let mut serve: Child = netns::serve_command(&d.ns, &d.dist, &d.repo())
+    let serve: Child = netns::serve_command(&d.ns, &d.dist, &d.repo())
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log)?)
         .spawn()
@@ -186,23 +195,11 @@ fn story(d: &Demo) -> Result<()> {
         d.dist(&d.client(), &["list", "--installed"])?;
         d.dist(&d.client(), &["gc", "--keep", "1"])?;
         d.dist(&d.client(), &["verify"])?;
+        crate::demo_real::story(d, &log)?;
         d.dist(&d.client(), &["daemon", "stop"])?;
         Ok(())
     })();
-    println!("\npublisher$ kill -TERM <dist serve>");
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(serve.id().to_string())
-        .status();
-    let status = serve.wait()?;
-    let log_text = fs::read_to_string(&log).unwrap_or_default();
-    if let Some(last) = log_text.lines().last() {
-        println!("{last}");
-    }
-    outcome?;
-    if !status.success() {
-        bail!("dist serve exited with {status}:\n{log_text}");
-    }
+    stop(serve, &log, outcome)?;
     let left = d.ns.pids();
     if !left.is_empty() {
         bail!("processes left in the namespace: {left:?}");
@@ -211,5 +208,25 @@ fn story(d: &Demo) -> Result<()> {
         "\n# done: every process stopped, namespace {} removed",
         d.ns.name()
     );
+    Ok(())
+}
+
+/// Stops the server with SIGTERM and prints the last line of its log; the story's error first,
+/// else the server's.
+fn stop(mut serve: Child, log: &Path, outcome: Result<()>) -> Result<()> {
+    println!("\npublisher$ kill -TERM <dist serve>");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(serve.id().to_string())
+        .status();
+    let status = serve.wait()?;
+    let log_text = fs::read_to_string(log).unwrap_or_default();
+    if let Some(last) = log_text.lines().last() {
+        println!("{last}");
+    }
+    outcome?;
+    if !status.success() {
+        bail!("dist serve exited with {status}:\n{log_text}");
+    }
     Ok(())
 }

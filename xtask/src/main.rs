@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask test`: every check CI runs (fmt, clippy, all tests).
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
-//! - `cargo xtask bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]`:
+//! - `cargo xtask bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]`:
 //!   benchmarks, each next to a baseline in the same run.
 //! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
 //!   per target (default 300), with their figures.
@@ -16,6 +16,7 @@
 mod bench;
 mod bench_e2e;
 mod bench_install;
+mod bench_profile;
 mod bench_resolve;
 mod bench_scale;
 mod bench_swarm;
@@ -23,7 +24,10 @@ mod bench_transport;
 mod campaign;
 mod campaign_kill;
 mod campaign_load;
+#[path = "../../tests/common/debian.rs"]
+mod debian;
 mod demo;
+mod demo_real;
 mod fuzz;
 mod lab;
 #[path = "../../tests/common/netns.rs"]
@@ -51,7 +55,7 @@ fn run() -> Result<()> {
         Some("campaign") => campaign::run(&rest),
         Some("man") => man(false),
         _ => bail!(
-            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
         ),
     }
 }
