@@ -210,6 +210,7 @@ pub(crate) fn action_for(
         let (fetcher, reason) = settings.fetcher_for(record.size);
         (Action::Fetch(fetcher), Some(reason))
     }
+}
 
 /// Refuses to take `victim` out of `next` for `why` (`--replace`) when it is held or another
 /// package of `next` depends on it.
