@@ -1,0 +1,138 @@
+//! Red team, third pass (issue 25): each finding's regression test, against the real `dist`
+//! binary and a repository published over real HTTP on loopback (`common/local.rs`).
+
+mod common;
+#[path = "common/files.rs"]
+mod files;
+#[path = "common/local.rs"]
+mod local;
+#[path = "common/published.rs"]
+mod published;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use common::*;
+
+/// A package `name@version` with `relations` in its manifest, in `dir/name-version`.
+fn pkg(dir: &Path, name: &str, version: &str, relations: &str) -> PathBuf {
+    write_package(
+        &dir.join(format!("{name}-{version}")),
+        name,
+        version,
+        relations,
+        ("data.txt", format!("{name} {version}\n").as_bytes()),
+        "#!/bin/sh\n",
+    )
+}
+
+/// A repository at `TMP/repo` with `dirs` added, served, and a synced client.
+fn local_with(dirs: impl Fn(&Path) -> Vec<PathBuf>) -> local::Local {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let dirs = dirs(&tmp.path().join("pkgs"));
+    run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
+    local::Local::serve(tmp)
+}
+
+/// `dist ARGS` with a standard output whose reader is already gone.
+fn with_closed_stdout(args: &[&OsStrLike]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    dist()
+        .args(args)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+type OsStrLike = std::ffi::OsStr;
+
+#[test]
+fn a_closed_stdout_ends_quietly_issue_25_finding_9() {
+    let env = local_with(|d| {
+        (0..40)
+            .map(|i| pkg(d, &format!("p{i:02}"), "1.0.0", ""))
+            .collect()
+    });
+    let root = env.root.as_os_str();
+    let verbs: [&[&str]; 5] = [
+        &["list"],
+        &["list", "--json"],
+        &["search", "p"],
+        &["search", "p", "--json"],
+        &["completions", "bash"],
+    ];
+    for verb in verbs {
+        let mut args: Vec<&OsStrLike> = vec!["--root".as_ref(), root];
+        args.extend(verb.iter().map(OsStrLike::new));
+        let o = with_closed_stdout(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(141)),
+            "{verb:?}: {:?} {err}",
+            o.status
+        );
+        assert!(!err.contains("panicked"), "{verb:?}: {err}");
+    }
+    // A mutation whose caller stopped reading still happens, and says nothing.
+    let repo = env.tmp.path().join("repo");
+    let extra = pkg(&env.tmp.path().join("pkgs"), "late", "1.0.0", "");
+    let o = with_closed_stdout(&[
+        "--root".as_ref(),
+        repo.as_os_str(),
+        "add".as_ref(),
+        "--json".as_ref(),
+        extra.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let again = run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--json"])
+            .arg(&extra),
+    );
+    assert_eq!(stdout_json(&again)[0]["status"], "unchanged");
+}
+
+#[test]
+fn uninstall_with_dependents_releases_the_hold_issue_25_finding_9() {
+    let env = local_with(|d| {
+        vec![
+            pkg(d, "lib", "1.0.0", ""),
+            pkg(d, "app", "1.0.0", "depends: {lib: \"^1\"}\n"),
+        ]
+    });
+    env.ok(&["install", "app"]);
+    env.ok(&["hold", "app"]);
+    env.ok(&["hold", "lib"]);
+    env.ok(&["uninstall", "lib", "--with-dependents"]);
+    let holds = fs::read_to_string(env.root.join("holds.json")).unwrap_or_default();
+    assert!(!holds.contains("app") && !holds.contains("lib"), "{holds}");
+}
+
+#[test]
+fn add_from_packs_a_repeated_directory_once_issue_25_finding_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let a = pkg(&tmp.path().join("pkgs"), "a", "1.0.0", "");
+    let list = tmp.path().join("list");
+    let same = format!("{0}\n{0}/\n{0}/../a-1.0.0\n{0}\n", a.display());
+    fs::write(&list, same).unwrap();
+    let o = run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--json", "--from"])
+            .arg(&list),
+    );
+    let v = stdout_json(&o);
+    let added = v.as_array().unwrap();
+    assert_eq!(added.len(), 1, "{v}");
+    assert_eq!(added[0]["status"], "added");
+}
