@@ -136,3 +136,78 @@ fn add_from_packs_a_repeated_directory_once_issue_25_finding_9() {
     assert_eq!(added.len(), 1, "{v}");
     assert_eq!(added[0]["status"], "added");
 }
+
+/// A package `name@version` whose one asset says `text`.
+fn pkg_saying(dir: &Path, name: &str, version: &str, text: &str) -> PathBuf {
+    write_package(
+        &dir.join(format!("{name}-{version}-{}", text.len())),
+        name,
+        version,
+        "",
+        ("data.txt", text.as_bytes()),
+        "#!/bin/sh\necho \"$DIST_PACKAGE $DIST_ACTION\" >> \"$DIST_ROOT/scripts-ran\"\n",
+    )
+}
+
+/// The installed packages as `name@version blake3`.
+fn installed(env: &local::Local) -> Vec<String> {
+    let v = stdout_json(&env.ok(&["list", "--installed", "--json"]));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}@{} {}", p["name"], p["version"], p["blake3"]).replace('"', ""))
+        .collect()
+}
+
+#[test]
+fn the_same_version_with_other_bytes_is_refused_and_reported_issue_25_finding_3() {
+    let env = local_with(|d| vec![pkg_saying(d, "s1", "1.0.0", "first")]);
+    env.ok(&["install", "s1"]);
+    let before = installed(&env);
+    // A later signed serial gives s1@1.0.0 other bytes and adds s2.
+    let tmp = env.tmp.path();
+    let (repo, other) = (tmp.join("repo"), tmp.join("other"));
+    let pkgs = tmp.join("pkgs2");
+    // Two adds: the other repository's serial (2) is the next one of the served repository.
+    for dir in [
+        pkg_saying(&pkgs, "s1", "1.0.0", "second!"),
+        pkg_saying(&pkgs, "s2", "1.0.0", "s2"),
+    ] {
+        run_ok(dist().arg("--root").arg(&other).arg("add").arg(dir));
+    }
+    copy_tree(&other.join("objects"), &repo.join("objects"));
+    let db = tmp.join("next.db");
+    published::snapshot_db(&other, &db);
+    published::publish_db(&repo, &tmp.join("www"), &db, 2);
+    env.ok(&["sync"]);
+    let (code, err) = env.err(&["install", "s2"]);
+    assert_eq!(code, 1, "{err}");
+    let new_blake3 = {
+        let v = stdout_json(&env.ok(&["info", "s1", "--json"]));
+        v.to_string()
+    };
+    assert!(
+        err.contains("s1@1.0.0 is installed with blake3 ")
+            && err.contains("the index now has other bytes for the same version")
+            && err.contains("`dist install --reinstall s1`"),
+        "{err}"
+    );
+    assert_eq!(
+        installed(&env),
+        before,
+        "the refused install changed the set"
+    );
+    // `outdated` says it.
+    let v = stdout_json(&env.ok(&["outdated", "--json"]));
+    let entry = &v.as_array().unwrap()[0];
+    assert_eq!(entry["name"], "s1");
+    let changed = entry["changed_blake3"].as_str().unwrap().to_string();
+    assert!(new_blake3.contains(&changed), "{v} / {new_blake3}");
+    assert!(!before[0].contains(&changed));
+    let text = String::from_utf8_lossy(&env.ok(&["outdated"]).stdout).into_owned();
+    assert!(text.contains("other bytes for this version"), "{text}");
+    // Accepting it is one explicit command; then the unrelated install goes through.
+    env.ok(&["install", "--reinstall", "s1"]);
+    assert!(installed(&env)[0].contains(&changed));
+    env.ok(&["install", "s2"]);
+}
