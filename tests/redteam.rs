@@ -211,3 +211,66 @@ fn the_same_version_with_other_bytes_is_refused_and_reported_issue_25_finding_3(
     assert!(installed(&env)[0].contains(&changed));
     env.ok(&["install", "s2"]);
 }
+
+/// Every file below `dir`.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_below(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_server_that_sends_bad_object_bytes_is_named_and_the_next_one_used_issue_25_finding_4() {
+    let env = local_with(|d| vec![pkg_saying(d, "s1", "1.0.0", "the real bytes")]);
+    let tmp = env.tmp.path();
+    // A first server with the current signed index, but other bytes for the object.
+    let (www, bad) = (tmp.join("www"), tmp.join("bad"));
+    for f in ["index.json", "index.json.minisig"] {
+        fs::create_dir_all(&bad).unwrap();
+        fs::copy(www.join(f), bad.join(f)).unwrap();
+    }
+    copy_tree(&www.join("index"), &bad.join("index"));
+    copy_tree(&tmp.join("repo/objects"), &bad.join("objects"));
+    let objects = files_below(&bad.join("objects"));
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let len = fs::metadata(&objects[0]).unwrap().len() as usize;
+    fs::remove_file(&objects[0]).unwrap();
+    fs::write(&objects[0], vec![b'!'; len]).unwrap();
+    let bad_server = files::FileServer::start(&bad);
+    let key = repo_key(&tmp.join("repo"));
+    let config = |servers: &str| {
+        fs::write(
+            env.root.join("client.yaml"),
+            format!("{servers}public_key: {key}\ntransport: http\nseed: false\n"),
+        )
+        .unwrap();
+    };
+    // Alone, the bad server fails the install, named.
+    config(&format!("server_url: {}\n", bad_server.url));
+    let (code, err) = env.err(&["install", "s1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("{} sent bad data for s1@1.0.0", bad_server.url)),
+        "{err}"
+    );
+    assert!(!env.root.join("current").exists());
+    // First of two: named, and the next server serves the install.
+    config(&format!(
+        "server_url: {}\nserver_urls: [\"{}\"]\n",
+        bad_server.url, env.server.url
+    ));
+    let out = env.ok(&["install", "s1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{} sent bad data for s1@1.0.0", bad_server.url))
+            && err.contains("trying the next server"),
+        "{err}"
+    );
+    assert_eq!(installed(&env).len(), 1);
+}
