@@ -110,6 +110,18 @@ pub(crate) fn p50(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// An `install --json` entry's `phases_ms`, as (phase, milliseconds).
+fn phases_of(e: &serde_json::Value) -> Vec<(String, u64)> {
+    e["phases_ms"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The phases (`install --json` `phases_ms`) of the run whose wall time is the median.
 fn median_phases(walls: &[Duration], phases: &[Vec<(String, u64)>]) -> Vec<(String, u64)> {
     let mut order: Vec<usize> = (0..walls.len()).collect();
@@ -194,7 +206,8 @@ fn add_to_first_byte(env: &Env, repo: &Path, pkgs: &Path) -> Result<()> {
 }
 
 /// 2. Installs with a warm daemon, p50 of 10 per transport, and rollback; returns the client.
-fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
+/// Adds the rest of `all` to the repository and makes a synced client of it.
+fn synced_client(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
     let rest: Vec<String> = all[1..].iter().map(|p| p.display().to_string()).collect();
     let mut args = vec!["add"];
     args.extend(rest.iter().map(String::as_str));
@@ -207,6 +220,11 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
         format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: 10.77.0.2\n"),
     )?;
     env.dist(&client, &["sync"])?;
+    Ok(client)
+}
+
+fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
+    let client = synced_client(env, repo, all, key)?;
     env.dist(&client, &["install", "mib00", "--transport", "http"])?; // starts the daemon
     let mut http = Vec::new();
     let mut torrent = Vec::new();
@@ -249,15 +267,7 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
             bail!("a lone default install did not go over HTTP: {e}");
         }
         default.push(t);
-        let phases: Vec<(String, u64)> = e["phases_ms"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        default_phases.push(phases);
+        default_phases.push(phases_of(e));
         default_fetch.push(Duration::from_millis(
             e["phases_ms"]["fetch"].as_u64().unwrap_or(0),
         ));
