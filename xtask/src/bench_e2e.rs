@@ -205,7 +205,6 @@ fn add_to_first_byte(env: &Env, repo: &Path, pkgs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// 2. Installs with a warm daemon, p50 of 10 per transport, and rollback; returns the client.
 /// Adds the rest of `all` to the repository and makes a synced client of it.
 fn synced_client(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
     let rest: Vec<String> = all[1..].iter().map(|p| p.display().to_string()).collect();
@@ -223,6 +222,7 @@ fn synced_client(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<P
     Ok(client)
 }
 
+/// 2. Installs with a warm daemon, p50 of 10 per transport, and rollback; returns the client.
 fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
     let client = synced_client(env, repo, all, key)?;
     env.dist(&client, &["install", "mib00", "--transport", "http"])?; // starts the daemon
