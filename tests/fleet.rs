@@ -23,7 +23,7 @@ use common::*;
 use netns::Netns;
 use nsclient::Client;
 use serde_json::Value;
-use server::{http_get, Server, HTTP, SERVER_IP};
+use server::{http_get, wait_served, Server, HTTP, SERVER_IP};
 
 const REASON: &str = "loses <data> on upgrade & more: use 1.1.0";
 
@@ -117,23 +117,6 @@ fn client<'a>(ns: &'a Netns, root: PathBuf, key: &str) -> Client<'a> {
     let text = fs::read_to_string(&yaml).unwrap();
     fs::write(&yaml, format!("{text}transport: http\nseed: false\n")).unwrap();
     c
-}
-
-/// Waits until the server's `/index.json` names `serial`.
-fn wait_served(ns: &Netns, serial: u64) {
-    wait_until(
-        &format!("/index.json at serial {serial}"),
-        std::time::Duration::from_secs(30),
-        || {
-            let (code, body) = http_get(ns, &format!("http://{HTTP}/index.json"), None);
-            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-            if code == 200 && v["serial"] == serial {
-                Ok(())
-            } else {
-                Err(format!("{code} {}", String::from_utf8_lossy(&body)))
-            }
-        },
-    );
 }
 
 fn version_entry<'v>(info: &'v Value, version: &str) -> &'v Value {

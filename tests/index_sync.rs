@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use netns::Netns;
 use nsclient::Client;
-use server::{http_get, Server, HTTP, SERVER_IP};
+use server::{http_get, wait_served, Server, HTTP, SERVER_IP};
 
 fn package(dir: &Path, name: &str, version: &str) -> PathBuf {
     write_package(
@@ -110,23 +110,6 @@ impl Repo {
         .unwrap();
         fs::write(path, bytes).unwrap();
     }
-}
-
-/// Waits until the server's `/index.json` names `serial`.
-fn wait_served(ns: &Netns, serial: u64) {
-    wait_until(
-        &format!("/index.json at serial {serial}"),
-        std::time::Duration::from_secs(30),
-        || {
-            let (code, body) = http_get(ns, &format!("http://{HTTP}/index.json"), None);
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            if code == 200 && v["serial"] == serial {
-                Ok(())
-            } else {
-                Err(format!("{code} {}", String::from_utf8_lossy(&body)))
-            }
-        },
-    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use dist::repo::keys::{KeyLog, SignedStatement, Statement};
 use dist::repo::sign::{Signed, SigningKey};
 use netns::Netns;
 use nsclient::Client;
-use server::{http_get, Server, HTTP, SERVER_IP};
+use server::{wait_served, Server, SERVER_IP};
 
 struct Repo {
     root: PathBuf,
@@ -76,22 +76,6 @@ impl Repo {
         )
         .unwrap();
     }
-}
-
-fn wait_served(ns: &Netns, serial: u64) {
-    wait_until(
-        &format!("/index.json at serial {serial}"),
-        std::time::Duration::from_secs(30),
-        || {
-            let (code, body) = http_get(ns, &format!("http://{HTTP}/index.json"), None);
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            if code == 200 && v["serial"] == serial {
-                Ok(())
-            } else {
-                Err(format!("{code} {}", String::from_utf8_lossy(&body)))
-            }
-        },
-    );
 }
 
 fn set_key(root: &Path, key: &str) {

@@ -149,6 +149,26 @@ pub struct SignedManifest {
     pub etag: Option<String>,
 }
 
+/// The manifest `body` whose signature verified as `signed`, accepted only if it is this
+/// dist's format, parses, and agrees with its signature: the one check after the signature, for
+/// a sync, a mirror and a bundle alike. `what` names the manifest in errors.
+pub fn accept_signed(
+    signed: &crate::repo::sign::Signed,
+    body: &[u8],
+    what: &str,
+) -> Result<Manifest> {
+    use crate::repo::index::INDEX_FORMAT;
+    if signed.format != INDEX_FORMAT {
+        bail!(
+            "{what} is index format {}; this dist reads format {INDEX_FORMAT}: upgrade dist",
+            signed.format
+        );
+    }
+    let manifest = Manifest::parse(body).with_context(|| what.to_string())?;
+    manifest.check_signed(signed)?;
+    Ok(manifest)
+}
+
 /// GETs `index.json` (conditionally on `etag`: `None` when not modified) and its signature,
 /// and accepts them only if the signature verifies with `key`, the format is this dist's, and
 /// the manifest is consistent and agrees with its signature. A publish between the two
@@ -159,7 +179,6 @@ pub fn fetch_manifest(
     etag: Option<&str>,
     limit: u64,
 ) -> Result<Option<SignedManifest>> {
-    use crate::repo::index::INDEX_FORMAT;
     use crate::repo::sign::{self, VerifyError};
     let server = remote.server;
     let mut last = None;
@@ -183,14 +202,7 @@ pub fn fetch_manifest(
                 break;
             }
         };
-        if signed.format != INDEX_FORMAT {
-            bail!(
-                "{server} publishes index format {}; this dist reads format {INDEX_FORMAT}: upgrade dist",
-                signed.format
-            );
-        }
-        let manifest = Manifest::parse(&body).with_context(|| format!("{server}/index.json"))?;
-        manifest.check_signed(&signed)?;
+        let manifest = accept_signed(&signed, &body, &format!("{server}/index.json"))?;
         return Ok(Some(SignedManifest {
             manifest,
             body,

@@ -104,6 +104,23 @@ impl Drop for Server {
     }
 }
 
+/// Waits until the server's `/index.json` names `serial`.
+pub fn wait_served(ns: &Netns, serial: u64) {
+    wait_until(
+        &format!("/index.json at serial {serial}"),
+        Duration::from_secs(30),
+        || {
+            let (code, body) = http_get(ns, &format!("http://{HTTP}/index.json"), None);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if code == 200 && v["serial"] == serial {
+                Ok(())
+            } else {
+                Err(format!("{code} {}", String::from_utf8_lossy(&body)))
+            }
+        },
+    );
+}
+
 /// GET inside the namespace with curl; returns (status, body). With `out`, the body goes to
 /// that file instead.
 pub fn http_get(ns: &Netns, url: &str, out: Option<&Path>) -> (u16, Vec<u8>) {

@@ -27,7 +27,7 @@ use super::Layout;
 use crate::format::ids::ObjectId;
 use crate::object;
 use crate::repo::index::PackageRecord;
-use crate::repo::wire::{Manifest, SignedManifest};
+use crate::repo::wire::{self, SignedManifest};
 use crate::store::fsx;
 
 /// Whether an install argument names a local file rather than a package: it ends in `.tar`, or
@@ -177,8 +177,8 @@ fn import_index(
                 trust.key()
             )
         })?;
-    let m = Manifest::parse(&body)?;
-    m.check_signed(&signed)?;
+    let what = format!("the bundle's index of repository `{}`", repo.name);
+    let m = wire::accept_signed(&signed, &body, &what)?;
     let prev = idx.state()?;
     let bound = idx.check_copy(&trust).is_ok();
     if let Some(p) = prev.as_ref().filter(|_| bound) {
@@ -189,7 +189,6 @@ fn import_index(
     std::fs::create_dir_all(&idx.dir)
         .with_context(|| format!("cannot create {}", idx.dir.display()))?;
     let zst = std::fs::read(&files.snapshot)?;
-    let what = format!("the bundle's index of repository `{}`", repo.name);
     sync::install_snapshot(&idx, &zst, settings.max_index_size, &m, &what)?;
     let fetched = SignedManifest {
         manifest: m,
