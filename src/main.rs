@@ -18,14 +18,23 @@ fn main() {
         Err(e) => e.exit(),
     };
     match commands::run(cli) {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => match commands::out::failure() {
+            Some(e) => {
+                commands::out::stderr(format_args!("error: cannot write to standard output: {e}"));
+                std::process::exit(1);
+            }
+            None => std::process::exit(code),
+        },
         Err(e) => {
             // On stderr always (a person, or a script reading stderr as before); with
             // `--json` also as a JSON object on stdout.
             if json {
                 commands::print_json_error(&format!("{e:#}"), commands::error_kind(&e));
             }
-            eprintln!("error: {}", commands::printable_error(&format!("{e:#}")));
+            commands::out::stderr(format_args!(
+                "error: {}",
+                commands::printable_error(&format!("{e:#}"))
+            ));
             std::process::exit(1);
         }
     }

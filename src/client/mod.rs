@@ -20,6 +20,7 @@ pub mod request;
 pub mod resolve;
 pub mod rollback;
 pub mod rollout;
+pub mod script_log;
 pub mod scripts;
 pub mod seeder;
 pub mod sources;

@@ -110,6 +110,36 @@ pub struct Options {
     pub no_phasing: bool,
 }
 
+/// The index has other bytes for an installed version (issue 25, finding 3): a version's
+/// content never changes, so this is refused before anything happens, never taken as a silent
+/// reinstall; `install --reinstall NAME` accepts the new bytes.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{id} is installed with blake3 {installed}, and the index now has other bytes for the same \
+     version (blake3 {index}): refused, a published version must not change; \
+     `dist install --reinstall {name}` accepts the new bytes"
+)]
+pub struct ChangedBytes {
+    pub id: crate::format::ids::PackageId,
+    pub name: PackageName,
+    pub installed: crate::format::ids::ObjectId,
+    pub index: crate::format::ids::ObjectId,
+}
+
+impl ChangedBytes {
+    /// `Some` when `record` is the version `installed` has (build metadata aside) with other
+    /// bytes.
+    pub fn of(installed: &Installed, record: &PackageRecord) -> Option<ChangedBytes> {
+        let same_version = installed.version.cmp_precedence(&record.version).is_eq();
+        (same_version && installed.blake3 != record.blake3).then(|| ChangedBytes {
+            id: installed.id(),
+            name: installed.name.clone(),
+            installed: installed.blake3,
+            index: record.blake3,
+        })
+    }
+}
+
 /// [`plan`] with [`Options`].
 pub fn plan_with(
     layout: &Layout,
@@ -156,6 +186,11 @@ pub fn plan_with(
     {
         let installed = packages.get(record.name.as_str());
         let again = reinstall.contains(&record.name);
+        if let Some(changed) = installed.and_then(|i| ChangedBytes::of(i, &record)) {
+            if !again {
+                return Err(changed.into());
+            }
+        }
         let same = installed.is_some_and(|i| i.blake3 == record.blake3) && !again;
         if same && because != Because::Requested {
             continue;

@@ -141,7 +141,8 @@ pub fn purge_leftovers(layout: &Layout, name: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// One transition without `gone`, their uninstall scripts dependents first.
+/// One transition without `gone`, their uninstall scripts dependents first; their holds are
+/// released after the switch.
 fn remove_packages(
     layout: &Layout,
     settings: &Settings,
@@ -159,6 +160,11 @@ fn remove_packages(
     next.retain(|n, _| !gone.contains(n));
     let transition = Transition::new(packages, next, &BTreeSet::new(), Target::New, cause);
     let switched = transition.apply(layout, settings.script_timeout, report)?;
+    // A hold is of an installed package: what left is held no more (issue 25: a held package
+    // removed by `--with-dependents` stayed in `holds.json`).
+    for name in gone {
+        layout.set_hold(name, false)?;
+    }
     Ok((switched.generation, leaving))
 }
 

@@ -131,7 +131,7 @@ pub fn run(layout: &Layout, run: &Run<'_>, timeout: Duration, report: &dyn Repor
     let id = p.id();
     // Opened after the spawn created it anew: this handle reads the file the script writes.
     let mut output = match File::open(&log) {
-        Ok(file) => Some(Follow::new(file)),
+        Ok(file) => Some(Follow::new(file).with_cap(super::script_log::Cap::open(&log).ok())),
         Err(e) => {
             report.warn(&format!(
                 "cannot follow the output of {which} script of {id} in {}: {e}",
@@ -244,7 +244,7 @@ fn wait(
 /// How much of one output line is kept: a longer line is shown (and quoted) cut there, marked
 /// with `…`, and the rest of it skipped. With [`READ_CHUNK`] and [`TAIL_LINES`] this bounds
 /// what following a script's output holds in memory, whatever the script prints (the log file
-/// keeps every byte).
+/// keeps the last MiB of it at least, `script_log`).
 const LINE_MAX: usize = 4096;
 /// The last lines of its output a failing script's error quotes.
 const TAIL_LINES: usize = 10;
@@ -259,6 +259,8 @@ struct Follow {
     file: File,
     buf: Vec<u8>,
     lines: Lines,
+    /// Cuts the log's head when it grows past its bound.
+    cap: Option<super::script_log::Cap>,
 }
 
 impl Follow {
@@ -267,12 +269,30 @@ impl Follow {
             file,
             buf: vec![0; READ_CHUNK],
             lines: Lines::default(),
+            cap: None,
+        }
+    }
+
+    fn with_cap(self, cap: Option<super::script_log::Cap>) -> Follow {
+        Follow { cap, ..self }
+    }
+
+    /// Cuts the log if it passed its bound, and goes on reading at the same bytes (or the
+    /// first kept one); lines it had not read yet before the cut are not shown.
+    fn bound(&mut self) {
+        let Some(cap) = self.cap.as_mut() else { return };
+        let Ok(pos) = self.file.stream_position() else {
+            return;
+        };
+        if let Ok(Some(next)) = cap.check(pos) {
+            let _ = self.file.seek(std::io::SeekFrom::Start(next));
         }
     }
 
     /// Reads one chunk of what is new; true if it filled the buffer (more may be waiting).
     /// A read error ends the following (the log still has everything).
     fn step(&mut self, show: &mut dyn FnMut(&str)) -> bool {
+        self.bound();
         match self.file.read(&mut self.buf) {
             Ok(n) => {
                 self.lines.push(&self.buf[..n], show);
@@ -285,6 +305,7 @@ impl Follow {
     /// Once the script is over: reads up to the log's length now (a background child it left
     /// may go on writing; that is only in the log) and hands on the last, unfinished line.
     fn drain(&mut self, log: &Path, show: &mut dyn FnMut(&str)) {
+        self.bound();
         let end = std::fs::metadata(log).map_or(0, |m| m.len());
         let mut left = end.saturating_sub(self.file.stream_position().unwrap_or(end));
         while left > 0 {

@@ -155,6 +155,9 @@ pub struct Outdated {
     pub kept_back: Option<String>,
     /// The installed version is yanked, and why (it stays installed).
     pub yanked: Option<String>,
+    /// The index has other bytes for the installed version (their BLAKE3): every plan refuses
+    /// until `install --reinstall NAME` accepts them (issue 25).
+    pub changed: Option<crate::format::ids::ObjectId>,
 }
 
 /// Every installed package whose index has a newer version, each with why `upgrade` would not
@@ -179,10 +182,11 @@ pub fn outdated(layout: &Layout, settings: &Settings, no_phasing: bool) -> Resul
     let mut out = Vec::new();
     for p in current.packages.values() {
         let yanked = yank_of(&sources, p)?;
+        let changed = changed_bytes(&sources, p)?;
         let newer = newest(&sources, p)?
             .map(|n| n.version)
             .filter(|v| v.cmp_precedence(&p.version).is_gt());
-        if newer.is_none() && yanked.is_none() {
+        if newer.is_none() && yanked.is_none() && changed.is_none() {
             continue;
         }
         out.push(Outdated {
@@ -192,6 +196,7 @@ pub fn outdated(layout: &Layout, settings: &Settings, no_phasing: bool) -> Resul
             newest: newer.unwrap_or_else(|| p.version.clone()),
             held: held.contains(&p.name),
             yanked,
+            changed,
         });
     }
     Ok(out)
@@ -206,4 +211,19 @@ pub fn yank_of(sources: &Sources, p: &Installed) -> Result<Option<String>> {
         .find(|c| c.record.blake3 == p.blake3)
         .and_then(|c| c.record.yanked)
         .map(|r| r.as_str().to_string()))
+}
+
+/// The BLAKE3 the highest-priority index that lists the installed version of `p` gives it,
+/// when that is not the installed object's (`plan::ChangedBytes`).
+pub fn changed_bytes(
+    sources: &Sources,
+    p: &Installed,
+) -> Result<Option<crate::format::ids::ObjectId>> {
+    Ok(sources
+        .versions(&p.name, None)?
+        .into_iter()
+        .filter(|c| c.record.version.cmp_precedence(&p.version).is_eq())
+        .min_by_key(|c| c.source)
+        .and_then(|c| plan::ChangedBytes::of(p, &c.record))
+        .map(|c| c.index))
 }

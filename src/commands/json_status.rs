@@ -33,6 +33,9 @@ pub struct Outdated<'a> {
     pub kept_back: Option<&'a str>,
     /// The installed version is yanked: the publisher's reason (null: it is not).
     pub yanked: Option<&'a str>,
+    /// The index's BLAKE3 for the installed version when it is not the installed object's
+    /// (issue 25; null otherwise).
+    pub changed_blake3: Option<dist::format::ids::ObjectId>,
 }
 
 impl<'a> From<&'a dist::client::upgrade::Outdated> for Outdated<'a> {
@@ -45,6 +48,7 @@ impl<'a> From<&'a dist::client::upgrade::Outdated> for Outdated<'a> {
             held: o.held,
             kept_back: o.kept_back.as_deref(),
             yanked: o.yanked.as_deref(),
+            changed_blake3: o.changed,
         }
     }
 }

@@ -1,5 +1,19 @@
 //! One file per command: each turns parsed arguments into library calls and prints the result.
 
+// Every command module prints through these (they shadow `std`'s, see `out.rs`): a reader
+// that closed standard output never makes a command panic.
+macro_rules! println {
+    () => { $crate::commands::out::stdout(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::commands::out::stdout(format_args!($($arg)*), true) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::commands::out::stdout(format_args!($($arg)*), false) };
+}
+macro_rules! eprintln {
+    () => { $crate::commands::out::stderr(format_args!("")) };
+    ($($arg:tt)*) => { $crate::commands::out::stderr(format_args!($($arg)*)) };
+}
+
 mod add;
 mod client;
 mod env;
@@ -9,6 +23,7 @@ mod json;
 mod json_keys;
 mod json_status;
 mod key;
+pub mod out;
 mod pack;
 mod packages;
 mod release;

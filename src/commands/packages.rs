@@ -433,6 +433,14 @@ pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
                 Some(r) => format!(" (yanked: {})", super::printable(r)),
                 None => String::new(),
             };
+            if let Some(b) = &o.changed {
+                println!(
+                    "{}  {}: the index has other bytes for this version (blake3 {b}); \
+                     `dist install --reinstall {}` accepts them",
+                    o.name, o.installed, o.name
+                );
+                continue;
+            }
             match o.newest.cmp_precedence(&o.installed).is_gt() {
                 true => println!("{}  {}{yanked} -> {}{why}", o.name, o.installed, o.newest),
                 false => println!("{}  {}{yanked}", o.name, o.installed),

@@ -127,7 +127,9 @@ pub fn config_show(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
 
 /// `dist completions SHELL`: the completion script on standard output.
 pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
-    clap_complete::generate(shell, &mut Cli::command(), "dist", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "dist", &mut script);
+    print!("{}", String::from_utf8_lossy(&script));
     Ok(0)
 }
 

@@ -61,7 +61,13 @@ pub fn spawn_error(e: std::io::Error, program: &Path, package: &str) -> anyhow::
 /// Spawns `cmd` (the daemon `program`, from the Debian `package`) in its own process group, stdin
 /// closed, stdout and stderr both into the file `log`.
 pub fn spawn_logged(cmd: &mut Command, log: &Path, program: &Path, package: &str) -> Result<Child> {
-    let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    // Appending: a script's log may be cut at its head while the script runs
+    // (`client::script_log`), and its next writes must land after what was kept.
+    let out = File::options()
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
     let err = out
         .try_clone()
         .with_context(|| format!("cannot reopen {}", log.display()))?;

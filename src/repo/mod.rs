@@ -345,8 +345,17 @@ pub struct PublishedSnapshot {
 /// Loads every package directory (all errors name the directory) and refuses two directories
 /// with the same name and version in one batch.
 fn validate(dirs: &[PathBuf]) -> Result<Vec<Package>> {
-    let mut pkgs = Vec::new();
+    // The same directory named twice (a repeated line of `add --from`, or `./a` and `a`) is
+    // read, checked and packed once (issue 25: it was packed again for every line).
+    let mut unique: Vec<&PathBuf> = Vec::new();
+    let mut seen_dirs = BTreeSet::new();
     for d in dirs {
+        if seen_dirs.insert(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())) {
+            unique.push(d);
+        }
+    }
+    let mut pkgs = Vec::new();
+    for d in unique {
         pkgs.push(Package::load(d)?);
     }
     let mut seen: BTreeMap<(PackageName, String), &Path> = BTreeMap::new();
@@ -356,14 +365,12 @@ fn validate(dirs: &[PathBuf]) -> Result<Vec<Package>> {
             index::version_key(&p.manifest.version),
         );
         if let Some(prev) = seen.insert(key, &p.root) {
-            if prev != p.root {
-                bail!(
-                    "{} and {} are both {}: one version per batch",
-                    prev.display(),
-                    p.root.display(),
-                    p.manifest
-                );
-            }
+            bail!(
+                "{} and {} are both {}: one version per batch",
+                prev.display(),
+                p.root.display(),
+                p.manifest
+            );
         }
     }
     Ok(pkgs)

@@ -189,7 +189,36 @@ pub fn fetch_any(
     }
 }
 
-/// Downloads the object over HTTP from the server's web-seed URL, resuming a `.part` file.
+/// A server sent bytes that are not the object the signed index names (issue 25, finding 4):
+/// the download is dropped and the next server asked.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{server} sent bad data for {package}: blake3 {found}, the signed index says {expected}; \
+     its download was dropped"
+)]
+pub struct BadObject {
+    pub server: String,
+    pub package: String,
+    pub found: crate::format::ids::ObjectId,
+    pub expected: crate::format::ids::ObjectId,
+}
+
+/// The BLAKE3 of the first `len` bytes of `part` (the prefix a resumed download goes on from).
+fn hash_prefix(part: &std::path::Path, len: u64) -> Result<blake3::Hasher> {
+    let mut hasher = blake3::Hasher::new();
+    if len > 0 {
+        let file =
+            std::fs::File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
+        hasher
+            .update_reader(file.take(len))
+            .with_context(|| format!("cannot read {}", part.display()))?;
+    }
+    Ok(hasher)
+}
+
+/// Downloads the object over HTTP from the server's web-seed URL, resuming a `.part` file. The
+/// body is hashed as it arrives: a whole object that is not the signed one is dropped with a
+/// [`BadObject`] naming the server (the installer still verifies what it unpacks).
 fn fetch(layout: &Layout, get: &Get<'_>, busy: WhenBusy) -> Result<Got> {
     let rec = get.rec;
     let dir = layout.download_dir(&rec.infohash);
@@ -198,6 +227,12 @@ fn fetch(layout: &Layout, get: &Get<'_>, busy: WhenBusy) -> Result<Got> {
     let part = dir.join(http_partial_name(rec));
     let mut have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     if have > rec.size {
+        std::fs::remove_file(&part)?;
+        have = 0;
+    }
+    if have == rec.size && hash_prefix(&part, have)?.finalize().as_bytes() != rec.blake3.as_bytes()
+    {
+        // A complete `.part` left by an interrupted run that is not the object: start over.
         std::fs::remove_file(&part)?;
         have = 0;
     }
@@ -226,13 +261,25 @@ fn fetch(layout: &Layout, get: &Get<'_>, busy: WhenBusy) -> Result<Got> {
     } else {
         have
     };
-    let done = copy_body(resp, &mut file, have, get)?;
+    let mut hasher = hash_prefix(&part, have)?;
+    let done = copy_body(resp, &mut file, (have, &mut hasher), get)?;
     file.sync_all()?;
     if done < rec.size && get.handover.is_some() {
         return Ok(Got::Handed { have: done });
     }
     if done != rec.size {
         bail!("{}: got {done} of {} bytes", get.url, rec.size);
+    }
+    let found = crate::format::ids::ObjectId::from_bytes(*hasher.finalize().as_bytes());
+    if found != rec.blake3 {
+        std::fs::remove_file(&part)?;
+        return Err(BadObject {
+            server: get.server.to_string(),
+            package: rec.id().to_string(),
+            found,
+            expected: rec.blake3,
+        }
+        .into());
     }
     std::fs::rename(&part, &dest)?;
     Ok(Got::Whole(Fetched {
@@ -377,7 +424,7 @@ fn first_response(
 fn copy_body(
     resp: ureq::Response,
     file: &mut std::fs::File,
-    have: u64,
+    (have, hasher): (u64, &mut blake3::Hasher),
     get: &Get<'_>,
 ) -> Result<u64> {
     let (rec, url, report) = (get.rec, &get.url, get.report);
@@ -409,6 +456,7 @@ fn copy_body(
             );
         }
         file.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
         let secs = start.elapsed().as_secs_f64().max(0.001);
         report.progress(
             &id,

@@ -101,24 +101,41 @@ pub fn parse_stripe(value: &str) -> Option<(u32, u32)> {
 }
 
 /// Fetches the `.torrent` from the first of `servers` that hands it out, checked like
-/// [`fetch_torrent`]: a torrent that contradicts the index is an attack whichever server sent it.
+/// [`fetch_torrent`] (what [`fetch_torrent_first`] says of the servers passed over is dropped).
 pub fn fetch_torrent_any(
     servers: &[String],
     timeout: Duration,
     rec: &PackageRecord,
 ) -> Result<TorrentFile, TorrentFileError> {
-    let mut last = None;
+    fetch_torrent_first(servers, timeout, rec).0
+}
+
+/// The `.torrent` from the first of `servers` whose torrent agrees with the signed index, and
+/// why each server before it was passed over. A torrent that contradicts the index is an attack
+/// (issue 25, finding 4: the next server is still asked, and the error names the server that
+/// sent it); when no server hands out a usable one, the error is the first attack if any, else
+/// the last outage.
+pub fn fetch_torrent_first(
+    servers: &[String],
+    timeout: Duration,
+    rec: &PackageRecord,
+) -> (Result<TorrentFile, TorrentFileError>, Vec<TorrentFileError>) {
+    let mut passed = Vec::new();
     for s in servers {
         match fetch_torrent(s, timeout, rec) {
-            Ok(t) => return Ok(t),
-            Err(e) if e.is_attack() => return Err(e),
-            Err(e) => last = Some(e),
+            Ok(t) => return (Ok(t), passed),
+            Err(e) => passed.push(e),
         }
     }
-    Err(last.unwrap_or_else(|| TorrentFileError::Unavailable {
-        url: String::new(),
-        reason: "no server configured".into(),
-    }))
+    let attack = passed.iter().position(TorrentFileError::is_attack);
+    let err = match attack.or(passed.len().checked_sub(1)) {
+        Some(i) => passed.remove(i),
+        None => TorrentFileError::Unavailable {
+            url: String::new(),
+            reason: "no server configured".into(),
+        },
+    };
+    (Err(err), passed)
 }
 
 /// Fetches the `.torrent` from the server and checks its infohash and length against the signed
@@ -193,4 +210,64 @@ pub(crate) fn adopt_http_partial(
 /// partial file is preallocated with pieces in any order, never a prefix to resume from).
 fn http_partial_name(rec: &PackageRecord) -> String {
     format!("{}.http-partial", info_name(rec))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+
+    use super::*;
+    use crate::format::torrent::PieceHasher;
+
+    /// A torrent of `data`, rendered.
+    fn torrent_of(data: &[u8]) -> (Info, Vec<u8>) {
+        let mut h = PieceHasher::new(data.len() as u64);
+        h.update(data);
+        let info = h.finish("x.tar");
+        let bytes = info.render(&[], &[]);
+        (info, bytes)
+    }
+
+    /// A loopback HTTP server that answers its first `n` requests with `body`; its URL.
+    fn serve(body: Vec<u8>, n: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(n) {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(&body).unwrap();
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_torrent_that_contradicts_the_index_passes_to_the_next_server_issue_25_finding_4() {
+        let (good, good_bytes) = torrent_of(b"the signed object");
+        let (_, bad_bytes) = torrent_of(b"something else entirely");
+        let mut rec = crate::server::catalog::tests::record("s1", "1.0.0", 0, 1);
+        rec.infohash = good.infohash();
+        rec.size = good.length;
+        let (bad_url, good_url) = (serve(bad_bytes.clone(), 1), serve(good_bytes.clone(), 1));
+        let servers = [bad_url.clone(), good_url];
+        let (got, passed) = fetch_torrent_first(&servers, Duration::from_secs(10), &rec);
+        assert_eq!(got.unwrap().bytes, good_bytes);
+        assert_eq!(passed.len(), 1);
+        assert!(passed[0].is_attack());
+        assert!(passed[0].to_string().starts_with(&bad_url), "{}", passed[0]);
+        // When no server sends a good one, the attack is the error.
+        let only_bad = [serve(bad_bytes, 1)];
+        let (got, _) = fetch_torrent_first(&only_bad, Duration::from_secs(10), &rec);
+        assert!(got.unwrap_err().is_attack());
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::{adopt_http_partial, fetch_torrent_any, info_name, Fetched, TorrentFile};
+use super::{adopt_http_partial, fetch_torrent_first, info_name, Fetched, TorrentFile};
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::daemons::transmission::{Kicker, Rpc, TorrentStatus};
 use crate::format::ids::InfoHash;
@@ -23,7 +23,8 @@ pub enum Source {
 }
 
 /// The metadata source of each record, in order, without touching transmission: a `.torrent`
-/// that contradicts the signed index (infohash or length) is an attack and an error at once.
+/// that contradicts the signed index (infohash or length) is an attack, said with the server
+/// that sent it; the next server is asked, and it is an error when none sends a good one.
 /// `servers[i]` are the servers of the repository `recs[i]` comes from.
 pub fn sources(
     servers: &[&[String]],
@@ -33,7 +34,13 @@ pub fn sources(
 ) -> Result<Vec<Source>> {
     let mut out = Vec::with_capacity(recs.len());
     for (rec, servers) in recs.iter().zip(servers) {
-        match fetch_torrent_any(servers, timeout, rec) {
+        let (got, passed) = fetch_torrent_first(servers, timeout, rec);
+        for e in passed.iter().filter(|e| e.is_attack()) {
+            report.warn(&format!(
+                "{e}; bad data from that server, trying the next one"
+            ));
+        }
+        match got {
             Ok(t) => out.push(Source::Metainfo(t)),
             Err(e) if e.is_attack() => return Err(e.into()),
             Err(e) => {
