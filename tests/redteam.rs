@@ -274,3 +274,99 @@ fn a_server_that_sends_bad_object_bytes_is_named_and_the_next_one_used_issue_25_
     );
     assert_eq!(installed(&env).len(), 1);
 }
+
+/// A repository `name` published at `TMP/name` from `packages` (name, version, relations),
+/// served over real HTTP; its key and server.
+fn repository(
+    tmp: &Path,
+    name: &str,
+    packages: &[(&str, &str, &str)],
+) -> (String, files::FileServer) {
+    let (repo, www, pkgs) = (
+        tmp.join(name),
+        tmp.join(format!("{name}-www")),
+        tmp.join(format!("{name}-pkgs")),
+    );
+    let dirs: Vec<_> = packages
+        .iter()
+        .map(|(n, v, rel)| pkg(&pkgs, n, v, rel))
+        .collect();
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--allow-unresolved"])
+            .args(&dirs),
+    );
+    published::lay_out(&repo, &www);
+    (repo_key(&repo), files::FileServer::start(&www))
+}
+
+#[test]
+fn a_name_the_higher_repository_has_never_comes_from_a_lower_one_issue_25_finding_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (main_key, main) = repository(
+        tmp.path(),
+        "main",
+        &[
+            ("libx", "1.0.0", ""),
+            ("app", "1.0.0", "depends: {libx: \"^2\"}\n"),
+            ("libz", "1.0.0", ""),
+            ("uses-z", "1.0.0", "depends: {libz: \"^1\"}\n"),
+        ],
+    );
+    let (other_key, other) = repository(
+        tmp.path(),
+        "other",
+        &[("libx", "2.0.0", ""), ("libz", "1.5.0", "")],
+    );
+    let client = local::ClientRoot {
+        root: tmp.path().join("client"),
+    };
+    fs::create_dir_all(&client.root).unwrap();
+    let config = |pins: &str| {
+        fs::write(
+            client.root.join("client.yaml"),
+            format!(
+                "transport: http\nseed: false\nrepositories:\n  - name: main\n    server_url: {}\n    public_key: {main_key}\n    priority: 10\n  - name: other\n    server_url: {}\n    public_key: {other_key}\n    priority: 1\n{pins}",
+                main.url, other.url
+            ),
+        )
+        .unwrap();
+    };
+    config("");
+    client.ok(&["sync"]);
+    // app needs libx ^2, which only the lower repository has: refused, naming both.
+    let (code, err) = client.err(&["install", "app"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("libx comes only from repository `main`")
+            && err.contains("`other` also has libx")
+            && err.contains("`other/libx`"),
+        "{err}"
+    );
+    assert!(!client.root.join("current").exists());
+    assert!(!client.root.join("scripts-ran").exists());
+    // Asked for explicitly, it comes from there, and then app resolves against it.
+    let v = stdout_json(&client.ok(&["install", "--json", "other/libx", "app"]));
+    let got: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}@{} {}", e["name"], e["version"], e["repository"]).replace('"', ""))
+        .collect();
+    assert!(got.contains(&"libx@2.0.0 other".to_string()), "{got:?}");
+    assert!(got.contains(&"app@1.0.0 main".to_string()), "{got:?}");
+    // Another install keeps the installed libx where it came from.
+    client.ok(&["install", "libz"]);
+    // A dependency: libz from main (higher), whatever the lower one's newer version.
+    let v = stdout_json(&client.ok(&["install", "--dry-run", "--json", "uses-z"]));
+    assert!(!v.to_string().contains("\"other\""), "{v}");
+    // `packages:` gives a name to one repository, whatever the priorities.
+    config("    packages: [libz]\n");
+    let v = stdout_json(&client.ok(&["upgrade", "--dry-run", "--json", "libz"]));
+    assert!(
+        v.to_string().contains("1.5.0") && v.to_string().contains("\"other\""),
+        "{v}"
+    );
+}

@@ -207,6 +207,9 @@ pub struct RepositoryConfig {
     /// The larger wins when several repositories have a matching version (default 0).
     #[serde(default)]
     pub priority: i64,
+    /// Names only this repository may provide, whatever the priorities (issue 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Vec<String>>,
 }
 
 /// A client configuration that cannot be used (unreadable or malformed client.yaml, a bad flag
@@ -291,6 +294,7 @@ impl ClientConfig {
                 servers: server_list(self.server_url, self.server_urls),
                 public_key: self.public_key,
                 priority: 0,
+                packages: Default::default(),
                 implicit: true,
                 config: path.to_path_buf(),
             }],
@@ -404,11 +408,19 @@ fn repositories(list: Vec<RepositoryConfig>, path: &Path) -> Result<Vec<Reposito
         if servers.is_empty() {
             bail!("`repositories[{i}]` ({name}) has no `server_url`");
         }
+        let mut packages = std::collections::BTreeSet::new();
+        for (j, p) in r.packages.iter().flatten().enumerate() {
+            packages.insert(
+                crate::format::ids::PackageName::parse(p)
+                    .with_context(|| format!("`repositories[{i}].packages[{j}]`"))?,
+            );
+        }
         out.push(Repository {
             name,
             servers,
             public_key: Some(r.public_key),
             priority: r.priority,
+            packages,
             implicit: false,
             config: path.to_path_buf(),
         });
@@ -461,6 +473,8 @@ pub struct Repository {
     servers: Vec<String>,
     public_key: Option<String>,
     pub priority: i64,
+    /// `packages:`: names only this repository may provide.
+    pub packages: std::collections::BTreeSet<crate::format::ids::PackageName>,
     /// The single-repository form (`server_url` + `public_key`): its index is `ROOT/index`.
     pub implicit: bool,
     /// The configuration file it comes from (for messages).

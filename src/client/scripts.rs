@@ -277,22 +277,25 @@ impl Follow {
         Follow { cap, ..self }
     }
 
-    /// Cuts the log if it passed its bound, and goes on reading at the same bytes (or the
-    /// first kept one); lines it had not read yet before the cut are not shown.
-    fn bound(&mut self) {
+    /// Cuts the log if it passed its bound (`over`: the script has exited), and goes on reading
+    /// at the same bytes (or the first kept one); lines it had not read yet are not shown.
+    fn bound(&mut self, show: &mut dyn FnMut(&str), over: bool) {
         let Some(cap) = self.cap.as_mut() else { return };
         let Ok(pos) = self.file.stream_position() else {
             return;
         };
-        if let Ok(Some(next)) = cap.check(pos) {
-            let _ = self.file.seek(std::io::SeekFrom::Start(next));
+        if let Ok(Some(next)) = cap.check(pos, over) {
+            if next.skipped_to_line {
+                self.lines.finish(show);
+            }
+            let _ = self.file.seek(std::io::SeekFrom::Start(next.pos));
         }
     }
 
     /// Reads one chunk of what is new; true if it filled the buffer (more may be waiting).
     /// A read error ends the following (the log still has everything).
     fn step(&mut self, show: &mut dyn FnMut(&str)) -> bool {
-        self.bound();
+        self.bound(show, false);
         match self.file.read(&mut self.buf) {
             Ok(n) => {
                 self.lines.push(&self.buf[..n], show);
@@ -305,7 +308,7 @@ impl Follow {
     /// Once the script is over: reads up to the log's length now (a background child it left
     /// may go on writing; that is only in the log) and hands on the last, unfinished line.
     fn drain(&mut self, log: &Path, show: &mut dyn FnMut(&str)) {
-        self.bound();
+        self.bound(show, true);
         let end = std::fs::metadata(log).map_or(0, |m| m.len());
         let mut left = end.saturating_sub(self.file.stream_position().unwrap_or(end));
         while left > 0 {

@@ -1,7 +1,7 @@
 //! The synced repositories, read together: each repository's verified index (`IndexDir`), in
-//! priority order. A package version is taken from the highest-priority repository that has
-//! it; which versions are candidates at all is the union (or one repository's, for
-//! `install REPO/NAME`). Only reads.
+//! priority order. Every version of a name comes from one repository: the one `install
+//! REPO/NAME` asks for, else the one whose `packages:` lists it, else the highest-priority one
+//! that has the name at all (issue 25: never a lower one's versions beside it). Only reads.
 
 use std::sync::Arc;
 
@@ -104,25 +104,82 @@ impl Sources {
         bail!("no repository `{name}` (configured: {})", names.join(", "))
     }
 
-    /// Every version of `name`, lowest first: from repository `only`, or from all of them with
-    /// each version taken from the highest-priority repository that has it.
+    /// Every version of `name`, lowest first: from repository `only` (`install REPO/NAME`), or
+    /// else from the one repository [`Sources::owner`] names.
     pub fn versions(&self, name: &PackageName, only: Option<usize>) -> Result<Vec<Candidate>> {
-        let mut out: Vec<Candidate> = Vec::new();
-        for (source, s) in self.list.iter().enumerate() {
-            if only.is_some_and(|o| o != source) {
-                continue;
-            }
-            for record in s.snap.versions(name)? {
-                if !out
-                    .iter()
-                    .any(|c| c.record.version.cmp_precedence(&record.version).is_eq())
-                {
-                    out.push(Candidate { record, source });
-                }
-            }
-        }
+        let Some(source) = only.map_or_else(|| self.owner(name), |o| Ok(Some(o)))? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<Candidate> = self.list[source]
+            .snap
+            .versions(name)?
+            .into_iter()
+            .map(|record| Candidate { record, source })
+            .collect();
         out.sort_by(|a, b| a.record.version.cmp_precedence(&b.record.version));
         Ok(out)
+    }
+
+    /// The repository a name comes from unless one is asked for (issue 25, dependency
+    /// confusion): the highest-priority one whose `packages:` lists it, else the
+    /// highest-priority one whose index has it at all, never a lower one, even when only a
+    /// lower one has a version that fits (as uv's first index, apt's pins). `None`: no index
+    /// has it.
+    pub fn owner(&self, name: &PackageName) -> Result<Option<usize>> {
+        if let Some(i) = self
+            .list
+            .iter()
+            .position(|s| s.origin.repo.packages.contains(name))
+        {
+            return Ok(Some(i));
+        }
+        for (i, s) in self.list.iter().enumerate() {
+            if !s.snap.versions(name)?.is_empty() {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The repository an installed `name@version` stays from when its owner does not have
+    /// that version (it was installed as `REPO/NAME`): the highest-priority one that has it.
+    /// `None` when the owner has it, no index does, or a `packages:` list gives the name to one
+    /// repository (then only that one provides it, installed or not).
+    pub fn keeping(&self, name: &PackageName, version: &semver::Version) -> Result<Option<usize>> {
+        if self
+            .list
+            .iter()
+            .any(|s| s.origin.repo.packages.contains(name))
+        {
+            return Ok(None);
+        }
+        let has = |i: usize| -> Result<bool> {
+            Ok(self.list[i]
+                .snap
+                .versions(name)?
+                .iter()
+                .any(|r| r.version.cmp_precedence(version).is_eq()))
+        };
+        if self.owner(name)?.map_or(Ok(false), has)? {
+            return Ok(None);
+        }
+        for i in 0..self.list.len() {
+            if has(i)? {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The repositories other than `owner` that also have `name`, for an explanation that names
+    /// both sides of a refusal.
+    pub fn shadowed(&self, name: &PackageName, owner: usize) -> Vec<String> {
+        self.list
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i != owner && s.snap.versions(name).is_ok_and(|v| !v.is_empty()))
+            .map(|(_, s)| s.origin.repo.name.to_string())
+            .collect()
     }
 
     /// The names closest to `name` in the indexes (repository `only`, or all).

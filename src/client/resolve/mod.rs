@@ -11,6 +11,7 @@
 
 mod graph;
 mod ranges;
+mod shadow;
 
 pub use graph::{closure, dependents_first, installed_graph, recorded_graph};
 pub use ranges::req_ranges;
@@ -168,7 +169,7 @@ pub fn resolve(
                     &format!("{HELD_LABEL} is forbidden"),
                     "the held packages cannot keep their versions",
                 );
-            let notes = provider.withheld_notes(&text);
+            let notes = provider.withheld_notes(&text) + &provider.shadowed_notes(&text);
             return Err(ResolveError::NoSolution(text + &notes));
         }
         Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
@@ -326,6 +327,7 @@ impl<'a> Provider<'a> {
                 only.insert(r.name.clone(), o);
             }
         }
+        shadow::keep_installed_where_found(sources, installed, &mut only)?;
         let mut p = Provider {
             sources,
             only,
