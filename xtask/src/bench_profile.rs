@@ -236,9 +236,8 @@ fn contender(
     dist: &Path,
     layout: Layout,
 ) -> Result<Contender> {
-    let root = env
-        .tmp
-        .join(format!("client-{}", label.replace([' ', '(', ')'], "")));
+    let parent = a.dir.as_deref().unwrap_or(&env.tmp);
+    let root = parent.join(format!("client-{}", label.replace([' ', '(', ')'], "")));
     fs::create_dir_all(&root)?;
     fs::write(
         root.join("client.yaml"),
