@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use dist::repo::status::Phase;
+
+mod fleet;
+pub use fleet::{ApplyArgs, ExportArgs, PhaseArgs, UnyankArgs, YankArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,6 +64,9 @@ pub struct ClientFlags {
     /// default 300).
     #[arg(long, value_name = "SECS")]
     pub script_timeout: Option<u64>,
+    /// Take phased versions whatever this machine's place in their rollout (no client.yaml key).
+    #[arg(long)]
+    pub no_phasing: bool,
 }
 
 impl ClientFlags {
@@ -73,6 +80,7 @@ impl ClientFlags {
             engine: after.engine.clone().or_else(|| self.engine.clone()),
             rpc_url: after.rpc_url.clone().or_else(|| self.rpc_url.clone()),
             script_timeout: after.script_timeout.or(self.script_timeout),
+            no_phasing: after.no_phasing || self.no_phasing,
         }
     }
 }
@@ -121,6 +129,12 @@ pub enum Command {
         after_help = "Examples:\n  dist install hello\n  dist install 'hello@^1.2' tool@2.0.0\n  dist install --dry-run app\n  dist install extra/tool"
     )]
     Install(InstallArgs),
+    /// Write one file holding packages, their dependencies and the signed index that verifies
+    /// them, for `dist install --from-bundle FILE NAME...` on a machine with no network.
+    #[command(
+        after_help = "Example:\n  dist bundle hello tool@1.2.0 -o offline.bundle\n  (elsewhere) dist install --from-bundle offline.bundle hello tool"
+    )]
+    Bundle(BundleArgs),
     /// Remove packages (one new generation without them); refused while others depend on them.
     #[command(
         visible_alias = "remove",
@@ -251,6 +265,26 @@ pub enum Command {
     },
     /// Re-hash every store path a generation references against its install record.
     Verify(JsonFlag),
+    /// Publisher: withdraw a version and republish: resolution no longer picks it unless it is
+    /// asked for exactly (NAME@=VERSION); the object stays, installed copies stay.
+    #[command(
+        after_help = "Example:\n  dist --root /srv/dist yank hello@2.0.0 --reason 'loses data on upgrade, use 2.0.1'"
+    )]
+    Yank(YankArgs),
+    /// Publisher: take a yank back and republish.
+    Unyank(UnyankArgs),
+    /// Publisher: roll a version out to PERCENT of the machines (0 to 100; it only grows unless
+    /// --force) and republish.
+    #[command(after_help = "Example:\n  dist --root /srv/dist phase hello@2.0.0 50")]
+    Phase(PhaseArgs),
+    /// Write the installed set (repository, name, version, BLAKE3, requested or dependency) as
+    /// the file `apply` takes (standard output, or -o FILE).
+    #[command(after_help = "Example:\n  dist export -o web.set && git diff web.set")]
+    Export(ExportArgs),
+    /// Make the installed set exactly the one FILE names, in one generation: installs,
+    /// upgrades, downgrades and removals, every object checked against the signed index.
+    #[command(after_help = "Example:\n  dist apply --dry-run web.set && dist apply web.set")]
+    Apply(ApplyArgs),
     /// Packages whose name or description contains TERM, newest version first.
     #[command(after_help = "Example:\n  dist search hello")]
     Search {
@@ -292,7 +326,9 @@ pub enum ConfigCommand {
 #[derive(clap::Args, Debug)]
 pub struct InstallArgs {
     /// Packages: NAME, NAME@VERSION, NAME@REQUIREMENT, each optionally REPO/ first.
-    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]")]
+    /// A local object file (`./NAME-VERSION.tar`: a path with `/` or ending in `.tar`) is
+    /// accepted when the synced index names its BLAKE3.
+    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]|PATH.tar")]
     pub packages: Vec<String>,
     /// Print a JSON array instead of text.
     #[arg(long)]
@@ -304,6 +340,10 @@ pub struct InstallArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Install from a file `dist bundle` wrote, with no server: its index is verified with the
+    /// trusted key (and replaces the local copy if newer), its objects with that index.
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub from_bundle: Option<std::path::PathBuf>,
     /// Allow the resolution to move an installed package to a lower version that was not
     /// asked for by version (otherwise refused, naming it).
     #[arg(long)]
@@ -312,6 +352,22 @@ pub struct InstallArgs {
     /// `conflicts`), in the same transition, instead of refusing.
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BundleArgs {
+    /// Packages to bundle, with every dependency: NAME, NAME@VERSION, NAME@REQUIREMENT, each
+    /// optionally REPO/ first.
+    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]")]
+    pub packages: Vec<String>,
+    /// The bundle file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientFlags,
 }
@@ -365,12 +421,34 @@ pub struct AddArgs {
     /// so that what is published can be installed).
     #[arg(long)]
     pub allow_unresolved: bool,
+    /// Roll the new versions out to PERCENT of the machines (0 to 100; `dist phase` grows it).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_phase)]
+    pub phase: Option<Phase>,
+}
+
+fn parse_phase(s: &str) -> Result<Phase, String> {
+    Phase::parse(s)
 }
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Print the public key (the base64 line `minisign -V -P KEY` takes).
     Show(JsonFlag),
+    /// Make a new signing key and publish a rotation statement signed by the old key and the
+    /// new one: clients that trust the old key move to the new one on their next sync.
+    Rotate(JsonFlag),
+    /// Publish, signed by the current key, that KEY (a public key, or the id of a key this
+    /// repository rotated away from) must never be accepted again.
+    Revoke(RevokeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RevokeArgs {
+    /// The key: its base64 public key, or its 16-digit id.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug, Default)]

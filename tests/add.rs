@@ -97,7 +97,7 @@ fn add_publishes_a_signed_snapshot_that_minisign_verifies() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("Trusted comment: dist-index format=4 serial=1 created="),
+        text.contains("Trusted comment: dist-index format=5 serial=1 created="),
         "{text}"
     );
     let manifest: serde_json::Value =

@@ -519,7 +519,14 @@ fn a_client_daemon_killed_before_its_resume_file_is_replaced_and_install_succeed
     let tmp = tempfile::tempdir().unwrap();
     let big = big_package(&tmp.path().join("pkgs"), 4);
     let (_tmp, ns, _server, root) = setup_with(tmp, &[big]);
-    let install = ["install", "big", "--transport", "torrent"];
+    let install = [
+        "install",
+        "big",
+        "--transport",
+        "torrent",
+        "--engine",
+        "transmission",
+    ];
     let mut first = ns
         .command(dist_bin())
         .arg("--root")

@@ -81,7 +81,7 @@ fn libtorrent_downloads_in_process_and_its_seeder_takes_over_issue_20() {
     server.wait_healthy(&ns);
     let a = Client::new(&ns, tmp.path().join("a"), &key, "10.77.0.2").with_engine("libtorrent");
     let b = Client::new(&ns, tmp.path().join("b"), &key, "10.77.0.3").with_engine("libtorrent");
-    let c = Client::new(&ns, tmp.path().join("c"), &key, "10.77.0.4");
+    let c = Client::new(&ns, tmp.path().join("c"), &key, "10.77.0.4").with_engine("transmission");
     for cl in [&a, &b, &c] {
         cl.ok(&["sync"]);
     }

@@ -157,6 +157,15 @@ fn hostile_fields_of_a_signed_index_are_refused_naming_package_and_field_issue_8
         // it) refuses it the same way before fetching anything.
         fs::create_dir_all(root.join("index")).unwrap();
         fs::copy(dir.join("index.db"), root.join("index/index.db")).unwrap();
+        // As verified by the configured key (else the key binding refuses it before its rows).
+        fs::write(
+            root.join("index/state.json"),
+            format!(
+                r#"{{"serial":1,"created":0,"etag":null,"fetched_at":0,"key":"{}"}}"#,
+                repo.key.trim()
+            ),
+        )
+        .unwrap();
         let err = refused(&client(&root, &server, &repo.key, &["install", "hello"]));
         assert!(
             err.contains("`hello@1.0.0`") && err.contains(&format!("field `{field}`")),

@@ -240,6 +240,30 @@ fn a_mirror_serves_seeds_and_follows_a_verified_copy_issue_11() {
         },
     );
 
+    step(
+        "A key rotation on the origin: the mirror follows it and copies keys.json, its clients follow through it",
+        || {
+            let r = stdout_json(&run_ok(
+                dist().arg("--root").arg(&repo).args(["key", "rotate", "--json"]),
+            ));
+            let new_id = r["new_key_id"].as_str().unwrap().to_string();
+            let latest = fs::read_to_string(repo.join("published/LATEST")).unwrap();
+            let manifest =
+                fs::read(repo.join(format!("published/{}.json", latest.trim()))).unwrap();
+            wait_until("the mirror to follow the rotation", Duration::from_secs(60), || {
+                (get(&format!("{mirror_url}/index.json")).1 == manifest)
+                    .then_some(())
+                    .ok_or_else(|| format!("mirror log:\n{}", mirror.log()))
+            });
+            let (code, keys) = get(&format!("{mirror_url}/index/keys.json"));
+            assert_eq!(code, 200);
+            assert_eq!(keys, fs::read(repo.join("published/keys.json")).unwrap());
+            let s = client.json(&["sync", "--json"]);
+            assert_eq!(s["key"], new_id.as_str(), "{s}");
+            assert_eq!(s["key_rotations"][0]["to"], new_id.as_str(), "{s}");
+        },
+    );
+
     step("Nothing can be published into a mirror's root", || {
         let err = run_err(
             dist()

@@ -38,10 +38,11 @@ impl std::str::FromStr for Transport {
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     /// transmission-daemon 3.00 over its RPC: a private daemon per root downloads and seeds.
-    #[default]
     Transmission,
     /// libtorrent-rasterbar 2.0, linked in: the installing process downloads, a background
-    /// `dist daemon` per root seeds what was installed.
+    /// `dist daemon` per root seeds what was installed. The default: faster in nearly every
+    /// cell of `cargo xtask bench transport` (ARCHITECTURE.md, issue 20).
+    #[default]
     Libtorrent,
 }
 

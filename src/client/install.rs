@@ -33,6 +33,8 @@ pub enum Stage {
     Unpack,
     Scripts,
     Switch,
+    /// Handing what was fetched to the seeding engine, after the switch.
+    Seed,
 }
 
 impl Stage {
@@ -44,6 +46,7 @@ impl Stage {
             Stage::Unpack => "unpack",
             Stage::Scripts => "scripts",
             Stage::Switch => "switch",
+            Stage::Seed => "seed",
         }
     }
 }
@@ -188,7 +191,7 @@ pub fn install(
     }
     let switched = switch(layout, settings, &plan, &mut done, report)?;
     let swarm = guard.commit();
-    share(layout, settings, &swarm, &done, report);
+    share(layout, settings, &swarm, &mut done, report);
     let (generation, config_kept, replaced) = match switched {
         Some(s) => (Some(s.generation), s.config_kept, s.replaced),
         None => (None, Vec::new(), Vec::new()),
@@ -245,13 +248,13 @@ fn switch(
     let mut marked = false;
     for d in done.iter() {
         let rec = &d.item.record;
-        let requested = d.item.because == Because::Requested
-            || current.get(rec.name.as_str()).is_some_and(|p| p.requested);
+        // Requested once, requested for good (until uninstalled); `apply` says which exactly.
+        let was = current.get(rec.name.as_str()).is_some_and(|p| p.requested);
+        let requested = d.item.because == Because::Requested || (was && !plan.exact);
         match next.get_mut(rec.name.as_str()) {
-            // Requested once, requested for good (until uninstalled).
             Some(p) if p.blake3 == rec.blake3 => {
-                marked |= requested && !p.requested;
-                p.requested |= requested;
+                marked |= requested != p.requested;
+                p.requested = requested;
             }
             _ => {
                 let entry = Installed::from_record(rec, d.store_path.clone());
@@ -380,13 +383,16 @@ fn share(
     layout: &Layout,
     settings: &Settings,
     swarm: &Swarm,
-    done: &[Installation],
+    done: &mut [Installation],
     report: &dyn Reporter,
 ) {
-    let mut shared = Ok(());
-    if !settings.seed || settings.engine == Engine::Libtorrent {
-        shared = swarm.remove(false);
-    }
+    // What transmission fetched stays there to seed (it is the engine's own daemon); what the
+    // installing process's libtorrent session fetched goes to the root's seeder.
+    let shared = match (&swarm.lt, settings.seed) {
+        (_, false) => swarm.remove(false),
+        (Some(lt), true) => lt.remove(false),
+        (None, true) => Ok(()),
+    };
     if let Err(e) = shared {
         report.warn(&format!("cannot stop seeding what was installed: {e:#}"));
     }
@@ -399,13 +405,12 @@ fn share(
             report.warn(&format!("cannot start the libtorrent seeder: {e:#}"));
         }
     }
-    for d in done.iter().filter(|d| d.fetched.is_some()) {
-        let over_http = d
-            .fetched
-            .as_ref()
-            .is_some_and(|f| f.transport == Fetcher::Http);
-        let seeded = match settings.engine {
-            Engine::Transmission if over_http => seed(layout, settings, &d.item),
+    for d in done.iter_mut() {
+        let Some(f) = &d.fetched else { continue };
+        let t = Instant::now();
+        // Over HTTP (no engine), the configured engine seeds it.
+        let seeded = match f.engine.unwrap_or(settings.engine) {
+            Engine::Transmission if f.engine.is_none() => seed(layout, settings, &d.item),
             Engine::Transmission => Ok(()),
             Engine::Libtorrent => offer(layout, settings, swarm, &d.item),
         };
@@ -413,6 +418,7 @@ fn share(
             let id = d.item.record.id();
             report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
         }
+        d.stages.insert(Stage::Seed, t.elapsed());
     }
 }
 

@@ -107,7 +107,7 @@ pub fn script(program: &Path, current: &Path, owner: &PackageName) -> Result<Str
     let program = utf8(program)?;
     Ok(format!(
         "#!/bin/sh\n\
-         # dist launcher of a program of {owner}: the current generation's libraries first (store-format.md §6.1)\n\
+         # dist launcher of a program of {owner}: the current generation's libraries first (store-format.md §6.3)\n\
          p=\n\
          for d in {lib}/*-linux-*/; do [ -d \"$d\" ] && p=\"$p${{d%/}}:\"; done\n\
          LD_LIBRARY_PATH=\"$p\"{lib}\"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\"\n\

@@ -2,6 +2,7 @@
 //! transports. Commands in `src/commands/` call into here; nothing here prints (progress goes
 //! through `Reporter`).
 
+pub mod apply;
 pub mod conffiles;
 pub mod config;
 pub mod daemon;
@@ -9,13 +10,16 @@ pub(crate) mod fetch;
 pub mod install;
 pub mod interrupt;
 pub mod launcher;
+pub mod lockfile;
 pub mod maintain;
+pub mod offline;
 pub mod plan;
 pub mod profile;
 pub mod remove;
 pub mod request;
 pub mod resolve;
 pub mod rollback;
+pub mod rollout;
 pub mod scripts;
 pub mod seeder;
 pub mod sources;
@@ -23,6 +27,7 @@ pub mod suggest;
 pub mod sync;
 pub mod transition;
 pub mod trees;
+pub mod trust;
 pub mod upgrade;
 
 use std::path::{Path, PathBuf};

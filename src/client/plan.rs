@@ -11,6 +11,7 @@ use super::config::{Fetcher, Settings, Why};
 use super::profile::Installed;
 use super::request::Request;
 use super::resolve::{self, Because, Chosen};
+use super::rollout::Policy;
 use super::sources::{Origin, Sources};
 use super::Layout;
 use crate::format::ids::PackageName;
@@ -71,8 +72,11 @@ pub struct PlanItem {
 pub struct Plan {
     pub items: Vec<PlanItem>,
     /// Installed packages that leave because a package of the plan conflicts with them
-    /// (`--replace`).
+    /// (`--replace`), or that the set `apply` makes does not hold.
     pub removes: Vec<Installed>,
+    /// The next set is exactly this plan (`apply`): each item is requested as planned, instead
+    /// of requested once, requested for good.
+    pub exact: bool,
     /// `--replace`: an installed package that provides a profile path a package of the plan
     /// provides too leaves (found once unpacked, for the trees the index does not list).
     pub replace: bool,
@@ -102,6 +106,8 @@ pub struct Options {
     /// Unpack these again from their verified objects (fetched again when not cached), over
     /// their store paths, even where they are installed already.
     pub reinstall: std::collections::BTreeSet<PackageName>,
+    /// Take phased versions whatever this machine's place in their rollout (`--no-phasing`).
+    pub no_phasing: bool,
 }
 
 /// [`plan`] with [`Options`].
@@ -117,6 +123,13 @@ pub fn plan_with(
         .as_ref()
         .map(|g| g.packages.clone())
         .unwrap_or_default();
+    let policy = Policy::for_root(layout, options.no_phasing)?;
+    // A request the index cannot satisfy at all gets the plain message first (no such package,
+    // no such version, only pre-releases, only withheld versions).
+    for r in requests {
+        let installed = packages.get(&r.name).map(|p| &p.version);
+        r.resolve(sources, &policy, installed)?;
+    }
     let mut on_machine = resolve::Installed {
         versions: packages
             .iter()
@@ -124,12 +137,8 @@ pub fn plan_with(
             .collect(),
         held: layout.holds()?,
         refresh: options.refresh,
+        policy,
     };
-    // A request the index cannot satisfy at all gets the plain message first (no such package,
-    // no such version, only pre-releases).
-    for r in requests {
-        r.resolve(sources)?;
-    }
     let (resolution, removes) = resolve_without_conflicts(
         sources,
         requests,
@@ -151,22 +160,7 @@ pub fn plan_with(
         if same && because != Because::Requested {
             continue;
         }
-        let mut why = None;
-        let action = if same {
-            Action::Installed
-        } else if !again
-            && layout
-                .store_path(&record.blake3, &record.name, &record.version)
-                .exists()
-        {
-            Action::Link
-        } else if layout.objects().contains(&record.blake3) {
-            Action::Unpack
-        } else {
-            let (fetcher, reason) = settings.fetcher_for(record.size);
-            why = Some(reason);
-            Action::Fetch(fetcher)
-        };
+        let (action, why) = action_for(layout, settings, &record, same, again);
         items.push(PlanItem {
             replaces: installed.filter(|i| i.blake3 != record.blake3).cloned(),
             record,
@@ -188,8 +182,34 @@ pub fn plan_with(
     Ok(Plan {
         items,
         removes,
+        exact: false,
         replace: options.replace,
     })
+}
+
+/// What one package version needs to be in the next generation: nothing (`same`: installed
+/// already, not `again`), a link, an unpack, or a fetch (with why that transport).
+pub(crate) fn action_for(
+    layout: &Layout,
+    settings: &Settings,
+    record: &PackageRecord,
+    same: bool,
+    again: bool,
+) -> (Action, Option<Why>) {
+    if same {
+        (Action::Installed, None)
+    } else if !again
+        && layout
+            .store_path(&record.blake3, &record.name, &record.version)
+            .exists()
+    {
+        (Action::Link, None)
+    } else if layout.objects().contains(&record.blake3) {
+        (Action::Unpack, None)
+    } else {
+        let (fetcher, reason) = settings.fetcher_for(record.size);
+        (Action::Fetch(fetcher), Some(reason))
+    }
 }
 
 /// Refuses to take `victim` out of `next` for `why` (`--replace`) when it is held or another
@@ -295,7 +315,7 @@ fn declared_conflict(
 /// before index format 4, and every other tree) is checked again once unpacked, before any
 /// script runs. With `replace`, a clash with an installed package that stays returns its name
 /// (to be removed) instead of an error.
-fn check_known_conflicts(
+pub(crate) fn check_known_conflicts(
     layout: &Layout,
     staying: &BTreeMap<PackageName, Installed>,
     items: &[PlanItem],

@@ -1,9 +1,11 @@
-//! What a user asks to install, parsed from the command line once: `NAME`, `NAME@1.2.3`
-//! (exactly that version) or `NAME@<SemVer requirement>`, each optionally `REPO/` first (from
+//! What a user asks to install, parsed from the command line once: `NAME`, `NAME@1.2.3` or
+//! `NAME@=1.2.3` (exactly that version: also a yanked one, or one whose phased rollout has not
+//! reached this machine) or `NAME@<SemVer requirement>`, each optionally `REPO/` first (from
 //! that repository only), and resolved against the synced indexes.
 
 use anyhow::{Context, Result};
 
+use super::rollout::{Policy, Withheld};
 use super::sources::{Candidate, Sources};
 use crate::format::ids::PackageName;
 
@@ -31,6 +33,7 @@ pub struct Request {
 pub enum Spec {
     /// The highest version that is not a pre-release.
     Latest,
+    /// `@1.2.3` or `@=1.2.3`.
     Exact(semver::Version),
     Req(semver::VersionReq),
 }
@@ -49,7 +52,9 @@ impl Request {
         let (name, spec) = match s.split_once('@') {
             None => (s, Spec::Latest),
             Some((n, v)) => {
-                let spec = match semver::Version::parse(v) {
+                // `=1.2.3` names one version exactly, as `1.2.3` does.
+                let exact = v.strip_prefix('=').unwrap_or(v);
+                let spec = match semver::Version::parse(exact.trim_start()) {
                     Ok(v) => Spec::Exact(v),
                     Err(_) => Spec::Req(semver::VersionReq::parse(v).with_context(|| {
                         format!("`{whole}`: `{v}` is neither a version nor a SemVer requirement")
@@ -69,8 +74,14 @@ impl Request {
     }
 
     /// The version this request selects on its own (dependencies aside): the plain message
-    /// when there is none (no such package, no such version, only pre-releases).
-    pub fn resolve(&self, sources: &Sources) -> Result<Candidate> {
+    /// when there is none (no such package, no such version, only pre-releases, only versions
+    /// `policy` withholds). `installed` is the version on the machine, which is never withheld.
+    pub fn resolve(
+        &self,
+        sources: &Sources,
+        policy: &Policy,
+        installed: Option<&semver::Version>,
+    ) -> Result<Candidate> {
         let only = self.only(sources)?;
         let versions = sources.versions(&self.name, only)?;
         if versions.is_empty() {
@@ -85,20 +96,33 @@ impl Request {
             }
             .into());
         }
-        let pick = match &self.spec {
-            Spec::Latest => versions
-                .iter()
-                .rev()
-                .find(|c| c.record.version.pre.is_empty()),
-            Spec::Exact(v) => versions
-                .iter()
-                .rev()
-                .find(|c| c.record.version.cmp_precedence(v).is_eq()),
-            Spec::Req(req) => versions
-                .iter()
-                .rev()
-                .find(|c| req.matches(&c.record.version)),
+        let matching = versions.iter().rev().filter(|c| match &self.spec {
+            Spec::Latest => c.record.version.pre.is_empty(),
+            Spec::Exact(v) => c.record.version.cmp_precedence(v).is_eq(),
+            Spec::Req(req) => req.matches(&c.record.version),
+        });
+        let taken = |c: &&Candidate| {
+            matches!(self.spec, Spec::Exact(_))
+                || installed.is_some_and(|i| i.cmp_precedence(&c.record.version).is_eq())
+                || policy.withheld(&c.record).is_none()
         };
+        let mut matching = matching.peekable();
+        let first = matching.peek().copied();
+        let pick = matching.find(taken);
+        if let (None, Some(c)) = (pick, first) {
+            let why = policy.withheld(&c.record).expect("withheld");
+            let or = match why {
+                Withheld::Deferred(_) => " or pass --no-phasing",
+                Withheld::Yanked(_) => "",
+            };
+            anyhow::bail!(
+                "{} is {why}, and no other version of `{}` matches; ask for it exactly (`{}@={}`){or}",
+                c.record.id(),
+                self.name,
+                self.name,
+                c.record.version
+            );
+        }
         let all: Vec<String> = versions
             .iter()
             .map(|c| c.record.version.to_string())

@@ -51,6 +51,11 @@ impl Sources {
                 unsynced.push(repo.name.to_string());
                 continue;
             }
+            // Only a copy the trusted key verified is read (store-format.md §5.7); with no key
+            // configured at all (read-only use with flags left out), the copy stands as synced.
+            if repo.public_key().is_ok() {
+                idx.check_copy(&idx.trust(repo)?)?;
+            }
             let snap = idx.snapshot()?;
             let trackers = snap
                 .distribution()

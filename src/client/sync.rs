@@ -11,8 +11,10 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::config::{RepoName, Repository, Settings};
+use super::trust::Trust;
 use super::Layout;
 use crate::repo::index::{self, Snapshot, INDEX_FORMAT, ROW_COLUMNS};
+use crate::repo::keys::{self, Followed, PublicKey};
 use crate::repo::search;
 use crate::repo::wire::{self, Delta, DeltaRef, Manifest, Op, Remote, SignedManifest};
 use crate::store::fsx;
@@ -33,6 +35,9 @@ pub struct IndexState {
     /// Hex content digest of the local copy (format 2).
     #[serde(default)]
     pub content: Option<String>,
+    /// The public key (base64) that verified the local copy; absent before it was recorded.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// How a sync brought the local index up to date.
@@ -66,6 +71,19 @@ pub struct SyncReport {
     pub fallback_reason: Option<String>,
     /// The server that delivered it.
     pub server: String,
+    /// The id of the key that verified the index.
+    pub key: String,
+    /// The key rotations this sync followed, oldest first.
+    pub key_rotations: Vec<KeyRotation>,
+    /// Keys this sync learned are revoked (ids).
+    pub revoked_keys: Vec<String>,
+}
+
+/// A key rotation a sync followed (key ids).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRotation {
+    pub from: String,
+    pub to: String,
 }
 
 /// Where one repository's verified index lives: `ROOT/index` for the single-repository form
@@ -100,6 +118,20 @@ impl IndexDir {
     }
     pub fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
+    }
+    /// The keys trusted for this repository (store-format.md §5.7).
+    pub fn trust_path(&self) -> PathBuf {
+        self.dir.join("trust.json")
+    }
+
+    /// The trust of `repo`, from this directory's `trust.json`.
+    pub fn trust(&self, repo: &Repository) -> Result<Trust> {
+        Trust::load(&self.trust_path(), repo)
+    }
+
+    /// Refuses this copy unless the key `trust` trusts now verified it.
+    pub fn check_copy(&self, trust: &Trust) -> Result<()> {
+        trust.check_copy(self.state()?.as_ref().and_then(|s| s.key.as_deref()))
     }
 
     pub fn state(&self) -> Result<Option<IndexState>> {
@@ -156,13 +188,13 @@ pub fn sync_all(layout: &Layout, cfg: &Settings) -> Vec<(RepoName, Result<SyncRe
 
 /// Syncs one repository from the first of its servers (`server_url`, then `server_urls`) that
 /// delivers a verified index: which server sent it never matters, only the signature (with
-/// this repository's key) and the digests do.
+/// the key this client trusts for the repository, see `client::trust`) and the digests do.
 pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncReport> {
     let servers = repo.servers()?;
-    let key = repo.public_key()?;
+    let trust = idx.trust(repo)?;
     let mut failures = Vec::new();
     for server in servers {
-        match sync_from(idx, cfg, server, key) {
+        match sync_from(idx, cfg, server, &trust) {
             Ok(mut r) => {
                 r.server = server.clone();
                 return Ok(r);
@@ -177,17 +209,28 @@ pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncRep
     )
 }
 
-fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, key: &str) -> Result<SyncReport> {
+fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, trust: &Trust) -> Result<SyncReport> {
     let mut wire = Remote::new(
         ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
         server,
     );
     let prev = idx.state()?;
-    let local = usable_local(idx, prev.as_ref());
+    // A copy another key verified is fetched and verified again, whole (no `If-None-Match`).
+    let bound = trust
+        .check_copy(prev.as_ref().and_then(|p| p.key.as_deref()))
+        .is_ok();
+    let local = usable_local(idx, prev.as_ref()).filter(|_| bound);
     let etag = local.as_ref().and_then(|p| p.etag.clone());
     let limit = MAX_MANIFEST.min(cfg.max_index_size);
-    let fetched = wire::fetch_manifest(&mut wire, key, etag.as_deref(), limit)
-        .map_err(|e| anyhow::anyhow!("{e:#}; the local index is unchanged"))?;
+    let unchanged = |e: anyhow::Error| anyhow::anyhow!("{e:#}; the local index is unchanged");
+    let (fetched, rotated) = keys::fetch_manifest(
+        &mut wire,
+        trust.key(),
+        trust.revoked(),
+        etag.as_deref(),
+        limit,
+    )
+    .map_err(unchanged)?;
     let Some(fetched) = fetched else {
         let p = local.clone().expect("an etag implies a local index");
         return Ok(SyncReport {
@@ -202,26 +245,80 @@ fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, key: &str) -> Result<
             mode: SyncMode::Unchanged,
             fallback_reason: None,
             server: String::new(),
+            key: trust.key().id().to_string(),
+            key_rotations: Vec::new(),
+            revoked_keys: Vec::new(),
         });
     };
-    update(idx, cfg, &mut wire, prev, local, fetched)
+    let followed = match rotated {
+        Some(f) => f,
+        None => learn_revocations(&mut wire, trust).map_err(unchanged)?,
+    };
+    // Serials continue across a rotation and across a copy that recorded no key; a key the
+    // user configured by hand (a new repository, `dist init --force`) starts them afresh.
+    let continues =
+        bound || !followed.rotations.is_empty() || prev.as_ref().is_some_and(|p| p.key.is_none());
+    let floor = prev.as_ref().filter(|_| continues).map(|p| p.serial);
+    let mut report = update(
+        idx,
+        cfg,
+        &mut wire,
+        (prev, floor),
+        local,
+        fetched,
+        &followed.key,
+    )?;
+    trust.record(&idx.trust_path(), &followed)?;
+    report.key = followed.key.id().to_string();
+    report.key_rotations = followed
+        .rotations
+        .iter()
+        .map(|(from, to)| KeyRotation {
+            from: from.id().to_string(),
+            to: to.id().to_string(),
+        })
+        .collect();
+    report.revoked_keys = followed
+        .revoked
+        .difference(trust.revoked())
+        .map(|k| k.id().to_string())
+        .collect();
+    Ok(report)
 }
 
+/// The revocations the repository published, for a sync whose manifest the trusted key
+/// verified: rotations are not taken here (only a manifest signed by the new key moves trust),
+/// but a revocation of the trusted key refuses the sync. A server that cannot hand out
+/// `keys.json` costs nothing but the news.
+fn learn_revocations(wire: &mut Remote, trust: &Trust) -> Result<Followed> {
+    let stay = |revoked| Followed {
+        key: trust.key().clone(),
+        rotations: Vec::new(),
+        revoked,
+    };
+    let Ok(Some((log, _))) = keys::fetch_log(wire) else {
+        return Ok(stay(trust.revoked().clone()));
+    };
+    let followed = keys::follow(trust.key(), trust.revoked(), &log)?;
+    Ok(stay(followed.revoked))
+}
+
+/// Brings the local index to the fetched manifest; `floor` is the serial it must not go below.
 fn update(
     idx: &IndexDir,
     cfg: &Settings,
     wire: &mut Remote,
-    prev: Option<IndexState>,
+    (prev, floor): (Option<IndexState>, Option<u64>),
     local: Option<IndexState>,
     fetched: SignedManifest,
+    key: &PublicKey,
 ) -> Result<SyncReport> {
     let m = &fetched.manifest;
-    if let Some(p) = &prev {
-        if m.serial < p.serial {
+    if let Some(floor) = floor {
+        if m.serial < floor {
             bail!(
-                "the server offers index serial {}, older than the serial {} this client already has: refusing a rollback (replayed or stale index); the local index is unchanged",
+                "the server offers index serial {}, older than the serial {floor} this client already has: refusing a rollback (replayed or stale index); the local index is unchanged",
                 m.serial,
-                p.serial
             );
         }
     }
@@ -256,21 +353,7 @@ fn update(
             SyncMode::Full
         }
     };
-    fsx::write_atomic(&idx.sig(), fetched.sig.as_bytes(), 0o644)?;
-    fsx::write_atomic(&idx.manifest(), &fetched.body, 0o644)?;
-    let state = IndexState {
-        serial: m.serial,
-        created: m.created,
-        etag: fetched.etag,
-        fetched_at: crate::repo::now_unix(),
-        format: INDEX_FORMAT,
-        content: Some(m.content.clone()),
-    };
-    fsx::write_atomic(
-        &idx.state_path(),
-        &serde_json::to_vec_pretty(&state)?,
-        0o644,
-    )?;
+    record_copy(idx, &fetched, key)?;
     let packages = idx.snapshot()?.count()?;
     Ok(SyncReport {
         changed: prev.as_ref().map(|p| p.serial) != Some(m.serial),
@@ -284,7 +367,32 @@ fn update(
         mode,
         fallback_reason,
         server: String::new(),
+        key: key.id().to_string(),
+        key_rotations: Vec::new(),
+        revoked_keys: Vec::new(),
     })
+}
+
+/// Records the verified manifest and signature the local index now matches, and its state
+/// (with the key that verified it), once the index itself is in place.
+pub(super) fn record_copy(idx: &IndexDir, fetched: &SignedManifest, key: &PublicKey) -> Result<()> {
+    let m = &fetched.manifest;
+    fsx::write_atomic(&idx.sig(), fetched.sig.as_bytes(), 0o644)?;
+    fsx::write_atomic(&idx.manifest(), &fetched.body, 0o644)?;
+    let state = IndexState {
+        serial: m.serial,
+        created: m.created,
+        etag: fetched.etag.clone(),
+        fetched_at: crate::repo::now_unix(),
+        format: INDEX_FORMAT,
+        content: Some(m.content.clone()),
+        key: Some(key.base64().to_string()),
+    };
+    fsx::write_atomic(
+        &idx.state_path(),
+        &serde_json::to_vec_pretty(&state)?,
+        0o644,
+    )
 }
 
 /// Fetches the compressed snapshot the manifest names, checks it, and replaces the local index
@@ -301,11 +409,24 @@ fn full(idx: &IndexDir, cfg: &Settings, wire: &mut Remote, m: &Manifest) -> Resu
     }
     let path = format!("index/{}.db.zst", m.serial);
     let body = wire.get_checked(&path, m.snapshot.size, &m.snapshot.blake3)?;
+    install_snapshot(idx, &body, m.snapshot.raw_size, m, &path)
+}
+
+/// Replaces the local index by the zstd-compressed snapshot `zst` (at most `raw_limit` bytes
+/// once decompressed) if it is exactly the signed manifest's content (schema, format, serial,
+/// content digest, every row); `what` names it in errors.
+pub(super) fn install_snapshot(
+    idx: &IndexDir,
+    zst: &[u8],
+    raw_limit: u64,
+    m: &Manifest,
+    what: &str,
+) -> Result<()> {
     let mut tmp = fsx::AtomicFile::create(&idx.db())?;
-    wire::decompress_to(&body, m.snapshot.raw_size, tmp.file())
-        .with_context(|| format!("{path} cannot be decompressed"))?;
+    wire::decompress_to(zst, raw_limit, tmp.file())
+        .with_context(|| format!("{what} cannot be decompressed"))?;
     let snap = Snapshot::open(tmp.path()).context("the signed index cannot be read")?;
-    m.check_snapshot(&snap, &path)?;
+    m.check_snapshot(&snap, what)?;
     drop(snap);
     let conn = Connection::open(tmp.path())?;
     search::build(&conn).context("cannot build the local search index")?;

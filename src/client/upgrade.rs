@@ -1,7 +1,8 @@
 //! `upgrade` and `outdated`, from one computation so they agree: the upgrade plan (the named
 //! installed packages move to the newest versions their constraints and holds allow) and, for
 //! every package that has a newer version than the plan gives it, why it is kept back (held,
-//! or which package's requirement excludes the newer version), as apt says "kept back".
+//! deferred by a phased rollout, or which package's requirement excludes the newer version),
+//! as apt says "kept back". A yanked version is never "newer": nothing moves to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,6 +12,7 @@ use super::config::Settings;
 use super::plan::{self, Action, Plan};
 use super::profile::Installed;
 use super::request::{Request, Spec};
+use super::rollout::{Policy, Withheld};
 use super::sources::Sources;
 use super::Layout;
 use crate::format::ids::PackageName;
@@ -22,17 +24,20 @@ pub struct KeptBack {
     pub name: PackageName,
     pub installed: semver::Version,
     pub latest: semver::Version,
-    /// `held`, or `kept back: rainbow 1.4.0 requires libcolor ^1.2`.
+    /// `held`, `deferred by phased rollout (20 %)`, or
+    /// `kept back: rainbow 1.4.0 requires libcolor ^1.2`.
     pub reason: String,
 }
 
 /// The plan of `dist upgrade NAME...` (`names`: installed packages; the requested ones stay
 /// requested, dependencies move with them), without what stays as it is, and what is kept back.
+/// `no_phasing`: phased versions are taken whatever this machine's place in their rollout.
 pub fn plan(
     layout: &Layout,
     settings: &Settings,
     sources: &Sources,
     names: &BTreeSet<PackageName>,
+    no_phasing: bool,
 ) -> Result<(Plan, Vec<KeptBack>)> {
     let installed = layout.current()?.map(|g| g.packages).unwrap_or_default();
     let reqs: Vec<Request> = names
@@ -46,21 +51,25 @@ pub fn plan(
         .collect();
     let options = plan::Options {
         refresh: names.clone(),
+        no_phasing,
         ..Default::default()
     };
     let mut plan = plan::plan_with(layout, settings, sources, &reqs, options)?;
     plan.items.retain(|i| i.action != Action::Installed);
-    let kept = kept_back(layout, sources, &installed, &plan, names)?;
+    let policy = Policy::for_root(layout, no_phasing)?;
+    let kept = kept_back(layout, sources, &installed, &plan, (names, &policy))?;
     Ok((plan, kept))
 }
 
 /// The newest version of an installed package that `upgrade` would consider: the
-/// highest-priority repository's newest, a pre-release only when a pre-release is installed.
+/// highest-priority repository's newest that is not yanked, a pre-release only when a
+/// pre-release is installed.
 pub fn newest(sources: &Sources, p: &Installed) -> Result<Option<PackageRecord>> {
     Ok(sources
         .versions(&p.name, None)?
         .into_iter()
         .filter(|c| c.record.version.pre.is_empty() || !p.version.pre.is_empty())
+        .filter(|c| c.record.yanked.is_none())
         .max_by(|a, b| {
             b.source
                 .cmp(&a.source)
@@ -75,7 +84,7 @@ fn kept_back(
     sources: &Sources,
     installed: &BTreeMap<PackageName, Installed>,
     plan: &Plan,
-    names: &BTreeSet<PackageName>,
+    (names, policy): (&BTreeSet<PackageName>, &Policy),
 ) -> Result<Vec<KeptBack>> {
     // The next set, as records: the plan's, then what stays installed (from the index).
     let mut next: BTreeMap<PackageName, PackageRecord> = BTreeMap::new();
@@ -101,10 +110,10 @@ fn kept_back(
         if latest.version.cmp_precedence(gets).is_le() {
             continue;
         }
-        let reason = if held.contains(&p.name) {
-            "held".to_string()
-        } else {
-            blocker(&next, &latest)
+        let reason = match policy.withheld(&latest) {
+            _ if held.contains(&p.name) => "held".to_string(),
+            Some(why @ Withheld::Deferred(_)) => why.to_string(),
+            _ => blocker(&next, &latest),
         };
         out.push(KeptBack {
             name: p.name.clone(),
@@ -144,11 +153,14 @@ pub struct Outdated {
     pub held: bool,
     /// Why `upgrade` would not move it to `newest` (`None`: it would).
     pub kept_back: Option<String>,
+    /// The installed version is yanked, and why (it stays installed).
+    pub yanked: Option<String>,
 }
 
 /// Every installed package whose index has a newer version, each with why `upgrade` would not
-/// take it, if it would not (the same computation as `upgrade`'s).
-pub fn outdated(layout: &Layout, settings: &Settings) -> Result<Vec<Outdated>> {
+/// take it, if it would not (the same computation as `upgrade`'s), and every installed version
+/// the index yanks (`newest` is then the installed version when there is no newer one).
+pub fn outdated(layout: &Layout, settings: &Settings, no_phasing: bool) -> Result<Vec<Outdated>> {
     let Some(current) = layout.current()? else {
         return Ok(Vec::new());
     };
@@ -156,7 +168,8 @@ pub fn outdated(layout: &Layout, settings: &Settings) -> Result<Vec<Outdated>> {
     let held = layout.holds()?;
     let all: BTreeSet<PackageName> = current.packages.keys().cloned().collect();
     // A set that cannot be upgraded at all still has its outdated packages listed.
-    let kept: BTreeMap<PackageName, String> = match plan(layout, settings, &sources, &all) {
+    let planned = plan(layout, settings, &sources, &all, no_phasing);
+    let kept: BTreeMap<PackageName, String> = match planned {
         Ok((_, kept)) => kept.into_iter().map(|k| (k.name, k.reason)).collect(),
         Err(e) => all
             .iter()
@@ -165,18 +178,32 @@ pub fn outdated(layout: &Layout, settings: &Settings) -> Result<Vec<Outdated>> {
     };
     let mut out = Vec::new();
     for p in current.packages.values() {
-        let Some(n) = newest(&sources, p)? else {
+        let yanked = yank_of(&sources, p)?;
+        let newer = newest(&sources, p)?
+            .map(|n| n.version)
+            .filter(|v| v.cmp_precedence(&p.version).is_gt());
+        if newer.is_none() && yanked.is_none() {
             continue;
-        };
-        if n.version.cmp_precedence(&p.version).is_gt() {
-            out.push(Outdated {
-                name: p.name.clone(),
-                installed: p.version.clone(),
-                newest: n.version,
-                held: held.contains(&p.name),
-                kept_back: kept.get(&p.name).cloned(),
-            });
         }
+        out.push(Outdated {
+            name: p.name.clone(),
+            installed: p.version.clone(),
+            kept_back: newer.as_ref().and_then(|_| kept.get(&p.name).cloned()),
+            newest: newer.unwrap_or_else(|| p.version.clone()),
+            held: held.contains(&p.name),
+            yanked,
+        });
     }
     Ok(out)
+}
+
+/// The reason the index gives for yanking the installed object `p` (`None`: not yanked, or
+/// no synced index has it).
+pub fn yank_of(sources: &Sources, p: &Installed) -> Result<Option<String>> {
+    Ok(sources
+        .versions(&p.name, None)?
+        .into_iter()
+        .find(|c| c.record.blake3 == p.blake3)
+        .and_then(|c| c.record.yanked)
+        .map(|r| r.as_str().to_string()))
 }

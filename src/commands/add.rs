@@ -36,7 +36,8 @@ pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
     };
     let repo = Repo::new(&g.root)
         .with_retention(retention)
-        .allowing_unresolved(args.allow_unresolved);
+        .allowing_unresolved(args.allow_unresolved)
+        .with_phase(args.phase);
     let mut dirs = args.dirs.clone();
     if let Some(from) = &args.from {
         dirs.extend(read_list(from)?);

@@ -1,6 +1,8 @@
 //! The client commands: sync, rollback, generations, list, info, daemon, gc, verify, search
 //! (what changes the installed set is in `packages.rs`).
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use dist::client::config::{config_path, ClientConfig, ConfigError, Engine, Settings};
 use dist::client::sources::{Candidate, Sources};
@@ -103,6 +105,15 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
 fn warn_sync(r: &sync::SyncReport) {
     for w in [&r.stale_warning, &r.fallback_reason].into_iter().flatten() {
         eprintln!("warning: {w}");
+    }
+    for k in &r.key_rotations {
+        eprintln!(
+            "note: the repository rotated its key {} -> {}: verified by the rotation statement, trusted from now on (recorded beside the index in trust.json)",
+            k.from, k.to
+        );
+    }
+    for k in &r.revoked_keys {
+        eprintln!("note: the repository revoked key {k}: it is never accepted again");
     }
 }
 
@@ -217,15 +228,9 @@ pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> 
             versions: versions
                 .iter()
                 .zip(&repos)
-                .map(|(v, repository)| json::InfoVersion {
-                    repository,
-                    added_at: v.added_at,
-                    blake3: v.blake3,
-                    infohash: v.infohash,
-                    installed: installed.as_ref().is_some_and(|i| i.blake3 == v.blake3),
-                    magnet: &v.magnet,
-                    size: v.size,
-                    version: &v.version,
+                .map(|(v, repository)| {
+                    let here = installed.as_ref().is_some_and(|i| i.blake3 == v.blake3);
+                    json::InfoVersion::new(v, repository, here)
                 })
                 .collect(),
         })?;
@@ -247,8 +252,11 @@ pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> 
                 ""
             };
             println!(
-                "  {}  {} bytes  blake3 {}{mark}",
-                v.version, v.size, v.blake3
+                "  {}  {} bytes  blake3 {}{mark}{}",
+                v.version,
+                v.size,
+                v.blake3,
+                status_marks(v)
             );
         }
     }
@@ -467,15 +475,27 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let entries = dist::client::maintain::verify(&layout)?;
     let bad = entries.iter().filter(|e| !e.ok).count();
+    let yanked = yanked_installed(g, &layout);
+    let yank_of = |e: &dist::client::maintain::VerifyEntry| {
+        yanked
+            .get(&(e.name.clone(), e.version.clone()))
+            .map(String::as_str)
+    };
     if json {
-        let v: Vec<json::Verified> = entries.iter().map(Into::into).collect();
+        let v: Vec<json::Verified> = entries
+            .iter()
+            .map(|e| json::Verified::new(e, yank_of(e)))
+            .collect();
         json::print(&v)?;
     } else {
         for e in &entries {
+            let y = yank_of(e)
+                .map(|r| format!(" (yanked: {})", printable(r)))
+                .unwrap_or_default();
             if e.ok {
-                println!("ok       {}", e.id());
+                println!("ok       {}{y}", e.id());
             } else {
-                println!("CHANGED  {} ({})", e.id(), e.store_path.display());
+                println!("CHANGED  {}{y} ({})", e.id(), e.store_path.display());
                 for d in &e.differences {
                     println!("         {d}");
                 }
@@ -520,6 +540,40 @@ pub fn search(g: &Global, f: &ClientFlags, term: &str, json: bool) -> Result<i32
         }
     }
     Ok(0)
+}
+
+/// ` [yanked: REASON] [phased 20 %]` after a version in `info`.
+fn status_marks(v: &PackageRecord) -> String {
+    let mut out = String::new();
+    if let Some(r) = &v.yanked {
+        out.push_str(&format!(" [yanked: {}]", printable(r.as_str())));
+    }
+    if let Some(p) = v.phase {
+        out.push_str(&format!(" [phased {p}]"));
+    }
+    out
+}
+
+/// The installed versions the synced index yanks, with the reason: empty when there is no
+/// configuration or index to ask (`verify` checks the store without them).
+fn yanked_installed(
+    g: &Global,
+    layout: &Layout,
+) -> BTreeMap<(PackageName, semver::Version), String> {
+    let mut out = BTreeMap::new();
+    let Ok(Some(current)) = layout.current() else {
+        return out;
+    };
+    let Ok(sources) = config(g, &ClientFlags::default()).and_then(|s| Sources::open(layout, &s))
+    else {
+        return out;
+    };
+    for p in current.packages.values() {
+        if let Ok(Some(reason)) = dist::client::upgrade::yank_of(&sources, p) {
+            out.insert((p.name.clone(), p.version.clone()), reason);
+        }
+    }
+    out
 }
 
 /// One index record as a text line: `name@version  description`, with `REPO/` first when

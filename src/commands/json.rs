@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use dist::client::config::Fetcher;
 use dist::client::install::Installation;
-use dist::client::maintain::{GcReport, VerifyEntry};
+use dist::client::maintain::GcReport;
 use dist::client::plan::PlanItem;
 use dist::client::profile::{Generation, Installed};
 use dist::client::resolve::Because;
@@ -18,6 +18,7 @@ use dist::client::transition::Change;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};
 use dist::repo::index::PackageRecord;
 
+pub use super::json_status::{Info, InfoVersion, Outdated, Verified};
 mod profile;
 pub use profile::{FileEntry, Files, Owner};
 
@@ -69,6 +70,8 @@ pub struct Check<'a> {
     pub reproducible: bool,
     pub version: &'a semver::Version,
 }
+
+pub use super::json_keys::*;
 
 /// `dist sync --json`: the library's report as it is (it has no other use than being shown).
 pub use dist::client::sync::SyncReport as Sync;
@@ -336,32 +339,6 @@ pub struct Setting {
     pub source: &'static str,
 }
 
-/// `dist outdated --json`: one per installed package with a newer version.
-#[derive(Serialize)]
-pub struct Outdated<'a> {
-    pub name: &'a PackageName,
-    pub installed: &'a semver::Version,
-    pub newest: &'a semver::Version,
-    /// The same as `newest` (the kept-back entries' key).
-    pub latest: &'a semver::Version,
-    pub held: bool,
-    /// Why `upgrade` would not move it (`held`, `kept back: …`); null when it would.
-    pub kept_back: Option<&'a str>,
-}
-
-impl<'a> From<&'a dist::client::upgrade::Outdated> for Outdated<'a> {
-    fn from(o: &'a dist::client::upgrade::Outdated) -> Outdated<'a> {
-        Outdated {
-            name: &o.name,
-            installed: &o.installed,
-            newest: &o.newest,
-            latest: &o.newest,
-            held: o.held,
-            kept_back: o.kept_back.as_deref(),
-        }
-    }
-}
-
 /// A package `upgrade` does not move to its latest version, and why (`upgrade --json`, beside
 /// the install entries).
 #[derive(Serialize)]
@@ -422,27 +399,6 @@ impl<'a> Record<'a> {
             added_at: p.added_at,
         }
     }
-}
-
-/// `dist info NAME --json`.
-#[derive(Serialize)]
-pub struct Info<'a> {
-    pub description: Option<&'a str>,
-    pub installed: Option<&'a semver::Version>,
-    pub name: &'a str,
-    pub versions: Vec<InfoVersion<'a>>,
-}
-
-#[derive(Serialize)]
-pub struct InfoVersion<'a> {
-    pub added_at: i64,
-    pub blake3: ObjectId,
-    pub infohash: InfoHash,
-    pub installed: bool,
-    pub magnet: &'a str,
-    pub size: u64,
-    pub version: &'a semver::Version,
-    pub repository: &'a str,
 }
 
 /// `dist search TERM --json`: one per matching version.
@@ -521,38 +477,6 @@ impl<'a> From<&'a GcReport> for Gc<'a> {
             bytes_freed: r.bytes_freed,
         }
     }
-}
-
-/// `dist verify --json`: one per store path.
-#[derive(Serialize)]
-pub struct Verified<'a> {
-    pub name: &'a PackageName,
-    pub version: &'a semver::Version,
-    pub store_path: &'a PathBuf,
-    /// The store path matches its install record (changed configuration files do not count).
-    pub ok: bool,
-    pub differences: &'a [String],
-    /// Configuration files (under `ROOT/etc/<name>/`) that differ from what the version ships.
-    pub config_changed: &'a [String],
-}
-
-impl<'a> From<&'a VerifyEntry> for Verified<'a> {
-    fn from(e: &'a VerifyEntry) -> Verified<'a> {
-        Verified {
-            name: &e.name,
-            version: &e.version,
-            store_path: &e.store_path,
-            ok: e.ok,
-            differences: &e.differences,
-            config_changed: &e.config_changed,
-        }
-    }
-}
-
-/// `dist key show --json`.
-#[derive(Serialize)]
-pub struct Key {
-    pub public_key: String,
 }
 
 /// `dist rollback --json`.

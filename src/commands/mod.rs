@@ -4,10 +4,14 @@ mod add;
 mod client;
 mod env;
 mod files;
+mod fleet;
 mod json;
+mod json_keys;
+mod json_status;
 mod key;
 mod pack;
 mod packages;
+mod release;
 mod reporter;
 mod serve;
 mod setup;
@@ -49,6 +53,7 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Sync(_) => Some((Mode::Exclusive, "sync")),
         Install(a) if a.dry_run => Some((Mode::Shared, "install --dry-run")),
         Install(_) => Some((Mode::Exclusive, "install")),
+        Bundle(_) => Some((Mode::Exclusive, "bundle")),
         Uninstall { .. } => Some((Mode::Exclusive, "uninstall")),
         Upgrade(a) if a.dry_run => Some((Mode::Shared, "upgrade --dry-run")),
         Upgrade(_) => Some((Mode::Exclusive, "upgrade")),
@@ -60,16 +65,26 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         // Runs for as long as it seeds: it must not hold the root.
         Daemon(DaemonCommand::Run(_)) => None,
         Repair { .. } => Some((Mode::Exclusive, "repair")),
+        Yank(_) | Unyank(_) | Phase(_) => Some((Mode::Exclusive, "publish")),
+        Apply(a) if a.dry_run => Some((Mode::Shared, "apply --dry-run")),
+        Apply(_) => Some((Mode::Exclusive, "apply")),
         Init(_) => Some((Mode::Exclusive, "init")),
         Completions { .. } | Manpages { .. } | Env { .. } => None,
-        Config(_) | Files { .. } | Owner { .. } => Some((Mode::Shared, "read")),
-        Daemon(DaemonCommand::Status(_))
+        // Readers never wait (issue 23): what they read (`current`, generation.json, the index
+        // copy, holds) is replaced by rename or changed inside an SQLite transaction, so each
+        // read sees one consistent state while an install, sync or gc runs.
+        Export(_)
+        | Config(_)
+        | Files { .. }
+        | Owner { .. }
+        | Daemon(DaemonCommand::Status(_))
         | Generations(_)
         | List { .. }
         | Info { .. }
-        | Verify(_)
         | Outdated(_)
-        | Search { .. } => Some((Mode::Shared, "read")),
+        | Search { .. } => None,
+        // Hashes store paths a gc could be deleting.
+        Verify(_) => Some((Mode::Shared, "read")),
     }
 }
 
@@ -94,7 +109,7 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         if cause.is::<dist::client::request::UnknownPackage>() {
             return "not_found";
         }
-        if cause.is::<dist::repo::sign::VerifyError>() {
+        if cause.is::<dist::repo::sign::VerifyError>() || cause.is::<dist::repo::keys::KeyError>() {
             return "signature";
         }
         if cause.is::<dist::repo::index::RowError>() {
@@ -170,6 +185,43 @@ fn catch_interrupts() {
     });
 }
 
+/// Takes the root's lock the command needs (`lock_mode`), waiting at most `timeout` seconds
+/// (default `lock::default_timeout`); under an exclusive lock, removes what killed commands left.
+fn lock_root(g: &Global, c: &Command, timeout: Option<f64>) -> Result<Option<lock::RootLock>> {
+    let Some((mode, what)) = lock_mode(c) else {
+        return Ok(None);
+    };
+    let timeout = timeout
+        .map(std::time::Duration::from_secs_f64)
+        .unwrap_or_else(lock::default_timeout);
+    let quiet = g.quiet;
+    let l = lock::acquire(&g.root, mode, what, timeout, &|m: &str| {
+        if !quiet {
+            eprintln!("{m}")
+        }
+    })?;
+    if mode == Mode::Exclusive {
+        dist::client::maintain::clean_leftovers(&dist::client::Layout::new(&g.root))?;
+    }
+    Ok(Some(l))
+}
+
+/// The commands that unwind through their cleanup on SIGINT and SIGTERM.
+fn interruptible(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Install(_)
+            | Command::Uninstall { .. }
+            | Command::Rollback { .. }
+            | Command::Upgrade(_)
+            | Command::Autoremove(_)
+            | Command::Gc { .. }
+            | Command::Repair { .. }
+            | Command::Apply(_)
+            | Command::Daemon(DaemonCommand::Run(_))
+    )
+}
+
 /// Runs the command; `Ok(code)` is the exit code of a command that finished (0 unless it has a
 /// verdict to report, like `verify`).
 pub fn run(cli: Cli) -> Result<i32> {
@@ -181,36 +233,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         root,
         quiet: cli.quiet,
     };
-    let timeout = cli
-        .lock_timeout
-        .map(std::time::Duration::from_secs_f64)
-        .unwrap_or_else(lock::default_timeout);
-    let _lock = match lock_mode(&cli.command) {
-        Some((mode, what)) => {
-            let quiet = g.quiet;
-            let l = lock::acquire(&g.root, mode, what, timeout, &|m: &str| {
-                if !quiet {
-                    eprintln!("{m}")
-                }
-            })?;
-            if mode == Mode::Exclusive {
-                dist::client::maintain::clean_leftovers(&dist::client::Layout::new(&g.root))?;
-            }
-            Some(l)
-        }
-        None => None,
-    };
-    if matches!(
-        cli.command,
-        Command::Install(_)
-            | Command::Uninstall { .. }
-            | Command::Rollback { .. }
-            | Command::Upgrade(_)
-            | Command::Autoremove(_)
-            | Command::Gc { .. }
-            | Command::Repair { .. }
-            | Command::Daemon(DaemonCommand::Run(_))
-    ) {
+    let _lock = lock_root(&g, &cli.command, cli.lock_timeout)?;
+    if interruptible(&cli.command) {
         catch_interrupts();
     }
     let top = cli.client;
@@ -218,6 +242,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pack(args) => pack::run(&g, &args),
         Command::Add(args) => add::run(&g, &args),
         Command::Key(KeyCommand::Show(j)) => key::show(&g, j.json),
+        Command::Key(KeyCommand::Rotate(j)) => key::rotate(&g, j.json),
+        Command::Key(KeyCommand::Revoke(a)) => key::revoke(&g, &a.key, a.json),
         Command::Init(a) => setup::init(&g, &top.with(&a.client), &a),
         Command::Config(ConfigCommand::Show(a)) => {
             setup::config_show(&g, &top.with(&a.client), a.json)
@@ -239,6 +265,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Sync(a) => client::sync(&g, &top.with(&a.client), a.json),
         Command::Install(a) => packages::install(&g, &top.with(&a.client), &a),
+        Command::Bundle(a) => packages::bundle(&g, &top.with(&a.client), &a),
         Command::Uninstall(a) => packages::uninstall(&g, &top.with(&a.client), &a),
         Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
         Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),
@@ -262,5 +289,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Search { term, json, client } => {
             client::search(&g, &top.with(&client), &term, json)
         }
+        Command::Yank(a) => release::yank(&g, &a),
+        Command::Unyank(a) => release::unyank(&g, &a),
+        Command::Phase(a) => release::phase(&g, &a),
+        Command::Export(a) => fleet::export(&g, &top.with(&a.client), &a),
+        Command::Apply(a) => fleet::apply(&g, &top.with(&a.client), &a),
     }
 }

@@ -12,21 +12,38 @@ use dist::client::resolve::Because;
 use dist::client::sources::Sources;
 use dist::client::transition::Change;
 use dist::client::upgrade::{self, KeptBack};
-use dist::client::{conffiles, remove, Layout};
+use dist::client::{conffiles, offline, remove, Layout};
 use dist::format::ids::PackageName;
 
 use super::client::config;
 use super::{json, reporter, Global};
-use crate::cli::{ClientFlags, InstallArgs, UninstallArgs, UpgradeArgs};
+use crate::cli::{BundleArgs, ClientFlags, InstallArgs, UninstallArgs, UpgradeArgs};
 
 pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
     let settings = config(g, f)?;
     let layout = Layout::new(&g.root);
+    if let Some(file) = &a.from_bundle {
+        let imported = offline::import_bundle(&layout, &settings, file)?;
+        if !g.quiet {
+            eprintln!(
+                "{}: {} objects verified and stored{}",
+                file.display(),
+                imported.objects,
+                match imported.indexes.is_empty() {
+                    true => String::new(),
+                    false => format!("; index of {} updated", imported.indexes.join(", ")),
+                }
+            );
+        }
+    }
     let sources = Sources::open(&layout, &settings)?;
     let reqs = a
         .packages
         .iter()
-        .map(|p| Request::parse(p))
+        .map(|p| match offline::is_local_path(p) {
+            true => offline::local_object(&layout, &sources, std::path::Path::new(p), a.dry_run),
+            false => Request::parse(p),
+        })
         .collect::<Result<Vec<_>>>()?;
     let resolving = std::time::Instant::now();
     let options = plan::Options {
@@ -36,6 +53,8 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         } else {
             BTreeSet::new()
         },
+        // A bundle holds what its maker chose: its versions are taken whatever the rollouts.
+        no_phasing: f.no_phasing || a.from_bundle.is_some(),
         ..Default::default()
     };
     let plan = plan::plan_with(&layout, &settings, &sources, &reqs, options)?;
@@ -46,6 +65,17 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         .map(|r| &r.name)
         .collect();
     refuse_downgrades(&plan, &asked, a.allow_downgrade)?;
+    if let Some(file) = &a.from_bundle {
+        let missing = plan.items.iter().find(|i| i.action.fetcher().is_some());
+        if let Some(i) = missing {
+            anyhow::bail!(
+                "{}: the bundle lacks {} (blake3 {}), which this install needs; nothing was changed",
+                file.display(),
+                i.record.id(),
+                i.record.blake3.to_hex()
+            );
+        }
+    }
     let how = Output {
         json: a.json,
         dry_run: a.dry_run,
@@ -102,7 +132,7 @@ pub fn upgrade(g: &Global, f: &ClientFlags, a: &UpgradeArgs) -> Result<i32> {
             .collect::<Result<_>>()?
     };
     let resolving = std::time::Instant::now();
-    let (plan, kept) = upgrade::plan(&layout, &settings, &sources, &names)?;
+    let (plan, kept) = upgrade::plan(&layout, &settings, &sources, &names, f.no_phasing)?;
     refuse_downgrades(&plan, &BTreeSet::new(), a.allow_downgrade)?;
     let how = Output {
         json: a.json,
@@ -387,7 +417,7 @@ fn print_removed(
 /// would keep one back.
 pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let list = upgrade::outdated(&layout, &config(g, f)?)?;
+    let list = upgrade::outdated(&layout, &config(g, f)?, f.no_phasing)?;
     if json_out {
         let v: Vec<json::Outdated> = list.iter().map(Into::into).collect();
         json::print(&v)?;
@@ -396,10 +426,17 @@ pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
     } else {
         for o in &list {
             let why = match &o.kept_back {
-                Some(why) => format!("  ({why})"),
+                Some(why) => format!("  ({})", super::printable(why)),
                 None => String::new(),
             };
-            println!("{}  {} -> {}{why}", o.name, o.installed, o.newest);
+            let yanked = match &o.yanked {
+                Some(r) => format!(" (yanked: {})", super::printable(r)),
+                None => String::new(),
+            };
+            match o.newest.cmp_precedence(&o.installed).is_gt() {
+                true => println!("{}  {}{yanked} -> {}{why}", o.name, o.installed, o.newest),
+                false => println!("{}  {}{yanked}", o.name, o.installed),
+            }
         }
     }
     Ok(0)
@@ -423,6 +460,34 @@ pub fn hold(g: &Global, name: &str, on: bool, json_out: bool) -> Result<i32> {
         (true, false) => println!("{name} was held already"),
         (false, true) => println!("released {name}"),
         (false, false) => println!("{name} was not held"),
+    }
+    Ok(0)
+}
+
+/// `dist bundle NAME... -o FILE`: the packages with every dependency and the signed index that
+/// verifies them, in one file.
+pub fn bundle(g: &Global, f: &ClientFlags, a: &BundleArgs) -> Result<i32> {
+    let settings = config(g, f)?;
+    let layout = Layout::new(&g.root);
+    let reqs = a
+        .packages
+        .iter()
+        .map(|p| Request::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    let reporter = reporter::Cli::new(g.quiet || a.json);
+    let b = offline::write_bundle(&layout, &settings, &reqs, &a.output, &reporter)?;
+    if a.json {
+        json::print::<json::Bundled>(&b)?;
+    } else {
+        for p in &b.packages {
+            println!("{}@{} ({})", p.name, p.version, p.repository);
+        }
+        println!(
+            "wrote {} ({} packages, {} bytes)",
+            b.path.display(),
+            b.packages.len(),
+            b.bytes
+        );
     }
     Ok(0)
 }

@@ -12,15 +12,17 @@ use crate::format::torrent;
 
 use super::snapshot::Schema;
 pub use super::snapshot::Snapshot;
+pub use super::status::{Phase, YankReason};
 
 /// Version of the published index format, stored as `meta.format` and in the signed manifest.
 /// 2: compressed snapshots, signed manifest, deltas; no `magnet` column (rendered from
 /// `meta.distribution`). 3: the `depends` and `conflicts` columns (issue 12). 4: the
 /// `executables` column (what a package puts into the profile's `bin/`, so that two packages
-/// providing the same command are found before anything is fetched).
-pub const INDEX_FORMAT: u32 = 4;
+/// providing the same command are found before anything is fetched). 5: the `yanked` and
+/// `phase` columns (issue 22: withdrawn versions, phased rollouts).
+pub const INDEX_FORMAT: u32 = 5;
 
-/// Schema of a format-4 snapshot (and of the same tables in the master index).
+/// Schema of a format-5 snapshot (and of the same tables in the master index).
 pub const SNAPSHOT_SCHEMA: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -38,6 +40,8 @@ CREATE TABLE packages (
     depends     TEXT,
     conflicts   TEXT,
     executables TEXT,
+    yanked      TEXT,
+    phase       INTEGER,
     PRIMARY KEY (name, version_key)
 );
 ";
@@ -51,7 +55,7 @@ pub fn row_placeholders() -> String {
 }
 
 /// The columns of a row, in the order of the canonical content (§5.2) and of delta rows.
-pub const ROW_COLUMNS: [&str; 11] = [
+pub const ROW_COLUMNS: [&str; 13] = [
     "name",
     "version",
     "version_key",
@@ -63,6 +67,8 @@ pub const ROW_COLUMNS: [&str; 11] = [
     "depends",
     "conflicts",
     "executables",
+    "yanked",
+    "phase",
 ];
 
 /// Trackers and web-seed base URL: configuration that goes into magnets and `.torrent` files
@@ -143,6 +149,10 @@ pub struct PackageRecord {
     /// The names it puts into the profile's `bin/` (its `assets/bin` entries), sorted; `None`
     /// when the index does not say (before format 4, or a package added before it).
     pub executables: Option<Vec<String>>,
+    /// Withdrawn by the publisher, and why (format 5; never before).
+    pub yanked: Option<YankReason>,
+    /// Rolled out to this share of machines (format 5; `None`: to all).
+    pub phase: Option<Phase>,
 }
 
 impl PackageRecord {
@@ -180,8 +190,8 @@ pub struct RowError {
 }
 
 /// The fields a record is read from, before parsing (`magnet` only in format 1, `depends` and
-/// `conflicts` only from format 3, `executables` from format 4).
-const READ_COLUMNS: [&str; 11] = [
+/// `conflicts` only from format 3, `executables` from format 4, `yanked` and `phase` from 5).
+const READ_COLUMNS: [&str; 13] = [
     "name",
     "version",
     "description",
@@ -193,13 +203,15 @@ const READ_COLUMNS: [&str; 11] = [
     "depends",
     "conflicts",
     "executables",
+    "yanked",
+    "phase",
 ];
 
 /// The columns of one row as SQLite holds them, before parsing (NULL where the format has no
 /// such column).
 struct RawRow {
     rowid: i64,
-    cols: [Value; 11],
+    cols: [Value; 13],
 }
 
 impl RawRow {
@@ -255,6 +267,13 @@ impl RawRow {
         let executables = opt_text(10)?
             .map(|t| parse_executables(t).map_err(|e| self.err(10, e)))
             .transpose()?;
+        let yanked = opt_text(11)?
+            .map(|t| YankReason::from_index(t).map_err(|e| self.err(11, e)))
+            .transpose()?;
+        let phase = match &self.cols[12] {
+            Value::Null => None,
+            _ => Some(Phase::new(self.int(12)?).map_err(|e| self.err(12, e))?),
+        };
         let mut rec = PackageRecord {
             name,
             version,
@@ -266,6 +285,8 @@ impl RawRow {
             added_at: self.int(6)?,
             relations,
             executables,
+            yanked,
+            phase,
         };
         rec.magnet = match dist {
             Some(d) => d.magnet(&rec),
@@ -295,14 +316,25 @@ pub(super) fn query_records(
     params: impl rusqlite::Params,
 ) -> Result<Vec<PackageRecord>> {
     let cols = match schema {
-        Schema::V1 => READ_COLUMNS[..8].join(", "),
-        Schema::V2 => format!("{}, NULL, NULL, NULL, NULL", READ_COLUMNS[..7].join(", ")),
+        Schema::V1 => format!(
+            "{}, NULL, NULL, NULL, NULL, NULL",
+            READ_COLUMNS[..8].join(", ")
+        ),
+        Schema::V2 => format!(
+            "{}, NULL, NULL, NULL, NULL, NULL, NULL",
+            READ_COLUMNS[..7].join(", ")
+        ),
         Schema::V3 => format!(
-            "{}, NULL, {}, NULL",
+            "{}, NULL, {}, NULL, NULL, NULL",
             READ_COLUMNS[..7].join(", "),
             READ_COLUMNS[8..10].join(", ")
         ),
         Schema::V4 => format!(
+            "{}, NULL, {}, NULL, NULL",
+            READ_COLUMNS[..7].join(", "),
+            READ_COLUMNS[8..11].join(", ")
+        ),
+        Schema::V5 => format!(
             "{}, NULL, {}",
             READ_COLUMNS[..7].join(", "),
             READ_COLUMNS[8..].join(", ")
@@ -372,7 +404,7 @@ pub(crate) fn read_records_where(
     where_sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<PackageRecord>> {
-    query_records(conn, Schema::V4, Some(dist), where_sql, params)
+    query_records(conn, Schema::V5, Some(dist), where_sql, params)
 }
 
 /// The BLAKE3 digest of an index's canonical content (store-format.md §5.2): the distribution

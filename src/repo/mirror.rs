@@ -11,7 +11,7 @@
 //! they came from. The order keeps a crash harmless: objects, then the master index, then the
 //! published files, then `published/LATEST`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::index::{PackageRecord, Snapshot};
+use super::keys::{self, PublicKey};
 use super::sign;
 use super::wire::{self, Remote, SignedManifest};
 use super::Repo;
@@ -80,6 +81,24 @@ impl Upstream {
 struct MirrorState {
     upstream: String,
     etag: Option<String>,
+    /// The upstream key reached by rotation (base64), while `--public-key` is still
+    /// `configured_key` (store-format.md §5.7).
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    configured_key: Option<String>,
+}
+
+impl MirrorState {
+    /// The key the upstream's index must be signed with: the rotated one, unless the operator
+    /// configured another key since.
+    fn trusted(state: Option<&MirrorState>, up: &Upstream) -> Result<PublicKey> {
+        let configured = PublicKey::parse(&up.public_key)?;
+        match state.and_then(|s| Some((s.configured_key.as_deref()?, s.key.as_deref()?))) {
+            Some((c, k)) if PublicKey::parse(c)? == configured => PublicKey::parse(k),
+            _ => Ok(configured),
+        }
+    }
 }
 
 fn state_path(root: &Path) -> PathBuf {
@@ -123,9 +142,16 @@ pub struct Mirrored {
     pub fetched_bytes: u64,
 }
 
-/// Brings the mirror in `repo` to the upstream's newest serial (see the module comment). On an
-/// error nothing the mirror publishes has changed; verified objects it stored stay.
-pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
+/// The HTTP agent of a mirror's requests: a request may stall [`STALL`] at most.
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(STALL)
+        .timeout_read(STALL)
+        .build()
+}
+
+/// Refuses a root that holds a repository of its own, and makes the mirror's directories.
+fn prepare(repo: &Repo) -> Result<()> {
     let (secret, _) = sign::key_paths(&repo.root);
     if secret.exists() {
         bail!(
@@ -141,16 +167,27 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     ] {
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     }
+    Ok(())
+}
+
+/// Brings the mirror in `repo` to the upstream's newest serial (see the module comment). On an
+/// error nothing the mirror publishes has changed; verified objects it stored stay.
+pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
+    prepare(repo)?;
     let local = repo.latest_serial()?;
     let state = read_state(&repo.root)?.filter(|s| s.upstream == up.url);
+    let key = MirrorState::trusted(state.as_ref(), up)?;
     let etag = state.and_then(|s| s.etag).filter(|_| local.is_some());
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(STALL)
-        .timeout_read(STALL)
-        .build();
-    let mut remote = Remote::new(agent, &up.url);
-    let fetched = wire::fetch_manifest(&mut remote, &up.public_key, etag.as_deref(), MAX_MANIFEST)
-        .map_err(|e| anyhow::anyhow!("{e:#}; the mirror is unchanged"))?;
+    let mut remote = Remote::new(agent(), &up.url);
+    let (fetched, rotated) = keys::fetch_manifest(
+        &mut remote,
+        &key,
+        &BTreeSet::new(),
+        etag.as_deref(),
+        MAX_MANIFEST,
+    )
+    .map_err(|e| anyhow::anyhow!("{e:#}; the mirror is unchanged"))?;
+    let key = rotated.map_or(key, |f| f.key);
     let Some(SignedManifest {
         manifest: m,
         body,
@@ -174,41 +211,13 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
                 .manifest(l)?
                 .is_some_and(|have| have.content == m.content)
         {
-            save_state(repo, up, tag)?;
+            save_state(repo, up, tag, &key)?;
             return unchanged(repo, l);
         }
     }
 
-    // The snapshot, checked against the manifest and decompressed into the next master index.
-    if m.snapshot.size > MAX_SNAPSHOT || m.snapshot.raw_size > MAX_SNAPSHOT {
-        bail!(
-            "{}: the index of serial {} is larger than a mirror accepts ({} bytes)",
-            up.url,
-            m.serial,
-            m.snapshot.raw_size
-        );
-    }
-    let snap_path = format!("index/{}.db.zst", m.serial);
-    let snapshot = remote.get_checked(&snap_path, m.snapshot.size, &m.snapshot.blake3)?;
-    let mut next = fsx::AtomicFile::create(&repo.index_path())?;
-    wire::decompress_to(&snapshot, m.snapshot.raw_size, next.file())
-        .with_context(|| format!("{}/{snap_path} cannot be decompressed", up.url))?;
-    let records = {
-        let snap = Snapshot::open(next.path())
-            .with_context(|| format!("{}/{snap_path}: the signed index cannot be read", up.url))?;
-        m.check_snapshot(&snap, &format!("{}/{snap_path}", up.url))?;
-        snap.all()?
-    };
-    let mut deltas = Vec::new();
-    for d in &m.deltas {
-        let path = repo.delta_path(d.to);
-        let have =
-            std::fs::read(&path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == d.blake3);
-        if !have {
-            let name = format!("index/{}.delta.zst", d.to);
-            deltas.push((path, remote.get_checked(&name, d.size, &d.blake3)?));
-        }
-    }
+    let (next, records, snapshot) = next_index(repo, &mut remote, &m)?;
+    let deltas = missing_deltas(repo, &mut remote, &m.deltas)?;
 
     // Every object, with its info dictionary: kept from the previous copy, computed from an
     // object already stored, or downloaded.
@@ -220,31 +229,16 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     let (fetched, fetched_bytes) = fetch_objects(repo, up, &remote.agent, &missing, &infos, stop)?;
     let infos = infos.into_inner().expect("infos");
 
-    // The master index: the snapshot plus the torrents table `serve` renders `.torrent`s from.
-    {
-        let conn = Connection::open(next.path())?;
-        conn.execute_batch(
-            "CREATE TABLE torrents (infohash TEXT PRIMARY KEY, info BLOB NOT NULL);
-             CREATE INDEX packages_by_infohash ON packages (infohash);",
-        )?;
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('content', ?1)",
-            [&m.content],
-        )?;
-        conn.execute_batch("BEGIN")?;
-        {
-            let mut ins =
-                conn.prepare("INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)")?;
-            for r in &records {
-                ins.execute(params![r.infohash, infos[&r.infohash]])?;
-            }
-        }
-        conn.execute_batch("COMMIT")?;
-    }
+    write_master(&next, &m.content, &records, &infos)?;
     next.set_mode(0o644)?;
     next.commit()?;
 
     // The upstream's files as they came, the signature before the manifest, LATEST last.
+    // Its key statements too, for the mirror's clients to follow (best effort: each one is
+    // verified by the client that reads it).
+    if let Ok(Some((_, bytes))) = keys::fetch_log(&mut remote) {
+        fsx::write_atomic(&repo.keys_path(), &bytes, 0o644)?;
+    }
     for (path, bytes) in &deltas {
         fsx::write_atomic(path, bytes, 0o644)?;
     }
@@ -257,7 +251,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         0o644,
     )?;
     repo.apply_retention(m.serial)?;
-    save_state(repo, up, tag)?;
+    save_state(repo, up, tag, &key)?;
     Ok(Mirrored {
         serial: m.serial,
         changed: local != Some(m.serial),
@@ -265,6 +259,83 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         fetched,
         fetched_bytes,
     })
+}
+
+/// The snapshot of `m`, checked against the manifest and decompressed into the next master
+/// index (not yet in place); its records and its compressed bytes.
+fn next_index(
+    repo: &Repo,
+    remote: &mut Remote,
+    m: &wire::Manifest,
+) -> Result<(fsx::AtomicFile, Vec<PackageRecord>, Vec<u8>)> {
+    let url = remote.server;
+    if m.snapshot.size > MAX_SNAPSHOT || m.snapshot.raw_size > MAX_SNAPSHOT {
+        bail!(
+            "{url}: the index of serial {} is larger than a mirror accepts ({} bytes)",
+            m.serial,
+            m.snapshot.raw_size
+        );
+    }
+    let snap_path = format!("index/{}.db.zst", m.serial);
+    let snapshot = remote.get_checked(&snap_path, m.snapshot.size, &m.snapshot.blake3)?;
+    let mut next = fsx::AtomicFile::create(&repo.index_path())?;
+    wire::decompress_to(&snapshot, m.snapshot.raw_size, next.file())
+        .with_context(|| format!("{url}/{snap_path} cannot be decompressed"))?;
+    let records = {
+        let snap = Snapshot::open(next.path())
+            .with_context(|| format!("{url}/{snap_path}: the signed index cannot be read"))?;
+        m.check_snapshot(&snap, &format!("{url}/{snap_path}"))?;
+        snap.all()?
+    };
+    Ok((next, records, snapshot))
+}
+
+/// The master index: the verified snapshot in `next` plus the torrents table `serve` renders
+/// `.torrent`s from, and the content digest.
+fn write_master(
+    next: &fsx::AtomicFile,
+    content: &str,
+    records: &[PackageRecord],
+    infos: &HashMap<InfoHash, Vec<u8>>,
+) -> Result<()> {
+    let conn = Connection::open(next.path())?;
+    conn.execute_batch(
+        "CREATE TABLE torrents (infohash TEXT PRIMARY KEY, info BLOB NOT NULL);
+         CREATE INDEX packages_by_infohash ON packages (infohash);",
+    )?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('content', ?1)",
+        [content],
+    )?;
+    conn.execute_batch("BEGIN")?;
+    {
+        let mut ins =
+            conn.prepare("INSERT OR REPLACE INTO torrents (infohash, info) VALUES (?1, ?2)")?;
+        for r in records {
+            ins.execute(params![r.infohash, infos[&r.infohash]])?;
+        }
+    }
+    conn.execute_batch("COMMIT")?;
+    Ok(())
+}
+
+/// The upstream's deltas the mirror does not hold yet (checked against the manifest).
+fn missing_deltas(
+    repo: &Repo,
+    remote: &mut Remote,
+    deltas: &[wire::DeltaRef],
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for d in deltas {
+        let path = repo.delta_path(d.to);
+        let have =
+            std::fs::read(&path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == d.blake3);
+        if !have {
+            let name = format!("index/{}.delta.zst", d.to);
+            out.push((path, remote.get_checked(&name, d.size, &d.blake3)?));
+        }
+    }
+    Ok(out)
 }
 
 fn unchanged(repo: &Repo, serial: u64) -> Result<Mirrored> {
@@ -277,10 +348,12 @@ fn unchanged(repo: &Repo, serial: u64) -> Result<Mirrored> {
     })
 }
 
-fn save_state(repo: &Repo, up: &Upstream, etag: Option<String>) -> Result<()> {
+fn save_state(repo: &Repo, up: &Upstream, etag: Option<String>, key: &PublicKey) -> Result<()> {
     let state = MirrorState {
         upstream: up.url.clone(),
         etag,
+        key: Some(key.base64().to_string()),
+        configured_key: Some(up.public_key.clone()),
     };
     fsx::write_atomic(
         &state_path(&repo.root),

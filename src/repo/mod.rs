@@ -3,14 +3,19 @@
 
 pub mod browse;
 pub mod index;
+mod keyring;
+pub mod keys;
 pub mod mirror;
 mod publish;
 pub(crate) mod search;
 pub mod sign;
 pub mod snapshot;
+pub mod status;
+pub mod status_edit;
 pub mod wire;
 
 pub use index::Distribution;
+pub use keyring::{Revoked, Rotated};
 pub use publish::DEFAULT_RETENTION;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +52,8 @@ pub struct Repo {
     retention: usize,
     /// `add` accepts packages whose dependencies the repository cannot satisfy.
     allow_unresolved: bool,
+    /// `add --phase`: the rollout of the versions an `add` publishes.
+    phase: Option<status::Phase>,
 }
 
 /// What `add` did with one package.
@@ -62,7 +69,15 @@ impl Repo {
             root: root.to_path_buf(),
             retention: DEFAULT_RETENTION,
             allow_unresolved: false,
+            phase: None,
         }
+    }
+
+    /// The same repository, whose `add` publishes new versions rolled out to `phase` of the
+    /// machines (`--phase`); versions already in the index keep theirs.
+    pub fn with_phase(mut self, phase: Option<status::Phase>) -> Repo {
+        self.phase = phase;
+        self
     }
 
     /// The same repository, whose `add` accepts dependencies it cannot satisfy
@@ -200,7 +215,7 @@ impl Repo {
         let mut out = Vec::new();
         let mut ops = Vec::new();
         for (tmp, p) in &packed {
-            let added = index_one(&tx, &objects, tmp, p, now, batch)?;
+            let added = index_one(&tx, &objects, tmp, p, (now, self.phase), batch)?;
             if let Added::New(p) = &added {
                 ops.push(publish::put_op(
                     &tx,
@@ -361,7 +376,7 @@ fn index_one(
     objects: &ObjectStore,
     tmp: &Path,
     p: &Packed,
-    now: i64,
+    (now, phase): (i64, Option<status::Phase>),
     unsynced: bool,
 ) -> Result<Added> {
     let vkey = index::version_key(&p.version);
@@ -388,8 +403,8 @@ fn index_one(
         objects.insert_file(tmp, &p.blake3)?;
     }
     tx.execute(
-        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, added_at, depends, conflicts, executables)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO packages (name, version, version_key, description, blake3, infohash, size, added_at, depends, conflicts, executables, phase)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             p.name,
             p.version.to_string(),
@@ -401,7 +416,8 @@ fn index_one(
             now,
             p.relations.depends_text(),
             p.relations.conflicts_text(),
-            index::executables_text(&p.executables)
+            index::executables_text(&p.executables),
+            phase.map(|p| p.percent())
         ],
     )?;
     tx.execute(
@@ -460,7 +476,8 @@ fn current_distribution(conn: &Connection) -> Result<Distribution> {
 
 /// A master index made before index format 2 has a `magnet` column: magnets are rendered
 /// from `meta.distribution` now, so it goes. One made before format 3 lacks `depends` and
-/// `conflicts`, one made before format 4 `executables`: they are added.
+/// `conflicts`, one made before format 4 `executables`, one made before format 5 `yanked` and
+/// `phase`: they are added.
 fn migrate_master(conn: &Connection) -> Result<()> {
     let has_magnet: bool = conn.query_row(
         "SELECT count(*) FROM pragma_table_info('packages') WHERE name = 'magnet'",
@@ -490,6 +507,17 @@ fn migrate_master(conn: &Connection) -> Result<()> {
     )? > 0;
     if !has_executables {
         conn.execute_batch("ALTER TABLE packages ADD COLUMN executables TEXT;")?;
+    }
+    // Format 5: `yanked` and `phase` (NULL: nothing was yanked or phased before).
+    let has_yanked: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('packages') WHERE name = 'yanked'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
+    if !has_yanked {
+        conn.execute_batch(
+            "ALTER TABLE packages ADD COLUMN yanked TEXT; ALTER TABLE packages ADD COLUMN phase INTEGER;",
+        )?;
     }
     Ok(())
 }

@@ -74,39 +74,71 @@ impl SigningKey {
     pub fn load_or_create(root: &Path) -> Result<SigningKey> {
         let (sk_path, pk_path) = key_paths(root);
         if sk_path.exists() {
-            let text = std::fs::read_to_string(&sk_path)
-                .with_context(|| format!("cannot read {}", sk_path.display()))?;
-            let sk = minisign::SecretKeyBox::from_string(&text)
-                .and_then(|b| b.into_unencrypted_secret_key())
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(|| {
-                    format!(
-                        "{} is not an unencrypted minisign secret key",
-                        sk_path.display()
-                    )
-                })?;
-            let pk = minisign::PublicKey::from_secret_key(&sk)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(|| {
-                    format!("cannot derive the public key from {}", sk_path.display())
-                })?;
-            return Ok(SigningKey { sk, pk });
+            return SigningKey::read(&sk_path);
         }
         let dir = sk_path.parent().expect("keys dir");
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let key = SigningKey::generate()?;
+        key.write_public(&pk_path)?;
+        key.write_secret(&sk_path)?;
+        Ok(key)
+    }
+
+    /// A new key pair, in memory only (see [`SigningKey::write`]).
+    pub fn generate() -> Result<SigningKey> {
         let kp = minisign::KeyPair::generate_unencrypted_keypair()
             .map_err(|e| anyhow::anyhow!("cannot generate a signing key: {e}"))?;
-        let sk_box = kp
-            .sk
-            .to_box(Some("dist repository secret key"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let pk_box = kp.pk.to_box().map_err(|e| anyhow::anyhow!("{e}"))?;
-        fsx::write_atomic(&pk_path, pk_box.into_string().as_bytes(), 0o644)?;
-        fsx::write_atomic(&sk_path, sk_box.into_string().as_bytes(), 0o600)?;
         Ok(SigningKey {
             sk: kp.sk,
             pk: kp.pk,
         })
+    }
+
+    /// Reads an unencrypted minisign secret key file.
+    pub fn read(path: &Path) -> Result<SigningKey> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let sk = minisign::SecretKeyBox::from_string(&text)
+            .and_then(|b| b.into_unencrypted_secret_key())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| {
+                format!(
+                    "{} is not an unencrypted minisign secret key",
+                    path.display()
+                )
+            })?;
+        let pk = minisign::PublicKey::from_secret_key(&sk)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("cannot derive the public key from {}", path.display()))?;
+        Ok(SigningKey { sk, pk })
+    }
+
+    /// Writes the secret key (mode 0600) to `path`, atomically.
+    pub fn write_secret(&self, path: &Path) -> Result<()> {
+        let sk_box = self
+            .sk
+            .to_box(Some("dist repository secret key"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        fsx::write_atomic(path, sk_box.into_string().as_bytes(), 0o600)
+    }
+
+    /// Writes the public key file (minisign's two-line form) to `path`, atomically.
+    pub fn write_public(&self, path: &Path) -> Result<()> {
+        let pk_box = self.pk.to_box().map_err(|e| anyhow::anyhow!("{e}"))?;
+        fsx::write_atomic(path, pk_box.into_string().as_bytes(), 0o644)
+    }
+
+    /// Signs `data` with `comment` as the trusted comment (a key statement, not an index).
+    pub fn sign_comment(&self, data: &[u8], comment: &str) -> Result<String> {
+        let sig = minisign::sign(
+            Some(&self.pk),
+            &self.sk,
+            data,
+            Some(comment),
+            Some("signature from dist repository key"),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot sign: {e}"))?;
+        Ok(sig.into_string())
     }
 
     /// The public key as the base64 line `minisign -V -P` takes.
@@ -116,15 +148,8 @@ impl SigningKey {
 
     /// Signs `data` with `signed` as trusted comment; returns the `.minisig` text.
     pub fn sign(&self, data: &[u8], signed: &Signed) -> Result<String> {
-        let sig = minisign::sign(
-            Some(&self.pk),
-            &self.sk,
-            data,
-            Some(&signed.comment()),
-            Some("signature from dist repository key"),
-        )
-        .map_err(|e| anyhow::anyhow!("cannot sign the index: {e}"))?;
-        Ok(sig.into_string())
+        self.sign_comment(data, &signed.comment())
+            .context("cannot sign the index")
     }
 }
 
@@ -158,6 +183,17 @@ pub fn check_public_key(public_key_b64: &str) -> Result<(), VerifyError> {
 /// Verifies `.minisig` text over `data` with a base64 public key and returns the trusted
 /// comment's contents.
 pub fn verify(public_key_b64: &str, data: &[u8], signature: &str) -> Result<Signed, VerifyError> {
+    let comment = verify_comment(public_key_b64, data, signature)?;
+    Signed::parse(&comment).map_err(VerifyError::Comment)
+}
+
+/// Verifies `.minisig` text over `data` with a base64 public key; returns the trusted comment
+/// as it is (the caller checks it says what it expects).
+pub fn verify_comment(
+    public_key_b64: &str,
+    data: &[u8],
+    signature: &str,
+) -> Result<String, VerifyError> {
     let pk = minisign_verify::PublicKey::from_base64(public_key_b64.trim())
         .map_err(|e| VerifyError::BadPublicKey(e.to_string()))?;
     let sig = minisign_verify::Signature::decode(signature)
@@ -167,7 +203,7 @@ pub fn verify(public_key_b64: &str, data: &[u8], signature: &str) -> Result<Sign
         minisign_verify::Error::InvalidSignature => VerifyError::BadSignature(e.to_string()),
         other => VerifyError::Malformed(other.to_string()),
     })?;
-    Signed::parse(sig.trusted_comment()).map_err(VerifyError::Comment)
+    Ok(sig.trusted_comment().to_string())
 }
 
 #[cfg(test)]

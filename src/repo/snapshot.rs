@@ -15,6 +15,29 @@ use super::index::{
 };
 use crate::repo::search;
 
+/// Schema of a format-4 snapshot: what a client synced before format 5 keeps on disk. It is
+/// still read (no version is yanked or phased), until the next sync.
+const SNAPSHOT_SCHEMA_V4: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE packages (
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    version_key TEXT NOT NULL,
+    description TEXT,
+    blake3      TEXT NOT NULL,
+    infohash    TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    added_at    INTEGER NOT NULL,
+    depends     TEXT,
+    conflicts   TEXT,
+    executables TEXT,
+    PRIMARY KEY (name, version_key)
+);
+";
+
 /// Schema of a format-3 snapshot: what a client synced before format 4 keeps on disk. It is
 /// still read (no package's executables are known), until the next sync.
 const SNAPSHOT_SCHEMA_V3: &str = "
@@ -85,6 +108,7 @@ pub(super) enum Schema {
     V2,
     V3,
     V4,
+    V5,
 }
 
 /// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (or
@@ -102,12 +126,13 @@ fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
             .collect()
     };
     let known = [
-        (Schema::V4, statements(SNAPSHOT_SCHEMA)),
+        (Schema::V5, statements(SNAPSHOT_SCHEMA)),
+        (Schema::V4, statements(SNAPSHOT_SCHEMA_V4)),
         (Schema::V3, statements(SNAPSHOT_SCHEMA_V3)),
         (Schema::V2, statements(SNAPSHOT_SCHEMA_V2)),
         (Schema::V1, statements(SNAPSHOT_SCHEMA_V1)),
     ];
-    let mut found = [0usize; 4];
+    let mut found = [0usize; 5];
     let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master")?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -215,6 +240,8 @@ impl Snapshot {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open index {}", path.display()))?;
+        // A sync may be committing deltas to this copy: wait for it rather than fail.
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         let schema = check_schema(&conn, local).with_context(not_index)?;
         let has_search = local && search::present(&conn)?;
         let meta = |k: &str| -> Result<Option<String>> {
@@ -227,7 +254,11 @@ impl Snapshot {
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("{}: no index format", path.display()))?;
         match (format, schema) {
-            (1, Schema::V1) | (2, Schema::V2) | (3, Schema::V3) | (INDEX_FORMAT, Schema::V4) => {}
+            (1, Schema::V1)
+            | (2, Schema::V2)
+            | (3, Schema::V3)
+            | (4, Schema::V4)
+            | (INDEX_FORMAT, Schema::V5) => {}
             (1..=INDEX_FORMAT, _) => bail!(
                 "{}: its tables are not those of index format {format}",
                 path.display()
@@ -288,6 +319,11 @@ impl Snapshot {
         self.query("WHERE name = ?1", [name])
     }
 
+    /// Every record whose object has this BLAKE3 (lowercase hex).
+    pub fn by_blake3(&self, hex: &str) -> Result<Vec<PackageRecord>> {
+        self.query("WHERE blake3 = ?1", [hex])
+    }
+
     /// Records whose name or description contains `term`, ignoring case: through the search
     /// table when there is one and the term is long enough, else by a scan ignoring ASCII case.
     pub fn search(&self, term: &str) -> Result<Vec<PackageRecord>> {
@@ -332,5 +368,36 @@ impl Snapshot {
         }
         content_digest(&self.conn, &self.distribution_text)
             .with_context(|| format!("cannot read {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that synced format 4 before this release still reads its copy (no version is
+    /// yanked or phased) until its next sync replaces it (issue 22).
+    #[test]
+    fn a_format_4_copy_is_still_read_issue_22() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SNAPSHOT_SCHEMA_V4).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO meta VALUES ('format', '4'), ('serial', '7'), ('created', '1'), ('distribution', '{{\"public_url\":null,\"trackers\":[]}}');
+             INSERT INTO packages VALUES ('hello', '1.0.0', '1.0.0', NULL, '{}', '{}', 10, 1, NULL, NULL, '[]');",
+            "a".repeat(64),
+            "b".repeat(40)
+        ))
+        .unwrap();
+        drop(conn);
+        let snap = Snapshot::open_local(&path).unwrap();
+        assert_eq!((snap.format, snap.serial), (4, 7));
+        let all = snap.all().unwrap();
+        assert_eq!(all.len(), 1);
+        assert!(all[0].yanked.is_none() && all[0].phase.is_none());
+        assert_eq!(all[0].executables, Some(vec![]));
+        // It has no content digest of the current format: the next sync fetches the snapshot.
+        assert!(snap.content_digest().is_err());
     }
 }

@@ -244,6 +244,23 @@ impl<'a> Remote<'a> {
             return Ok(None);
         }
         let tag = resp.header("ETag").map(str::to_string);
+        let body = self.read_body(resp, &url, limit)?;
+        Ok(Some((body, tag)))
+    }
+
+    /// GETs a file that may not be published (`None` on 404), up to `limit` bytes.
+    pub fn get_optional(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        let url = format!("{}/{path}", self.server);
+        match self.agent.get(&url).call() {
+            Err(ureq::Error::Status(404, _)) => Ok(None),
+            Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
+            Err(e) => Err(http_error(&url, e)),
+            Ok(resp) => self.read_body(resp, &url, limit).map(Some),
+        }
+    }
+
+    /// Reads a response's body, refusing more than `limit` bytes.
+    fn read_body(&mut self, resp: ureq::Response, url: &str, limit: u64) -> Result<Vec<u8>> {
         let mut body = Vec::new();
         let read = resp
             .into_reader()
@@ -254,7 +271,7 @@ impl<'a> Remote<'a> {
         if body.len() as u64 > limit {
             bail!("GET {url}: larger than the {limit}-byte limit; refusing it");
         }
-        Ok(Some((body, tag)))
+        Ok(body)
     }
 
     /// GETs a published file and checks it is the one the manifest names.

@@ -132,7 +132,7 @@ impl Catalog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn record(name: &str, version: &str, added_at: i64, n: u8) -> PackageRecord {
@@ -147,6 +147,8 @@ mod tests {
             added_at,
             relations: Default::default(),
             executables: None,
+            yanked: None,
+            phase: None,
         }
     }
 

@@ -153,6 +153,21 @@ pub fn write_atomic(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     f.commit()
 }
 
+/// Writes `bytes` to `dest` atomically with the given mode unless `dest` exists: the first
+/// of several writers wins, the others leave it as it is. `false`: it existed already.
+pub fn write_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
+    let mut f = AtomicFile::create(dest)?;
+    f.write_all(bytes)
+        .and_then(|()| f.tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", f.path().display()))?;
+    f.set_mode(mode)?;
+    match f.tmp.persist_noclobber(dest) {
+        Ok(_) => fsync_dir(parent_of(dest)).map(|()| true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error).with_context(|| format!("cannot create {}", dest.display())),
+    }
+}
+
 /// Flushes everything written on the filesystem that holds `path` (`syncfs(2)`): one call
 /// instead of an fsync per file when a batch writes thousands of them.
 pub fn sync_filesystem(path: &Path) -> Result<()> {

@@ -110,6 +110,28 @@ pub(crate) fn p50(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// An `install --json` entry's `phases_ms`, as (phase, milliseconds).
+fn phases_of(e: &serde_json::Value) -> Vec<(String, u64)> {
+    e["phases_ms"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The phases (`install --json` `phases_ms`) of the run whose wall time is the median.
+fn median_phases(walls: &[Duration], phases: &[Vec<(String, u64)>]) -> Vec<(String, u64)> {
+    let mut order: Vec<usize> = (0..walls.len()).collect();
+    order.sort_by_key(|&i| walls[i]);
+    order
+        .get(order.len() / 2)
+        .map(|&i| phases[i].clone())
+        .unwrap_or_default()
+}
+
 pub(crate) fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
@@ -183,8 +205,8 @@ fn add_to_first_byte(env: &Env, repo: &Path, pkgs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// 2. Installs with a warm daemon, p50 of 10 per transport, and rollback; returns the client.
-fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
+/// Adds the rest of `all` to the repository and makes a synced client of it.
+fn synced_client(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
     let rest: Vec<String> = all[1..].iter().map(|p| p.display().to_string()).collect();
     let mut args = vec!["add"];
     args.extend(rest.iter().map(String::as_str));
@@ -197,6 +219,12 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
         format!("server_url: http://{HTTP}\npublic_key: {key}\nbind_address: 10.77.0.2\n"),
     )?;
     env.dist(&client, &["sync"])?;
+    Ok(client)
+}
+
+/// 2. Installs with a warm daemon, p50 of 10 per transport, and rollback; returns the client.
+fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBuf> {
+    let client = synced_client(env, repo, all, key)?;
     env.dist(&client, &["install", "mib00", "--transport", "http"])?; // starts the daemon
     let mut http = Vec::new();
     let mut torrent = Vec::new();
@@ -228,6 +256,9 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
     // origin, so a direct download (issue 11: p50 <= 50 ms).
     let mut default = Vec::new();
     let mut default_fetch = Vec::new();
+    // What the phases (resolve … switch) account for; the rest is start-up, reading the
+    // configuration and the index, seeding what was fetched, and printing.
+    let mut default_phases = Vec::new();
     for i in 21..=30 {
         let (t, out) = env.dist(&client, &["install", &format!("mib{i:02}"), "--json"])?;
         let v: serde_json::Value = serde_json::from_str(&out).context("install --json")?;
@@ -236,14 +267,16 @@ fn installs(env: &Env, repo: &Path, all: &[PathBuf], key: &str) -> Result<PathBu
             bail!("a lone default install did not go over HTTP: {e}");
         }
         default.push(t);
+        default_phases.push(phases_of(e));
         default_fetch.push(Duration::from_millis(
             e["phases_ms"]["fetch"].as_u64().unwrap_or(0),
         ));
     }
     println!("install 1 MiB, warm daemon, p50 of 10: http {} ; torrent {} ; default (auto, alone) {} of which fetch (scrape + GET) {} ; baseline plain GET of the object {}", ms(p50(http.clone())), ms(p50(torrent.clone())), ms(p50(default.clone())), ms(p50(default_fetch)), ms(p50(get)));
     println!(
-        "  default runs: {:?}",
-        default.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+        "  default runs: {:?} ; phases of the median run (ms): {:?}",
+        default.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+        median_phases(&default, &default_phases)
     );
     println!(
         "  http runs:    {:?}",

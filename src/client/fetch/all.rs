@@ -103,6 +103,7 @@ pub(crate) fn fetch_all(
     }
     if let Some(started) = started {
         let timeout = settings.fetch_timeout;
+        let engine = started.engine();
         let results = match started {
             Pending::Transmission(started) => {
                 let rpc = swarm.rpc.as_ref().expect("added through it");
@@ -127,7 +128,7 @@ pub(crate) fn fetch_all(
                 FetchReport {
                     fetched: f,
                     transport: Fetcher::Torrent,
-                    engine: Some(settings.engine),
+                    engine: Some(engine),
                     why,
                     took,
                 },
@@ -141,6 +142,15 @@ pub(crate) fn fetch_all(
 enum Pending<'a> {
     Transmission(Vec<torrent::Started<'a>>),
     Libtorrent(Vec<super::lt::Started<'a>>),
+}
+
+impl Pending<'_> {
+    fn engine(&self) -> Engine {
+        match self {
+            Pending::Transmission(_) => Engine::Transmission,
+            Pending::Libtorrent(_) => Engine::Libtorrent,
+        }
+    }
 }
 
 /// Adds the torrents of `torrents` (indexes into `items`) to the configured engine, started
@@ -166,22 +176,49 @@ fn start_torrents<'a>(
         .map(|o| o.repo.servers())
         .collect::<Result<Vec<_>>>()?;
     let sources = torrent::sources(&servers, settings.http_timeout, &recs, report)?;
-    Ok(Some(match settings.engine {
-        Engine::Transmission => {
-            let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
-            Pending::Transmission(torrent::start_all(
-                layout,
-                rpc,
-                &recs,
-                sources,
-                &mut swarm.added,
-            )?)
+    Ok(Some(
+        match engine_for(settings.engine, &recs, &sources, report) {
+            Engine::Transmission => {
+                let rpc = swarm.rpc.insert(daemon::ensure(layout, settings)?);
+                Pending::Transmission(torrent::start_all(
+                    layout,
+                    rpc,
+                    &recs,
+                    sources,
+                    &mut swarm.added,
+                )?)
+            }
+            Engine::Libtorrent => {
+                let lt = swarm.lt.insert(super::lt::Downloads::new(settings)?);
+                Pending::Libtorrent(lt.start_all(layout, &recs, sources)?)
+            }
+        },
+    ))
+}
+
+/// The engine that fetches these torrents: the configured one, except that libtorrent starts
+/// only from a `.torrent`, so when a server could not hand one out (the signed magnet link is
+/// all there is) this install's torrents go to transmission, which resolves magnets.
+fn engine_for(
+    configured: Engine,
+    recs: &[&PackageRecord],
+    sources: &[torrent::Source],
+    report: &dyn Reporter,
+) -> Engine {
+    let magnet = recs
+        .iter()
+        .zip(sources)
+        .find(|(_, s)| matches!(s, torrent::Source::Magnet));
+    match (configured, magnet) {
+        (Engine::Libtorrent, Some((rec, _))) => {
+            report.warn(&format!(
+                "{}: only its magnet link is at hand; the transmission engine fetches this install's torrents",
+                rec.id()
+            ));
+            Engine::Transmission
         }
-        Engine::Libtorrent => {
-            let lt = swarm.lt.insert(super::lt::Downloads::new(settings)?);
-            Pending::Libtorrent(lt.start_all(layout, &recs, sources)?)
-        }
-    }))
+        (engine, _) => engine,
+    }
 }
 
 /// How long `auto` waits for the tracker's answer about a small object's swarm.

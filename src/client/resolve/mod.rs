@@ -5,7 +5,9 @@
 //! range the request names) and on each installed package that stays (any version, the
 //! installed one preferred: no needless churn). A package's dependencies are its `depends`.
 //! Versions are chosen highest first, except that an installed version in range is kept, and
-//! pre-releases only for packages whose request names one (or that have one installed).
+//! pre-releases only for packages whose request names one (or that have one installed). A
+//! version the [`Policy`] withholds (yanked, or phased and not yet for this machine) is chosen
+//! only when it is requested exactly or installed.
 
 mod graph;
 mod ranges;
@@ -26,6 +28,7 @@ use pubgrub::{
 use semver::Version;
 
 use super::request::{Request, Spec};
+use super::rollout::Policy;
 use super::sources::{Candidate, Sources};
 use crate::format::ids::PackageName;
 use crate::repo::index::PackageRecord;
@@ -91,7 +94,7 @@ pub enum ResolveError {
 }
 
 /// What is on the machine, for a resolution.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Installed {
     /// Installed packages and their versions: they stay (in some version), the installed one
     /// preferred.
@@ -101,6 +104,20 @@ pub struct Installed {
     /// Packages to move to the newest version allowed (`upgrade`): their installed version is
     /// not preferred.
     pub refresh: BTreeSet<PackageName>,
+    /// Which versions may be taken without being asked for exactly (the machine's rollouts).
+    pub policy: Policy,
+}
+
+impl Installed {
+    /// A machine with nothing installed or held, whose resolution follows `policy`.
+    pub fn nothing(policy: Policy) -> Installed {
+        Installed {
+            versions: BTreeMap::new(),
+            held: BTreeSet::new(),
+            refresh: BTreeSet::new(),
+            policy,
+        }
+    }
 }
 
 /// Resolves `requests` against the index, keeping what is installed where it can stay.
@@ -151,7 +168,8 @@ pub fn resolve(
                     &format!("{HELD_LABEL} is forbidden"),
                     "the held packages cannot keep their versions",
                 );
-            return Err(ResolveError::NoSolution(text));
+            let notes = provider.withheld_notes(&text);
+            return Err(ResolveError::NoSolution(text + &notes));
         }
         Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
         | Err(PubGrubError::ErrorChoosingVersion { source, .. }) => {
@@ -286,6 +304,9 @@ struct Provider<'a> {
     prefer: HashMap<PackageName, Version>,
     /// Packages whose pre-releases may be chosen.
     pre_ok: HashSet<PackageName>,
+    policy: Policy,
+    /// Versions the policy does not withhold: installed ones, and exact requests.
+    exempt: HashSet<(PackageName, Version)>,
     cache: RefCell<HashMap<PackageName, Rc<Vec<Candidate>>>>,
 }
 
@@ -318,6 +339,8 @@ impl<'a> Provider<'a> {
                 .map(|(n, v)| (n.clone(), v.clone()))
                 .collect(),
             pre_ok: HashSet::new(),
+            policy: on_machine.policy.clone(),
+            exempt: HashSet::new(),
             cache: RefCell::new(HashMap::new()),
         };
         for r in requests {
@@ -327,32 +350,11 @@ impl<'a> Provider<'a> {
                     r.name
                 )));
             }
-            let range = match &r.spec {
-                Spec::Latest => Ranges::full(),
-                Spec::Exact(v) => {
-                    if !v.pre.is_empty() {
-                        p.pre_ok.insert(r.name.clone());
-                    }
-                    // Build metadata is not part of a version's identity.
-                    let exact = p
-                        .versions(&r.name)
-                        .map_err(|e| ResolveError::Index(e.0))?
-                        .iter()
-                        .find(|x| x.record.version.cmp_precedence(v).is_eq())
-                        .map(|x| x.record.version.clone())
-                        .unwrap_or_else(|| v.clone());
-                    Ranges::singleton(exact)
-                }
-                Spec::Req(req) => {
-                    if req.comparators.iter().any(|c| !c.pre.is_empty()) {
-                        p.pre_ok.insert(r.name.clone());
-                    }
-                    req_ranges(req)
-                }
-            };
+            let range = p.request_range(r)?;
             p.roots.push((Node::Pkg(r.name.clone()), range));
         }
         for (name, v) in installed {
+            p.exempt.insert((name.clone(), v.clone()));
             if !v.pre.is_empty() {
                 p.pre_ok.insert(name.clone());
             }
@@ -384,6 +386,34 @@ impl<'a> Provider<'a> {
         Ok(p)
     }
 
+    /// The versions a request admits; an exact one is exempt from the policy.
+    fn request_range(&mut self, r: &Request) -> Result<Ranges<Version>, ResolveError> {
+        Ok(match &r.spec {
+            Spec::Latest => Ranges::full(),
+            Spec::Exact(v) => {
+                if !v.pre.is_empty() {
+                    self.pre_ok.insert(r.name.clone());
+                }
+                // Build metadata is not part of a version's identity.
+                let exact = self
+                    .versions(&r.name)
+                    .map_err(|e| ResolveError::Index(e.0))?
+                    .iter()
+                    .find(|x| x.record.version.cmp_precedence(v).is_eq())
+                    .map(|x| x.record.version.clone())
+                    .unwrap_or_else(|| v.clone());
+                self.exempt.insert((r.name.clone(), exact.clone()));
+                Ranges::singleton(exact)
+            }
+            Spec::Req(req) => {
+                if req.comparators.iter().any(|c| !c.pre.is_empty()) {
+                    self.pre_ok.insert(r.name.clone());
+                }
+                req_ranges(req)
+            }
+        })
+    }
+
     /// Every version of `name` in the indexes, lowest first (each from the highest-priority
     /// repository that has it, or from the one a `REPO/NAME` request names).
     fn versions(&self, name: &PackageName) -> Result<Rc<Vec<Candidate>>, IndexError> {
@@ -408,7 +438,45 @@ impl<'a> Provider<'a> {
     }
 
     fn allowed(&self, name: &PackageName, v: &Version) -> bool {
-        v.pre.is_empty() || self.pre_ok.contains(name) || self.prefer.get(name) == Some(v)
+        (v.pre.is_empty() || self.pre_ok.contains(name) || self.prefer.get(name) == Some(v))
+            && !self.withheld(name, v)
+    }
+
+    /// The policy withholds this version, and it is neither installed nor asked for exactly.
+    fn withheld(&self, name: &PackageName, v: &Version) -> bool {
+        if self.exempt.contains(&(name.clone(), v.clone())) {
+            return false;
+        }
+        self.versions(name).is_ok_and(|vs| {
+            vs.iter()
+                .find(|c| c.record.version == *v)
+                .is_some_and(|c| self.policy.withheld(&c.record).is_some())
+        })
+    }
+
+    /// For an explanation: the versions withheld of the packages it names, each with why
+    /// (`hello 2.0.0 is yanked: …`), so "there is no version" is not the whole story.
+    fn withheld_notes(&self, text: &str) -> String {
+        let mut notes = String::new();
+        let cache = self.cache.borrow();
+        let mut names: Vec<&PackageName> = cache.keys().collect();
+        names.sort();
+        for name in names {
+            if !text.contains(&format!("{name} ")) {
+                continue;
+            }
+            for c in cache[name].iter() {
+                if self.withheld(name, &c.record.version) {
+                    if let Some(why) = self.policy.withheld(&c.record) {
+                        notes.push_str(&format!(
+                            "\n{name} {} is {why} (not chosen unless asked for exactly: {name}@={})",
+                            c.record.version, c.record.version
+                        ));
+                    }
+                }
+            }
+        }
+        notes
     }
 }
 

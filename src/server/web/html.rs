@@ -84,10 +84,11 @@ fn layout(title: &str, serial: Option<u64>, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>\
+         <title>{}</title><style>{STYLE}{}</style></head><body>\
          <header><a href=\"/\">dist</a><span>package catalog · {}</span></header>\
          <main>{body}</main></body></html>\n",
         escape(title),
+        super::status::STYLE,
         escape(&serial)
     )
 }
@@ -210,11 +211,12 @@ pub fn list(v: &ListView) -> String {
             };
             let _ = write!(
                 b,
-                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{description}</td>\
+                "<tr><td><a href=\"{}\">{}</a></td><td>{}{}</td><td>{description}</td>\
                  <td class=\"num\">{}</td><td class=\"num\" title=\"all versions: {}\">{}</td></tr>",
                 escape(&package_href(&r.name)),
                 escape(r.name.as_str()),
                 escape(&r.version.to_string()),
+                super::status::badges(r),
                 l.versions,
                 escape(&bytes(l.size)),
                 escape(&bytes(r.size)),
@@ -379,9 +381,10 @@ fn version(b: &mut String, r: &PackageRecord, live: Option<&super::live::Version
     let id = r.id().to_string();
     let _ = write!(
         b,
-        "<section class=\"version\" id=\"v-{}\"><h3>{}</h3><dl>",
+        "<section class=\"version\" id=\"v-{}\"><h3>{}{}</h3><dl>",
         escape(&percent_encode(&r.version.to_string())),
-        escape(&r.version.to_string())
+        escape(&r.version.to_string()),
+        super::status::badges(r)
     );
     let row = |b: &mut String, key: &str, html: String| {
         let _ = write!(b, "<dt>{}</dt><dd>{html}</dd>", escape(key));
@@ -394,6 +397,9 @@ fn version(b: &mut String, r: &PackageRecord, live: Option<&super::live::Version
             escape(&id)
         ),
     );
+    for (key, html) in super::status::rows(r) {
+        row(b, key, html);
+    }
     if let Some(d) = &r.description {
         row(b, "description", escape(d));
     }

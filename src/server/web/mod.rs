@@ -14,6 +14,7 @@
 pub mod chart;
 pub mod html;
 pub mod live;
+mod status;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -1,0 +1,196 @@
+//! The publisher's side of key rotation and revocation (store-format.md §5.7): `dist key
+//! rotate` and `dist key revoke`. Both append a signed statement to `published/keys.json` and
+//! publish a new serial (signed by the key current afterwards), so clients notice on their next
+//! sync.
+//!
+//! `keys/` holds `secret.key` and `public.key` (the current pair), `retired/<ID>.key` (every
+//! secret key rotated away, for the operator to archive or destroy) and, during a rotation,
+//! `pending.key` (the next key, written before any statement names it: a rotation interrupted at
+//! any step is finished by running it again, never forked into a second new key).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::TransactionBehavior;
+
+use super::keys::{KeyLog, PublicKey, SignedStatement, Statement, KEYS_FORMAT};
+use super::sign::{key_paths, SigningKey};
+use super::{mirror, now_unix, Repo};
+use crate::store::fsx;
+
+/// What `dist key rotate` did.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub old: PublicKey,
+    pub new: PublicKey,
+    pub serial: u64,
+}
+
+/// What `dist key revoke` did.
+#[derive(Debug, Clone)]
+pub struct Revoked {
+    pub key: PublicKey,
+    pub by: PublicKey,
+    pub serial: u64,
+}
+
+impl Repo {
+    /// `published/keys.json`, served as `/index/keys.json`.
+    pub fn keys_path(&self) -> PathBuf {
+        self.published_dir().join("keys.json")
+    }
+
+    fn keys_dir(&self) -> PathBuf {
+        key_paths(&self.root)
+            .0
+            .parent()
+            .expect("keys dir")
+            .to_path_buf()
+    }
+
+    /// The published key statements (none yet: an empty log).
+    pub fn key_log(&self) -> Result<KeyLog> {
+        let p = self.keys_path();
+        match std::fs::read(&p) {
+            Ok(b) => KeyLog::decode(&b).with_context(|| p.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyLog {
+                format: KEYS_FORMAT,
+                statements: Vec::new(),
+            }),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+        }
+    }
+
+    /// The current signing key; an error when the repository has none (nothing to rotate or
+    /// revoke with).
+    fn current_key(&self) -> Result<SigningKey> {
+        let (sk, _) = key_paths(&self.root);
+        if !sk.exists() {
+            bail!(
+                "{} does not exist: this repository has no signing key yet (`dist add` makes one)",
+                sk.display()
+            );
+        }
+        SigningKey::read(&sk)
+    }
+
+    /// Makes a new signing key, publishes the rotation statement signed by the old key and the
+    /// new one, retires the old secret key and publishes a new serial signed by the new key.
+    pub fn rotate_key(&self) -> Result<Rotated> {
+        mirror::refuse_publishing(self)?;
+        let mut conn = self.open_index()?;
+        // The publish lock: no `add` signs with the old key while the key changes.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old = self.current_key()?;
+        let old_pk = PublicKey::parse(&old.public_base64())?;
+        let pending = self.keys_dir().join("pending.key");
+        let new = if pending.exists() {
+            SigningKey::read(&pending)?
+        } else {
+            let k = SigningKey::generate()?;
+            k.write_secret(&pending)?;
+            k
+        };
+        let new_pk = PublicKey::parse(&new.public_base64())?;
+        let mut log = self.key_log()?;
+        match rotation_from(&log, &old_pk)? {
+            Some(to) if to == new_pk => {}
+            Some(to) => bail!(
+                "{} already rotates key {old_pk} to {to}, but keys/pending.key holds {new_pk}: restore that key's secret as {} to finish the rotation",
+                self.keys_path().display(),
+                pending.display()
+            ),
+            None => {
+                let st = Statement::Rotation {
+                    old: old_pk.base64().to_string(),
+                    new: new_pk.base64().to_string(),
+                    created: now_unix(),
+                };
+                log.statements
+                    .push(SignedStatement::sign(&st, &[&old, &new])?);
+                fsx::write_atomic(&self.keys_path(), &log.encode()?, 0o644)?;
+            }
+        }
+        let retired = self.keys_dir().join("retired");
+        std::fs::create_dir_all(&retired)
+            .with_context(|| format!("cannot create {}", retired.display()))?;
+        old.write_secret(&retired.join(format!("{}.key", old_pk.id())))?;
+        let (sk_path, pk_path) = key_paths(&self.root);
+        new.write_public(&pk_path)?;
+        fsx::persist_file(&pending, &sk_path)?;
+        self.publish_in(&tx, &new, Vec::new())?;
+        tx.commit().context("cannot commit the index")?;
+        self.finish_publish(&conn)?;
+        Ok(Rotated {
+            old: old_pk,
+            new: new_pk,
+            serial: self.latest_serial()?.unwrap_or(0),
+        })
+    }
+
+    /// Publishes, signed by the current key, that `which` (a base64 public key, or the id of
+    /// a key this repository's statements name) must never be accepted again.
+    pub fn revoke_key(&self, which: &str) -> Result<Revoked> {
+        mirror::refuse_publishing(self)?;
+        let mut conn = self.open_index()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = self.current_key()?;
+        let by = PublicKey::parse(&current.public_base64())?;
+        let mut log = self.key_log()?;
+        let key = find_key(&log, which)?;
+        if key == by {
+            bail!("{key} is the current signing key: rotate it first (`dist key rotate`), then revoke it");
+        }
+        let st = Statement::Revocation {
+            key: key.base64().to_string(),
+            by: by.base64().to_string(),
+            created: now_unix(),
+        };
+        log.statements
+            .push(SignedStatement::sign(&st, &[&current])?);
+        fsx::write_atomic(&self.keys_path(), &log.encode()?, 0o644)?;
+        self.publish_in(&tx, &current, Vec::new())?;
+        tx.commit().context("cannot commit the index")?;
+        self.finish_publish(&conn)?;
+        Ok(Revoked {
+            key,
+            by,
+            serial: self.latest_serial()?.unwrap_or(0),
+        })
+    }
+}
+
+/// The key the log rotates `from` to, if any.
+fn rotation_from(log: &KeyLog, from: &PublicKey) -> Result<Option<PublicKey>> {
+    for s in &log.statements {
+        if let Statement::Rotation { old, new, .. } = serde_json::from_str(&s.statement)? {
+            if PublicKey::parse(&old)? == *from {
+                return Ok(Some(PublicKey::parse(&new)?));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// `which` as a public key: base64 as it is, or a key id looked up in the statements.
+fn find_key(log: &KeyLog, which: &str) -> Result<PublicKey> {
+    if let Ok(k) = PublicKey::parse(which) {
+        return Ok(k);
+    }
+    let id: super::keys::KeyId = which.parse().with_context(|| {
+        format!("`{which}` is neither a minisign public key (base64) nor a key id")
+    })?;
+    for s in &log.statements {
+        let keys = match serde_json::from_str(&s.statement)? {
+            Statement::Rotation { old, new, .. } => [old, new],
+            Statement::Revocation { key, by, .. } => [key, by],
+        };
+        for k in keys {
+            let k = PublicKey::parse(&k)?;
+            if k.id() == id {
+                return Ok(k);
+            }
+        }
+    }
+    bail!("no key with id {id} in this repository's key statements: give its public key (base64)")
+}
