@@ -15,6 +15,7 @@
 //! directory, with the launchers of the programs (`launcher.rs`) when the trees have a `lib/`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -63,21 +64,23 @@ pub enum Source {
     Config,
 }
 
-/// One entry of a generation below its trees: the link (or launcher) at `path`.
+/// One entry of a generation below its trees: the link at `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Generation-relative, `/`-separated; also the path below the owner's `assets/`.
     pub path: String,
-    pub owner: PackageName,
+    /// Its package, as an index into [`Merged::owners`] (no name is copied per entry).
+    pub owner: usize,
     pub source: Source,
 }
 
-/// The merged trees of one set of packages: the real directories, parents first, and every
-/// entry in path order.
+/// The merged trees of one set of packages: the real directories, parents first, every entry
+/// in path order, and the packages that provide any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Merged {
     pub dirs: Vec<String>,
     pub entries: Vec<Entry>,
+    pub owners: Vec<PackageName>,
 }
 
 /// Why a merge failed: a clash (typed, so that `--replace` can act on it) or the store could
@@ -94,10 +97,29 @@ pub enum MergeError {
 struct Provider<'a> {
     pkg: &'a Installed,
     assets: PathBuf,
+    /// Bit `i`: it has `TREES[i]` as a directory.
+    trees: u16,
     /// Its configuration files below `etc/` (assets-relative).
     config: BTreeSet<String>,
     /// Every directory on the way to one of them: merged entry by entry, never linked whole.
     pinned: BTreeSet<String>,
+}
+
+/// The directories directly in `dir` (none when it cannot be read as one).
+fn subdirs(dir: &Path) -> Result<BTreeSet<String>> {
+    let listing = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut out = BTreeSet::new();
+    for e in listing {
+        let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(e.file_name().into_string().ok());
+        }
+    }
+    Ok(out)
 }
 
 /// Merges the trees of `packages` (module docs).
@@ -110,13 +132,18 @@ pub fn merge<'a>(packages: impl IntoIterator<Item = &'a Installed>) -> Result<Me
             providers.push(p);
         }
     }
-    let mut out = Merged::default();
-    for tree in TREES {
-        let having: Vec<&Provider> = providers
+    let mut out = Merged {
+        owners: providers.iter().map(|p| p.pkg.name.clone()).collect(),
+        ..Merged::default()
+    };
+    let all: Vec<usize> = (0..providers.len()).collect();
+    for (t, tree) in TREES.iter().enumerate() {
+        let having: Vec<usize> = all
             .iter()
-            .filter(|p| is_dir(&p.assets.join(tree)))
+            .copied()
+            .filter(|&i| providers[i].trees & (1 << t) != 0)
             .collect();
-        let Some(first) = having.first() else {
+        let Some(&first) = having.first() else {
             continue;
         };
         // The generation's `<name>` link of a package named `lib`, `etc` or `share` would be
@@ -126,38 +153,42 @@ pub fn merge<'a>(packages: impl IntoIterator<Item = &'a Installed>) -> Result<Me
             return Err(Clash {
                 path: top.to_string(),
                 first: (*named).clone(),
-                second: first.pkg.name.clone(),
+                second: providers[first].pkg.name.clone(),
             }
             .into());
         }
-        merge_dir(tree, &having, &mut out)?;
+        merge_dir(tree, &providers, &having, &mut out)?;
     }
     Ok(out)
 }
 
-/// `pkg` as a provider, or `None` when its `assets/` holds none of the trees' first components
-/// (one directory listing per package: most have only `bin/`, or nothing).
+/// `pkg` as a provider, or `None` when it has none of the trees: one listing of `assets/` (most
+/// packages have only `bin/`, or nothing), one of `assets/share/` if it has one, and a look at
+/// the completions directories whose parents it has.
 fn provider(pkg: &Installed) -> Result<Option<Provider<'_>>> {
     let assets = pkg.store_path.join("assets");
-    let top = match std::fs::read_dir(&assets) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", assets.display())),
+    let top = subdirs(&assets)?;
+    let share = if top.contains("share") {
+        subdirs(&assets.join("share"))?
+    } else {
+        BTreeSet::new()
     };
-    let mut has_etc = false;
-    let mut any = false;
-    for e in top {
-        let e = e.with_context(|| format!("cannot read {}", assets.display()))?;
-        let name = e.file_name();
-        any |= matches!(name.to_str(), Some("bin" | "lib" | "etc" | "share"));
-        has_etc |= name == "etc";
+    let mut trees = 0u16;
+    for (t, tree) in TREES.iter().enumerate() {
+        let has = match tree.split('/').collect::<Vec<_>>()[..] {
+            [one] => top.contains(one),
+            [_, two] => share.contains(two),
+            [_, two, _] => share.contains(two) && is_dir(&assets.join(tree)),
+            _ => false,
+        };
+        trees |= u16::from(has) << t;
     }
-    if !any {
+    if trees == 0 {
         return Ok(None);
     }
     let mut config = BTreeSet::new();
     let mut pinned = BTreeSet::new();
-    if has_etc && is_dir(&assets.join("etc")) {
+    if top.contains("etc") {
         for c in super::conffiles::paths(&pkg.store_path)? {
             if c.starts_with("etc/") {
                 let mut at = c.as_str();
@@ -172,6 +203,7 @@ fn provider(pkg: &Installed) -> Result<Option<Provider<'_>>> {
     Ok(Some(Provider {
         pkg,
         assets,
+        trees,
         config,
         pinned,
     }))
@@ -181,13 +213,25 @@ fn is_dir(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
-/// Merges the directory `rel` that each of `having` provides (as a directory) into `out`.
-fn merge_dir(rel: &str, having: &[&Provider], out: &mut Merged) -> Result<(), MergeError> {
+/// Who provides one name of a directory: (provider, whether it is a directory there); one
+/// provider, the common case, allocates nothing.
+enum Who {
+    One(usize, bool),
+    Many(Vec<(usize, bool)>),
+}
+
+/// Merges the directory `rel` that each of `having` (indices into `providers`) provides, as
+/// a directory, into `out`.
+fn merge_dir(
+    rel: &str,
+    providers: &[Provider],
+    having: &[usize],
+    out: &mut Merged,
+) -> Result<(), MergeError> {
     out.dirs.push(rel.to_string());
-    // name → (provider, whether it is a directory there), in name order.
-    let mut children: BTreeMap<String, Vec<(usize, bool)>> = BTreeMap::new();
-    for (i, p) in having.iter().enumerate() {
-        let dir = p.assets.join(rel);
+    let mut children: BTreeMap<String, Who> = BTreeMap::new();
+    for &i in having {
+        let dir = providers[i].assets.join(rel);
         let rd =
             std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
         for e in rd {
@@ -196,39 +240,50 @@ fn merge_dir(rel: &str, having: &[&Provider], out: &mut Merged) -> Result<(), Me
             let name = e.file_name().into_string().map_err(|n| {
                 anyhow::anyhow!("{}: a name that is not UTF-8: {n:?}", dir.display())
             })?;
-            children.entry(name).or_default().push((i, is_dir));
+            match children.entry(name) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(Who::One(i, is_dir));
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let who = o.get_mut();
+                    match who {
+                        Who::One(j, d) => *who = Who::Many(vec![(*j, *d), (i, is_dir)]),
+                        Who::Many(v) => v.push((i, is_dir)),
+                    }
+                }
+            }
         }
     }
     let flat = rel == "bin";
     for (name, who) in children {
         let path = format!("{rel}/{name}");
-        match who[..] {
-            [(i, dir)] => {
-                let p = having[i];
+        match who {
+            Who::One(i, dir) => {
+                let p = &providers[i];
                 if dir && !flat && p.pinned.contains(&path) {
-                    merge_dir(&path, &[p], out)?;
-                } else {
-                    let source = if p.config.contains(&path) {
-                        Source::Config
-                    } else {
-                        Source::Store { dir }
-                    };
-                    out.entries.push(Entry {
-                        path,
-                        owner: p.pkg.name.clone(),
-                        source,
-                    });
+                    merge_dir(&path, providers, &[i], out)?;
+                    continue;
                 }
+                let source = if p.config.contains(&path) {
+                    Source::Config
+                } else {
+                    Source::Store { dir }
+                };
+                out.entries.push(Entry {
+                    path,
+                    owner: i,
+                    source,
+                });
             }
-            _ if !flat && who.iter().all(|&(_, dir)| dir) => {
-                let sub: Vec<&Provider> = who.iter().map(|&(i, _)| having[i]).collect();
-                merge_dir(&path, &sub, out)?;
+            Who::Many(v) if !flat && v.iter().all(|&(_, dir)| dir) => {
+                let sub: Vec<usize> = v.iter().map(|&(i, _)| i).collect();
+                merge_dir(&path, providers, &sub, out)?;
             }
-            _ => {
+            Who::Many(v) => {
                 return Err(Clash {
                     path,
-                    first: having[who[0].0].pkg.name.clone(),
-                    second: having[who[1].0].pkg.name.clone(),
+                    first: providers[v[0].0].pkg.name.clone(),
+                    second: providers[v[1].0].pkg.name.clone(),
                 }
                 .into())
             }
@@ -249,7 +304,7 @@ impl Merged {
         self.entries
             .iter()
             .filter(|e| e.source == (Source::Store { dir: false }) && is_program(&e.path))
-            .map(|e| &e.owner)
+            .map(|e| &self.owners[e.owner])
             .collect()
     }
 
@@ -269,27 +324,36 @@ impl Merged {
             std::fs::create_dir_all(&at)
                 .with_context(|| format!("cannot create {}", at.display()))?;
         }
+        let mut link = String::new();
         for e in &self.entries {
-            let up = "../".repeat(e.path.matches('/').count());
+            let owner = &self.owners[e.owner];
+            link.clear();
+            for _ in 0..e.path.matches('/').count() {
+                link.push_str("../");
+            }
             let launched = match e.path.strip_prefix("bin/") {
                 Some(exe) if e.source == (Source::Store { dir: false }) => launchers
-                    .get(&e.owner)
+                    .get(owner)
                     .filter(|names| names.contains(exe))
                     .map(|_| exe),
                 _ => None,
             };
-            let link = match (launched, e.source) {
+            match (launched, e.source) {
                 (Some(exe), _) => {
-                    let owner = packages
-                        .get(&e.owner)
-                        .with_context(|| format!("{} is not in the generation", e.owner))?;
-                    let name = owner.store_path.file_name().unwrap_or(e.owner.as_ref());
+                    let p = packages
+                        .get(owner)
+                        .with_context(|| format!("{owner} is not in the generation"))?;
+                    let name = p.store_path.file_name().unwrap_or(owner.as_ref());
                     // The generation is ROOT/generations/N: ROOT is two more levels up.
-                    format!("{up}../../launchers/{}/{exe}", name.to_string_lossy())
+                    let _ = write!(link, "../../launchers/{}/{exe}", name.to_string_lossy());
                 }
-                (None, Source::Store { .. }) => format!("{up}{}/assets/{}", e.owner, e.path),
-                (None, Source::Config) => format!("{up}../../etc/{}/{}", e.owner, e.path),
-            };
+                (None, Source::Store { .. }) => {
+                    let _ = write!(link, "{owner}/assets/{}", e.path);
+                }
+                (None, Source::Config) => {
+                    let _ = write!(link, "../../etc/{owner}/{}", e.path);
+                }
+            }
             std::os::unix::fs::symlink(&link, staging.join(&e.path))
                 .with_context(|| format!("cannot link {} into the generation", e.path))?;
         }

@@ -236,9 +236,8 @@ fn contender(
     dist: &Path,
     layout: Layout,
 ) -> Result<Contender> {
-    let root = env
-        .tmp
-        .join(format!("client-{}", label.replace([' ', '(', ')'], "")));
+    let parent = a.dir.as_deref().unwrap_or(&env.tmp);
+    let root = parent.join(format!("client-{}", label.replace([' ', '(', ')'], "")));
     fs::create_dir_all(&root)?;
     fs::write(
         root.join("client.yaml"),
@@ -293,7 +292,7 @@ fn round(env: &Env, c: &mut Contender) -> Result<()> {
     Ok(())
 }
 
-/// What a generation of `root` holds: (links, launchers, directories).
+/// What the current generation of `root` holds: (links, of them to launchers, directories).
 fn census(root: &Path) -> Result<(usize, usize, usize)> {
     let mut n = (0, 0, 0);
     let mut stack = vec![fs::canonicalize(root.join("current"))?];
@@ -303,11 +302,10 @@ fn census(root: &Path) -> Result<(usize, usize, usize)> {
             let t = e.file_type()?;
             if t.is_symlink() {
                 n.0 += 1;
+                n.1 += usize::from(fs::read_link(e.path())?.starts_with("../../../launchers"));
             } else if t.is_dir() {
                 n.2 += 1;
                 stack.push(e.path());
-            } else if e.file_name() != "generation.json" {
-                n.1 += 1;
             }
         }
     }
@@ -316,13 +314,13 @@ fn census(root: &Path) -> Result<(usize, usize, usize)> {
 
 fn report(cs: &[Contender]) {
     println!(
-        "\n| layout | generation: links / launchers / dirs | switch p50 | install p50: wall / CPU | uninstall p50 |"
+        "\n| layout | generation: links (to launchers) / dirs | switch p50 | install p50: wall / CPU | uninstall p50 |"
     );
     println!("|---|---|---|---|---|");
     for c in cs {
         let (links, launchers, dirs) = census(&c.root).unwrap_or_default();
         println!(
-            "| {} | {links} / {launchers} / {dirs} | {} | {} / {} | {} |",
+            "| {} | {links} ({launchers}) / {dirs} | {} | {} / {} | {} |",
             c.label,
             ms(p50(c.switch.clone())),
             ms(p50(c.install.clone())),

@@ -150,6 +150,9 @@ fn test(extra: &[&str]) -> Result<()> {
         .unwrap_or_else(|| util::workspace_root().join("target"));
     std::env::set_var("DIST_BIN", target.join("debug").join("dist"));
     bench_scale::run(&["300", "--serve-cap", "180", "--check"])?;
+    // The profile benchmark small (20 packages a layout, 2 rounds): trees, launchers and
+    // switches end to end against `dist serve`.
+    bench_profile::run(&["--packages", "20", "--runs", "2"])?;
     // The swarm benchmark small (2 clients, 4 MiB, 200 mbit/s), as a smoke test of every
     // scenario, the mirror's included: it fails when a client or a server does.
     bench_swarm::run(&["2", "4", "200"])
