@@ -277,37 +277,46 @@ fn generations_merge_every_tree_and_refuse_clashes_before_scripts_issue_26() {
     });
 
     step(
-        "dist env puts manuals and data of the profile first",
+        "dist env puts manuals and data of the profile first, in bash, zsh and fish",
         || {
             require_tool("man");
-            let script =
-                "eval \"$(\"$DIST\" --root \"$ROOT\" env)\"; man -w a; echo \"$XDG_DATA_DIRS\"";
-            let o = run_ok(
-                Command::new("bash")
-                    .args(["-c", script])
-                    .env_clear()
-                    .env("PATH", "/usr/bin:/bin")
-                    .env("HOME", &root)
-                    .env("DIST", dist_bin())
-                    .env("ROOT", &root),
-            );
-            let out = String::from_utf8_lossy(&o.stdout);
-            let mut lines = out.lines();
-            // man-a's page, found through the profile (man-db prints a linked page resolved).
-            let found = PathBuf::from(lines.next().unwrap());
-            assert!(found.starts_with(&root), "{out}");
-            let page = fs::canonicalize(cur.join("share/man/man1/a.1")).unwrap();
-            assert_eq!(fs::canonicalize(&found).unwrap(), page);
-            assert_eq!(
-                lines.next(),
-                Some(
-                    format!(
-                        "{}:/usr/local/share:/usr/share",
-                        cur.join("share").display()
-                    )
-                    .as_str()
-                )
-            );
+            let posix =
+                "eval \"$(\"$DIST\" --root \"$ROOT\" env --shell SHELL)\"; man -w a; echo \"$XDG_DATA_DIRS\"";
+            let fish =
+                "$DIST --root $ROOT env --shell fish | source; man -w a; echo \"$XDG_DATA_DIRS\"";
+            for (shell, script) in [
+                ("bash", posix.replace("SHELL", "bash")),
+                ("zsh", posix.replace("SHELL", "zsh")),
+                ("fish", fish.to_string()),
+            ] {
+                let o = run_ok(
+                    Command::new(require_tool(shell))
+                        .args(["-c", &script])
+                        .env_clear()
+                        .env("PATH", "/usr/bin:/bin")
+                        .env("HOME", &root)
+                        .env("DIST", dist_bin())
+                        .env("ROOT", &root),
+                );
+                let out = String::from_utf8_lossy(&o.stdout);
+                let mut lines = out.lines();
+                // man-a's page, found through the profile (man-db prints a linked page resolved).
+                let found = PathBuf::from(lines.next().unwrap_or_default());
+                assert!(found.starts_with(&root), "{shell}: {out}");
+                let page = fs::canonicalize(cur.join("share/man/man1/a.1")).unwrap();
+                assert_eq!(fs::canonicalize(&found).unwrap(), page, "{shell}");
+                assert_eq!(
+                    lines.next(),
+                    Some(
+                        format!(
+                            "{}:/usr/local/share:/usr/share",
+                            cur.join("share").display()
+                        )
+                        .as_str()
+                    ),
+                    "{shell}: {out}"
+                );
+            }
         },
     );
 
