@@ -172,19 +172,43 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
             );
             assert_eq!(code("16384-32767"), "206", "a fresh piece is refused");
             assert_eq!(code("100-"), "206", "a resumed download is refused");
-            // `--transport http` waits for the slot instead of failing: it is still waiting after
-            // 2 s, and done once the slow download is gone.
-            let waiting = a
+            // `--transport http` waits for the slot instead of failing: it says it waits, and
+            // is done once the slow download is gone.
+            let mut waiting = a
                 .cmd_child(&["install", "--json", "busy", "--transport", "http"])
                 .spawn()
                 .unwrap();
-            std::thread::sleep(Duration::from_secs(2));
+            let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let reader = {
+                let mut stderr = waiting.stderr.take().unwrap();
+                let said = said.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0; 4096];
+                    while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut buf) {
+                        said.lock()
+                            .unwrap()
+                            .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                })
+            };
+            wait_until(
+                "the install to wait for the busy origin",
+                Duration::from_secs(60),
+                || {
+                    let text = said.lock().unwrap().clone();
+                    match waiting.try_wait().unwrap() {
+                        Some(status) => Err(format!("it ended first ({status}): {text}")),
+                        None if text.contains("the origin is busy; asking again") => Ok(()),
+                        None => Err(text),
+                    }
+                },
+            );
             let _ = slow.kill();
             let _ = slow.wait();
             let o = waiting.wait_with_output().unwrap();
-            let err = String::from_utf8_lossy(&o.stderr);
+            reader.join().unwrap();
+            let err = said.lock().unwrap().clone();
             assert!(o.status.success(), "{err}");
-            assert!(err.contains("the origin is busy; asking again"), "{err}");
             assert_eq!(stdout_json(&o)[0]["transport"], "http");
         },
     );

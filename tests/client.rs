@@ -429,7 +429,16 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
             format!("{yaml}stale_after: 0\n"),
         )
         .unwrap();
-        std::thread::sleep(Duration::from_millis(1100));
+        // `stale_after: 0`: stale once the clock has passed the second it was published in.
+        let published = std::time::SystemTime::now();
+        wait_until("the next second", Duration::from_secs(5), || {
+            let secs = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            };
+            (secs(std::time::SystemTime::now()) > secs(published))
+                .then_some(())
+                .ok_or_else(|| format!("{published:?}"))
+        });
         let o = d.ok(&["sync"]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("warning: the index was published"), "{err}");

@@ -261,7 +261,18 @@ fn racing_clients_gc_verify_search_and_pack_check() {
                 .args(["sleep", "5"])
                 .spawn();
             if let Ok(mut h) = holder {
-                std::thread::sleep(Duration::from_millis(300));
+                // Held once a non-blocking attempt of another process fails.
+                wait_until("flock to take the lock", Duration::from_secs(30), || {
+                    let o = Command::new("flock")
+                        .args(["-n", "-E", "99"])
+                        .arg(root.join("lock"))
+                        .arg("true")
+                        .status()
+                        .unwrap();
+                    (o.code() == Some(99))
+                        .then_some(())
+                        .ok_or_else(|| format!("a second flock got it: {o}"))
+                });
                 let o = run(&ns, &root, &["--lock-timeout", "1", "uninstall", "nested"]);
                 let o2 = ns
                     .command(dist_bin())
