@@ -13,7 +13,7 @@ pub fn similar<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Ve
             if k.to_lowercase() == lower {
                 return Some((0, k));
             }
-            let d = distance(&lower, k);
+            let d = strsim::levenshtein(&lower, k);
             (d <= limit).then_some((d, k))
         })
         .collect();
@@ -38,22 +38,6 @@ pub fn hint(similar: &[String]) -> String {
     }
 }
 
-/// Levenshtein distance over chars.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +53,5 @@ mod tests {
             " (did you mean `hello` or `help`?)"
         );
         assert_eq!(hint(&[]), "");
-        assert_eq!(distance("kitten", "sitting"), 3);
     }
 }
