@@ -362,22 +362,26 @@ fn server_list(first: Option<String>, more: Option<Vec<String>>) -> Vec<String> 
     servers
 }
 
-/// The `repositories:` entries checked (names, servers, keys) and ordered by priority.
-/// A server URL as the client will use it: `http://` or `https://`, then a host. A URL without
-/// a scheme is the common slip: the error says what to write.
+/// A server URL as the client will use it: `http://` or `https://`, then a host, parsed as
+/// WHATWG URL (the `url` crate, which `ureq` uses too). A URL without a scheme is the common
+/// slip: the error says what to write.
 pub fn check_url(field: &str, url: &str) -> Result<()> {
-    let rest = url
+    let Some(rest) = url
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {
-            Ok(())
-        }
-        Some(_) => bail!("`{field}`: `{url}` has no host (write http://HOST:PORT)"),
-        None if !url.contains("://") => {
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        if !url.contains("://") {
             bail!("`{field}`: `{url}` has no scheme: write `http://{url}`")
         }
-        None => bail!("`{field}`: `{url}` is not an http:// or https:// URL"),
+        bail!("`{field}`: `{url}` is not an http:// or https:// URL")
+    };
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        bail!("`{field}`: `{url}` has no host (write http://HOST:PORT)")
+    }
+    match url::Url::parse(url) {
+        Ok(u) if u.host().is_some() => Ok(()),
+        Ok(_) => bail!("`{field}`: `{url}` has no host (write http://HOST:PORT)"),
+        Err(e) => bail!("`{field}`: `{url}` is not a valid URL: {e}"),
     }
 }
 
@@ -388,6 +392,7 @@ pub fn check_key(field: &str, key: &str) -> Result<()> {
     })
 }
 
+/// The `repositories:` entries checked (names, servers, keys) and ordered by priority.
 fn repositories(list: Vec<RepositoryConfig>, path: &Path) -> Result<Vec<Repository>> {
     if list.is_empty() {
         bail!(
