@@ -185,7 +185,9 @@ pub fn fetch_any(
     match (first_busy, busy) {
         (Some(_), WhenBusy::GiveUp) => Ok(Got::Busy),
         (Some(s), busy) => get(s, busy),
-        (None, _) => Err(last_err.expect("no server admitted and none was busy")),
+        (None, _) => Err(last_err.unwrap_or_else(|| {
+            anyhow::anyhow!("{}: no server is configured to fetch it from", rec.id())
+        })),
     }
 }
 
