@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Result};
 
 use super::config::Settings;
+use super::generation::Installed;
 use super::lockfile::InstalledSet;
 use super::plan::{self, Plan, PlanItem};
-use super::profile::Installed;
 use super::resolve::{self, Because};
 use super::sources::Sources;
 use super::Layout;

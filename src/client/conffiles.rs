@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::profile::Installed;
+use super::generation::Installed;
 use super::Layout;
 use crate::format::manifest::Manifest;
 use crate::store::fsx;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::profile::Installed;
+use super::generation::Installed;
 use super::Layout;
 use crate::format::ids::PackageName;
 use crate::store::fsx;

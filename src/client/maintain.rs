@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::profile::{record_path, Installed};
+use super::generation::Installed;
+use super::profile::record_path;
 use super::{daemon, Layout};
 use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
 use crate::store::fsx;

@@ -7,6 +7,7 @@ pub mod conffiles;
 pub mod config;
 pub mod daemon;
 pub(crate) mod fetch;
+pub mod generation;
 pub mod install;
 pub mod interrupt;
 pub mod launcher;

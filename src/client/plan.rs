@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::config::{Fetcher, Settings, Why};
-use super::profile::Installed;
+use super::generation::Installed;
 use super::request::Request;
 use super::resolve::{self, Because, Chosen};
 use super::rollout::Policy;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context, Result};
 
 use super::config::Settings;
-use super::profile::Installed;
+use super::generation::Installed;
 use super::resolve;
 use super::sources::Sources;
 use super::transition::{Cause, Target, Transition};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::profile::Installed;
+use super::generation::Installed;
 use super::{interrupt, Layout, Reporter};
 use crate::daemons::supervise::{self, Signal};
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::conffiles::{self, Written};
-use super::profile::Installed;
+use super::generation::Installed;
 use super::scripts::{self, Action, Run, Script};
 use super::{trees, Layout, Phase, Reporter};
 use crate::format::ids::PackageName;

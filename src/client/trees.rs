@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::profile::Installed;
+use super::generation::Installed;
 use crate::format::ids::PackageName;
 
 /// The trees a generation merges, relative to a package's `assets/` and to the generation.

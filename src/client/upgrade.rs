@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 
 use super::config::Settings;
+use super::generation::Installed;
 use super::plan::{self, Action, Plan};
-use super::profile::Installed;
 use super::request::{Request, Spec};
 use super::rollout::{Policy, Withheld};
 use super::sources::Sources;

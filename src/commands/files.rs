@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use dist::client::generation::{Generation, Installed};
 use dist::client::install;
 use dist::client::plan::{self, Options};
-use dist::client::profile::{record_path, Generation, Installed};
+use dist::client::profile::record_path;
 use dist::client::sources::Sources;
 use dist::client::{maintain, suggest, trees, Layout};
 use dist::format::ids::PackageName;

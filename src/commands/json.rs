@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use dist::client::config::Fetcher;
+use dist::client::generation::{Generation, Installed};
 use dist::client::install::Installation;
 use dist::client::maintain::GcReport;
 use dist::client::plan::PlanItem;
-use dist::client::profile::{Generation, Installed};
 use dist::client::resolve::Because;
 use dist::client::transition::Change;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use dist::client::generation::Installed;
 use dist::client::lockfile::{InstalledSet, SetEntry};
 use dist::client::maintain::VerifyEntry;
-use dist::client::profile::Installed;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};
 use dist::repo::index::PackageRecord;
 use dist::repo::status_edit::StatusChange;

@@ -390,7 +390,7 @@ pub fn autoremove(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
 }
 
 fn print_removed(
-    removed: &[dist::client::profile::Installed],
+    removed: &[dist::client::generation::Installed],
     generation: Option<u64>,
     json_out: bool,
 ) -> Result<i32> {

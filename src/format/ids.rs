@@ -143,7 +143,7 @@ pub struct PackageName(String);
 
 impl PackageName {
     pub fn parse(s: &str) -> Result<PackageName, IdError> {
-        match crate::format::manifest::name_problem(s) {
+        match name_problem(s) {
             Some(p) => Err(IdError::Name(p)),
             None => Ok(PackageName(s.to_string())),
         }
@@ -260,6 +260,44 @@ impl fmt::Debug for PackageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self}")
     }
+}
+
+/// Longest package name accepted (store-format.md, "Package names").
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Why `name` is not a valid package name, or `None` when it is.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the name is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!("`{name}` is longer than {MAX_NAME_LEN} bytes"));
+    }
+    if name == "bin" {
+        return Some("`bin` is reserved for the profile's executables directory".into());
+    }
+    let first = name.as_bytes()[0];
+    if !first.is_ascii_alphanumeric() {
+        return Some(format!(
+            "`{name}` must start with an ASCII letter or digit (not `.`, `-`, `_` or `+`)"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+')))
+    {
+        let what = match c {
+            '/' => "`/`".to_string(),
+            '@' => "`@` (it separates name and version on the command line)".to_string(),
+            c if c.is_whitespace() => "whitespace".to_string(),
+            c => format!("`{}`", c.escape_default()),
+        };
+        return Some(format!(
+            "`{}` contains {what}; allowed are ASCII letters, digits, `.`, `-`, `_` and `+`",
+            name.escape_default()
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

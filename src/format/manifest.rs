@@ -9,9 +9,6 @@ use serde::Deserialize;
 use crate::format::ids::{IdError, PackageName};
 use crate::format::relations::{RelationError, Relations};
 
-/// Longest package name accepted (store-format.md, "Package names").
-pub const MAX_NAME_LEN: usize = 64;
-
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -173,41 +170,6 @@ fn yaml_text(v: &serde_yaml::Value) -> String {
             .escape_default()
             .to_string(),
     }
-}
-
-/// Why `name` is not a valid package name, or `None` when it is.
-pub fn name_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("the name is empty".into());
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Some(format!("`{name}` is longer than {MAX_NAME_LEN} bytes"));
-    }
-    if name == "bin" {
-        return Some("`bin` is reserved for the profile's executables directory".into());
-    }
-    let first = name.as_bytes()[0];
-    if !first.is_ascii_alphanumeric() {
-        return Some(format!(
-            "`{name}` must start with an ASCII letter or digit (not `.`, `-`, `_` or `+`)"
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+')))
-    {
-        let what = match c {
-            '/' => "`/`".to_string(),
-            '@' => "`@` (it separates name and version on the command line)".to_string(),
-            c if c.is_whitespace() => "whitespace".to_string(),
-            c => format!("`{}`", c.escape_default()),
-        };
-        return Some(format!(
-            "`{}` contains {what}; allowed are ASCII letters, digits, `.`, `-`, `_` and `+`",
-            name.escape_default()
-        ));
-    }
-    None
 }
 
 impl Manifest {

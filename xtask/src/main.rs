@@ -27,7 +27,6 @@ mod campaign_load;
 #[path = "../../tests/common/debian.rs"]
 mod debian;
 mod demo;
-mod demo_real;
 mod fuzz;
 mod lab;
 #[path = "../../tests/common/netns.rs"]

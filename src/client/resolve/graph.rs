@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 
-use crate::client::profile::Installed;
+use crate::client::generation::Installed;
 use crate::client::sources::Sources;
 use crate::format::ids::PackageName;
 

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::shell::Demo;
 use crate::debian;
-use crate::demo::Demo;
 
 impl Demo {
     /// Runs `script` with bash on this machine (not in the namespace: nothing here uses the
