@@ -1,10 +1,10 @@
 //! A small line chart as inline SVG, rendered on the server from a package's samples: one
 //! polyline per series over a shared time axis, the largest value and the time span as labels.
-//! No script, no external file; every label goes through [`super::html::escape`].
+//! No script, no external file; every label goes through [`super::escape::escape`].
 
 use std::fmt::Write;
 
-use super::html::escape;
+use super::escape::escape;
 
 const WIDTH: f64 = 560.0;
 const HEIGHT: f64 = 120.0;

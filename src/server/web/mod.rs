@@ -12,6 +12,7 @@
 //! charts draw.
 
 pub mod chart;
+pub mod escape;
 pub mod html;
 pub mod live;
 mod status;

@@ -2,7 +2,7 @@
 //! and a phased rollout's percentage, as badges beside a version and rows of its section. Every
 //! value from the index goes through [`escape`].
 
-use super::html::escape;
+use super::escape::escape;
 use crate::repo::index::PackageRecord;
 
 /// ` <span class="badge yanked" title="REASON">yanked</span>`, ` <span class="badge phase">20 %</span>`.
