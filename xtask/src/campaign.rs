@@ -1,6 +1,6 @@
 //! `cargo xtask campaign kill [N] [--seed S] | load [ROUNDS]`: long-running campaigns against the real
-//! server and daemons in a private network namespace. This module dispatches and holds what both
-//! (and the benches) share: a seeded random source, the bandwidth caps of the origin (and a
+//! server and daemons in a private network namespace (`main.rs` dispatches to `campaign_kill` and
+//! `campaign_load`). This module holds what both (and the benches) share: a seeded random source, the bandwidth caps of the origin (and a
 //! mirror) and their counters, a restartable `dist serve`, running and killing `dist` inside
 //! the namespace, percentiles and resident memory.
 
@@ -17,14 +17,6 @@ use crate::netns::{self, HTTP};
 
 /// The address of the clients' transmission-daemons (`in_namespace` makes 10.77.0.1-3).
 pub(crate) const CLIENT_IP: &str = "10.77.0.2";
-
-pub fn run(args: &[&str]) -> Result<()> {
-    match args.first().copied() {
-        Some("kill") => crate::campaign_kill::run(&args[1..]),
-        Some("load") => crate::campaign_load::run(&args[1..]),
-        _ => bail!("usage: cargo xtask campaign <kill [N] [--seed S] | load [ROUNDS]>"),
-    }
-}
 
 /// xorshift64*: reproducible from the seed the campaign prints.
 pub(crate) struct Rng(u64);

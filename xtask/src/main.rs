@@ -51,7 +51,11 @@ fn run() -> Result<()> {
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
-        Some("campaign") => campaign::run(&rest),
+        Some("campaign") => match rest.first().copied() {
+            Some("kill") => campaign_kill::run(&rest[1..]),
+            Some("load") => campaign_load::run(&rest[1..]),
+            _ => bail!("usage: cargo xtask campaign <kill [N] [--seed S] | load [ROUNDS]>"),
+        },
         Some("man") => man(false),
         _ => bail!(
             "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
