@@ -246,7 +246,7 @@ fn ctrl_c_during_an_install_script_switches_nothing_and_kills_the_script_issue_9
         "slow",
         "#!/bin/sh\necho started\nsleep 987653\n",
     );
-    let child = s
+    let mut child = s
         .client(&root)
         .args(["install", "slow", "--transport", "http"])
         .stdout(Stdio::null())

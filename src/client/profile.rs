@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
 use super::generation::{Generation, Installed};
 use super::{trees, Layout};
-use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
+use crate::format::ids::{ObjectId, PackageName};
 use crate::object::{self, VerifiedObject};
 use crate::store::fsx;
 

@@ -5,9 +5,8 @@
 //! real software: Debian 12's `jq` with its libraries as dist packages (`real.rs`).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -17,7 +16,7 @@ use crate::util;
 mod real;
 mod shell;
 
-use shell::Demo;
+use shell::{Demo, CLIENT_IP};
 
 pub fn run(_args: &[&str]) -> Result<()> {
     for tool in [

@@ -3,18 +3,18 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::netns::{self, Netns, HTTP, SERVER_IP, TRACKER};
+use crate::netns::{Netns, HTTP};
 
-const CLIENT_IP: &str = "10.77.0.2";
+pub(crate) const CLIENT_IP: &str = "10.77.0.2";
 
 pub(crate) struct Demo {
     pub(crate) dist: PathBuf,
-    ns: Netns,
+    pub(crate) ns: Netns,
     pub(crate) tmp: PathBuf,
 }
 
@@ -53,7 +53,7 @@ impl Demo {
         Ok(stdout)
     }
 
-    fn hello(&self) -> Result<()> {
+    pub(crate) fn hello(&self) -> Result<()> {
         let bin = self.client().join("current/bin/hello");
         println!("\nclient$ $ROOT/current/bin/hello");
         let out = Command::new(&bin)
