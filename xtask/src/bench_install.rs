@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench_e2e::{in_namespace, ms, p50, package, Env};
+use crate::lab::env::{in_namespace, ms, p50, package, Env};
 use crate::netns::HTTP;
 
 struct Args {

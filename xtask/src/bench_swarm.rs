@@ -39,8 +39,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench_e2e::Env;
-use crate::campaign::{self as c, Server};
+use crate::lab::campaign::{self as c, Server};
+use crate::lab::env::Env;
 use crate::lab::group::{self, tally, Group, Outcome};
 use crate::lab::{self, secs1, timeline, Published};
 use crate::netns::{Netns, HTTP, SERVER_IP};

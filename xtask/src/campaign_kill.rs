@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::bench_e2e::{in_namespace, package, Env};
-use crate::campaign::{self as c, Hit, Rng, Server};
+use crate::lab::campaign::{self as c, Hit, Rng, Server};
+use crate::lab::env::{in_namespace, package, Env};
 
 mod check;
 mod rounds;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench_e2e::{in_namespace, package, Env};
-use crate::campaign::{self as c, Server};
+use crate::lab::campaign::{self as c, Server};
+use crate::lab::env::{in_namespace, package, Env};
 
 const SYNCS: usize = 200;
 const INSTALLS: usize = 50;

@@ -21,7 +21,6 @@ mod bench_resolve;
 mod bench_scale;
 mod bench_swarm;
 mod bench_transport;
-mod campaign;
 mod campaign_kill;
 mod campaign_load;
 #[path = "../../tests/common/debian.rs"]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::plan::{Cell, Link};
-use crate::bench_e2e::Env;
-use crate::campaign as c;
+use crate::lab::campaign as c;
+use crate::lab::env::Env;
 use crate::lab::group::{self, Group, Outcome};
 use crate::lab::Published;
 

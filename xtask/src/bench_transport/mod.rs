@@ -35,8 +35,8 @@ use anyhow::{bail, Context, Result};
 
 use self::cell::{Addresses, CellRun};
 use self::plan::{Cell, Link, Plan};
-use crate::bench_e2e::Env;
-use crate::campaign::{self as c, Server};
+use crate::lab::campaign::{self as c, Server};
+use crate::lab::env::Env;
 use crate::lab::{self, secs1, Published};
 use crate::netns::{Netns, SERVER_IP};
 use crate::util::{self, mib};

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::bench_e2e::Env;
-use crate::campaign::run_dist;
+use crate::lab::campaign::run_dist;
+use crate::lab::env::Env;
 
 /// Everything wrong with a client root, one line each (empty when whole).
 pub(crate) fn client(env: &Env, root: &Path) -> Vec<String> {

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::{disp, Campaign, Kind, LIMIT};
-use crate::bench_e2e::package;
-use crate::campaign::{self as c, Hit};
+use crate::lab::campaign::{self as c, Hit};
+use crate::lab::env::package;
 
 impl Campaign<'_> {
     /// `dist add` of a new package: killed while it validates, packs or publishes.

@@ -19,8 +19,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use super::{cpu_ticks, secs1, seeder_uploaded, timeline, Published, SEEDER_RPC_PORT};
-use crate::bench_e2e::Env;
-use crate::campaign as c;
+use crate::lab::campaign as c;
+use crate::lab::env::Env;
 
 /// How long the held clients may take to block in their `read` before the group fails.
 const HOLD_LIMIT: Duration = Duration::from_secs(10);

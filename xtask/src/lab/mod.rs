@@ -1,12 +1,18 @@
-//! The swarm lab that `bench swarm` and `bench transport` share: packages of fresh random
-//! content published into one repository, its `dist serve` inside the bench's namespace (the
-//! origin at 10.77.0.1, its seeder's RPC on a known port), what the origin's seeder uploaded, and
-//! groups of clients released together (`group`), with the timeline of one group (`timeline`).
+//! The lab every bench and campaign uses. `env`: the release `dist`, a fresh namespace, a temp
+//! dir, seeded packages, medians. `campaign`: a seeded random source, the origin's bandwidth caps
+//! and counters, a restartable `dist serve`, running and killing `dist` in the namespace,
+//! percentiles and resident memory. This file: the swarm lab that `bench swarm` and `bench
+//! transport` share: packages of fresh random content published into one repository, its `dist
+//! serve` inside the bench's namespace (the origin at 10.77.0.1, its seeder's RPC on a known
+//! port), what the origin's seeder uploaded, and groups of clients released together (`group`),
+//! with the timeline of one group (`timeline`).
 //!
 //! **Invariant:** nothing here prints but `timeline::print` (when a bench asks); the benches own
 //! their output. The lab knows nothing of scenarios, links or matrices: a group is told its
 //! install flags and client.yaml lines.
 
+pub(crate) mod campaign;
+pub(crate) mod env;
 pub(crate) mod group;
 pub(crate) mod timeline;
 
@@ -19,9 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::bench_e2e::Env;
-use crate::campaign::{self as c, Server};
 use crate::netns::{HTTP, SERVER_IP, TRACKER};
+use campaign::{self as c, Server};
+use env::Env;
 
 /// The origin seeder's RPC port inside the namespace (fixed, so the benches can ask it).
 pub(crate) const SEEDER_RPC_PORT: u16 = 9091;

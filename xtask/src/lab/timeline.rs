@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::bench_e2e::Env;
-use crate::campaign as c;
+use crate::lab::campaign as c;
+use crate::lab::env::Env;
 use crate::util::mib;
 
 /// At most about this many lines per timeline: a longer run prints every k-th second.

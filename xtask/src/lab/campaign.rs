@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench_e2e::Env;
+use crate::lab::env::Env;
 use crate::netns::{self, HTTP};
 
 /// The address of the clients' transmission-daemons (`in_namespace` makes 10.77.0.1-3).
