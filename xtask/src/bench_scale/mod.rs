@@ -21,15 +21,18 @@
 //! free ports; nothing is left running.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use crate::util::{self, Measured};
+
+mod serve;
+
+use serve::{dist, http_get, Ports, Serve};
 
 const BATCH: usize = 10_000;
 const QUERY_RUNS: usize = 21;
@@ -180,12 +183,6 @@ struct Figures {
     published_after: Option<u64>,
 }
 
-fn dist(bin: &Path, root: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.arg("--root").arg(root).stdin(Stdio::null());
-    c
-}
-
 fn measure(
     bin: &Path,
     work: &Path,
@@ -197,25 +194,7 @@ fn measure(
     let repo = work.join(format!("{label}-repo"));
     let mut f = Figures::default();
     eprintln!("[{label}] dist add of {} packages", a.n);
-    let mut total: Option<Measured> = None;
-    for l in lists {
-        let m = util::measure(
-            dist(bin, &repo)
-                .args(["add", "--from"])
-                .arg(l)
-                .stdout(Stdio::null()),
-        )?;
-        total = Some(match total {
-            None => m,
-            Some(t) => Measured {
-                wall: t.wall + m.wall,
-                user: t.user + m.user,
-                sys: t.sys + m.sys,
-                max_rss_kib: t.max_rss_kib.max(m.max_rss_kib),
-            },
-        });
-    }
-    f.add = total;
+    f.add = add_all(bin, &repo, lists)?;
     let key = String::from_utf8(dist(bin, &repo).args(["key", "show"]).output()?.stdout)?
         .trim()
         .to_string();
@@ -228,56 +207,19 @@ fn measure(
     if f.serve_cold.is_some() {
         f.rss_kib = server.rss_kib(&repo).ok();
         let client = work.join(format!("{label}-client"));
-        let sync = |what: &str| -> Result<(u64, String)> {
-            let o = dist(bin, &client)
-                .args(["--server-url", &format!("http://{}", ports.http)])
-                .args(["--public-key", &key, "sync", "--json"])
-                .output()?;
-            if !o.status.success() {
-                bail!("sync ({what}): {}", String::from_utf8_lossy(&o.stderr));
-            }
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
-            let bytes = v["bytes_on_wire"]
-                .as_u64()
-                .or(v["bytes"].as_u64())
-                .unwrap_or(0);
-            Ok((bytes, v["mode"].as_str().unwrap_or("-").to_string()))
-        };
-        f.sync_initial = sync("initial").ok().map(|(b, _)| b);
-        eprintln!("[{label}] one more package into the index");
-        let one = package(pkgs, "one-more", "1.0.0")?;
-        let t = Instant::now();
-        let st = dist(bin, &repo)
-            .arg("add")
-            .arg(&one)
-            .stdout(Stdio::null())
-            .status()?;
-        f.add_one = st.success().then(|| t.elapsed());
-        let serial = latest(&repo)?;
-        wait_for(Duration::from_secs(120), || {
-            http_get(ports.http, "/index.json")
-                .ok()
-                .is_some_and(|(code, body)| code == 200 && serial_of(&body) == Some(serial))
-                || http_get(ports.http, "/index.db")
-                    .ok()
-                    .is_some_and(|(code, _)| code == 200)
-        });
-        f.sync_after_one = sync("after one").ok();
-        f.sync_unchanged = sync("unchanged").ok();
-        // A name from the middle of the index, and a term that matches ten names.
-        let name = format!("pkg-{:06}", a.n / 2);
-        let term = &name[..name.len() - 1];
-        f.search_p50 = p50(QUERY_RUNS, || {
-            run_quiet(dist(bin, &client).args(["search", term]))
-        })
-        .ok();
-        f.info_p50 = p50(QUERY_RUNS, || {
-            run_quiet(dist(bin, &client).args(["info", &name]))
-        })
-        .ok();
-        f.catalog = catalog(ports.http, a.n, term, &name)
-            .map_err(|e| eprintln!("[{label}] catalog: {e:#}"))
-            .ok();
+        served(
+            bin,
+            &Served {
+                label,
+                repo: &repo,
+                client: &client,
+                key: &key,
+                http: ports.http,
+            },
+            pkgs,
+            a,
+            &mut f,
+        )?;
     }
     f.serve_stop = server.stop(&repo);
     if f.serve_cold.is_some() {
@@ -303,6 +245,94 @@ fn measure(
     f.published_after = Some(dir_size(&repo.join("published"))?);
     (f.snapshot_raw, f.snapshot_published) = snapshot_sizes(&repo)?;
     Ok(f)
+}
+
+/// Where a served repository and its client are, for [`served`].
+struct Served<'a> {
+    label: &'a str,
+    repo: &'a Path,
+    client: &'a Path,
+    key: &'a str,
+    http: SocketAddr,
+}
+
+/// The figures of a repository `dist serve` answers for: syncs (initial, after one more add,
+/// unchanged), search and info, and the catalog's pages.
+fn served(bin: &Path, s: &Served, pkgs: &Path, a: &Args, f: &mut Figures) -> Result<()> {
+    let sync = |what: &str| -> Result<(u64, String)> {
+        let o = dist(bin, s.client)
+            .args(["--server-url", &format!("http://{}", s.http)])
+            .args(["--public-key", s.key, "sync", "--json"])
+            .output()?;
+        if !o.status.success() {
+            bail!("sync ({what}): {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+        let bytes = v["bytes_on_wire"]
+            .as_u64()
+            .or(v["bytes"].as_u64())
+            .unwrap_or(0);
+        Ok((bytes, v["mode"].as_str().unwrap_or("-").to_string()))
+    };
+    f.sync_initial = sync("initial").ok().map(|(b, _)| b);
+    eprintln!("[{}] one more package into the index", s.label);
+    let one = package(pkgs, "one-more", "1.0.0")?;
+    let t = Instant::now();
+    let st = dist(bin, s.repo)
+        .arg("add")
+        .arg(&one)
+        .stdout(Stdio::null())
+        .status()?;
+    f.add_one = st.success().then(|| t.elapsed());
+    let serial = latest(s.repo)?;
+    wait_for(Duration::from_secs(120), || {
+        http_get(s.http, "/index.json")
+            .ok()
+            .is_some_and(|(code, body)| code == 200 && serial_of(&body) == Some(serial))
+            || http_get(s.http, "/index.db")
+                .ok()
+                .is_some_and(|(code, _)| code == 200)
+    });
+    f.sync_after_one = sync("after one").ok();
+    f.sync_unchanged = sync("unchanged").ok();
+    // A name from the middle of the index, and a term that matches ten names.
+    let name = format!("pkg-{:06}", a.n / 2);
+    let term = &name[..name.len() - 1];
+    f.search_p50 = p50(QUERY_RUNS, || {
+        run_quiet(dist(bin, s.client).args(["search", term]))
+    })
+    .ok();
+    f.info_p50 = p50(QUERY_RUNS, || {
+        run_quiet(dist(bin, s.client).args(["info", &name]))
+    })
+    .ok();
+    f.catalog = catalog(s.http, a.n, term, &name)
+        .map_err(|e| eprintln!("[{}] catalog: {e:#}", s.label))
+        .ok();
+    Ok(())
+}
+
+/// `dist add --from` of every list, the measurements summed (peak RSS: the largest).
+fn add_all(bin: &Path, repo: &Path, lists: &[PathBuf]) -> Result<Option<Measured>> {
+    let mut total: Option<Measured> = None;
+    for l in lists {
+        let m = util::measure(
+            dist(bin, repo)
+                .args(["add", "--from"])
+                .arg(l)
+                .stdout(Stdio::null()),
+        )?;
+        total = Some(match total {
+            None => m,
+            Some(t) => Measured {
+                wall: t.wall + m.wall,
+                user: t.user + m.user,
+                sys: t.sys + m.sys,
+                max_rss_kib: t.max_rss_kib.max(m.max_rss_kib),
+            },
+        });
+    }
+    Ok(total)
 }
 
 /// The web catalog's pages, p50 of `QUERY_RUNS` each, after `/index.json` as the baseline; a page
@@ -402,151 +432,6 @@ fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// A minimal HTTP/1.0 GET on loopback: status and body.
-fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    let head_end = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no HTTP header end")?;
-    let status = String::from_utf8_lossy(&resp[..head_end])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no HTTP status")?;
-    Ok((status, resp[head_end + 4..].to_vec()))
-}
-
-struct Ports {
-    http: SocketAddr,
-    tracker: SocketAddr,
-    peer: u16,
-    rpc: u16,
-}
-
-impl Ports {
-    fn new() -> Result<Ports> {
-        let free = || -> Result<u16> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port())
-        };
-        Ok(Ports {
-            http: format!("127.0.0.1:{}", free()?).parse()?,
-            tracker: format!("127.0.0.1:{}", free()?).parse()?,
-            peer: free()?,
-            rpc: free()?,
-        })
-    }
-}
-
-/// One `dist serve`, stopped by SIGTERM (its children with it) when dropped.
-struct Serve {
-    child: Option<Child>,
-    root: PathBuf,
-    http: SocketAddr,
-    started: Instant,
-}
-
-impl Serve {
-    fn start(bin: &Path, repo: &Path, p: &Ports, log: PathBuf) -> Result<Serve> {
-        let child = dist(bin, repo)
-            .arg("serve")
-            .args(["--http", &p.http.to_string()])
-            .args(["--tracker", &p.tracker.to_string()])
-            .args(["--peer-port", &p.peer.to_string()])
-            .args(["--rpc-port", &p.rpc.to_string()])
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log)?)
-            .spawn()
-            .context("cannot start dist serve")?;
-        Ok(Serve {
-            child: Some(child),
-            root: repo.to_path_buf(),
-            http: p.http,
-            started: Instant::now(),
-        })
-    }
-
-    /// Time from the start until `/health` answered 200, or `None` after `cap`.
-    fn wait_healthy(&mut self, cap: Duration) -> Result<Option<Duration>> {
-        while self.started.elapsed() < cap {
-            if let Some(c) = self.child.as_mut() {
-                if let Some(st) = c.try_wait()? {
-                    bail!("dist serve exited early ({st})");
-                }
-            }
-            if matches!(http_get(self.http, "/health"), Ok((200, _))) {
-                return Ok(Some(self.started.elapsed()));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(None)
-    }
-
-    /// RSS of serve, its tracker and its seeder (pids from `serve/state.json`), KiB.
-    fn rss_kib(&self, repo: &Path) -> Result<u64> {
-        let state: serde_json::Value =
-            serde_json::from_slice(&fs::read(repo.join("serve/state.json"))?)?;
-        let pids = [
-            self.child.as_ref().map(|c| c.id() as u64),
-            state["tracker_pid"].as_u64(),
-            state["seeder_pid"].as_u64(),
-        ];
-        let mut total = 0;
-        for pid in pids.into_iter().flatten() {
-            let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-            let kib: u64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            total += kib;
-        }
-        Ok(total)
-    }
-
-    /// SIGTERM and the time until it exited; `None` when it was still running after a minute
-    /// (then it, its tracker and its seeder are killed).
-    fn stop(&mut self, repo: &Path) -> Option<Duration> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(60) {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return Some(t.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        let state = fs::read(repo.join("serve/state.json")).unwrap_or_default();
-        let state: serde_json::Value = serde_json::from_slice(&state).unwrap_or_default();
-        for key in ["tracker_pid", "seeder_pid"] {
-            if let Some(pid) = state[key].as_u64() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        }
-        None
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let root = self.root.clone();
-        self.stop(&root);
-    }
-}
-
 fn secs(d: Option<Duration>) -> String {
     d.map(|d| format!("{:.2} s", d.as_secs_f64()))
         .unwrap_or_else(|| "-".into())
@@ -569,9 +454,9 @@ fn bytes(b: Option<u64>) -> String {
 /// How one line of the report shows a contender's figures.
 type Show = Box<dyn Fn(&Figures) -> String>;
 
-fn report(n: usize, rows: &[(&str, Figures)]) {
-    println!("bench scale: {n} packages (one small file each), on loopback");
-    let lines: Vec<(&str, Show)> = vec![
+/// The report's lines about publishing (`dist add` and what it writes).
+fn publisher_lines() -> Vec<(&'static str, Show)> {
+    vec![
         (
             "add (batches of 10,000)",
             Box::new(|f| secs(f.add.map(|m| m.wall))),
@@ -586,6 +471,12 @@ fn report(n: usize, rows: &[(&str, Figures)]) {
             "snapshot as published",
             Box::new(|f| bytes(f.snapshot_published)),
         ),
+    ]
+}
+
+/// The report's lines about serving, syncing, querying and the catalog.
+fn server_lines() -> Vec<(&'static str, Show)> {
+    vec![
         ("serve healthy, cold", Box::new(|f| secs(f.serve_cold))),
         (
             "serve healthy, restart",
@@ -656,7 +547,15 @@ fn report(n: usize, rows: &[(&str, Figures)]) {
                 format!("{}{ratio}", bytes(f.published_after))
             }),
         ),
-    ];
+    ]
+}
+
+fn report(n: usize, rows: &[(&str, Figures)]) {
+    println!("bench scale: {n} packages (one small file each), on loopback");
+    let lines: Vec<(&str, Show)> = publisher_lines()
+        .into_iter()
+        .chain(server_lines())
+        .collect();
     print!("{:<32}", "");
     for (label, _) in rows {
         print!("{label:>30}");
