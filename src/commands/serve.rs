@@ -39,9 +39,15 @@ pub fn run(
             return;
         }
         match e {
-            ServeEvent::Http { http, public_url } => {
-                eprintln!("http     listening on {http} (public URL {public_url})")
-            }
+            ServeEvent::Http {
+                http,
+                public_url,
+                connections,
+            } => eprintln!(
+                "http     listening on {http} (public URL {public_url}; at most {} connections, \
+                 {} per address)",
+                connections.total, connections.per_address
+            ),
             ServeEvent::Listening {
                 tracker,
                 announce_url,

@@ -150,16 +150,23 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-/// Refuses a root that holds a repository of its own, and makes the mirror's directories.
-fn prepare(repo: &Repo) -> Result<()> {
-    let (secret, _) = sign::key_paths(&repo.root);
+/// Refuses a root that holds a repository of its own (its signing key): a mirror needs a root
+/// of its own, and `serve --mirror-of` checks it before anything starts.
+pub fn refuse_own_repository(root: &Path) -> Result<()> {
+    let (secret, _) = sign::key_paths(root);
     if secret.exists() {
         bail!(
             "{} holds a repository of its own ({}): a mirror needs a root of its own",
-            repo.root.display(),
+            root.display(),
             secret.display()
         );
     }
+    Ok(())
+}
+
+/// Refuses a root that holds a repository of its own, and makes the mirror's directories.
+fn prepare(repo: &Repo) -> Result<()> {
+    refuse_own_repository(&repo.root)?;
     for d in [
         repo.root.clone(),
         repo.objects().dir().to_path_buf(),
