@@ -16,6 +16,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -167,6 +168,29 @@ fn address_key(ip: IpAddr) -> IpAddr {
             }
         },
     }
+}
+
+/// Serves `app` on `listener` in `rt` (see [`serve`]) until `stop` is set.
+pub fn spawn(
+    rt: &tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    use anyhow::Context as _;
+    let _in_rt = rt.enter();
+    let listener = TcpListener::from_std(listener)?;
+    Ok(rt.spawn(async move {
+        let stopped = async move {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        serve(listener, app, limits, stopped)
+            .await
+            .context("the HTTP server failed")
+    }))
 }
 
 /// Serves `app` on `listener` with the bounds of the module comment until `stop` completes,

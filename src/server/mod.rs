@@ -354,21 +354,7 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         web::count_sent,
     ));
     rt.spawn(web::sample(catalog, stop.clone()));
-    let http_task = {
-        let _in_rt = rt.enter();
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let stop = stop.clone();
-        rt.spawn(async move {
-            let stopped = async move {
-                while !stop.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            };
-            listen::serve(listener, app, limits, stopped)
-                .await
-                .context("the HTTP server failed")
-        })
-    };
+    let http_task = listen::spawn(&rt, listener, app, limits, stop.clone())?;
     report(ServeEvent::Http {
         http: cfg.http,
         public_url: cfg.public_url.clone(),
