@@ -7,6 +7,7 @@ mod keyring;
 pub mod keys;
 pub mod mirror;
 mod publish;
+mod schema;
 pub(crate) mod search;
 pub mod sign;
 pub mod snapshot;
