@@ -127,7 +127,10 @@ fn the_spec_gives_the_formats_the_code_writes_issue_25_finding_10() {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     assert!(
-        readme.contains(&format!("exactly the {} values of a row", ROW_COLUMNS.len())),
+        readme.contains(&format!(
+            "exactly the {} values of a row",
+            ROW_COLUMNS.len()
+        )),
         "README's fuzz table"
     );
     // And what a publisher writes is that: the manifest's format and its trusted comment.

@@ -127,7 +127,10 @@ fn columns(conn: &Connection, table: &str) -> Result<Vec<Found>> {
 fn same_columns(found: &[Found], cols: &[Column], key: &[&str]) -> bool {
     found.len() == cols.len()
         && found.iter().zip(cols).all(|(f, (name, ty, not_null))| {
-            let pk = key.iter().position(|k| k == name).map_or(0, |i| i as i64 + 1);
+            let pk = key
+                .iter()
+                .position(|k| k == name)
+                .map_or(0, |i| i as i64 + 1);
             f.name.eq_ignore_ascii_case(name)
                 && f.ty.eq_ignore_ascii_case(ty)
                 && f.not_null == *not_null
