@@ -71,3 +71,61 @@ impl SignedManifest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::wire::{FileRef, Manifest};
+
+    fn offered(serial: u64, content: char, repository: Option<u64>) -> SignedManifest {
+        SignedManifest {
+            manifest: Manifest {
+                format: 5,
+                serial,
+                created: 1,
+                content: content.to_string().repeat(64),
+                packages: 1,
+                snapshot: FileRef {
+                    blake3: "0".repeat(64),
+                    size: 1,
+                    raw_size: 1,
+                },
+                deltas: Vec::new(),
+            },
+            body: Vec::new(),
+            sig: String::new(),
+            etag: None,
+            repository: repository.map(RepositoryId),
+        }
+    }
+
+    #[test]
+    fn a_manifest_continues_the_copy_held_or_is_refused_issue_25_finding_8() {
+        let held = "a".repeat(64);
+        let record = std::path::Path::new("trust.json");
+        let check = |m: &SignedManifest, held: Option<(u64, &str)>, recorded: Option<u64>| {
+            m.check_continues(
+                "S",
+                "repository `r`",
+                held,
+                recorded.map(RepositoryId),
+                record,
+            )
+        };
+        // The same index again, a newer one, a first sync: fine.
+        assert!(check(&offered(3, 'a', Some(7)), Some((3, &held)), Some(7)).is_ok());
+        assert!(check(&offered(4, 'b', Some(7)), Some((3, &held)), Some(7)).is_ok());
+        assert!(check(&offered(4, 'b', None), None, None).is_ok());
+        // Another index for serial 3.
+        let e = check(&offered(3, 'b', Some(7)), Some((3, &held)), Some(7)).unwrap_err();
+        assert!(matches!(e, Conflict::Forked { serial: 3, .. }), "{e}");
+        // Another repository's, or one that names none, once one was recorded.
+        let e = check(&offered(4, 'b', Some(8)), Some((3, &held)), Some(7)).unwrap_err();
+        assert!(
+            e.to_string().contains("repository 8, not of repository 7"),
+            "{e}"
+        );
+        let e = check(&offered(4, 'b', None), Some((3, &held)), Some(7)).unwrap_err();
+        assert!(e.to_string().contains("names none"), "{e}");
+    }
+}
