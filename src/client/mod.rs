@@ -13,6 +13,7 @@ pub mod interrupt;
 pub mod launcher;
 pub mod lockfile;
 pub mod maintain;
+mod offers;
 pub mod offline;
 pub mod plan;
 pub mod profile;

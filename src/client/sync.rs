@@ -1,7 +1,9 @@
-//! `dist sync` (store-format.md §5.3–5.5): fetch the signed manifest with a conditional GET,
-//! verify it, refuse rollbacks, then bring the local index to the manifest's serial with the
-//! published deltas when it can (checking the result against the signed content digest) or the
-//! compressed snapshot when it cannot. The local index is replaced atomically or not at all.
+//! `dist sync` (store-format.md §5.3–5.5): the signed manifest from every configured server
+//! with a conditional GET (`offers.rs`), verified; the newest serial taken; rollbacks, another
+//! index for the serial held and another repository's index refused (`repo::conflict`); then
+//! the local index brought to the manifest's serial with the published deltas when it can
+//! (`deltas.rs`, checking the result against the signed content digest) or the compressed
+//! snapshot when it cannot. The local index is replaced atomically or not at all.
 
 use std::path::PathBuf;
 
@@ -10,6 +12,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::config::{RepoName, Repository, Settings};
+use super::offers::{ask_all, Held, Offer};
 use super::trust::Trust;
 use super::Layout;
 use crate::repo::index::{Snapshot, INDEX_FORMAT};
@@ -17,9 +20,6 @@ use crate::repo::keys::{self, Followed, PublicKey};
 use crate::repo::search;
 use crate::repo::wire::{self, Manifest, Remote, SignedManifest};
 use crate::store::fsx;
-
-/// The largest manifest a client accepts.
-const MAX_MANIFEST: u64 = 4 << 20;
 
 /// What the client remembers about its copy of the index.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -170,7 +170,7 @@ impl IndexDir {
 }
 
 /// The local index, when it is a format-2 copy whose state and file agree.
-fn usable_local(idx: &IndexDir, prev: Option<&IndexState>) -> Option<IndexState> {
+pub(super) fn usable_local(idx: &IndexDir, prev: Option<&IndexState>) -> Option<IndexState> {
     let p = prev.filter(|p| p.format == INDEX_FORMAT && p.content.is_some())?;
     let snap = Snapshot::open_local(&idx.db()).ok()?;
     (snap.format == INDEX_FORMAT && snap.serial == p.serial).then(|| p.clone())
@@ -244,89 +244,6 @@ pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncRep
         "no server delivered a verified index; the local index is unchanged (other servers: {}); {first}",
         others.join("; ")
     )))
-}
-
-/// The local copy as every server's offer is weighed against it.
-struct Held {
-    /// What `state.json` says.
-    prev: Option<IndexState>,
-    /// The copy, when it can take deltas and a `304` (the trusted key verified it, its file
-    /// and state agree).
-    local: Option<IndexState>,
-    /// Whether the trusted key verified it.
-    bound: bool,
-}
-
-impl Held {
-    fn read(idx: &IndexDir, trust: &Trust) -> Result<Held> {
-        let prev = idx.state()?;
-        // A copy another key verified is fetched and verified again, whole (no `If-None-Match`).
-        let bound = trust
-            .check_copy(prev.as_ref().and_then(|p| p.key.as_deref()))
-            .is_ok();
-        let local = usable_local(idx, prev.as_ref()).filter(|_| bound);
-        Ok(Held { prev, local, bound })
-    }
-}
-
-/// One server's answer to the manifest request, and its connection, which fetches the rest.
-struct Offer<'a> {
-    server: &'a str,
-    wire: Remote<'a>,
-    /// The verified manifest (`None`: not modified since the local copy) and the rotations
-    /// it took to verify it; or why it was refused.
-    answer: Result<(Option<SignedManifest>, Option<Followed>)>,
-}
-
-impl Offer<'_> {
-    /// The serial it offers (`have`, the local one, when not modified); `None` when it failed.
-    fn serial(&self, have: Option<u64>) -> Option<u64> {
-        match &self.answer {
-            Ok((Some(f), _)) => Some(f.manifest.serial),
-            Ok((None, _)) => have,
-            Err(_) => None,
-        }
-    }
-
-    fn unchanged(&self) -> bool {
-        matches!(self.answer, Ok((None, _)))
-    }
-}
-
-/// Asks every server for its manifest, all at once (each within `http_timeout`), in the order
-/// of `servers`.
-fn ask_all<'a>(
-    servers: &'a [String],
-    cfg: &Settings,
-    trust: &Trust,
-    held: &Held,
-) -> Vec<Offer<'a>> {
-    let etag = held.local.as_ref().and_then(|p| p.etag.as_deref());
-    let limit = MAX_MANIFEST.min(cfg.max_index_size);
-    let ask = |server: &'a String| {
-        let agent = ureq::AgentBuilder::new().timeout(cfg.http_timeout).build();
-        let mut wire = Remote::new(agent, server);
-        let answer = keys::fetch_manifest(&mut wire, trust.key(), trust.revoked(), etag, limit)
-            .map_err(|e| anyhow::anyhow!("{e:#}; the local index is unchanged"));
-        Offer {
-            server,
-            wire,
-            answer,
-        }
-    };
-    if servers.len() == 1 {
-        return servers.iter().map(ask).collect();
-    }
-    std::thread::scope(|s| {
-        let asking: Vec<_> = servers
-            .iter()
-            .map(|server| s.spawn(|| ask(server)))
-            .collect();
-        asking
-            .into_iter()
-            .map(|h| h.join().expect("a manifest request panicked"))
-            .collect()
-    })
 }
 
 /// Brings the local index to what `offer` offers: refuses what contradicts the copy held (an
