@@ -142,28 +142,41 @@ fn get_from(from: &str, to: SocketAddr, path: &str) -> std::io::Result<String> {
     Ok(answer)
 }
 
-/// What the server did with a connection so far: `Some(bytes it sent)` once it closed it,
-/// `None` while it is open.
-fn closed(s: &mut TcpStream) -> Option<Vec<u8>> {
-    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return Some(got),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                // Open; what it sent so far (a refusal's answer comes before the close).
-                return if got.is_empty() {
-                    None
-                } else {
-                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    let _ = s.read_to_end(&mut got);
-                    Some(got)
-                };
-            }
-            Err(_) => return Some(got),
+/// A connection as the test sees it: what the server sent so far, and whether it closed it.
+struct Seen {
+    stream: TcpStream,
+    got: Vec<u8>,
+    closed: bool,
+}
+
+impl Seen {
+    fn new(stream: TcpStream) -> Seen {
+        Seen {
+            stream,
+            got: Vec::new(),
+            closed: false,
         }
+    }
+
+    /// Reads what the server sent since; true once it closed the connection.
+    fn closed(&mut self) -> bool {
+        if self.closed {
+            return true;
+        }
+        let s = &mut self.stream;
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut buf = [0u8; 1024];
+        self.closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => self.got.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break false
+                }
+                Err(_) => break true,
+            }
+        };
+        self.closed
     }
 }
 
@@ -206,23 +219,17 @@ fn serve_bounds_idle_connections_issue_25_finding_5() {
 
     // One client opens far more connections than its share and sends nothing.
     let flood = 200;
-    let mut idle: Vec<TcpStream> = (0..flood)
-        .map(|_| TcpStream::connect(serve.http).unwrap())
+    let mut idle: Vec<Seen> = (0..flood)
+        .map(|_| Seen::new(TcpStream::connect(serve.http).unwrap()))
         .collect();
     // Those beyond its share are answered 503 with Retry-After (as many as the server answers
     // at once; the rest are closed) without waiting for anything: only a refusal sends a 503.
-    let mut answers: Vec<Option<Vec<u8>>> = vec![None; flood];
     wait_until(
         "connections beyond the share refused",
         Duration::from_secs(30),
         || {
-            for (s, answer) in idle.iter_mut().zip(answers.iter_mut()) {
-                if answer.is_none() {
-                    *answer = closed(s);
-                }
-            }
-            let done = answers.iter().flatten().count();
-            let busy = answers.iter().flatten().filter(|a| is_busy(a)).count();
+            let done = idle.iter_mut().map(Seen::closed).filter(|c| *c).count();
+            let busy = idle.iter().filter(|c| c.closed && is_busy(&c.got)).count();
             if busy > 0 && done >= flood - per_address {
                 Ok(())
             } else {
@@ -235,36 +242,39 @@ fn serve_bounds_idle_connections_issue_25_finding_5() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 
     // Requests that never finish their head, from several addresses.
-    let mut partial: Vec<TcpStream> = (0..50)
+    let mut partial: Vec<Seen> = (0..50)
         .map(|i| {
             let mut s = connect_from(&format!("127.0.0.{}", 10 + i % 5), serve.http).unwrap();
             let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n");
-            s
+            Seen::new(s)
         })
         .collect();
     let health = get_from("127.0.0.3", serve.http, "/health").unwrap();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // A kept-alive connection after its answer: idle, so closed as well.
+    let mut kept = connect_from("127.0.0.4", serve.http).unwrap();
+    write!(kept, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    kept.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    kept.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    partial.push(Seen::new(kept));
     // The server closes every one of them: an idle connection and an unfinished head alike.
-    let mut open: Vec<&mut TcpStream> = idle
-        .iter_mut()
-        .zip(&answers)
-        .filter(|(_, answer)| answer.is_none())
-        .map(|(s, _)| s)
-        .chain(partial.iter_mut())
-        .collect();
     wait_until(
         "the server to close idle and unfinished connections",
         Duration::from_secs(60),
         || {
-            open.retain_mut(|s| closed(s).is_none());
-            if open.is_empty() {
+            let open = idle
+                .iter_mut()
+                .chain(partial.iter_mut())
+                .map(Seen::closed)
+                .filter(|c| !c)
+                .count();
+            if open == 0 {
                 Ok(())
             } else {
-                Err(format!(
-                    "{} still open\nserve log:\n{}",
-                    open.len(),
-                    serve.log()
-                ))
+                Err(format!("{open} still open\nserve log:\n{}", serve.log()))
             }
         },
     );
