@@ -253,7 +253,7 @@ impl<'a> Remote<'a> {
         if let Some(e) = etag {
             req = req.set("If-None-Match", e);
         }
-        let resp = match req.call() {
+        let resp = match call(req) {
             Ok(r) => r,
             Err(ureq::Error::Status(404, _)) if path == "index.json" => bail!(
                 "GET {url}: HTTP 404 (a server older than index format {} publishes no index.json: upgrade dist on the server)",
@@ -273,7 +273,7 @@ impl<'a> Remote<'a> {
     /// GETs a file that may not be published (`None` on 404), up to `limit` bytes.
     pub fn get_optional(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let url = format!("{}/{path}", self.server);
-        match self.agent.get(&url).call() {
+        match call(self.agent.get(&url)) {
             Err(ureq::Error::Status(404, _)) => Ok(None),
             Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
             Err(e) => Err(http_error(&url, e)),
@@ -309,6 +309,32 @@ impl<'a> Remote<'a> {
             );
         }
         Ok(body)
+    }
+}
+
+/// How many times a request answered `503` with `Retry-After` (a server at its connection
+/// limit, store-format.md §5.6) is asked again.
+const BUSY_RETRIES: usize = 3;
+
+/// Makes the request, asking again after the wait a `503` with `Retry-After` names (1 to 10 s),
+/// at most [`BUSY_RETRIES`] times.
+fn call(req: ureq::Request) -> Result<ureq::Response, ureq::Error> {
+    let mut tries = 0;
+    loop {
+        match req.clone().call() {
+            Err(ureq::Error::Status(503, resp))
+                if tries < BUSY_RETRIES && resp.header("Retry-After").is_some() =>
+            {
+                let wait = retry_after(
+                    &resp,
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(10),
+                );
+                std::thread::sleep(wait);
+                tries += 1;
+            }
+            other => return other,
+        }
     }
 }
 
