@@ -317,7 +317,8 @@ impl<'a> Remote<'a> {
 const BUSY_RETRIES: usize = 3;
 
 /// Makes the request, asking again after the wait a `503` with `Retry-After` names (1 to 10 s),
-/// at most [`BUSY_RETRIES`] times.
+/// at most [`BUSY_RETRIES`] times. The error is ureq's own, as `call` gives it.
+#[allow(clippy::result_large_err)]
 fn call(req: ureq::Request) -> Result<ureq::Response, ureq::Error> {
     let mut tries = 0;
     loop {
