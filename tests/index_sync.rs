@@ -100,6 +100,7 @@ impl Repo {
                     format: m.format,
                     serial: m.serial,
                     created: m.created,
+                    repository: dist::repo::Repo::new(&self.root).repository_id().unwrap(),
                 },
             )
             .unwrap();

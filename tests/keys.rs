@@ -68,6 +68,7 @@ impl Repo {
             format: m.format,
             serial: m.serial,
             created: m.created,
+            repository: dist::repo::Repo::new(&self.root).repository_id().unwrap(),
         };
         let sig = key.sign(&bytes, &signed).unwrap();
         fs::write(

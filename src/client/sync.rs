@@ -1,26 +1,25 @@
-//! `dist sync` (store-format.md §5.3–5.5): fetch the signed manifest with a conditional GET,
-//! verify it, refuse rollbacks, then bring the local index to the manifest's serial with the
-//! published deltas when it can (checking the result against the signed content digest) or the
-//! compressed snapshot when it cannot. The local index is replaced atomically or not at all.
+//! `dist sync` (store-format.md §5.3–5.5): the signed manifest from every configured server
+//! with a conditional GET (`offers.rs`), verified; the newest serial taken; rollbacks, another
+//! index for the serial held and another repository's index refused (`repo::conflict`); then
+//! the local index brought to the manifest's serial with the published deltas when it can
+//! (`deltas.rs`, checking the result against the signed content digest) or the compressed
+//! snapshot when it cannot. The local index is replaced atomically or not at all.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::config::{RepoName, Repository, Settings};
+use super::offers::{ask_all, Held, Offer};
 use super::trust::Trust;
 use super::Layout;
-use crate::repo::index::{self, Snapshot, INDEX_FORMAT, ROW_COLUMNS};
+use crate::repo::index::{Snapshot, INDEX_FORMAT};
 use crate::repo::keys::{self, Followed, PublicKey};
 use crate::repo::search;
-use crate::repo::wire::{self, Delta, DeltaRef, Manifest, Op, Remote, SignedManifest};
+use crate::repo::wire::{self, Manifest, Remote, SignedManifest};
 use crate::store::fsx;
-
-/// The largest manifest a client accepts.
-const MAX_MANIFEST: u64 = 4 << 20;
 
 /// What the client remembers about its copy of the index.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -77,6 +76,15 @@ pub struct SyncReport {
     pub key_rotations: Vec<KeyRotation>,
     /// Keys this sync learned are revoked (ids).
     pub revoked_keys: Vec<String>,
+    /// The configured servers that offered an older serial than this one (a stale mirror).
+    pub behind: Vec<Behind>,
+}
+
+/// A server that offered an older index than the one a sync took.
+#[derive(Debug, Clone, Serialize)]
+pub struct Behind {
+    pub server: String,
+    pub serial: u64,
 }
 
 /// A key rotation a sync followed (key ids).
@@ -162,7 +170,7 @@ impl IndexDir {
 }
 
 /// The local index, when it is a format-2 copy whose state and file agree.
-fn usable_local(idx: &IndexDir, prev: Option<&IndexState>) -> Option<IndexState> {
+pub(super) fn usable_local(idx: &IndexDir, prev: Option<&IndexState>) -> Option<IndexState> {
     let p = prev.filter(|p| p.format == INDEX_FORMAT && p.content.is_some())?;
     let snap = Snapshot::open_local(&idx.db()).ok()?;
     (snap.format == INDEX_FORMAT && snap.serial == p.serial).then(|| p.clone())
@@ -186,89 +194,120 @@ pub fn sync_all(layout: &Layout, cfg: &Settings) -> Vec<(RepoName, Result<SyncRe
         .collect()
 }
 
-/// Syncs one repository from the first of its servers (`server_url`, then `server_urls`) that
-/// delivers a verified index: which server sent it never matters, only the signature (with
-/// the key this client trusts for the repository, see `client::trust`) and the digests do.
+/// Syncs one repository from the server of `server_url` and `server_urls` that offers the
+/// newest verified index: every server is asked for its manifest at once (a conditional GET:
+/// `304` from each that has the local serial), and the highest verified serial is taken, from
+/// the first server in that order that delivers it; the others are named in `behind` when they
+/// offer less (a stale mirror never holds the client back without a word). Which server sent
+/// the index never matters for trust, only the signature (with the key this client trusts for
+/// the repository, see `client::trust`) and the digests do.
 pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncReport> {
     let servers = repo.servers()?;
     let trust = idx.trust(repo)?;
+    let held = Held::read(idx, &trust)?;
+    let mut offers = ask_all(servers, cfg, &trust, &held);
+    let have = held.local.as_ref().map(|p| p.serial);
+    // The highest serial first (an unchanged copy before a download of the same serial), then
+    // in configuration order (the sort is stable); servers that failed last.
+    offers.sort_by_key(|o| (std::cmp::Reverse(o.serial(have)), !o.unchanged()));
+    let offered: Vec<(String, Option<u64>)> = offers
+        .iter()
+        .map(|o| (o.server.to_string(), o.serial(have)))
+        .collect();
     let mut failures = Vec::new();
-    for server in servers {
-        match sync_from(idx, cfg, server, &trust) {
+    for offer in offers {
+        let server = offer.server;
+        match take(idx, cfg, &trust, &held, offer) {
             Ok(mut r) => {
-                r.server = server.clone();
+                r.server = server.to_string();
+                r.behind = offered
+                    .iter()
+                    .filter_map(|(s, n)| {
+                        Some(Behind {
+                            server: s.clone(),
+                            serial: (*n)?,
+                        })
+                    })
+                    .filter(|b| b.serial < r.serial)
+                    .collect();
                 return Ok(r);
             }
             Err(e) if servers.len() == 1 => return Err(e),
-            Err(e) => failures.push(format!("{server}: {e:#}")),
+            Err(e) => failures.push((server, e)),
         }
     }
-    bail!(
-        "no server delivered a verified index; the local index is unchanged:\n  {}",
-        failures.join("\n  ")
-    )
+    // Every server failed: the first one's error (so its kind) with the others' beside it.
+    let mut failures = failures.into_iter();
+    let (first, e) = failures.next().expect("two servers or more");
+    let others: Vec<String> = failures.map(|(s, e)| format!("{s}: {e:#}")).collect();
+    Err(e.context(format!(
+        "no server delivered a verified index; the local index is unchanged (other servers: {}); {first}",
+        others.join("; ")
+    )))
 }
 
-fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, trust: &Trust) -> Result<SyncReport> {
-    let mut wire = Remote::new(
-        ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
+/// Brings the local index to what `offer` offers: refuses what contradicts the copy held (an
+/// older serial, another index for the same serial, another repository's), then fetches and
+/// checks the rest from that server.
+fn take(
+    idx: &IndexDir,
+    cfg: &Settings,
+    trust: &Trust,
+    held: &Held,
+    offer: Offer,
+) -> Result<SyncReport> {
+    let Offer {
         server,
-    );
-    let prev = idx.state()?;
-    // A copy another key verified is fetched and verified again, whole (no `If-None-Match`).
-    let bound = trust
-        .check_copy(prev.as_ref().and_then(|p| p.key.as_deref()))
-        .is_ok();
-    let local = usable_local(idx, prev.as_ref()).filter(|_| bound);
-    let etag = local.as_ref().and_then(|p| p.etag.clone());
-    let limit = MAX_MANIFEST.min(cfg.max_index_size);
+        mut wire,
+        answer,
+    } = offer;
+    let (fetched, rotated) = answer?;
     let unchanged = |e: anyhow::Error| anyhow::anyhow!("{e:#}; the local index is unchanged");
-    let (fetched, rotated) = keys::fetch_manifest(
-        &mut wire,
-        trust.key(),
-        trust.revoked(),
-        etag.as_deref(),
-        limit,
-    )
-    .map_err(unchanged)?;
     let Some(fetched) = fetched else {
-        let p = local.clone().expect("an etag implies a local index");
-        return Ok(SyncReport {
-            changed: false,
-            serial: p.serial,
-            previous_serial: Some(p.serial),
-            created: p.created,
-            bytes: 0,
-            packages: idx.snapshot().and_then(|s| s.count()).unwrap_or(0),
-            stale_warning: stale(cfg, p.created),
-            bytes_on_wire: wire.bytes,
-            mode: SyncMode::Unchanged,
-            fallback_reason: None,
-            server: String::new(),
-            key: trust.key().id().to_string(),
-            key_rotations: Vec::new(),
-            revoked_keys: Vec::new(),
-        });
+        let p = held.local.clone().expect("an etag implies a local index");
+        return Ok(unchanged_report(idx, cfg, trust, &p, wire.bytes));
     };
     let followed = match rotated {
         Some(f) => f,
         None => learn_revocations(&mut wire, trust).map_err(unchanged)?,
     };
+    let prev = held.prev.clone();
     // Serials continue across a rotation and across a copy that recorded no key; a key the
     // user configured by hand (a new repository, `dist init --force`) starts them afresh.
-    let continues =
-        bound || !followed.rotations.is_empty() || prev.as_ref().is_some_and(|p| p.key.is_none());
+    let continues = held.bound
+        || !followed.rotations.is_empty()
+        || prev.as_ref().is_some_and(|p| p.key.is_none());
     let floor = prev.as_ref().filter(|_| continues).map(|p| p.serial);
+    if let Some(floor) = floor.filter(|f| fetched.manifest.serial < *f) {
+        bail!(
+            "{server} offers index serial {}, older than the serial {floor} this client already has: refusing a rollback (replayed or stale index); the local index is unchanged",
+            fetched.manifest.serial,
+        );
+    }
+    let held_copy = prev
+        .as_ref()
+        .filter(|_| continues)
+        .and_then(|p| Some((p.serial, p.content.as_deref()?)));
+    fetched
+        .check_continues(
+            server,
+            &trust.name(),
+            held_copy,
+            trust.repository(),
+            &idx.trust_path(),
+        )
+        .map_err(|e| anyhow::Error::new(e).context("the local index is unchanged"))?;
+    let repository = fetched.repository;
     let mut report = update(
         idx,
         cfg,
         &mut wire,
-        (prev, floor),
-        local,
+        prev,
+        held.local.clone(),
         fetched,
         &followed.key,
     )?;
-    trust.record(&idx.trust_path(), &followed)?;
+    trust.record(&idx.trust_path(), &followed, repository)?;
     report.key = followed.key.id().to_string();
     report.key_rotations = followed
         .rotations
@@ -284,6 +323,33 @@ fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, trust: &Trust) -> Res
         .map(|k| k.id().to_string())
         .collect();
     Ok(report)
+}
+
+/// What a sync that found nothing new reports.
+fn unchanged_report(
+    idx: &IndexDir,
+    cfg: &Settings,
+    trust: &Trust,
+    p: &IndexState,
+    bytes_on_wire: u64,
+) -> SyncReport {
+    SyncReport {
+        changed: false,
+        serial: p.serial,
+        previous_serial: Some(p.serial),
+        created: p.created,
+        bytes: 0,
+        packages: idx.snapshot().and_then(|s| s.count()).unwrap_or(0),
+        stale_warning: stale(cfg, p.created),
+        bytes_on_wire,
+        mode: SyncMode::Unchanged,
+        fallback_reason: None,
+        server: String::new(),
+        key: trust.key().id().to_string(),
+        key_rotations: Vec::new(),
+        revoked_keys: Vec::new(),
+        behind: Vec::new(),
+    }
 }
 
 /// The revocations the repository published, for a sync whose manifest the trusted key
@@ -303,25 +369,17 @@ fn learn_revocations(wire: &mut Remote, trust: &Trust) -> Result<Followed> {
     Ok(stay(followed.revoked))
 }
 
-/// Brings the local index to the fetched manifest; `floor` is the serial it must not go below.
+/// Brings the local index to the fetched manifest (checked against the copy held by `take`).
 fn update(
     idx: &IndexDir,
     cfg: &Settings,
     wire: &mut Remote,
-    (prev, floor): (Option<IndexState>, Option<u64>),
+    prev: Option<IndexState>,
     local: Option<IndexState>,
     fetched: SignedManifest,
     key: &PublicKey,
 ) -> Result<SyncReport> {
     let m = &fetched.manifest;
-    if let Some(floor) = floor {
-        if m.serial < floor {
-            bail!(
-                "the server offers index serial {}, older than the serial {floor} this client already has: refusing a rollback (replayed or stale index); the local index is unchanged",
-                m.serial,
-            );
-        }
-    }
     let dir = &idx.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut fallback_reason = None;
@@ -330,8 +388,8 @@ fn update(
             SyncMode::Unchanged
         }
         Some(p) => match m.chain_from(p.serial) {
-            Some(chain) if chain.iter().map(|d| d.size).sum::<u64>() < m.snapshot.size => {
-                match apply_deltas(idx, cfg, wire, p, chain, m) {
+            Some(chain) if wire::chain_size(chain) < m.snapshot.size => {
+                match super::deltas::apply_deltas(idx, cfg, wire, p, chain, m) {
                     Ok(()) => SyncMode::Delta,
                     Err(e) => {
                         fallback_reason = Some(format!(
@@ -370,6 +428,7 @@ fn update(
         key: key.id().to_string(),
         key_rotations: Vec::new(),
         revoked_keys: Vec::new(),
+        behind: Vec::new(),
     })
 }
 
@@ -433,121 +492,6 @@ pub(super) fn install_snapshot(
     drop(conn);
     tmp.set_mode(0o644)?;
     tmp.commit()
-}
-
-/// Applies `chain` to the local index in one transaction and commits only if the result has
-/// the signed content digest; any refused delta rolls everything back.
-fn apply_deltas(
-    idx: &IndexDir,
-    cfg: &Settings,
-    wire: &mut Remote,
-    local: &IndexState,
-    chain: &[DeltaRef],
-    m: &Manifest,
-) -> Result<()> {
-    let mut conn = Connection::open(idx.db())
-        .with_context(|| format!("cannot open {}", idx.db().display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut content = local.content.clone().unwrap_or_default();
-    for d in chain {
-        let path = format!("index/{}.delta.zst", d.to);
-        let body = wire.get_checked(&path, d.size, &d.blake3)?;
-        let delta = Delta::decode(&body, cfg.max_index_size).with_context(|| path.clone())?;
-        let h = &delta.header;
-        if (h.from, h.to) != (d.from, d.to) || h.from_content != content {
-            bail!(
-                "{path} is the delta from serial {} to {} of content {}, not from {} to {} of content {content}",
-                h.from,
-                h.to,
-                h.from_content,
-                d.from,
-                d.to
-            );
-        }
-        apply_ops(&tx, &delta.ops).with_context(|| path.clone())?;
-        content = h.to_content.clone();
-    }
-    for (k, v) in [
-        ("serial", m.serial.to_string()),
-        ("created", m.created.to_string()),
-    ] {
-        tx.execute("UPDATE meta SET value = ?2 WHERE key = ?1", [k, &v])?;
-    }
-    let dist: String = tx.query_row(
-        "SELECT value FROM meta WHERE key = 'distribution'",
-        [],
-        |r| r.get(0),
-    )?;
-    m.check_content(&index::content_digest(&tx, &dist)?)?;
-    // A signed index can still be hostile: every row parses, or the deltas are not kept.
-    index::read_records(&tx, &index::Distribution::decode(&dist)?)?;
-    if !search::present(&tx)? {
-        search::build(&tx)?;
-    }
-    tx.commit().context("cannot commit the local index")
-}
-
-/// Applies a delta's changes, keeping the local search table (when there is one) in step.
-fn apply_ops(tx: &Connection, ops: &[Op]) -> Result<()> {
-    let cols = ROW_COLUMNS.join(", ");
-    let mut put = tx.prepare(&format!(
-        "INSERT INTO packages ({cols}) VALUES ({})",
-        index::row_placeholders()
-    ))?;
-    let mut find = tx.prepare("SELECT rowid FROM packages WHERE name = ?1 AND version_key = ?2")?;
-    let searchable = search::present(tx)?;
-    let mut remove = |name: &str, vkey: &str| -> Result<()> {
-        let Some(rowid) = find
-            .query_row([name, vkey], |r| r.get::<_, i64>(0))
-            .optional()?
-        else {
-            return Ok(());
-        };
-        if searchable {
-            search::forget(tx, rowid)?;
-        }
-        tx.execute("DELETE FROM packages WHERE rowid = ?1", [rowid])?;
-        Ok(())
-    };
-    for op in ops {
-        match op {
-            Op::Put(vals) => {
-                let sql = vals
-                    .iter()
-                    .zip(ROW_COLUMNS)
-                    .map(|(v, c)| json_to_sql(v, c))
-                    .collect::<Result<Vec<_>>>()?;
-                // The key is `name` and `version_key` (the first and third values).
-                if let (Value::Text(name), Value::Text(vkey)) = (&sql[0], &sql[2]) {
-                    remove(name, vkey)?;
-                }
-                put.execute(rusqlite::params_from_iter(sql.iter()))?;
-                if searchable {
-                    search::learn(tx, tx.last_insert_rowid())?;
-                }
-            }
-            Op::Del(name, vkey) => remove(name, vkey)?,
-            Op::Distribution(text) => {
-                index::Distribution::decode(text)?;
-                tx.execute(
-                    "UPDATE meta SET value = ?1 WHERE key = 'distribution'",
-                    [text],
-                )?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A delta row value: text, an integer or null, as the canonical content has them.
-fn json_to_sql(v: &serde_json::Value, column: &str) -> Result<Value> {
-    Ok(match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::String(s) => Value::Text(s.clone()),
-        serde_json::Value::Number(n) if n.is_i64() => Value::Integer(n.as_i64().unwrap_or(0)),
-        other => bail!("a delta row's `{column}` is {other}, not text, an integer or null"),
-    })
 }
 
 fn stale(cfg: &Settings, created: u64) -> Option<String> {

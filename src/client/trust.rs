@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Repository;
 use crate::repo::keys::{refuse, Followed, PublicKey};
+use crate::repo::sign::RepositoryId;
 use crate::store::fsx;
 
 /// `trust.json` as stored.
@@ -32,6 +33,10 @@ struct TrustFile {
     /// Every rotation followed: key ids and when.
     #[serde(default)]
     rotations: Vec<RotationRecord>,
+    /// The repository the first sync since `configured` was configured found the index to be
+    /// of (`repository=` of its signature); later indexes must be of it too (issue 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    repository: Option<RepositoryId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +53,8 @@ pub struct Trust {
     configured: PublicKey,
     current: PublicKey,
     revoked: BTreeSet<PublicKey>,
+    /// The repository recorded for the configured key, if any.
+    repository: Option<RepositoryId>,
     file: TrustFile,
 }
 
@@ -71,8 +78,13 @@ impl Trust {
             .iter()
             .map(|k| parse(k))
             .collect::<Result<BTreeSet<_>>>()?;
-        let current = match (&file.configured, &file.current) {
-            (Some(c), Some(cur)) if parse(c)? == configured => parse(cur)?,
+        // What was recorded for another configured key is another history: it starts afresh.
+        let same_history = match &file.configured {
+            Some(c) => parse(c)? == configured,
+            None => false,
+        };
+        let current = match &file.current {
+            Some(cur) if same_history => parse(cur)?,
             _ => configured.clone(),
         };
         let trust = Trust {
@@ -80,6 +92,7 @@ impl Trust {
             configured,
             current,
             revoked,
+            repository: file.repository.filter(|_| same_history),
             file,
         };
         if trust.revoked.contains(&trust.current) {
@@ -101,13 +114,34 @@ impl Trust {
         &self.revoked
     }
 
+    /// The repository recorded at the first sync, which every index must name (store-format.md
+    /// §5.3); `None` until a sync recorded one.
+    pub fn repository(&self) -> Option<RepositoryId> {
+        self.repository
+    }
+
+    /// The name errors give this repository.
+    pub fn name(&self) -> String {
+        format!("repository `{}`", self.repo)
+    }
+
     /// Records what a sync learned: the key it verified with (reached from this trust by
-    /// `followed`'s rotations) and every revoked key. Nothing is written when nothing changed.
-    pub fn record(&self, path: &Path, followed: &Followed) -> Result<()> {
-        if followed.key == self.current && followed.revoked == self.revoked {
+    /// `followed`'s rotations), every revoked key, and the repository its index names (the
+    /// first one seen). Nothing is written when nothing changed.
+    pub fn record(
+        &self,
+        path: &Path,
+        followed: &Followed,
+        repository: Option<RepositoryId>,
+    ) -> Result<()> {
+        let learned = self.repository.is_none() && repository.is_some();
+        if followed.key == self.current && followed.revoked == self.revoked && !learned {
             return Ok(());
         }
         let mut file = self.file.clone();
+        if learned {
+            file.repository = repository;
+        }
         file.configured = Some(self.configured.base64().to_string());
         file.current = Some(followed.key.base64().to_string());
         file.revoked = followed

@@ -115,6 +115,12 @@ fn warn_sync(r: &sync::SyncReport) {
     for k in &r.revoked_keys {
         eprintln!("note: the repository revoked key {k}: it is never accepted again");
     }
+    for b in &r.behind {
+        eprintln!(
+            "warning: {} is behind: it offers index serial {}, {} offers {}",
+            b.server, b.serial, r.server, r.serial
+        );
+    }
 }
 
 fn sync_line(r: &sync::SyncReport) -> String {

@@ -127,7 +127,8 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         if cause.is::<dist::repo::sign::VerifyError>() || cause.is::<dist::repo::keys::KeyError>() {
             return "signature";
         }
-        if cause.is::<dist::repo::index::RowError>() {
+        if cause.is::<dist::repo::index::RowError>() || cause.is::<dist::repo::conflict::Conflict>()
+        {
             return "index";
         }
         if cause.is::<dist::object::ObjectError>() {

@@ -35,62 +35,72 @@ pub fn run(
     let cfg = ServeConfig::resolve(ServerFile::load(&g.root)?.merge(flags))?;
     let quiet = g.quiet;
     let report = move |e: ServeEvent| {
-        if quiet && !matches!(e, ServeEvent::Problem(_)) {
-            return;
-        }
-        match e {
-            ServeEvent::Http { http, public_url } => {
-                eprintln!("http     listening on {http} (public URL {public_url})")
-            }
-            ServeEvent::Listening {
-                tracker,
-                announce_url,
-                peer,
-                rpc_port,
-                hot_set,
-            } => {
-                eprintln!("tracker  opentracker on {tracker} (announce {announce_url})");
-                eprintln!(
-                    "seeder   transmission-daemon peer {peer}, RPC 127.0.0.1:{rpc_port}, \
-                     hot set {hot_set}"
-                );
-            }
-            ServeEvent::Published { serial, packages } => {
-                eprintln!("index    serial {serial}, {packages} package versions")
-            }
-            ServeEvent::Mirrored {
-                upstream,
-                serial,
-                packages,
-                fetched,
-                fetched_bytes,
-            } => eprintln!(
-                "mirror   serial {serial} of {upstream} verified: {packages} package versions, \
-                 {fetched} objects fetched ({fetched_bytes} bytes)"
-            ),
-            ServeEvent::Seeder {
-                hot,
-                added,
-                removed,
-                repointed,
-                resumed,
-            } => eprintln!(
-                "seeder   hot set {hot}: {added} added, {removed} removed, \
-                 {repointed} re-pointed at this tracker, {resumed} resumed"
-            ),
-            ServeEvent::Promoted { infohash, evicted } => match evicted {
-                Some(old) => eprintln!("hot      {infohash} requested (evicts {old})"),
-                None => eprintln!("hot      {infohash} requested"),
-            },
-            ServeEvent::Healthy { seeding } => eprintln!(
-                "ready    {seeding} hot torrents seeding and announced, every infohash \
-                 tracked (GET /health is 200)"
-            ),
-            ServeEvent::Unhealthy(why) => eprintln!("unready  {why} (GET /health is 503)"),
-            ServeEvent::Problem(p) => eprintln!("warning  {p}"),
-            ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
+        if !quiet || matches!(e, ServeEvent::Problem(_)) {
+            print_event(e)
         }
     };
     server::serve(&g.root, &cfg, &report)?;
     Ok(0)
+}
+
+/// One line on stderr per event.
+fn print_event(e: ServeEvent) {
+    match e {
+        ServeEvent::Http {
+            http,
+            public_url,
+            connections,
+        } => eprintln!(
+            "http     listening on {http} (public URL {public_url}; at most {} connections, \
+             {} per address)",
+            connections.total, connections.per_address
+        ),
+        ServeEvent::Listening {
+            tracker,
+            announce_url,
+            peer,
+            rpc_port,
+            hot_set,
+        } => {
+            eprintln!("tracker  opentracker on {tracker} (announce {announce_url})");
+            eprintln!(
+                "seeder   transmission-daemon peer {peer}, RPC 127.0.0.1:{rpc_port}, \
+                 hot set {hot_set}"
+            );
+        }
+        ServeEvent::Published { serial, packages } => {
+            eprintln!("index    serial {serial}, {packages} package versions")
+        }
+        ServeEvent::Mirrored {
+            upstream,
+            serial,
+            packages,
+            fetched,
+            fetched_bytes,
+        } => eprintln!(
+            "mirror   serial {serial} of {upstream} verified: {packages} package versions, \
+             {fetched} objects fetched ({fetched_bytes} bytes)"
+        ),
+        ServeEvent::Seeder {
+            hot,
+            added,
+            removed,
+            repointed,
+            resumed,
+        } => eprintln!(
+            "seeder   hot set {hot}: {added} added, {removed} removed, \
+             {repointed} re-pointed at this tracker, {resumed} resumed"
+        ),
+        ServeEvent::Promoted { infohash, evicted } => match evicted {
+            Some(old) => eprintln!("hot      {infohash} requested (evicts {old})"),
+            None => eprintln!("hot      {infohash} requested"),
+        },
+        ServeEvent::Healthy { seeding } => eprintln!(
+            "ready    {seeding} hot torrents seeding and announced, every infohash \
+             tracked (GET /health is 200)"
+        ),
+        ServeEvent::Unhealthy(why) => eprintln!("unready  {why} (GET /health is 503)"),
+        ServeEvent::Problem(p) => eprintln!("warning  {p}"),
+        ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
+    }
 }

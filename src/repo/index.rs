@@ -10,7 +10,7 @@ use crate::format::ids::{parse_version, InfoHash, ObjectId, PackageId, PackageNa
 use crate::format::relations::Relations;
 use crate::format::torrent;
 
-use super::snapshot::Schema;
+use super::schema::Schema;
 pub use super::snapshot::Snapshot;
 pub use super::status::{Phase, YankReason};
 

@@ -12,27 +12,22 @@
 //! published files, then `published/LATEST`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::index::{PackageRecord, Snapshot};
 use super::keys::{self, PublicKey};
-use super::sign;
+use super::sign::{self, RepositoryId};
 use super::wire::{self, Remote, SignedManifest};
 use super::Repo;
 use crate::format::ids::InfoHash;
-use crate::format::torrent::{Info, PieceHasher};
 use crate::store::fsx;
-
-/// How many objects a mirror downloads at once.
-const PARALLEL: usize = 4;
 
 /// The largest manifest and snapshot a mirror accepts (a signed manifest can still be hostile:
 /// a snapshot is held in memory while it is checked; 100,000 versions are ~9 MB, 32 MB raw).
@@ -87,6 +82,10 @@ struct MirrorState {
     key: Option<String>,
     #[serde(default)]
     configured_key: Option<String>,
+    /// The upstream repository the first copy was of (`repository=` of its signature): every
+    /// later index must be of it too (issue 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    repository: Option<RepositoryId>,
 }
 
 impl MirrorState {
@@ -150,16 +149,23 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-/// Refuses a root that holds a repository of its own, and makes the mirror's directories.
-fn prepare(repo: &Repo) -> Result<()> {
-    let (secret, _) = sign::key_paths(&repo.root);
+/// Refuses a root that holds a repository of its own (its signing key): a mirror needs a root
+/// of its own, and `serve --mirror-of` checks it before anything starts.
+pub fn refuse_own_repository(root: &Path) -> Result<()> {
+    let (secret, _) = sign::key_paths(root);
     if secret.exists() {
         bail!(
             "{} holds a repository of its own ({}): a mirror needs a root of its own",
-            repo.root.display(),
+            root.display(),
             secret.display()
         );
     }
+    Ok(())
+}
+
+/// Refuses a root that holds a repository of its own, and makes the mirror's directories.
+fn prepare(repo: &Repo) -> Result<()> {
+    refuse_own_repository(&repo.root)?;
     for d in [
         repo.root.clone(),
         repo.objects().dir().to_path_buf(),
@@ -177,6 +183,11 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     let local = repo.latest_serial()?;
     let state = read_state(&repo.root)?.filter(|s| s.upstream == up.url);
     let key = MirrorState::trusted(state.as_ref(), up)?;
+    // The repository recorded for the key configured now (another key starts afresh).
+    let recorded = state
+        .as_ref()
+        .filter(|s| s.configured_key.as_deref() == Some(up.public_key.as_str()))
+        .and_then(|s| s.repository);
     let etag = state.and_then(|s| s.etag).filter(|_| local.is_some());
     let mut remote = Remote::new(agent(), &up.url);
     let (fetched, rotated) = keys::fetch_manifest(
@@ -188,32 +199,22 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     )
     .map_err(|e| anyhow::anyhow!("{e:#}; the mirror is unchanged"))?;
     let key = rotated.map_or(key, |f| f.key);
-    let Some(SignedManifest {
+    let Some(fetched) = fetched else {
+        let serial = local.expect("an etag implies a local copy");
+        return unchanged(repo, serial);
+    };
+    check_offer(repo, up, local, recorded, &fetched)?;
+    let repository = recorded.or(fetched.repository);
+    let SignedManifest {
         manifest: m,
         body,
         sig,
         etag: tag,
-    }) = fetched
-    else {
-        let serial = local.expect("an etag implies a local copy");
-        return unchanged(repo, serial);
-    };
-    if let Some(l) = local {
-        if m.serial < l {
-            bail!(
-                "{} offers index serial {}, older than the serial {l} this mirror has: refusing a rollback",
-                up.url,
-                m.serial
-            );
-        }
-        if m.serial == l
-            && repo
-                .manifest(l)?
-                .is_some_and(|have| have.content == m.content)
-        {
-            save_state(repo, up, tag, &key)?;
-            return unchanged(repo, l);
-        }
+        ..
+    } = fetched;
+    if local == Some(m.serial) {
+        save_state(repo, up, tag, &key, repository)?;
+        return unchanged(repo, m.serial);
     }
 
     let (next, records, snapshot) = next_index(repo, &mut remote, &m)?;
@@ -221,12 +222,13 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
 
     // Every object, with its info dictionary: kept from the previous copy, computed from an
     // object already stored, or downloaded.
-    let infos = Mutex::new(known_infos(repo, &records)?);
+    let infos = Mutex::new(super::mirror_objects::known_infos(repo, &records)?);
     let missing: Vec<&PackageRecord> = records
         .iter()
         .filter(|r| !infos.lock().expect("infos").contains_key(&r.infohash))
         .collect();
-    let (fetched, fetched_bytes) = fetch_objects(repo, up, &remote.agent, &missing, &infos, stop)?;
+    let (fetched, fetched_bytes) =
+        super::mirror_objects::fetch_objects(repo, up, &remote.agent, &missing, &infos, stop)?;
     let infos = infos.into_inner().expect("infos");
 
     write_master(&next, &m.content, &records, &infos)?;
@@ -251,7 +253,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         0o644,
     )?;
     repo.apply_retention(m.serial)?;
-    save_state(repo, up, tag, &key)?;
+    save_state(repo, up, tag, &key, repository)?;
     Ok(Mirrored {
         serial: m.serial,
         changed: local != Some(m.serial),
@@ -259,6 +261,37 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         fetched,
         fetched_bytes,
     })
+}
+
+/// Refuses an upstream manifest that contradicts the copy this mirror has (`local`, its
+/// serial): an older serial, another index for that serial, or an index of another repository
+/// than `recorded`.
+fn check_offer(
+    repo: &Repo,
+    up: &Upstream,
+    local: Option<u64>,
+    recorded: Option<RepositoryId>,
+    fetched: &SignedManifest,
+) -> Result<()> {
+    let held = match local {
+        Some(l) => repo.manifest(l)?.map(|have| (l, have.content)),
+        None => None,
+    };
+    fetched.check_continues(
+        &up.url,
+        "this mirror",
+        held.as_ref().map(|(l, c)| (*l, c.as_str())),
+        recorded,
+        &state_path(&repo.root),
+    )?;
+    if let Some(l) = local.filter(|l| fetched.manifest.serial < *l) {
+        bail!(
+            "{} offers index serial {}, older than the serial {l} this mirror has: refusing a rollback",
+            up.url,
+            fetched.manifest.serial
+        );
+    }
+    Ok(())
 }
 
 /// The snapshot of `m`, checked against the manifest and decompressed into the next master
@@ -332,6 +365,13 @@ fn missing_deltas(
             std::fs::read(&path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == d.blake3);
         if !have {
             let name = format!("index/{}.delta.zst", d.to);
+            if d.size > MAX_SNAPSHOT {
+                bail!(
+                    "{}/{name} is {} bytes by the signed manifest, more than a mirror accepts ({MAX_SNAPSHOT} bytes)",
+                    remote.server,
+                    d.size
+                );
+            }
             out.push((path, remote.get_checked(&name, d.size, &d.blake3)?));
         }
     }
@@ -348,234 +388,23 @@ fn unchanged(repo: &Repo, serial: u64) -> Result<Mirrored> {
     })
 }
 
-fn save_state(repo: &Repo, up: &Upstream, etag: Option<String>, key: &PublicKey) -> Result<()> {
+fn save_state(
+    repo: &Repo,
+    up: &Upstream,
+    etag: Option<String>,
+    key: &PublicKey,
+    repository: Option<RepositoryId>,
+) -> Result<()> {
     let state = MirrorState {
         upstream: up.url.clone(),
         etag,
         key: Some(key.base64().to_string()),
         configured_key: Some(up.public_key.clone()),
+        repository,
     };
     fsx::write_atomic(
         &state_path(&repo.root),
         &serde_json::to_vec_pretty(&state)?,
         0o644,
     )
-}
-
-/// The info dictionaries (bencoded) of the objects this mirror already has: from the previous
-/// master index, or computed from a stored object (checked like a download).
-fn known_infos(repo: &Repo, records: &[PackageRecord]) -> Result<HashMap<InfoHash, Vec<u8>>> {
-    let previous = if repo.index_path().exists() {
-        Some(repo.read_index()?)
-    } else {
-        None
-    };
-    let has_torrents = |c: &Connection| {
-        c.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'torrents'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .is_ok_and(|n| n > 0)
-    };
-    let previous = previous.filter(has_torrents);
-    let objects = repo.objects();
-    let mut out = HashMap::new();
-    for r in records {
-        let path = objects.path(&r.blake3);
-        if !path.exists() {
-            continue;
-        }
-        let kept: Option<Vec<u8>> = match &previous {
-            Some(c) => c
-                .query_row(
-                    "SELECT info FROM torrents WHERE infohash = ?1",
-                    [&r.infohash],
-                    |row| row.get(0),
-                )
-                .optional()?,
-            None => None,
-        };
-        let info = match kept {
-            Some(i) => i,
-            None => {
-                let mut file = std::fs::File::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                let mut check = Check::new(r);
-                std::io::copy(&mut file, &mut check)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                check.finish(&path.display().to_string())?
-            }
-        };
-        out.insert(r.infohash, info);
-    }
-    Ok(out)
-}
-
-/// Hashes an object's bytes as they pass: BLAKE3 and the torrent's pieces.
-struct Check<'a> {
-    rec: &'a PackageRecord,
-    blake3: blake3::Hasher,
-    pieces: PieceHasher,
-}
-
-impl<'a> Check<'a> {
-    fn new(rec: &'a PackageRecord) -> Check<'a> {
-        Check {
-            rec,
-            blake3: blake3::Hasher::new(),
-            pieces: PieceHasher::new(rec.size),
-        }
-    }
-
-    /// The bencoded info dictionary, if the bytes are the object the row names (`what` is
-    /// where they came from).
-    fn finish(self, what: &str) -> Result<Vec<u8>> {
-        let r = self.rec;
-        let found = self.blake3.finalize();
-        let info: Info = self.pieces.finish(&format!("{}-{}.tar", r.name, r.version));
-        if info.length != r.size || found.to_hex().as_str() != r.blake3.to_hex() {
-            bail!(
-                "{what}: {} bytes with blake3 {}, the signed index says {} bytes with blake3 {} for {}",
-                info.length,
-                found.to_hex(),
-                r.size,
-                r.blake3,
-                r.id()
-            );
-        }
-        if info.infohash() != r.infohash {
-            bail!(
-                "{what}: the torrent of these bytes has infohash {}, the signed index says {} for {}",
-                info.infohash(),
-                r.infohash,
-                r.id()
-            );
-        }
-        Ok(info.to_value().encode())
-    }
-}
-
-impl Write for Check<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.blake3.update(buf);
-        self.pieces.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Downloads `missing` from the upstream, [`PARALLEL`] at a time, each checked as it arrives
-/// and stored; their info dictionaries go into `infos`. The first failure stops the others.
-fn fetch_objects(
-    repo: &Repo,
-    up: &Upstream,
-    agent: &ureq::Agent,
-    missing: &[&PackageRecord],
-    infos: &Mutex<HashMap<InfoHash, Vec<u8>>>,
-    stop: &AtomicBool,
-) -> Result<(usize, u64)> {
-    if missing.is_empty() {
-        return Ok((0, 0));
-    }
-    let objects = repo.objects();
-    let staging = objects.staging()?;
-    let next = AtomicUsize::new(0);
-    let bytes = AtomicU64::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL.min(missing.len()) {
-            s.spawn(|| loop {
-                if failed.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(r) = missing.get(i) else { return };
-                let tmp = staging.path().join(format!("{i}.tar"));
-                let result = fetch_object(agent, up, r, &tmp, &failed, stop).and_then(|info| {
-                    objects.insert_file(&tmp, &r.blake3)?;
-                    Ok(info)
-                });
-                match result {
-                    Ok(info) => {
-                        bytes.fetch_add(r.size, Ordering::SeqCst);
-                        infos.lock().expect("infos").insert(r.infohash, info);
-                    }
-                    Err(e) => {
-                        failed.store(true, Ordering::SeqCst);
-                        first_error.lock().expect("error").get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("error") {
-        return Err(e);
-    }
-    if stop.load(Ordering::SeqCst) {
-        bail!("stopped while mirroring objects");
-    }
-    Ok((missing.len(), bytes.load(Ordering::SeqCst)))
-}
-
-/// How long a mirror waits for a busy upstream (503) to admit one download, in all.
-const BUSY_PATIENCE: Duration = Duration::from_secs(600);
-
-/// GETs one object into `tmp`, hashing as it writes; the info dictionary if it is the object
-/// the index names. A busy upstream (503) is asked again after its `Retry-After`.
-fn fetch_object(
-    agent: &ureq::Agent,
-    up: &Upstream,
-    r: &PackageRecord,
-    tmp: &Path,
-    failed: &AtomicBool,
-    stop: &AtomicBool,
-) -> Result<Vec<u8>> {
-    let url = format!("{}/objects/{}", up.url, r.blake3.rel_path());
-    let start = std::time::Instant::now();
-    let resp = loop {
-        match agent.get(&url).call() {
-            Ok(resp) => break resp,
-            Err(ureq::Error::Status(503, resp)) if start.elapsed() < BUSY_PATIENCE => {
-                let wait =
-                    wire::retry_after(&resp, Duration::from_secs(1), Duration::from_secs(10));
-                for _ in 0..wait.as_secs() * 10 {
-                    if failed.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
-                        bail!("stopped while waiting for {url}");
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-            Err(ureq::Error::Status(code, _)) => {
-                bail!("GET {url} ({}): HTTP {code}", r.id())
-            }
-            Err(e) => return Err(wire::http_error(&url, e).context(r.id().to_string())),
-        }
-    };
-    let mut file =
-        std::fs::File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut check = Check::new(r);
-    let mut body = resp.into_reader().take(r.size.saturating_add(1));
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        if stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
-            bail!("stopped while downloading {url}");
-        }
-        let n = body
-            .read(&mut buf)
-            .with_context(|| format!("GET {url} ({}): the body was cut off", r.id()))?;
-        if n == 0 {
-            break;
-        }
-        check.write_all(&buf[..n])?;
-        file.write_all(&buf[..n])
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-    }
-    file.sync_all()
-        .with_context(|| format!("cannot fsync {}", tmp.display()))?;
-    check.finish(&url)
 }

@@ -2,11 +2,14 @@
 //! SQLite index, and the signed snapshots published after every change.
 
 pub mod browse;
+pub mod conflict;
 pub mod index;
 mod keyring;
 pub mod keys;
 pub mod mirror;
+mod mirror_objects;
 mod publish;
+mod schema;
 pub(crate) mod search;
 pub mod sign;
 pub mod snapshot;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 
 use super::index::{self, sql_to_json, Distribution, INDEX_FORMAT, ROW_COLUMNS, SNAPSHOT_SCHEMA};
-use super::sign::{Signed, SigningKey};
+use super::sign::{RepositoryId, Signed, SigningKey};
 use super::wire::{self, Delta, DeltaHeader, DeltaRef, FileRef, Manifest, Op};
 use super::{meta_text, meta_u64, now_unix, Repo};
 use crate::store::fsx;
@@ -59,6 +59,13 @@ impl Repo {
     }
     pub fn manifest_sig_path(&self, serial: u64) -> PathBuf {
         self.published_dir().join(format!("{serial}.json.minisig"))
+    }
+
+    /// This repository's id (`meta.repository`, signed into every index since issue 25);
+    /// `None` until the first publish that drew it.
+    pub fn repository_id(&self) -> Result<Option<RepositoryId>> {
+        let conn = self.read_index()?;
+        Ok(meta_u64(&conn, "repository")?.map(RepositoryId))
     }
 
     /// The manifest of `serial`, if it is (still) published.
@@ -146,6 +153,7 @@ impl Repo {
                 format: INDEX_FORMAT,
                 serial,
                 created,
+                repository: Some(repository_id(tx)?),
             },
         )?;
         // The signature first: a manifest is never visible without it.
@@ -291,6 +299,21 @@ pub(super) fn put_op(tx: &Connection, name: &str, version_key: &str) -> Result<O
         .map(|(v, c)| sql_to_json(v, c))
         .collect::<Result<Vec<_>>>()?;
     Ok(Op::Put(json))
+}
+
+/// The repository's id: `meta.repository`, drawn at random and stored inside the caller's
+/// transaction the first time it publishes (a repository published before issue 25 gets one
+/// with its next serial). Two roots never share one, even when they share a key.
+fn repository_id(tx: &Connection) -> Result<RepositoryId> {
+    if let Some(id) = meta_u64(tx, "repository")? {
+        return Ok(RepositoryId(id));
+    }
+    let id = RepositoryId::random()?;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('repository', ?1)",
+        [id.to_string()],
+    )?;
+    Ok(id)
 }
 
 #[cfg(test)]

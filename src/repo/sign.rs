@@ -8,8 +8,36 @@ use anyhow::{bail, Context, Result};
 
 use crate::store::fsx;
 
-/// Format of the trusted comment: `dist-index format=1 serial=<N> created=<unix seconds>`.
+/// Format of the trusted comment: `dist-index format=<F> serial=<N> created=<unix seconds>`
+/// and, since issue 25, ` repository=<id>`.
 pub const COMMENT_PREFIX: &str = "dist-index";
+
+/// Which repository an index belongs to: a number the publisher draws once (its master
+/// index's `meta.repository`) and signs into every index's trusted comment, so that two
+/// repositories sharing a key cannot stand in for each other (store-format.md §5.3). Decimal:
+/// the trusted comment's values are numbers, which is what lets clients that predate it read
+/// on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct RepositoryId(pub u64);
+
+impl std::fmt::Display for RepositoryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl RepositoryId {
+    /// A new id, from `/dev/urandom` (never 0).
+    pub fn random() -> Result<RepositoryId> {
+        use std::io::Read;
+        let mut b = [0u8; 8];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut b))
+            .context("cannot read /dev/urandom for a repository id")?;
+        Ok(RepositoryId(u64::from_le_bytes(b).max(1)))
+    }
+}
 
 /// What a verified signature vouches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,14 +45,20 @@ pub struct Signed {
     pub format: u32,
     pub serial: u64,
     pub created: u64,
+    /// The repository it is an index of; `None` in what publishers before issue 25 signed.
+    pub repository: Option<RepositoryId>,
 }
 
 impl Signed {
     pub fn comment(&self) -> String {
-        format!(
+        let mut c = format!(
             "{COMMENT_PREFIX} format={} serial={} created={}",
             self.format, self.serial, self.created
-        )
+        );
+        if let Some(r) = self.repository {
+            c.push_str(&format!(" repository={r}"));
+        }
+        c
     }
 
     pub fn parse(comment: &str) -> Result<Signed> {
@@ -32,7 +66,7 @@ impl Signed {
         if parts.next() != Some(COMMENT_PREFIX) {
             bail!("the trusted comment `{comment}` is not a dist index comment");
         }
-        let (mut format, mut serial, mut created) = (None, None, None);
+        let (mut format, mut serial, mut created, mut repository) = (None, None, None, None);
         for p in parts {
             let (k, v) = p
                 .split_once('=')
@@ -44,6 +78,7 @@ impl Signed {
                 "format" => format = Some(n as u32),
                 "serial" => serial = Some(n),
                 "created" => created = Some(n),
+                "repository" => repository = Some(RepositoryId(n)),
                 _ => {}
             }
         }
@@ -52,6 +87,7 @@ impl Signed {
                 format,
                 serial,
                 created,
+                repository,
             }),
             _ => bail!("the trusted comment `{comment}` lacks format, serial or created"),
         }
@@ -220,6 +256,7 @@ mod tests {
             format: 1,
             serial: 7,
             created: 1_700_000_000,
+            repository: Some(RepositoryId(42)),
         };
         let sig = key.sign(b"data", &s).unwrap();
         assert_eq!(verify(&key.public_base64(), b"data", &sig).unwrap(), s);

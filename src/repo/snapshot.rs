@@ -1,8 +1,7 @@
 //! Reading a snapshot file that may be hostile: its SQLite header (rollback journal only), its
-//! schema (exactly the tables of one index format, nothing that could make a read run without
-//! bound), its meta, and then rows on demand through SQL and the primary key (`Snapshot`). The
-//! schemas of the formats before [`INDEX_FORMAT`] are here, as historical record: a client
-//! still reads a copy it synced in one of them.
+//! schema (`schema.rs`: exactly the tables of one index format, nothing that could make a read
+//! run without bound), its meta, and then rows on demand through SQL and the primary key
+//! (`Snapshot`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,181 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::index::{
-    content_digest, query_records, Distribution, PackageRecord, INDEX_FORMAT, SNAPSHOT_SCHEMA,
-};
+use super::index::{content_digest, query_records, Distribution, PackageRecord, INDEX_FORMAT};
+use super::schema::{check_schema, Schema};
 use crate::repo::search;
-
-/// Schema of a format-4 snapshot: what a client synced before format 5 keeps on disk. It is
-/// still read (no version is yanked or phased), until the next sync.
-const SNAPSHOT_SCHEMA_V4: &str = "
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE packages (
-    name        TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    version_key TEXT NOT NULL,
-    description TEXT,
-    blake3      TEXT NOT NULL,
-    infohash    TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    added_at    INTEGER NOT NULL,
-    depends     TEXT,
-    conflicts   TEXT,
-    executables TEXT,
-    PRIMARY KEY (name, version_key)
-);
-";
-
-/// Schema of a format-3 snapshot: what a client synced before format 4 keeps on disk. It is
-/// still read (no package's executables are known), until the next sync.
-const SNAPSHOT_SCHEMA_V3: &str = "
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE packages (
-    name        TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    version_key TEXT NOT NULL,
-    description TEXT,
-    blake3      TEXT NOT NULL,
-    infohash    TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    added_at    INTEGER NOT NULL,
-    depends     TEXT,
-    conflicts   TEXT,
-    PRIMARY KEY (name, version_key)
-);
-";
-
-/// Schema of a format-2 snapshot: what a client synced before format 3 keeps on disk. It is
-/// still read (no package has relations), so installing keeps working until the next sync.
-const SNAPSHOT_SCHEMA_V2: &str = "
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE packages (
-    name        TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    version_key TEXT NOT NULL,
-    description TEXT,
-    blake3      TEXT NOT NULL,
-    infohash    TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    added_at    INTEGER NOT NULL,
-    PRIMARY KEY (name, version_key)
-);
-";
-
-/// Schema of a format-1 snapshot: what a client synced before format 2 keeps on disk. It is
-/// still read (with its `magnet` column), so installing keeps working until the next sync.
-const SNAPSHOT_SCHEMA_V1: &str = "
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE packages (
-    name        TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    version_key TEXT NOT NULL,
-    description TEXT,
-    blake3      TEXT NOT NULL,
-    infohash    TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    magnet      TEXT NOT NULL,
-    added_at    INTEGER NOT NULL,
-    PRIMARY KEY (name, version_key)
-);
-";
-
-/// Which schema a snapshot file has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Schema {
-    V1,
-    V2,
-    V3,
-    V4,
-    V5,
-}
-
-/// Refuses a snapshot whose schema is anything but the two tables of [`SNAPSHOT_SCHEMA`] (or
-/// of format 1) and their automatic primary-key indexes, before a row is read: a view, a
-/// trigger or a table of another shape in a signed file could make reading it run without bound.
-/// With `local`, the client's own search table (`repo::search`) is allowed too; a file as
-/// published never has it.
-fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
-    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let statements = |schema: &str| -> Vec<String> {
-        schema
-            .split(';')
-            .map(squash)
-            .filter(|s| !s.is_empty())
-            .collect()
-    };
-    let known = [
-        (Schema::V5, statements(SNAPSHOT_SCHEMA)),
-        (Schema::V4, statements(SNAPSHOT_SCHEMA_V4)),
-        (Schema::V3, statements(SNAPSHOT_SCHEMA_V3)),
-        (Schema::V2, statements(SNAPSHOT_SCHEMA_V2)),
-        (Schema::V1, statements(SNAPSHOT_SCHEMA_V1)),
-    ];
-    let mut found = [0usize; 5];
-    let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (kind, name, sql) = row?;
-        let ok = match (kind.as_str(), &sql) {
-            ("table", Some(sql)) if local && name == "search" => {
-                squash(sql) == squash(search::SEARCH_TABLE)
-            }
-            ("table", Some(sql))
-                if local
-                    && search::SHADOW_TABLES.contains(&name.as_str())
-                    && sql.starts_with(&format!("CREATE TABLE '{name}'")) =>
-            {
-                true
-            }
-            ("table", Some(sql)) => {
-                let sql = squash(sql);
-                let mut any = false;
-                for (k, (_, stmts)) in known.iter().enumerate() {
-                    if stmts.contains(&sql) {
-                        found[k] += 1;
-                        any = true;
-                    }
-                }
-                any
-            }
-            ("index", None) => {
-                name == "sqlite_autoindex_meta_1" || name == "sqlite_autoindex_packages_1"
-            }
-            _ => false,
-        };
-        if !ok {
-            bail!(
-                "unexpected {kind} `{}` in its schema (a snapshot holds exactly the tables of store-format.md §5)",
-                name.escape_default()
-            );
-        }
-    }
-    // `meta` is the same in all: the `packages` table decides.
-    known
-        .iter()
-        .zip(found)
-        .find(|((_, stmts), n)| *n == stmts.len())
-        .map(|((schema, _), _)| *schema)
-        .context("its schema lacks the tables of store-format.md §5")
-}
 
 /// Refuses a file whose SQLite header does not say rollback journal (bytes 18 and 19, the file
 /// format versions, are 1; 2 means WAL). `publish` never writes another, and on a WAL file even
@@ -382,7 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.db");
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(SNAPSHOT_SCHEMA_V4).unwrap();
+        conn.execute_batch(&Schema::V4.create_sql()).unwrap();
         conn.execute_batch(&format!(
             "INSERT INTO meta VALUES ('format', '4'), ('serial', '7'), ('created', '1'), ('distribution', '{{\"public_url\":null,\"trackers\":[]}}');
              INSERT INTO packages VALUES ('hello', '1.0.0', '1.0.0', NULL, '{}', '{}', 10, 1, NULL, NULL, '[]');",

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::repo::index::ROW_COLUMNS;
+use crate::repo::sign::RepositoryId;
 
 /// zstd level of snapshots and deltas: at 100,000 rows level 3 compresses within 1 % of level 9
 /// in a third of the time (0.2 s against 0.57 s), and publishing sits on `add`'s path.
@@ -140,6 +141,12 @@ impl Manifest {
     }
 }
 
+/// The bytes of a chain of deltas together, as the manifest claims them (saturating: a hostile
+/// manifest's sizes may add up past `u64::MAX`).
+pub fn chain_size(chain: &[DeltaRef]) -> u64 {
+    chain.iter().fold(0u64, |sum, d| sum.saturating_add(d.size))
+}
+
 /// A manifest as it came, verified: its bytes, its signature and its ETag.
 #[derive(Debug, Clone)]
 pub struct SignedManifest {
@@ -147,6 +154,8 @@ pub struct SignedManifest {
     pub body: Vec<u8>,
     pub sig: String,
     pub etag: Option<String>,
+    /// The repository its signature names (`None` before issue 25).
+    pub repository: Option<RepositoryId>,
 }
 
 /// The manifest `body` whose signature verified as `signed`, accepted only if it is this
@@ -208,6 +217,7 @@ pub fn fetch_manifest(
             body,
             sig,
             etag,
+            repository: signed.repository,
         }));
     }
     Err(anyhow::Error::new(last.expect("a failed attempt"))
@@ -243,7 +253,7 @@ impl<'a> Remote<'a> {
         if let Some(e) = etag {
             req = req.set("If-None-Match", e);
         }
-        let resp = match req.call() {
+        let resp = match call(req) {
             Ok(r) => r,
             Err(ureq::Error::Status(404, _)) if path == "index.json" => bail!(
                 "GET {url}: HTTP 404 (a server older than index format {} publishes no index.json: upgrade dist on the server)",
@@ -263,7 +273,7 @@ impl<'a> Remote<'a> {
     /// GETs a file that may not be published (`None` on 404), up to `limit` bytes.
     pub fn get_optional(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let url = format!("{}/{path}", self.server);
-        match self.agent.get(&url).call() {
+        match call(self.agent.get(&url)) {
             Err(ureq::Error::Status(404, _)) => Ok(None),
             Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
             Err(e) => Err(http_error(&url, e)),
@@ -299,6 +309,33 @@ impl<'a> Remote<'a> {
             );
         }
         Ok(body)
+    }
+}
+
+/// How many times a request answered `503` with `Retry-After` (a server at its connection
+/// limit, store-format.md §5.6) is asked again.
+const BUSY_RETRIES: usize = 3;
+
+/// Makes the request, asking again after the wait a `503` with `Retry-After` names (1 to 10 s),
+/// at most [`BUSY_RETRIES`] times. The error is ureq's own, as `call` gives it.
+#[allow(clippy::result_large_err)]
+fn call(req: ureq::Request) -> Result<ureq::Response, ureq::Error> {
+    let mut tries = 0;
+    loop {
+        match req.clone().call() {
+            Err(ureq::Error::Status(503, resp))
+                if tries < BUSY_RETRIES && resp.header("Retry-After").is_some() =>
+            {
+                let wait = retry_after(
+                    &resp,
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(10),
+                );
+                std::thread::sleep(wait);
+                tries += 1;
+            }
+            other => return other,
+        }
     }
 }
 

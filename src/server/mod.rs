@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod hot;
 pub mod http;
 pub mod ledger;
+pub mod listen;
 pub mod stripes;
 mod upstream;
 mod watcher;
@@ -236,6 +237,8 @@ pub enum ServeEvent {
     Http {
         http: SocketAddr,
         public_url: String,
+        /// How many connections it serves at once, in all and per address.
+        connections: listen::Limits,
     },
     Listening {
         tracker: SocketAddr,
@@ -286,6 +289,12 @@ pub enum ServeEvent {
 /// already published, then the index is republished for this configuration if needed, read
 /// once, and the tracker and seeder start; the watcher fills the seeder's hot set.
 pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
+    if cfg.mirror.is_some() {
+        // Mirroring into a publisher's root would serve its own index under the upstream's
+        // name (issue 25, finding 8).
+        crate::repo::mirror::refuse_own_repository(root)
+            .context("`--mirror-of` cannot run on this root")?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -301,6 +310,8 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     let _one_server = lock_runtime_dir(&runtime_dir)?;
     stop_leftovers(&runtime_dir, report)?;
 
+    // As many connections as the open-file limit allows, once raised to the hard limit.
+    let limits = listen::Limits::for_open_files(listen::raise_open_files());
     // Bind HTTP first: a port in use fails before any child starts.
     let listener = std::net::TcpListener::bind(cfg.http).with_context(|| {
         format!(
@@ -343,24 +354,11 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
         web::count_sent,
     ));
     rt.spawn(web::sample(catalog, stop.clone()));
-    let http_task = {
-        let _in_rt = rt.enter();
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let stop = stop.clone();
-        rt.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                })
-                .await
-                .context("the HTTP server failed")
-        })
-    };
+    let http_task = listen::spawn(&rt, listener, app, limits, stop.clone())?;
     report(ServeEvent::Http {
         http: cfg.http,
         public_url: cfg.public_url.clone(),
+        connections: limits,
     });
 
     let result = run(&repo, cfg, &runtime_dir, &shared, requested, &stop, report);

@@ -92,6 +92,8 @@ pub fn publish_db(repo: &Path, www: &Path, db: &Path, serial: u64) {
                 format: manifest.format,
                 serial,
                 created,
+                // The repository's own: only the content is hostile.
+                repository: dist::repo::Repo::new(repo).repository_id().unwrap(),
             },
         )
         .unwrap();

@@ -179,24 +179,39 @@ fn import_index(
         })?;
     let what = format!("the bundle's index of repository `{}`", repo.name);
     let m = wire::accept_signed(&signed, &body, &what)?;
-    let prev = idx.state()?;
-    let bound = idx.check_copy(&trust).is_ok();
-    if let Some(p) = prev.as_ref().filter(|_| bound) {
-        if p.serial >= m.serial {
-            return Ok(false);
-        }
-    }
-    std::fs::create_dir_all(&idx.dir)
-        .with_context(|| format!("cannot create {}", idx.dir.display()))?;
-    let zst = std::fs::read(&files.snapshot)?;
-    sync::install_snapshot(&idx, &zst, settings.max_index_size, &m, &what)?;
     let fetched = SignedManifest {
         manifest: m,
         body,
         sig,
         etag: None,
+        repository: signed.repository,
     };
+    let prev = idx.state()?;
+    let bound = idx.check_copy(&trust).is_ok();
+    let held = prev.as_ref().filter(|_| bound);
+    let held_copy = held.and_then(|p| Some((p.serial, p.content.as_deref()?)));
+    fetched.check_continues(
+        "the bundle",
+        &trust.name(),
+        held_copy,
+        trust.repository(),
+        &idx.trust_path(),
+    )?;
+    if held.is_some_and(|p| p.serial >= fetched.manifest.serial) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(&idx.dir)
+        .with_context(|| format!("cannot create {}", idx.dir.display()))?;
+    let zst = std::fs::read(&files.snapshot)?;
+    let m = &fetched.manifest;
+    sync::install_snapshot(&idx, &zst, settings.max_index_size, m, &what)?;
     sync::record_copy(&idx, &fetched, trust.key())?;
+    let followed = crate::repo::keys::Followed {
+        key: trust.key().clone(),
+        rotations: Vec::new(),
+        revoked: trust.revoked().clone(),
+    };
+    trust.record(&idx.trust_path(), &followed, fetched.repository)?;
     Ok(true)
 }
 

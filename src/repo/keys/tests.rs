@@ -79,6 +79,7 @@ fn an_index_signature_is_not_a_statement_signature() {
         format: 4,
         serial: 1,
         created: 1,
+        repository: None,
     };
     let s = SignedStatement {
         signatures: vec![
