@@ -8,7 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::config::Settings;
-use super::sync::{IndexDir, IndexState};
+use super::index_copy::{IndexDir, IndexState};
 use crate::repo::index::{self, ROW_COLUMNS};
 use crate::repo::search;
 use crate::repo::wire::{Delta, DeltaRef, Manifest, Op, Remote};

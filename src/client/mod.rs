@@ -9,6 +9,7 @@ pub mod daemon;
 mod deltas;
 pub(crate) mod fetch;
 pub mod generation;
+pub mod index_copy;
 pub mod install;
 pub mod interrupt;
 pub mod launcher;

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::config::Settings;
-use super::sync::{usable_local, IndexDir, IndexState};
+use super::index_copy::{usable_local, IndexDir, IndexState};
 use super::trust::Trust;
 use crate::repo::keys::{self, Followed};
 use crate::repo::wire::{Remote, SignedManifest};

@@ -228,7 +228,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         .filter(|r| !infos.lock().expect("infos").contains_key(&r.infohash))
         .collect();
     let (fetched, fetched_bytes) =
-        super::mirror_objects::fetch_objects(repo, up, &remote.agent, &missing, &infos, stop)?;
+        super::mirror_objects::fetch_objects(repo, &up.url, &remote.agent, &missing, &infos, stop)?;
     let infos = infos.into_inner().expect("infos");
 
     write_master(&next, &m.content, &records, &infos)?;

@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::index::PackageRecord;
-use super::mirror::Upstream;
 use super::wire;
 use super::Repo;
 use crate::format::ids::InfoHash;
@@ -135,7 +134,7 @@ impl Write for Check<'_> {
 /// and stored; their info dictionaries go into `infos`. The first failure stops the others.
 pub(super) fn fetch_objects(
     repo: &Repo,
-    up: &Upstream,
+    upstream: &str,
     agent: &ureq::Agent,
     missing: &[&PackageRecord],
     infos: &Mutex<HashMap<InfoHash, Vec<u8>>>,
@@ -159,10 +158,11 @@ pub(super) fn fetch_objects(
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(r) = missing.get(i) else { return };
                 let tmp = staging.path().join(format!("{i}.tar"));
-                let result = fetch_object(agent, up, r, &tmp, &failed, stop).and_then(|info| {
-                    objects.insert_file(&tmp, &r.blake3)?;
-                    Ok(info)
-                });
+                let result =
+                    fetch_object(agent, upstream, r, &tmp, &failed, stop).and_then(|info| {
+                        objects.insert_file(&tmp, &r.blake3)?;
+                        Ok(info)
+                    });
                 match result {
                     Ok(info) => {
                         bytes.fetch_add(r.size, Ordering::SeqCst);
@@ -193,13 +193,13 @@ const BUSY_PATIENCE: Duration = Duration::from_secs(600);
 /// the index names. A busy upstream (503) is asked again after its `Retry-After`.
 fn fetch_object(
     agent: &ureq::Agent,
-    up: &Upstream,
+    upstream: &str,
     r: &PackageRecord,
     tmp: &Path,
     failed: &AtomicBool,
     stop: &AtomicBool,
 ) -> Result<Vec<u8>> {
-    let url = format!("{}/objects/{}", up.url, r.blake3.rel_path());
+    let url = format!("{upstream}/objects/{}", r.blake3.rel_path());
     let start = std::time::Instant::now();
     let resp = loop {
         match agent.get(&url).call() {

@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::config::{Repository, Settings};
+use super::index_copy::IndexDir;
 use super::request::{Request, Spec};
 use super::sources::Sources;
-use super::sync::{self, IndexDir};
+use super::sync;
 use super::Layout;
 use crate::format::ids::ObjectId;
 use crate::object;
