@@ -62,7 +62,13 @@ fn package(dir: &Path, name: &str, version: &str, install: &str) -> PathBuf {
 }
 
 fn add(root: &Path, dirs: &[PathBuf]) {
-    run_ok(dist().arg("--root").arg(root).arg("add").args(dirs));
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(root)
+            .args(["add", "--create"])
+            .args(dirs),
+    );
 }
 
 #[test]

@@ -38,6 +38,7 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
         "#!/bin/sh\nrm -f \"$DIST_ROOT/marked\"\n",
     )
     .unwrap();
+    repo_init(&repo);
     run_ok(
         dist()
             .arg("--root")

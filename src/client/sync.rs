@@ -209,6 +209,19 @@ pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncRep
     )
 }
 
+/// A sync that failed before it changed anything. Its cause keeps its type, so a caller (the
+/// `--json` kind) can still tell a signature from an outage.
+#[derive(Debug)]
+pub struct IndexUnchanged(pub anyhow::Error);
+
+impl std::fmt::Display for IndexUnchanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}; the local index is unchanged", self.0)
+    }
+}
+
+impl std::error::Error for IndexUnchanged {}
+
 fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, trust: &Trust) -> Result<SyncReport> {
     let mut wire = Remote::new(
         ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
@@ -222,7 +235,7 @@ fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, trust: &Trust) -> Res
     let local = usable_local(idx, prev.as_ref()).filter(|_| bound);
     let etag = local.as_ref().and_then(|p| p.etag.clone());
     let limit = MAX_MANIFEST.min(cfg.max_index_size);
-    let unchanged = |e: anyhow::Error| anyhow::anyhow!("{e:#}; the local index is unchanged");
+    let unchanged = |e: anyhow::Error| anyhow::Error::new(IndexUnchanged(e));
     let (fetched, rotated) = keys::fetch_manifest(
         &mut wire,
         trust.key(),

@@ -196,6 +196,7 @@ fn measure(
 ) -> Result<Figures> {
     let repo = work.join(format!("{label}-repo"));
     let mut f = Figures::default();
+    util::repo_init(bin, &repo)?;
     eprintln!("[{label}] dist add of {} packages", a.n);
     let mut total: Option<Measured> = None;
     for l in lists {
