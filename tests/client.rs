@@ -413,6 +413,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     );
     step("A foreign key", || {
         let other = tmp.path().join("other-repo");
+        repo_init(&other);
         let foreign = repo_key(&other);
         let c = Client::new(&ns, tmp.path().join("c"), &foreign, "10.77.0.4");
         let err = c.err(&["sync"]);
