@@ -6,7 +6,7 @@ mod cli;
 mod commands;
 
 fn main() {
-    // `COMPLETE=bash dist -- WORDS…`: the shell asks for completions (`dist completions`).
+    // `DIST_COMPLETE=bash dist -- WORDS…`: the shell asks for completions (`dist completions`).
     commands::complete::complete_env();
     // `--json` anywhere: the caller reads standard output, errors included.
     let json = std::env::args_os().any(|a| a == "--json");

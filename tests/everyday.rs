@@ -113,7 +113,9 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
             &key,
         ]);
         // `init --force` kept `transport: http` (issue 23, finding 3).
-        assert!(fs::read_to_string(&yaml).unwrap().contains("transport: http\n"));
+        assert!(fs::read_to_string(&yaml)
+            .unwrap()
+            .contains("transport: http\n"));
         c.ok(&["config", "set", "seed", "false"]);
         c.ok(&["sync"]);
     });
@@ -289,7 +291,10 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
         for shell in ["bash", "zsh", "fish"] {
             let text = String::from_utf8(c.ok(&["completions", shell]).stdout).unwrap();
             // The script asks `dist` itself (issue 23, finding 10).
-            assert!(text.contains("COMPLETE=") && text.contains("dist"), "{shell}");
+            assert!(
+                text.contains("DIST_COMPLETE=") && text.contains("dist"),
+                "{shell}"
+            );
         }
         let (code, _) = c.err(&["completions", "cmd"]);
         assert_eq!(code, 2);

@@ -642,11 +642,11 @@ fn apt_habits_are_steered_to_dist_verbs_issue_23_finding_8() {
     );
 }
 
-/// What `COMPLETE=fish dist -- dist --root ROOT WORDS…` offers: one value per line.
+/// What `DIST_COMPLETE=fish dist -- dist --root ROOT WORDS…` offers: one value per line.
 fn completions(root: &Path, words: &[&str]) -> Vec<String> {
     let o = run_ok(
         dist()
-            .env("COMPLETE", "fish")
+            .env("DIST_COMPLETE", "fish")
             .arg("--")
             .arg("dist")
             .arg("--root")

@@ -1,5 +1,5 @@
 //! Shell completion, dynamic: `dist completions SHELL` prints a script that registers `dist`
-//! as its own completer, and at every TAB the shell runs `COMPLETE=SHELL dist -- WORDS…`,
+//! as its own completer, and at every TAB the shell runs `DIST_COMPLETE=SHELL dist -- WORDS…`,
 //! answered here from the command-line definition and the state on disk (`cli/complete.rs`
 //! says what fits each argument: package names, versions, generations, enum values).
 
@@ -11,9 +11,9 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 
 /// The variable the registration scripts set when they ask for completions.
-const VAR: &str = "COMPLETE";
+const VAR: &str = "DIST_COMPLETE";
 
-/// Answers a completion request and exits, when the shell made one (`COMPLETE` is set);
+/// Answers a completion request and exits, when the shell made one (`DIST_COMPLETE` is set);
 /// returns at once otherwise.
 pub fn complete_env() {
     clap_complete::CompleteEnv::with_factory(Cli::command)

@@ -194,7 +194,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("XDG_DATA_HOME", "Without --root and DIST_ROOT, the root is $XDG_DATA_HOME/dist, else ~/.local/share/dist."),
     ("HOME", "See XDG_DATA_HOME."),
     ("DIST_LOCK_TIMEOUT", "Seconds to wait for the root's lock when --lock-timeout is not given (default 300)."),
-    ("COMPLETE", "Set by the scripts of dist completions when the shell asks dist for completions; never set it otherwise."),
+    ("DIST_COMPLETE", "Set by the scripts of dist completions when the shell asks dist for completions; never set it otherwise."),
 ];
 
 const FILES: &[(&str, &str)] = &[
