@@ -5,8 +5,13 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use dist::repo::status::Phase;
 
+pub mod complete;
+mod everyday;
 mod fleet;
+mod serve;
+pub use everyday::{ConfigSetArgs, ConfigUnsetArgs, RepoCommand, WhyArgs};
 pub use fleet::{ApplyArgs, ExportArgs, PhaseArgs, UnyankArgs, YankArgs};
+pub use serve::ServeArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,10 +57,10 @@ pub struct ClientFlags {
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
     /// How objects are fetched: auto, torrent or http (`transport`, default auto).
-    #[arg(long, value_name = "TRANSPORT")]
+    #[arg(long, value_name = "TRANSPORT", value_parser = ["auto", "torrent", "http"])]
     pub transport: Option<String>,
     /// The BitTorrent engine: libtorrent or transmission (`engine`).
-    #[arg(long, value_name = "ENGINE")]
+    #[arg(long, value_name = "ENGINE", value_parser = ["libtorrent", "transmission"])]
     pub engine: Option<String>,
     /// RPC URL of an existing transmission-daemon to use instead of a private one (`rpc_url`).
     #[arg(long, value_name = "URL")]
@@ -107,6 +112,9 @@ pub enum Command {
     /// The repository's signing key.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Publisher: make the repository at --root (`dist repo init`).
+    #[command(subcommand)]
+    Repo(RepoCommand),
     /// Publisher: run the tracker, the seeder and the HTTP server for the index and objects.
     #[command(
         after_help = "Example:\n  dist --root /srv/dist serve --http 0.0.0.0:7380 --tracker 0.0.0.0:6969 --public-url http://repo.example:7380 --bind 10.0.0.1"
@@ -141,8 +149,13 @@ pub enum Command {
         after_help = "Examples:\n  dist uninstall hello tool\n  dist remove app --with-dependents\n  dist uninstall --purge svc"
     )]
     Uninstall(UninstallArgs),
-    /// The files an installed package put into the store.
+    /// Why a package is installed: each chain of requested packages down to it.
+    #[command(after_help = "Example:\n  dist why libfoo")]
+    Why(WhyArgs),
+    /// The files an installed package put into the store (not installed: what the index and
+    /// a cached object tell).
     Files {
+        #[arg(add = complete::packages())]
         name: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -171,7 +184,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  dist verify || dist repair")]
     Repair {
         /// Installed packages to check and repair (default: every installed package).
-        #[arg(value_name = "NAME")]
+        #[arg(value_name = "NAME", add = complete::installed_names())]
         names: Vec<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -196,6 +209,7 @@ pub enum Command {
     /// Keep a package at its installed version through `upgrade` and resolution.
     Hold {
         /// An installed package.
+        #[arg(add = complete::installed_names())]
         name: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -204,6 +218,7 @@ pub enum Command {
     /// Release a hold.
     Unhold {
         /// A held package.
+        #[arg(add = complete::installed_names())]
         name: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -217,7 +232,7 @@ pub enum Command {
     )]
     Rollback {
         /// The generation to switch to (default: the one before the current).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", add = complete::generations())]
         to: Option<u64>,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -232,15 +247,21 @@ pub enum Command {
         /// The installed packages instead of the index's.
         #[arg(long)]
         installed: bool,
+        /// The installed packages with a newer version: what `dist outdated` prints.
+        #[arg(long, conflicts_with = "installed")]
+        upgradable: bool,
         /// Print a JSON array instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         client: ClientFlags,
     },
-    /// All versions of a package and which one is installed.
+    /// Every version of a package: size, date, dependencies, conflicts, commands, status, and
+    /// which one is installed.
+    #[command(visible_alias = "show")]
     Info {
         /// A package name.
+        #[arg(add = complete::packages())]
         name: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -289,6 +310,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  dist search hello")]
     Search {
         /// Text to look for (case does not matter).
+        #[arg(add = complete::packages())]
         term: String,
         /// Print a JSON array instead of text.
         #[arg(long)]
@@ -321,6 +343,14 @@ pub struct InitArgs {
 pub enum ConfigCommand {
     /// Every setting as resolved, and where it came from (flag, client.yaml or default).
     Show(ClientJson),
+    /// Set one key of client.yaml (checked as every command reads it; comments and the other
+    /// keys are kept).
+    #[command(
+        after_help = "Examples:\n  dist config set seed false\n  dist config set upload_limit 500"
+    )]
+    Set(ConfigSetArgs),
+    /// Remove one key from client.yaml: its default applies again.
+    Unset(ConfigUnsetArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -328,7 +358,11 @@ pub struct InstallArgs {
     /// Packages: NAME, NAME@VERSION, NAME@REQUIREMENT, each optionally REPO/ first.
     /// A local object file (`./NAME-VERSION.tar`: a path with `/` or ending in `.tar`) is
     /// accepted when the synced index names its BLAKE3.
-    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]|PATH.tar")]
+    #[arg(
+        required = true,
+        value_name = "[REPO/]NAME[@VERSION|@REQ]|PATH.tar",
+        add = complete::packages()
+    )]
     pub packages: Vec<String>,
     /// Print a JSON array instead of text.
     #[arg(long)]
@@ -360,7 +394,11 @@ pub struct InstallArgs {
 pub struct BundleArgs {
     /// Packages to bundle, with every dependency: NAME, NAME@VERSION, NAME@REQUIREMENT, each
     /// optionally REPO/ first.
-    #[arg(required = true, value_name = "[REPO/]NAME[@VERSION|@REQ]")]
+    #[arg(
+        required = true,
+        value_name = "[REPO/]NAME[@VERSION|@REQ]",
+        add = complete::packages()
+    )]
     pub packages: Vec<String>,
     /// The bundle file to write.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -375,7 +413,7 @@ pub struct BundleArgs {
 #[derive(clap::Args, Debug)]
 pub struct UpgradeArgs {
     /// Installed packages to upgrade (default: every installed package).
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = complete::installed_names())]
     pub packages: Vec<String>,
     /// Print a JSON array instead of text.
     #[arg(long)]
@@ -424,6 +462,9 @@ pub struct AddArgs {
     /// Roll the new versions out to PERCENT of the machines (0 to 100; `dist phase` grows it).
     #[arg(long, value_name = "PERCENT", value_parser = parse_phase)]
     pub phase: Option<Phase>,
+    /// Make the repository first when --root has none (as `dist repo init` does).
+    #[arg(long)]
+    pub create: bool,
 }
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -451,70 +492,6 @@ pub struct RevokeArgs {
     pub json: bool,
 }
 
-#[derive(clap::Args, Debug, Default)]
-pub struct ServeArgs {
-    /// HTTP listen address for the index, torrents and objects (web seed).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub http: Option<String>,
-    /// opentracker listen address.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub tracker: Option<String>,
-    /// Base URL put into magnets and web seeds (default `http://` + the HTTP address).
-    #[arg(long, value_name = "URL")]
-    pub public_url: Option<String>,
-    /// Announce URL put into torrents and magnets (default `http://` + tracker + `/announce`).
-    #[arg(long, value_name = "URL")]
-    pub announce_url: Option<String>,
-    /// Peer port of the seeding transmission-daemon.
-    #[arg(long, value_name = "PORT")]
-    pub peer_port: Option<u16>,
-    /// RPC port (on 127.0.0.1) of the seeding transmission-daemon.
-    #[arg(long, value_name = "PORT")]
-    pub rpc_port: Option<u16>,
-    /// Upload cap of the seeder in kB/s (1000 bytes); none by default.
-    #[arg(long, value_name = "KBPS")]
-    pub upload_limit: Option<u32>,
-    /// How many index deltas stay published (clients that far behind sync by delta; older
-    /// ones fetch the whole index); default 32.
-    #[arg(long, value_name = "N")]
-    pub index_retention: Option<usize>,
-    /// How many whole-object HTTP downloads the origin serves at once (default 2); more are
-    /// answered 503 with Retry-After, so `auto` clients take the swarm. Range requests (web
-    /// seeds) are never refused.
-    #[arg(long, value_name = "N")]
-    pub http_slots: Option<usize>,
-    /// How many web-seed range requests per object the origin serves at once (0: no limit, the
-    /// default); more are answered 503, leaving the origin's bandwidth to its seeder.
-    #[arg(long, value_name = "N")]
-    pub webseed_slots: Option<usize>,
-    /// How many of the newest package versions the seeder holds (default 500), and how many
-    /// objects clients ask for besides; every other object is served by the web seed and HTTP.
-    #[arg(long, value_name = "N")]
-    pub hot_set: Option<usize>,
-    /// Seconds a piece sent through the web seed counts as held by the swarm: a web-seed range
-    /// request for it again within that time is answered 503, so the peers serve it (default 0:
-    /// serve every range request; see ARCHITECTURE.md for what was measured).
-    #[arg(long, value_name = "SECS")]
-    pub webseed_window: Option<u64>,
-    /// Mirror the repository served at URL instead of publishing one: keep a verified copy of
-    /// its signed index and objects in --root, serve and seed it, and join its swarms.
-    #[arg(long, value_name = "URL")]
-    pub mirror_of: Option<String>,
-    /// Seconds between two checks of the mirrored repository for a new serial (default 10).
-    #[arg(long, value_name = "SECS")]
-    pub mirror_interval: Option<u64>,
-    /// Another web-seed base URL listed in every `.torrent` this server hands out (a mirror of
-    /// this repository); repeatable.
-    #[arg(long = "web-seed", value_name = "URL")]
-    pub web_seed: Vec<String>,
-    /// Address the seeding transmission-daemon binds and announces from.
-    #[arg(long, value_name = "ADDR")]
-    pub bind: Option<String>,
-    /// With --mirror-of: the mirrored repository's public key (base64, or a file holding it).
-    #[arg(long, value_name = "KEY")]
-    pub public_key: Option<String>,
-}
-
 #[derive(clap::Args, Debug)]
 pub struct PackArgs {
     /// The package directory (manifest.yaml, assets/, scripts/).
@@ -536,7 +513,7 @@ pub struct PackArgs {
 #[derive(clap::Args, Debug)]
 pub struct UninstallArgs {
     /// Installed packages to remove.
-    #[arg(required = true, value_name = "NAME")]
+    #[arg(required = true, value_name = "NAME", add = complete::installed_names())]
     pub names: Vec<String>,
     /// Remove the installed packages that depend on them too.
     #[arg(long)]

@@ -11,7 +11,9 @@ use common::*;
 
 fn add(root: &Path, dirs: &[&Path]) -> std::process::Output {
     let mut c = dist();
-    c.arg("--root").arg(root).arg("add").arg("--json");
+    c.arg("--root")
+        .arg(root)
+        .args(["add", "--create", "--json"]);
     for d in dirs {
         c.arg(d);
     }
@@ -264,6 +266,7 @@ fn unwritable_root_is_a_clear_error() {
 fn a_killed_add_leaves_leftovers_the_next_add_removes_issue_8() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("repo");
+    repo_init(&root);
     run_ok(
         dist()
             .arg("--root")
@@ -299,6 +302,7 @@ fn a_killed_add_leaves_leftovers_the_next_add_removes_issue_8() {
 fn add_from_a_list_file_or_stdin_all_or_nothing_issue_10() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("repo");
+    repo_init(&root);
     let list = tmp.path().join("list");
     // A bad entry anywhere in the list: nothing is added.
     fs::write(

@@ -52,6 +52,7 @@ fn auto_takes_http_alone_the_swarm_when_there_is_one_and_when_the_origin_is_busy
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     let pkgs = tmp.path().join("pkgs");
+    repo_init(&repo);
     let added = stdout_json(&run_ok(
         dist()
             .arg("--root")
@@ -317,6 +318,7 @@ fn a_lone_large_object_comes_over_http_and_a_slow_one_is_handed_to_the_swarm_iss
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     let pkgs = tmp.path().join("pkgs");
+    repo_init(&repo);
     let added = stdout_json(&run_ok(
         dist()
             .arg("--root")

@@ -62,7 +62,13 @@ fn package(dir: &Path, name: &str, version: &str, install: &str) -> PathBuf {
 }
 
 fn add(root: &Path, dirs: &[PathBuf]) {
-    run_ok(dist().arg("--root").arg(root).arg("add").args(dirs));
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(root)
+            .args(["add", "--create"])
+            .args(dirs),
+    );
 }
 
 #[test]
@@ -407,6 +413,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     );
     step("A foreign key", || {
         let other = tmp.path().join("other-repo");
+        repo_init(&other);
         let foreign = repo_key(&other);
         let c = Client::new(&ns, tmp.path().join("c"), &foreign, "10.77.0.4");
         let err = c.err(&["sync"]);

@@ -30,6 +30,7 @@ fn setup_with(
     packages: &[PathBuf],
 ) -> (tempfile::TempDir, Netns, Server, PathBuf) {
     let repo = tmp.path().join("repo");
+    repo_init(&repo);
     let mut add = dist();
     add.arg("--root").arg(&repo).arg("add").args(packages);
     run_ok(&mut add);

@@ -63,6 +63,7 @@ impl Env {
             local::command_package(&pkgs, "tool-a", "tool"),
             local::command_package(&pkgs, "tool-b", "tool"),
         ];
+        repo_init(&repo);
         run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
         // The publisher refuses what cannot be installed, unless told otherwise.
         let bad = pkg(&pkgs, "bad", "1.0.0", "depends: {libfoo: \"^3\"}\n");
@@ -302,7 +303,13 @@ fn upgrade_outdated_holds_uninstall_and_autoremove_issue_12() {
         tmp.path().join("www"),
     );
     let add = |dirs: &[std::path::PathBuf]| {
-        run_ok(dist().arg("--root").arg(&repo).arg("add").args(dirs));
+        run_ok(
+            dist()
+                .arg("--root")
+                .arg(&repo)
+                .args(["add", "--create"])
+                .args(dirs),
+        );
         published::lay_out(&repo, &www);
     };
     add(&[
@@ -452,6 +459,7 @@ fn published_repo(tmp: &Path, name: &str, packages: &[(&str, &str, &str)]) -> (S
         .iter()
         .map(|(n, v, rel)| pkg(&pkgs, n, v, rel))
         .collect();
+    repo_init(&repo);
     run_ok(
         dist()
             .arg("--root")

@@ -61,6 +61,7 @@ fn libtorrent_downloads_in_process_and_its_seeder_takes_over_issue_20() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     let pkgs = tmp.path().join("pkgs");
+    repo_init(&repo);
     let added = stdout_json(&run_ok(
         dist()
             .arg("--root")

@@ -38,6 +38,7 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
         "#!/bin/sh\nrm -f \"$DIST_ROOT/marked\"\n",
     )
     .unwrap();
+    repo_init(&repo);
     run_ok(
         dist()
             .arg("--root")
@@ -111,14 +112,11 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
             "--public-key",
             &key,
         ]);
-        fs::write(
-            &yaml,
-            format!(
-                "{}transport: http\nseed: false\n",
-                fs::read_to_string(&yaml).unwrap()
-            ),
-        )
-        .unwrap();
+        // `init --force` kept `transport: http` (issue 23, finding 3).
+        assert!(fs::read_to_string(&yaml)
+            .unwrap()
+            .contains("transport: http\n"));
+        c.ok(&["config", "set", "seed", "false"]);
         c.ok(&["sync"]);
     });
 
@@ -292,7 +290,11 @@ fn first_run_verbs_and_one_json_contract_issue_13() {
     step("completions for bash, zsh and fish", || {
         for shell in ["bash", "zsh", "fish"] {
             let text = String::from_utf8(c.ok(&["completions", shell]).stdout).unwrap();
-            assert!(text.contains("install") && text.contains("dist"), "{shell}");
+            // The script asks `dist` itself (issue 23, finding 10).
+            assert!(
+                text.contains("DIST_COMPLETE=") && text.contains("dist"),
+                "{shell}"
+            );
         }
         let (code, _) = c.err(&["completions", "cmd"]);
         assert_eq!(code, 2);

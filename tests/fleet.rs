@@ -138,6 +138,7 @@ fn yank_phase_export_and_apply_against_a_real_serve_issue_22() {
         root: tmp.path().join("repo"),
         pkgs: tmp.path().join("pkgs"),
     };
+    repo_init(&repo.root);
     let dirs: Vec<PathBuf> = vec![
         pkg(&repo.pkgs, "hello", "1.0.0", ""),
         pkg(&repo.pkgs, "hello", "1.1.0", ""),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{dist, fixture, repo_key, require_tool, run_ok, stdout_json};
+use common::{dist, fixture, repo_init, repo_key, require_tool, run_ok, stdout_json};
 use files::FileServer;
 
 struct Repo {
@@ -31,6 +31,7 @@ struct Repo {
 /// A repository holding hello 1.0.0, and the `.torrent` of that object.
 fn repository(tmp: &Path) -> (Repo, PathBuf) {
     let root = tmp.join("repo");
+    repo_init(&root);
     let added = stdout_json(&run_ok(
         dist()
             .arg("--root")

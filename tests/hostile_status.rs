@@ -15,12 +15,13 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use common::{dist, fixture, repo_key, require_tool, run_ok, stdout_json};
+use common::{dist, fixture, repo_init, repo_key, require_tool, run_ok, stdout_json};
 use files::FileServer;
 
 /// A repository holding hello 1.0.0 at `tmp/repo`; its key.
 fn repository(tmp: &Path) -> String {
     let root = tmp.join("repo");
+    repo_init(&root);
     run_ok(
         dist()
             .arg("--root")

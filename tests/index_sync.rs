@@ -92,7 +92,7 @@ impl Repo {
         let mut m = dist::repo::wire::Manifest::parse(&fs::read(&path).unwrap()).unwrap();
         edit(&mut m);
         let bytes = serde_json::to_vec(&m).unwrap();
-        let sig = SigningKey::load_or_create(&self.root)
+        let sig = SigningKey::load(&self.root)
             .unwrap()
             .sign(
                 &bytes,
@@ -123,6 +123,7 @@ fn sync_by_snapshot_delta_and_not_at_all_and_refuse_bad_deltas_issue_10() {
         root: tmp.path().join("repo"),
         pkgs: tmp.path().join("pkgs"),
     };
+    repo_init(&repo.root);
     for n in ["alpha", "beta", "gamma"] {
         repo.add(n, "1.0.0", "3");
     }

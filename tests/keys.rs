@@ -112,6 +112,7 @@ fn keys_bind_rotate_and_revoke_issue_22() {
         root: tmp.path().join("repo"),
         pkgs: tmp.path().join("pkgs"),
     };
+    repo_init(&repo.root);
     repo.add("first");
     let k1 = repo_key(&repo.root);
     let ns = Netns::new(&[SERVER_IP]).expect("network namespace");
@@ -203,7 +204,7 @@ fn keys_bind_rotate_and_revoke_issue_22() {
             honest.encode().unwrap(),
         )
         .unwrap();
-        repo.resign_latest(&SigningKey::load_or_create(&repo.root).unwrap());
+        repo.resign_latest(&SigningKey::load(&repo.root).unwrap());
     });
 
     step(
@@ -235,7 +236,7 @@ fn keys_bind_rotate_and_revoke_issue_22() {
             assert!(offline.err(&["install", "first"]).contains("revoked"));
             set_key(&offline.root, &k1);
             offline.ok(&["list", "--installed"]);
-            repo.resign_latest(&SigningKey::load_or_create(&repo.root).unwrap());
+            repo.resign_latest(&SigningKey::load(&repo.root).unwrap());
             let r = offline.json(&["sync", "--json"]);
             assert_eq!(r["key"], id_of(&k3), "{r}");
             offline.ok(&["install", "after"]);

@@ -75,7 +75,13 @@ fn package(
 /// Adds package directories to `TMP/repo` and lays the new serial out in `TMP/www`.
 fn publish(tmp: &Path, dirs: &[PathBuf]) {
     let repo = tmp.join("repo");
-    run_ok(dist().arg("--root").arg(&repo).arg("add").args(dirs));
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--create"])
+            .args(dirs),
+    );
     if repo.join("published/LATEST").exists() && tmp.join("www").exists() {
         published::lay_out(&repo, &tmp.join("www"));
     }

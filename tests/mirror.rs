@@ -38,7 +38,7 @@ fn add(repo: &Path, dirs: &[PathBuf]) -> serde_json::Value {
         dist()
             .arg("--root")
             .arg(repo)
-            .args(["add", "--json"])
+            .args(["add", "--create", "--json"])
             .args(dirs),
     ))
 }

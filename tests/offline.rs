@@ -21,7 +21,13 @@ use nsclient::Client;
 use server::{Server, SERVER_IP};
 
 fn add(repo: &Path, dirs: &[PathBuf]) {
-    run_ok(dist().arg("--root").arg(repo).arg("add").args(dirs));
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(repo)
+            .args(["add", "--create"])
+            .args(dirs),
+    );
 }
 
 fn installed(c: &Client) -> Vec<String> {

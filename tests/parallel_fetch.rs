@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{copy_tree, dist, noise, repo_key, run_ok, stdout_json, wait_until, write_package};
+use common::{
+    copy_tree, dist, noise, repo_init, repo_key, run_ok, stdout_json, wait_until, write_package,
+};
 use dist::client::install::HTTP_PARALLEL;
 use files::FileServer;
 
@@ -46,6 +48,7 @@ fn repository(tmp: &Path) -> (PathBuf, String) {
             )
         })
         .collect();
+    repo_init(&repo);
     run_ok(dist().arg("--root").arg(&repo).arg("add").args(&pkgs));
     let key = repo_key(&repo);
     (repo, key)

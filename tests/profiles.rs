@@ -130,6 +130,7 @@ fn packages(pkgs: &Path) -> Vec<PathBuf> {
 fn generations_merge_every_tree_and_refuse_clashes_before_scripts_issue_26() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs = packages(&tmp.path().join("pkgs"));
+    repo_init(&tmp.path().join("repo"));
     run_ok(
         dist()
             .arg("--root")

@@ -46,6 +46,7 @@ fn readers_do_not_wait_for_an_install_issue_23() {
         ("b.txt", b"b"),
         "#!/bin/sh\n",
     );
+    repo_init(&tmp.path().join("repo"));
     run_ok(
         dist()
             .arg("--root")

@@ -123,6 +123,7 @@ fn debian_jq_runs_from_the_profile_with_its_own_libraries_issue_26() {
     let dirs = debian::jq_packages(Path::new(env!("CARGO_TARGET_TMPDIR")), &pkgs)
         .unwrap_or_else(|e| panic!("{e}"));
     let (repo, www) = (tmp.path().join("repo"), tmp.path().join("www"));
+    repo_init(&repo);
     run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs[..3]));
     let c = local::Local::serve(tmp);
     let root = c.root.clone();

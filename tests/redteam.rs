@@ -32,6 +32,7 @@ fn local_with(dirs: impl Fn(&Path) -> Vec<PathBuf>) -> local::Local {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     let dirs = dirs(&tmp.path().join("pkgs"));
+    repo_init(&repo);
     run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
     local::Local::serve(tmp)
 }
@@ -120,6 +121,7 @@ fn uninstall_with_dependents_releases_the_hold_issue_25_finding_9() {
 fn add_from_packs_a_repeated_directory_once_issue_25_finding_9() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
+    repo_init(&repo);
     let a = pkg(&tmp.path().join("pkgs"), "a", "1.0.0", "");
     let list = tmp.path().join("list");
     let same = format!("{0}\n{0}/\n{0}/../a-1.0.0\n{0}\n", a.display());
@@ -169,6 +171,7 @@ fn the_same_version_with_other_bytes_is_refused_and_reported_issue_25_finding_3(
     let (repo, other) = (tmp.join("repo"), tmp.join("other"));
     let pkgs = tmp.join("pkgs2");
     // Two adds: the other repository's serial (2) is the next one of the served repository.
+    repo_init(&other);
     for dir in [
         pkg_saying(&pkgs, "s1", "1.0.0", "second!"),
         pkg_saying(&pkgs, "s2", "1.0.0", "s2"),
@@ -291,6 +294,7 @@ fn repository(
         .iter()
         .map(|(n, v, rel)| pkg(&pkgs, n, v, rel))
         .collect();
+    repo_init(&repo);
     run_ok(
         dist()
             .arg("--root")

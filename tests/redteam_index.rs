@@ -217,7 +217,7 @@ impl Endless {
 fn sign_manifest(repo: &Path, www: &Path, m: &dist::repo::wire::Manifest) {
     use dist::repo::sign::{Signed, SigningKey};
     let bytes = serde_json::to_vec(m).unwrap();
-    let sig = SigningKey::load_or_create(repo)
+    let sig = SigningKey::load(repo)
         .unwrap()
         .sign(
             &bytes,

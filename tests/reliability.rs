@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{dist, repo_key, require_tool, run_ok, stdout_json, wait_until};
+use common::{dist, repo_init, repo_key, require_tool, run_ok, stdout_json, wait_until};
 use files::FileServer;
 
 /// A package directory with an install script and, optionally, commands in `assets/bin`.
@@ -47,6 +47,7 @@ struct Served {
 
 fn serve(tmp: &Path, pkgs: &[PathBuf]) -> Served {
     let repo = tmp.join("repo");
+    repo_init(&repo);
     run_ok(dist().arg("--root").arg(&repo).arg("add").args(pkgs));
     let key = repo_key(&repo);
     let www = tmp.join("www");
@@ -103,6 +104,7 @@ fn running(marker: &str) -> bool {
 fn gc_in_a_root_that_is_also_a_repository_keeps_what_it_publishes_issue_9() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
+    repo_init(&root);
     run_ok(
         dist()
             .arg("--root")

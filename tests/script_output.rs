@@ -59,6 +59,7 @@ impl Env {
                 dir
             })
             .collect();
+        repo_init(&repo);
         run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
         let local = local::Local::serve(tmp);
         Env {

@@ -22,7 +22,7 @@ fn added(root: &Path, dirs: &[PathBuf]) -> serde_json::Value {
     let mut c = dist();
     c.arg("--root")
         .arg(root)
-        .arg("add")
+        .args(["add", "--create"])
         .arg("--json")
         .args(dirs);
     stdout_json(&run_ok(&mut c))

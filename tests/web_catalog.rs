@@ -333,7 +333,7 @@ fn added(root: &Path, dirs: &[PathBuf]) -> Vec<Value> {
         dist()
             .arg("--root")
             .arg(root)
-            .args(["add", "--json"])
+            .args(["add", "--create", "--json"])
             .args(dirs),
     );
     stdout_json(&out).as_array().unwrap().clone()

@@ -11,7 +11,7 @@ use super::{parse_phase, ClientFlags};
 #[derive(clap::Args, Debug)]
 pub struct YankArgs {
     /// The version to withdraw.
-    #[arg(value_name = "NAME@VERSION")]
+    #[arg(value_name = "NAME@VERSION", add = super::complete::repo_versions())]
     pub package: String,
     /// Why, for the machines that have it and the catalog (one line, at most 1024 bytes).
     #[arg(long, value_name = "TEXT")]
@@ -25,7 +25,7 @@ pub struct YankArgs {
 #[derive(clap::Args, Debug)]
 pub struct UnyankArgs {
     /// The yanked version to publish again.
-    #[arg(value_name = "NAME@VERSION")]
+    #[arg(value_name = "NAME@VERSION", add = super::complete::repo_versions())]
     pub package: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -36,7 +36,7 @@ pub struct UnyankArgs {
 #[derive(clap::Args, Debug)]
 pub struct PhaseArgs {
     /// The version whose rollout changes.
-    #[arg(value_name = "NAME@VERSION")]
+    #[arg(value_name = "NAME@VERSION", add = super::complete::repo_versions())]
     pub package: String,
     /// The share of machines that take it, 0 to 100.
     #[arg(value_name = "PERCENT", value_parser = parse_phase)]

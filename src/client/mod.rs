@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod conffiles;
 pub mod config;
+pub mod config_file;
 pub mod daemon;
 mod deltas;
 pub(crate) mod fetch;
@@ -34,6 +35,11 @@ pub mod transition;
 pub mod trees;
 pub mod trust;
 pub mod upgrade;
+pub mod why;
+
+/// A server's bytes that are not the object the signed index names (`--json` kind
+/// `verification`).
+pub use fetch::http::BadObject;
 
 use std::path::{Path, PathBuf};
 

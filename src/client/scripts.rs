@@ -151,11 +151,16 @@ pub fn run(layout: &Layout, run: &Run<'_>, timeout: Duration, report: &dyn Repor
     if let Some(o) = output.as_mut() {
         o.drain(&log, &mut show);
     }
-    let status = status.map_err(|why| {
-        anyhow::anyhow!(
+    let status = status.map_err(|stop| match stop {
+        // Kept as its type: the command reports it as an interruption (`--json` kind).
+        Stop::Interrupted(e) => anyhow::Error::new(e).context(format!(
+            "{which} script of {id} stopped; its processes were killed (log: {})",
+            log.display()
+        )),
+        Stop::Other(why) => anyhow::anyhow!(
             "{which} script of {id} {why}; its processes were killed (log: {})",
             log.display()
-        )
+        ),
     })?;
     if !status.success() {
         let tail = output.map(|o| o.lines.tail).unwrap_or_default();
@@ -199,6 +204,13 @@ fn command(layout: &Layout, run: &Run<'_>, script: &Path) -> std::process::Comma
     cmd
 }
 
+/// Why a script was killed before it exited.
+enum Stop {
+    Interrupted(interrupt::Interrupted),
+    /// A timeout, or a child that could not be waited for.
+    Other(String),
+}
+
 /// Follows the output until the script exits; `Err` with why it was killed (timeout, Ctrl-C).
 fn wait(
     child: &mut std::process::Child,
@@ -206,7 +218,7 @@ fn wait(
     show: &mut dyn FnMut(&str),
     timeout: Duration,
     interruptible: bool,
-) -> Result<std::process::ExitStatus, String> {
+) -> Result<std::process::ExitStatus, Stop> {
     let start = Instant::now();
     // Most scripts are done in a few milliseconds: poll often at first, then every 20 ms (a
     // fixed 20 ms was most of a lone small install's time).
@@ -217,15 +229,15 @@ fn wait(
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
             Ok(None) => {}
-            Err(e) => return Err(format!("could not be waited for ({e})")),
+            Err(e) => return Err(Stop::Other(format!("could not be waited for ({e})"))),
         }
         let stop = if start.elapsed() > timeout {
-            Some(format!(
+            Some(Stop::Other(format!(
                 "timed out after {}s (script_timeout)",
                 timeout.as_secs()
-            ))
+            )))
         } else if interruptible {
-            interrupt::check().err().map(|e| e.to_string())
+            interrupt::check().err().map(Stop::Interrupted)
         } else {
             None
         };

@@ -145,6 +145,19 @@ pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncRep
     )))
 }
 
+/// A sync that failed before it changed anything. Its cause keeps its type, so a caller (the
+/// `--json` kind) can still tell a signature from an outage.
+#[derive(Debug)]
+pub struct IndexUnchanged(pub anyhow::Error);
+
+impl std::fmt::Display for IndexUnchanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}; the local index is unchanged", self.0)
+    }
+}
+
+impl std::error::Error for IndexUnchanged {}
+
 /// Brings the local index to what `offer` offers: refuses what contradicts the copy held (an
 /// older serial, another index for the same serial, another repository's), then fetches and
 /// checks the rest from that server.
@@ -161,7 +174,7 @@ fn take(
         answer,
     } = offer;
     let (fetched, rotated) = answer?;
-    let unchanged = |e: anyhow::Error| anyhow::anyhow!("{e:#}; the local index is unchanged");
+    let unchanged = |e: anyhow::Error| anyhow::Error::new(IndexUnchanged(e));
     let Some(fetched) = fetched else {
         let p = held.local.clone().expect("an etag implies a local index");
         return Ok(unchanged_report(idx, cfg, trust, &p, wire.bytes));

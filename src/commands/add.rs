@@ -28,6 +28,9 @@ fn read_list(from: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
+    if args.create {
+        super::repo::create_if_missing(g)?;
+    }
     let retention = match args.index_retention {
         Some(n) => n,
         None => dist::server::ServerFile::load(&g.root)?

@@ -1,11 +1,11 @@
-//! The client commands: sync, rollback, generations, list, info, daemon, gc, verify, search
+//! The client commands: sync, rollback, generations, list, daemon, gc, verify, search
 //! (what changes the installed set is in `packages.rs`).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use dist::client::config::{config_path, ClientConfig, ConfigError, Engine, Settings};
-use dist::client::sources::{Candidate, Sources};
+use dist::client::sources::Sources;
 use dist::client::{daemon, seeder, sync, Layout};
 use dist::format::ids::PackageName;
 use dist::repo::index::PackageRecord;
@@ -173,7 +173,13 @@ pub fn generations(g: &Global, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub fn list(g: &Global, f: &ClientFlags, installed: bool, json: bool) -> Result<i32> {
+/// `dist list [--installed | --upgradable]`: the index's packages, the installed ones, or what
+/// `dist outdated` lists (apt's `list --upgradable`).
+pub fn list(g: &Global, f: &ClientFlags, which: (bool, bool), json: bool) -> Result<i32> {
+    let (installed, upgradable) = which;
+    if upgradable {
+        return super::packages::outdated(g, f, json);
+    }
     let layout = Layout::new(&g.root);
     if installed {
         let cur = layout.current()?;
@@ -205,65 +211,6 @@ pub fn list(g: &Global, f: &ClientFlags, installed: bool, json: bool) -> Result<
         let many = sources.iter().count() > 1;
         for (p, r) in &all {
             print_record(p, many.then_some(*r));
-        }
-    }
-    Ok(0)
-}
-
-pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> {
-    let layout = Layout::new(&g.root);
-    let sources = Sources::open(&layout, &config(g, f)?)?;
-    let candidates = match PackageName::parse(name) {
-        Ok(n) => sources.versions(&n, None)?,
-        Err(_) => Vec::new(),
-    };
-    if candidates.is_empty() {
-        anyhow::bail!("no package `{name}` in the index ({})", sources.describe());
-    }
-    let repo_of = |c: &Candidate| sources.get(c.source).origin.repo.name.as_str().to_string();
-    let repos: Vec<String> = candidates.iter().map(repo_of).collect();
-    let versions: Vec<PackageRecord> = candidates.into_iter().map(|c| c.record).collect();
-    let installed = layout
-        .current()?
-        .and_then(|g| g.packages.get(name).cloned());
-    if json {
-        json::print(&json::Info {
-            description: versions.last().and_then(|v| v.description.as_deref()),
-            installed: installed.as_ref().map(|i| &i.version),
-            name,
-            versions: versions
-                .iter()
-                .zip(&repos)
-                .map(|(v, repository)| {
-                    let here = installed.as_ref().is_some_and(|i| i.blake3 == v.blake3);
-                    json::InfoVersion::new(v, repository, here)
-                })
-                .collect(),
-        })?;
-    } else {
-        println!(
-            "{}: {}",
-            printable(name),
-            printable(
-                versions
-                    .last()
-                    .and_then(|v| v.description.as_deref())
-                    .unwrap_or_default()
-            )
-        );
-        for v in &versions {
-            let mark = if installed.as_ref().is_some_and(|i| i.blake3 == v.blake3) {
-                " (installed)"
-            } else {
-                ""
-            };
-            println!(
-                "  {}  {} bytes  blake3 {}{mark}{}",
-                v.version,
-                v.size,
-                v.blake3,
-                status_marks(v)
-            );
         }
     }
     Ok(0)
@@ -546,18 +493,6 @@ pub fn search(g: &Global, f: &ClientFlags, term: &str, json: bool) -> Result<i32
         }
     }
     Ok(0)
-}
-
-/// ` [yanked: REASON] [phased 20 %]` after a version in `info`.
-fn status_marks(v: &PackageRecord) -> String {
-    let mut out = String::new();
-    if let Some(r) = &v.yanked {
-        out.push_str(&format!(" [yanked: {}]", printable(r.as_str())));
-    }
-    if let Some(p) = v.phase {
-        out.push_str(&format!(" [phased {p}]"));
-    }
-    out
 }
 
 /// The installed versions the synced index yanks, with the reason: empty when there is no

@@ -11,26 +11,29 @@ use dist::client::profile::record_path;
 use dist::client::sources::Sources;
 use dist::client::{maintain, suggest, trees, Layout};
 use dist::format::ids::PackageName;
+use dist::format::package::EntryKind;
+use dist::repo::index::PackageRecord;
 use dist::store::tree::{TreeEntry, TreeKind};
 
 use super::client::config;
+use super::usage::not_found;
 use super::{json, printable, reporter, Global};
 use crate::cli::ClientFlags;
 
 /// The installed package `name`, or an error naming what is installed (and what is close).
 fn installed(layout: &Layout, name: &str) -> Result<Installed> {
-    let current = layout
-        .current()?
-        .with_context(|| format!("`{name}` is not installed (nothing is)"))?;
+    let Some(current) = layout.current()? else {
+        return Err(not_found(format!("`{name}` is not installed (nothing is)")));
+    };
     if let Some(p) = current.packages.get(name) {
         return Ok(p.clone());
     }
     let similar = suggest::similar(name, current.packages.keys().map(PackageName::as_str));
-    bail!(
+    Err(not_found(format!(
         "`{name}` is not installed{} (installed: {})",
         suggest::hint(&similar),
         current.labels().join(", ")
-    )
+    )))
 }
 
 /// The tree recorded when `p` was unpacked.
@@ -44,7 +47,13 @@ fn recorded(p: &Installed) -> Result<Vec<TreeEntry>> {
 /// paths of its merged trees appear in the profile (`ROOT/current/...`).
 pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let p = installed(&layout, name)?;
+    let p = match installed(&layout, name) {
+        Ok(p) => p,
+        Err(e) => match newest_in_index(g, &layout, name) {
+            Some(r) => return not_installed(g, &layout, &r, json_out),
+            None => return Err(e),
+        },
+    };
     let current = layout.current_link();
     let entries: Vec<json::FileEntry> = recorded(&p)?
         .iter()
@@ -68,6 +77,7 @@ pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
             package: (&p).into(),
             store_path: &p.store_path,
             files: entries,
+            installed: true,
         })?;
     } else {
         for e in &entries {
@@ -80,13 +90,93 @@ pub fn files(g: &Global, name: &str, json_out: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// The newest version of `name` the synced index has (not yanked, when another is), if any.
+fn newest_in_index(g: &Global, layout: &Layout, name: &str) -> Option<PackageRecord> {
+    let n = PackageName::parse(name).ok()?;
+    let settings = config(g, &ClientFlags::default()).ok()?;
+    let sources = Sources::open(layout, &settings).ok()?;
+    let versions: Vec<PackageRecord> = sources
+        .versions(&n, None)
+        .ok()?
+        .into_iter()
+        .map(|c| c.record)
+        .collect();
+    let newest = versions.iter().rev().find(|r| r.yanked.is_none());
+    newest.or(versions.last()).cloned()
+}
+
+/// `dist files NAME` for a package that is not installed: every path of its object when the
+/// local store has it (read and checked as unpacking would), else the commands the index lists.
+fn not_installed(g: &Global, layout: &Layout, r: &PackageRecord, json_out: bool) -> Result<i32> {
+    let objects = layout.objects();
+    let current = layout.current_link();
+    let profile = |rel: &str| {
+        rel.strip_prefix("assets/")
+            .filter(|t| trees::in_tree(t))
+            .map(|t| current.join(t).display().to_string())
+    };
+    let (files, source) = if objects.contains(&r.blake3) {
+        let obj = dist::object::verify_file(&objects.path(&r.blake3), &r.blake3)?;
+        let list = dist::object::list(&obj)?;
+        let files = list
+            .into_iter()
+            .map(|(path, kind)| json::FileEntry {
+                profile: profile(&path),
+                kind: match kind {
+                    EntryKind::Dir => "dir",
+                    EntryKind::File { .. } => "file",
+                    EntryKind::Symlink { .. } => "symlink",
+                },
+                path,
+            })
+            .collect();
+        (files, "object")
+    } else {
+        let cmds = r.executables.iter().flatten();
+        let files = cmds
+            .map(|c| {
+                let path = format!("assets/bin/{c}");
+                json::FileEntry {
+                    profile: profile(&path),
+                    kind: "command",
+                    path,
+                }
+            })
+            .collect();
+        (files, "index")
+    };
+    if json_out {
+        json::print(&json::FilesNotInstalled {
+            package: r.into(),
+            store_path: None,
+            files,
+            installed: false,
+            source,
+        })?;
+        return Ok(0);
+    }
+    let how = match source {
+        "object" => "its files, read from its object in the local store",
+        _ => "the index lists only its commands; `dist install` unpacks it, then `dist files` lists every file",
+    };
+    if !g.quiet {
+        eprintln!("{} is not installed: {how}", r.id());
+    }
+    for f in &files {
+        match &f.profile {
+            Some(p) => println!("{}  -> {}", printable(&f.path), printable(p)),
+            None => println!("{}", printable(&f.path)),
+        }
+    }
+    Ok(0)
+}
+
 /// `dist owner PATH`: the installed package whose store path holds PATH (a profile link is
 /// followed to its target first), or that provides PATH in a generation's merged trees (a
 /// shared directory's entry), or whose launcher or configuration directory holds it.
 pub fn owner(g: &Global, path: &Path, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    let abs =
-        std::path::absolute(path).with_context(|| format!("invalid path {}", path.display()))?;
+    let abs = owner_path(&layout, path)?;
     let real = canon(&abs);
     let current = layout.current()?.context("nothing is installed")?;
     let in_store = current
@@ -99,7 +189,10 @@ pub fn owner(g: &Global, path: &Path, json_out: bool) -> Result<i32> {
         None => in_profile(&layout, current, &abs, &real)?,
     };
     let Some(p) = found else {
-        bail!("no installed package owns {}", abs.display());
+        return Err(not_found(format!(
+            "no installed package owns {}",
+            abs.display()
+        )));
     };
     if json_out {
         json::print(&json::Owner {
@@ -111,6 +204,33 @@ pub fn owner(g: &Global, path: &Path, json_out: bool) -> Result<i32> {
         println!("{}: {}", p.id(), real.display());
     }
     Ok(0)
+}
+
+/// PATH as `owner` reads it: a bare name (no `/`) is a command of the profile's `bin/` (else a
+/// file of that name here); anything else is a path, which must exist.
+fn owner_path(layout: &Layout, path: &Path) -> Result<PathBuf> {
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let bare =
+        path.components().count() == 1 && !path.as_os_str().as_encoded_bytes().contains(&b'/');
+    if bare {
+        let command = layout.current_link().join("bin").join(path);
+        if exists(&command) {
+            return Ok(command);
+        }
+        if !exists(path) {
+            return Err(not_found(format!(
+                "no command `{}` in {} (and no file of that name here)",
+                path.display(),
+                layout.current_link().join("bin").display()
+            )));
+        }
+    }
+    let abs =
+        std::path::absolute(path).with_context(|| format!("invalid path {}", path.display()))?;
+    if !exists(&abs) {
+        return Err(not_found(format!("{} does not exist", abs.display())));
+    }
+    Ok(abs)
 }
 
 fn canon(p: &Path) -> PathBuf {

@@ -19,8 +19,10 @@ use dist::format::ids::{InfoHash, ObjectId, PackageName};
 use dist::repo::index::PackageRecord;
 
 pub use super::json_status::{Info, InfoVersion, Outdated, Verified};
+mod everyday;
 mod profile;
-pub use profile::{FileEntry, Files, Owner};
+pub use everyday::{ConfigSet, RepoCreated, Why};
+pub use profile::{FileEntry, Files, FilesNotInstalled, Owner};
 
 /// Prints one value as a line of JSON.
 pub fn print<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {

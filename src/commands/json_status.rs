@@ -76,6 +76,14 @@ pub struct InfoVersion<'a> {
     pub yanked: Option<&'a str>,
     /// The share of machines its rollout reaches, 0 to 100 (null: not phased, all of them).
     pub phase: Option<u8>,
+    /// Its `depends`: name → SemVer requirement.
+    pub depends: BTreeMap<&'a str, String>,
+    /// Its `conflicts`.
+    pub conflicts: Vec<&'a str>,
+    /// The commands it puts into the profile's `bin/` (the index's `executables`; null when
+    /// the index does not say).
+    pub commands: Option<&'a [String]>,
+    pub description: Option<&'a str>,
 }
 
 impl<'a> InfoVersion<'a> {
@@ -91,6 +99,15 @@ impl<'a> InfoVersion<'a> {
             version: &v.version,
             yanked: v.yanked.as_ref().map(|r| r.as_str()),
             phase: v.phase.map(|p| p.percent()),
+            depends: v
+                .relations
+                .depends
+                .iter()
+                .map(|(n, r)| (n.as_str(), r.to_string()))
+                .collect(),
+            conflicts: v.relations.conflicts.iter().map(|n| n.as_str()).collect(),
+            commands: v.executables.as_deref(),
+            description: v.description.as_deref(),
         }
     }
 }

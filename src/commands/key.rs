@@ -8,7 +8,7 @@ use dist::repo::Repo;
 use super::{json, Global};
 
 pub fn show(g: &Global, json_out: bool) -> Result<i32> {
-    let key = SigningKey::load_or_create(&g.root)?;
+    let key = SigningKey::load(&g.root)?;
     let public = PublicKey::parse(&key.public_base64())?;
     if json_out {
         json::print(&json::Key {

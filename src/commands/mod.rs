@@ -16,20 +16,26 @@ macro_rules! eprintln {
 
 mod add;
 mod client;
+pub mod complete;
+mod config;
 mod env;
 mod files;
 mod fleet;
+mod info;
 mod json;
 mod json_keys;
 mod json_status;
 mod key;
+mod man;
 pub mod out;
 mod pack;
 mod packages;
 mod release;
+mod repo;
 mod reporter;
 mod serve;
 mod setup;
+pub mod usage;
 
 use std::path::PathBuf;
 
@@ -37,7 +43,7 @@ use anyhow::{Context, Result};
 
 use dist::store::lock::{self, Mode};
 
-use crate::cli::{Cli, Command, ConfigCommand, DaemonCommand, KeyCommand};
+use crate::cli::{Cli, Command, ConfigCommand, DaemonCommand, KeyCommand, RepoCommand};
 
 /// Global options every command may need.
 pub struct Global {
@@ -47,7 +53,7 @@ pub struct Global {
 
 /// `--root`, else `DIST_ROOT` (clap reads it), else `$XDG_DATA_HOME/dist`, else
 /// `~/.local/share/dist`.
-fn default_root() -> Result<PathBuf> {
+pub(crate) fn default_root() -> Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(x).join("dist"));
     }
@@ -64,7 +70,7 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Pack(a) if a.check => Some((Mode::Shared, "pack --check")),
         Pack(_) | Serve(_) => None,
         Add(_) => Some((Mode::Exclusive, "add")),
-        Key(_) => Some((Mode::Exclusive, "key")),
+        Key(_) | Repo(_) => Some((Mode::Exclusive, "key")),
         Sync(_) => Some((Mode::Exclusive, "sync")),
         Install(a) if a.dry_run => Some((Mode::Shared, "install --dry-run")),
         Install(_) => Some((Mode::Exclusive, "install")),
@@ -84,6 +90,9 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Apply(a) if a.dry_run => Some((Mode::Shared, "apply --dry-run")),
         Apply(_) => Some((Mode::Exclusive, "apply")),
         Init(_) => Some((Mode::Exclusive, "init")),
+        Config(ConfigCommand::Set(_) | ConfigCommand::Unset(_)) => {
+            Some((Mode::Exclusive, "config"))
+        }
         Completions { .. } | Manpages { .. } | Env { .. } => None,
         // Readers never wait (issue 23): what they read (`current`, generation.json, the index
         // copy, holds) is replaced by rename or changed inside an SQLite transaction, so each
@@ -92,6 +101,7 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         | Config(_)
         | Files { .. }
         | Owner { .. }
+        | Why(_)
         | Daemon(DaemonCommand::Status(_))
         | Generations(_)
         | List { .. }
@@ -121,7 +131,7 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
                 ResolveError::Index(_) => "index",
             };
         }
-        if cause.is::<dist::client::request::UnknownPackage>() {
+        if cause.is::<dist::client::request::UnknownPackage>() || cause.is::<usage::NotFound>() {
             return "not_found";
         }
         if cause.is::<dist::repo::sign::VerifyError>() || cause.is::<dist::repo::keys::KeyError>() {
@@ -131,7 +141,7 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         {
             return "index";
         }
-        if cause.is::<dist::object::ObjectError>() {
+        if cause.is::<dist::object::ObjectError>() || cause.is::<dist::client::BadObject>() {
             return "verification";
         }
         if cause.is::<dist::store::lock::LockError>() {
@@ -142,6 +152,12 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         }
         if cause.is::<dist::client::config::ConfigError>() {
             return "config";
+        }
+        if cause.is::<usage::UsageError>() {
+            return "usage";
+        }
+        if let Some(u) = cause.downcast_ref::<dist::client::sync::IndexUnchanged>() {
+            return error_kind(&u.0);
         }
     }
     "error"
@@ -249,6 +265,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         root,
         quiet: cli.quiet,
     };
+    repo::require(&g, &cli.command)?;
     let _lock = lock_root(&g, &cli.command, cli.lock_timeout)?;
     if interruptible(&cli.command) {
         catch_interrupts();
@@ -260,13 +277,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Key(KeyCommand::Show(j)) => key::show(&g, j.json),
         Command::Key(KeyCommand::Rotate(j)) => key::rotate(&g, j.json),
         Command::Key(KeyCommand::Revoke(a)) => key::revoke(&g, &a.key, a.json),
+        Command::Repo(RepoCommand::Init(j)) => repo::init(&g, j.json),
         Command::Init(a) => setup::init(&g, &top.with(&a.client), &a),
-        Command::Config(ConfigCommand::Show(a)) => {
-            setup::config_show(&g, &top.with(&a.client), a.json)
-        }
-        Command::Completions { shell } => setup::completions(shell),
-        Command::Manpages { dir } => setup::manpages(&dir),
+        Command::Config(c) => config::run(&g, &top, c),
+        Command::Completions { shell } => complete::completions(shell),
+        Command::Manpages { dir } => man::manpages(&dir),
         Command::Files { name, json } => files::files(&g, &name, json),
+        Command::Why(a) => info::why(&g, &a.name, a.json),
         Command::Owner { path, json } => files::owner(&g, &path, json),
         Command::Env { shell } => env::print(&g, shell),
         Command::Repair {
@@ -294,10 +311,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Generations(j) => client::generations(&g, j.json),
         Command::List {
             installed,
+            upgradable,
             json,
             client,
-        } => client::list(&g, &top.with(&client), installed, json),
-        Command::Info { name, json, client } => client::info(&g, &top.with(&client), &name, json),
+        } => client::list(&g, &top.with(&client), (installed, upgradable), json),
+        Command::Info { name, json, client } => info::info(&g, &top.with(&client), &name, json),
         Command::Daemon(DaemonCommand::Run(f)) => client::seeder(&g, &top.with(&f)),
         Command::Daemon(d) => client::daemon(&g, &d),
         Command::Gc { keep, json, client } => client::gc(&g, &top.with(&client), keep, json),

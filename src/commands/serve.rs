@@ -33,6 +33,14 @@ pub fn run(
         web_seeds: (!args.web_seed.is_empty()).then(|| args.web_seed.clone()),
     };
     let cfg = ServeConfig::resolve(ServerFile::load(&g.root)?.merge(flags))?;
+    if let Some(host) = loopback_host(&cfg.announce_url) {
+        eprintln!(
+            "warning  the announce URL {} names the loopback address {host}: other machines \
+             cannot reach that tracker and transmission ignores peers on 127.x, so no swarm \
+             forms; give --tracker (or --announce-url) this machine's address",
+            cfg.announce_url
+        );
+    }
     let quiet = g.quiet;
     let report = move |e: ServeEvent| {
         if !quiet || matches!(e, ServeEvent::Problem(_)) {
@@ -102,5 +110,35 @@ fn print_event(e: ServeEvent) {
         ServeEvent::Unhealthy(why) => eprintln!("unready  {why} (GET /health is 503)"),
         ServeEvent::Problem(p) => eprintln!("warning  {p}"),
         ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
+    }
+}
+
+/// The host of `url` when it is a loopback address (`127.x`, `::1`, `localhost`).
+fn loopback_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback.then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_loopback_announce_url_is_told_apart_issue_23_finding_4() {
+        use super::loopback_host as l;
+        assert_eq!(l("http://127.0.0.1:6969/announce"), Some("127.0.0.1"));
+        assert_eq!(l("http://127.3.2.1/announce"), Some("127.3.2.1"));
+        assert_eq!(l("http://localhost:6969/announce"), Some("localhost"));
+        assert_eq!(l("http://[::1]:6969/announce"), Some("::1"));
+        assert_eq!(l("http://10.0.0.1:6969/announce"), None);
+        assert_eq!(l("https://tracker.example/announce"), None);
     }
 }

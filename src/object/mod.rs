@@ -15,7 +15,7 @@ use crate::format::ids::ObjectId;
 mod reader;
 mod unpack;
 
-pub use unpack::{unpack, UnpackSummary};
+pub use unpack::{list, unpack, UnpackSummary};
 
 /// Bytes read at a time when hashing or copying file contents.
 const BUF: usize = 1 << 20;

@@ -69,6 +69,12 @@ fn undo(created: &[(PathBuf, bool)]) {
     }
 }
 
+/// Every entry of the archive (path without trailing `/`, kind), checked as unpacking checks
+/// them, without writing anything: what `dist files` shows of a package not installed.
+pub fn list(obj: &VerifiedObject) -> Result<Vec<(String, EntryKind)>, ObjectError> {
+    Ok(plan(obj)?.into_iter().map(|e| (e.path, e.kind)).collect())
+}
+
 /// First pass: reads every header (skipping file data) and checks the whole archive.
 fn plan(obj: &VerifiedObject) -> Result<Vec<ArchiveEntry>, ObjectError> {
     let mut r = TarReader::new(obj, false);

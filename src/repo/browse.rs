@@ -177,6 +177,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
         let repo = Repo::new(&tmp.path().join("repo"));
+        repo.init().unwrap();
         repo.add(&[
             package(&src, "beta", "1.9.0", "second of three"),
             package(&src, "beta", "1.10.0", "second, newer"),

@@ -26,6 +26,16 @@ pub struct Rotated {
     pub serial: u64,
 }
 
+/// What `dist repo init` made.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub public: PublicKey,
+    /// The secret key to back up (`keys/secret.key`).
+    pub secret_key: PathBuf,
+    /// The root had a master index already (a new key for an existing repository).
+    pub had_index: bool,
+}
+
 /// What `dist key revoke` did.
 #[derive(Debug, Clone)]
 pub struct Revoked {
@@ -61,23 +71,45 @@ impl Repo {
         }
     }
 
-    /// The current signing key; an error when the repository has none (nothing to rotate or
-    /// revoke with).
+    /// The current signing key; [`super::sign::NotARepository`] when the root has none.
     fn current_key(&self) -> Result<SigningKey> {
+        SigningKey::load(&self.root)
+    }
+
+    /// `dist repo init`: makes the signing key of a new repository at the root, and its master
+    /// index (kept when there is one: a repository whose key was moved away gets a new one).
+    /// Refused in a mirror's root and where a key exists.
+    pub fn init(&self) -> Result<Created> {
+        mirror::refuse_publishing(self)?;
         let (sk, _) = key_paths(&self.root);
-        if !sk.exists() {
+        if sk.exists() {
+            let id = PublicKey::parse(&SigningKey::read(&sk)?.public_base64())?.id();
             bail!(
-                "{} does not exist: this repository has no signing key yet (`dist add` makes one)",
+                "{} is a repository already (signing key {id}, {})",
+                self.root.display(),
                 sk.display()
             );
         }
-        SigningKey::read(&sk)
+        let had_index = self.index_path().exists();
+        drop(self.open_index()?);
+        let key = SigningKey::create(&self.root)?;
+        Ok(Created {
+            public: PublicKey::parse(&key.public_base64())?,
+            secret_key: sk,
+            had_index,
+        })
+    }
+
+    /// The signing key, checked before anything under the root is created or changed.
+    pub(crate) fn require_key(&self) -> Result<SigningKey> {
+        mirror::refuse_publishing(self)?;
+        SigningKey::load(&self.root)
     }
 
     /// Makes a new signing key, publishes the rotation statement signed by the old key and the
     /// new one, retires the old secret key and publishes a new serial signed by the new key.
     pub fn rotate_key(&self) -> Result<Rotated> {
-        mirror::refuse_publishing(self)?;
+        self.require_key()?;
         let mut conn = self.open_index()?;
         // The publish lock: no `add` signs with the old key while the key changes.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -131,7 +163,7 @@ impl Repo {
     /// Publishes, signed by the current key, that `which` (a base64 public key, or the id of
     /// a key this repository's statements name) must never be accepted again.
     pub fn revoke_key(&self, which: &str) -> Result<Revoked> {
-        mirror::refuse_publishing(self)?;
+        self.require_key()?;
         let mut conn = self.open_index()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current = self.current_key()?;

@@ -18,7 +18,7 @@ pub mod status_edit;
 pub mod wire;
 
 pub use index::Distribution;
-pub use keyring::{Revoked, Rotated};
+pub use keyring::{Created, Revoked, Rotated};
 pub use publish::DEFAULT_RETENTION;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,7 +33,6 @@ use crate::format::pack::{self, Packed};
 use crate::format::package::Package;
 use crate::format::torrent::Info;
 use crate::repo::index::{PackageRecord, SNAPSHOT_SCHEMA};
-use crate::repo::sign::SigningKey;
 use crate::repo::wire::Op;
 use crate::store::fsx::{self, Durability};
 use crate::store::objects::ObjectStore;
@@ -187,9 +186,8 @@ impl Repo {
     pub fn add(&self, dirs: &[PathBuf]) -> Result<Vec<Added>> {
         // 1. Validate everything before touching the repository.
         let pkgs = validate(dirs)?;
-        mirror::refuse_publishing(self)?;
+        let key = self.require_key()?;
         let mut conn = self.open_index()?;
-        let key = SigningKey::load_or_create(&self.root)?;
         // 2. Pack into staging files inside objects/ (same filesystem, so the rename is atomic).
         let objects = self.objects();
         let staging = objects.staging()?;
@@ -247,9 +245,8 @@ impl Repo {
     /// render magnets) differs from the published one, or when the newest serial is not
     /// published in the current format. Returns the serial now published.
     pub fn republish_for(&self, dist: &Distribution) -> Result<u64> {
-        mirror::refuse_publishing(self)?;
+        let key = self.require_key()?;
         let mut conn = self.open_index()?;
-        let key = SigningKey::load_or_create(&self.root)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let text = dist.encode();
         let current = meta_text(&tx, "distribution")?;

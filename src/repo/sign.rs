@@ -105,12 +105,36 @@ pub fn key_paths(root: &Path) -> (PathBuf, PathBuf) {
     (dir.join("secret.key"), dir.join("public.key"))
 }
 
+/// A publisher command on a root that has no signing key: the root is not a repository (a
+/// mistyped `--root`, or one never made). Repositories are made only by `dist repo init` or
+/// `dist add --create`, never as a side effect.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is not a repository (no {}): make one with `dist --root {} repo init` (or `dist add --create`)", root.display(), key.display(), root.display())]
+pub struct NotARepository {
+    pub root: PathBuf,
+    key: PathBuf,
+}
+
 impl SigningKey {
-    /// Loads the key pair, creating it (unencrypted, secret key mode 0600) on first use.
-    pub fn load_or_create(root: &Path) -> Result<SigningKey> {
+    /// Loads the key pair of the repository at `root`; [`NotARepository`] when it has none.
+    pub fn load(root: &Path) -> Result<SigningKey> {
+        let (sk_path, _) = key_paths(root);
+        if !sk_path.exists() {
+            return Err(NotARepository {
+                root: root.to_path_buf(),
+                key: sk_path,
+            }
+            .into());
+        }
+        SigningKey::read(&sk_path)
+    }
+
+    /// Makes the key pair of a new repository at `root` (unencrypted, secret key mode 0600);
+    /// refused when it has one.
+    pub fn create(root: &Path) -> Result<SigningKey> {
         let (sk_path, pk_path) = key_paths(root);
         if sk_path.exists() {
-            return SigningKey::read(&sk_path);
+            bail!("{} exists already", sk_path.display());
         }
         let dir = sk_path.parent().expect("keys dir");
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -249,9 +273,12 @@ mod tests {
     #[test]
     fn sign_and_verify_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::load_or_create(dir.path()).unwrap();
-        let again = SigningKey::load_or_create(dir.path()).unwrap();
+        let missing = SigningKey::load(dir.path()).err().expect("no key yet");
+        assert!(missing.is::<NotARepository>());
+        let key = SigningKey::create(dir.path()).unwrap();
+        let again = SigningKey::load(dir.path()).unwrap();
         assert_eq!(key.public_base64(), again.public_base64());
+        assert!(SigningKey::create(dir.path()).is_err());
         let s = Signed {
             format: 1,
             serial: 7,
@@ -262,7 +289,7 @@ mod tests {
         assert_eq!(verify(&key.public_base64(), b"data", &sig).unwrap(), s);
         assert!(verify(&key.public_base64(), b"datb", &sig).is_err());
         let other = tempfile::tempdir().unwrap();
-        let foreign = SigningKey::load_or_create(other.path()).unwrap();
+        let foreign = SigningKey::create(other.path()).unwrap();
         assert!(matches!(
             verify(&foreign.public_base64(), b"data", &sig),
             Err(VerifyError::WrongKey(_))

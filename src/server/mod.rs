@@ -304,6 +304,10 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     catch_signals(&rt, stop.clone())?;
 
     let repo = Repo::new(root).with_retention(cfg.index_retention);
+    if cfg.mirror.is_none() {
+        // A mistyped --root is refused before anything is created under it.
+        repo.require_key()?;
+    }
     let runtime_dir = root.join("serve");
     std::fs::create_dir_all(&runtime_dir)
         .with_context(|| format!("cannot create {}", runtime_dir.display()))?;

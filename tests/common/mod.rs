@@ -219,3 +219,9 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `dist --root REPO repo init`: makes the repository a test publishes into (`dist add` no
+/// longer makes one).
+pub fn repo_init(repo: &Path) {
+    run_ok(dist().arg("--root").arg(repo).args(["repo", "init"]));
+}

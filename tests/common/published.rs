@@ -84,7 +84,7 @@ pub fn publish_db(repo: &Path, www: &Path, db: &Path, serial: u64) {
         deltas: Vec::new(),
     };
     let bytes = serde_json::to_vec(&manifest).unwrap();
-    let key = SigningKey::load_or_create(repo).unwrap();
+    let key = SigningKey::load(repo).unwrap();
     let sig = key
         .sign(
             &bytes,

@@ -436,6 +436,7 @@ pub fn published_twice() -> (tempfile::TempDir, dist::repo::Repo) {
     let dirs = valid_fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let repo = dist::repo::Repo::new(&tmp.path().join("repo"));
+    repo.init().unwrap();
     repo.add(&dirs[..1]).unwrap();
     repo.add(&dirs).unwrap();
     (tmp, repo)

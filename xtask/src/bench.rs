@@ -514,6 +514,8 @@ fn add() -> Result<()> {
         dirs.push(d);
     }
     Command::new("sync").status()?;
+    util::repo_init(&dist, &tmp.join("root1"))?;
+    util::repo_init(&dist, &tmp.join("root2"))?;
     let one = util::measure(
         Command::new(&dist)
             .arg("--root")

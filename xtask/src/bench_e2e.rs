@@ -50,7 +50,7 @@ fn measure(env: &Env) -> Result<()> {
     for i in 0..100 {
         all.push(package(&pkgs, &format!("small{i:03}"), 4096, 5000 + i)?);
     }
-    let (_, _) = env.dist(&repo, &["add", &all[0].display().to_string()])?;
+    let (_, _) = env.dist(&repo, &["add", "--create", &all[0].display().to_string()])?;
     let key = env.dist(&repo, &["key", "show"])?.1.trim().to_string();
     env.with_server(&repo, || {
         add_to_first_byte(env, &repo, &pkgs)?;

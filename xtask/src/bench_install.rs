@@ -80,7 +80,7 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
             }
         }
     }
-    let mut add = vec!["add".to_string()];
+    let mut add = vec!["add".to_string(), "--create".to_string()];
     add.extend(dirs.iter().map(|d| d.display().to_string()));
     let add: Vec<&str> = add.iter().map(String::as_str).collect();
     env.dist(&repo, &add)?;

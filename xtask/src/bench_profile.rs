@@ -222,7 +222,7 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
 }
 
 fn add_args(dirs: &[PathBuf]) -> Vec<&str> {
-    let mut v = vec!["add"];
+    let mut v = vec!["add", "--create"];
     v.extend(dirs.iter().map(|d| d.to_str().expect("a UTF-8 temp path")));
     v
 }

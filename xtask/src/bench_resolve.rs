@@ -41,7 +41,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     let out = std::process::Command::new(&dist)
         .arg("--root")
         .arg(&repo)
-        .args(["--quiet", "add", "--from"])
+        .args(["--quiet", "add", "--create", "--from"])
         .arg(&list)
         .output()?;
     if !out.status.success() {

@@ -145,7 +145,11 @@ impl<'a> Campaign<'a> {
         with_lifecycle(&big1, "1.0.0")?;
         with_lifecycle(&big2, "2.0.0")?;
         let repo = env.tmp.join("repo");
-        let added = c::ok(env, &repo, &["add", "--json", &disp(&big1), &disp(&big2)])?;
+        let added = c::ok(
+            env,
+            &repo,
+            &["add", "--create", "--json", &disp(&big1), &disp(&big2)],
+        )?;
         let added: Vec<Value> = serde_json::from_str(&added)?;
         let mut b3 = BTreeMap::new();
         for (v, a) in ["1.0.0", "2.0.0"].into_iter().zip(&added) {

@@ -72,7 +72,7 @@ pub fn run(args: &[&str]) -> Result<()> {
 /// A repository with the packages `small-00` .. `small-49`; its public key and root.
 fn repository(env: &Env) -> Result<(String, PathBuf)> {
     let repo = env.tmp.join("repo");
-    let mut add = vec!["add".to_string()];
+    let mut add = vec!["add".to_string(), "--create".to_string()];
     for i in 0..INSTALLS {
         let dir = package(
             &env.tmp.join("pkgs"),

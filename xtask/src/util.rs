@@ -126,3 +126,23 @@ pub fn published_snapshot(repo: &Path, serial: u64, dest: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// `BIN --root ROOT repo init`: makes the repository a bench publishes into. A `dist` from
+/// before `repo init` (a `--baseline`) makes one on first use: its usage error (exit 2) is
+/// taken as that.
+pub fn repo_init(bin: &Path, root: &Path) -> Result<()> {
+    let o = Command::new(bin)
+        .arg("--root")
+        .arg(root)
+        .args(["repo", "init"])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if o.status.success() || o.status.code() == Some(2) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} repo init: {}",
+        bin.display(),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -15,6 +15,23 @@ pub struct Files<'a> {
     pub store_path: &'a PathBuf,
     /// Every path of the store path (absolute), with its kind (`dir`, `file`, `symlink`).
     pub files: Vec<FileEntry>,
+    pub installed: bool,
+}
+
+/// `dist files NAME --json` for a package that is not installed: the index's newest version,
+/// and what is known of its files without installing it.
+#[derive(Serialize)]
+pub struct FilesNotInstalled<'a> {
+    #[serde(flatten)]
+    pub package: Package<'a>,
+    /// Always null: nothing is unpacked.
+    pub store_path: Option<&'a PathBuf>,
+    /// Paths relative to the package (`assets/bin/tool`); `profile` is where each would appear.
+    pub files: Vec<FileEntry>,
+    pub installed: bool,
+    /// `object`: every path, read from its object in the local store; `index`: only the
+    /// commands the index lists (the object is not here).
+    pub source: &'static str,
 }
 
 #[derive(Serialize)]

@@ -111,7 +111,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
-fn date(secs: i64) -> String {
+pub fn date(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Days to a civil date (proleptic Gregorian), after Howard Hinnant's `civil_from_days`.

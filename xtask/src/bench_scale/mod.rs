@@ -193,6 +193,7 @@ fn measure(
 ) -> Result<Figures> {
     let repo = work.join(format!("{label}-repo"));
     let mut f = Figures::default();
+    util::repo_init(bin, &repo)?;
     eprintln!("[{label}] dist add of {} packages", a.n);
     f.add = add_all(bin, &repo, lists)?;
     let key = String::from_utf8(dist(bin, &repo).args(["key", "show"]).output()?.stdout)?

@@ -63,6 +63,7 @@ pub fn run(_args: &[&str]) -> Result<()> {
 fn story(d: &Demo) -> Result<()> {
     let fixtures = util::workspace_root().join("fixtures/valid");
     let fx = |n: &str| fixtures.join(n).display().to_string();
+    d.dist(&d.repo(), &["repo", "init"])?;
     d.dist(
         &d.repo(),
         &[

@@ -54,7 +54,10 @@ pub(crate) fn publish(
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1)
         ^ u64::from(std::process::id());
-    let mut add = vec!["add".to_string(), "--json".to_string()];
+    let mut add = vec!["add", "--create", "--json"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
     for (k, (name, mib)) in packages.iter().enumerate() {
         let dir = env.tmp.join("pkgs").join(name);
         package(&dir, name, *mib, seed ^ (k as u64 + 1))?;
