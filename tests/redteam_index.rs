@@ -55,7 +55,13 @@ fn served() -> local::Local {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     let hello = pkg(&tmp.path().join("pkgs"), "hello", "1.0.0", "hello");
-    run_ok(dist().arg("--root").arg(&repo).arg("add").arg(hello));
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--create"])
+            .arg(hello),
+    );
     local::Local::serve(tmp)
 }
 
@@ -332,7 +338,13 @@ fn an_index_of_another_repository_sharing_the_key_is_refused_issue_25_finding_8(
     copy_tree(&repo.join("keys"), &other.join("keys"));
     for (i, name) in ["tool", "lib"].iter().enumerate() {
         let p = pkg(&tmp.join("pkgs"), name, "1.0.0", &format!("other {i}"));
-        run_ok(dist().arg("--root").arg(&other).arg("add").arg(p));
+        run_ok(
+            dist()
+                .arg("--root")
+                .arg(&other)
+                .args(["add", "--create"])
+                .arg(p),
+        );
     }
     assert_eq!(repo_key(&other), repo_key(&repo));
     assert!(latest(&other) > latest(&repo));
@@ -366,12 +378,24 @@ fn a_stale_first_server_does_not_hold_a_client_back_issue_25_finding_8() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     let p = pkg(&tmp.path().join("pkgs"), "hello", "1.0.0", "hello");
-    run_ok(dist().arg("--root").arg(&repo).arg("add").arg(p));
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--create"])
+            .arg(p),
+    );
     // A mirror that stopped at serial 1, listed first; the origin at serial 2.
     let (stale_www, fresh_www) = (tmp.path().join("stale"), tmp.path().join("fresh"));
     published::lay_out(&repo, &stale_www);
     let p = pkg(&tmp.path().join("pkgs"), "hello", "1.1.0", "hello again");
-    run_ok(dist().arg("--root").arg(&repo).arg("add").arg(p));
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--create"])
+            .arg(p),
+    );
     published::lay_out(&repo, &fresh_www);
     let (stale, fresh) = (
         files::FileServer::start(&stale_www),

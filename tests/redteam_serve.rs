@@ -197,7 +197,13 @@ fn repository(tmp: &Path) -> PathBuf {
         ("hello.txt", b"hello\n"),
         "#!/bin/sh\n",
     );
-    run_ok(dist().arg("--root").arg(&repo).arg("add").arg(pkg));
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .args(["add", "--create"])
+            .arg(pkg),
+    );
     repo
 }
 
