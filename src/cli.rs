@@ -23,6 +23,14 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// Say more: how each object was fetched, where a sync went, what a gc removed.
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t)]
+    pub color: crate::commands::out::ColorChoice,
+
     /// Seconds to wait for another dist holding this root's lock (default 300, or
     /// DIST_LOCK_TIMEOUT).
     #[arg(long, global = true, value_name = "SECS")]

@@ -17,6 +17,7 @@ fn main() {
         }
         Err(e) => e.exit(),
     };
+    commands::out::set_color(cli.color);
     match commands::run(cli) {
         Ok(code) => match commands::out::failure() {
             Some(e) => {
@@ -32,7 +33,8 @@ fn main() {
                 commands::print_json_error(&format!("{e:#}"), commands::error_kind(&e));
             }
             commands::out::stderr(format_args!(
-                "error: {}",
+                "{} {}",
+                commands::out::error_prefix(),
                 commands::printable_error(&format!("{e:#}"))
             ));
             std::process::exit(1);

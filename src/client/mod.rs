@@ -23,6 +23,7 @@ pub mod rollout;
 pub mod script_log;
 pub mod scripts;
 pub mod seeder;
+pub mod seeding;
 pub mod sources;
 pub mod suggest;
 pub mod sync;

@@ -1,17 +1,17 @@
-//! The client commands: sync, rollback, generations, list, info, daemon, gc, verify, search
-//! (what changes the installed set is in `packages.rs`).
+//! The client commands: sync, rollback, generations, list, info, gc, verify, search (what
+//! changes the installed set is in `packages.rs`, the seeding daemon in `daemon.rs`).
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
-use dist::client::config::{config_path, ClientConfig, ConfigError, Engine, Settings};
+use anyhow::Result;
+use dist::client::config::{config_path, ClientConfig, ConfigError, Settings};
 use dist::client::sources::{Candidate, Sources};
-use dist::client::{daemon, seeder, sync, Layout};
+use dist::client::{sync, Layout};
 use dist::format::ids::PackageName;
 use dist::repo::index::PackageRecord;
 
-use super::{json, printable, reporter, Global};
-use crate::cli::{ClientFlags, DaemonCommand};
+use super::{json, out, printable, reporter, Global};
+use crate::cli::ClientFlags;
 
 /// client.yaml with the flags on top, resolved once.
 pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
@@ -78,7 +78,11 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}", super::printable_error(&format!("{e:#}")));
+                eprintln!(
+                    "{} {}",
+                    out::error_prefix(),
+                    super::printable_error(&format!("{e:#}"))
+                );
                 if !json {
                     println!("{name}: not updated (its last verified index stays)");
                 }
@@ -104,16 +108,21 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
 
 fn warn_sync(r: &sync::SyncReport) {
     for w in [&r.stale_warning, &r.fallback_reason].into_iter().flatten() {
-        eprintln!("warning: {w}");
+        eprintln!("{} {w}", out::warning_prefix());
     }
     for k in &r.key_rotations {
         eprintln!(
-            "note: the repository rotated its key {} -> {}: verified by the rotation statement, trusted from now on (recorded beside the index in trust.json)",
-            k.from, k.to
+            "{} the repository rotated its key {} -> {}: verified by the rotation statement, trusted from now on (recorded beside the index in trust.json)",
+            out::note_prefix(),
+            k.from,
+            k.to
         );
     }
     for k in &r.revoked_keys {
-        eprintln!("note: the repository revoked key {k}: it is never accepted again");
+        eprintln!(
+            "{} the repository revoked key {k}: it is never accepted again",
+            out::note_prefix()
+        );
     }
 }
 
@@ -263,185 +272,6 @@ pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> 
     Ok(0)
 }
 
-/// `dist daemon run`: the libtorrent engine's seeder, until SIGTERM (its warnings go to
-/// stderr, which is its log).
-pub fn seeder(g: &Global, f: &ClientFlags) -> Result<i32> {
-    let settings = config(g, f)?;
-    let reporter = reporter::Cli::new(true);
-    dist::client::seeder::run(&Layout::new(&g.root), &settings, &reporter)?;
-    Ok(0)
-}
-
-/// The engine `daemon status` reports on: the configured one (client.yaml), unless only the
-/// other one runs.
-fn daemon_engine(g: &Global, layout: &Layout) -> Engine {
-    let configured = ClientConfig::load(&g.root)
-        .ok()
-        .and_then(|c| c.engine)
-        .unwrap_or_default();
-    let lt = seeder::running(layout).is_some();
-    let tr = daemon::running(layout).is_some();
-    match (configured, lt, tr) {
-        (Engine::Transmission, true, false) => Engine::Libtorrent,
-        (Engine::Libtorrent, false, true) => Engine::Transmission,
-        (e, _, _) => e,
-    }
-}
-
-pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
-    let layout = Layout::new(&g.root);
-    match cmd {
-        DaemonCommand::Stop(j) => {
-            let stopped = daemon::stop(&layout)?;
-            let seeder = seeder::stop(&layout)?;
-            if j.json {
-                json::print(&json::DaemonStop {
-                    stopped: stopped || seeder,
-                })?;
-            } else {
-                match (stopped, seeder) {
-                    (false, false) => println!("no daemon is running for this root"),
-                    (tr, lt) => {
-                        if tr {
-                            println!("transmission-daemon stopped");
-                        }
-                        if lt {
-                            println!("libtorrent seeder stopped");
-                        }
-                    }
-                }
-            }
-            Ok(0)
-        }
-        DaemonCommand::Status(j) => match daemon_engine(g, &layout) {
-            Engine::Transmission => transmission_status(&layout, j.json),
-            Engine::Libtorrent => seeder_status(&layout, j.json),
-        },
-        DaemonCommand::Run(_) => unreachable!("dispatched to `seeder`"),
-    }
-}
-
-fn transmission_status(layout: &Layout, json_out: bool) -> Result<i32> {
-    let Some((st, rpc)) = daemon::running(layout) else {
-        return not_running(Engine::Transmission, json_out);
-    };
-    let mut all = rpc.all().context("cannot query the daemon")?;
-    all.retain(|t| !dist::daemons::transmission::Kicker::is_dummy(&t.hash_string));
-    if json_out {
-        let torrents = all
-            .iter()
-            .map(|t| json::DaemonTorrent {
-                infohash: t.hash_string,
-                name: t.name.clone(),
-                peers: t.peers.iter().map(|p| p.address.clone()).collect(),
-                percent_done: t.percent_done,
-                status: Some(t.status),
-                state: t.state().name(),
-                uploaded: t.uploaded_ever,
-            })
-            .collect();
-        json::print(&json::DaemonStatus {
-            engine: Engine::Transmission.name(),
-            peer_port: Some(st.peer_port),
-            pid: Some(st.pid),
-            rpc_port: Some(st.rpc_port),
-            running: true,
-            torrents,
-        })?;
-        return Ok(0);
-    }
-    println!(
-        "transmission-daemon pid {} (RPC 127.0.0.1:{}, peer port {})",
-        st.pid, st.rpc_port, st.peer_port
-    );
-    for t in &all {
-        println!(
-            "  {}  {}  {:.0}%  uploaded {} bytes  peers {}",
-            printable(&t.name),
-            t.state().name(),
-            t.percent_done * 100.0,
-            t.uploaded_ever,
-            t.peers.len()
-        );
-    }
-    Ok(0)
-}
-
-fn seeder_status(layout: &Layout, json_out: bool) -> Result<i32> {
-    let Some(st) = seeder::running(layout) else {
-        return not_running(Engine::Libtorrent, json_out);
-    };
-    let status = seeder::status(layout);
-    if json_out {
-        let torrents = status
-            .torrents
-            .iter()
-            .map(|t| json::DaemonTorrent {
-                infohash: t.infohash,
-                name: t.name.clone(),
-                peers: Vec::new(),
-                percent_done: t.percent_done,
-                status: None,
-                state: seeder_state(&t.state),
-                uploaded: t.uploaded,
-            })
-            .collect();
-        json::print(&json::DaemonStatus {
-            engine: Engine::Libtorrent.name(),
-            peer_port: Some(st.peer_port),
-            pid: Some(st.pid),
-            rpc_port: None,
-            running: true,
-            torrents,
-        })?;
-        return Ok(0);
-    }
-    println!(
-        "libtorrent seeder pid {} (peer port {})",
-        st.pid, st.peer_port
-    );
-    for t in &status.torrents {
-        println!(
-            "  {}  {}  {:.0}%  uploaded {} bytes  peers {}",
-            printable(&t.name),
-            t.state,
-            t.percent_done * 100.0,
-            t.uploaded,
-            t.peers
-        );
-    }
-    Ok(0)
-}
-
-/// The libtorrent seeder's state word as a `state` of `daemon status`.
-fn seeder_state(s: &str) -> &'static str {
-    match s {
-        "verifying" => "verifying",
-        "downloading" => "downloading",
-        "seeding" => "seeding",
-        _ => "unknown",
-    }
-}
-
-fn not_running(engine: Engine, json_out: bool) -> Result<i32> {
-    if json_out {
-        json::print(&json::DaemonStatus {
-            engine: engine.name(),
-            peer_port: None,
-            pid: None,
-            rpc_port: None,
-            running: false,
-            torrents: Vec::new(),
-        })?;
-    } else {
-        match engine {
-            Engine::Transmission => println!("no transmission-daemon is running for this root"),
-            Engine::Libtorrent => println!("no libtorrent seeder is running for this root"),
-        }
-    }
-    Ok(0)
-}
-
 /// `dist gc`: first what `autoremove` removes (installed as a dependency, needed by nothing
 /// requested any more), then generations beyond `--keep` and everything no generation uses.
 pub fn gc(g: &Global, f: &ClientFlags, keep: Option<usize>, json: bool) -> Result<i32> {
@@ -507,8 +337,9 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
     }
     if bad > 0 {
         eprintln!(
-            "error: {bad} of {} store paths differ from what was installed",
-            entries.len()
+            "{} {bad} of {} differ from what was installed",
+            out::error_prefix(),
+            out::count(entries.len() as u64, "store path")
         );
         return Ok(1);
     }

@@ -438,6 +438,24 @@ pub struct DaemonStatus {
     pub rpc_port: Option<u16>,
     pub running: bool,
     pub torrents: Vec<DaemonTorrent>,
+    /// Its upload cap in kB/s (1000 bytes), 0 for none; absent when it does not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<u32>,
+}
+
+impl DaemonStatus {
+    /// No process of `engine` runs for this root.
+    pub fn not_running(engine: dist::client::config::Engine) -> DaemonStatus {
+        DaemonStatus {
+            engine: engine.name(),
+            peer_port: None,
+            pid: None,
+            rpc_port: None,
+            running: false,
+            torrents: Vec::new(),
+            upload_limit: None,
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -16,6 +16,7 @@ macro_rules! eprintln {
 
 mod add;
 mod client;
+mod daemon;
 mod env;
 mod files;
 mod fleet;
@@ -23,6 +24,7 @@ mod json;
 mod json_keys;
 mod json_status;
 mod key;
+mod notices;
 pub mod out;
 mod pack;
 mod packages;
@@ -43,6 +45,8 @@ use crate::cli::{Cli, Command, ConfigCommand, DaemonCommand, KeyCommand};
 pub struct Global {
     pub root: PathBuf,
     pub quiet: bool,
+    /// `--verbose`: the details a command has beyond its summary.
+    pub verbose: bool,
 }
 
 /// `--root`, else `DIST_ROOT` (clap reads it), else `$XDG_DATA_HOME/dist`, else
@@ -247,6 +251,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = Global {
         root,
         quiet: cli.quiet,
+        verbose: cli.verbose,
     };
     let _lock = lock_root(&g, &cli.command, cli.lock_timeout)?;
     if interruptible(&cli.command) {
@@ -297,8 +302,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             client,
         } => client::list(&g, &top.with(&client), installed, json),
         Command::Info { name, json, client } => client::info(&g, &top.with(&client), &name, json),
-        Command::Daemon(DaemonCommand::Run(f)) => client::seeder(&g, &top.with(&f)),
-        Command::Daemon(d) => client::daemon(&g, &d),
+        Command::Daemon(DaemonCommand::Run(f)) => daemon::seeder(&g, &top.with(&f)),
+        Command::Daemon(d) => daemon::daemon(&g, &d),
         Command::Gc { keep, json, client } => client::gc(&g, &top.with(&client), keep, json),
         Command::Verify(j) => client::verify(&g, j.json),
         Command::Search { term, json, client } => {

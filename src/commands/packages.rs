@@ -16,7 +16,7 @@ use dist::client::{conffiles, offline, remove, Layout};
 use dist::format::ids::PackageName;
 
 use super::client::config;
-use super::{json, reporter, Global};
+use super::{json, notices, reporter, Global};
 use crate::cli::{BundleArgs, ClientFlags, InstallArgs, UninstallArgs, UpgradeArgs};
 
 pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
@@ -237,6 +237,7 @@ fn execute(
             .collect();
         v.extend(kept.iter().map(|k| json::UpgradeEntry::KeptBack(k.into())));
         json::print(&v)?;
+        notices::seeding(g, outcome.seeding.as_ref());
         return Ok(0);
     }
     if how.kept_back.is_some() {
@@ -257,7 +258,9 @@ fn execute(
     }
     if let Some(n) = outcome.generation {
         println!("generation {n} is current");
+        notices::path_hint(g);
     }
+    notices::seeding(g, outcome.seeding.as_ref());
     Ok(0)
 }
 

@@ -38,7 +38,7 @@ pub fn config(settings: &Settings, port: u16) -> Config {
         utp: false,
         unchoke_slots_limit: -1,
         upload_limit: settings.upload_limit.map_or(0, |k| u64::from(k) * 1000),
-        download_limit: 0,
+        download_limit: settings.download_limit.map_or(0, |k| u64::from(k) * 1000),
         max_web_seed_connections: 3,
         urlseed_max_request_bytes: WEBSEED_REQUEST,
     }

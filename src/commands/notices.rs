@@ -1,0 +1,71 @@
+//! What a command says once about the machine it changed (issue 23, findings 2 and 11): that an
+//! install left a background process seeding, and that the profile's programs are not on
+//! `PATH`. On standard error, after the command's own lines, unless `--quiet`.
+
+use std::path::Path;
+
+use dist::client::config::{config_path, Engine};
+use dist::client::seeding;
+
+use super::out::{self, note_prefix, Style};
+use super::{printable, Global};
+
+/// The notice of a seeding process an install started: what it seeds, its upload cap, and the
+/// three ways to look at it, stop it, or never start it.
+pub fn seeding(g: &Global, started: Option<&seeding::Started>) {
+    let Some(s) = started else { return };
+    if g.quiet {
+        return;
+    }
+    let who = match s.daemon.engine {
+        Engine::Libtorrent => "the libtorrent seeder, `dist daemon run`",
+        Engine::Transmission => "transmission-daemon",
+    };
+    let limit = match s.daemon.upload_limit {
+        Some(k) => format!("uploading at most {k} kB/s (upload_limit)"),
+        None => "with no upload limit (upload_limit: 0)".to_string(),
+    };
+    let what: Vec<String> = s.packages.iter().map(|p| p.to_string()).collect();
+    eprintln!(
+        "{} {} {} now seeded to other clients by a background process ({who}, pid {}) that keeps running after dist exits, {limit}",
+        note_prefix(),
+        what.join(", "),
+        if what.len() == 1 { "is" } else { "are" },
+        s.daemon.pid
+    );
+    eprintln!(
+        "      `dist daemon status` shows what it seeds; `dist daemon stop` stops it; `seed: false` in {} keeps installs from seeding",
+        config_path(&g.root).display()
+    );
+}
+
+/// Whether `dir` is one of the directories of `PATH` (compared after resolving symlinks, so
+/// `~/.local/share/dist/current/bin` matches however it is spelled).
+pub fn on_path(dir: &Path) -> bool {
+    let want = std::fs::canonicalize(dir).ok();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .any(|p| p == dir || (want.is_some() && std::fs::canonicalize(&p).ok() == want))
+}
+
+/// The hint an install gives when the profile's `bin/` is not on `PATH`: the line to add.
+pub fn path_hint(g: &Global) {
+    let bin = g.root.join("current/bin");
+    if g.quiet || !bin.is_dir() || on_path(&bin) {
+        return;
+    }
+    let default = super::default_root().and_then(|r| Ok(std::path::absolute(r)?));
+    let root = match default.is_ok_and(|d| d == g.root) {
+        true => String::new(),
+        false => format!(" --root {}", printable(&g.root.display().to_string())),
+    };
+    eprintln!(
+        "{} {} is not on your PATH, so the programs installed there are not found by name; add this line to ~/.bashrc (or ~/.zshrc, ~/.profile):",
+        note_prefix(),
+        bin.display()
+    );
+    eprintln!(
+        "      {}",
+        out::epaint(Style::Bold, &format!("eval \"$(dist{root} env)\""))
+    );
+}
