@@ -182,3 +182,71 @@ fn the_first_install_that_seeds_says_so_and_daemon_status_shows_it_issue_23_find
         false
     );
 }
+
+/// A loopback port nothing listens on (bound, then let go).
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_transfer_that_does_not_move_says_why_issue_23_finding_7() {
+    let env = Env::new(
+        &["hello"],
+        "transport: torrent\nengine: libtorrent\nfetch_timeout: 22\n",
+    );
+    // The server hands out a `.torrent` whose tracker is down and whose web seed (the server
+    // itself) no longer has the object: nothing can move.
+    let tracker = format!("http://127.0.0.1:{}/announce", dead_port());
+    let v = &env.packed["hello"];
+    let (ih, blake3) = (
+        v["infohash"].as_str().unwrap(),
+        v["blake3"].as_str().unwrap(),
+    );
+    let web_seed = format!(
+        "{}/objects/{}/{}",
+        env.server.url,
+        &blake3[..2],
+        &blake3[2..]
+    );
+    let info = dist::format::torrent::Info::parse_torrent(
+        &fs::read(v["torrent"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    fs::write(
+        env.www().join(format!("torrents/{ih}.torrent")),
+        info.render(
+            std::slice::from_ref(&tracker),
+            std::slice::from_ref(&web_seed),
+        ),
+    )
+    .unwrap();
+    fs::remove_file(env.www().join("objects")).unwrap();
+    let o = env.run(&["install", "hello"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    // After 15 s without a byte: what dist sees of each source, and what to try.
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: hello@1.0.0: nothing received for 1"))
+        .unwrap_or_else(|| panic!("no stall warning in:\n{err}"));
+    for want in [
+        "0 peers connected",
+        &format!("tracker {tracker} unreachable: "),
+        "refused",
+        &format!("web seed {web_seed} fails: HTTP 404"),
+        "no peer is known (no tracker answers) and no web seed serves it",
+    ] {
+        assert!(warning.contains(want), "missing {want:?} in:\n{warning}");
+    }
+    // The timeout's error says it again, with the advice.
+    let error = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+    for want in [
+        "timed out after 22 s downloading hello@1.0.0",
+        &format!("tracker {tracker} unreachable"),
+        "HTTP 404",
+        "no web seed serves it",
+    ] {
+        assert!(error.contains(want), "missing {want:?} in:\n{error}");
+    }
+}

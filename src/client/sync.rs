@@ -210,10 +210,7 @@ pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncRep
 }
 
 fn sync_from(idx: &IndexDir, cfg: &Settings, server: &str, trust: &Trust) -> Result<SyncReport> {
-    let mut wire = Remote::new(
-        ureq::AgentBuilder::new().timeout(cfg.http_timeout).build(),
-        server,
-    );
+    let mut wire = Remote::new(crate::net::agent(server, cfg.http_timeout)?, server);
     let prev = idx.state()?;
     // A copy another key verified is fetched and verified again, whole (no `If-None-Match`).
     let bound = trust

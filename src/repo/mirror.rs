@@ -142,12 +142,10 @@ pub struct Mirrored {
     pub fetched_bytes: u64,
 }
 
-/// The HTTP agent of a mirror's requests: a request may stall [`STALL`] at most.
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(STALL)
-        .timeout_read(STALL)
-        .build()
+/// The HTTP agent of a mirror's requests to `upstream`: a request may stall [`STALL`] at most
+/// (through the environment's proxy, `net`).
+fn agent(upstream: &str) -> Result<ureq::Agent> {
+    crate::net::streaming_agent(upstream, STALL)
 }
 
 /// Refuses a root that holds a repository of its own, and makes the mirror's directories.
@@ -178,7 +176,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     let state = read_state(&repo.root)?.filter(|s| s.upstream == up.url);
     let key = MirrorState::trusted(state.as_ref(), up)?;
     let etag = state.and_then(|s| s.etag).filter(|_| local.is_some());
-    let mut remote = Remote::new(agent(), &up.url);
+    let mut remote = Remote::new(agent(&up.url)?, &up.url);
     let (fetched, rotated) = keys::fetch_manifest(
         &mut remote,
         &key,

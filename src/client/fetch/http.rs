@@ -321,7 +321,7 @@ fn request<'a>(
     let mut started = Instant::now();
     loop {
         let mut turn = get.crew.ask(get.server);
-        let mut req = ureq::get(url).timeout(timeout);
+        let mut req = crate::net::agent(url, timeout)?.get(url);
         if have > 0 {
             req = req.set("Range", &format!("bytes={have}-"));
         }
@@ -409,8 +409,8 @@ fn first_response(
     match r {
         Err(ureq::Error::Status(416, _)) => {
             std::fs::remove_file(part)?;
-            let resp = ureq::get(url)
-                .timeout(timeout)
+            let resp = crate::net::agent(url, timeout)?
+                .get(url)
                 .call()
                 .map_err(|e| crate::repo::wire::http_error(url, e))?;
             Ok((resp, 0))
