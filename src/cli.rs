@@ -201,10 +201,12 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Installed packages with a newer version in the index.
     Outdated(ClientJson),
-    /// Keep a package at its installed version through `upgrade` and resolution.
+    /// Keep a package at its installed version through `upgrade` and resolution; without a
+    /// name, list the held packages.
+    #[command(after_help = "Examples:\n  dist hold hello\n  dist hold          # what is held")]
     Hold {
-        /// An installed package.
-        name: String,
+        /// An installed package (none: list the holds).
+        name: Option<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -218,7 +220,7 @@ pub enum Command {
         json: bool,
     },
     /// Remove the packages installed as dependencies that nothing requested needs any more.
-    Autoremove(ClientJson),
+    Autoremove(AutoremoveArgs),
     /// Switch back to the previous generation, or to generation N.
     #[command(
         after_help = "Examples:\n  dist rollback\n  dist generations && dist rollback --to 3"
@@ -236,10 +238,15 @@ pub enum Command {
     /// List generations.
     Generations(JsonFlag),
     /// List packages of the index, or the installed ones.
+    #[command(after_help = "Examples:\n  dist list --installed\n  dist list --held")]
     List {
-        /// The installed packages instead of the index's.
+        /// The installed packages instead of the index's (with how each came: requested or
+        /// as a dependency, and whether it is held).
         #[arg(long)]
         installed: bool,
+        /// Only the installed packages `dist hold` keeps at their version.
+        #[arg(long, conflicts_with = "installed")]
+        held: bool,
         /// Print a JSON array instead of text.
         #[arg(long)]
         json: bool,
@@ -256,7 +263,8 @@ pub enum Command {
         #[command(flatten)]
         client: ClientFlags,
     },
-    /// The client's transmission-daemon.
+    /// The background process that seeds what this root installed (the libtorrent seeder or
+    /// transmission-daemon): what it seeds, its upload limit, stopping it.
     #[command(subcommand)]
     Daemon(DaemonCommand),
     /// Remove what `autoremove` would, delete generations beyond the newest N, then what no
@@ -265,6 +273,9 @@ pub enum Command {
         /// Keep the newest N generations (default: all of them; the current one always).
         #[arg(long, value_name = "N")]
         keep: Option<usize>,
+        /// Say what would be removed and freed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -553,9 +564,25 @@ pub struct UninstallArgs {
     /// uninstall scripts are told DIST_ACTION=purge.
     #[arg(long)]
     pub purge: bool,
+    /// Say what would be removed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
+}
+
+/// `dist autoremove`.
+#[derive(clap::Args, Debug)]
+pub struct AutoremoveArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Say what would be removed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub client: ClientFlags,
 }

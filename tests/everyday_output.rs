@@ -14,7 +14,7 @@ mod published;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use common::*;
@@ -35,15 +35,28 @@ impl Env {
     /// Packages `names` (each with the command `bin/<name>`), published; the client's
     /// `client.yaml` names the server and key, binds 127.0.0.1, and adds `yaml`.
     fn new(names: &[&str], yaml: &str) -> Env {
+        let specs: Vec<(&str, &str)> = names.iter().map(|n| (*n, "")).collect();
+        Env::with(&specs, yaml)
+    }
+
+    /// Like [`Env::new`], each package `(name, more manifest lines)`.
+    fn with(specs: &[(&str, &str)], yaml: &str) -> Env {
+        let names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
         let tmp = tempfile::tempdir().unwrap();
         let (repo, www, pkgs) = (
             tmp.path().join("repo"),
             tmp.path().join("www"),
             tmp.path().join("pkgs"),
         );
-        let dirs: Vec<PathBuf> = names
+        let dirs: Vec<PathBuf> = specs
             .iter()
-            .map(|n| local::command_package(&pkgs, n, n))
+            .map(|(n, more)| {
+                let d = local::command_package(&pkgs, n, n);
+                let m = d.join("manifest.yaml");
+                let text = fs::read_to_string(&m).unwrap();
+                fs::write(&m, format!("{text}{more}")).unwrap();
+                d
+            })
             .collect();
         run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
         published::lay_out(&repo, &www);
@@ -249,4 +262,201 @@ fn a_transfer_that_does_not_move_says_why_issue_23_finding_7() {
     ] {
         assert!(error.contains(want), "missing {want:?} in:\n{error}");
     }
+}
+
+/// Where `what` starts in each line that has it: equal for text in one column.
+fn starts(text: &str, what: &str) -> Vec<usize> {
+    text.lines().filter_map(|l| l.find(what)).collect()
+}
+
+fn one_column(text: &str, what: &str, rows: usize) {
+    let at = starts(text, what);
+    assert_eq!(at.len(), rows, "{what:?} in {rows} rows of:\n{text}");
+    assert!(
+        at.windows(2).all(|w| w[0] == w[1]),
+        "{what:?} ragged in:\n{text}"
+    );
+}
+
+#[test]
+fn output_reads_one_way_issue_23_finding_9() {
+    let env = Env::with(
+        &[
+            ("app", "depends: {libx: \"^1\"}\n"),
+            ("libx", ""),
+            ("longer-named-tool", ""),
+        ],
+        "transport: http\nseed: false\n",
+    );
+    let text = |args: &[&str]| stdout(&env.ok(args));
+    step("a dry run prints a table and what it all comes to", || {
+        let t = text(&["install", "--dry-run", "app"]);
+        assert!(
+            t.contains("libx@1.0.0") && t.contains("(dependency of app)"),
+            "{t}"
+        );
+        assert!(!t.contains("bytes"), "{t}");
+        assert!(t.contains(" B ") || t.contains(" KiB"), "{t}");
+        assert!(
+            t.contains("2 packages, ") && t.contains(" in all; 2 objects to fetch ("),
+            "{t}"
+        );
+        assert!(t.contains("nothing was changed"), "{t}");
+    });
+    step("--verbose says how each object came", || {
+        let t = text(&["install", "--verbose", "app", "longer-named-tool"]);
+        assert!(
+            t.contains("app@1.0.0: ") && t.contains(" over http in "),
+            "{t}"
+        );
+        assert!(
+            t.contains("from peers") && t.contains("from web seeds"),
+            "{t}"
+        );
+        assert!(!text(&["install", "libx"]).contains("over http"));
+    });
+    step("list --installed: columns, how each came, holds", || {
+        env.ok(&["hold", "longer-named-tool"]);
+        let t = text(&["list", "--installed"]);
+        one_column(&t, "1.0.0", 3);
+        for (name, how) in [
+            ("app", "requested"),
+            ("libx", "requested"),
+            ("longer-named-tool", "requested"),
+        ] {
+            let line = t.lines().find(|l| l.starts_with(name)).unwrap();
+            assert!(line.contains(how), "{line}");
+        }
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("longer-named-tool") && l.contains(" held ")),
+            "{t}"
+        );
+        // Holds are listed two ways.
+        let held = text(&["hold"]);
+        assert!(held.starts_with("longer-named-tool  1.0.0"), "{held}");
+        let t = text(&["list", "--held"]);
+        assert_eq!(t.lines().count(), 1, "{t}");
+        let v = stdout_json(&env.ok(&["list", "--held", "--json"]));
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["held"], true);
+        assert_eq!(v[0]["requested"], true);
+        let v = stdout_json(&env.ok(&["hold", "--json"]));
+        assert_eq!(v["held"][0]["name"], "longer-named-tool", "{v}");
+        env.ok(&["unhold", "longer-named-tool"]);
+        assert!(text(&["hold"]).starts_with("nothing is held"));
+    });
+    step(
+        "generations have dates; config show and list have columns",
+        || {
+            let t = text(&["generations"]);
+            assert!(t.lines().all(|l| l.contains(" UTC ")), "{t}");
+            let year = t.split(" UTC").next().unwrap();
+            assert!(
+                year.len() >= 16 && year.as_bytes()[year.len() - 6] == b' ',
+                "{t}"
+            );
+            let t = text(&["config", "show"]);
+            let settings: Vec<&str> = t
+                .lines()
+                .filter(|l| l.ends_with(')') && !l.starts_with("config file"))
+                .collect();
+            assert!(settings.len() > 10, "{t}");
+            let value_at: Vec<usize> = settings
+                .iter()
+                .map(|l| {
+                    let key_end = l.find(' ').unwrap();
+                    key_end + l[key_end..].find(|c| c != ' ').unwrap()
+                })
+                .collect();
+            assert!(value_at.windows(2).all(|w| w[0] == w[1]), "{t}");
+            one_column(&text(&["list"]), "1.0.0", 3);
+        },
+    );
+    step(
+        "uninstall says what became unneeded; dry runs change nothing",
+        || {
+            env.ok(&["install", "app"]);
+            // libx was asked for by name above: make it a dependency again.
+            env.ok(&["uninstall", "app", "libx"]);
+            env.ok(&["install", "app"]);
+            let before = text(&["list", "--installed"]);
+            let t = text(&["uninstall", "--dry-run", "app"]);
+            assert!(
+                t.contains("would remove app@1.0.0") && t.contains("nothing was changed"),
+                "{t}"
+            );
+            assert_eq!(text(&["list", "--installed"]), before);
+            let t = text(&["uninstall", "app"]);
+            assert!(
+            t.contains("no longer needed (installed as dependencies): libx@1.0.0; `dist autoremove` removes it"),
+            "{t}"
+        );
+            let t = text(&["autoremove", "--dry-run"]);
+            assert!(t.contains("would remove libx@1.0.0"), "{t}");
+            let v = stdout_json(&env.ok(&["autoremove", "--dry-run", "--json"]));
+            assert_eq!(
+                (v["dry_run"].clone(), v["removed"][0]["name"].clone()),
+                (true.into(), "libx".into())
+            );
+            assert!(text(&["list", "--installed"]).contains("libx"));
+        },
+    );
+    step(
+        "gc --dry-run says what a gc would free, in sizes and plurals",
+        || {
+            let gens = text(&["generations"]);
+            let t = text(&["gc", "--dry-run", "--keep", "1"]);
+            assert!(
+                t.contains("would remove libx@1.0.0 (nothing requested needs it)"),
+                "{t}"
+            );
+            assert!(
+                t.contains("would free ") && t.contains("(nothing was changed)"),
+                "{t}"
+            );
+            assert!(!t.contains("bytes"), "{t}");
+            assert_eq!(text(&["generations"]), gens);
+            let v = stdout_json(&env.ok(&["gc", "--dry-run", "--keep", "1", "--json"]));
+            assert_eq!(v["dry_run"], true);
+            let would = v["store_paths_removed"].as_array().unwrap().len();
+            assert!(would >= 2, "{v}");
+            let t = text(&["gc", "--keep", "1"]);
+            assert!(
+                t.contains(&format!("{would} store paths")) && t.contains("freed "),
+                "{t}"
+            );
+            let t = text(&["gc"]);
+            assert!(
+                t.contains("removed 0 generations, 0 store paths, 0 objects; freed 0 B"),
+                "{t}"
+            );
+        },
+    );
+    step(
+        "colour: on a terminal, never with NO_COLOR or --color never",
+        || {
+            let esc = |o: &Output| o.stdout.contains(&0x1b);
+            assert!(!esc(&env.ok(&["list", "--installed"])), "piped: no colour");
+            assert!(esc(&env.ok(&["--color", "always", "list", "--installed"])));
+            let on_tty = |no_color: Option<&str>, flag: &str| {
+                let cmd = format!(
+                    "{} --root {} {flag} list --installed",
+                    dist_bin().display(),
+                    env.root.display()
+                );
+                let mut c = std::process::Command::new(require_tool("script"));
+                c.args(["-qec", &cmd, "/dev/null"]);
+                match no_color {
+                    Some(v) => c.env("NO_COLOR", v),
+                    None => c.env_remove("NO_COLOR"),
+                };
+                run_ok(&mut c)
+            };
+            assert!(esc(&on_tty(None, "")), "a terminal gets colour");
+            assert!(!esc(&on_tty(Some("1"), "")), "NO_COLOR");
+            assert!(!esc(&on_tty(None, "--color never")));
+            assert!(esc(&on_tty(Some("1"), "--color always")));
+        },
+    );
 }

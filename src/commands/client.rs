@@ -10,6 +10,7 @@ use dist::client::{sync, Layout};
 use dist::format::ids::PackageName;
 use dist::repo::index::PackageRecord;
 
+use super::out::{Cell, Style, Table};
 use super::{json, out, printable, reporter, Global};
 use crate::cli::ClientFlags;
 
@@ -63,7 +64,7 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
         if json {
             json::print::<json::Sync>(&r)?;
         } else {
-            println!("{}", sync_line(&r));
+            println!("{}", sync_line(&r, g.verbose));
         }
         return Ok(0);
     }
@@ -73,7 +74,7 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
             Ok(r) => {
                 warn_sync(r);
                 if !json {
-                    println!("{name}: {}", sync_line(r));
+                    println!("{name}: {}", sync_line(r, g.verbose));
                 }
             }
             Err(e) => {
@@ -126,22 +127,30 @@ fn warn_sync(r: &sync::SyncReport) {
     }
 }
 
-fn sync_line(r: &sync::SyncReport) -> String {
-    if r.changed {
+fn sync_line(r: &sync::SyncReport, verbose: bool) -> String {
+    let versions = out::count(r.packages as u64, "package version");
+    let mut line = if r.changed {
         let how = match r.mode {
             sync::SyncMode::Delta => "deltas",
             _ => "the whole index",
         };
         format!(
-            "index updated to serial {} ({} package versions; {} bytes on the wire, {how})",
-            r.serial, r.packages, r.bytes_on_wire
+            "index updated to serial {} ({versions}; {} on the wire, {how})",
+            r.serial,
+            out::size(r.bytes_on_wire)
         )
     } else {
-        format!(
-            "index unchanged at serial {} ({} package versions)",
-            r.serial, r.packages
-        )
+        format!("index unchanged at serial {} ({versions})", r.serial)
+    };
+    if verbose {
+        line.push_str(&format!(
+            "\n  from {}, signed {} by key {}",
+            r.server,
+            out::date(r.created),
+            r.key
+        ));
     }
+    line
 }
 
 pub fn rollback(g: &Global, f: &ClientFlags, to: Option<u64>, json_out: bool) -> Result<i32> {
@@ -167,38 +176,32 @@ pub fn generations(g: &Global, json: bool) -> Result<i32> {
             .map(|gen| json::GenerationEntry::new(gen, cur))
             .collect();
         json::print(&v)?;
-    } else {
-        for gen in &gens {
-            let mark = if Some(gen.number) == cur { "*" } else { " " };
-            println!("{mark} {:>4}  {}", gen.number, gen.labels().join(" "));
-        }
+        return Ok(0);
     }
+    let mut t = Table::new().right_aligned(&[1]);
+    for gen in &gens {
+        let here = Some(gen.number) == cur;
+        t.row(vec![
+            if here {
+                Cell::styled("*", Style::Green)
+            } else {
+                " ".into()
+            },
+            match here {
+                true => Cell::styled(gen.number.to_string(), Style::Bold),
+                false => gen.number.to_string().into(),
+            },
+            Cell::styled(out::date(gen.created), Style::Dim),
+            gen.labels().join(" ").into(),
+        ]);
+    }
+    t.print("");
     Ok(0)
 }
 
-pub fn list(g: &Global, f: &ClientFlags, installed: bool, json: bool) -> Result<i32> {
+/// `dist list`: every version the synced indexes publish.
+pub fn list(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    if installed {
-        let cur = layout.current()?;
-        let pkgs: Vec<_> = cur
-            .map(|g| g.packages.into_values().collect())
-            .unwrap_or_default();
-        if json {
-            let held = layout.holds()?;
-            let v: Vec<json::InstalledEntry> = pkgs
-                .iter()
-                .map(|p| json::InstalledEntry::new(p, held.contains(&p.name)))
-                .collect();
-            json::print(&v)?;
-        } else if pkgs.is_empty() {
-            println!("nothing is installed");
-        } else {
-            for p in &pkgs {
-                println!("{}  {}", p.id(), p.store_path.display());
-            }
-        }
-        return Ok(0);
-    }
     let sources = Sources::open(&layout, &config(g, f)?)?;
     let all = sources.each(|snap| snap.all())?;
     if json {
@@ -206,10 +209,60 @@ pub fn list(g: &Global, f: &ClientFlags, installed: bool, json: bool) -> Result<
         json::print(&v)?;
     } else {
         let many = sources.iter().count() > 1;
-        for (p, r) in &all {
-            print_record(p, many.then_some(*r));
-        }
+        record_table(&all, many).print("");
     }
+    Ok(0)
+}
+
+/// `dist list --installed` / `--held`: the installed packages, each with how it came
+/// (requested by name, or as a dependency) and whether it is held.
+pub fn list_installed(g: &Global, held_only: bool, json: bool) -> Result<i32> {
+    let layout = Layout::new(&g.root);
+    let held = layout.holds()?;
+    let mut pkgs: Vec<_> = layout
+        .current()?
+        .map(|g| g.packages.into_values().collect())
+        .unwrap_or_default();
+    if held_only {
+        pkgs.retain(|p: &dist::client::profile::Installed| held.contains(&p.name));
+    }
+    if json {
+        let v: Vec<json::InstalledEntry> = pkgs
+            .iter()
+            .map(|p| json::InstalledEntry::new(p, held.contains(&p.name)))
+            .collect();
+        json::print(&v)?;
+        return Ok(0);
+    }
+    if pkgs.is_empty() {
+        println!(
+            "{}",
+            if held_only {
+                "nothing is held"
+            } else {
+                "nothing is installed"
+            }
+        );
+        return Ok(0);
+    }
+    let mut t = Table::new().right_aligned(&[4]);
+    for p in &pkgs {
+        t.row(vec![
+            Cell::styled(p.name.as_str(), Style::Bold),
+            p.version.to_string().into(),
+            match p.requested {
+                true => "requested".into(),
+                false => Cell::styled("dependency", Style::Dim),
+            },
+            match held.contains(&p.name) {
+                true => Cell::styled("held", Style::Yellow),
+                false => "".into(),
+            },
+            out::size(p.size).into(),
+            p.store_path.display().to_string().into(),
+        ]);
+    }
+    t.print("");
     Ok(0)
 }
 
@@ -261,9 +314,9 @@ pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> 
                 ""
             };
             println!(
-                "  {}  {} bytes  blake3 {}{mark}{}",
+                "  {}  {}  blake3 {}{mark}{}",
                 v.version,
-                v.size,
+                out::size(v.size),
                 v.blake3,
                 status_marks(v)
             );
@@ -272,32 +325,81 @@ pub fn info(g: &Global, f: &ClientFlags, name: &str, json: bool) -> Result<i32> 
     Ok(0)
 }
 
-/// `dist gc`: first what `autoremove` removes (installed as a dependency, needed by nothing
-/// requested any more), then generations beyond `--keep` and everything no generation uses.
-pub fn gc(g: &Global, f: &ClientFlags, keep: Option<usize>, json: bool) -> Result<i32> {
+/// `dist gc [--dry-run]`: first what `autoremove` removes (installed as a dependency, needed
+/// by nothing requested any more), then generations beyond `--keep` and everything no
+/// generation uses.
+pub fn gc(
+    g: &Global,
+    f: &ClientFlags,
+    keep: Option<usize>,
+    dry_run: bool,
+    json: bool,
+) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let settings = config(g, f)?;
     let reporter = reporter::Cli::new(g.quiet || json);
-    let autoremoved = dist::client::remove::autoremove(&layout, &settings, &reporter)?
-        .map(|(_, removed)| removed)
-        .unwrap_or_default();
-    let r = dist::client::maintain::gc(&layout, keep)?;
+    let plan = dist::client::remove::plan_autoremove(&layout, &settings)?;
+    let pending = plan.as_ref().map(|p| p.remaining());
+    let autoremoved = match (plan, dry_run) {
+        (None, _) => Vec::new(),
+        (Some(p), true) => p.leaving(),
+        (Some(p), false) => {
+            let cause = dist::client::transition::Cause::Change;
+            p.apply(&layout, &settings, cause, &reporter)?.1
+        }
+    };
+    let options = dist::client::maintain::GcOptions {
+        keep,
+        dry_run,
+        pending: pending.as_ref(),
+    };
+    let r = dist::client::maintain::gc(&layout, options)?;
     if json {
         let mut out = json::Gc::from(&r);
         out.autoremoved = autoremoved.iter().map(Into::into).collect();
+        out.dry_run = dry_run;
         json::print(&out)?;
-    } else {
-        for p in &autoremoved {
-            println!("removed {} (nothing requested needs it)", p.id());
+        return Ok(0);
+    }
+    let would = |done: &str, not_yet: &str| {
+        if dry_run {
+            not_yet.to_string()
+        } else {
+            done.to_string()
         }
+    };
+    for p in &autoremoved {
         println!(
-            "removed {} generations, {} store paths, {} objects; freed {} bytes",
-            r.generations_removed.len(),
-            r.store_paths_removed.len(),
-            r.objects_removed.len(),
-            r.bytes_freed
+            "{} {} (nothing requested needs it)",
+            would("removed", "would remove"),
+            p.id()
         );
     }
+    if g.verbose {
+        for n in &r.generations_removed {
+            println!("{} generation {n}", would("removed", "would remove"));
+        }
+        for p in &r.store_paths_removed {
+            println!("{} store path {p}", would("removed", "would remove"));
+        }
+        for o in &r.objects_removed {
+            println!("{} object {o}", would("removed", "would remove"));
+        }
+    }
+    println!(
+        "{} {}, {}, {}; {} {}{}",
+        would("removed", "would remove"),
+        out::count(r.generations_removed.len() as u64, "generation"),
+        out::count(r.store_paths_removed.len() as u64, "store path"),
+        out::count(r.objects_removed.len() as u64, "object"),
+        would("freed", "would free"),
+        out::size(r.bytes_freed),
+        if dry_run {
+            " (nothing was changed)"
+        } else {
+            ""
+        }
+    );
     Ok(0)
 }
 
@@ -323,9 +425,14 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
                 .map(|r| format!(" (yanked: {})", printable(r)))
                 .unwrap_or_default();
             if e.ok {
-                println!("ok       {}{y}", e.id());
+                println!("{}       {}{y}", out::paint(Style::Green, "ok"), e.id());
             } else {
-                println!("CHANGED  {}{y} ({})", e.id(), e.store_path.display());
+                println!(
+                    "{}  {}{y} ({})",
+                    out::paint(Style::Red, "CHANGED"),
+                    e.id(),
+                    e.store_path.display()
+                );
                 for d in &e.differences {
                     println!("         {d}");
                 }
@@ -366,9 +473,7 @@ pub fn search(g: &Global, f: &ClientFlags, term: &str, json: bool) -> Result<i32
         println!("no package matches `{term}`");
     } else {
         let many = sources.iter().count() > 1;
-        for (p, r) in &hits {
-            print_record(p, many.then_some(*r));
-        }
+        record_table(&hits, many).print("");
     }
     Ok(0)
 }
@@ -407,13 +512,24 @@ fn yanked_installed(
     out
 }
 
-/// One index record as a text line: `name@version  description`, with `REPO/` first when
-/// several repositories are configured.
-fn print_record(p: &PackageRecord, repo: Option<&str>) {
-    let repo = repo.map(|r| format!("{r}/")).unwrap_or_default();
-    println!(
-        "{repo}{}  {}",
-        p.id(),
-        printable(p.description.as_deref().unwrap_or(""))
-    );
+/// Index records as aligned lines: `name  version  size  description`, with the repository
+/// first when several are configured.
+fn record_table(records: &[(PackageRecord, &str)], many: bool) -> Table {
+    let mut t = Table::new().right_aligned(&[if many { 3 } else { 2 }]);
+    for (p, r) in records {
+        let mut row: Vec<Cell> = Vec::new();
+        if many {
+            row.push(Cell::styled(*r, Style::Dim));
+        }
+        row.push(Cell::styled(p.name.as_str(), Style::Bold));
+        row.push(p.version.to_string().into());
+        row.push(out::size(p.size).into());
+        row.push(
+            printable(p.description.as_deref().unwrap_or(""))
+                .into_owned()
+                .into(),
+        );
+        t.row(row);
+    }
+    t
 }

@@ -274,6 +274,24 @@ impl<'a> InstalledEntry<'a> {
 pub struct Removed<'a> {
     pub removed: Vec<Package<'a>>,
     pub generation: Option<u64>,
+    /// `--dry-run`: `removed` is what would be removed, and nothing changed.
+    pub dry_run: bool,
+    /// `uninstall`: what the removed packages had pulled in and nothing needs now (what
+    /// `autoremove` would remove).
+    pub unneeded: Vec<Package<'a>>,
+}
+
+/// `dist hold --json` without a name: the held packages.
+#[derive(Serialize)]
+pub struct Holds<'a> {
+    pub held: Vec<Held<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct Held<'a> {
+    pub name: &'a PackageName,
+    /// The version it keeps (null: held but not installed).
+    pub version: Option<&'a semver::Version>,
 }
 
 /// A package by name and version.
@@ -483,11 +501,14 @@ pub struct Gc<'a> {
     pub store_paths_removed: &'a [String],
     pub objects_removed: Vec<ObjectId>,
     pub bytes_freed: u64,
+    /// `--dry-run`: what would be removed and freed; nothing changed.
+    pub dry_run: bool,
 }
 
 impl<'a> From<&'a GcReport> for Gc<'a> {
     fn from(r: &'a GcReport) -> Gc<'a> {
         Gc {
+            dry_run: false,
             autoremoved: Vec::new(),
             generations_removed: &r.generations_removed,
             store_paths_removed: &r.store_paths_removed,

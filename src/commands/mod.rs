@@ -29,6 +29,7 @@ pub mod out;
 mod pack;
 mod packages;
 mod release;
+mod remove;
 mod reporter;
 mod serve;
 mod setup;
@@ -73,12 +74,17 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Install(a) if a.dry_run => Some((Mode::Shared, "install --dry-run")),
         Install(_) => Some((Mode::Exclusive, "install")),
         Bundle(_) => Some((Mode::Exclusive, "bundle")),
-        Uninstall { .. } => Some((Mode::Exclusive, "uninstall")),
+        Uninstall(a) if a.dry_run => Some((Mode::Shared, "uninstall --dry-run")),
+        Uninstall(_) => Some((Mode::Exclusive, "uninstall")),
         Upgrade(a) if a.dry_run => Some((Mode::Shared, "upgrade --dry-run")),
         Upgrade(_) => Some((Mode::Exclusive, "upgrade")),
+        // Listing the holds reads `holds.json`, replaced by rename.
+        Hold { name: None, .. } => None,
         Hold { .. } | Unhold { .. } => Some((Mode::Exclusive, "hold")),
+        Autoremove(a) if a.dry_run => Some((Mode::Shared, "autoremove --dry-run")),
         Autoremove(_) => Some((Mode::Exclusive, "autoremove")),
         Rollback { .. } => Some((Mode::Exclusive, "rollback")),
+        Gc { dry_run: true, .. } => Some((Mode::Shared, "gc --dry-run")),
         Gc { .. } => Some((Mode::Exclusive, "gc")),
         Daemon(DaemonCommand::Stop(_)) => Some((Mode::Exclusive, "daemon stop")),
         // Runs for as long as it seeds: it must not hold the root.
@@ -286,25 +292,38 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Sync(a) => client::sync(&g, &top.with(&a.client), a.json),
         Command::Install(a) => packages::install(&g, &top.with(&a.client), &a),
         Command::Bundle(a) => packages::bundle(&g, &top.with(&a.client), &a),
-        Command::Uninstall(a) => packages::uninstall(&g, &top.with(&a.client), &a),
+        Command::Uninstall(a) => remove::uninstall(&g, &top.with(&a.client), &a),
         Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
         Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),
-        Command::Hold { name, json } => packages::hold(&g, &name, true, json),
-        Command::Unhold { name, json } => packages::hold(&g, &name, false, json),
-        Command::Autoremove(a) => packages::autoremove(&g, &top.with(&a.client), a.json),
+        Command::Hold { name: None, json } => remove::holds(&g, json),
+        Command::Hold {
+            name: Some(name),
+            json,
+        } => remove::hold(&g, &name, true, json),
+        Command::Unhold { name, json } => remove::hold(&g, &name, false, json),
+        Command::Autoremove(a) => remove::autoremove(&g, &top.with(&a.client), &a),
         Command::Rollback { to, json, client } => {
             client::rollback(&g, &top.with(&client), to, json)
         }
         Command::Generations(j) => client::generations(&g, j.json),
         Command::List {
             installed,
+            held,
             json,
             client,
-        } => client::list(&g, &top.with(&client), installed, json),
+        } => match installed || held {
+            true => client::list_installed(&g, held, json),
+            false => client::list(&g, &top.with(&client), json),
+        },
         Command::Info { name, json, client } => client::info(&g, &top.with(&client), &name, json),
         Command::Daemon(DaemonCommand::Run(f)) => daemon::seeder(&g, &top.with(&f)),
         Command::Daemon(d) => daemon::daemon(&g, &d),
-        Command::Gc { keep, json, client } => client::gc(&g, &top.with(&client), keep, json),
+        Command::Gc {
+            keep,
+            dry_run,
+            json,
+            client,
+        } => client::gc(&g, &top.with(&client), keep, dry_run, json),
         Command::Verify(j) => client::verify(&g, j.json),
         Command::Search { term, json, client } => {
             client::search(&g, &top.with(&client), &term, json)

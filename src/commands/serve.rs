@@ -65,8 +65,10 @@ pub fn run(
                 fetched,
                 fetched_bytes,
             } => eprintln!(
-                "mirror   serial {serial} of {upstream} verified: {packages} package versions, \
-                 {fetched} objects fetched ({fetched_bytes} bytes)"
+                "mirror   serial {serial} of {upstream} verified: {}, {} fetched ({})",
+                super::out::count(packages as u64, "package version"),
+                super::out::count(fetched as u64, "object"),
+                super::out::size(fetched_bytes)
             ),
             ServeEvent::Seeder {
                 hot,
