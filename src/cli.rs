@@ -187,6 +187,11 @@ pub enum Command {
         #[command(flatten)]
         client: ClientFlags,
     },
+    /// Check what can keep this root from working: the configuration, each server (reachable,
+    /// its index verifies with the trusted key), the index copy, the seeding process, PATH,
+    /// disk space, the clock. Exit 1 when a check fails.
+    #[command(after_help = "Example:\n  dist doctor || dist doctor --json")]
+    Doctor(ClientJson),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     #[command(
         after_help = "Example:\n  dist completions bash > ~/.local/share/bash-completion/completions/dist"

@@ -35,13 +35,14 @@ impl Env {
     /// Packages `names` (each with the command `bin/<name>`), published; the client's
     /// `client.yaml` names the server and key, binds 127.0.0.1, and adds `yaml`.
     fn new(names: &[&str], yaml: &str) -> Env {
-        let specs: Vec<(&str, &str)> = names.iter().map(|n| (*n, "")).collect();
+        let specs: Vec<(&str, &str, usize)> = names.iter().map(|n| (*n, "", 0)).collect();
         Env::with(&specs, yaml)
     }
 
-    /// Like [`Env::new`], each package `(name, more manifest lines)`.
-    fn with(specs: &[(&str, &str)], yaml: &str) -> Env {
-        let names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
+    /// Like [`Env::new`], each package `(name, more manifest lines, bytes of an incompressible
+    /// asset of its own)`.
+    fn with(specs: &[(&str, &str, usize)], yaml: &str) -> Env {
+        let names: Vec<&str> = specs.iter().map(|(n, _, _)| *n).collect();
         let tmp = tempfile::tempdir().unwrap();
         let (repo, www, pkgs) = (
             tmp.path().join("repo"),
@@ -50,11 +51,14 @@ impl Env {
         );
         let dirs: Vec<PathBuf> = specs
             .iter()
-            .map(|(n, more)| {
+            .map(|(n, more, noise_bytes)| {
                 let d = local::command_package(&pkgs, n, n);
                 let m = d.join("manifest.yaml");
                 let text = fs::read_to_string(&m).unwrap();
                 fs::write(&m, format!("{text}{more}")).unwrap();
+                if *noise_bytes > 0 {
+                    fs::write(d.join("assets/data.bin"), noise(7, *noise_bytes)).unwrap();
+                }
                 d
             })
             .collect();
@@ -282,9 +286,9 @@ fn one_column(text: &str, what: &str, rows: usize) {
 fn output_reads_one_way_issue_23_finding_9() {
     let env = Env::with(
         &[
-            ("app", "depends: {libx: \"^1\"}\n"),
-            ("libx", ""),
-            ("longer-named-tool", ""),
+            ("app", "depends: {libx: \"^1\"}\n", 0),
+            ("libx", "", 0),
+            ("longer-named-tool", "", 0),
         ],
         "transport: http\nseed: false\n",
     );
@@ -458,5 +462,429 @@ fn output_reads_one_way_issue_23_finding_9() {
             assert!(!esc(&on_tty(None, "--color never")));
             assert!(esc(&on_tty(Some("1"), "--color always")));
         },
+    );
+}
+
+/// `dist --root CLIENT ARGS` with `PATH` set to `path` and no proxy in the environment.
+fn dist_env(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut c = dist();
+    c.arg("--root").arg(&env.root).args(args);
+    for v in PROXY_VARS {
+        c.env_remove(v);
+    }
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+const PROXY_VARS: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+#[test]
+fn install_hints_at_path_and_doctor_checks_the_root_issue_23_finding_11() {
+    let env = Env::new(&["hello", "world"], "transport: http\nseed: false\n");
+    let system = std::env::var("PATH").unwrap_or_default();
+    let bin = env.root.join("current/bin");
+    let with_bin = format!("{}:{system}", bin.display());
+    // Not on PATH: the install says so, with the line to add.
+    let o = dist_env(&env, &["install", "hello"], &[("PATH", &system)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("note: {} is not on your PATH", bin.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "eval \"$(dist --root {} env)\"",
+            env.root.display()
+        )),
+        "{err}"
+    );
+    // On PATH: nothing to say.
+    let o = dist_env(&env, &["install", "world"], &[("PATH", &with_bin)]);
+    assert!(
+        o.status.success() && !stderr(&o).contains("PATH"),
+        "{}",
+        stderr(&o)
+    );
+
+    // `dist doctor`: every check passes here (the server sends no Date: the clock is not
+    // compared), exit 0.
+    let o = dist_env(&env, &["doctor", "--json"], &[("PATH", &with_bin)]);
+    let v = stdout_json(&o);
+    let checks = v["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for want in [
+        "config", "server", "key", "index", "daemon", "path", "disk", "clock",
+    ] {
+        assert!(names.contains(&want), "no {want} check: {v}");
+    }
+    assert!(checks.iter().all(|c| c["ok"] == true), "{v}");
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    let text = stdout(&dist_env(&env, &["doctor"], &[("PATH", &with_bin)]));
+    assert!(
+        text.contains("ok    key ") || text.contains("ok  key "),
+        "{text}"
+    );
+    assert!(text.contains("verifies with key"), "{text}");
+    // A server that does not answer, and PATH without the profile: named, exit 1.
+    let dead = format!("http://127.0.0.1:{}", dead_port());
+    let o = dist_env(
+        &env,
+        &["--server-url", &dead, "doctor", "--json"],
+        &[("PATH", &system)],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v = stdout_json(&o);
+    let failed = |name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name && c["ok"] == false)
+            .map(|c| c["detail"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} did not fail: {v}"))
+    };
+    assert!(failed("server").contains("unreachable"), "{v}");
+    assert!(failed("key").contains(&dead), "{v}");
+    assert!(
+        failed("path").contains(&format!(
+            "eval \"$(dist --root {} env)\"",
+            env.root.display()
+        )),
+        "{v}"
+    );
+    assert!(
+        !failed("key").contains("public_key"),
+        "an outage is no key problem: {v}"
+    );
+    // A key that is not the repository's: the signature is named, with where to look.
+    let other = repo_key(&env.tmp.path().join("other-repo"));
+    let v = stdout_json(&dist_env(
+        &env,
+        &["--public-key", &other, "doctor", "--json"],
+        &[("PATH", &with_bin)],
+    ));
+    let key = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "key")
+        .unwrap();
+    assert_eq!(key["ok"], false, "{v}");
+    assert!(
+        key["detail"].as_str().unwrap().contains("dist key show"),
+        "{v}"
+    );
+    let text = stdout(&dist_env(&env, &["--server-url", &dead, "doctor"], &[]));
+    assert!(
+        text.contains("FAIL  server") && text.contains(" failed"),
+        "{text}"
+    );
+}
+
+/// A real HTTP forward proxy on loopback (no CONNECT): it records each request line, asks the
+/// origin the request names with the path alone, and relays the answer. Stopped on drop.
+struct Proxy {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, flag) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => relay(conn, &s),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        });
+        Proxy {
+            url,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One proxied request: `GET http://HOST:PORT/PATH HTTP/1.1` and its headers in, the origin's
+/// answer out.
+fn relay(conn: std::net::TcpStream, seen: &std::sync::Mutex<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let _ = conn.set_nonblocking(false);
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    seen.lock().unwrap().push(format!("{method} {target}"));
+    let mut headers = String::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) <= 2 {
+            break;
+        }
+        let name = h.split(':').next().unwrap_or("").to_ascii_lowercase();
+        if !["connection", "proxy-connection", "proxy-authorization"].contains(&name.as_str()) {
+            headers.push_str(&h);
+        }
+    }
+    let Some(rest) = target.strip_prefix("http://") else {
+        let _ = (&conn).write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Ok(mut origin) = std::net::TcpStream::connect(authority) else {
+        let _ = (&conn).write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    let head = format!("{method} {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+    if origin.write_all(head.as_bytes()).is_ok() {
+        let _ = std::io::copy(&mut origin, &mut &conn);
+    }
+}
+
+#[test]
+fn sync_and_fetches_go_through_the_environments_proxy_issue_23_finding_11() {
+    let env = Env::new(&["hello", "world"], "transport: http\nseed: false\n");
+    let proxy = Proxy::start();
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    ok(dist_env(&env, &["sync"], &[("HTTP_PROXY", &proxy.url)]));
+    ok(dist_env(
+        &env,
+        &["install", "hello"],
+        &[("HTTP_PROXY", &proxy.url)],
+    ));
+    let seen = proxy.seen();
+    let origin = &env.server.url;
+    assert!(
+        seen.contains(&format!("GET {origin}/index.json")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.starts_with(&format!("GET {origin}/objects/"))),
+        "{seen:?}"
+    );
+    // The lowercase name too; NO_PROXY exempts the host.
+    ok(dist_env(
+        &env,
+        &["install", "world"],
+        &[("http_proxy", &proxy.url), ("NO_PROXY", "127.0.0.1")],
+    ));
+    assert_eq!(proxy.seen(), seen, "NO_PROXY must bypass the proxy");
+    ok(dist_env(&env, &["uninstall", "world"], &[]));
+    ok(dist_env(&env, &["gc", "--keep", "1"], &[]));
+    ok(dist_env(
+        &env,
+        &["install", "world"],
+        &[("http_proxy", &proxy.url)],
+    ));
+    assert!(proxy.seen().len() > seen.len(), "{:?}", proxy.seen());
+    // A proxy value that is none is named.
+    let o = dist_env(&env, &["sync"], &[("HTTP_PROXY", "ftp://nowhere:1")]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("`HTTP_PROXY`: `ftp://nowhere:1` is not a proxy URL"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn download_limit_holds_http_and_libtorrent_to_it_issue_23_finding_11() {
+    const LIMIT_KBPS: u64 = 100;
+    let env = Env::with(
+        &[("big", "", 400_000), ("big2", "", 400_000)],
+        "transport: http\nseed: false\nengine: libtorrent\ndownload_limit: 100\n",
+    );
+    let v = stdout_json(&env.ok(&["config", "show", "--json"]));
+    assert_eq!(v["settings"]["download_limit"]["value"], 100, "{v}");
+    // The fastest a limited download can be: its size at the limit.
+    let floor_ms = |name: &str| env.packed[name]["size"].as_u64().unwrap() / LIMIT_KBPS;
+    let v = stdout_json(&env.ok(&["install", "--json", "big"]));
+    let took = v[0]["phases_ms"]["fetch"].as_u64().unwrap();
+    assert!(
+        took >= floor_ms("big") * 9 / 10,
+        "{took} ms < {} ms: {v}",
+        floor_ms("big")
+    );
+    // libtorrent, from the server as a web seed.
+    let p = &env.packed["big2"];
+    let blake3 = p["blake3"].as_str().unwrap();
+    let web_seed = format!(
+        "{}/objects/{}/{}",
+        env.server.url,
+        &blake3[..2],
+        &blake3[2..]
+    );
+    let info = dist::format::torrent::Info::parse_torrent(
+        &fs::read(p["torrent"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    fs::write(
+        env.www().join(format!(
+            "torrents/{}.torrent",
+            p["infohash"].as_str().unwrap()
+        )),
+        info.render(&[], std::slice::from_ref(&web_seed)),
+    )
+    .unwrap();
+    let v = stdout_json(&env.ok(&["install", "--json", "--transport", "torrent", "big2"]));
+    assert_eq!(v[0]["engine"], "libtorrent", "{v}");
+    let took = v[0]["phases_ms"]["fetch"].as_u64().unwrap();
+    assert!(
+        took >= floor_ms("big2") / 2,
+        "{took} ms < {} ms / 2: {v}",
+        floor_ms("big2")
+    );
+}
+
+/// `dist serve` on loopback, stopped with SIGTERM (by pid) on drop.
+struct Serve {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        wait_until(
+            "dist serve to exit",
+            std::time::Duration::from_secs(30),
+            || match self.child.try_wait() {
+                Ok(Some(_)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        );
+    }
+}
+
+#[test]
+fn the_catalog_shows_the_key_and_the_init_line_issue_23_finding_11() {
+    for t in ["opentracker", "transmission-daemon"] {
+        require_tool(t);
+    }
+    let chromium = require_tool("chromium");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    run_ok(
+        dist()
+            .arg("--root")
+            .arg(&repo)
+            .arg("add")
+            .arg(local::command_package(
+                &tmp.path().join("pkgs"),
+                "hello",
+                "hello",
+            )),
+    );
+    let key = repo_key(&repo);
+    let (http, tracker) = (
+        format!("127.0.0.1:{}", dead_port()),
+        format!("127.0.0.1:{}", dead_port()),
+    );
+    let serve = Serve {
+        child: dist()
+            .arg("--root")
+            .arg(&repo)
+            .args([
+                "serve",
+                "--http",
+                &http,
+                "--tracker",
+                &tracker,
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(tmp.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap(),
+        base: format!("http://{http}"),
+    };
+    wait_until(
+        "GET /health = 200",
+        std::time::Duration::from_secs(60),
+        || {
+            ureq::get(&format!("{}/health", serve.base))
+                .call()
+                .map(|_| ())
+                .map_err(|e| {
+                    format!(
+                        "{e}: {}",
+                        fs::read_to_string(tmp.path().join("serve.log")).unwrap_or_default()
+                    )
+                })
+        },
+    );
+    let dom = run_ok(
+        std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                tmp.path().join("chromium").display()
+            ))
+            .arg("--dump-dom")
+            .arg(format!("{}/", serve.base)),
+    );
+    let dom = stdout(&dom);
+    assert!(
+        dom.contains(&format!("<code id=\"public-key\">{key}</code>")),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "<pre id=\"init-line\"><code>dist init --server-url {} --public-key {key}</code></pre>",
+            serve.base
+        )),
+        "{dom}"
     );
 }

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod conffiles;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub(crate) mod fetch;
 pub mod install;
 pub mod interrupt;

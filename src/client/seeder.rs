@@ -93,6 +93,14 @@ pub fn status(layout: &Layout) -> SeederStatus {
         .unwrap_or_default()
 }
 
+/// How long ago the running seeder last wrote its status (it does every second).
+pub fn status_age(layout: &Layout) -> Option<Duration> {
+    let modified = std::fs::metadata(layout.seeder_status_path())
+        .and_then(|m| m.modified())
+        .ok()?;
+    Some(modified.elapsed().unwrap_or_default())
+}
+
 /// Offers an installed (verified) object to the seeder, starting it if none runs.
 pub fn offer(layout: &Layout, settings: &Settings, offer: &Offer) -> Result<()> {
     let dir = layout.seeds_dir();

@@ -199,8 +199,12 @@ pub fn generations(g: &Global, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// `dist list`: every version the synced indexes publish.
-pub fn list(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
+/// `dist list`: every version the synced indexes publish; with `--installed` or `--held`
+/// (`installed`), what is installed.
+pub fn list(g: &Global, f: &ClientFlags, installed: (bool, bool), json: bool) -> Result<i32> {
+    if let (true, held) | (_, held @ true) = installed {
+        return list_installed(g, held, json);
+    }
     let layout = Layout::new(&g.root);
     let sources = Sources::open(&layout, &config(g, f)?)?;
     let all = sources.each(|snap| snap.all())?;
@@ -216,7 +220,7 @@ pub fn list(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
 
 /// `dist list --installed` / `--held`: the installed packages, each with how it came
 /// (requested by name, or as a dependency) and whether it is held.
-pub fn list_installed(g: &Global, held_only: bool, json: bool) -> Result<i32> {
+fn list_installed(g: &Global, held_only: bool, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let held = layout.holds()?;
     let mut pkgs: Vec<_> = layout

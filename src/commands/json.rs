@@ -539,3 +539,26 @@ pub struct Hold<'a> {
     /// Whether this call changed it.
     pub changed: bool,
 }
+
+/// `dist doctor --json`.
+#[derive(Serialize)]
+pub struct Doctor<'a> {
+    pub checks: Vec<DoctorCheck<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct DoctorCheck<'a> {
+    pub name: &'a str,
+    pub ok: bool,
+    pub detail: &'a str,
+}
+
+impl<'a> From<&'a dist::client::doctor::Check> for DoctorCheck<'a> {
+    fn from(c: &'a dist::client::doctor::Check) -> DoctorCheck<'a> {
+        DoctorCheck {
+            name: c.name,
+            ok: c.ok,
+            detail: &c.detail,
+        }
+    }
+}

@@ -17,6 +17,7 @@ macro_rules! eprintln {
 mod add;
 mod client;
 mod daemon;
+mod doctor;
 mod env;
 mod files;
 mod fleet;
@@ -95,6 +96,8 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Apply(_) => Some((Mode::Exclusive, "apply")),
         Init(_) => Some((Mode::Exclusive, "init")),
         Completions { .. } | Manpages { .. } | Env { .. } => None,
+        // Reads only; a lock held by an install must not hide what is wrong.
+        Doctor(_) => None,
         // Readers never wait (issue 23): what they read (`current`, generation.json, the index
         // copy, holds) is replaced by rename or changed inside an SQLite transaction, so each
         // read sees one consistent state while an install, sync or gc runs.
@@ -279,6 +282,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Files { name, json } => files::files(&g, &name, json),
         Command::Owner { path, json } => files::owner(&g, &path, json),
         Command::Env { shell } => env::print(&g, shell),
+        Command::Doctor(a) => doctor::run(&g, &top.with(&a.client), a.json),
         Command::Repair {
             names,
             json,
@@ -295,12 +299,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Uninstall(a) => remove::uninstall(&g, &top.with(&a.client), &a),
         Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
         Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),
-        Command::Hold { name: None, json } => remove::holds(&g, json),
-        Command::Hold {
-            name: Some(name),
-            json,
-        } => remove::hold(&g, &name, true, json),
-        Command::Unhold { name, json } => remove::hold(&g, &name, false, json),
+        Command::Hold { name, json } => remove::hold(&g, name.as_deref(), true, json),
+        Command::Unhold { name, json } => remove::hold(&g, Some(&name), false, json),
         Command::Autoremove(a) => remove::autoremove(&g, &top.with(&a.client), &a),
         Command::Rollback { to, json, client } => {
             client::rollback(&g, &top.with(&client), to, json)
@@ -311,10 +311,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             held,
             json,
             client,
-        } => match installed || held {
-            true => client::list_installed(&g, held, json),
-            false => client::list(&g, &top.with(&client), json),
-        },
+        } => client::list(&g, &top.with(&client), (installed, held), json),
         Command::Info { name, json, client } => client::info(&g, &top.with(&client), &name, json),
         Command::Daemon(DaemonCommand::Run(f)) => daemon::seeder(&g, &top.with(&f)),
         Command::Daemon(d) => daemon::daemon(&g, &d),

@@ -2,8 +2,6 @@
 //! install left a background process seeding, and that the profile's programs are not on
 //! `PATH`. On standard error, after the command's own lines, unless `--quiet`.
 
-use std::path::Path;
-
 use dist::client::config::{config_path, Engine};
 use dist::client::seeding;
 
@@ -39,33 +37,27 @@ pub fn seeding(g: &Global, started: Option<&seeding::Started>) {
     );
 }
 
-/// Whether `dir` is one of the directories of `PATH` (compared after resolving symlinks, so
-/// `~/.local/share/dist/current/bin` matches however it is spelled).
-pub fn on_path(dir: &Path) -> bool {
-    let want = std::fs::canonicalize(dir).ok();
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .any(|p| p == dir || (want.is_some() && std::fs::canonicalize(&p).ok() == want))
-}
-
 /// The hint an install gives when the profile's `bin/` is not on `PATH`: the line to add.
 pub fn path_hint(g: &Global) {
     let bin = g.root.join("current/bin");
-    if g.quiet || !bin.is_dir() || on_path(&bin) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if g.quiet || !bin.is_dir() || dist::client::doctor::on_path(&bin, &path) {
         return;
     }
-    let default = super::default_root().and_then(|r| Ok(std::path::absolute(r)?));
-    let root = match default.is_ok_and(|d| d == g.root) {
-        true => String::new(),
-        false => format!(" --root {}", printable(&g.root.display().to_string())),
-    };
     eprintln!(
         "{} {} is not on your PATH, so the programs installed there are not found by name; add this line to ~/.bashrc (or ~/.zshrc, ~/.profile):",
         note_prefix(),
         bin.display()
     );
-    eprintln!(
-        "      {}",
-        out::epaint(Style::Bold, &format!("eval \"$(dist{root} env)\""))
-    );
+    eprintln!("      {}", out::epaint(Style::Bold, &env_line(g)));
+}
+
+/// The line that puts this root's profile on `PATH` (with `--root` unless it is the default).
+pub fn env_line(g: &Global) -> String {
+    let default = super::default_root().and_then(|r| Ok(std::path::absolute(r)?));
+    let root = match default.is_ok_and(|d| d == g.root) {
+        true => String::new(),
+        false => format!(" --root {}", printable(&g.root.display().to_string())),
+    };
+    format!("eval \"$(dist{root} env)\"")
 }

@@ -115,8 +115,11 @@ fn print_removed(
     Ok(0)
 }
 
-/// `dist hold NAME` / `dist unhold NAME`.
-pub fn hold(g: &Global, name: &str, on: bool, json_out: bool) -> Result<i32> {
+/// `dist hold NAME` / `dist unhold NAME`; `dist hold` alone lists the holds.
+pub fn hold(g: &Global, name: Option<&str>, on: bool, json_out: bool) -> Result<i32> {
+    let Some(name) = name else {
+        return holds(g, json_out);
+    };
     let layout = Layout::new(&g.root);
     let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
     let changed = layout.set_hold(&name, on)?;
@@ -138,7 +141,7 @@ pub fn hold(g: &Global, name: &str, on: bool, json_out: bool) -> Result<i32> {
 }
 
 /// `dist hold` without a name: the held packages and the versions they keep.
-pub fn holds(g: &Global, json_out: bool) -> Result<i32> {
+fn holds(g: &Global, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let held = layout.holds()?;
     let installed = layout.current()?.map(|c| c.packages).unwrap_or_default();

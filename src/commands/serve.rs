@@ -4,6 +4,7 @@
 use anyhow::Result;
 use dist::server::{self, ServeConfig, ServeEvent, ServerFile};
 
+use super::out::{count, size};
 use super::Global;
 use crate::cli::ServeArgs;
 
@@ -38,61 +39,73 @@ pub fn run(
         if quiet && !matches!(e, ServeEvent::Problem(_)) {
             return;
         }
-        match e {
-            ServeEvent::Http { http, public_url } => {
-                eprintln!("http     listening on {http} (public URL {public_url})")
-            }
-            ServeEvent::Listening {
-                tracker,
-                announce_url,
-                peer,
-                rpc_port,
-                hot_set,
-            } => {
-                eprintln!("tracker  opentracker on {tracker} (announce {announce_url})");
-                eprintln!(
-                    "seeder   transmission-daemon peer {peer}, RPC 127.0.0.1:{rpc_port}, \
-                     hot set {hot_set}"
-                );
-            }
-            ServeEvent::Published { serial, packages } => {
-                eprintln!("index    serial {serial}, {packages} package versions")
-            }
-            ServeEvent::Mirrored {
-                upstream,
-                serial,
-                packages,
-                fetched,
-                fetched_bytes,
-            } => eprintln!(
-                "mirror   serial {serial} of {upstream} verified: {}, {} fetched ({})",
-                super::out::count(packages as u64, "package version"),
-                super::out::count(fetched as u64, "object"),
-                super::out::size(fetched_bytes)
-            ),
-            ServeEvent::Seeder {
-                hot,
-                added,
-                removed,
-                repointed,
-                resumed,
-            } => eprintln!(
-                "seeder   hot set {hot}: {added} added, {removed} removed, \
-                 {repointed} re-pointed at this tracker, {resumed} resumed"
-            ),
-            ServeEvent::Promoted { infohash, evicted } => match evicted {
-                Some(old) => eprintln!("hot      {infohash} requested (evicts {old})"),
-                None => eprintln!("hot      {infohash} requested"),
-            },
-            ServeEvent::Healthy { seeding } => eprintln!(
-                "ready    {seeding} hot torrents seeding and announced, every infohash \
-                 tracked (GET /health is 200)"
-            ),
-            ServeEvent::Unhealthy(why) => eprintln!("unready  {why} (GET /health is 503)"),
-            ServeEvent::Problem(p) => eprintln!("warning  {p}"),
-            ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
-        }
+        say(e);
     };
     server::serve(&g.root, &cfg, &report)?;
     Ok(0)
+}
+
+/// One line on standard error for what the server did.
+fn say(e: ServeEvent) {
+    match e {
+        ServeEvent::Http { http, public_url } => {
+            eprintln!("http     listening on {http} (public URL {public_url})")
+        }
+        ServeEvent::Listening {
+            tracker,
+            announce_url,
+            peer,
+            rpc_port,
+            hot_set,
+        } => {
+            eprintln!("tracker  opentracker on {tracker} (announce {announce_url})");
+            eprintln!(
+                "seeder   transmission-daemon peer {peer}, RPC 127.0.0.1:{rpc_port}, \
+                 hot set {hot_set}"
+            );
+        }
+        ServeEvent::Published { serial, packages } => {
+            eprintln!(
+                "index    serial {serial}, {}",
+                count(packages as u64, "package version")
+            )
+        }
+        ServeEvent::Mirrored {
+            upstream,
+            serial,
+            packages,
+            fetched,
+            fetched_bytes,
+        } => {
+            let (versions, objects) = (
+                count(packages as u64, "package version"),
+                count(fetched as u64, "object"),
+            );
+            let bytes = size(fetched_bytes);
+            eprintln!(
+                "mirror   serial {serial} of {upstream} verified: {versions}, {objects} fetched ({bytes})"
+            )
+        }
+        ServeEvent::Seeder {
+            hot,
+            added,
+            removed,
+            repointed,
+            resumed,
+        } => eprintln!(
+            "seeder   hot set {hot}: {added} added, {removed} removed, \
+             {repointed} re-pointed at this tracker, {resumed} resumed"
+        ),
+        ServeEvent::Promoted { infohash, evicted } => match evicted {
+            Some(old) => eprintln!("hot      {infohash} requested (evicts {old})"),
+            None => eprintln!("hot      {infohash} requested"),
+        },
+        ServeEvent::Healthy { seeding } => eprintln!(
+            "ready    {seeding} hot torrents seeding and announced, every infohash \
+             tracked (GET /health is 200)"
+        ),
+        ServeEvent::Unhealthy(why) => eprintln!("unready  {why} (GET /health is 503)"),
+        ServeEvent::Problem(p) => eprintln!("warning  {p}"),
+        ServeEvent::Stopping => eprintln!("stopping tracker and seeder"),
+    }
 }
