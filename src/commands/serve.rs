@@ -78,7 +78,7 @@ fn say(e: ServeEvent) {
             fetched_bytes,
         } => {
             let (versions, objects) = (
-                count(packages as u64, "package version"),
+                count(packages, "package version"),
                 count(fetched as u64, "object"),
             );
             let bytes = size(fetched_bytes);

@@ -170,7 +170,7 @@ pub fn await_all(
                     timeout.as_secs(),
                     s.rec.id(),
                     t.percent_done * 100.0,
-                    count(t.peers_connected.max(0) as u64, "peer"),
+                    count(t.peers_connected, "peer"),
                     if t.webseeds_sending_to_us > 0 {
                         "active"
                     } else {
@@ -195,7 +195,7 @@ impl Started<'_> {
             &self.rec.infohash,
             &info_name(self.rec),
             &self.endpoints,
-            t.peers_connected.max(0) as u32,
+            u32::try_from(t.peers_connected).unwrap_or(u32::MAX),
             quiet,
         );
         report.warn(&d.to_string());
