@@ -116,17 +116,20 @@ impl Why {
         match self {
             Why::Configured => format!("transport {fetcher} configured"),
             Why::Large { threshold } => {
-                format!("at least auto_threshold ({threshold} bytes): the swarm")
+                format!("at least auto_threshold ({}): the swarm", crate::text::size(*threshold))
             }
             Why::Small => {
                 format!("auto: {fetcher} unless the swarm or the origin's load says otherwise")
             }
             Why::Swarm { peers } => format!(
-                "the tracker knows {peers} peer(s) fetching it now: a crowd, the swarm carries it"
+                "the tracker knows {} fetching it now: a crowd, the swarm carries it",
+                crate::text::count(*peers, "peer")
             ),
             Why::Lone => "no crowd fetching it, and the origin admitted a direct download".into(),
             Why::Handover { peers, have } => format!(
-                "the direct download was slow and the tracker knows {peers} peer(s): the swarm carries the rest ({have} bytes were in)"
+                "the direct download was slow and the tracker knows {}: the swarm carries the rest ({} were in)",
+                crate::text::count(*peers, "peer"),
+                crate::text::size(*have)
             ),
             Why::OriginBusy => {
                 "the origin is busy (it refused a whole-object download): the swarm carries it"

@@ -245,6 +245,13 @@ fn daemon(layout: &Layout, s: &Settings) -> Check {
     if !s.seed {
         return Check::new("daemon", true, "seed: false: nothing is seeded");
     }
+    if let Some(st) = layout.daemon_state() {
+        return Check::new(
+            "daemon",
+            false,
+            format!("transmission-daemon (pid {}) seeded this root and is not running (stopped, or the machine restarted): the next install starts it", st.pid),
+        );
+    }
     if seeder::has_offers(layout) {
         return Check::new(
             "daemon",
