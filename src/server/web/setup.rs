@@ -33,3 +33,17 @@ pub fn html(server_url: &str, public_key: Option<&str>) -> String {
         escape(&init)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_box_escapes_what_it_shows_and_is_absent_without_a_key() {
+        let b = html("http://r:1/\"><script>x</script>", Some("RW<b>key"));
+        assert!(!b.contains("<script>") && !b.contains("<b>"), "{b}");
+        assert!(b.contains("dist init --server-url http://r:1/"), "{b}");
+        assert!(b.contains("RW&lt;b&gt;key"), "{b}");
+        assert_eq!(html("http://r:1", None), "");
+    }
+}
