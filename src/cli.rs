@@ -28,6 +28,14 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// Say more: how each object was fetched, where a sync went, what a gc removed.
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t)]
+    pub color: crate::commands::out::ColorChoice,
+
     /// Seconds to wait for another dist holding this root's lock (default 300, or
     /// DIST_LOCK_TIMEOUT).
     #[arg(long, global = true, value_name = "SECS")]
@@ -192,6 +200,11 @@ pub enum Command {
         #[command(flatten)]
         client: ClientFlags,
     },
+    /// Check what can keep this root from working: the configuration, each server (reachable,
+    /// its index verifies with the trusted key), the index copy, the seeding process, PATH,
+    /// disk space, the clock. Exit 1 when a check fails.
+    #[command(after_help = "Example:\n  dist doctor || dist doctor --json")]
+    Doctor(ClientJson),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     #[command(
         after_help = "Example:\n  dist completions bash > ~/.local/share/bash-completion/completions/dist"
@@ -206,11 +219,13 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Installed packages with a newer version in the index.
     Outdated(ClientJson),
-    /// Keep a package at its installed version through `upgrade` and resolution.
+    /// Keep a package at its installed version through `upgrade` and resolution; without a
+    /// name, list the held packages.
+    #[command(after_help = "Examples:\n  dist hold hello\n  dist hold          # what is held")]
     Hold {
-        /// An installed package.
+        /// An installed package (none: list the holds).
         #[arg(add = complete::installed_names())]
-        name: String,
+        name: Option<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -225,7 +240,7 @@ pub enum Command {
         json: bool,
     },
     /// Remove the packages installed as dependencies that nothing requested needs any more.
-    Autoremove(ClientJson),
+    Autoremove(AutoremoveArgs),
     /// Switch back to the previous generation, or to generation N.
     #[command(
         after_help = "Examples:\n  dist rollback\n  dist generations && dist rollback --to 3"
@@ -243,13 +258,18 @@ pub enum Command {
     /// List generations.
     Generations(JsonFlag),
     /// List packages of the index, or the installed ones.
+    #[command(after_help = "Examples:\n  dist list --installed\n  dist list --held")]
     List {
-        /// The installed packages instead of the index's.
+        /// The installed packages instead of the index's (with how each came: requested or
+        /// as a dependency, and whether it is held).
         #[arg(long)]
         installed: bool,
         /// The installed packages with a newer version: what `dist outdated` prints.
         #[arg(long, conflicts_with = "installed")]
         upgradable: bool,
+        /// Only the installed packages `dist hold` keeps at their version.
+        #[arg(long, conflicts_with = "installed")]
+        held: bool,
         /// Print a JSON array instead of text.
         #[arg(long)]
         json: bool,
@@ -269,7 +289,8 @@ pub enum Command {
         #[command(flatten)]
         client: ClientFlags,
     },
-    /// The client's transmission-daemon.
+    /// The background process that seeds what this root installed (the libtorrent seeder or
+    /// transmission-daemon): what it seeds, its upload limit, stopping it.
     #[command(subcommand)]
     Daemon(DaemonCommand),
     /// Remove what `autoremove` would, delete generations beyond the newest N, then what no
@@ -278,6 +299,9 @@ pub enum Command {
         /// Keep the newest N generations (default: all of them; the current one always).
         #[arg(long, value_name = "N")]
         keep: Option<usize>,
+        /// Say what would be removed and freed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -522,9 +546,25 @@ pub struct UninstallArgs {
     /// uninstall scripts are told DIST_ACTION=purge.
     #[arg(long)]
     pub purge: bool,
+    /// Say what would be removed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub client: ClientFlags,
+}
+
+/// `dist autoremove`.
+#[derive(clap::Args, Debug)]
+pub struct AutoremoveArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Say what would be removed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub client: ClientFlags,
 }

@@ -7,7 +7,9 @@
 pub mod client;
 pub mod daemons;
 pub mod format;
+pub mod net;
 pub mod object;
 pub mod repo;
 pub mod server;
 pub mod store;
+pub mod text;

@@ -28,6 +28,7 @@ fn main() {
             None => e.exit(),
         },
     };
+    commands::out::set_color(cli.color);
     match commands::run(cli) {
         Ok(code) => match commands::out::failure() {
             Some(e) => {
@@ -44,7 +45,8 @@ fn main() {
                 commands::print_json_error(&format!("{e:#}"), kind);
             }
             commands::out::stderr(format_args!(
-                "error: {}",
+                "{} {}",
+                commands::out::error_prefix(),
                 commands::printable_error(&format!("{e:#}"))
             ));
             std::process::exit(if kind == "usage" { 2 } else { 1 });

@@ -116,17 +116,20 @@ impl Why {
         match self {
             Why::Configured => format!("transport {fetcher} configured"),
             Why::Large { threshold } => {
-                format!("at least auto_threshold ({threshold} bytes): the swarm")
+                format!("at least auto_threshold ({}): the swarm", crate::text::size(*threshold))
             }
             Why::Small => {
                 format!("auto: {fetcher} unless the swarm or the origin's load says otherwise")
             }
             Why::Swarm { peers } => format!(
-                "the tracker knows {peers} peer(s) fetching it now: a crowd, the swarm carries it"
+                "the tracker knows {} fetching it now: a crowd, the swarm carries it",
+                crate::text::count(*peers, "peer")
             ),
             Why::Lone => "no crowd fetching it, and the origin admitted a direct download".into(),
             Why::Handover { peers, have } => format!(
-                "the direct download was slow and the tracker knows {peers} peer(s): the swarm carries the rest ({have} bytes were in)"
+                "the direct download was slow and the tracker knows {}: the swarm carries the rest ({} were in)",
+                crate::text::count(*peers, "peer"),
+                crate::text::size(*have)
             ),
             Why::OriginBusy => {
                 "the origin is busy (it refused a whole-object download): the swarm carries it"
@@ -175,6 +178,9 @@ pub struct ClientConfig {
     pub rpc_url: Option<String>,
     /// Upload cap (kB/s) of the private daemon; 0 for none (default `DEFAULT_UPLOAD_LIMIT`).
     pub upload_limit: Option<u32>,
+    /// Download cap (kB/s) of every transfer of an install: BitTorrent (either engine) and
+    /// HTTP; 0 or unset for none.
+    pub download_limit: Option<u32>,
     /// Whether installed objects keep seeding (default true); false: leech only.
     pub seed: Option<bool>,
     /// Size from which `auto` always picks BitTorrent (default: none, decided per object).
@@ -249,6 +255,7 @@ impl ClientConfig {
             transport: Some(Transport::default()),
             engine: Some(Engine::default()),
             upload_limit: Some(DEFAULT_UPLOAD_LIMIT),
+            download_limit: Some(0),
             seed: Some(true),
             stale_after: Some(STALE_AFTER_SECS),
             max_index_size: Some(MAX_INDEX_SIZE),
@@ -318,6 +325,7 @@ impl ClientConfig {
                 0 => None,
                 n => Some(n),
             },
+            download_limit: self.download_limit.filter(|n| *n > 0),
             seed: self.seed.unwrap_or(true),
             auto_threshold: self.auto_threshold,
             stale_after: self.stale_after.unwrap_or(STALE_AFTER_SECS),
@@ -341,6 +349,8 @@ pub struct Settings {
     pub rpc_url: Option<String>,
     /// kB/s; `None`: unlimited.
     pub upload_limit: Option<u32>,
+    /// kB/s; `None`: unlimited.
+    pub download_limit: Option<u32>,
     pub seed: bool,
     pub auto_threshold: Option<u64>,
     pub stale_after: u64,

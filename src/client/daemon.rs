@@ -18,6 +18,10 @@ pub struct DaemonState {
     pub pid: u32,
     pub rpc_port: u16,
     pub peer_port: u16,
+    /// The upload cap it was started with, kB/s (0: none); absent in states written before
+    /// it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<u32>,
 }
 
 impl Layout {
@@ -69,11 +73,13 @@ pub fn ensure(layout: &Layout, settings: &Settings) -> Result<Rpc> {
     );
     dcfg.bind_ipv4 = bind;
     dcfg.upload_limit_kbps = settings.upload_limit;
+    dcfg.download_limit_kbps = settings.download_limit;
     let handle = transmission::start_daemon(&dcfg)?;
     let st = DaemonState {
         pid: handle.pid,
         rpc_port,
         peer_port,
+        upload_limit: Some(settings.upload_limit.unwrap_or(0)),
     };
     fsx::write_atomic(
         &layout.daemon_state_path(),

@@ -112,3 +112,16 @@ pub(crate) fn usable_local(idx: &IndexDir, prev: Option<&IndexState>) -> Option<
     let snap = Snapshot::open_local(&idx.db()).ok()?;
     (snap.format == INDEX_FORMAT && snap.serial == p.serial).then(|| p.clone())
 }
+
+/// A sync that failed before it changed anything. Its cause keeps its type, so a caller (the
+/// `--json` kind) can still tell a signature from an outage.
+#[derive(Debug)]
+pub struct IndexUnchanged(pub anyhow::Error);
+
+impl std::fmt::Display for IndexUnchanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}; the local index is unchanged", self.0)
+    }
+}
+
+impl std::error::Error for IndexUnchanged {}

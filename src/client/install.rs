@@ -20,7 +20,7 @@ use super::plan::{Action, Plan, PlanItem};
 use super::resolve::Because;
 use super::transition::{Cause, Change, Target, Transition};
 use super::trees::{self, Clash, MergeError};
-use super::{daemon, interrupt, seeder, Layout, Phase, Reporter};
+use super::{daemon, interrupt, seeder, seeding, Layout, Phase, Reporter};
 use crate::format::ids::PackageName;
 use crate::object::{self, VerifiedObject};
 
@@ -97,6 +97,9 @@ pub struct Outcome {
     /// Installed packages `--replace` removed because a package of the plan provides one of
     /// their profile paths.
     pub replaced: Vec<Replaced>,
+    /// The background process this install started to seed what it fetched (issue 23,
+    /// finding 2): `None` when nothing is seeded or the process ran already.
+    pub seeding: Option<seeding::Started>,
 }
 
 /// An installed package that left for a package of the plan (`--replace`), and the clash.
@@ -166,6 +169,11 @@ pub fn install(
         unpacked: Vec::new(),
         armed: true,
     };
+    let seeding_before =
+        match settings.seed && plan.items.iter().any(|i| i.action.fetcher().is_some()) {
+            true => seeding::running(layout, settings.upload_limit),
+            false => Vec::new(),
+        };
     let mut fetched = fetch_all(layout, settings, &plan.items, &mut guard.swarm, report)?;
     let verified = verify_all(layout, &plan.items, &fetched, report)?;
     let mut done: Vec<Installation> = plan
@@ -191,7 +199,7 @@ pub fn install(
     }
     let switched = switch(layout, settings, &plan, &mut done, report)?;
     let swarm = guard.commit();
-    share(layout, settings, &swarm, &mut done, report);
+    let shared = share(layout, settings, &swarm, &mut done, report);
     let (generation, config_kept, replaced) = match switched {
         Some(s) => (Some(s.generation), s.config_kept, s.replaced),
         None => (None, Vec::new(), Vec::new()),
@@ -201,6 +209,7 @@ pub fn install(
         generation,
         config_kept,
         replaced,
+        seeding: seeding::started(layout, settings, &seeding_before, shared),
     })
 }
 
@@ -378,14 +387,15 @@ fn verify_all(
 /// After a successful install: with `seed: false` what the swarm brought stops being shared;
 /// otherwise what was fetched is seeded, so the swarm grows with its users (best effort: a
 /// failure is a warning): transmission seeds what it downloaded and is handed what came over
-/// HTTP; with libtorrent, the root's seeder is offered everything fetched.
+/// HTTP; with libtorrent, the root's seeder is offered everything fetched. Returns the
+/// packages now seeded.
 fn share(
     layout: &Layout,
     settings: &Settings,
     swarm: &Swarm,
     done: &mut [Installation],
     report: &dyn Reporter,
-) {
+) -> Vec<crate::format::ids::PackageId> {
     // What transmission fetched stays there to seed (it is the engine's own daemon); what the
     // installing process's libtorrent session fetched goes to the root's seeder.
     let shared = match (&swarm.lt, settings.seed) {
@@ -397,7 +407,7 @@ fn share(
         report.warn(&format!("cannot stop seeding what was installed: {e:#}"));
     }
     if !settings.seed {
-        return;
+        return Vec::new();
     }
     // A seeder killed since the last install starts again (and seeds without hashing).
     if settings.engine == Engine::Libtorrent && seeder::has_offers(layout) {
@@ -405,6 +415,7 @@ fn share(
             report.warn(&format!("cannot start the libtorrent seeder: {e:#}"));
         }
     }
+    let mut seeded_ids = Vec::new();
     for d in done.iter_mut() {
         let Some(f) = &d.fetched else { continue };
         let t = Instant::now();
@@ -414,12 +425,16 @@ fn share(
             Engine::Transmission => Ok(()),
             Engine::Libtorrent => offer(layout, settings, swarm, &d.item),
         };
-        if let Err(e) = seeded {
-            let id = d.item.record.id();
-            report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
+        match seeded {
+            Ok(()) => seeded_ids.push(d.item.record.id()),
+            Err(e) => {
+                let id = d.item.record.id();
+                report.warn(&format!("{id}: installed, but cannot seed it: {e:#}"));
+            }
         }
         d.stages.insert(Stage::Seed, t.elapsed());
     }
+    seeded_ids
 }
 
 /// Hands an object fetched over HTTP to transmission so this client seeds it.

@@ -2,7 +2,7 @@
 //! generations, then unreferenced store paths and objects) and `verify` (store paths against
 //! what was recorded at install).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -85,27 +85,51 @@ fn du(path: &Path) -> u64 {
     }
 }
 
+/// What a `gc` is asked to do.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GcOptions<'a> {
+    /// Keep the newest `keep` generations (the current one always); `None`: all.
+    pub keep: Option<usize>,
+    /// Compute the report and delete nothing.
+    pub dry_run: bool,
+    /// With `dry_run`: the set a removal (autoremove) would have made current first, counted
+    /// as a generation newer than all.
+    pub pending: Option<&'a BTreeMap<PackageName, Installed>>,
+}
+
 /// Deletes generations beyond the newest `keep` (never the current one), then every store path,
 /// cached object and download no remaining generation references (stopping their seeding
 /// first). Generations go first: an interrupted gc leaves at worst unreferenced store paths,
-/// which the next gc collects, never a generation whose store path is gone.
-pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
+/// which the next gc collects, never a generation whose store path is gone. With `dry_run`,
+/// the same report and nothing deleted.
+pub fn gc(layout: &Layout, o: GcOptions<'_>) -> Result<GcReport> {
     let mut report = GcReport::default();
-    let gens = layout.generations()?;
-    let current = layout.current_number()?;
-    if let Some(keep) = keep {
-        let n = gens.len();
-        for g in gens.iter().take(n.saturating_sub(keep)) {
-            if Some(g.number) == current {
-                continue;
-            }
-            let dir = layout.generation_dir(g.number);
-            report.bytes_freed += du(&dir);
-            fsx::remove_tree(&dir)?;
-            report.generations_removed.push(g.number);
-        }
+    let mut gens = layout.generations()?;
+    let mut current = layout.current_number()?;
+    if let (Some(pending), true) = (o.pending, o.dry_run) {
+        let number = gens.last().map_or(1, |g| g.number + 1);
+        gens.push(super::generation::Generation {
+            number,
+            created: 0,
+            packages: pending.clone(),
+        });
+        current = Some(number);
     }
-    let remaining = layout.generations()?;
+    let n = gens.len();
+    let drop = n.saturating_sub(o.keep.unwrap_or(n));
+    let mut remaining = Vec::with_capacity(n);
+    for (i, g) in gens.into_iter().enumerate() {
+        if i >= drop || Some(g.number) == current {
+            remaining.push(g);
+            continue;
+        }
+        let dir = layout.generation_dir(g.number);
+        report.bytes_freed += du(&dir);
+        if !o.dry_run {
+            fsx::remove_tree(&dir)?;
+        }
+        report.generations_removed.push(g.number);
+    }
     let live_paths: BTreeSet<PathBuf> = remaining
         .iter()
         .flat_map(|g| g.packages.values().map(|p| p.store_path.clone()))
@@ -122,15 +146,20 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
         .flat_map(|g| g.packages.values().map(|p| p.infohash))
         .collect();
 
-    collect_store_paths(layout, &live_paths, &mut report)?;
-    collect_launchers(layout, &live_paths)?;
-    collect_downloads(layout, &live_hashes, &mut report)?;
+    collect_store_paths(layout, &live_paths, o.dry_run, &mut report)?;
+    if !o.dry_run {
+        collect_launchers(layout, &live_paths)?;
+    }
+    collect_downloads(layout, &live_hashes, o.dry_run, &mut report)?;
     for (id, path) in layout.objects().list() {
         if live_objects.contains(&id) {
             continue;
         }
         report.bytes_freed += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        if !o.dry_run {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
         report.objects_removed.push(id);
     }
     Ok(report)
@@ -141,6 +170,7 @@ pub fn gc(layout: &Layout, keep: Option<usize>) -> Result<GcReport> {
 fn collect_store_paths(
     layout: &Layout,
     live_paths: &BTreeSet<PathBuf>,
+    dry_run: bool,
     report: &mut GcReport,
 ) -> Result<()> {
     for e in std::fs::read_dir(layout.store_dir())
@@ -156,6 +186,9 @@ fn collect_store_paths(
             let store_path = layout.store_dir().join(store_name);
             if !store_path.exists() && !live_paths.contains(&store_path) {
                 report.bytes_freed += du(&path);
+                if dry_run {
+                    continue;
+                }
                 match std::fs::remove_file(&path) {
                     // Already gone with its store path, earlier in this same pass.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -168,8 +201,10 @@ fn collect_store_paths(
             continue;
         }
         report.bytes_freed += du(&path);
-        fsx::remove_tree(&path)?;
-        let _ = std::fs::remove_file(record_path(&path));
+        if !dry_run {
+            fsx::remove_tree(&path)?;
+            let _ = std::fs::remove_file(record_path(&path));
+        }
         report.store_paths_removed.push(name);
     }
     Ok(())
@@ -198,6 +233,7 @@ fn collect_launchers(layout: &Layout, live_paths: &BTreeSet<PathBuf>) -> Result<
 fn collect_downloads(
     layout: &Layout,
     live_hashes: &BTreeSet<InfoHash>,
+    dry_run: bool,
     report: &mut GcReport,
 ) -> Result<()> {
     // Only directories named by an infohash are downloads; anything else is not ours to judge.
@@ -208,6 +244,13 @@ fn collect_downloads(
         .filter_map(|e| InfoHash::parse(&e.file_name().to_string_lossy()).ok())
         .filter(|h| !live_hashes.contains(h))
         .collect();
+    if dry_run {
+        report.bytes_freed += dead
+            .iter()
+            .map(|h| du(&layout.download_dir(h)))
+            .sum::<u64>();
+        return Ok(());
+    }
     if !dead.is_empty() {
         if let Some((_, rpc)) = daemon::running(layout) {
             let known: BTreeSet<InfoHash> = rpc.all()?.into_iter().map(|t| t.hash_string).collect();

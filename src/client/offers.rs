@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::config::Settings;
-use super::index_copy::{usable_local, IndexDir, IndexState};
+use super::index_copy::{usable_local, IndexDir, IndexState, IndexUnchanged};
 use super::trust::Trust;
 use crate::repo::keys::{self, Followed};
 use crate::repo::wire::{Remote, SignedManifest};
@@ -76,13 +76,21 @@ pub(super) fn ask_all<'a>(
     let ask = |server: &'a String| {
         // A server that cannot be reached (a mirror that is down) costs seconds, not the whole
         // `http_timeout`: the others are waited for.
-        let agent = ureq::AgentBuilder::new()
+        // Proxied as every fetch from a server (`HTTP_PROXY`, `NO_PROXY`, …); a cause keeps
+        // its type (the `--json` kind tells a signature from an outage).
+        let builder = ureq::AgentBuilder::new()
             .timeout(cfg.http_timeout)
-            .timeout_connect(cfg.http_timeout.min(CONNECT_TIMEOUT))
-            .build();
-        let mut wire = Remote::new(agent, server);
-        let answer = keys::fetch_manifest(&mut wire, trust.key(), trust.revoked(), etag, limit)
-            .map_err(|e| anyhow::anyhow!("{e:#}; the local index is unchanged"));
+            .timeout_connect(cfg.http_timeout.min(CONNECT_TIMEOUT));
+        let (wire, answer) = match crate::net::with_proxy(builder, server) {
+            Ok(agent) => {
+                let mut wire = Remote::new(agent, server);
+                let answer =
+                    keys::fetch_manifest(&mut wire, trust.key(), trust.revoked(), etag, limit);
+                (wire, answer)
+            }
+            Err(e) => (Remote::new(ureq::agent(), server), Err(e)),
+        };
+        let answer = answer.map_err(|e| anyhow::Error::new(IndexUnchanged(e)));
         Offer {
             server,
             wire,

@@ -14,11 +14,58 @@ use super::transition::{Cause, Target, Transition};
 use super::{Layout, Reporter};
 use crate::format::ids::PackageName;
 
+/// What an `uninstall` or `autoremove` takes out of the current set, decided without changing
+/// anything: `--dry-run` prints it, [`Removal::apply`] carries it out.
+#[derive(Debug, Clone)]
+pub struct Removal {
+    packages: BTreeMap<PackageName, Installed>,
+    graph: BTreeMap<PackageName, BTreeSet<PackageName>>,
+    gone: BTreeSet<PackageName>,
+}
+
+impl Removal {
+    /// The packages that leave, dependents first (the order their uninstall scripts run).
+    pub fn leaving(&self) -> Vec<Installed> {
+        resolve::dependents_first(&self.graph, &self.gone)
+            .iter()
+            .map(|n| self.packages[n].clone())
+            .collect()
+    }
+
+    /// The current set without them.
+    pub fn remaining(&self) -> BTreeMap<PackageName, Installed> {
+        let mut next = self.packages.clone();
+        next.retain(|n, _| !self.gone.contains(n));
+        next
+    }
+
+    /// One transition without them, their uninstall scripts dependents first; their holds
+    /// are released after the switch. Returns the new generation and what left.
+    pub fn apply(
+        self,
+        layout: &Layout,
+        settings: &Settings,
+        cause: Cause,
+        report: &dyn Reporter,
+    ) -> Result<(u64, Vec<Installed>)> {
+        let leaving = self.leaving();
+        let next = self.remaining();
+        let transition =
+            Transition::new(&self.packages, next, &BTreeSet::new(), Target::New, cause);
+        let switched = transition.apply(layout, settings.script_timeout, report)?;
+        // A hold is of an installed package: what left is held no more (issue 25: a held
+        // package removed by `--with-dependents` stayed in `holds.json`).
+        for name in &self.gone {
+            layout.set_hold(name, false)?;
+        }
+        Ok((switched.generation, leaving))
+    }
+}
+
 /// Removes `names` from the current set in one transition: their uninstall scripts first (a
-/// failure keeps them), then a new generation without them. A package other installed packages
-/// (not being removed) depend on is refused, naming them, unless `with_dependents` (then they go
-/// too, dependents' scripts first). `purge`: their scripts are told `purge`, and their state
-/// (`ROOT/var/<name>`) and configuration (`ROOT/etc/<name>`) go with them.
+/// failure keeps them), then a new generation without them. See [`plan_uninstall`] for what
+/// is refused. `purge`: their scripts are told `purge`, and their state (`ROOT/var/<name>`)
+/// and configuration (`ROOT/etc/<name>`) go with them.
 pub fn uninstall(
     layout: &Layout,
     settings: &Settings,
@@ -27,6 +74,18 @@ pub fn uninstall(
     purge: bool,
     report: &dyn Reporter,
 ) -> Result<(u64, Vec<Installed>)> {
+    let cause = if purge { Cause::Purge } else { Cause::Change };
+    plan_uninstall(layout, settings, names, with_dependents)?.apply(layout, settings, cause, report)
+}
+
+/// What `uninstall names` takes out: a package other installed packages (not being removed)
+/// depend on is refused, naming them, unless `with_dependents` (then they go too).
+pub fn plan_uninstall(
+    layout: &Layout,
+    settings: &Settings,
+    names: &[String],
+    with_dependents: bool,
+) -> Result<Removal> {
     let current = layout
         .current()?
         .with_context(|| format!("`{}` is not installed (nothing is)", names.join("`, `")))?;
@@ -68,16 +127,11 @@ pub fn uninstall(
     }
     let mut gone = dependents;
     gone.extend(asked);
-    let cause = if purge { Cause::Purge } else { Cause::Change };
-    remove_packages(
-        layout,
-        settings,
-        &current.packages,
-        &graph,
-        &gone,
-        cause,
-        report,
-    )
+    Ok(Removal {
+        packages: current.packages,
+        graph,
+        gone,
+    })
 }
 
 /// Removes what nothing requested needs any more (installed as a dependency, no longer one).
@@ -87,6 +141,15 @@ pub fn autoremove(
     settings: &Settings,
     report: &dyn Reporter,
 ) -> Result<Option<(u64, Vec<Installed>)>> {
+    match plan_autoremove(layout, settings)? {
+        Some(r) => r.apply(layout, settings, Cause::Change, report).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What `autoremove` takes out: the installed packages that neither a requested nor a held
+/// one needs. `None` when that is nothing.
+pub fn plan_autoremove(layout: &Layout, settings: &Settings) -> Result<Option<Removal>> {
     let Some(current) = layout.current()? else {
         return Ok(None);
     };
@@ -109,22 +172,16 @@ pub fn autoremove(
     if gone.is_empty() {
         return Ok(None);
     }
-    remove_packages(
-        layout,
-        settings,
-        &current.packages,
-        &graph,
-        &gone,
-        Cause::Change,
-        report,
-    )
-    .map(Some)
+    Ok(Some(Removal {
+        packages: current.packages,
+        graph,
+        gone,
+    }))
 }
 
-/// `uninstall --purge NAME` of a package that is not installed (any more) but left state or
-/// configuration behind (a plain `uninstall` earlier, or a purge killed after its switch):
-/// removes `ROOT/var/NAME` and `ROOT/etc/NAME`. False when `name` is installed or left nothing.
-pub fn purge_leftovers(layout: &Layout, name: &str) -> Result<bool> {
+/// Whether `name` is not installed (any more) but left state or configuration behind (a plain
+/// `uninstall` earlier, or a purge killed after its switch): what [`purge_leftovers`] removes.
+pub fn has_leftovers(layout: &Layout, name: &str) -> Result<bool> {
     let Ok(name) = PackageName::parse(name) else {
         return Ok(false);
     };
@@ -132,40 +189,20 @@ pub fn purge_leftovers(layout: &Layout, name: &str) -> Result<bool> {
         .current()?
         .is_some_and(|g| g.packages.contains_key(&name));
     let dirs = [layout.state_dir(&name), layout.config_dir(&name)];
-    if installed || !dirs.iter().any(|d| std::fs::symlink_metadata(d).is_ok()) {
-        return Ok(false);
-    }
-    for d in &dirs {
-        super::transition::purge_dir(d)?;
-    }
-    Ok(true)
+    Ok(!installed && dirs.iter().any(|d| std::fs::symlink_metadata(d).is_ok()))
 }
 
-/// One transition without `gone`, their uninstall scripts dependents first; their holds are
-/// released after the switch.
-fn remove_packages(
-    layout: &Layout,
-    settings: &Settings,
-    packages: &BTreeMap<PackageName, Installed>,
-    graph: &BTreeMap<PackageName, BTreeSet<PackageName>>,
-    gone: &BTreeSet<PackageName>,
-    cause: Cause,
-    report: &dyn Reporter,
-) -> Result<(u64, Vec<Installed>)> {
-    let leaving: Vec<Installed> = resolve::dependents_first(graph, gone)
-        .iter()
-        .map(|n| packages[n].clone())
-        .collect();
-    let mut next = packages.clone();
-    next.retain(|n, _| !gone.contains(n));
-    let transition = Transition::new(packages, next, &BTreeSet::new(), Target::New, cause);
-    let switched = transition.apply(layout, settings.script_timeout, report)?;
-    // A hold is of an installed package: what left is held no more (issue 25: a held package
-    // removed by `--with-dependents` stayed in `holds.json`).
-    for name in gone {
-        layout.set_hold(name, false)?;
+/// `uninstall --purge NAME` of a package that [`has_leftovers`]: removes `ROOT/var/NAME` and
+/// `ROOT/etc/NAME`. False when `name` is installed or left nothing.
+pub fn purge_leftovers(layout: &Layout, name: &str) -> Result<bool> {
+    if !has_leftovers(layout, name)? {
+        return Ok(false);
     }
-    Ok((switched.generation, leaving))
+    let name = PackageName::parse(name)?;
+    for d in [layout.state_dir(&name), layout.config_dir(&name)] {
+        super::transition::purge_dir(&d)?;
+    }
+    Ok(true)
 }
 
 /// The installed dependency graph: what each package depends on as recorded when it was

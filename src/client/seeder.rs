@@ -29,6 +29,10 @@ use crate::store::fsx;
 pub struct SeederState {
     pub pid: u32,
     pub peer_port: u16,
+    /// The upload cap it runs with, kB/s (0: none); absent in states written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<u32>,
 }
 
 /// One object offered to the seeder.
@@ -87,6 +91,14 @@ pub fn status(layout: &Layout) -> SeederStatus {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
+}
+
+/// How long ago the running seeder last wrote its status (it does every second).
+pub fn status_age(layout: &Layout) -> Option<Duration> {
+    let modified = std::fs::metadata(layout.seeder_status_path())
+        .and_then(|m| m.modified())
+        .ok()?;
+    Some(modified.elapsed().unwrap_or_default())
 }
 
 /// Offers an installed (verified) object to the seeder, starting it if none runs.
@@ -173,6 +185,7 @@ pub fn run(layout: &Layout, settings: &Settings, report: &dyn Reporter) -> Resul
     let st = SeederState {
         pid: std::process::id(),
         peer_port: session.listen_port(),
+        upload_limit: Some(settings.upload_limit.unwrap_or(0)),
     };
     fsx::write_atomic(
         &layout.seeder_state_path(),

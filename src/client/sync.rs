@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::config::{RepoName, Repository, Settings};
-use super::index_copy::{IndexDir, IndexState};
+use super::index_copy::{IndexDir, IndexState, IndexUnchanged};
 use super::offers::{ask_all, Held, Offer};
 use super::trust::Trust;
 use super::Layout;
@@ -144,19 +144,6 @@ pub fn sync(idx: &IndexDir, repo: &Repository, cfg: &Settings) -> Result<SyncRep
         others.join("; ")
     )))
 }
-
-/// A sync that failed before it changed anything. Its cause keeps its type, so a caller (the
-/// `--json` kind) can still tell a signature from an outage.
-#[derive(Debug)]
-pub struct IndexUnchanged(pub anyhow::Error);
-
-impl std::fmt::Display for IndexUnchanged {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}; the local index is unchanged", self.0)
-    }
-}
-
-impl std::error::Error for IndexUnchanged {}
 
 /// Brings the local index to what `offer` offers: refuses what contradicts the copy held (an
 /// older serial, another index for the same serial, another repository's), then fetches and

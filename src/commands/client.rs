@@ -1,17 +1,18 @@
-//! The client commands: sync, rollback, generations, list, daemon, gc, verify, search
-//! (what changes the installed set is in `packages.rs`).
+//! The client commands: sync, rollback, generations, list, info, gc, verify, search (what
+//! changes the installed set is in `packages.rs`, the seeding daemon in `daemon.rs`).
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
-use dist::client::config::{config_path, ClientConfig, ConfigError, Engine, Settings};
+use anyhow::Result;
+use dist::client::config::{config_path, ClientConfig, ConfigError, Settings};
 use dist::client::sources::Sources;
-use dist::client::{daemon, seeder, sync, Layout};
+use dist::client::{sync, Layout};
 use dist::format::ids::PackageName;
 use dist::repo::index::PackageRecord;
 
-use super::{json, printable, reporter, Global};
-use crate::cli::{ClientFlags, DaemonCommand};
+use super::out::{Cell, Style, Table};
+use super::{json, out, printable, reporter, Global};
+use crate::cli::ClientFlags;
 
 /// client.yaml with the flags on top, resolved once.
 pub fn config(g: &Global, f: &ClientFlags) -> Result<Settings> {
@@ -63,7 +64,7 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
         if json {
             json::print::<json::Sync>(&r)?;
         } else {
-            println!("{}", sync_line(&r));
+            println!("{}", sync_line(&r, g.verbose));
         }
         return Ok(0);
     }
@@ -73,12 +74,16 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
             Ok(r) => {
                 warn_sync(r);
                 if !json {
-                    println!("{name}: {}", sync_line(r));
+                    println!("{name}: {}", sync_line(r, g.verbose));
                 }
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}", super::printable_error(&format!("{e:#}")));
+                eprintln!(
+                    "{} {}",
+                    out::error_prefix(),
+                    super::printable_error(&format!("{e:#}"))
+                );
                 if !json {
                     println!("{name}: not updated (its last verified index stays)");
                 }
@@ -104,41 +109,48 @@ pub fn sync(g: &Global, f: &ClientFlags, json: bool) -> Result<i32> {
 
 fn warn_sync(r: &sync::SyncReport) {
     for w in [&r.stale_warning, &r.fallback_reason].into_iter().flatten() {
-        eprintln!("warning: {w}");
+        eprintln!("{} {w}", out::warning_prefix());
     }
     for k in &r.key_rotations {
         eprintln!(
-            "note: the repository rotated its key {} -> {}: verified by the rotation statement, trusted from now on (recorded beside the index in trust.json)",
-            k.from, k.to
+            "{} the repository rotated its key {} -> {}: verified by the rotation statement, trusted from now on (recorded beside the index in trust.json)",
+            out::note_prefix(),
+            k.from,
+            k.to
         );
     }
     for k in &r.revoked_keys {
-        eprintln!("note: the repository revoked key {k}: it is never accepted again");
-    }
-    for b in &r.behind {
         eprintln!(
-            "warning: {} is behind: it offers index serial {}, {} offers {}",
-            b.server, b.serial, r.server, r.serial
+            "{} the repository revoked key {k}: it is never accepted again",
+            out::note_prefix()
         );
     }
 }
 
-fn sync_line(r: &sync::SyncReport) -> String {
-    if r.changed {
+fn sync_line(r: &sync::SyncReport, verbose: bool) -> String {
+    let versions = out::count(r.packages as u64, "package version");
+    let mut line = if r.changed {
         let how = match r.mode {
             sync::SyncMode::Delta => "deltas",
             _ => "the whole index",
         };
         format!(
-            "index updated to serial {} ({} package versions; {} bytes on the wire, {how})",
-            r.serial, r.packages, r.bytes_on_wire
+            "index updated to serial {} ({versions}; {} on the wire, {how})",
+            r.serial,
+            out::size(r.bytes_on_wire)
         )
     } else {
-        format!(
-            "index unchanged at serial {} ({} package versions)",
-            r.serial, r.packages
-        )
+        format!("index unchanged at serial {} ({versions})", r.serial)
+    };
+    if verbose {
+        line.push_str(&format!(
+            "\n  from {}, signed {} by key {}",
+            r.server,
+            out::date(r.created),
+            r.key
+        ));
     }
+    line
 }
 
 pub fn rollback(g: &Global, f: &ClientFlags, to: Option<u64>, json_out: bool) -> Result<i32> {
@@ -164,44 +176,41 @@ pub fn generations(g: &Global, json: bool) -> Result<i32> {
             .map(|gen| json::GenerationEntry::new(gen, cur))
             .collect();
         json::print(&v)?;
-    } else {
-        for gen in &gens {
-            let mark = if Some(gen.number) == cur { "*" } else { " " };
-            println!("{mark} {:>4}  {}", gen.number, gen.labels().join(" "));
-        }
+        return Ok(0);
     }
+    let mut t = Table::new().right_aligned(&[1]);
+    for gen in &gens {
+        let here = Some(gen.number) == cur;
+        t.row(vec![
+            if here {
+                Cell::styled("*", Style::Green)
+            } else {
+                " ".into()
+            },
+            match here {
+                true => Cell::styled(gen.number.to_string(), Style::Bold),
+                false => gen.number.to_string().into(),
+            },
+            Cell::styled(out::date(gen.created), Style::Dim),
+            gen.labels().join(" ").into(),
+        ]);
+    }
+    t.print("");
     Ok(0)
 }
 
-/// `dist list [--installed | --upgradable]`: the index's packages, the installed ones, or what
-/// `dist outdated` lists (apt's `list --upgradable`).
-pub fn list(g: &Global, f: &ClientFlags, which: (bool, bool), json: bool) -> Result<i32> {
-    let (installed, upgradable) = which;
+/// `dist list`: every version the synced indexes publish; with `--installed` or `--held`
+/// (`installed`), what is installed.
+/// `--upgradable`: what `dist outdated` lists (apt's `list --upgradable`).
+pub fn list(g: &Global, f: &ClientFlags, which: (bool, bool, bool), json: bool) -> Result<i32> {
+    let (installed, upgradable, held) = which;
     if upgradable {
         return super::packages::outdated(g, f, json);
     }
-    let layout = Layout::new(&g.root);
-    if installed {
-        let cur = layout.current()?;
-        let pkgs: Vec<_> = cur
-            .map(|g| g.packages.into_values().collect())
-            .unwrap_or_default();
-        if json {
-            let held = layout.holds()?;
-            let v: Vec<json::InstalledEntry> = pkgs
-                .iter()
-                .map(|p| json::InstalledEntry::new(p, held.contains(&p.name)))
-                .collect();
-            json::print(&v)?;
-        } else if pkgs.is_empty() {
-            println!("nothing is installed");
-        } else {
-            for p in &pkgs {
-                println!("{}  {}", p.id(), p.store_path.display());
-            }
-        }
-        return Ok(0);
+    if installed || held {
+        return list_installed(g, held, json);
     }
+    let layout = Layout::new(&g.root);
     let sources = Sources::open(&layout, &config(g, f)?)?;
     let all = sources.each(|snap| snap.all())?;
     if json {
@@ -209,218 +218,137 @@ pub fn list(g: &Global, f: &ClientFlags, which: (bool, bool), json: bool) -> Res
         json::print(&v)?;
     } else {
         let many = sources.iter().count() > 1;
-        for (p, r) in &all {
-            print_record(p, many.then_some(*r));
-        }
+        record_table(&all, many).print("");
     }
     Ok(0)
 }
 
-/// `dist daemon run`: the libtorrent engine's seeder, until SIGTERM (its warnings go to
-/// stderr, which is its log).
-pub fn seeder(g: &Global, f: &ClientFlags) -> Result<i32> {
-    let settings = config(g, f)?;
-    let reporter = reporter::Cli::new(true);
-    dist::client::seeder::run(&Layout::new(&g.root), &settings, &reporter)?;
-    Ok(0)
-}
-
-/// The engine `daemon status` reports on: the configured one (client.yaml), unless only the
-/// other one runs.
-fn daemon_engine(g: &Global, layout: &Layout) -> Engine {
-    let configured = ClientConfig::load(&g.root)
-        .ok()
-        .and_then(|c| c.engine)
-        .unwrap_or_default();
-    let lt = seeder::running(layout).is_some();
-    let tr = daemon::running(layout).is_some();
-    match (configured, lt, tr) {
-        (Engine::Transmission, true, false) => Engine::Libtorrent,
-        (Engine::Libtorrent, false, true) => Engine::Transmission,
-        (e, _, _) => e,
-    }
-}
-
-pub fn daemon(g: &Global, cmd: &DaemonCommand) -> Result<i32> {
+/// `dist list --installed` / `--held`: the installed packages, each with how it came
+/// (requested by name, or as a dependency) and whether it is held.
+fn list_installed(g: &Global, held_only: bool, json: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
-    match cmd {
-        DaemonCommand::Stop(j) => {
-            let stopped = daemon::stop(&layout)?;
-            let seeder = seeder::stop(&layout)?;
-            if j.json {
-                json::print(&json::DaemonStop {
-                    stopped: stopped || seeder,
-                })?;
+    let held = layout.holds()?;
+    let mut pkgs: Vec<_> = layout
+        .current()?
+        .map(|g| g.packages.into_values().collect())
+        .unwrap_or_default();
+    if held_only {
+        pkgs.retain(|p: &dist::client::generation::Installed| held.contains(&p.name));
+    }
+    if json {
+        let v: Vec<json::InstalledEntry> = pkgs
+            .iter()
+            .map(|p| json::InstalledEntry::new(p, held.contains(&p.name)))
+            .collect();
+        json::print(&v)?;
+        return Ok(0);
+    }
+    if pkgs.is_empty() {
+        println!(
+            "{}",
+            if held_only {
+                "nothing is held"
             } else {
-                match (stopped, seeder) {
-                    (false, false) => println!("no daemon is running for this root"),
-                    (tr, lt) => {
-                        if tr {
-                            println!("transmission-daemon stopped");
-                        }
-                        if lt {
-                            println!("libtorrent seeder stopped");
-                        }
-                    }
-                }
+                "nothing is installed"
             }
-            Ok(0)
-        }
-        DaemonCommand::Status(j) => match daemon_engine(g, &layout) {
-            Engine::Transmission => transmission_status(&layout, j.json),
-            Engine::Libtorrent => seeder_status(&layout, j.json),
-        },
-        DaemonCommand::Run(_) => unreachable!("dispatched to `seeder`"),
-    }
-}
-
-fn transmission_status(layout: &Layout, json_out: bool) -> Result<i32> {
-    let Some((st, rpc)) = daemon::running(layout) else {
-        return not_running(Engine::Transmission, json_out);
-    };
-    let mut all = rpc.all().context("cannot query the daemon")?;
-    all.retain(|t| !dist::daemons::transmission::Kicker::is_dummy(&t.hash_string));
-    if json_out {
-        let torrents = all
-            .iter()
-            .map(|t| json::DaemonTorrent {
-                infohash: t.hash_string,
-                name: t.name.clone(),
-                peers: t.peers.iter().map(|p| p.address.clone()).collect(),
-                percent_done: t.percent_done,
-                status: Some(t.status),
-                state: t.state().name(),
-                uploaded: t.uploaded_ever,
-            })
-            .collect();
-        json::print(&json::DaemonStatus {
-            engine: Engine::Transmission.name(),
-            peer_port: Some(st.peer_port),
-            pid: Some(st.pid),
-            rpc_port: Some(st.rpc_port),
-            running: true,
-            torrents,
-        })?;
+        );
         return Ok(0);
     }
-    println!(
-        "transmission-daemon pid {} (RPC 127.0.0.1:{}, peer port {})",
-        st.pid, st.rpc_port, st.peer_port
-    );
-    for t in &all {
-        println!(
-            "  {}  {}  {:.0}%  uploaded {} bytes  peers {}",
-            printable(&t.name),
-            t.state().name(),
-            t.percent_done * 100.0,
-            t.uploaded_ever,
-            t.peers.len()
-        );
+    let mut t = Table::new().right_aligned(&[4]);
+    for p in &pkgs {
+        t.row(vec![
+            Cell::styled(p.name.as_str(), Style::Bold),
+            p.version.to_string().into(),
+            match p.requested {
+                true => "requested".into(),
+                false => Cell::styled("dependency", Style::Dim),
+            },
+            match held.contains(&p.name) {
+                true => Cell::styled("held", Style::Yellow),
+                false => "".into(),
+            },
+            out::size(p.size).into(),
+            p.store_path.display().to_string().into(),
+        ]);
     }
+    t.print("");
     Ok(0)
 }
-
-fn seeder_status(layout: &Layout, json_out: bool) -> Result<i32> {
-    let Some(st) = seeder::running(layout) else {
-        return not_running(Engine::Libtorrent, json_out);
-    };
-    let status = seeder::status(layout);
-    if json_out {
-        let torrents = status
-            .torrents
-            .iter()
-            .map(|t| json::DaemonTorrent {
-                infohash: t.infohash,
-                name: t.name.clone(),
-                peers: Vec::new(),
-                percent_done: t.percent_done,
-                status: None,
-                state: seeder_state(&t.state),
-                uploaded: t.uploaded,
-            })
-            .collect();
-        json::print(&json::DaemonStatus {
-            engine: Engine::Libtorrent.name(),
-            peer_port: Some(st.peer_port),
-            pid: Some(st.pid),
-            rpc_port: None,
-            running: true,
-            torrents,
-        })?;
-        return Ok(0);
-    }
-    println!(
-        "libtorrent seeder pid {} (peer port {})",
-        st.pid, st.peer_port
-    );
-    for t in &status.torrents {
-        println!(
-            "  {}  {}  {:.0}%  uploaded {} bytes  peers {}",
-            printable(&t.name),
-            t.state,
-            t.percent_done * 100.0,
-            t.uploaded,
-            t.peers
-        );
-    }
-    Ok(0)
-}
-
-/// The libtorrent seeder's state word as a `state` of `daemon status`.
-fn seeder_state(s: &str) -> &'static str {
-    match s {
-        "verifying" => "verifying",
-        "downloading" => "downloading",
-        "seeding" => "seeding",
-        _ => "unknown",
-    }
-}
-
-fn not_running(engine: Engine, json_out: bool) -> Result<i32> {
-    if json_out {
-        json::print(&json::DaemonStatus {
-            engine: engine.name(),
-            peer_port: None,
-            pid: None,
-            rpc_port: None,
-            running: false,
-            torrents: Vec::new(),
-        })?;
-    } else {
-        match engine {
-            Engine::Transmission => println!("no transmission-daemon is running for this root"),
-            Engine::Libtorrent => println!("no libtorrent seeder is running for this root"),
-        }
-    }
-    Ok(0)
-}
-
-/// `dist gc`: first what `autoremove` removes (installed as a dependency, needed by nothing
-/// requested any more), then generations beyond `--keep` and everything no generation uses.
-pub fn gc(g: &Global, f: &ClientFlags, keep: Option<usize>, json: bool) -> Result<i32> {
+/// `dist gc [--dry-run]`: first what `autoremove` removes (installed as a dependency, needed
+/// by nothing requested any more), then generations beyond `--keep` and everything no
+/// generation uses.
+pub fn gc(
+    g: &Global,
+    f: &ClientFlags,
+    keep: Option<usize>,
+    dry_run: bool,
+    json: bool,
+) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let settings = config(g, f)?;
     let reporter = reporter::Cli::new(g.quiet || json);
-    let autoremoved = dist::client::remove::autoremove(&layout, &settings, &reporter)?
-        .map(|(_, removed)| removed)
-        .unwrap_or_default();
-    let r = dist::client::maintain::gc(&layout, keep)?;
+    let plan = dist::client::remove::plan_autoremove(&layout, &settings)?;
+    let pending = plan.as_ref().map(|p| p.remaining());
+    let autoremoved = match (plan, dry_run) {
+        (None, _) => Vec::new(),
+        (Some(p), true) => p.leaving(),
+        (Some(p), false) => {
+            let cause = dist::client::transition::Cause::Change;
+            p.apply(&layout, &settings, cause, &reporter)?.1
+        }
+    };
+    let options = dist::client::maintain::GcOptions {
+        keep,
+        dry_run,
+        pending: pending.as_ref(),
+    };
+    let r = dist::client::maintain::gc(&layout, options)?;
     if json {
         let mut out = json::Gc::from(&r);
         out.autoremoved = autoremoved.iter().map(Into::into).collect();
+        out.dry_run = dry_run;
         json::print(&out)?;
-    } else {
-        for p in &autoremoved {
-            println!("removed {} (nothing requested needs it)", p.id());
+        return Ok(0);
+    }
+    let would = |done: &str, not_yet: &str| {
+        if dry_run {
+            not_yet.to_string()
+        } else {
+            done.to_string()
         }
+    };
+    for p in &autoremoved {
         println!(
-            "removed {} generations, {} store paths, {} objects; freed {} bytes",
-            r.generations_removed.len(),
-            r.store_paths_removed.len(),
-            r.objects_removed.len(),
-            r.bytes_freed
+            "{} {} (nothing requested needs it)",
+            would("removed", "would remove"),
+            p.id()
         );
     }
+    if g.verbose {
+        for n in &r.generations_removed {
+            println!("{} generation {n}", would("removed", "would remove"));
+        }
+        for p in &r.store_paths_removed {
+            println!("{} store path {p}", would("removed", "would remove"));
+        }
+        for o in &r.objects_removed {
+            println!("{} object {o}", would("removed", "would remove"));
+        }
+    }
+    println!(
+        "{} {}, {}, {}; {} {}{}",
+        would("removed", "would remove"),
+        out::count(r.generations_removed.len() as u64, "generation"),
+        out::count(r.store_paths_removed.len() as u64, "store path"),
+        out::count(r.objects_removed.len() as u64, "object"),
+        would("freed", "would free"),
+        out::size(r.bytes_freed),
+        if dry_run {
+            " (nothing was changed)"
+        } else {
+            ""
+        }
+    );
     Ok(0)
 }
 
@@ -446,9 +374,14 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
                 .map(|r| format!(" (yanked: {})", printable(r)))
                 .unwrap_or_default();
             if e.ok {
-                println!("ok       {}{y}", e.id());
+                println!("{}       {}{y}", out::paint(Style::Green, "ok"), e.id());
             } else {
-                println!("CHANGED  {}{y} ({})", e.id(), e.store_path.display());
+                println!(
+                    "{}  {}{y} ({})",
+                    out::paint(Style::Red, "CHANGED"),
+                    e.id(),
+                    e.store_path.display()
+                );
                 for d in &e.differences {
                     println!("         {d}");
                 }
@@ -460,8 +393,9 @@ pub fn verify(g: &Global, json: bool) -> Result<i32> {
     }
     if bad > 0 {
         eprintln!(
-            "error: {bad} of {} store paths differ from what was installed",
-            entries.len()
+            "{} {bad} of {} differ from what was installed",
+            out::error_prefix(),
+            out::count(entries.len() as u64, "store path")
         );
         return Ok(1);
     }
@@ -488,9 +422,7 @@ pub fn search(g: &Global, f: &ClientFlags, term: &str, json: bool) -> Result<i32
         println!("no package matches `{term}`");
     } else {
         let many = sources.iter().count() > 1;
-        for (p, r) in &hits {
-            print_record(p, many.then_some(*r));
-        }
+        record_table(&hits, many).print("");
     }
     Ok(0)
 }
@@ -517,13 +449,24 @@ fn yanked_installed(
     out
 }
 
-/// One index record as a text line: `name@version  description`, with `REPO/` first when
-/// several repositories are configured.
-fn print_record(p: &PackageRecord, repo: Option<&str>) {
-    let repo = repo.map(|r| format!("{r}/")).unwrap_or_default();
-    println!(
-        "{repo}{}  {}",
-        p.id(),
-        printable(p.description.as_deref().unwrap_or(""))
-    );
+/// Index records as aligned lines: `name  version  size  description`, with the repository
+/// first when several are configured.
+fn record_table(records: &[(PackageRecord, &str)], many: bool) -> Table {
+    let mut t = Table::new().right_aligned(&[if many { 3 } else { 2 }]);
+    for (p, r) in records {
+        let mut row: Vec<Cell> = Vec::new();
+        if many {
+            row.push(Cell::styled(*r, Style::Dim));
+        }
+        row.push(Cell::styled(p.name.as_str(), Style::Bold));
+        row.push(p.version.to_string().into());
+        row.push(out::size(p.size).into());
+        row.push(
+            printable(p.description.as_deref().unwrap_or(""))
+                .into_owned()
+                .into(),
+        );
+        t.row(row);
+    }
+    t
 }

@@ -276,6 +276,24 @@ impl<'a> InstalledEntry<'a> {
 pub struct Removed<'a> {
     pub removed: Vec<Package<'a>>,
     pub generation: Option<u64>,
+    /// `--dry-run`: `removed` is what would be removed, and nothing changed.
+    pub dry_run: bool,
+    /// `uninstall`: what the removed packages had pulled in and nothing needs now (what
+    /// `autoremove` would remove).
+    pub unneeded: Vec<Package<'a>>,
+}
+
+/// `dist hold --json` without a name: the held packages.
+#[derive(Serialize)]
+pub struct Holds<'a> {
+    pub held: Vec<Held<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct Held<'a> {
+    pub name: &'a PackageName,
+    /// The version it keeps (null: held but not installed).
+    pub version: Option<&'a semver::Version>,
 }
 
 /// A package by name and version.
@@ -440,6 +458,24 @@ pub struct DaemonStatus {
     pub rpc_port: Option<u16>,
     pub running: bool,
     pub torrents: Vec<DaemonTorrent>,
+    /// Its upload cap in kB/s (1000 bytes), 0 for none; absent when it does not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<u32>,
+}
+
+impl DaemonStatus {
+    /// No process of `engine` runs for this root.
+    pub fn not_running(engine: dist::client::config::Engine) -> DaemonStatus {
+        DaemonStatus {
+            engine: engine.name(),
+            peer_port: None,
+            pid: None,
+            rpc_port: None,
+            running: false,
+            torrents: Vec::new(),
+            upload_limit: None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -467,11 +503,14 @@ pub struct Gc<'a> {
     pub store_paths_removed: &'a [String],
     pub objects_removed: Vec<ObjectId>,
     pub bytes_freed: u64,
+    /// `--dry-run`: what would be removed and freed; nothing changed.
+    pub dry_run: bool,
 }
 
 impl<'a> From<&'a GcReport> for Gc<'a> {
     fn from(r: &'a GcReport) -> Gc<'a> {
         Gc {
+            dry_run: false,
             autoremoved: Vec::new(),
             generations_removed: &r.generations_removed,
             store_paths_removed: &r.store_paths_removed,
@@ -501,4 +540,27 @@ pub struct Hold<'a> {
     pub held: bool,
     /// Whether this call changed it.
     pub changed: bool,
+}
+
+/// `dist doctor --json`.
+#[derive(Serialize)]
+pub struct Doctor<'a> {
+    pub checks: Vec<DoctorCheck<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct DoctorCheck<'a> {
+    pub name: &'a str,
+    pub ok: bool,
+    pub detail: &'a str,
+}
+
+impl<'a> From<&'a dist::client::doctor::Check> for DoctorCheck<'a> {
+    fn from(c: &'a dist::client::doctor::Check) -> DoctorCheck<'a> {
+        DoctorCheck {
+            name: c.name,
+            ok: c.ok,
+            detail: &c.detail,
+        }
+    }
 }

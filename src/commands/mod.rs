@@ -18,6 +18,8 @@ mod add;
 mod client;
 pub mod complete;
 mod config;
+mod daemon;
+mod doctor;
 mod env;
 mod files;
 mod fleet;
@@ -27,10 +29,12 @@ mod json_keys;
 mod json_status;
 mod key;
 mod man;
+mod notices;
 pub mod out;
 mod pack;
 mod packages;
 mod release;
+mod remove;
 mod repo;
 mod reporter;
 mod serve;
@@ -49,6 +53,8 @@ use crate::cli::{Cli, Command, ConfigCommand, DaemonCommand, KeyCommand, RepoCom
 pub struct Global {
     pub root: PathBuf,
     pub quiet: bool,
+    /// `--verbose`: the details a command has beyond its summary.
+    pub verbose: bool,
 }
 
 /// `--root`, else `DIST_ROOT` (clap reads it), else `$XDG_DATA_HOME/dist`, else
@@ -75,12 +81,17 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
         Install(a) if a.dry_run => Some((Mode::Shared, "install --dry-run")),
         Install(_) => Some((Mode::Exclusive, "install")),
         Bundle(_) => Some((Mode::Exclusive, "bundle")),
-        Uninstall { .. } => Some((Mode::Exclusive, "uninstall")),
+        Uninstall(a) if a.dry_run => Some((Mode::Shared, "uninstall --dry-run")),
+        Uninstall(_) => Some((Mode::Exclusive, "uninstall")),
         Upgrade(a) if a.dry_run => Some((Mode::Shared, "upgrade --dry-run")),
         Upgrade(_) => Some((Mode::Exclusive, "upgrade")),
+        // Listing the holds reads `holds.json`, replaced by rename.
+        Hold { name: None, .. } => None,
         Hold { .. } | Unhold { .. } => Some((Mode::Exclusive, "hold")),
+        Autoremove(a) if a.dry_run => Some((Mode::Shared, "autoremove --dry-run")),
         Autoremove(_) => Some((Mode::Exclusive, "autoremove")),
         Rollback { .. } => Some((Mode::Exclusive, "rollback")),
+        Gc { dry_run: true, .. } => Some((Mode::Shared, "gc --dry-run")),
         Gc { .. } => Some((Mode::Exclusive, "gc")),
         Daemon(DaemonCommand::Stop(_)) => Some((Mode::Exclusive, "daemon stop")),
         // Runs for as long as it seeds: it must not hold the root.
@@ -94,6 +105,8 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
             Some((Mode::Exclusive, "config"))
         }
         Completions { .. } | Manpages { .. } | Env { .. } => None,
+        // Reads only; a lock held by an install must not hide what is wrong.
+        Doctor(_) => None,
         // Readers never wait (issue 23): what they read (`current`, generation.json, the index
         // copy, holds) is replaced by rename or changed inside an SQLite transaction, so each
         // read sees one consistent state while an install, sync or gc runs.
@@ -156,7 +169,7 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         if cause.is::<usage::UsageError>() {
             return "usage";
         }
-        if let Some(u) = cause.downcast_ref::<dist::client::sync::IndexUnchanged>() {
+        if let Some(u) = cause.downcast_ref::<dist::client::index_copy::IndexUnchanged>() {
             return error_kind(&u.0);
         }
     }
@@ -264,6 +277,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = Global {
         root,
         quiet: cli.quiet,
+        verbose: cli.verbose,
     };
     repo::require(&g, &cli.command)?;
     let _lock = lock_root(&g, &cli.command, cli.lock_timeout)?;
@@ -286,6 +300,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Why(a) => info::why(&g, &a.name, a.json),
         Command::Owner { path, json } => files::owner(&g, &path, json),
         Command::Env { shell } => env::print(&g, shell),
+        Command::Doctor(a) => doctor::run(&g, &top.with(&a.client), a.json),
         Command::Repair {
             names,
             json,
@@ -299,12 +314,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Sync(a) => client::sync(&g, &top.with(&a.client), a.json),
         Command::Install(a) => packages::install(&g, &top.with(&a.client), &a),
         Command::Bundle(a) => packages::bundle(&g, &top.with(&a.client), &a),
-        Command::Uninstall(a) => packages::uninstall(&g, &top.with(&a.client), &a),
+        Command::Uninstall(a) => remove::uninstall(&g, &top.with(&a.client), &a),
         Command::Upgrade(a) => packages::upgrade(&g, &top.with(&a.client), &a),
         Command::Outdated(a) => packages::outdated(&g, &top.with(&a.client), a.json),
-        Command::Hold { name, json } => packages::hold(&g, &name, true, json),
-        Command::Unhold { name, json } => packages::hold(&g, &name, false, json),
-        Command::Autoremove(a) => packages::autoremove(&g, &top.with(&a.client), a.json),
+        Command::Hold { name, json } => remove::hold(&g, name.as_deref(), true, json),
+        Command::Unhold { name, json } => remove::hold(&g, Some(&name), false, json),
+        Command::Autoremove(a) => remove::autoremove(&g, &top.with(&a.client), &a),
         Command::Rollback { to, json, client } => {
             client::rollback(&g, &top.with(&client), to, json)
         }
@@ -312,13 +327,19 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::List {
             installed,
             upgradable,
+            held,
             json,
             client,
-        } => client::list(&g, &top.with(&client), (installed, upgradable), json),
+        } => client::list(&g, &top.with(&client), (installed, upgradable, held), json),
         Command::Info { name, json, client } => info::info(&g, &top.with(&client), &name, json),
-        Command::Daemon(DaemonCommand::Run(f)) => client::seeder(&g, &top.with(&f)),
-        Command::Daemon(d) => client::daemon(&g, &d),
-        Command::Gc { keep, json, client } => client::gc(&g, &top.with(&client), keep, json),
+        Command::Daemon(DaemonCommand::Run(f)) => daemon::seeder(&g, &top.with(&f)),
+        Command::Daemon(d) => daemon::daemon(&g, &d),
+        Command::Gc {
+            keep,
+            dry_run,
+            json,
+            client,
+        } => client::gc(&g, &top.with(&client), keep, dry_run, json),
         Command::Verify(j) => client::verify(&g, j.json),
         Command::Search { term, json, client } => {
             client::search(&g, &top.with(&client), &term, json)

@@ -38,7 +38,11 @@ pub fn run(g: &Global, args: &PackArgs) -> Result<i32> {
     } else {
         println!("{} {}", packed.name, packed.version);
         println!("  file      {}", dest.display());
-        println!("  size      {} bytes", packed.size);
+        println!(
+            "  size      {} ({} bytes)",
+            super::out::size(packed.size),
+            packed.size
+        );
         println!("  blake3    {}", packed.blake3);
         println!("  infohash  {}", packed.infohash);
         println!("  magnet    {magnet}");

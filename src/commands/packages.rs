@@ -12,12 +12,13 @@ use dist::client::resolve::Because;
 use dist::client::sources::Sources;
 use dist::client::transition::Change;
 use dist::client::upgrade::{self, KeptBack};
-use dist::client::{conffiles, offline, remove, Layout};
+use dist::client::{conffiles, offline, Layout};
 use dist::format::ids::PackageName;
 
 use super::client::config;
-use super::{json, reporter, Global};
-use crate::cli::{BundleArgs, ClientFlags, InstallArgs, UninstallArgs, UpgradeArgs};
+use super::out::{self, Cell, Style, Table};
+use super::{json, notices, reporter, Global};
+use crate::cli::{BundleArgs, ClientFlags, InstallArgs, UpgradeArgs};
 
 pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
     let settings = config(g, f)?;
@@ -26,9 +27,9 @@ pub fn install(g: &Global, f: &ClientFlags, a: &InstallArgs) -> Result<i32> {
         let imported = offline::import_bundle(&layout, &settings, file)?;
         if !g.quiet {
             eprintln!(
-                "{}: {} objects verified and stored{}",
+                "{}: {} verified and stored{}",
                 file.display(),
-                imported.objects,
+                out::count(imported.objects as u64, "object"),
                 match imported.indexes.is_empty() {
                     true => String::new(),
                     false => format!("; index of {} updated", imported.indexes.join(", ")),
@@ -169,7 +170,7 @@ fn print_up_to_date(how: &Output<'_>) -> Result<i32> {
         print_kept_back(kept);
         println!(
             "nothing to upgrade: {} kept back",
-            count(kept.len(), "package")
+            out::count(kept.len() as u64, "package")
         );
     }
     Ok(0)
@@ -182,11 +183,6 @@ fn print_kept_back(kept: &[KeptBack]) {
             k.name, k.installed, k.latest, k.reason
         );
     }
-}
-
-/// `1 package`, `2 packages`.
-fn count(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn dependency(b: &Because) -> String {
@@ -237,12 +233,16 @@ fn execute(
             .collect();
         v.extend(kept.iter().map(|k| json::UpgradeEntry::KeptBack(k.into())));
         json::print(&v)?;
+        notices::seeding(g, outcome.seeding.as_ref());
         return Ok(0);
     }
     if how.kept_back.is_some() {
         print_upgraded(&outcome, started.elapsed());
     } else {
         print_installed(&outcome);
+    }
+    if g.verbose {
+        print_fetches(&outcome);
     }
     print_kept_back(kept);
     for r in &outcome.replaced {
@@ -257,23 +257,44 @@ fn execute(
     }
     if let Some(n) = outcome.generation {
         println!("generation {n} is current");
+        notices::path_hint(g);
     }
+    notices::seeding(g, outcome.seeding.as_ref());
     Ok(0)
 }
 
+/// `--verbose`: how each object came, why that way, from whom, and how long it took.
+fn print_fetches(outcome: &install::Outcome) {
+    for i in &outcome.installed {
+        let Some(f) = &i.fetched else { continue };
+        let engine = f.engine.map(|e| format!(" ({e})")).unwrap_or_default();
+        println!(
+            "  {}: {} over {}{engine} in {}: {}; {} from peers, {} from web seeds",
+            i.item.record.id(),
+            out::size(i.item.record.size),
+            f.transport,
+            out::duration(f.took),
+            f.why.text(f.transport),
+            out::size(f.fetched.bytes_from_peers),
+            out::size(f.fetched.bytes_from_webseed)
+        );
+    }
+}
+
 fn print_installed(outcome: &install::Outcome) {
+    let done = out::paint(Style::Green, "installed");
     for i in &outcome.installed {
         let id = i.item.record.id();
         match (i.change, i.old_version()) {
             (None, _) => println!("{id} is already installed"),
             (Some(c), Some(old)) if c != Change::Reinstall => println!(
-                "installed {id} ({} from {old}){} -> {}",
+                "{done} {id} ({} from {old}){} -> {}",
                 c.name(),
                 dependency(&i.item.because),
                 i.store_path.display()
             ),
             _ => println!(
-                "installed {id}{} -> {}",
+                "{done} {id}{} -> {}",
                 dependency(&i.item.because),
                 i.store_path.display()
             ),
@@ -284,7 +305,7 @@ fn print_installed(outcome: &install::Outcome) {
 /// `name old -> new` for each change, then one line: how many, bytes fetched, time.
 fn print_upgraded(outcome: &install::Outcome, took: std::time::Duration) {
     let mut fetched = 0;
-    let mut changed = 0;
+    let mut changed = 0u64;
     for i in &outcome.installed {
         let Some(change) = i.change else { continue };
         changed += 1;
@@ -303,8 +324,8 @@ fn print_upgraded(outcome: &install::Outcome, took: std::time::Duration) {
     }
     println!(
         "upgraded {}, fetched {} in {:.1}s",
-        count(changed, "package"),
-        indicatif::HumanBytes(fetched),
+        out::count(changed, "package"),
+        out::size(fetched),
         took.as_secs_f64()
     );
 }
@@ -322,9 +343,15 @@ fn print_plan(plan: &plan::Plan, how: &Output<'_>) -> Result<i32> {
         json::print(&v)?;
         return Ok(0);
     }
+    let mut t = Table::new().right_aligned(&[1]);
+    let (mut fetch, mut fetch_bytes) = (0u64, 0u64);
     for p in &plan.items {
         let how = match p.action.fetcher() {
-            Some(t) => format!("fetch over {t}"),
+            Some(t) => {
+                fetch += 1;
+                fetch_bytes += p.record.size;
+                format!("fetch over {t}")
+            }
             None => p.action.source().to_string(),
         };
         let rep = p
@@ -338,78 +365,24 @@ fn print_plan(plan: &plan::Plan, how: &Output<'_>) -> Result<i32> {
                 }
             })
             .unwrap_or_default();
+        t.row(vec![
+            Cell::styled(p.record.id().to_string(), Style::Bold),
+            out::size(p.record.size).into(),
+            format!("{how}{rep}{}", dependency(&p.because)).into(),
+        ]);
+    }
+    t.print("");
+    if !plan.items.is_empty() {
+        let total: u64 = plan.items.iter().map(|p| p.record.size).sum();
         println!(
-            "{}  {} bytes  {how}{rep}{}",
-            p.record.id(),
-            p.record.size,
-            dependency(&p.because)
+            "{}, {} in all; {} to fetch ({}); nothing was changed",
+            out::count(plan.items.len() as u64, "package"),
+            out::size(total),
+            out::count(fetch, "object"),
+            out::size(fetch_bytes)
         );
     }
     print_kept_back(kept);
-    Ok(0)
-}
-
-pub fn uninstall(g: &Global, f: &ClientFlags, a: &UninstallArgs) -> Result<i32> {
-    let settings = config(g, f)?;
-    let layout = Layout::new(&g.root);
-    let reporter = reporter::Cli::new(g.quiet || a.json);
-    // `--purge` of what is no longer installed: its leftover state and configuration.
-    let mut names = Vec::new();
-    for n in &a.names {
-        if a.purge && remove::purge_leftovers(&layout, n)? {
-            if !a.json {
-                println!("purged what {n} left (state and configuration)");
-            }
-        } else {
-            names.push(n.clone());
-        }
-    }
-    if names.is_empty() {
-        return print_removed(&[], None, a.json);
-    }
-    let (gen, removed) = remove::uninstall(
-        &layout,
-        &settings,
-        &names,
-        a.with_dependents,
-        a.purge,
-        &reporter,
-    )?;
-    print_removed(&removed, Some(gen), a.json)
-}
-
-/// `dist autoremove`: what was installed as a dependency and is needed no more.
-pub fn autoremove(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
-    let settings = config(g, f)?;
-    let layout = Layout::new(&g.root);
-    let reporter = reporter::Cli::new(g.quiet || json_out);
-    match remove::autoremove(&layout, &settings, &reporter)? {
-        Some((gen, removed)) => print_removed(&removed, Some(gen), json_out),
-        None => print_removed(&[], None, json_out),
-    }
-}
-
-fn print_removed(
-    removed: &[dist::client::generation::Installed],
-    generation: Option<u64>,
-    json_out: bool,
-) -> Result<i32> {
-    if json_out {
-        json::print(&json::Removed {
-            removed: removed.iter().map(Into::into).collect(),
-            generation,
-        })?;
-        return Ok(0);
-    }
-    if removed.is_empty() {
-        println!("nothing to remove");
-    }
-    for p in removed {
-        println!("removed {}", p.id());
-    }
-    if let Some(n) = generation {
-        println!("generation {n} is current");
-    }
     Ok(0)
 }
 
@@ -424,50 +397,34 @@ pub fn outdated(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
     } else if list.is_empty() {
         println!("everything is up to date");
     } else {
+        let mut t = Table::new();
         for o in &list {
-            let why = match &o.kept_back {
-                Some(why) => format!("  ({})", super::printable(why)),
-                None => String::new(),
-            };
             let yanked = match &o.yanked {
                 Some(r) => format!(" (yanked: {})", super::printable(r)),
                 None => String::new(),
             };
+            let mut row: Vec<Cell> = vec![
+                Cell::styled(o.name.as_str(), Style::Bold),
+                format!("{}{yanked}", o.installed).into(),
+            ];
             if let Some(b) = &o.changed {
-                println!(
-                    "{}  {}: the index has other bytes for this version (blake3 {b}); \
-                     `dist install --reinstall {}` accepts them",
-                    o.name, o.installed, o.name
-                );
-                continue;
+                row.push(Cell::styled(
+                    format!(
+                        "the index has other bytes for this version (blake3 {b}); `dist install --reinstall {}` accepts them",
+                        o.name
+                    ),
+                    Style::Yellow,
+                ));
+            } else if o.newest.cmp_precedence(&o.installed).is_gt() {
+                row.push("->".into());
+                row.push(Cell::styled(o.newest.to_string(), Style::Green));
+                if let Some(why) = &o.kept_back {
+                    row.push(format!("({})", super::printable(why)).into());
+                }
             }
-            match o.newest.cmp_precedence(&o.installed).is_gt() {
-                true => println!("{}  {}{yanked} -> {}{why}", o.name, o.installed, o.newest),
-                false => println!("{}  {}{yanked}", o.name, o.installed),
-            }
+            t.row(row);
         }
-    }
-    Ok(0)
-}
-
-/// `dist hold NAME` / `dist unhold NAME`.
-pub fn hold(g: &Global, name: &str, on: bool, json_out: bool) -> Result<i32> {
-    let layout = Layout::new(&g.root);
-    let name = PackageName::parse(name).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
-    let changed = layout.set_hold(&name, on)?;
-    if json_out {
-        json::print(&json::Hold {
-            name: &name,
-            held: on,
-            changed,
-        })?;
-        return Ok(0);
-    }
-    match (on, changed) {
-        (true, true) => println!("held {name}: upgrade and resolution keep its version"),
-        (true, false) => println!("{name} was held already"),
-        (false, true) => println!("released {name}"),
-        (false, false) => println!("{name} was not held"),
+        t.print("");
     }
     Ok(0)
 }
@@ -491,10 +448,10 @@ pub fn bundle(g: &Global, f: &ClientFlags, a: &BundleArgs) -> Result<i32> {
             println!("{}@{} ({})", p.name, p.version, p.repository);
         }
         println!(
-            "wrote {} ({} packages, {} bytes)",
+            "wrote {} ({}, {})",
             b.path.display(),
-            b.packages.len(),
-            b.bytes
+            out::count(b.packages.len() as u64, "package"),
+            out::size(b.bytes)
         );
     }
     Ok(0)

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use dist::client::{Phase, Progress, Reporter};
 use dist::format::ids::PackageId;
-use indicatif::{BinaryBytes, MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::printable;
+use super::{out, printable};
 
 pub struct Cli {
     quiet: bool,
@@ -68,8 +68,7 @@ impl Reporter for Cli {
         let b = bars.entry(package.clone()).or_insert_with(|| {
             let bar = self.multi.add(ProgressBar::new(p.total));
             bar.set_style(
-                ProgressStyle::with_template("{prefix:>14}  {bar:30} {bytes}/{total_bytes} {msg}")
-                    .expect("template"),
+                ProgressStyle::with_template("{prefix:>14}  {bar:30} {msg}").expect("template"),
             );
             bar.set_prefix(package.to_string());
             Bar {
@@ -80,14 +79,15 @@ impl Reporter for Cli {
         b.rate.observe(Instant::now(), p.done);
         b.bar.set_length(p.total);
         b.bar.set_position(p.done);
-        let mut msg = Vec::new();
+        // Sizes, rates and counts as every other line prints them (`out`).
+        let mut msg = vec![format!("{}/{}", out::size(p.done), out::size(p.total))];
         if let Some(r) = b.rate.per_sec() {
-            msg.push(format!("{}/s", BinaryBytes(r as u64)));
+            msg.push(out::rate(r as u64));
         }
         if let Some(eta) = b.rate.eta((p.total > 0).then_some(p.total)) {
             msg.push(format!("ETA {}", clock(eta)));
         }
-        msg.push(format!("{} peers", p.peers));
+        msg.push(out::count(u64::from(p.peers), "peer"));
         if p.webseed {
             msg.push("web seed".to_string());
         }
@@ -106,7 +106,7 @@ impl Reporter for Cli {
     }
 
     fn warn(&self, message: &str) {
-        eprintln!("warning: {message}");
+        self.line(&format!("{} {message}", super::out::warning_prefix()));
     }
 }
 

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use dist::server::{self, ServeConfig, ServeEvent, ServerFile};
 
+use super::out::{count, size};
 use super::Global;
 use crate::cli::ServeArgs;
 
@@ -43,16 +44,17 @@ pub fn run(
     }
     let quiet = g.quiet;
     let report = move |e: ServeEvent| {
-        if !quiet || matches!(e, ServeEvent::Problem(_)) {
-            print_event(e)
+        if quiet && !matches!(e, ServeEvent::Problem(_)) {
+            return;
         }
+        say(e);
     };
     server::serve(&g.root, &cfg, &report)?;
     Ok(0)
 }
 
-/// One line on stderr per event.
-fn print_event(e: ServeEvent) {
+/// One line on standard error for what the server did.
+fn say(e: ServeEvent) {
     match e {
         ServeEvent::Http {
             http,
@@ -77,7 +79,10 @@ fn print_event(e: ServeEvent) {
             );
         }
         ServeEvent::Published { serial, packages } => {
-            eprintln!("index    serial {serial}, {packages} package versions")
+            eprintln!(
+                "index    serial {serial}, {}",
+                count(packages as u64, "package version")
+            )
         }
         ServeEvent::Mirrored {
             upstream,
@@ -85,10 +90,16 @@ fn print_event(e: ServeEvent) {
             packages,
             fetched,
             fetched_bytes,
-        } => eprintln!(
-            "mirror   serial {serial} of {upstream} verified: {packages} package versions, \
-             {fetched} objects fetched ({fetched_bytes} bytes)"
-        ),
+        } => {
+            let (versions, objects) = (
+                count(packages, "package version"),
+                count(fetched as u64, "object"),
+            );
+            let bytes = size(fetched_bytes);
+            eprintln!(
+                "mirror   serial {serial} of {upstream} verified: {versions}, {objects} fetched ({bytes})"
+            )
+        }
         ServeEvent::Seeder {
             hot,
             added,

@@ -86,9 +86,13 @@ pub fn config_show(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
         })?;
         return Ok(0);
     }
-    println!("root         {}", g.root.display());
+    let mut t = super::out::Table::new();
+    t.row(vec!["root".into(), g.root.display().to_string().into()]);
     let exists = if path.exists() { "" } else { " (absent)" };
-    println!("config file  {}{exists}", path.display());
+    t.row(vec![
+        "config file".into(),
+        format!("{}{exists}", path.display()).into(),
+    ]);
     for (key, s) in &settings {
         let from = match s.source {
             "file" => path.display().to_string(),
@@ -99,7 +103,9 @@ pub fn config_show(g: &Global, f: &ClientFlags, json_out: bool) -> Result<i32> {
             serde_json::Value::String(t) => t.clone(),
             v => v.to_string(),
         };
-        println!("{key:<16} {value}  ({from})");
+        let from = super::out::Cell::styled(format!("({from})"), super::out::Style::Dim);
+        t.row(vec![key.as_str().into(), value.into(), from]);
     }
+    t.print("");
     Ok(0)
 }

@@ -379,8 +379,8 @@ pub fn scrape_many(
             .map(|h| format!("info_hash={}", encode_hash(h)))
             .collect();
         let url = format!("{base}/scrape?{}", query.join("&"));
-        let resp = ureq::get(&url)
-            .timeout(timeout)
+        let resp = crate::net::agent(&url, timeout)?
+            .get(&url)
             .call()
             .with_context(|| format!("cannot scrape {url}"))?;
         let mut body = Vec::new();

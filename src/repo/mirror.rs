@@ -141,12 +141,10 @@ pub struct Mirrored {
     pub fetched_bytes: u64,
 }
 
-/// The HTTP agent of a mirror's requests: a request may stall [`STALL`] at most.
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(STALL)
-        .timeout_read(STALL)
-        .build()
+/// The HTTP agent of a mirror's requests to `upstream`: a request may stall [`STALL`] at most
+/// (through the environment's proxy, `net`).
+fn agent(upstream: &str) -> Result<ureq::Agent> {
+    crate::net::streaming_agent(upstream, STALL)
 }
 
 /// Refuses a root that holds a repository of its own (its signing key): a mirror needs a root
@@ -189,7 +187,7 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
         .filter(|s| s.configured_key.as_deref() == Some(up.public_key.as_str()))
         .and_then(|s| s.repository);
     let etag = state.and_then(|s| s.etag).filter(|_| local.is_some());
-    let mut remote = Remote::new(agent(), &up.url);
+    let mut remote = Remote::new(agent(&up.url)?, &up.url);
     let (fetched, rotated) = keys::fetch_manifest(
         &mut remote,
         &key,

@@ -329,12 +329,16 @@ pub fn serve(root: &Path, cfg: &ServeConfig, report: &(dyn Fn(ServeEvent) + Sync
     // whole, only its magnets may name an older address.
     shared.write().expect("state lock").serial = repo.latest_serial()?;
     let (requests, requested) = std::sync::mpsc::sync_channel(REQUEST_QUEUE);
-    let catalog = Arc::new(web::Web::new(
-        root.to_path_buf(),
-        shared.clone(),
-        cfg.tracker,
-        cfg.rpc_port,
-    ));
+    let upstream_key = cfg.mirror.as_ref().map(|m| m.public_key.as_str());
+    let catalog = Arc::new(
+        web::Web::new(
+            root.to_path_buf(),
+            shared.clone(),
+            cfg.tracker,
+            cfg.rpc_port,
+        )
+        .with_origin(&cfg.public_url, upstream_key),
+    );
     let app = http::router(
         shared.clone(),
         repo.published_dir(),

@@ -66,7 +66,7 @@ pub(crate) fn fetch_all(
     if !items.iter().any(|i| matches!(i.action, Action::Fetch(_))) {
         return Ok(BTreeMap::new());
     }
-    let crew = Crew::default();
+    let crew = Crew::limited(settings.download_limit);
     let t = Instant::now();
     let (mut fetched, to_swarm) = decide_small(layout, settings, items, &crew, report)?;
     let configured = |f: Fetcher| -> Vec<(usize, Why)> {

@@ -65,6 +65,8 @@ pub type Handover<'a> = &'a (dyn Fn(u64, u64, Duration) -> bool + Sync);
 #[derive(Debug, Default)]
 pub struct Crew {
     pub abort: Abort,
+    /// `download_limit`: what all of them together may receive a second.
+    pub limit: Option<Throttle>,
     /// Per server: this install's requests in flight there (asking, or downloading).
     servers: Mutex<HashMap<String, Turns>>,
     /// Notified whenever one of them ends.
@@ -79,6 +81,14 @@ struct Turns {
 }
 
 impl Crew {
+    /// A crew whose downloads share `download_limit` (kB/s, 1000 bytes; `None`: no limit).
+    pub fn limited(download_limit: Option<u32>) -> Crew {
+        Crew {
+            limit: download_limit.map(|k| Throttle::new(u64::from(k) * 1000)),
+            ..Crew::default()
+        }
+    }
+
     /// Counts one request to `server` until the returned turn is dropped.
     fn ask(&self, server: &str) -> Turn<'_> {
         let mut servers = self.servers.lock().expect("crew lock");
@@ -115,6 +125,47 @@ impl Crew {
                 .expect("crew lock")
                 .0;
             self.abort.check()?;
+        }
+    }
+}
+
+/// A rate the downloads sharing it keep under together (`download_limit`): after each read,
+/// a download sleeps until the bytes received since the first read are no more than the rate
+/// allows for the time passed.
+#[derive(Debug)]
+pub struct Throttle {
+    bytes_per_sec: u64,
+    since: Mutex<Option<(Instant, u64)>>,
+}
+
+impl Throttle {
+    fn new(bytes_per_sec: u64) -> Throttle {
+        Throttle {
+            bytes_per_sec: bytes_per_sec.max(1),
+            since: Mutex::new(None),
+        }
+    }
+
+    /// A read size that keeps the pauses short (a tenth of a second's worth, at least 4 KiB).
+    fn chunk(&self) -> usize {
+        (self.bytes_per_sec / 10).clamp(4 << 10, 256 << 10) as usize
+    }
+
+    /// Counts `n` bytes received and waits (polling `abort`) until the rate allows them.
+    fn take(&self, n: u64, abort: &Abort) -> Result<()> {
+        let due = {
+            let mut since = self.since.lock().expect("throttle lock");
+            let (start, total) = since.get_or_insert((Instant::now(), 0));
+            *total += n;
+            *start + Duration::from_secs_f64(*total as f64 / self.bytes_per_sec as f64)
+        };
+        loop {
+            abort.check()?;
+            let now = Instant::now();
+            if now >= due {
+                return Ok(());
+            }
+            std::thread::sleep((due - now).min(Duration::from_millis(100)));
         }
     }
 }
@@ -323,7 +374,7 @@ fn request<'a>(
     let mut started = Instant::now();
     loop {
         let mut turn = get.crew.ask(get.server);
-        let mut req = ureq::get(url).timeout(timeout);
+        let mut req = crate::net::agent(url, timeout)?.get(url);
         if have > 0 {
             req = req.set("Range", &format!("bytes={have}-"));
         }
@@ -411,8 +462,8 @@ fn first_response(
     match r {
         Err(ureq::Error::Status(416, _)) => {
             std::fs::remove_file(part)?;
-            let resp = ureq::get(url)
-                .timeout(timeout)
+            let resp = crate::net::agent(url, timeout)?
+                .get(url)
                 .call()
                 .map_err(|e| crate::repo::wire::http_error(url, e))?;
             Ok((resp, 0))
@@ -433,7 +484,7 @@ fn copy_body(
     let id = rec.id();
     let start = Instant::now();
     let mut reader = resp.into_reader().take(rec.size - have + 1);
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![0u8; get.crew.limit.as_ref().map_or(256 << 10, Throttle::chunk)];
     let mut done = have;
     let mut asked = Instant::now();
     loop {
@@ -459,6 +510,9 @@ fn copy_body(
         }
         file.write_all(&buf[..n])?;
         hasher.update(&buf[..n]);
+        if let Some(t) = &get.crew.limit {
+            t.take(n as u64, &get.crew.abort)?;
+        }
         let secs = start.elapsed().as_secs_f64().max(0.001);
         report.progress(
             &id,

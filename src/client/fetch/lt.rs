@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dist_libtorrent::{AddOptions, Config, Session, Status};
 
+use super::stall::{self, Endpoints, Watch};
 use super::torrent::Source;
 use super::{adopt_http_partial, info_name, Fetched};
 use crate::client::config::Settings;
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::format::ids::InfoHash;
 use crate::repo::index::PackageRecord;
+use crate::text::count;
 
 /// Largest web-seed range request.
 const WEBSEED_REQUEST: u32 = 256 << 10;
@@ -38,7 +40,7 @@ pub fn config(settings: &Settings, port: u16) -> Config {
         utp: false,
         unchoke_slots_limit: -1,
         upload_limit: settings.upload_limit.map_or(0, |k| u64::from(k) * 1000),
-        download_limit: 0,
+        download_limit: settings.download_limit.map_or(0, |k| u64::from(k) * 1000),
         max_web_seed_connections: 3,
         urlseed_max_request_bytes: WEBSEED_REQUEST,
     }
@@ -57,6 +59,9 @@ pub struct Started<'a> {
     rec: &'a PackageRecord,
     dir: PathBuf,
     done: Option<Fetched>,
+    /// Its trackers and web seeds, and how long it has not moved (issue 23, finding 7).
+    endpoints: Endpoints,
+    watch: Watch,
 }
 
 impl Downloads {
@@ -106,6 +111,7 @@ impl Downloads {
                 stripe: t.stripe,
                 ..AddOptions::default()
             };
+            let endpoints = Endpoints::of_torrent(&t.bytes);
             let added = self
                 .session
                 .add(&t.bytes, &dir, &options)
@@ -123,6 +129,8 @@ impl Downloads {
                 rec,
                 dir,
                 done: None,
+                endpoints,
+                watch: Watch::new(Instant::now()),
             });
         }
         Ok(started)
@@ -145,12 +153,18 @@ impl Downloads {
                     .status(s.rec.infohash.as_bytes())
                     .with_context(|| format!("libtorrent lost the torrent of {}", s.rec.id()))?;
                 s.observe(&st, report)?;
-                if s.done.is_none() && start.elapsed() > timeout {
+                if s.done.is_some() {
+                    continue;
+                }
+                s.explain_stall(&st, report);
+                if start.elapsed() > timeout {
                     bail!(
-                        "timed out after {timeout:?} downloading {}: {:.0}% done, {} peers",
+                        "timed out after {} s downloading {}: {:.0}% done, {} connected{}",
+                        timeout.as_secs(),
                         s.rec.id(),
                         st.progress * 100.0,
-                        st.num_peers
+                        count(u64::from(st.num_peers), "peer"),
+                        s.watch.suffix()
                     );
                 }
             }
@@ -172,6 +186,23 @@ impl Downloads {
 }
 
 impl Started<'_> {
+    /// Says why nothing arrives, when it has not for a while ([`stall`]).
+    fn explain_stall(&mut self, st: &Status, report: &dyn Reporter) {
+        let Some(quiet) = self.watch.observe(st.total_done, Instant::now()) else {
+            return;
+        };
+        let d = stall::diagnose(
+            self.rec.id(),
+            &self.rec.infohash,
+            &info_name(self.rec),
+            &self.endpoints,
+            st.num_peers,
+            quiet,
+        );
+        report.warn(&d.to_string());
+        self.watch.last = Some(d);
+    }
+
     fn observe(&mut self, st: &Status, report: &dyn Reporter) -> Result<()> {
         let id = self.rec.id();
         if let Some(e) = &st.error {

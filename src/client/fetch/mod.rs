@@ -6,6 +6,7 @@
 pub(crate) mod all;
 pub mod http;
 pub mod lt;
+pub mod stall;
 pub mod torrent;
 
 use std::io::Read;
@@ -150,13 +151,11 @@ pub fn fetch_torrent(
         url: url.clone(),
         reason,
     };
-    let resp = ureq::get(&url)
-        .timeout(timeout)
-        .call()
-        .map_err(|e| match e {
-            ureq::Error::Status(code, _) => unavailable(format!("HTTP {code}")),
-            ureq::Error::Transport(t) => unavailable(crate::repo::wire::transport_cause(&t)),
-        })?;
+    let agent = crate::net::agent(&url, timeout).map_err(|e| unavailable(format!("{e:#}")))?;
+    let resp = agent.get(&url).call().map_err(|e| match e {
+        ureq::Error::Status(code, _) => unavailable(format!("HTTP {code}")),
+        ureq::Error::Transport(t) => unavailable(crate::repo::wire::transport_cause(&t)),
+    })?;
     let stripe = resp.header("x-dist-stripe").and_then(parse_stripe);
     let mut bytes = Vec::new();
     resp.into_reader()

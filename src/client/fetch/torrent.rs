@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use super::stall::{self, Endpoints, Watch};
 use super::{adopt_http_partial, fetch_torrent_first, info_name, Fetched, TorrentFile};
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::daemons::transmission::{Kicker, Rpc, TorrentStatus};
 use crate::format::ids::InfoHash;
 use crate::repo::index::PackageRecord;
+use crate::text::count;
 
 /// Where transmission gets a torrent's metadata from.
 pub enum Source {
@@ -58,6 +60,9 @@ pub struct Started<'a> {
     dir: PathBuf,
     estimate: WebseedEstimate,
     done: Option<Fetched>,
+    /// Its trackers and web seeds, and how long it has not moved (issue 23, finding 7).
+    endpoints: Endpoints,
+    watch: Watch,
 }
 
 /// Adds every torrent (downloading into `downloads/<infohash>/`), records it in `added` (what
@@ -87,6 +92,10 @@ pub fn start_all<'a>(
         // transmission keeps an incomplete file as `NAME.part` (`rename-partial-files`).
         let partial =
             matches!(source, Source::Metainfo(_)) && adopt_http_partial(&dir, rec, ".part")?;
+        let endpoints = match &source {
+            Source::Metainfo(t) => Endpoints::of_torrent(&t.bytes),
+            Source::Magnet => Endpoints::of_magnet(&rec.magnet),
+        };
         let hash = match source {
             Source::Metainfo(t) => rpc.add_torrent(&t.bytes, &dir, partial)?,
             Source::Magnet => rpc.add_magnet(&rec.magnet, &dir)?,
@@ -109,6 +118,8 @@ pub fn start_all<'a>(
             dir,
             estimate: WebseedEstimate::default(),
             done: None,
+            endpoints,
+            watch: Watch::new(Instant::now()),
         });
     }
     Ok(started)
@@ -149,13 +160,23 @@ pub fn await_all(
                     anyhow::anyhow!("transmission lost the torrent of {}", s.rec.id())
                 })?;
             s.observe(t, report)?;
-            if s.done.is_none() && start.elapsed() > timeout {
+            if s.done.is_some() {
+                continue;
+            }
+            s.explain_stall(t, report);
+            if start.elapsed() > timeout {
                 bail!(
-                    "timed out after {timeout:?} downloading {}: {:.0}% done, {} peers, web seed {}",
+                    "timed out after {} s downloading {}: {:.0}% done, {} connected, web seed {}{}",
+                    timeout.as_secs(),
                     s.rec.id(),
                     t.percent_done * 100.0,
-                    t.peers_connected,
-                    if t.webseeds_sending_to_us > 0 { "active" } else { "idle" }
+                    count(t.peers_connected, "peer"),
+                    if t.webseeds_sending_to_us > 0 {
+                        "active"
+                    } else {
+                        "idle"
+                    },
+                    s.watch.suffix()
                 );
             }
         }
@@ -164,6 +185,23 @@ pub fn await_all(
 }
 
 impl Started<'_> {
+    /// Says why nothing arrives, when it has not for a while ([`stall`]).
+    fn explain_stall(&mut self, t: &TorrentStatus, report: &dyn Reporter) {
+        let Some(quiet) = self.watch.observe(t.have_valid, Instant::now()) else {
+            return;
+        };
+        let d = stall::diagnose(
+            self.rec.id(),
+            &self.rec.infohash,
+            &info_name(self.rec),
+            &self.endpoints,
+            u32::try_from(t.peers_connected).unwrap_or(u32::MAX),
+            quiet,
+        );
+        report.warn(&d.to_string());
+        self.watch.last = Some(d);
+    }
+
     /// Takes one status poll: reports progress, fails on a transmission error, and records the
     /// result once the data is complete.
     fn observe(&mut self, t: &TorrentStatus, report: &dyn Reporter) -> Result<()> {

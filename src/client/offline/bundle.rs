@@ -144,7 +144,7 @@ fn object_of(
     if let Ok(v) = object::verify_file(&stored, &rec.blake3) {
         return Ok(v);
     }
-    let crew = Crew::default();
+    let crew = Crew::limited(settings.download_limit);
     let got = http::fetch_any(
         layout,
         servers,

@@ -40,6 +40,8 @@ pub struct DaemonConfig {
     pub rpc_port: u16,
     /// Upload cap in kB/s (transmission's kB is 1000 bytes); `None` is unlimited.
     pub upload_limit_kbps: Option<u32>,
+    /// Download cap in kB/s, likewise.
+    pub download_limit_kbps: Option<u32>,
     /// The program to run; `transmission-daemon` from `PATH` unless changed.
     pub program: PathBuf,
 }
@@ -58,6 +60,7 @@ impl DaemonConfig {
             peer_port,
             rpc_port,
             upload_limit_kbps: None,
+            download_limit_kbps: None,
             program: PathBuf::from("transmission-daemon"),
         }
     }
@@ -102,7 +105,8 @@ pub fn settings(cfg: &DaemonConfig) -> Value {
         "queue-stalled-enabled": false,
         "ratio-limit-enabled": false,
         "idle-seeding-limit-enabled": false,
-        "speed-limit-down-enabled": false,
+        "speed-limit-down-enabled": cfg.download_limit_kbps.is_some(),
+        "speed-limit-down": cfg.download_limit_kbps.unwrap_or(0),
         "speed-limit-up-enabled": cfg.upload_limit_kbps.is_some(),
         "speed-limit-up": cfg.upload_limit_kbps.unwrap_or(0),
         "alt-speed-enabled": false,

@@ -54,6 +54,9 @@ svg polyline { fill:none; stroke-width:2; }
 ul.legend { list-style:none; display:flex; flex-wrap:wrap; gap:.3rem 1rem; white-space:nowrap; padding:0; margin:.3rem 0 0; font-size:.85rem; }
 .key { display:inline-block; width:.8rem; height:.8rem; border-radius:2px; margin-right:.3rem; vertical-align:-1px; }
 .warn { color:#a61e1e; }
+.setup { background:#fff; border:1px solid var(--line); border-radius:6px; padding:.4rem 1rem; margin-bottom:1rem; }
+.setup h2 { font-size:1.05rem; margin:.4rem 0; }
+.setup pre { background:#f1f3f5; padding:.5rem .7rem; border-radius:4px; overflow-x:auto; user-select:all; }
 "#;
 
 /// The page around `body`.
@@ -140,12 +143,14 @@ pub struct ListView<'a> {
     pub page: u64,
     pub per_page: u64,
     pub result: &'a Page,
+    /// How to use this repository (`super::setup`), already HTML.
+    pub setup: &'a str,
 }
 
 /// `GET /` and `GET /?q=TERM&page=N`.
 pub fn list(v: &ListView) -> String {
     let pages = v.result.total.div_ceil(v.per_page).max(1);
-    let mut b = String::new();
+    let mut b = String::from(v.setup);
     let _ = write!(
         b,
         "<form class=\"search\" method=\"get\" action=\"/\" role=\"search\">\
@@ -205,31 +210,37 @@ pub fn list(v: &ListView) -> String {
         }
         b.push_str("</tbody></table>");
     }
-    if pages > 1 {
-        b.push_str("<nav class=\"pager\">");
-        if v.page > 1 {
-            let _ = write!(
-                b,
-                "<a rel=\"prev\" href=\"{}\">← previous</a>",
-                escape(&list_href(v.term, (v.page - 1).min(pages)))
-            );
-        }
-        let _ = write!(b, "<span>page {} of {pages}</span>", v.page);
-        if v.page < pages {
-            let _ = write!(
-                b,
-                "<a rel=\"next\" href=\"{}\">next →</a>",
-                escape(&list_href(v.term, v.page + 1))
-            );
-        }
-        b.push_str("</nav>");
-    }
+    pager(&mut b, v, pages);
     let title = if v.term.is_empty() {
         "dist catalog".to_string()
     } else {
         format!("{} · dist catalog", v.term)
     };
     layout(&title, v.serial, &b)
+}
+
+/// The previous and next links of a list of `pages` pages.
+fn pager(b: &mut String, v: &ListView, pages: u64) {
+    if pages <= 1 {
+        return;
+    }
+    b.push_str("<nav class=\"pager\">");
+    if v.page > 1 {
+        let _ = write!(
+            b,
+            "<a rel=\"prev\" href=\"{}\">← previous</a>",
+            escape(&list_href(v.term, (v.page - 1).min(pages)))
+        );
+    }
+    let _ = write!(b, "<span>page {} of {pages}</span>", v.page);
+    if v.page < pages {
+        let _ = write!(
+            b,
+            "<a rel=\"next\" href=\"{}\">next →</a>",
+            escape(&list_href(v.term, v.page + 1))
+        );
+    }
+    b.push_str("</nav>");
 }
 
 /// What a package page shows.

@@ -15,6 +15,7 @@ pub mod chart;
 pub mod escape;
 pub mod html;
 pub mod live;
+mod setup;
 mod status;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -58,6 +59,10 @@ pub struct Web {
     seeder: Rpc,
     pub traffic: Traffic,
     history: Mutex<History>,
+    /// The public base URL clients use (`--public-url`), and a mirror's upstream key: what the
+    /// `dist init` line of the list shows ([`setup`]).
+    public_url: String,
+    upstream_key: Option<String>,
 }
 
 impl Web {
@@ -76,7 +81,17 @@ impl Web {
             seeder: Rpc::local(rpc_port),
             traffic: Traffic::default(),
             history: Mutex::new(History::default()),
+            public_url: String::new(),
+            upstream_key: None,
         }
+    }
+
+    /// The catalog tells clients to use `public_url`, verified with `upstream_key` (a mirror)
+    /// or else the repository's own key.
+    pub fn with_origin(mut self, public_url: &str, upstream_key: Option<&str>) -> Web {
+        self.public_url = public_url.to_string();
+        self.upstream_key = upstream_key.map(str::to_string);
+        self
     }
 
     fn serial(&self) -> Option<u64> {
@@ -185,7 +200,11 @@ async fn list(State(web): State<Arc<Web>>, Query(query): Query<ListQuery>) -> Re
         .clamp(1, u64::MAX / PER_PAGE);
     let t = term.clone();
     let read = blocking(&web, move |w| {
-        Repo::new(&w.root).browse(Some(&t), (page - 1) * PER_PAGE, PER_PAGE)
+        let key = setup::public_key(&w.root, w.upstream_key.as_deref());
+        let box_html = setup::html(&w.public_url, key.as_deref());
+        Repo::new(&w.root)
+            .browse(Some(&t), (page - 1) * PER_PAGE, PER_PAGE)
+            .map(|r| (r, box_html))
     })
     .await;
     let serial = web.serial();
@@ -195,7 +214,7 @@ async fn list(State(web): State<Arc<Web>>, Query(query): Query<ListQuery>) -> Re
             StatusCode::INTERNAL_SERVER_ERROR,
             html::failure(serial, &format!("{e:#}")),
         ),
-        Ok(Ok(result)) => html(
+        Ok(Ok((result, setup))) => html(
             StatusCode::OK,
             html::list(&html::ListView {
                 serial,
@@ -203,6 +222,7 @@ async fn list(State(web): State<Arc<Web>>, Query(query): Query<ListQuery>) -> Re
                 page,
                 per_page: PER_PAGE,
                 result: &result,
+                setup: &setup,
             }),
         ),
     }

@@ -1,0 +1,67 @@
+//! Numbers in words, the one way dist writes them in messages and output: sizes (`8.5 KiB`),
+//! rates, and counts with their plural (`1 peer`, `2 peers`). The CLI's output helpers
+//! (`commands/out.rs`) re-export these; the library's own explanations use them too.
+
+/// A size in bytes the one way dist prints sizes: `512 B`, `8.5 KiB`, `73.6 MiB`, `1.2 GiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // 1023.96 KiB would print as 1024.0 KiB: move on when the rounding reaches the next unit.
+    while v >= 1023.95 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// A transfer rate: [`size`] a second.
+pub fn rate(bytes_per_sec: u64) -> String {
+    format!("{}/s", size(bytes_per_sec))
+}
+
+/// `n` things, with the plural English makes of the singular `one`: `1 peer`, `2 peers`,
+/// `3 store paths`, `2 dependencies`, `0 processes`.
+pub fn count(n: u64, one: &str) -> String {
+    if n == 1 {
+        return format!("1 {one}");
+    }
+    let consonant_y = one.strip_suffix('y').is_some_and(|stem| {
+        stem.chars()
+            .last()
+            .is_some_and(|c| !"aeiou".contains(c.to_ascii_lowercase()))
+    });
+    let plural = if consonant_y {
+        format!("{}ies", &one[..one.len() - 1])
+    } else if ["s", "sh", "ch", "x", "z"].iter().any(|e| one.ends_with(e)) {
+        format!("{one}es")
+    } else {
+        format!("{one}s")
+    };
+    format!("{n} {plural}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_counts_read_one_way() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(8704), "8.5 KiB");
+        assert_eq!(size(73_673), "71.9 KiB");
+        assert_eq!(size(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(size(5 << 30), "5.0 GiB");
+        assert_eq!(rate(2048), "2.0 KiB/s");
+        assert_eq!(count(1, "peer"), "1 peer");
+        assert_eq!(count(0, "peer"), "0 peers");
+        assert_eq!(count(3, "store path"), "3 store paths");
+        assert_eq!(count(2, "dependency"), "2 dependencies");
+        assert_eq!(count(2, "key"), "2 keys");
+        assert_eq!(count(2, "process"), "2 processes");
+    }
+}
