@@ -13,7 +13,7 @@ mod graph;
 mod ranges;
 mod shadow;
 
-pub use graph::{closure, dependents_first, installed_graph, recorded_graph};
+pub use graph::{closure, dependents_first, index_graph, recorded_graph};
 pub use ranges::req_ranges;
 
 use std::cell::RefCell;
