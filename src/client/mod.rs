@@ -15,6 +15,7 @@ pub mod maintain;
 pub mod offline;
 pub mod plan;
 pub mod profile;
+mod reaper;
 pub mod remove;
 pub mod request;
 pub mod resolve;
