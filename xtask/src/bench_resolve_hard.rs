@@ -8,6 +8,8 @@
 //!   exponential for PubGrub's learning.
 //! - `versions-N`: `app` has N versions, version K depending on `lib =K.0.0`, and each `lib`
 //!   version on a package no index has: every version of `app` is tried and fails.
+//! - `gaps-1000`: the same with `lib` versions between those `app` needs (`app` K needs `lib
+//!   =2K.0.0`), so what is ruled out of `lib` never merges into one interval.
 //!
 //! Each resolution is `install --dry-run --json` in a client synced over HTTP (a loopback file
 //! server of the published repository), so `resolve_timeout` and every check apply.
@@ -59,8 +61,9 @@ pub fn run(args: &[&str]) -> Result<()> {
     }
     let mut cases: Vec<(String, Vec<Pkg>, &str)> = vec![("pigeons".into(), pigeons(9), "all")];
     for n in &a.versions {
-        cases.push((format!("versions-{n}"), versions(*n), "app"));
+        cases.push((format!("versions-{n}"), versions(*n, 1), "app"));
     }
+    cases.push(("gaps-1000".into(), versions(1_000, 2), "app"));
     println!("| case | binary | wall | peak RSS | exit | kind | stderr |");
     println!("|---|---|---|---|---|---|---|");
     for (name, pkgs, request) in &cases {
@@ -105,16 +108,17 @@ fn pigeons(n: usize) -> Vec<Pkg> {
     out
 }
 
-fn versions(n: usize) -> Vec<Pkg> {
+/// `app` 1.0.0…N.0.0, version K needing `lib =(K × step).0.0`, and `lib` 1.0.0…(N × step).0.0,
+/// each needing a package no index has.
+fn versions(n: usize, step: usize) -> Vec<Pkg> {
     let mut out = Vec::new();
     for k in 1..=n {
-        let v = format!("{k}.0.0");
-        out.push((
-            "app".into(),
-            v.clone(),
-            vec![("lib".into(), format!("={v}"))],
-        ));
-        out.push(("lib".into(), v, vec![("gone".into(), "^1".into())]));
+        let lib = format!("={}.0.0", k * step);
+        out.push(("app".into(), format!("{k}.0.0"), vec![("lib".into(), lib)]));
+    }
+    for k in 1..=n * step {
+        let gone = vec![("gone".to_string(), "^1".to_string())];
+        out.push(("lib".into(), format!("{k}.0.0"), gone));
     }
     out
 }
@@ -162,7 +166,7 @@ fn client(dist: &Path, tmp: &Path, pkgs: &[Pkg]) -> Result<Client> {
     fs::write(
         root.join("client.yaml"),
         format!(
-            "server_url: {}\npublic_key: {}\ntransport: http\nseed: false\nresolve_timeout: 30\n",
+            "server_url: {}\npublic_key: {}\ntransport: http\nseed: false\n",
             server.url,
             key.trim()
         ),

@@ -3,7 +3,7 @@
 //! wrote it, the request, what is installed and what is held by name), cut to a readable size,
 //! then notes on what the explanation names (holds, withheld versions, other repositories).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use pubgrub::{
     DefaultStringReporter, DerivationTree, Derived, External, Map, ReportFormatter, Reporter, Term,
@@ -36,15 +36,15 @@ pub fn explain(
     tree: &DerivationTree<Node, Set, String>,
     on_machine: &Installed,
 ) -> String {
-    let involved: BTreeSet<PackageName> = tree
-        .packages()
-        .into_iter()
+    let (steps, nodes) = walk(tree);
+    let involved: BTreeSet<PackageName> = nodes
+        .iter()
         .filter_map(|n| match n {
             Node::Pkg(name) => Some(name.clone()),
             _ => None,
         })
         .collect();
-    let mut text = if steps(tree, MAX_STEPS) > MAX_STEPS {
+    let mut text = if steps > MAX_STEPS {
         format!(
             "its explanation takes more than {MAX_STEPS} steps, too many to print; the packages involved, the most conflicting first: {}",
             p.most_conflicting(&involved, MAX_NAMED)
@@ -56,7 +56,7 @@ pub fn explain(
         ))
     };
     // Say which holds are in the way, and how to lift them.
-    if tree.packages().contains(&Node::Held) {
+    if nodes.contains(&Node::Held) {
         for name in involved.iter().filter(|n| on_machine.held.contains(*n)) {
             if let Some(v) = on_machine.versions.get(name) {
                 text.push_str(&format!(
@@ -68,25 +68,34 @@ pub fn explain(
     text + &withheld_notes(p, &involved) + &p.shadowed_notes(&involved)
 }
 
-/// How many steps (nodes, a shared one once) `tree` has, counting up to `max + 1`.
-fn steps(tree: &DerivationTree<Node, Set, String>, max: usize) -> usize {
+/// How many steps (nodes, a shared one once) `tree` has, and the nodes its clauses name.
+/// (`DerivationTree::packages` walks a shared step again each time it is referred to: in a
+/// proof like the pigeonhole's, exponentially often.)
+fn walk(tree: &DerivationTree<Node, Set, String>) -> (usize, HashSet<&Node>) {
     let mut seen = BTreeSet::new();
+    let mut nodes = HashSet::new();
     let mut todo = vec![tree];
     let mut n = 0;
     while let Some(t) = todo.pop() {
         n += 1;
-        if n > max {
-            break;
-        }
-        if let DerivationTree::Derived(d) = t {
-            if d.shared_id.is_some_and(|id| !seen.insert(id)) {
-                continue;
+        match t {
+            DerivationTree::Derived(d) => {
+                if d.shared_id.is_some_and(|id| !seen.insert(id)) {
+                    continue;
+                }
+                nodes.extend(d.terms.keys());
+                todo.push(&d.cause1);
+                todo.push(&d.cause2);
             }
-            todo.push(&d.cause1);
-            todo.push(&d.cause2);
+            DerivationTree::External(e) => match e {
+                External::FromDependencyOf(p, _, d, _) => nodes.extend([p, d]),
+                External::NotRoot(p, _) | External::NoVersions(p, _) | External::Custom(p, ..) => {
+                    nodes.insert(p);
+                }
+            },
         }
     }
-    n
+    (n, nodes)
 }
 
 /// The first [`HEAD`] and last [`TAIL`] lines of a long explanation.
