@@ -8,6 +8,11 @@
 //! pre-releases only for packages whose request names one (or that have one installed). A
 //! version the [`Policy`] withholds (yanked, or phased and not yet for this machine) is chosen
 //! only when it is requested exactly or installed.
+//!
+//! A resolution is bounded (issue 25, finding 6): the solver works on ranks (`set.rs`), so what
+//! it learns stays small however many versions it tries; it stops at `resolve_timeout`, after
+//! [`MAX_STEPS`] steps or when the user interrupts (`provider.rs`, checked before each step);
+//! and an explanation is cut to a readable size (`report.rs`).
 
 mod graph;
 mod provider;
@@ -29,8 +34,7 @@ use semver::Version;
 use super::interrupt::Interrupted;
 use super::request::Request;
 use super::rollout::Policy;
-use super::sources::Candidate;
-use super::sources::Sources;
+use super::sources::{Candidate, Sources};
 use crate::format::ids::PackageName;
 use crate::repo::index::PackageRecord;
 use provider::{Provider, Stop, ROOT};
