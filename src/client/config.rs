@@ -195,6 +195,8 @@ pub struct ClientConfig {
     pub script_timeout: Option<u64>,
     /// Seconds one HTTP request to the server may take (default 60).
     pub http_timeout: Option<u64>,
+    /// Seconds dependency resolution may take before it gives up (default 30).
+    pub resolve_timeout: Option<u64>,
     /// Several repositories, each with its own servers, key and priority (instead of
     /// `server_url`, `server_urls` and `public_key`, which are one repository named `default`).
     pub repositories: Option<Vec<RepositoryConfig>>,
@@ -262,6 +264,7 @@ impl ClientConfig {
             fetch_timeout: Some(FETCH_TIMEOUT_SECS),
             script_timeout: Some(SCRIPT_TIMEOUT_SECS),
             http_timeout: Some(HTTP_TIMEOUT_SECS),
+            resolve_timeout: Some(super::resolve::RESOLVE_TIMEOUT_SECS),
             ..ClientConfig::default()
         }
     }
@@ -333,6 +336,10 @@ impl ClientConfig {
             fetch_timeout: Duration::from_secs(self.fetch_timeout.unwrap_or(FETCH_TIMEOUT_SECS)),
             script_timeout: Duration::from_secs(self.script_timeout.unwrap_or(SCRIPT_TIMEOUT_SECS)),
             http_timeout: Duration::from_secs(self.http_timeout.unwrap_or(HTTP_TIMEOUT_SECS)),
+            resolve_timeout: Duration::from_secs(
+                self.resolve_timeout
+                    .unwrap_or(super::resolve::RESOLVE_TIMEOUT_SECS),
+            ),
         })
     }
 }
@@ -358,6 +365,8 @@ pub struct Settings {
     pub fetch_timeout: Duration,
     pub script_timeout: Duration,
     pub http_timeout: Duration,
+    /// How long one resolution may take before it gives up.
+    pub resolve_timeout: Duration,
 }
 
 /// `server_url`, then `server_urls`, without duplicates or trailing `/`.

@@ -195,7 +195,11 @@ fn verify(
 }
 
 /// The local copy: synced, and not older than `stale_after`.
-fn index_age(idx: &super::index_copy::IndexDir, s: &Settings, named: &dyn Fn(&str) -> String) -> Check {
+fn index_age(
+    idx: &super::index_copy::IndexDir,
+    s: &Settings,
+    named: &dyn Fn(&str) -> String,
+) -> Check {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -21,6 +21,7 @@ mod offers;
 pub mod offline;
 pub mod plan;
 pub mod profile;
+mod reaper;
 pub mod remove;
 pub mod request;
 pub mod resolve;

@@ -169,12 +169,14 @@ pub fn plan_with(
         refresh: options.refresh,
         policy,
     };
+    let limits = resolve::Limits::with_timeout(settings.resolve_timeout);
     let (resolution, removes) = resolve_without_conflicts(
         sources,
         requests,
         &mut on_machine,
         &packages,
         options.replace,
+        &limits,
     )?;
     let reinstall = options.reinstall;
     let mut items: Vec<PlanItem> = Vec::new();
@@ -282,10 +284,11 @@ fn resolve_without_conflicts(
     on_machine: &mut resolve::Installed,
     packages: &BTreeMap<PackageName, Installed>,
     replace: bool,
+    limits: &resolve::Limits,
 ) -> Result<(resolve::Resolution, Vec<Installed>)> {
     let mut removes: Vec<Installed> = Vec::new();
     loop {
-        let resolution = resolve::resolve(sources, requests, on_machine)?;
+        let resolution = resolve::resolve(sources, requests, on_machine, limits)?;
         match declared_conflict(&resolution, on_machine) {
             None => return Ok((resolution, removes)),
             Some((a, b, Some(installed))) if replace => {

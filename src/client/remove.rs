@@ -104,10 +104,11 @@ pub fn plan_uninstall(
     }
     let graph = installed_graph(layout, settings, &current.packages)?;
     let dependents: BTreeSet<PackageName> = graph
+        .edges
         .keys()
         .filter(|n| !asked.contains(*n))
         .filter(|n| {
-            let needs = resolve::closure(&graph, [*n]);
+            let needs = resolve::closure(&graph.edges, [*n]);
             asked.iter().any(|a| needs.contains(a))
         })
         .cloned()
@@ -126,10 +127,22 @@ pub fn plan_uninstall(
         );
     }
     let mut gone = dependents;
+    if let Some(blind) = graph
+        .unknown
+        .iter()
+        .find(|n| !gone.contains(*n) && !asked.contains(*n))
+    {
+        let what: Vec<String> = asked.iter().map(|n| format!("`{n}`")).collect();
+        bail!(
+            "cannot tell whether {} needs {}: what it depends on was not recorded when it was installed and no synced index has it; `dist sync`, or uninstall it too",
+            current.packages[blind].id(),
+            what.join(", ")
+        );
+    }
     gone.extend(asked);
     Ok(Removal {
         packages: current.packages,
-        graph,
+        graph: graph.edges,
         gone,
     })
 }
@@ -156,7 +169,7 @@ pub fn plan_autoremove(layout: &Layout, settings: &Settings) -> Result<Option<Re
     let graph = installed_graph(layout, settings, &current.packages)?;
     let held = layout.holds()?;
     let keep = resolve::closure(
-        &graph,
+        &graph.edges,
         current
             .packages
             .values()
@@ -169,12 +182,13 @@ pub fn plan_autoremove(layout: &Layout, settings: &Settings) -> Result<Option<Re
         .filter(|n| !keep.contains(*n))
         .cloned()
         .collect();
-    if gone.is_empty() {
+    // A package that stays and whose dependencies nobody can tell may need any of the rest.
+    if gone.is_empty() || keep.iter().any(|n| graph.unknown.contains(n)) {
         return Ok(None);
     }
     Ok(Some(Removal {
         packages: current.packages,
-        graph,
+        graph: graph.edges,
         gone,
     }))
 }
@@ -205,30 +219,38 @@ pub fn purge_leftovers(layout: &Layout, name: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// The installed dependency graph, and the packages whose dependencies nobody can tell.
+struct Graph {
+    edges: BTreeMap<PackageName, BTreeSet<PackageName>>,
+    /// Neither recorded (a generation written before dependencies were) nor in a synced index.
+    unknown: BTreeSet<PackageName>,
+}
+
 /// The installed dependency graph: what each package depends on as recorded when it was
-/// installed (red team, issue 25: not rebuilt from whatever index is synced now); for a
-/// generation written before that was recorded, from the synced index (none known without one).
+/// installed (red team, issue 25: never rebuilt from whatever index is synced now, which may be
+/// another repository's, or none); only for a package of a generation written before that was
+/// recorded, from the synced indexes' row of its installed bytes.
 fn installed_graph(
     layout: &Layout,
     settings: &Settings,
     packages: &BTreeMap<PackageName, Installed>,
-) -> Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
-    if packages.values().all(|p| p.depends.is_some()) {
-        return Ok(resolve::recorded_graph(packages));
-    }
-    let versions = packages
-        .iter()
-        .map(|(n, p)| (n.clone(), p.version.clone()))
+) -> Result<Graph> {
+    let mut edges = resolve::recorded_graph(packages);
+    let mut unknown: BTreeSet<PackageName> = packages
+        .values()
+        .filter(|p| p.depends.is_none())
+        .map(|p| p.name.clone())
         .collect();
-    if !settings
+    let synced = settings
         .repositories
         .iter()
-        .any(|r| layout.index_dir(r).exists())
-    {
-        return Ok(packages
-            .keys()
-            .map(|n| (n.clone(), BTreeSet::new()))
-            .collect());
+        .any(|r| layout.index_dir(r).exists());
+    if !unknown.is_empty() && synced {
+        let sources = Sources::open(layout, settings)?;
+        for (name, deps) in resolve::index_graph(&sources, packages, &unknown)? {
+            unknown.remove(&name);
+            edges.insert(name, deps);
+        }
     }
-    resolve::installed_graph(&Sources::open(layout, settings)?, &versions)
+    Ok(Graph { edges, unknown })
 }

@@ -1,8 +1,8 @@
 //! Running a package's lifecycle scripts (`scripts/install.sh`, `scripts/uninstall.sh`):
 //! `/bin/sh` in the store path, in its own process group, with a clean environment that says
 //! what is happening (`DIST_ACTION`, the versions on both sides), output to a log under
-//! `ROOT/logs/` that is followed line by line for the reporter, killed as a group on timeout or
-//! Ctrl-C. Which script runs when is `transition.rs`'s business.
+//! `ROOT/logs/` that is followed line by line for the reporter, killed on timeout or Ctrl-C
+//! with everything it started, detached or not (`reaper.rs`). Which script runs when is `transition.rs`'s business.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 
 use super::generation::Installed;
 use super::{interrupt, Layout, Reporter};
-use crate::daemons::supervise::{self, Signal};
+use crate::daemons::supervise;
 
 /// A package's lifecycle scripts (store-format.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +114,8 @@ impl Layout {
 /// own process group, its output (stdout and stderr together) in
 /// `ROOT/logs/<name>-<version>-<which>.log` and, line by line as the script writes it, to
 /// `report.script_output`. It fails if the script fails (the error names the log and quotes its
-/// last lines), runs longer than `timeout` (its whole process group is killed) or the user
-/// interrupts. A background child the script leaves running (a service) does not hold it up:
+/// last lines), runs longer than `timeout` (it is killed with every process it started, its
+/// group and whatever left it, `reaper.rs`) or the user interrupts. A background child the script leaves running (a service) does not hold it up:
 /// the output goes to a file, not a pipe, so nothing waits for the child to close it.
 pub fn run(layout: &Layout, run: &Run<'_>, timeout: Duration, report: &dyn Reporter) -> Result<()> {
     let p = run.package;
@@ -126,6 +126,8 @@ pub fn run(layout: &Layout, run: &Run<'_>, timeout: Duration, report: &dyn Repor
     std::fs::create_dir_all(&state)
         .with_context(|| format!("cannot create {}", state.display()))?;
     let mut cmd = command(layout, run, &script);
+    // Before the spawn: from now on an orphan of the script's tree comes back to dist.
+    let reaper = super::reaper::Reaper::start();
     let mut child = supervise::spawn_logged(&mut cmd, &log, Path::new("/bin/sh"), "dash")
         .with_context(|| format!("cannot run {}", script.display()))?;
     let id = p.id();
@@ -143,10 +145,10 @@ pub fn run(layout: &Layout, run: &Run<'_>, timeout: Duration, report: &dyn Repor
     let mut show = |line: &str| report.script_output(&id, line);
     let status = wait(
         &mut child,
+        &reaper,
         &mut output,
         &mut show,
-        timeout,
-        run.interruptible,
+        (timeout, run.interruptible),
     );
     if let Some(o) = output.as_mut() {
         o.drain(&log, &mut show);
@@ -214,10 +216,10 @@ enum Stop {
 /// Follows the output until the script exits; `Err` with why it was killed (timeout, Ctrl-C).
 fn wait(
     child: &mut std::process::Child,
+    reaper: &super::reaper::Reaper,
     output: &mut Option<Follow>,
     show: &mut dyn FnMut(&str),
-    timeout: Duration,
-    interruptible: bool,
+    (timeout, interruptible): (Duration, bool),
 ) -> Result<std::process::ExitStatus, Stop> {
     let start = Instant::now();
     // Most scripts are done in a few milliseconds: poll often at first, then every 20 ms (a
@@ -242,7 +244,8 @@ fn wait(
             None
         };
         if let Some(why) = stop {
-            let _ = supervise::signal_group(child.id(), Signal::Kill);
+            // Its group, and what left the group (`setsid`) or its parent.
+            reaper.kill_all(child.id());
             let _ = child.wait();
             return Err(why);
         }

@@ -177,7 +177,10 @@ fn not_installed(g: &Global, layout: &Layout, r: &PackageRecord, json_out: bool)
 pub fn owner(g: &Global, path: &Path, json_out: bool) -> Result<i32> {
     let layout = Layout::new(&g.root);
     let abs = owner_path(&layout, path)?;
-    let real = canon(&abs);
+    // What the kernel makes of the path when it exists; else `..` taken lexically (issue 25:
+    // `STORE/../../../../etc/passwd` began with a store path, component by component).
+    let real = std::fs::canonicalize(&abs).unwrap_or_else(|_| lexical(&abs));
+    let abs = lexical(&abs);
     let current = layout.current()?.context("nothing is installed")?;
     let in_store = current
         .packages
@@ -231,6 +234,22 @@ fn owner_path(layout: &Layout, path: &Path) -> Result<PathBuf> {
         return Err(not_found(format!("{} does not exist", abs.display())));
     }
     Ok(abs)
+}
+
+/// `path` without `.` components, each `..` taking out the component before it (none above
+/// `/`), without asking the filesystem.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn canon(p: &Path) -> PathBuf {

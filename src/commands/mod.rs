@@ -133,7 +133,7 @@ pub fn print_json_error(message: &str, kind: &str) {
 }
 
 /// What kind of failure an error is, for `--json` callers that branch on it: the first typed
-/// cause in its chain decides (`resolution`, `not_found`, `signature`, `index`, `verification`,
+/// cause in its chain decides (`resolution`, `resolve`, `not_found`, `signature`, `index`, `verification`,
 /// `locked`, `interrupted`, `config`), else `error`.
 pub fn error_kind(e: &anyhow::Error) -> &'static str {
     use dist::client::resolve::ResolveError;
@@ -142,6 +142,8 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
             return match r {
                 ResolveError::NoSolution(_) => "resolution",
                 ResolveError::Index(_) => "index",
+                ResolveError::Interrupted(_) => "interrupted",
+                ResolveError::GaveUp(_) => "resolve",
             };
         }
         if cause.is::<dist::client::request::UnknownPackage>() || cause.is::<usage::NotFound>() {

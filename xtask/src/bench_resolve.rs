@@ -7,7 +7,8 @@
 //! chains and PubGrub must pick a major per package. Measured: `dist install --dry-run --json`
 //! of `c0-0@1.0.0` (resolution and plan of 100 packages, nothing fetched), p50 of `RUNS`, next to the same command
 //! for a package without dependencies in the same index (the fixed cost of a command: process
-//! start, opening the index) as the baseline.
+//! start, opening the index) as the baseline. `cargo xtask bench resolve hard`: the red team's
+//! hard cases (`bench_resolve_hard.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ const RUNS: usize = 10;
 const VERSIONS: [&str; 4] = ["1.0.0", "1.1.0", "2.0.0", "2.1.0"];
 
 pub fn run(args: &[&str]) -> Result<()> {
+    if args.first() == Some(&"hard") {
+        return crate::bench_resolve_hard::run(&args[1..]);
+    }
     let n: usize = match args.first() {
         Some(a) => a
             .parse()
@@ -52,25 +56,29 @@ pub fn run(args: &[&str]) -> Result<()> {
         names * VERSIONS.len(),
         t.elapsed().as_secs_f64()
     );
-    // The client's index is the published snapshot, as a sync would leave it.
+    // The client syncs the published repository from a loopback file server.
     let key = std::process::Command::new(&dist)
         .arg("--root")
         .arg(&repo)
         .args(["key", "show"])
         .output()?;
     let key = String::from_utf8(key.stdout)?;
-    let serial: u64 = fs::read_to_string(repo.join("published/LATEST"))?
-        .trim()
-        .parse()?;
-    fs::create_dir_all(client.join("index"))?;
-    util::published_snapshot(&repo, serial, &client.join("index/index.db"))?;
+    let www = tmp.path().join("www");
+    lay_out(&repo, &www)?;
+    let server = crate::files::FileServer::start(&www);
+    fs::create_dir_all(&client)?;
     fs::write(
         client.join("client.yaml"),
-        format!(
-            "server_url: http://127.0.0.1:9\npublic_key: {}\n",
-            key.trim()
-        ),
+        format!("server_url: {}\npublic_key: {}\n", server.url, key.trim()),
     )?;
+    let out = std::process::Command::new(&dist)
+        .arg("--root")
+        .arg(&client)
+        .args(["--quiet", "sync"])
+        .output()?;
+    if !out.status.success() {
+        bail!("dist sync: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let time = |name: &str| -> Result<(Duration, usize)> {
         let mut times = Vec::new();
         let mut planned = 0;
@@ -140,7 +148,7 @@ fn generate(dir: &Path, names: usize) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn package(dir: &Path, name: &str, version: &str, deps: &[String]) -> Result<PathBuf> {
+pub fn package(dir: &Path, name: &str, version: &str, deps: &[String]) -> Result<PathBuf> {
     let d = dir.join(format!("{name}-{version}"));
     fs::create_dir_all(d.join("assets"))?;
     fs::create_dir_all(d.join("scripts"))?;
@@ -157,4 +165,25 @@ fn package(dir: &Path, name: &str, version: &str, deps: &[String]) -> Result<Pat
     fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n")?;
     fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n")?;
     Ok(d)
+}
+
+/// Lays out in `www` what `dist serve` answers for the repository at `repo` (as
+/// `tests/common/published.rs` does): `index.json` and its signature, `index/`, `objects/`.
+pub fn lay_out(repo: &Path, www: &Path) -> Result<()> {
+    let serial: u64 = fs::read_to_string(repo.join("published/LATEST"))?
+        .trim()
+        .parse()?;
+    fs::create_dir_all(www.join("index"))?;
+    for e in fs::read_dir(repo.join("published"))? {
+        let e = e?;
+        fs::copy(e.path(), www.join("index").join(e.file_name()))?;
+    }
+    for suffix in ["", ".minisig"] {
+        fs::copy(
+            repo.join(format!("published/{serial}.json{suffix}")),
+            www.join(format!("index.json{suffix}")),
+        )?;
+    }
+    std::os::unix::fs::symlink(repo.join("objects"), www.join("objects"))?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask test`: every check CI runs (fmt, clippy, all tests).
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
-//! - `cargo xtask bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]`:
+//! - `cargo xtask bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N|hard]]`:
 //!   benchmarks, each next to a baseline in the same run.
 //! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
 //!   per target (default 300), with their figures.
@@ -18,6 +18,7 @@ mod bench_e2e;
 mod bench_install;
 mod bench_profile;
 mod bench_resolve;
+mod bench_resolve_hard;
 mod bench_scale;
 mod bench_swarm;
 mod bench_transport;
@@ -26,6 +27,8 @@ mod campaign_load;
 #[path = "../../tests/common/debian.rs"]
 mod debian;
 mod demo;
+#[path = "../../tests/common/files.rs"]
+mod files;
 mod fuzz;
 mod lab;
 #[path = "../../tests/common/netns.rs"]
@@ -57,7 +60,7 @@ fn run() -> Result<()> {
         },
         Some("man") => man(false),
         _ => bail!(
-            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N|hard]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
         ),
     }
 }

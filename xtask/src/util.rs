@@ -62,9 +62,17 @@ fn timeval(tv: libc::timeval) -> Duration {
 }
 
 /// Runs `cmd` to completion, measuring its wall time, and its CPU time and peak RSS from
-/// `wait4`'s rusage.
-#[allow(unsafe_code)]
+/// `wait4`'s rusage; an error unless it exited 0.
 pub fn measure(cmd: &mut Command) -> Result<Measured> {
+    match measure_status(cmd)? {
+        (m, Some(0)) => Ok(m),
+        (_, code) => bail!("{cmd:?} failed (exit {code:?})"),
+    }
+}
+
+/// [`measure`], whatever the outcome: also its exit code (`None`: killed by a signal).
+#[allow(unsafe_code)]
+pub fn measure_status(cmd: &mut Command) -> Result<(Measured, Option<i32>)> {
     let start = Instant::now();
     let child = cmd
         .spawn()
@@ -80,15 +88,16 @@ pub fn measure(cmd: &mut Command) -> Result<Measured> {
     if r != pid {
         bail!("wait4 failed for {cmd:?}");
     }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("{cmd:?} failed (wait status {status})");
-    }
-    Ok(Measured {
-        wall,
-        user: timeval(usage.ru_utime),
-        sys: timeval(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss as u64,
-    })
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Ok((
+        Measured {
+            wall,
+            user: timeval(usage.ru_utime),
+            sys: timeval(usage.ru_stime),
+            max_rss_kib: usage.ru_maxrss as u64,
+        },
+        code,
+    ))
 }
 
 /// Clock ticks per second of `/proc/stat` (USER_HZ).

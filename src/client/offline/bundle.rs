@@ -76,7 +76,9 @@ pub fn write(
     for r in requests {
         r.resolve(&sources, &policy, None)?;
     }
-    let chosen = resolve::resolve(&sources, requests, &Installed::nothing(policy))?.packages;
+    let limits = resolve::Limits::with_timeout(settings.resolve_timeout);
+    let chosen =
+        resolve::resolve(&sources, requests, &Installed::nothing(policy), &limits)?.packages;
     let packages: Vec<BundledPackage> = chosen
         .iter()
         .map(|c| BundledPackage {

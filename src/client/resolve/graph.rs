@@ -1,36 +1,33 @@
-//! The dependency graph of what is installed, from the index's records of the installed
-//! versions: what `uninstall` refuses and `autoremove` removes are walks over it.
+//! The dependency graph of what is installed, as each generation records it (the synced index
+//! only for packages of generations written before that): what `uninstall` refuses and
+//! `autoremove` removes are walks over it.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use semver::Version;
 
 use crate::client::generation::Installed;
 use crate::client::sources::Sources;
 use crate::format::ids::PackageName;
 
-/// Which installed packages each installed package depends on, from the indexes' record of its
-/// installed version (a package no index has any more depends on nothing known).
-pub fn installed_graph(
+/// What the synced indexes say each package of `unrecorded` depends on (the installed packages
+/// among its `depends`), for generations written before dependencies were recorded: read from
+/// the index's row of the installed version with the installed bytes. A package no index has
+/// that way is left out: nobody can tell what it needs.
+pub fn index_graph(
     sources: &Sources,
-    installed: &BTreeMap<PackageName, Version>,
+    set: &BTreeMap<PackageName, Installed>,
+    unrecorded: &BTreeSet<PackageName>,
 ) -> anyhow::Result<BTreeMap<PackageName, BTreeSet<PackageName>>> {
     let mut out = BTreeMap::new();
-    for (name, v) in installed {
-        let deps: BTreeSet<PackageName> = sources
+    for name in unrecorded {
+        let Some(p) = set.get(name) else { continue };
+        let row = sources
             .versions(name, None)?
             .into_iter()
-            .find(|c| c.record.version == *v)
-            .map(|c| {
-                c.record
-                    .relations
-                    .depends
-                    .into_keys()
-                    .filter(|d| installed.contains_key(d))
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.insert(name.clone(), deps);
+            .find(|c| c.record.version == p.version && c.record.blake3 == p.blake3);
+        if let Some(c) = row {
+            let deps = c.record.relations.depends.into_keys();
+            out.insert(name.clone(), deps.filter(|d| set.contains_key(d)).collect());
+        }
     }
     Ok(out)
 }

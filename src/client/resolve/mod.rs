@@ -8,31 +8,37 @@
 //! pre-releases only for packages whose request names one (or that have one installed). A
 //! version the [`Policy`] withholds (yanked, or phased and not yet for this machine) is chosen
 //! only when it is requested exactly or installed.
+//!
+//! A resolution is bounded (issue 25, finding 6): the solver works on ranks (`set.rs`), so what
+//! it learns stays small however many versions it tries; it stops at `resolve_timeout`, after
+//! [`MAX_STEPS`] steps or when the user interrupts (`provider.rs`, checked before each step);
+//! and an explanation is cut to a readable size (`report.rs`).
 
 mod graph;
+mod provider;
 mod ranges;
+mod report;
+mod set;
 mod shadow;
 
-pub use graph::{closure, dependents_first, installed_graph, recorded_graph};
+pub use graph::{closure, dependents_first, index_graph, recorded_graph};
 pub use ranges::req_ranges;
 
-use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
-use std::rc::Rc;
+use std::time::Duration;
 
-use pubgrub::{
-    DefaultStringReporter, Dependencies, DependencyProvider, PackageResolutionStatistics,
-    PubGrubError, Ranges, Reporter,
-};
+use pubgrub::PubGrubError;
 use semver::Version;
 
-use super::request::{Request, Spec};
+use super::interrupt::Interrupted;
+use super::request::Request;
 use super::rollout::Policy;
 use super::sources::{Candidate, Sources};
 use crate::format::ids::PackageName;
 use crate::repo::index::PackageRecord;
+use provider::{Provider, Stop, ROOT};
+use report::{HELD_LABEL, INSTALLED_LABEL, ROOT_LABEL};
 
 /// A node of the resolution: the user's request (the root) or a package.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,10 +61,6 @@ impl fmt::Display for Node {
         }
     }
 }
-
-const ROOT_LABEL: &str = "your request";
-const INSTALLED_LABEL: &str = "what is installed";
-const HELD_LABEL: &str = "what is held";
 
 /// Why a package is in the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,13 +87,88 @@ pub struct Chosen {
     pub source: usize,
 }
 
-/// The resolution failed: `explanation` says why, in words.
+/// The resolution failed: no set of versions works (`NoSolution`, with why in words), the index
+/// could not be read, the user interrupted, or the solver gave up within its [`Limits`].
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error("cannot resolve the request:\n{0}")]
     NoSolution(String),
     #[error("{0}")]
     Index(String),
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+    #[error("{0}")]
+    GaveUp(GaveUp),
+}
+
+/// The solver stopped at a limit without an answer either way: which limit, and the packages
+/// most involved (the most conflicting first, else the requested ones).
+#[derive(Debug)]
+pub struct GaveUp {
+    pub limit: Limit,
+    pub packages: String,
+}
+
+impl fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gave up resolving the request after {} without finding a set of versions or proving there is none; the packages most in conflict: {}; {}",
+            self.limit,
+            self.packages,
+            match self.limit {
+                Limit::Time(_) => "asking for some of them at exact versions narrows the search (or raise `resolve_timeout` in client.yaml)",
+                Limit::Steps(_) => "asking for some of them at exact versions narrows the search",
+            }
+        )
+    }
+}
+
+/// A bound of the resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Its time (`resolve_timeout`).
+    Time(Duration),
+    /// Its steps: decisions and the propagation before each.
+    Steps(u64),
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Time(t) => write!(f, "{} s (resolve_timeout)", t.as_secs_f64()),
+            Limit::Steps(n) => write!(f, "{n} steps"),
+        }
+    }
+}
+
+/// What one resolution may spend before it gives up ([`ResolveError::GaveUp`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub max_steps: u64,
+}
+
+/// The default `resolve_timeout`.
+pub const RESOLVE_TIMEOUT_SECS: u64 = 30;
+/// Steps of the solver before it gives up, whatever the time: what keeps its memory bounded on
+/// a fast machine with a long timeout. A resolution of a few thousand packages takes a few
+/// thousand steps.
+pub const MAX_STEPS: u64 = 100_000;
+
+impl Limits {
+    pub fn with_timeout(timeout: Duration) -> Limits {
+        Limits {
+            timeout,
+            max_steps: MAX_STEPS,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::with_timeout(Duration::from_secs(RESOLVE_TIMEOUT_SECS))
+    }
 }
 
 /// What is on the machine, for a resolution.
@@ -121,77 +198,62 @@ impl Installed {
     }
 }
 
-/// Resolves `requests` against the index, keeping what is installed where it can stay.
+/// Resolves `requests` against the index, keeping what is installed where it can stay, within
+/// `limits`.
 pub fn resolve(
     sources: &Sources,
     requests: &[Request],
     on_machine: &Installed,
+    limits: &Limits,
 ) -> Result<Resolution, ResolveError> {
-    let installed = &on_machine.versions;
-    let provider = Provider::new(sources, requests, on_machine)?;
-    let solution = match pubgrub::resolve(&provider, Node::Request, root_version()) {
+    let provider = Provider::new(sources, requests, on_machine, limits)?;
+    let solution = match pubgrub::resolve(&provider, Node::Request, ROOT) {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(tree)) => {
-            let mut text = drop_single_version_noise(&DefaultStringReporter::report(&tree));
-            for label in [ROOT_LABEL, INSTALLED_LABEL, HELD_LABEL] {
-                text = text
-                    .replace(&format!("{label} {}", root_version()), label)
-                    .replace(&format!("{label} *"), label);
-            }
-            for label in [INSTALLED_LABEL, HELD_LABEL] {
-                text = text.replace(
-                    &format!(", {label} are incompatible"),
-                    &format!(" and {label} are incompatible"),
-                );
-            }
-            // Say which holds are in the way, and how to lift them.
-            if text.contains(HELD_LABEL) {
-                for name in &on_machine.held {
-                    if let Some(v) = installed.get(name) {
-                        if text.contains(&format!("{name} ")) {
-                            text.push_str(&format!(
-                                "\n{name} is held at {v}: `dist unhold {name}` lets it move."
-                            ));
-                        }
-                    }
-                }
-            }
-            let text = text
-                .replace(
-                    &format!("{ROOT_LABEL} is forbidden"),
-                    "no set of versions satisfies it",
-                )
-                .replace(
-                    &format!("{INSTALLED_LABEL} is forbidden"),
-                    "what is installed cannot stay as it is",
-                )
-                .replace(
-                    &format!("{HELD_LABEL} is forbidden"),
-                    "the held packages cannot keep their versions",
-                );
-            let notes = provider.withheld_notes(&text) + &provider.shadowed_notes(&text);
-            return Err(ResolveError::NoSolution(text + &notes));
+            return Err(ResolveError::NoSolution(report::explain(
+                &provider, &tree, on_machine,
+            )))
         }
-        Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
-        | Err(PubGrubError::ErrorChoosingVersion { source, .. }) => {
-            return Err(ResolveError::Index(source.0))
+        Err(PubGrubError::ErrorInShouldCancel(stop))
+        | Err(PubGrubError::ErrorRetrievingDependencies { source: stop, .. })
+        | Err(PubGrubError::ErrorChoosingVersion { source: stop, .. }) => {
+            return Err(stopped(&provider, requests, stop))
         }
-        Err(e) => return Err(ResolveError::Index(e.to_string())),
     };
     let mut chosen: BTreeMap<PackageName, Candidate> = BTreeMap::new();
-    for (node, version) in solution {
+    for (node, rank) in solution {
         if let Node::Pkg(name) = node {
-            let c = provider
-                .record(&name, &version)
-                .map_err(|e| ResolveError::Index(e.0))?
-                .ok_or_else(|| ResolveError::Index(format!("{name} {version} vanished")))?;
+            let vs = provider
+                .versions(&name)
+                .map_err(|e| ResolveError::Index(e.to_string()))?;
+            let c = vs
+                .get(rank)
+                .cloned()
+                .ok_or_else(|| ResolveError::Index(format!("{name} {rank} vanished")))?;
             chosen.insert(name, c);
         }
     }
     let asked: Vec<PackageName> = requests.iter().map(|r| r.name.clone()).collect();
     Ok(Resolution {
-        packages: order(&chosen, &asked, &provider.requested, installed),
+        packages: order(&chosen, &asked, &provider.requested, &on_machine.versions),
     })
+}
+
+/// Why the solver stopped, as the caller's error: a limit names the packages most involved.
+fn stopped(provider: &Provider<'_>, requests: &[Request], stop: Stop) -> ResolveError {
+    match stop {
+        Stop::Index(e) => ResolveError::Index(e),
+        Stop::Interrupted(i) => ResolveError::Interrupted(i),
+        Stop::Limit(limit) => {
+            let mut packages = provider.most_conflicting(&BTreeSet::new(), report::MAX_NAMED);
+            if packages.is_empty() {
+                let asked: BTreeSet<PackageName> =
+                    requests.iter().map(|r| r.name.clone()).collect();
+                packages = provider.most_conflicting(&asked, report::MAX_NAMED);
+            }
+            ResolveError::GaveUp(GaveUp { limit, packages })
+        }
+    }
 }
 
 /// Dependencies first (depth first over `depends`), the requests in the order asked, then the
@@ -246,345 +308,4 @@ fn order(
             }
         })
         .collect()
-}
-
-/// PubGrub says "there is no version of X in <1.0.0 | >1.0.0" for every package that has one
-/// version only: true, and noise in an explanation. Those clauses go (`Because A and B, C`
-/// keeps its shape with the other cause alone).
-fn drop_single_version_noise(text: &str) -> String {
-    let noise = |clause: &str| {
-        clause
-            .strip_prefix("there is no version of ")
-            .and_then(|rest| rest.split_once(" in <"))
-            .and_then(|(_, range)| range.split_once(" | >"))
-            .is_some_and(|(lo, hi)| lo == hi)
-    };
-    text.lines()
-        .map(|line| {
-            // `Because P and Q, R.` / `And because P and Q, R.`
-            let (head, rest) = if let Some(r) = line.strip_prefix("Because ") {
-                ("Because ", r)
-            } else if let Some(r) = line.strip_prefix("And because ") {
-                ("And because ", r)
-            } else {
-                return line.to_string();
-            };
-            let Some((causes, conclusion)) = rest.split_once(", ") else {
-                return line.to_string();
-            };
-            let kept: Vec<&str> = causes.split(" and ").filter(|c| !noise(c)).collect();
-            if kept.is_empty() || kept.len() == causes.split(" and ").count() {
-                return line.to_string();
-            }
-            format!("{head}{}, {conclusion}", kept.join(" and "))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn root_version() -> Version {
-    Version::new(0, 0, 0)
-}
-
-/// A failure to read the index while resolving.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct IndexError(String);
-
-struct Provider<'a> {
-    sources: &'a Sources,
-    /// `REPO/NAME` requests: NAME's versions come from that repository only.
-    only: HashMap<PackageName, usize>,
-    roots: Vec<(Node, Ranges<Version>)>,
-    /// The installed packages that stay (the `Installed` node's dependencies).
-    staying: Vec<(Node, Ranges<Version>)>,
-    /// The held packages at their versions (the `Held` node's dependencies).
-    held: Vec<(Node, Ranges<Version>)>,
-    requested: HashSet<PackageName>,
-    /// Installed versions, preferred when in range.
-    prefer: HashMap<PackageName, Version>,
-    /// Packages whose pre-releases may be chosen.
-    pre_ok: HashSet<PackageName>,
-    policy: Policy,
-    /// Versions the policy does not withhold: installed ones, and exact requests.
-    exempt: HashSet<(PackageName, Version)>,
-    cache: RefCell<HashMap<PackageName, Rc<Vec<Candidate>>>>,
-}
-
-impl<'a> Provider<'a> {
-    fn new(
-        sources: &'a Sources,
-        requests: &[Request],
-        on_machine: &Installed,
-    ) -> Result<Provider<'a>, ResolveError> {
-        let installed = &on_machine.versions;
-        let mut only = HashMap::new();
-        for r in requests {
-            if let Some(o) = r
-                .only(sources)
-                .map_err(|e| ResolveError::Index(format!("{e:#}")))?
-            {
-                only.insert(r.name.clone(), o);
-            }
-        }
-        shadow::keep_installed_where_found(sources, installed, &mut only)?;
-        let mut p = Provider {
-            sources,
-            only,
-            roots: Vec::new(),
-            staying: Vec::new(),
-            held: Vec::new(),
-            requested: HashSet::new(),
-            prefer: installed
-                .iter()
-                .filter(|(n, _)| !on_machine.refresh.contains(*n))
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect(),
-            pre_ok: HashSet::new(),
-            policy: on_machine.policy.clone(),
-            exempt: HashSet::new(),
-            cache: RefCell::new(HashMap::new()),
-        };
-        for r in requests {
-            if !p.requested.insert(r.name.clone()) {
-                return Err(ResolveError::Index(format!(
-                    "`{}` is requested twice",
-                    r.name
-                )));
-            }
-            let range = p.request_range(r)?;
-            p.roots.push((Node::Pkg(r.name.clone()), range));
-        }
-        for (name, v) in installed {
-            p.exempt.insert((name.clone(), v.clone()));
-            if !v.pre.is_empty() {
-                p.pre_ok.insert(name.clone());
-            }
-            if on_machine.held.contains(name) {
-                p.held
-                    .push((Node::Pkg(name.clone()), Ranges::singleton(v.clone())));
-                continue;
-            }
-            if p.requested.contains(name) {
-                continue;
-            }
-            // An installed package the index no longer has stays as it is, outside resolution.
-            let known = !p
-                .versions(name)
-                .map_err(|e| ResolveError::Index(e.0))?
-                .is_empty();
-            if known {
-                p.staying.push((Node::Pkg(name.clone()), Ranges::full()));
-            }
-        }
-        if !p.staying.is_empty() {
-            p.roots
-                .push((Node::Installed, Ranges::singleton(root_version())));
-        }
-        if !p.held.is_empty() {
-            p.roots
-                .push((Node::Held, Ranges::singleton(root_version())));
-        }
-        Ok(p)
-    }
-
-    /// The versions a request admits; an exact one is exempt from the policy.
-    fn request_range(&mut self, r: &Request) -> Result<Ranges<Version>, ResolveError> {
-        Ok(match &r.spec {
-            Spec::Latest => Ranges::full(),
-            Spec::Exact(v) => {
-                if !v.pre.is_empty() {
-                    self.pre_ok.insert(r.name.clone());
-                }
-                // Build metadata is not part of a version's identity.
-                let exact = self
-                    .versions(&r.name)
-                    .map_err(|e| ResolveError::Index(e.0))?
-                    .iter()
-                    .find(|x| x.record.version.cmp_precedence(v).is_eq())
-                    .map(|x| x.record.version.clone())
-                    .unwrap_or_else(|| v.clone());
-                self.exempt.insert((r.name.clone(), exact.clone()));
-                Ranges::singleton(exact)
-            }
-            Spec::Req(req) => {
-                if req.comparators.iter().any(|c| !c.pre.is_empty()) {
-                    self.pre_ok.insert(r.name.clone());
-                }
-                req_ranges(req)
-            }
-        })
-    }
-
-    /// Every version of `name` in the indexes, lowest first (each from the highest-priority
-    /// repository that has it, or from the one a `REPO/NAME` request names).
-    fn versions(&self, name: &PackageName) -> Result<Rc<Vec<Candidate>>, IndexError> {
-        if let Some(v) = self.cache.borrow().get(name) {
-            return Ok(v.clone());
-        }
-        let v = Rc::new(
-            self.sources
-                .versions(name, self.only.get(name).copied())
-                .map_err(|e| IndexError(format!("{e:#}")))?,
-        );
-        self.cache.borrow_mut().insert(name.clone(), v.clone());
-        Ok(v)
-    }
-
-    fn record(&self, name: &PackageName, v: &Version) -> Result<Option<Candidate>, IndexError> {
-        Ok(self
-            .versions(name)?
-            .iter()
-            .find(|c| c.record.version == *v)
-            .cloned())
-    }
-
-    fn allowed(&self, name: &PackageName, v: &Version) -> bool {
-        (v.pre.is_empty() || self.pre_ok.contains(name) || self.prefer.get(name) == Some(v))
-            && !self.withheld(name, v)
-    }
-
-    /// The policy withholds this version, and it is neither installed nor asked for exactly.
-    fn withheld(&self, name: &PackageName, v: &Version) -> bool {
-        if self.exempt.contains(&(name.clone(), v.clone())) {
-            return false;
-        }
-        self.versions(name).is_ok_and(|vs| {
-            vs.iter()
-                .find(|c| c.record.version == *v)
-                .is_some_and(|c| self.policy.withheld(&c.record).is_some())
-        })
-    }
-
-    /// For an explanation: the versions withheld of the packages it names, each with why
-    /// (`hello 2.0.0 is yanked: …`), so "there is no version" is not the whole story.
-    fn withheld_notes(&self, text: &str) -> String {
-        let mut notes = String::new();
-        let cache = self.cache.borrow();
-        let mut names: Vec<&PackageName> = cache.keys().collect();
-        names.sort();
-        for name in names {
-            if !text.contains(&format!("{name} ")) {
-                continue;
-            }
-            for c in cache[name].iter() {
-                if self.withheld(name, &c.record.version) {
-                    if let Some(why) = self.policy.withheld(&c.record) {
-                        notes.push_str(&format!(
-                            "\n{name} {} is {why} (not chosen unless asked for exactly: {name}@={})",
-                            c.record.version, c.record.version
-                        ));
-                    }
-                }
-            }
-        }
-        notes
-    }
-}
-
-impl DependencyProvider for Provider<'_> {
-    type P = Node;
-    type V = Version;
-    type VS = Ranges<Version>;
-    type M = String;
-    type Err = IndexError;
-    type Priority = (u8, u32, Reverse<usize>);
-
-    fn prioritize(
-        &self,
-        package: &Node,
-        range: &Ranges<Version>,
-        stats: &PackageResolutionStatistics,
-    ) -> Self::Priority {
-        match package {
-            Node::Request | Node::Installed | Node::Held => (1, 0, Reverse(0)),
-            Node::Pkg(name) => {
-                let n = self.versions(name).map_or(0, |vs| {
-                    vs.iter()
-                        .filter(|c| {
-                            range.contains(&c.record.version)
-                                && self.allowed(name, &c.record.version)
-                        })
-                        .count()
-                });
-                // The most conflicting first, then the fewest choices.
-                (0, stats.conflict_count(), Reverse(n))
-            }
-        }
-    }
-
-    fn choose_version(
-        &self,
-        package: &Node,
-        range: &Ranges<Version>,
-    ) -> Result<Option<Version>, IndexError> {
-        let Node::Pkg(name) = package else {
-            return Ok(Some(root_version()));
-        };
-
-        let versions = self.versions(name)?;
-        if let Some(p) = self.prefer.get(name) {
-            if range.contains(p) && versions.iter().any(|c| c.record.version == *p) {
-                return Ok(Some(p.clone()));
-            }
-        }
-        // The highest-priority repository with a version in range (the lowest source index),
-        // then its newest.
-        Ok(versions
-            .iter()
-            .filter(|c| range.contains(&c.record.version) && self.allowed(name, &c.record.version))
-            .max_by(|a, b| {
-                b.source
-                    .cmp(&a.source)
-                    .then_with(|| a.record.version.cmp(&b.record.version))
-            })
-            .map(|c| c.record.version.clone()))
-    }
-
-    fn get_dependencies(
-        &self,
-        package: &Node,
-        version: &Version,
-    ) -> Result<Dependencies<Node, Ranges<Version>, String>, IndexError> {
-        let name = match package {
-            Node::Request => {
-                return Ok(Dependencies::Available(
-                    self.roots.iter().cloned().collect(),
-                ))
-            }
-            Node::Installed => {
-                return Ok(Dependencies::Available(
-                    self.staying.iter().cloned().collect(),
-                ))
-            }
-            Node::Held => return Ok(Dependencies::Available(self.held.iter().cloned().collect())),
-            Node::Pkg(name) => name,
-        };
-        let Some(Candidate { record: rec, .. }) = self.record(name, version)? else {
-            return Ok(Dependencies::Unavailable(format!(
-                "{name} {version} is not in the index"
-            )));
-        };
-        Ok(Dependencies::Available(
-            rec.relations
-                .depends
-                .iter()
-                .map(|(dep, req)| (Node::Pkg(dep.clone()), req_ranges(req)))
-                .collect(),
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn single_version_noise_leaves_explanations() {
-        let t = "Because there is no version of libfoo in >=3.0.0, <4.0.0 and bad 1.0.0 depends on libfoo >=3.0.0, <4.0.0, bad 1.0.0 is forbidden.\nAnd because there is no version of bad in <1.0.0 | >1.0.0 and your request depends on bad, your request is forbidden.";
-        assert_eq!(
-            drop_single_version_noise(t),
-            "Because there is no version of libfoo in >=3.0.0, <4.0.0 and bad 1.0.0 depends on libfoo >=3.0.0, <4.0.0, bad 1.0.0 is forbidden.\nAnd because your request depends on bad, your request is forbidden."
-        );
-    }
 }

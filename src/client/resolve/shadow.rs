@@ -3,11 +3,12 @@
 //! (`Sources::owner`), so a failure that a lower repository's versions would have avoided says
 //! so, and how to ask for them explicitly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use semver::Version;
 
-use super::{Provider, ResolveError};
+use super::provider::Provider;
+use super::ResolveError;
 use crate::client::sources::Sources;
 use crate::format::ids::PackageName;
 
@@ -31,20 +32,18 @@ pub(super) fn keep_installed_where_found(
 }
 
 impl Provider<'_> {
-    /// One line per package the explanation `text` mentions whose versions came from its owner
-    /// while other repositories also have it.
-    pub(super) fn shadowed_notes(&self, text: &str) -> String {
-        let mut names: Vec<_> = self.cache.borrow().keys().cloned().collect();
-        names.sort();
+    /// One line per package an explanation involves whose versions came from its owner while
+    /// other repositories also have it.
+    pub(super) fn shadowed_notes(&self, involved: &BTreeSet<PackageName>) -> String {
         let mut out = String::new();
-        for name in names {
-            if self.only.contains_key(&name) || !text.contains(&format!("{name} ")) {
+        for name in involved {
+            if self.only.contains_key(name) {
                 continue;
             }
-            let Ok(Some(owner)) = self.sources.owner(&name) else {
+            let Ok(Some(owner)) = self.sources.owner(name) else {
                 continue;
             };
-            let others = self.sources.shadowed(&name, owner);
+            let others = self.sources.shadowed(name, owner);
             if others.is_empty() {
                 continue;
             }

@@ -1,0 +1,213 @@
+//! `cargo xtask bench resolve hard [--baseline DIST] [--versions N,N…]`: the red team's
+//! resolutions (issue 25, finding 6), each timed with its peak RSS, exit code, error kind and
+//! the size of what it printed, for this tree's `dist` and optionally a baseline binary:
+//!
+//! - `pigeons`: 9 packages each needing one of 8 slots, every slot taking one package: `all`
+//!   depends on `p0`…`p8`; `pK` version `S.0.0` means "in slot S" and depends on `hS =K+1`;
+//!   `hS` has versions 1.0.0…9.0.0 (who sits there). 145 rows, unsatisfiable (pigeonhole),
+//!   exponential for PubGrub's learning.
+//! - `versions-N`: `app` has N versions, version K depending on `lib =K.0.0`, and each `lib`
+//!   version on a package no index has: every version of `app` is tried and fails.
+//! - `gaps-1000`: the same with `lib` versions between those `app` needs (`app` K needs `lib
+//!   =2K.0.0`), so what is ruled out of `lib` never merges into one interval.
+//!
+//! Each resolution is `install --dry-run --json` in a client synced over HTTP (a loopback file
+//! server of the published repository), so `resolve_timeout` and every check apply.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::files::FileServer;
+use crate::util;
+
+struct Args {
+    baseline: Option<PathBuf>,
+    versions: Vec<usize>,
+}
+
+fn parse(args: &[&str]) -> Result<Args> {
+    let mut a = Args {
+        baseline: None,
+        versions: vec![1_000, 4_000],
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match *arg {
+            "--baseline" => a.baseline = Some(it.next().context("--baseline DIST")?.into()),
+            "--versions" => {
+                a.versions = it
+                    .next()
+                    .context("--versions N,N")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .context("--versions N,N")?;
+            }
+            other => bail!("usage: cargo xtask bench resolve hard [--baseline DIST] [--versions N,N] (not `{other}`)"),
+        }
+    }
+    Ok(a)
+}
+
+pub fn run(args: &[&str]) -> Result<()> {
+    let a = parse(args)?;
+    let dist = util::release_dist()?;
+    let mut contenders = vec![("this tree", dist.clone())];
+    if let Some(b) = &a.baseline {
+        contenders.push(("baseline", b.clone()));
+    }
+    let mut cases: Vec<(String, Vec<Pkg>, &str)> = vec![("pigeons".into(), pigeons(9), "all")];
+    for n in &a.versions {
+        cases.push((format!("versions-{n}"), versions(*n, 1), "app"));
+    }
+    cases.push(("gaps-1000".into(), versions(1_000, 2), "app"));
+    println!("| case | binary | wall | peak RSS | exit | kind | stderr |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, pkgs, request) in &cases {
+        let tmp = tempfile::tempdir()?;
+        let client = client(&dist, tmp.path(), pkgs)?;
+        for (label, bin) in &contenders {
+            let r = once(bin, &client.root, request)?;
+            println!(
+                "| {name} | {label} | {:.1} s | {:.0} MiB | {} | {} | {} bytes |",
+                r.measured.wall.as_secs_f64(),
+                r.measured.max_rss_kib as f64 / 1024.0,
+                r.code.map_or("signal".into(), |c| c.to_string()),
+                r.kind,
+                r.stderr_bytes
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One package version: name, version, dependencies (name, requirement).
+type Pkg = (String, String, Vec<(String, String)>);
+
+fn pigeons(n: usize) -> Vec<Pkg> {
+    let slots = n - 1;
+    let mut out = vec![(
+        "all".to_string(),
+        "1.0.0".to_string(),
+        (0..n).map(|k| (format!("p{k}"), "*".to_string())).collect(),
+    )];
+    for k in 0..n {
+        for s in 1..=slots {
+            let dep = vec![(format!("h{s}"), format!("={}.0.0", k + 1))];
+            out.push((format!("p{k}"), format!("{s}.0.0"), dep));
+        }
+    }
+    for s in 1..=slots {
+        for k in 1..=n {
+            out.push((format!("h{s}"), format!("{k}.0.0"), Vec::new()));
+        }
+    }
+    out
+}
+
+/// `app` 1.0.0…N.0.0, version K needing `lib =(K × step).0.0`, and `lib` 1.0.0…(N × step).0.0,
+/// each needing a package no index has.
+fn versions(n: usize, step: usize) -> Vec<Pkg> {
+    let mut out = Vec::new();
+    for k in 1..=n {
+        let lib = format!("={}.0.0", k * step);
+        out.push(("app".into(), format!("{k}.0.0"), vec![("lib".into(), lib)]));
+    }
+    for k in 1..=n * step {
+        let gone = vec![("gone".to_string(), "^1".to_string())];
+        out.push(("lib".into(), format!("{k}.0.0"), gone));
+    }
+    out
+}
+
+struct Client {
+    root: PathBuf,
+    _server: FileServer,
+}
+
+/// A repository of `pkgs` published and served on loopback, and a client synced from it.
+fn client(dist: &Path, tmp: &Path, pkgs: &[Pkg]) -> Result<Client> {
+    let (repo, dirs, www) = (tmp.join("repo"), tmp.join("pkgs"), tmp.join("www"));
+    let mut list = String::new();
+    for (name, version, deps) in pkgs {
+        let deps: Vec<String> = deps.iter().map(|(d, r)| format!("{d}: \"{r}\"")).collect();
+        let d = crate::bench_resolve::package(&dirs, name, version, &deps)?;
+        list.push_str(&format!("{}\n", d.display()));
+    }
+    fs::write(tmp.join("list.txt"), list)?;
+    let add = |args: &[&str]| -> Result<String> {
+        let out = Command::new(dist)
+            .arg("--root")
+            .arg(&repo)
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!("dist {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let list = tmp.join("list.txt");
+    add(&[
+        "--quiet",
+        "add",
+        "--allow-unresolved",
+        "--from",
+        list.to_str().context("UTF-8 path")?,
+    ])?;
+    fs::remove_dir_all(&dirs)?;
+    let key = add(&["key", "show"])?;
+    crate::bench_resolve::lay_out(&repo, &www)?;
+    let server = FileServer::start(&www);
+    let root = tmp.join("client");
+    fs::create_dir_all(&root)?;
+    fs::write(
+        root.join("client.yaml"),
+        format!(
+            "server_url: {}\npublic_key: {}\ntransport: http\nseed: false\n",
+            server.url,
+            key.trim()
+        ),
+    )?;
+    let out = Command::new(dist)
+        .arg("--root")
+        .arg(&root)
+        .args(["--quiet", "sync"])
+        .output()?;
+    if !out.status.success() {
+        bail!("dist sync: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(Client {
+        root,
+        _server: server,
+    })
+}
+
+struct Outcome {
+    measured: util::Measured,
+    code: Option<i32>,
+    kind: String,
+    stderr_bytes: u64,
+}
+
+/// `dist install --dry-run --json REQUEST`, measured; its JSON error's `kind`.
+fn once(dist: &Path, root: &Path, request: &str) -> Result<Outcome> {
+    let dir = tempfile::tempdir()?;
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut cmd = Command::new(dist);
+    cmd.arg("--root")
+        .arg(root)
+        .args(["install", "--dry-run", "--json", request])
+        .stdout(Stdio::from(fs::File::create(&out)?))
+        .stderr(Stdio::from(fs::File::create(&err)?));
+    let (measured, code) = util::measure_status(&mut cmd)?;
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&out)?).unwrap_or_default();
+    Ok(Outcome {
+        measured,
+        code,
+        kind: v["error"]["kind"].as_str().unwrap_or("-").to_string(),
+        stderr_bytes: fs::metadata(&err)?.len(),
+    })
+}
