@@ -70,7 +70,7 @@ fn undo(created: &[(PathBuf, bool)]) {
 }
 
 /// First pass: reads every header (skipping file data) and checks the whole archive.
-fn plan(obj: &VerifiedObject) -> Result<Vec<ArchiveEntry>, ObjectError> {
+pub(super) fn plan(obj: &VerifiedObject) -> Result<Vec<ArchiveEntry>, ObjectError> {
     let mut r = TarReader::new(obj, false);
     let mut plan: Vec<ArchiveEntry> = Vec::new();
     let mut kinds: BTreeMap<String, EntryKind> = BTreeMap::new();

@@ -4,8 +4,9 @@
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
 //! - `cargo xtask bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]`:
 //!   benchmarks, each next to a baseline in the same run.
-//! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
-//!   per target (default 300), with their figures.
+//! - `cargo xtask fuzz [--secs N] [TARGET...]`: the coverage-guided campaigns of `fuzz/`
+//!   (cargo-fuzz, libFuzzer, nightly), N seconds per target (default 600), with their figures;
+//!   `cargo xtask fuzz --blind [SECS]`: the mutational campaigns of `tests/fuzz.rs` in release.
 //! - `cargo xtask campaign kill [N] [--seed S]`: N (default 200) SIGKILLs of dist's commands,
 //!   server and client daemon at random moments, each followed by the invariant checks.
 //! - `cargo xtask campaign load [ROUNDS]`: rounds of 200 concurrent syncs, then 50 concurrent
@@ -29,6 +30,7 @@ mod debian;
 mod demo;
 mod demo_real;
 mod fuzz;
+mod fuzz_blind;
 mod lab;
 #[path = "../../tests/common/netns.rs"]
 #[allow(dead_code)]
@@ -55,7 +57,7 @@ fn run() -> Result<()> {
         Some("campaign") => campaign::run(&rest),
         Some("man") => man(false),
         _ => bail!(
-            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N]]|fuzz [--secs N] [TARGET...]|fuzz --blind [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
         ),
     }
 }
