@@ -21,11 +21,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Some((first, last)) = webseed_range(text, size) {
-        assert!(last < size, "{text:?} of {size} bytes gave {first}..={last}");
+        assert!(
+            last < size,
+            "{text:?} of {size} bytes gave {first}..={last}"
+        );
         let now = Instant::now();
         let mut ledger = Ledger::new(Duration::from_secs(120), now);
         let id = ObjectId::from_bytes([7; 32]);
-        assert!(ledger.admit(id, first, last, now), "a first request is fresh");
+        assert!(
+            ledger.admit(id, first, last, now),
+            "a first request is fresh"
+        );
         ledger.admit(id, first, last, now + Duration::from_secs(1));
     }
     if let Ok(h) = InfoHash::parse(text) {

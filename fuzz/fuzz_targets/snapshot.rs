@@ -21,5 +21,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = s.all();
     }
     let left = dist_fuzz::listing(&dir, None);
-    assert_eq!(left, ["f index.db"], "the open left files beside the snapshot");
+    assert_eq!(
+        left,
+        ["f index.db"],
+        "the open left files beside the snapshot"
+    );
 });

@@ -84,6 +84,20 @@ impl Repo {
         let old = self.current_key()?;
         let old_pk = PublicKey::parse(&old.public_base64())?;
         let pending = self.keys_dir().join("pending.key");
+        if !pending.exists() {
+            // Interrupted after the new key became current, before its first serial was
+            // committed: finish that rotation rather than start another.
+            if let Some(prev) = self.switched_unpublished(&tx, &old_pk)? {
+                self.publish_in(&tx, &old, Vec::new())?;
+                tx.commit().context("cannot commit the index")?;
+                self.finish_publish(&conn)?;
+                return Ok(Rotated {
+                    old: prev,
+                    new: old_pk,
+                    serial: self.latest_serial()?.unwrap_or(0),
+                });
+            }
+        }
         let new = if pending.exists() {
             SigningKey::read(&pending)?
         } else {
@@ -128,6 +142,29 @@ impl Repo {
         })
     }
 
+    /// The key `current` replaced, when a rotation into `current` is published but the newest
+    /// committed serial is not signed by `current` (a rotation killed between the key switch
+    /// and the commit of its serial); `None` otherwise.
+    fn switched_unpublished(
+        &self,
+        tx: &rusqlite::Connection,
+        current: &PublicKey,
+    ) -> Result<Option<PublicKey>> {
+        let log = self.key_log()?;
+        let Some(prev) = rotation_into(&log, current)? else {
+            return Ok(None);
+        };
+        let Some(serial) = super::meta_u64(tx, "serial")? else {
+            return Ok(Some(prev));
+        };
+        let read =
+            |p: PathBuf| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()));
+        let manifest = read(self.manifest_path(serial))?;
+        let sig = String::from_utf8_lossy(&read(self.manifest_sig_path(serial))?).into_owned();
+        let signed = super::sign::verify(current.base64(), &manifest, &sig).is_ok();
+        Ok((!signed).then_some(prev))
+    }
+
     /// Publishes, signed by the current key, that `which` (a base64 public key, or the id of
     /// a key this repository's statements name) must never be accepted again.
     pub fn revoke_key(&self, which: &str) -> Result<Revoked> {
@@ -166,6 +203,18 @@ fn rotation_from(log: &KeyLog, from: &PublicKey) -> Result<Option<PublicKey>> {
         if let Statement::Rotation { old, new, .. } = serde_json::from_str(&s.statement)? {
             if PublicKey::parse(&old)? == *from {
                 return Ok(Some(PublicKey::parse(&new)?));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The key a statement of `log` rotates into `to`, if any.
+fn rotation_into(log: &KeyLog, to: &PublicKey) -> Result<Option<PublicKey>> {
+    for s in &log.statements {
+        if let Statement::Rotation { old, new, .. } = serde_json::from_str(&s.statement)? {
+            if PublicKey::parse(&new)? == *to {
+                return Ok(Some(PublicKey::parse(&old)?));
             }
         }
     }

@@ -132,6 +132,9 @@ fn man(check: bool) -> Result<()> {
 /// fmt, clippy and every test, stopping at the first failure.
 fn test(extra: &[&str]) -> Result<()> {
     util::cargo(&["fmt", "--all", "--", "--check"])?;
+    // The fuzz crate is outside the workspace; its build (nightly, sanitizers, ~10 min here)
+    // is not part of CI, its formatting is.
+    util::cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"])?;
     util::cargo(&[
         "clippy",
         "--workspace",
