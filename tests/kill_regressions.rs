@@ -12,7 +12,8 @@ use dist::repo::Repo;
 /// `dist key rotate` killed after the new key became current (`keys/secret.key` replaced by
 /// the pending key, the rotation statement published) but before its serial was committed: the
 /// newest serial is still signed by the old key. Running it again finishes that rotation (one
-/// statement, the next serial signed by the new key) instead of rotating to a third key.
+/// statement, the next serial signed by the new key) instead of rotating to a third key; so
+/// does a kill after that serial was committed, before `LATEST` named it.
 #[test]
 fn key_rotate_killed_after_the_switch_finishes_it_issue_25_kill() {
     let tmp = tempfile::tempdir().unwrap();
@@ -62,6 +63,12 @@ fn key_rotate_killed_after_the_switch_finishes_it_issue_25_kill() {
     let manifest = std::fs::read(repo.manifest_path(2)).unwrap();
     let sig = std::fs::read_to_string(repo.manifest_sig_path(2)).unwrap();
     sign::verify(new_pk.base64(), &manifest, &sig).expect("serial 2 signed by the new key");
+    // Killed later, after its serial was committed but before `LATEST` named it: running it
+    // again only points `LATEST` at that serial.
+    std::fs::write(repo.published_dir().join("LATEST"), "1\n").unwrap();
+    let r = repo.rotate_key().unwrap();
+    assert_eq!((r.new.clone(), r.serial), (new_pk.clone(), 2));
+    assert_eq!(repo.key_log().unwrap().statements.len(), 1, "rotated again");
     // A rotation after that one is an ordinary one again.
     let again = repo.rotate_key().unwrap();
     assert_eq!((again.old, again.serial), (new_pk, 3));

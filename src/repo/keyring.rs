@@ -87,8 +87,10 @@ impl Repo {
         if !pending.exists() {
             // Interrupted after the new key became current, before its first serial was
             // committed: finish that rotation rather than start another.
-            if let Some(prev) = self.switched_unpublished(&tx, &old_pk)? {
-                self.publish_in(&tx, &old, Vec::new())?;
+            if let Some((prev, signed)) = self.interrupted_rotation(&tx, &old_pk)? {
+                if !signed {
+                    self.publish_in(&tx, &old, Vec::new())?;
+                }
                 tx.commit().context("cannot commit the index")?;
                 self.finish_publish(&conn)?;
                 return Ok(Rotated {
@@ -142,27 +144,29 @@ impl Repo {
         })
     }
 
-    /// The key `current` replaced, when a rotation into `current` is published but the newest
-    /// committed serial is not signed by `current` (a rotation killed between the key switch
-    /// and the commit of its serial); `None` otherwise.
-    fn switched_unpublished(
+    /// A rotation into `current` that was killed after the key switch: the key it replaced,
+    /// and whether the newest committed serial is signed by `current` already (killed before
+    /// `LATEST` named it) or not (killed before that serial was committed); `None` when the
+    /// rotation into `current` (if any) is finished.
+    fn interrupted_rotation(
         &self,
         tx: &rusqlite::Connection,
         current: &PublicKey,
-    ) -> Result<Option<PublicKey>> {
+    ) -> Result<Option<(PublicKey, bool)>> {
         let log = self.key_log()?;
         let Some(prev) = rotation_into(&log, current)? else {
             return Ok(None);
         };
         let Some(serial) = super::meta_u64(tx, "serial")? else {
-            return Ok(Some(prev));
+            return Ok(Some((prev, false)));
         };
         let read =
             |p: PathBuf| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()));
         let manifest = read(self.manifest_path(serial))?;
         let sig = String::from_utf8_lossy(&read(self.manifest_sig_path(serial))?).into_owned();
         let signed = super::sign::verify(current.base64(), &manifest, &sig).is_ok();
-        Ok((!signed).then_some(prev))
+        let pointed = self.latest_serial()? == Some(serial);
+        Ok((!signed || !pointed).then_some((prev, signed)))
     }
 
     /// Publishes, signed by the current key, that `which` (a base64 public key, or the id of

@@ -397,7 +397,11 @@ impl<'a> Campaign<'a> {
         ]
         .concat();
         if check::latest(&self.mirror_root()).is_some() {
-            let mirror = check::repo(&self.mirror_root(), &self.all_keys);
+            // Any key the repository had: the mirror may lag behind a rotation, or have copied
+            // the serial of one that is still being checked.
+            let mut all = self.all_keys.clone();
+            all.extend(keys.iter().cloned());
+            let mirror = check::repo(&self.mirror_root(), &all);
             bad.extend(mirror.into_iter().map(|b| format!("mirror: {b}")));
         }
         bad

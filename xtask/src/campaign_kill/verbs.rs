@@ -428,13 +428,12 @@ impl Campaign<'_> {
             if m == o {
                 return Ok(());
             }
-            if let Some(s) = self
-                .mirror
-                .as_mut()
-                .map(|m| m.child.try_wait())
-                .transpose()?
-            {
-                bail!("the mirror exited ({s:?}) at serial {m:?}");
+            let exited = match self.mirror.as_mut() {
+                Some(server) => server.child.try_wait()?,
+                None => None,
+            };
+            if let Some(s) = exited {
+                bail!("the mirror exited ({s}) at serial {m:?}");
             }
             if t.elapsed() > MIRROR_LIMIT {
                 bail!("the mirror is at serial {m:?}, the origin at {o:?}, after {MIRROR_LIMIT:?}");
