@@ -9,10 +9,13 @@
 //! [SECS]` runs them in release. Each prints its figures (iterations, time, slowest iteration,
 //! outcomes by kind, seed range) on stderr. Inputs that once failed are kept under
 //! `fixtures/fuzz/<target>/` and replayed by `fuzz_regressions_issue_9`.
+//!
+//! The coverage-guided targets of `fuzz/` (issue 25, `cargo xtask fuzz`) start from the same
+//! seeds: `fuzz_seeds_issue_25` writes them into `DIST_FUZZ_SEEDS_OUT` when it is set.
 
 mod fuzzing;
 
-use fuzzing::{campaign, replay, Budget};
+use fuzzing::{campaign, replay, write_seeds, Budget};
 
 #[test]
 fn fuzz_tar() {
@@ -57,4 +60,23 @@ fn fuzz_regressions_issue_9() {
         + replay(&mut fuzzing::snapshot::Snapshots::new())
         + replay(&mut fuzzing::wire::Wire::new());
     eprintln!("fuzz: replayed {n} regression inputs");
+}
+
+/// The seed corpora of the coverage-guided targets (issue 25): each stable target's seeds and
+/// kept inputs, written into `DIST_FUZZ_SEEDS_OUT/<target>/` (a temp dir when unset, so the
+/// test still checks that every target gets seeds).
+#[test]
+fn fuzz_seeds_issue_25() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::env::var_os("DIST_FUZZ_SEEDS_OUT")
+        .map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
+    let counts = [
+        write_seeds(&fuzzing::tar::Tar::new(), &out, &["ustar", "unpack"]),
+        write_seeds(&fuzzing::torrent::Torrent::new(), &out, &["torrent"]),
+        write_seeds(&fuzzing::manifest::Manifest::new(), &out, &["manifest"]),
+        write_seeds(&fuzzing::snapshot::Snapshots::new(), &out, &["snapshot"]),
+        write_seeds(&fuzzing::wire::Wire::new(), &out, &["wire"]),
+    ];
+    assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+    eprintln!("fuzz: wrote {counts:?} seeds into {}", out.display());
 }

@@ -243,11 +243,16 @@ impl ClientConfig {
     pub fn load(root: &Path) -> Result<ClientConfig> {
         let path = config_path(root);
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_yaml::from_str(&text)
-                .with_context(|| format!("{}: invalid client configuration", path.display())),
+            Ok(text) => ClientConfig::parse(&path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClientConfig::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
+    }
+
+    /// Parses the text of a client.yaml; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<ClientConfig> {
+        serde_yaml::from_str(text)
+            .with_context(|| format!("{}: invalid client configuration", path.display()))
     }
 
     /// Every key with its default value (`None` where there is none): what `config show`

@@ -14,3 +14,14 @@ pub(crate) mod ustar;
 
 /// The version of the archive format this dist writes and reads (store-format.md).
 pub use canon::FORMAT_VERSION;
+
+/// Parses manifest text as `manifest.yaml` of a package directory is parsed (`path` only
+/// names the file in errors). For the coverage-guided fuzz targets (`fuzz/`): the manifest
+/// module is the crate's own.
+#[doc(hidden)]
+pub fn parse_manifest(
+    path: &std::path::Path,
+    text: &str,
+) -> Result<manifest::Manifest, manifest::ManifestError> {
+    manifest::Manifest::parse(path, text)
+}

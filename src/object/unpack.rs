@@ -76,7 +76,7 @@ pub fn list(obj: &VerifiedObject) -> Result<Vec<(String, EntryKind)>, ObjectErro
 }
 
 /// First pass: reads every header (skipping file data) and checks the whole archive.
-fn plan(obj: &VerifiedObject) -> Result<Vec<ArchiveEntry>, ObjectError> {
+pub(super) fn plan(obj: &VerifiedObject) -> Result<Vec<ArchiveEntry>, ObjectError> {
     let mut r = TarReader::new(obj, false);
     let mut plan: Vec<ArchiveEntry> = Vec::new();
     let mut kinds: BTreeMap<String, EntryKind> = BTreeMap::new();

@@ -116,6 +116,22 @@ impl Repo {
         let old = self.current_key()?;
         let old_pk = PublicKey::parse(&old.public_base64())?;
         let pending = self.keys_dir().join("pending.key");
+        if !pending.exists() {
+            // Interrupted after the new key became current, before its first serial was
+            // committed: finish that rotation rather than start another.
+            if let Some((prev, signed)) = self.interrupted_rotation(&tx, &old_pk)? {
+                if !signed {
+                    self.publish_in(&tx, &old, Vec::new())?;
+                }
+                tx.commit().context("cannot commit the index")?;
+                self.finish_publish(&conn)?;
+                return Ok(Rotated {
+                    old: prev,
+                    new: old_pk,
+                    serial: self.latest_serial()?.unwrap_or(0),
+                });
+            }
+        }
         let new = if pending.exists() {
             SigningKey::read(&pending)?
         } else {
@@ -160,6 +176,31 @@ impl Repo {
         })
     }
 
+    /// A rotation into `current` that was killed after the key switch: the key it replaced,
+    /// and whether the newest committed serial is signed by `current` already (killed before
+    /// `LATEST` named it) or not (killed before that serial was committed); `None` when the
+    /// rotation into `current` (if any) is finished.
+    fn interrupted_rotation(
+        &self,
+        tx: &rusqlite::Connection,
+        current: &PublicKey,
+    ) -> Result<Option<(PublicKey, bool)>> {
+        let log = self.key_log()?;
+        let Some(prev) = rotation_into(&log, current)? else {
+            return Ok(None);
+        };
+        let Some(serial) = super::meta_u64(tx, "serial")? else {
+            return Ok(Some((prev, false)));
+        };
+        let read =
+            |p: PathBuf| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()));
+        let manifest = read(self.manifest_path(serial))?;
+        let sig = String::from_utf8_lossy(&read(self.manifest_sig_path(serial))?).into_owned();
+        let signed = super::sign::verify(current.base64(), &manifest, &sig).is_ok();
+        let pointed = self.latest_serial()? == Some(serial);
+        Ok((!signed || !pointed).then_some((prev, signed)))
+    }
+
     /// Publishes, signed by the current key, that `which` (a base64 public key, or the id of
     /// a key this repository's statements name) must never be accepted again.
     pub fn revoke_key(&self, which: &str) -> Result<Revoked> {
@@ -198,6 +239,18 @@ fn rotation_from(log: &KeyLog, from: &PublicKey) -> Result<Option<PublicKey>> {
         if let Statement::Rotation { old, new, .. } = serde_json::from_str(&s.statement)? {
             if PublicKey::parse(&old)? == *from {
                 return Ok(Some(PublicKey::parse(&new)?));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The key a statement of `log` rotates into `to`, if any.
+fn rotation_into(log: &KeyLog, to: &PublicKey) -> Result<Option<PublicKey>> {
+    for s in &log.statements {
+        if let Statement::Rotation { old, new, .. } = serde_json::from_str(&s.statement)? {
+            if PublicKey::parse(&new)? == *to {
+                return Ok(Some(PublicKey::parse(&old)?));
             }
         }
     }

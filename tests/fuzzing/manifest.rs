@@ -124,6 +124,10 @@ fn copy_tree(from: &Path, to: &Path) {
 impl Target for Manifest {
     const NAME: &'static str = "manifest";
 
+    fn seeds(&self) -> &[Vec<u8>] {
+        &self.seeds
+    }
+
     fn generate(&mut self, rng: &mut Rng) -> Vec<u8> {
         let mut data = rng.pick(&self.seeds).clone();
         for _ in 0..1 + rng.below(4) {

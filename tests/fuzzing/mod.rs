@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 pub trait Target {
     /// The name used in reports and under `fixtures/fuzz/`.
     const NAME: &'static str;
+    /// The valid inputs it mutates (also the seed corpora of the coverage-guided targets).
+    fn seeds(&self) -> &[Vec<u8>];
     /// A new input, a function of `rng` only.
     fn generate(&mut self, rng: &mut Rng) -> Vec<u8>;
     /// Runs the code under test on `input`: the kind of outcome (`ok` or the kind of error),
@@ -302,6 +304,36 @@ pub fn replay<T: Target>(target: &mut T) -> usize {
         }
     }
     files.len()
+}
+
+/// Writes the seeds of `target` and its kept regression inputs (`fixtures/fuzz/<target>/`)
+/// into `out/<name>/` for each of `names` (the coverage-guided targets of `fuzz/` that read
+/// the same format), and returns how many inputs each directory got.
+pub fn write_seeds<T: Target>(target: &T, out: &Path, names: &[&str]) -> usize {
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/fuzz")
+        .join(T::NAME);
+    let mut inputs: Vec<(String, Vec<u8>)> = target
+        .seeds()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("seed-{}-{i}", T::NAME), s.clone()))
+        .collect();
+    if let Ok(rd) = fs::read_dir(&kept) {
+        for e in rd {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            inputs.push((name, fs::read(e.path()).unwrap()));
+        }
+    }
+    for name in names {
+        let dir = out.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        for (file, bytes) in &inputs {
+            fs::write(dir.join(file), bytes).unwrap();
+        }
+    }
+    inputs.len()
 }
 
 /// The kind of an error message, for counting distinct outcomes: `subject` (a path the target

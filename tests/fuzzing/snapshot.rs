@@ -82,6 +82,10 @@ fn page_size(data: &[u8]) -> usize {
 impl Target for Snapshots {
     const NAME: &'static str = "snapshot";
 
+    fn seeds(&self) -> &[Vec<u8>] {
+        &self.seeds
+    }
+
     fn generate(&mut self, rng: &mut Rng) -> Vec<u8> {
         let mut data = rng.pick(&self.seeds).clone();
         for _ in 0..1 + rng.below(4) {

@@ -87,6 +87,10 @@ impl Tar {
 impl Target for Tar {
     const NAME: &'static str = "tar";
 
+    fn seeds(&self) -> &[Vec<u8>] {
+        &self.seeds
+    }
+
     fn generate(&mut self, rng: &mut Rng) -> Vec<u8> {
         let mut data = rng.pick(&self.seeds).clone();
         for _ in 0..1 + rng.below(4) {

@@ -74,6 +74,10 @@ impl Torrent {
 impl Target for Torrent {
     const NAME: &'static str = "torrent";
 
+    fn seeds(&self) -> &[Vec<u8>] {
+        &self.seeds
+    }
+
     fn generate(&mut self, rng: &mut Rng) -> Vec<u8> {
         let mut data = rng.pick(&self.seeds).clone();
         for _ in 0..1 + rng.below(4) {

@@ -60,6 +60,10 @@ impl Wire {
 impl Target for Wire {
     const NAME: &'static str = "wire";
 
+    fn seeds(&self) -> &[Vec<u8>] {
+        &self.seeds
+    }
+
     fn generate(&mut self, rng: &mut Rng) -> Vec<u8> {
         let mut data = rng.pick(&self.seeds).clone();
         let mut body = data.split_off(1);

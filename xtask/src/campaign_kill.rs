@@ -2,14 +2,19 @@
 //! `dist serve` and a real client in a private network namespace, the origin capped with `tc`
 //! so that fetches of the two 32 MiB versions of `big` last seconds. Each cycle kills `dist add`
 //! (a new package), an install of `big@1.0.0` over HTTP or BitTorrent (or, every fourth cycle,
-//! the client's transmission-daemon during that install), the upgrade to `big@2.0.0` over the
-//! other transport (the `upgrade` verb), `rollback`, `uninstall [--purge] big`, `gc --keep 1`,
-//! and `dist serve` (starting, or following a publish); every fourth cycle installs with the
+//! the client's transmission-daemon during that install: the client's `engine` is
+//! `transmission`), the upgrade to `big@2.0.0` over the other transport (the `upgrade` verb),
+//! `rollback`, `repair` of big's corrupted store path, `apply` of a set that adds `app` and its
+//! dependency `lib`, `autoremove` of `lib` once `app` is uninstalled, `uninstall [--purge]
+//! big`, `gc --keep 1`, `dist serve` (starting, or following a publish), `dist key rotate`, and
+//! a mirror (`dist serve --mirror-of`) while it copies a publish or, every fourth cycle, makes
+//! its first copy (`campaign_kill/verbs.rs`, issue 25); every fourth cycle installs with the
 //! libtorrent engine (killed mid-download), and another kills the root's libtorrent seeder
-//! while it seeds. big has a configuration file and keeps state (issue 21). Delays are random (printed seed) over the operation's calibrated
-//! length. After each kill the invariants of `campaign_check` are checked, the killed command
-//! (or its idempotent form) is run again and must succeed with the expected result, and a
-//! killed server must restart and reach `/health` 200.
+//! while it seeds. big has a configuration file and keeps state (issue 21). Delays are random
+//! (printed seed) over the operation's calibrated length. After each kill the invariants of
+//! `campaign_kill/check.rs` are checked, the state must be the one before or after the
+//! operation, the killed command (or its idempotent form) is run again and must succeed with
+//! the expected result, and a killed server or mirror must restart and reach `/health` 200.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,6 +30,7 @@ use crate::lab::env::{in_namespace, package, Env};
 
 mod check;
 mod rounds;
+mod verbs;
 
 const BIG_MIB: usize = 32;
 const CAP_MBIT: u32 = 64;
@@ -47,6 +53,12 @@ enum Kind {
     Gc,
     Daemon,
     Seeder,
+    Repair,
+    Apply,
+    Autoremove,
+    Rotate,
+    MirrorFollow,
+    MirrorFresh,
 }
 
 impl Kind {
@@ -65,6 +77,12 @@ impl Kind {
             Kind::Gc => "gc",
             Kind::Daemon => "client daemon",
             Kind::Seeder => "libtorrent seeder",
+            Kind::Repair => "repair",
+            Kind::Apply => "apply",
+            Kind::Autoremove => "autoremove",
+            Kind::Rotate => "key rotate",
+            Kind::MirrorFollow => "mirror (follow)",
+            Kind::MirrorFresh => "mirror (1st copy)",
         }
     }
 }
@@ -99,6 +117,13 @@ struct Campaign<'a> {
     serves: usize,
     adds: usize,
     began: Instant,
+    /// The keys the repository's `LATEST` may be signed with: its current one (and, in a
+    /// rotation round, the one before it).
+    keys: Vec<String>,
+    /// Every key the repository had, oldest first: a mirror's copy may lag behind a rotation.
+    all_keys: Vec<String>,
+    mirror: Option<Server>,
+    mirrors: usize,
 }
 
 fn parse(args: &[&str]) -> Result<(usize, Option<u64>)> {
@@ -145,13 +170,23 @@ impl<'a> Campaign<'a> {
         with_lifecycle(&big1, "1.0.0")?;
         with_lifecycle(&big2, "2.0.0")?;
         let repo = env.tmp.join("repo");
+        let (lib, app) = verbs::lib_and_app(&pkgs)?;
         let added = c::ok(
             env,
             &repo,
-            &["add", "--create", "--json", &disp(&big1), &disp(&big2)],
+            &[
+                "add",
+                "--create",
+                "--json",
+                &disp(&big1),
+                &disp(&big2),
+                &disp(&lib),
+                &disp(&app),
+            ],
         )?;
         let added: Vec<Value> = serde_json::from_str(&added)?;
         let mut b3 = BTreeMap::new();
+        verbs::write_set(&env.tmp.join("set-a"), &added)?;
         for (v, a) in ["1.0.0", "2.0.0"].into_iter().zip(&added) {
             b3.insert(v, a["blake3"].as_str().context("add --json")?.to_string());
         }
@@ -159,6 +194,10 @@ impl<'a> Campaign<'a> {
         c::shape_origin(env, CAP_MBIT)?;
         let client = env.tmp.join("client");
         c::client_root(&client, &key, c::CLIENT_IP, &[])?;
+        // The rounds that kill transmission-daemon need it as the engine (the default is
+        // libtorrent); the libtorrent rounds ask for theirs with `--engine`.
+        let yaml = fs::read_to_string(client.join("client.yaml"))?;
+        fs::write(client.join("client.yaml"), yaml + "engine: transmission\n")?;
         let mut k = Campaign {
             env,
             rng,
@@ -175,6 +214,10 @@ impl<'a> Campaign<'a> {
             serves: 0,
             adds: 0,
             began,
+            keys: vec![key.clone()],
+            all_keys: vec![key],
+            mirror: None,
+            mirrors: 0,
         };
         let t = k.start_server()?;
         k.est.insert(Kind::ServeStart, t);
@@ -222,6 +265,7 @@ impl<'a> Campaign<'a> {
         self.est.insert(Kind::Daemon, torrent);
         // A seeder is killed at any moment of its first few seconds of seeding.
         self.est.insert(Kind::Seeder, Duration::from_secs(3));
+        self.calibrate_verbs()?;
         let shown: Vec<String> = self
             .est
             .iter()
@@ -232,12 +276,7 @@ impl<'a> Campaign<'a> {
             "calibration (one unkilled cycle, done at {at}): {}",
             shown.join(", ")
         );
-        let bad = [
-            check::client(self.env, &self.client),
-            check::state(&self.client, &CONF_TEXTS),
-            check::repo(&self.repo),
-        ]
-        .concat();
+        let bad = self.checks(&self.keys.clone());
         if !bad.is_empty() {
             bail!("the invariants fail before any kill: {bad:?}");
         }
@@ -253,7 +292,7 @@ impl<'a> Campaign<'a> {
             } else {
                 ("http", "torrent")
             };
-            for step in 0..7 {
+            for step in 0..12 {
                 if self.sent() >= n {
                     break;
                 }
@@ -274,10 +313,15 @@ impl<'a> Campaign<'a> {
                     }
                     2 => self.upgrade_round(t2)?,
                     3 => self.rollback_round()?,
-                    4 => self.uninstall_round(cycle % 2 == 1)?,
-                    5 => self.gc_round()?,
-                    _ if cycle.is_multiple_of(2) => self.serve_round(Kind::ServeStart)?,
-                    _ => self.serve_round(Kind::ServeFollow)?,
+                    4 => self.repair_round()?,
+                    5 => self.apply_round()?,
+                    6 => self.autoremove_round()?,
+                    7 => self.uninstall_round(cycle % 2 == 1)?,
+                    8 => self.gc_round()?,
+                    9 if cycle.is_multiple_of(2) => self.serve_round(Kind::ServeStart)?,
+                    9 => self.serve_round(Kind::ServeFollow)?,
+                    10 => self.rotate_round()?,
+                    _ => self.mirror_round(cycle % 4 == 3)?,
                 }
             }
             cycle += 1;
@@ -345,15 +389,28 @@ impl<'a> Campaign<'a> {
         Ok((hit, delay))
     }
 
-    /// The invariants of both roots, each failure a violation.
-    fn check(&mut self, when: &str) {
-        let bad = [
+    /// The invariants of every root (client, repository signed by one of `keys`, mirror).
+    fn checks(&self, keys: &[String]) -> Vec<String> {
+        let mut bad = [
             check::client(self.env, &self.client),
             check::state(&self.client, &CONF_TEXTS),
-            check::repo(&self.repo),
+            check::repo(&self.repo, keys),
         ]
         .concat();
-        for b in bad {
+        if check::latest(&self.mirror_root()).is_some() {
+            // Any key the repository had: the mirror may lag behind a rotation, or have copied
+            // the serial of one that is still being checked.
+            let mut all = self.all_keys.clone();
+            all.extend(keys.iter().cloned());
+            let mirror = check::repo(&self.mirror_root(), &all);
+            bad.extend(mirror.into_iter().map(|b| format!("mirror: {b}")));
+        }
+        bad
+    }
+
+    /// The invariants of every root, each failure a violation.
+    fn check(&mut self, when: &str) {
+        for b in self.checks(&self.keys.clone()) {
             self.violation(format!("{when}: {b}"));
         }
     }
@@ -432,49 +489,16 @@ impl<'a> Campaign<'a> {
         Ok(())
     }
 
-    /// After a server was killed: a new one must reach `/health` 200, and the killed one's
-    /// tracker and seeder must be gone (the new one's are its children).
-    fn restart_server(&mut self) -> Result<()> {
-        match self.start_server() {
-            Ok(t) => {
-                let est = self.est[&Kind::ServeStart];
-                self.est.insert(Kind::ServeStart, (est * 3 + t) / 4);
-            }
-            Err(e) => {
-                self.violation(format!("the restarted dist serve failed: {e:#}"));
-                let stale = self.stop_strays(None);
-                println!("          stopped what the killed server left running: {stale:?}");
-                self.start_server()
-                    .context("dist serve does not start even after its leftovers were stopped")?;
-            }
-        }
-        let pid = self.server.as_ref().map(Server::pid);
-        let stale = self.stop_strays(pid);
-        if !stale.is_empty() {
-            self.violation(format!(
-                "the killed server's children still ran beside the new ones: {stale:?}"
-            ));
-        }
-        Ok(())
-    }
-
-    /// Stops the tracker and seeder processes of the repository whose parent is not `keep`
-    /// (the running server); returns what was stopped.
-    fn stop_strays(&mut self, keep: Option<u32>) -> Vec<(u32, String)> {
-        let needle = format!("{}/serve/", disp(&self.repo));
-        let strays: Vec<(u32, String)> = c::processes_with(self.env, &needle)
-            .into_iter()
-            .filter(|(pid, _)| keep.is_none() || c::ppid(*pid) != keep)
-            .collect();
-        for (pid, _) in &strays {
-            c::terminate(*pid);
-        }
-        strays
-    }
-
     /// Stops the client daemon and the server; anything still in the namespace is a finding.
     fn shutdown(&mut self) -> Result<()> {
         let daemon = c::ok(self.env, &self.client, &["daemon", "stop"]);
+        if let Some(m) = self.mirror.take() {
+            if let Ok(s) = m.stop() {
+                if !s.success() {
+                    self.finding(format!("the mirror exited {s} on SIGTERM"));
+                }
+            }
+        }
         let server = self.stop_server();
         std::thread::sleep(Duration::from_millis(200));
         for pid in self.env.ns.pids() {

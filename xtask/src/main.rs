@@ -4,8 +4,9 @@
 //! - `cargo xtask demo`: the main job, end to end, as a user would see it.
 //! - `cargo xtask bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N|hard]]`:
 //!   benchmarks, each next to a baseline in the same run.
-//! - `cargo xtask fuzz [SECS]`: the fuzz campaigns of `tests/fuzz.rs` in release, SECS seconds
-//!   per target (default 300), with their figures.
+//! - `cargo xtask fuzz [--secs N] [TARGET...]`: the coverage-guided campaigns of `fuzz/`
+//!   (cargo-fuzz, libFuzzer, nightly), N seconds per target (default 600), with their figures;
+//!   `cargo xtask fuzz --blind [SECS]`: the mutational campaigns of `tests/fuzz.rs` in release.
 //! - `cargo xtask campaign kill [N] [--seed S]`: N (default 200) SIGKILLs of dist's commands,
 //!   server and client daemon at random moments, each followed by the invariant checks.
 //! - `cargo xtask campaign load [ROUNDS]`: rounds of 200 concurrent syncs, then 50 concurrent
@@ -30,6 +31,7 @@ mod demo;
 #[path = "../../tests/common/files.rs"]
 mod files;
 mod fuzz;
+mod fuzz_blind;
 mod lab;
 #[path = "../../tests/common/netns.rs"]
 #[allow(dead_code)]
@@ -60,7 +62,7 @@ fn run() -> Result<()> {
         },
         Some("man") => man(false),
         _ => bail!(
-            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N|hard]]|fuzz [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
+            "usage: cargo xtask <test|man|demo|bench [pack|add|e2e|install|profile|scale [N]|swarm [N] [MiB] [mbit]|transport [--quick]|resolve [N|hard]]|fuzz [--secs N] [TARGET...]|fuzz --blind [SECS]|campaign [kill [N] [--seed S]|load [ROUNDS]]>"
         ),
     }
 }
@@ -135,6 +137,9 @@ fn man(check: bool) -> Result<()> {
 /// fmt, clippy and every test, stopping at the first failure.
 fn test(extra: &[&str]) -> Result<()> {
     util::cargo(&["fmt", "--all", "--", "--check"])?;
+    // The fuzz crate is outside the workspace; its build (nightly, sanitizers, ~10 min here)
+    // is not part of CI, its formatting is.
+    util::cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"])?;
     util::cargo(&[
         "clippy",
         "--workspace",

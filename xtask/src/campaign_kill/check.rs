@@ -4,8 +4,9 @@
 //!   link per package to a complete store path); every store path under its final name, and
 //!   every one a generation references, matches its `.record.json`; `dist verify --json` exits
 //!   0 with every entry `ok: true`;
-//! - repository: the `LATEST` snapshot opens, is intact, carries its serial and a good
-//!   signature, and every object it names is in `objects/` with that BLAKE3.
+//! - repository (and mirror): the `LATEST` snapshot opens, is intact, carries its serial and a
+//!   good signature by the repository's key, and every object it names is in `objects/` with
+//!   that BLAKE3.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -243,15 +244,34 @@ fn verify(env: &Env, root: &Path) -> Vec<String> {
     bad
 }
 
-/// Everything wrong with the repository's published state (empty when whole).
-pub(crate) fn repo(repo: &Path) -> Vec<String> {
-    match published(repo) {
+/// Everything wrong with the published state of a repository or a mirror (empty when
+/// whole); its `LATEST` manifest must verify with one of `keys` (base64 public keys: the
+/// repository's current key, and during a rotation the one before it).
+pub(crate) fn repo(repo: &Path, keys: &[String]) -> Vec<String> {
+    match published(repo, keys) {
         Ok(bad) => bad,
         Err(e) => vec![e],
     }
 }
 
-fn published(repo: &Path) -> Result<Vec<String>, String> {
+/// The serial `published/LATEST` of a repository or mirror names.
+pub(crate) fn latest(root: &Path) -> Option<u64> {
+    let text = fs::read_to_string(root.join("published/LATEST")).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether minisign verifies `published/SERIAL.json` of `root` with the public key `key`.
+pub(crate) fn signed_by(root: &Path, serial: u64, key: &str) -> bool {
+    let sig = Command::new("minisign")
+        .args(["-V", "-q", "-P", key, "-m"])
+        .arg(root.join(format!("published/{serial}.json")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    sig.is_ok_and(|s| s.success())
+}
+
+fn published(repo: &Path, keys: &[String]) -> Result<Vec<String>, String> {
     let latest = fs::read_to_string(repo.join("published/LATEST"))
         .map_err(|e| format!("published/LATEST: {e}"))?;
     let serial: u64 = latest
@@ -284,17 +304,9 @@ fn published(repo: &Path) -> Result<Vec<String>, String> {
             own.trim()
         ));
     }
-    let sig = Command::new("minisign")
-        .args(["-V", "-q", "-p"])
-        .arg(repo.join("keys/public.key"))
-        .arg("-m")
-        .arg(&manifest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !sig.is_ok_and(|s| s.success()) {
+    if !keys.iter().any(|k| signed_by(repo, serial, k)) {
         bad.push(format!(
-            "{}: minisign does not verify its signature",
+            "{}: minisign does not verify its signature with {keys:?}",
             manifest.display()
         ));
     }

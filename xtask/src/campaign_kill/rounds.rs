@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::{disp, Campaign, Kind, LIMIT};
-use crate::lab::campaign::{self as c, Hit};
+use crate::lab::campaign::{self as c, Hit, Server};
 use crate::lab::env::package;
 
 impl Campaign<'_> {
@@ -370,7 +370,11 @@ impl Campaign<'_> {
 
     /// After a client kill: the invariants, stray daemons, then `next` must succeed with the
     /// `expect`ed result and the invariants hold again.
-    fn finish_client(&mut self, next: &[&str], expect: impl Fn(&Self) -> Result<(), String>) {
+    pub(super) fn finish_client(
+        &mut self,
+        next: &[&str],
+        expect: impl Fn(&Self) -> Result<(), String>,
+    ) {
         self.check("after the kill");
         self.stray_daemons();
         if self.rerun(&self.client.clone(), next) {
@@ -391,7 +395,7 @@ impl Campaign<'_> {
 
     /// Client transmission-daemons running without a record in `daemon/state.json` (left by a
     /// kill between their start and that record): a finding each, then stopped.
-    fn stray_daemons(&mut self) {
+    pub(super) fn stray_daemons(&mut self) {
         let config = format!("-g {}", disp(&self.client.join("daemon/config")));
         let recorded = self.daemon_pid();
         for (pid, cmd) in c::processes_with(self.env, &config) {
@@ -410,7 +414,7 @@ impl Campaign<'_> {
         v["pid"].as_u64().map(|p| p as u32)
     }
 
-    fn current_generation(&self) -> Option<Value> {
+    pub(super) fn current_generation(&self) -> Option<Value> {
         let target = fs::read_link(self.client.join("current")).ok()?;
         let bytes = fs::read(self.client.join(target).join("generation.json")).ok()?;
         serde_json::from_slice(&bytes).ok()
@@ -421,7 +425,7 @@ impl Campaign<'_> {
         g["packages"]["big"]["version"].as_str().map(str::to_string)
     }
 
-    fn current_number(&self) -> Option<u64> {
+    pub(super) fn current_number(&self) -> Option<u64> {
         self.current_generation()?["number"].as_u64()
     }
 
@@ -433,6 +437,46 @@ impl Campaign<'_> {
             .collect();
         v.sort();
         v
+    }
+
+    /// After a server was killed: a new one must reach `/health` 200, and the killed one's
+    /// tracker and seeder must be gone (the new one's are its children).
+    pub(super) fn restart_server(&mut self) -> Result<()> {
+        match self.start_server() {
+            Ok(t) => {
+                let est = self.est[&Kind::ServeStart];
+                self.est.insert(Kind::ServeStart, (est * 3 + t) / 4);
+            }
+            Err(e) => {
+                self.violation(format!("the restarted dist serve failed: {e:#}"));
+                let stale = self.stop_strays(None);
+                println!("          stopped what the killed server left running: {stale:?}");
+                self.start_server()
+                    .context("dist serve does not start even after its leftovers were stopped")?;
+            }
+        }
+        let pid = self.server.as_ref().map(Server::pid);
+        let stale = self.stop_strays(pid);
+        if !stale.is_empty() {
+            self.violation(format!(
+                "the killed server's children still ran beside the new ones: {stale:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the tracker and seeder processes of the repository whose parent is not `keep`
+    /// (the running server); returns what was stopped.
+    pub(super) fn stop_strays(&mut self, keep: Option<u32>) -> Vec<(u32, String)> {
+        let needle = format!("{}/serve/", disp(&self.repo));
+        let strays: Vec<(u32, String)> = c::processes_with(self.env, &needle)
+            .into_iter()
+            .filter(|(pid, _)| keep.is_none() || c::ppid(*pid) != keep)
+            .collect();
+        for (pid, _) in &strays {
+            c::terminate(*pid);
+        }
+        strays
     }
 
     /// `dist serve` killed while it starts, or while it follows a publish; it must start
