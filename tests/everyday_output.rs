@@ -62,7 +62,13 @@ impl Env {
                 d
             })
             .collect();
-        run_ok(dist().arg("--root").arg(&repo).arg("add").args(&dirs));
+        run_ok(
+            dist()
+                .arg("--root")
+                .arg(&repo)
+                .args(["add", "--create"])
+                .args(&dirs),
+        );
         published::lay_out(&repo, &www);
         fs::create_dir_all(www.join("torrents")).unwrap();
         let mut packed = BTreeMap::new();
@@ -569,7 +575,9 @@ fn install_hints_at_path_and_doctor_checks_the_root_issue_23_finding_11() {
         "an outage is no key problem: {v}"
     );
     // A key that is not the repository's: the signature is named, with where to look.
-    let other = repo_key(&env.tmp.path().join("other-repo"));
+    let other_repo = env.tmp.path().join("other-repo");
+    repo_init(&other_repo);
+    let other = repo_key(&other_repo);
     let v = stdout_json(&dist_env(
         &env,
         &["--public-key", &other, "doctor", "--json"],
@@ -813,7 +821,7 @@ fn the_catalog_shows_the_key_and_the_init_line_issue_23_finding_11() {
         dist()
             .arg("--root")
             .arg(&repo)
-            .arg("add")
+            .args(["add", "--create"])
             .arg(local::command_package(
                 &tmp.path().join("pkgs"),
                 "hello",

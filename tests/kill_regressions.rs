@@ -26,6 +26,7 @@ fn key_rotate_killed_after_the_switch_finishes_it_issue_25_kill() {
         "",
     );
     let repo = Repo::new(&tmp.path().join("repo"));
+    repo.init().unwrap();
     repo.add(&[pkg]).unwrap();
     let (sk, pk) = key_paths(&tmp.path().join("repo"));
     let old = SigningKey::read(&sk).unwrap();

@@ -38,7 +38,7 @@ fn local_with(dirs: impl Fn(&Path) -> Vec<PathBuf>) -> local::Local {
         dist()
             .arg("--root")
             .arg(&repo)
-            .args(["add", "--allow-unresolved"])
+            .args(["add", "--create", "--allow-unresolved"])
             .args(&dirs),
     );
     local::Local::serve(tmp)

@@ -150,6 +150,7 @@ fn client(dist: &Path, tmp: &Path, pkgs: &[Pkg]) -> Result<Client> {
         Ok(String::from_utf8(out.stdout)?)
     };
     let list = tmp.join("list.txt");
+    crate::util::repo_init(dist, &repo)?;
     add(&[
         "--quiet",
         "add",
