@@ -270,7 +270,9 @@ impl Diagnosis {
             })
             .reduce(|a, b| a + b);
         let web_answers = self.web_seeds.iter().any(|(_, r)| r.is_ok());
-        if seeds.is_none() && !web_answers {
+        if self.trackers.is_empty() && self.web_seeds.is_empty() {
+            "its torrent names no tracker and no web seed, so no peer can be found: `--transport http` fetches straight from the server".into()
+        } else if seeds.is_none() && !web_answers {
             "the repository's servers do not answer: check the network and the server (`dist doctor`), or try again later".into()
         } else if self.peers == 0 && seeds.is_some_and(|n| n > 0) {
             format!(
@@ -322,6 +324,55 @@ mod tests {
         assert_eq!(e.web_seeds, seeds);
         let m = crate::format::torrent::magnet(&info.infohash(), "x", 3, &trackers, &seeds);
         assert_eq!(Endpoints::of_magnet(&m), e);
+    }
+
+    #[test]
+    fn the_advice_follows_what_was_found() {
+        let d = |trackers, web_seeds| Diagnosis {
+            package: crate::format::ids::PackageId::new(
+                crate::format::ids::PackageName::parse("x").unwrap(),
+                semver::Version::new(1, 0, 0),
+            ),
+            quiet: QUIET,
+            peers: 0,
+            trackers,
+            web_seeds,
+        };
+        let t = |seen| vec![("http://t/announce".to_string(), seen)];
+        let w = |r| vec![("http://w/o".to_string(), r)];
+        assert!(d(vec![], vec![]).advice().contains("names no tracker"));
+        let down = d(
+            t(TrackerSeen::Unreachable("refused".into())),
+            w(Err("refused".into())),
+        );
+        assert!(down.advice().contains("do not answer"));
+        let nobody = d(
+            t(TrackerSeen::Swarm {
+                seeds: 0,
+                fetching: 1,
+            }),
+            w(Ok(404)),
+        );
+        assert!(nobody.advice().starts_with("nobody seeds it"));
+        let walled = d(
+            t(TrackerSeen::Swarm {
+                seeds: 2,
+                fetching: 1,
+            }),
+            w(Ok(404)),
+        );
+        assert!(walled.advice().contains("knows 2 peers with it"));
+        let web = d(
+            t(TrackerSeen::Swarm {
+                seeds: 0,
+                fetching: 1,
+            }),
+            w(Ok(206)),
+        );
+        assert!(web.advice().contains("--transport http"));
+        assert!(web
+            .to_string()
+            .starts_with("x@1.0.0: nothing received for 15 s (0 peers connected; "));
     }
 
     #[test]
