@@ -125,6 +125,16 @@ fn warn_sync(r: &sync::SyncReport) {
             out::note_prefix()
         );
     }
+    for b in &r.behind {
+        eprintln!(
+            "{} {} is behind: it offers index serial {}, {} offers {}",
+            out::warning_prefix(),
+            b.server,
+            b.serial,
+            r.server,
+            r.serial
+        );
+    }
 }
 
 fn sync_line(r: &sync::SyncReport, verbose: bool) -> String {
