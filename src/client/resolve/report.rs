@@ -367,3 +367,21 @@ impl ReportFormatter<Node, Set, String> for Words<'_, '_> {
         self.sentence(true, causes, &self.format_terms(terms))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_explanation_keeps_its_head_and_tail() {
+        let text: Vec<String> = (1..=100).map(|i| format!("line {i}")).collect();
+        let cut = cut(&text.join("\n"));
+        let lines: Vec<&str> = cut.lines().collect();
+        assert_eq!(lines.len(), HEAD + 1 + TAIL);
+        assert_eq!(lines[0], "line 1");
+        assert_eq!(lines[HEAD], "… (65 more lines) …");
+        assert_eq!(lines[HEAD + TAIL], "line 100");
+        let short = "Because a, b.\nAnd because c, d.";
+        assert_eq!(super::cut(short), short);
+    }
+}
