@@ -896,3 +896,34 @@ fn the_catalog_shows_the_key_and_the_init_line_issue_23_finding_11() {
         "{dom}"
     );
 }
+
+#[test]
+fn a_magnet_that_names_no_source_says_so_in_transmission_issue_23_finding_7() {
+    require_tool("transmission-daemon");
+    // The server hands out no `.torrent`: the signed magnet link is all there is, so the
+    // transmission engine takes it, and this index names no tracker and no web seed.
+    let env = Env::new(&["hello"], "transport: torrent\nfetch_timeout: 20\n");
+    fs::remove_dir_all(env.www().join("torrents")).unwrap();
+    let o = env.run(&["install", "hello"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("the transmission engine fetches"), "{err}");
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: hello@1.0.0: nothing received for 1"))
+        .unwrap_or_else(|| panic!("no stall warning in:\n{err}"));
+    for want in [
+        "no tracker is known for it",
+        "no web seed is known for it",
+        "its torrent names no tracker and no web seed",
+        "`--transport http`",
+    ] {
+        assert!(warning.contains(want), "missing {want:?} in:\n{warning}");
+    }
+    let error = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        error.contains("timed out after 20 s downloading hello@1.0.0")
+            && error.contains("--transport http"),
+        "{error}"
+    );
+}
