@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use dist::repo::status::Phase;
+use dist::index::status::Phase;
 
 pub mod complete;
 mod everyday;

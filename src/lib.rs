@@ -5,10 +5,13 @@
 //! folder below is one section of it.
 
 pub mod client;
+pub mod clock;
 pub mod daemons;
 pub mod format;
+pub mod index;
 pub mod net;
 pub mod object;
+pub(crate) mod process;
 pub mod repo;
 pub mod server;
 pub mod store;

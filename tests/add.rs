@@ -113,7 +113,7 @@ fn add_publishes_a_signed_snapshot_that_minisign_verifies() {
     assert_eq!(manifest["packages"], 2);
     assert_eq!(manifest["deltas"].as_array().unwrap().len(), 0);
     let snap = tmp.path().join("snapshot.db");
-    fs::write(&snap, dist::repo::wire::decompress(&zst, 1 << 30).unwrap()).unwrap();
+    fs::write(&snap, dist::index::wire::decompress(&zst, 1 << 30).unwrap()).unwrap();
     // The secret key is private.
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(root.join("keys/secret.key"))

@@ -269,7 +269,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
         || {
             let f = Client::new(&ns, tmp.path().join("f"), &key, "10.77.0.4");
             f.ok(&["sync"]);
-            let rec = dist::repo::index::Snapshot::open_local(&f.root.join("index/index.db"))
+            let rec = dist::index::record::Snapshot::open_local(&f.root.join("index/index.db"))
                 .unwrap()
                 .versions("hello")
                 .unwrap()
@@ -336,7 +336,7 @@ fn every_verb_both_transports_and_failures_that_change_nothing() {
     step(
         "A malicious web seed serves corrupted bytes: verification refuses them",
         || {
-            let rec = dist::repo::index::Snapshot::open_local(&a.root.join("index/index.db"))
+            let rec = dist::index::record::Snapshot::open_local(&a.root.join("index/index.db"))
                 .unwrap()
                 .versions("victim")
                 .unwrap()[0]

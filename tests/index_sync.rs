@@ -86,10 +86,10 @@ impl Repo {
 
     /// Re-signs the manifest of `serial` after `edit` changed it (the repository's own key: only
     /// the content is hostile).
-    fn resign(&self, serial: u64, edit: impl FnOnce(&mut dist::repo::wire::Manifest)) {
-        use dist::repo::sign::{Signed, SigningKey};
+    fn resign(&self, serial: u64, edit: impl FnOnce(&mut dist::index::wire::Manifest)) {
+        use dist::index::sign::{Signed, SigningKey};
         let path = self.root.join(format!("published/{serial}.json"));
-        let mut m = dist::repo::wire::Manifest::parse(&fs::read(&path).unwrap()).unwrap();
+        let mut m = dist::index::wire::Manifest::parse(&fs::read(&path).unwrap()).unwrap();
         edit(&mut m);
         let bytes = serde_json::to_vec(&m).unwrap();
         let sig = SigningKey::load(&self.root)
@@ -224,9 +224,9 @@ fn sync_by_snapshot_delta_and_not_at_all_and_refuse_bad_deltas_issue_10() {
             let serial = repo.add("lying", "1.0.0", "3");
             // The delta of a package that does not exist, published under the real key.
             let path = repo.root.join(format!("published/{serial}.delta.zst"));
-            let mut delta = dist::repo::wire::Delta::decode(&fs::read(&path).unwrap(), 1 << 20)
+            let mut delta = dist::index::wire::Delta::decode(&fs::read(&path).unwrap(), 1 << 20)
                 .unwrap();
-            if let dist::repo::wire::Op::Put(row) = &mut delta.ops[0] {
+            if let dist::index::wire::Op::Put(row) = &mut delta.ops[0] {
                 row[0] = "intruder".into();
             }
             let bytes = delta.encode().unwrap();

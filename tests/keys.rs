@@ -17,8 +17,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use dist::repo::keys::{KeyLog, SignedStatement, Statement};
-use dist::repo::sign::{Signed, SigningKey};
+use dist::index::keys::{KeyLog, SignedStatement, Statement};
+use dist::index::sign::{Signed, SigningKey};
 use netns::Netns;
 use nsclient::Client;
 use server::{wait_served, Server, SERVER_IP};
@@ -63,7 +63,7 @@ impl Repo {
         let serial = self.latest();
         let path = self.root.join(format!("published/{serial}.json"));
         let bytes = fs::read(&path).unwrap();
-        let m = dist::repo::wire::Manifest::parse(&bytes).unwrap();
+        let m = dist::index::wire::Manifest::parse(&bytes).unwrap();
         let signed = Signed {
             format: m.format,
             serial: m.serial,
@@ -96,7 +96,7 @@ fn set_key(root: &Path, key: &str) {
 }
 
 fn id_of(key: &str) -> String {
-    dist::repo::keys::PublicKey::parse(key)
+    dist::index::keys::PublicKey::parse(key)
         .unwrap()
         .id()
         .to_string()

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use dist::repo::keys::{KeyLog, PublicKey, SignedStatement, Statement, KEYS_FORMAT};
-use dist::repo::sign::{self, key_paths, SigningKey};
+use dist::index::keys::{KeyLog, PublicKey, SignedStatement, Statement, KEYS_FORMAT};
+use dist::index::sign::{self, key_paths, SigningKey};
 use dist::repo::Repo;
 
 /// `dist key rotate` killed after the new key became current (`keys/secret.key` replaced by

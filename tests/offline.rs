@@ -158,7 +158,7 @@ fn local_objects_and_bundles_install_without_a_server_issue_22() {
             assert!(e.contains("damaged or swapped"), "{e}");
             assert!(installed_or_none(&d).is_empty());
             assert!(!d.root.join("index/index.db").exists(), "the index changed");
-            let foreign = dist::repo::sign::SigningKey::generate()
+            let foreign = dist::index::sign::SigningKey::generate()
                 .unwrap()
                 .public_base64();
             let f = Client::new(&island, tmp.path().join("f"), &foreign, "10.77.0.9");

@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use dist::repo::index::{INDEX_FORMAT, ROW_COLUMNS};
+use dist::index::record::{INDEX_FORMAT, ROW_COLUMNS};
 
 fn spec() -> String {
     fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("store-format.md")).unwrap()
@@ -220,8 +220,8 @@ impl Endless {
 
 /// Signs `m` as the repository at `repo` publishes (its key and its repository id) and puts it
 /// in `www` as the newest manifest.
-fn sign_manifest(repo: &Path, www: &Path, m: &dist::repo::wire::Manifest) {
-    use dist::repo::sign::{Signed, SigningKey};
+fn sign_manifest(repo: &Path, www: &Path, m: &dist::index::wire::Manifest) {
+    use dist::index::sign::{Signed, SigningKey};
     let bytes = serde_json::to_vec(m).unwrap();
     let sig = SigningKey::load(repo)
         .unwrap()
@@ -269,14 +269,14 @@ fn a_delta_is_never_fetched_beyond_max_index_size_issue_25_finding_8() {
     let env = served();
     let (repo, www) = (env.tmp.path().join("repo"), env.tmp.path().join("www"));
     let mut m =
-        dist::repo::wire::Manifest::parse(&fs::read(www.join("index.json")).unwrap()).unwrap();
+        dist::index::wire::Manifest::parse(&fs::read(www.join("index.json")).unwrap()).unwrap();
     // The next serial, signed, claiming a delta of 1 TiB and a snapshot larger still: deltas
     // are "smaller than the snapshot", and the delta's body never ends.
     let from = m.serial;
     m.serial += 1;
     m.snapshot.size = 1 << 41;
     m.snapshot.raw_size = 1 << 41;
-    m.deltas = vec![dist::repo::wire::DeltaRef {
+    m.deltas = vec![dist::index::wire::DeltaRef {
         from,
         to: m.serial,
         blake3: "0".repeat(64),

@@ -161,7 +161,7 @@ fn fetch_index(ns: &Netns, dir: &Path, idx: &Path) -> (PathBuf, PathBuf) {
         blake3::hash(&bytes).to_hex().as_str(),
         m["snapshot"]["blake3"]
     );
-    fs::write(idx, dist::repo::wire::decompress(&bytes, 1 << 30).unwrap()).unwrap();
+    fs::write(idx, dist::index::wire::decompress(&bytes, 1 << 30).unwrap()).unwrap();
     (manifest, sig)
 }
 
@@ -211,7 +211,7 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
     step(
         "serve republished with the tracker and web seed in the magnets",
         || {
-            let snap = dist::repo::index::Snapshot::open(&idx).unwrap();
+            let snap = dist::index::record::Snapshot::open(&idx).unwrap();
             let rec = snap.versions("hello").unwrap()[0].clone();
             assert!(
                 rec.magnet
@@ -253,7 +253,7 @@ fn add_serve_download_by_magnet_torrent_and_web_seed() {
     step("Independent client 1: aria2c by magnet link", || {
         let aria = tmp.path().join("aria");
         fs::create_dir_all(&aria).unwrap();
-        let magnet = dist::repo::index::Snapshot::open(&{
+        let magnet = dist::index::record::Snapshot::open(&{
             fetch_index(&ns, tmp.path(), &idx);
             idx.clone()
         })

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use dist::repo::index::{Snapshot, INDEX_FORMAT};
+use dist::index::record::{Snapshot, INDEX_FORMAT};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

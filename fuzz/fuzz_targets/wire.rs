@@ -5,8 +5,8 @@
 //! accepted manifest's deltas chain to its serial and its digests are 64 lowercase hex.
 #![no_main]
 
-use dist::repo::index::ROW_COLUMNS;
-use dist::repo::wire::{self, Delta, Manifest, Op};
+use dist::index::record::ROW_COLUMNS;
+use dist::index::wire::{self, Delta, Manifest, Op};
 use libfuzzer_sys::fuzz_target;
 
 /// Small, so a zstd bomb is caught.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use dist::repo::status::Phase;
+use dist::index::status::Phase;
 
 use super::{parse_phase, ClientFlags};
 

@@ -18,7 +18,7 @@ use super::resolve::{self, Because};
 use super::sources::Sources;
 use super::Layout;
 use crate::format::ids::PackageName;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 
 /// The plan from the current set to `set` (see the module docs).
 pub fn plan(

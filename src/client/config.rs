@@ -411,7 +411,7 @@ pub fn check_url(field: &str, url: &str) -> Result<()> {
 
 /// A minisign public key (the base64 line `dist key show` prints), checked before it is used.
 pub fn check_key(field: &str, key: &str) -> Result<()> {
-    crate::repo::sign::check_public_key(key).map_err(|e| {
+    crate::index::sign::check_public_key(key).map_err(|e| {
         anyhow::anyhow!("`{field}`: {e}: use the line `dist key show` prints on the repository")
     })
 }

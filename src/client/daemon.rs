@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Settings;
 use super::Layout;
-use crate::daemons::supervise;
 use crate::daemons::transmission::{self, DaemonConfig, Kicker, Rpc};
+use crate::process;
 use crate::store::fsx;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,7 +41,7 @@ impl Layout {
 /// The running private daemon, if any.
 pub fn running(layout: &Layout) -> Option<(DaemonState, Rpc)> {
     let st = layout.daemon_state()?;
-    if !supervise::alive(st.pid) {
+    if !process::alive(st.pid) {
         return None;
     }
     let rpc = Rpc::local(st.rpc_port);
@@ -61,9 +61,9 @@ pub fn ensure(layout: &Layout, settings: &Settings) -> Result<Rpc> {
         return Ok(rpc);
     }
     let bind = settings.bind_address;
-    let rpc_port = supervise::free_port("127.0.0.1")?;
+    let rpc_port = process::free_port("127.0.0.1")?;
     let peer_port =
-        supervise::free_port(&bind.map_or_else(|| "0.0.0.0".to_string(), |b| b.to_string()))?;
+        process::free_port(&bind.map_or_else(|| "0.0.0.0".to_string(), |b| b.to_string()))?;
     std::fs::create_dir_all(layout.daemon_dir())?;
     let mut dcfg = DaemonConfig::new(
         layout.daemon_dir().join("config"),

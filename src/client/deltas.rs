@@ -9,9 +9,9 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::config::Settings;
 use super::index_copy::{IndexDir, IndexState};
-use crate::repo::index::{self, ROW_COLUMNS};
-use crate::repo::search;
-use crate::repo::wire::{Delta, DeltaRef, Manifest, Op, Remote};
+use crate::index::record::{self, ROW_COLUMNS};
+use crate::index::search;
+use crate::index::wire::{Delta, DeltaRef, Manifest, Op, Remote};
 
 /// Applies `chain` to the local index in one transaction and commits only if the result has
 /// the signed content digest; any refused delta rolls everything back.
@@ -65,9 +65,9 @@ pub(super) fn apply_deltas(
         [],
         |r| r.get(0),
     )?;
-    m.check_content(&index::content_digest(&tx, &dist)?)?;
+    m.check_content(&record::content_digest(&tx, &dist)?)?;
     // A signed index can still be hostile: every row parses, or the deltas are not kept.
-    index::read_records(&tx, &index::Distribution::decode(&dist)?)?;
+    record::read_records(&tx, &record::Distribution::decode(&dist)?)?;
     if !search::present(&tx)? {
         search::build(&tx)?;
     }
@@ -79,7 +79,7 @@ fn apply_ops(tx: &Connection, ops: &[Op]) -> Result<()> {
     let cols = ROW_COLUMNS.join(", ");
     let mut put = tx.prepare(&format!(
         "INSERT INTO packages ({cols}) VALUES ({})",
-        index::row_placeholders()
+        record::row_placeholders()
     ))?;
     let mut find = tx.prepare("SELECT rowid FROM packages WHERE name = ?1 AND version_key = ?2")?;
     let searchable = search::present(tx)?;
@@ -115,7 +115,7 @@ fn apply_ops(tx: &Connection, ops: &[Op]) -> Result<()> {
             }
             Op::Del(name, vkey) => remove(name, vkey)?,
             Op::Distribution(text) => {
-                index::Distribution::decode(text)?;
+                record::Distribution::decode(text)?;
                 tx.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'distribution'",
                     [text],

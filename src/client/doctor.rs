@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::config::Settings;
 use super::{seeder, seeding, Layout};
-use crate::repo::{keys, wire};
+use crate::index::{keys, wire};
 use crate::text::size;
 
 /// One check: its name (`config`, `server`, `key`, `index`, `daemon`, `path`, `disk`, `clock`),
@@ -182,7 +182,7 @@ fn verify(
             Err(e) => {
                 let signature = e
                     .chain()
-                    .any(|c| c.is::<crate::repo::sign::VerifyError>() || c.is::<keys::KeyError>());
+                    .any(|c| c.is::<crate::index::sign::VerifyError>() || c.is::<keys::KeyError>());
                 let hint = match signature {
                     true => ": check public_key against `dist key show` on the repository",
                     false => "",

@@ -48,7 +48,10 @@ pub struct Generation {
 
 impl Installed {
     /// The entry a generation holds for `rec` unpacked at `store_path`.
-    pub fn from_record(rec: &crate::repo::index::PackageRecord, store_path: PathBuf) -> Installed {
+    pub fn from_record(
+        rec: &crate::index::record::PackageRecord,
+        store_path: PathBuf,
+    ) -> Installed {
         Installed {
             name: rec.name.clone(),
             version: rec.version.clone(),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::config::Repository;
 use super::trust::Trust;
 use super::Layout;
-use crate::repo::index::{Snapshot, INDEX_FORMAT};
+use crate::index::record::{Snapshot, INDEX_FORMAT};
 
 /// What the client remembers about its copy of the index.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -95,6 +95,11 @@ pub struct GcOptions<'a> {
     /// With `dry_run`: the set a removal (autoremove) would have made current first, counted
     /// as a generation newer than all.
     pub pending: Option<&'a BTreeMap<PackageName, Installed>>,
+    /// Objects that are live whatever the generations say: a root can be a repository too (the
+    /// default root is the same for both roles), and what its index publishes is the
+    /// repository's data, never garbage. The caller reads them (the client never opens a
+    /// publisher's index).
+    pub published: Option<&'a BTreeSet<ObjectId>>,
 }
 
 /// Deletes generations beyond the newest `keep` (never the current one), then every store path,
@@ -138,9 +143,7 @@ pub fn gc(layout: &Layout, o: GcOptions<'_>) -> Result<GcReport> {
         .iter()
         .flat_map(|g| g.packages.values().map(|p| p.blake3))
         .collect();
-    // A root can be a repository too (the default root is the same for both roles): what its
-    // index publishes is the repository's data, never garbage.
-    live_objects.extend(crate::repo::Repo::new(&layout.root).indexed_objects()?);
+    live_objects.extend(o.published.into_iter().flatten().copied());
     let live_hashes: BTreeSet<InfoHash> = remaining
         .iter()
         .flat_map(|g| g.packages.values().map(|p| p.infohash))

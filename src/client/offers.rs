@@ -7,8 +7,8 @@ use anyhow::Result;
 use super::config::Settings;
 use super::index_copy::{usable_local, IndexDir, IndexState, IndexUnchanged};
 use super::trust::Trust;
-use crate::repo::keys::{self, Followed};
-use crate::repo::wire::{Remote, SignedManifest};
+use crate::index::keys::{self, Followed};
+use crate::index::wire::{Remote, SignedManifest};
 
 /// The largest manifest a client accepts.
 const MAX_MANIFEST: u64 = 4 << 20;

@@ -15,7 +15,7 @@ use super::rollout::Policy;
 use super::sources::{Origin, Sources};
 use super::Layout;
 use crate::format::ids::PackageName;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 
 /// What has to happen for one package version to be in the next generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -149,7 +149,7 @@ impl Layout {
         let staging = fsx::StagingDir::new_in(&self.generations_dir(), "gen")?;
         let g = Generation {
             number: next,
-            created: crate::repo::now_unix(),
+            created: crate::clock::now_unix(),
             packages,
         };
         std::fs::create_dir(staging.path().join("bin"))?;

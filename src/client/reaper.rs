@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, WaitOptions};
 
-use crate::daemons::supervise::{self, Signal};
+use crate::process::{self, Signal};
 
 /// How long killing a tree may take (SIGKILL is not refused; a process in uninterruptible
 /// sleep can delay its end).
@@ -44,7 +44,7 @@ impl Reaper {
     pub fn kill_all(&self, script: u32) {
         // Read before the kill: the script's entry stays until its `Child` reaps it.
         let started = table().get(&script).map(|p| p.start);
-        let _ = supervise::signal_group(script, Signal::Kill);
+        let _ = process::signal_group(script, Signal::Kill);
         let Some(started) = started else { return };
         let begin = Instant::now();
         loop {
@@ -54,7 +54,7 @@ impl Reaper {
                 break;
             }
             for pid in live {
-                let _ = supervise::signal(pid, Signal::Kill);
+                let _ = process::signal(pid, Signal::Kill);
             }
             self.reap(&table, script, started);
             std::thread::sleep(Duration::from_millis(5));

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use super::Layout;
 use crate::format::ids::PackageName;
-use crate::repo::index::{version_key, PackageRecord, Phase, YankReason};
+use crate::index::record::{version_key, PackageRecord, Phase, YankReason};
 use crate::store::fsx;
 
 /// The longest machine id read, in bytes.

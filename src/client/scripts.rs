@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 
 use super::generation::Installed;
 use super::{interrupt, Layout, Reporter};
-use crate::daemons::supervise;
+use crate::process;
 
 /// A package's lifecycle scripts (store-format.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +128,7 @@ pub fn run(layout: &Layout, run: &Run<'_>, timeout: Duration, report: &dyn Repor
     let mut cmd = command(layout, run, &script);
     // Before the spawn: from now on an orphan of the script's tree comes back to dist.
     let reaper = super::reaper::Reaper::start();
-    let mut child = supervise::spawn_logged(&mut cmd, &log, Path::new("/bin/sh"), "dash")
+    let mut child = process::spawn_logged(&mut cmd, &log, Path::new("/bin/sh"), "dash")
         .with_context(|| format!("cannot run {}", script.display()))?;
     let id = p.id();
     // Opened after the spawn created it anew: this handle reads the file the script writes.

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::config::Settings;
 use super::fetch::lt;
 use super::{interrupt, Layout, Reporter};
-use crate::daemons::supervise;
 use crate::format::ids::{InfoHash, ObjectId};
+use crate::process;
 use crate::store::fsx;
 
 /// What `state.json` records of the running seeder.
@@ -82,7 +82,7 @@ impl Layout {
 pub fn running(layout: &Layout) -> Option<SeederState> {
     let bytes = std::fs::read(layout.seeder_state_path()).ok()?;
     let st: SeederState = serde_json::from_slice(&bytes).ok()?;
-    supervise::alive(st.pid).then_some(st)
+    process::alive(st.pid).then_some(st)
 }
 
 /// What the running seeder last reported.
@@ -141,7 +141,7 @@ pub fn ensure(layout: &Layout, settings: &Settings) -> Result<()> {
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let log = layout.seeder_dir().join("log");
-    let mut child = supervise::spawn_logged(&mut cmd, &log, &exe, "dist")?;
+    let mut child = process::spawn_logged(&mut cmd, &log, &exe, "dist")?;
     let started = Instant::now();
     loop {
         if running(layout).is_some_and(|s| s.pid == child.id()) {
@@ -150,13 +150,13 @@ pub fn ensure(layout: &Layout, settings: &Settings) -> Result<()> {
         if let Some(status) = child.try_wait()? {
             anyhow::bail!(
                 "the libtorrent seeder exited at once ({status}): {}",
-                supervise::log_tail(&log)
+                process::log_tail(&log)
             );
         }
         if started.elapsed() > Duration::from_secs(10) {
             anyhow::bail!(
                 "the libtorrent seeder did not start within 10 s: {}",
-                supervise::log_tail(&log)
+                process::log_tail(&log)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -168,7 +168,7 @@ pub fn stop(layout: &Layout) -> Result<bool> {
     let Some(st) = running(layout) else {
         return Ok(false);
     };
-    supervise::terminate_pid(st.pid, "the libtorrent seeder", Duration::from_secs(10))?;
+    process::terminate_pid(st.pid, "the libtorrent seeder", Duration::from_secs(10))?;
     let _ = std::fs::remove_file(layout.seeder_state_path());
     Ok(true)
 }
@@ -176,7 +176,7 @@ pub fn stop(layout: &Layout) -> Result<bool> {
 /// The seeder's own loop (`dist daemon run`): until SIGTERM or SIGINT. What it cannot seed is
 /// reported (to its log) and not tried again while it is offered.
 pub fn run(layout: &Layout, settings: &Settings, report: &dyn Reporter) -> Result<()> {
-    let port = supervise::free_port(
+    let port = process::free_port(
         &settings
             .bind_address
             .map_or_else(|| "0.0.0.0".to_string(), |b| b.to_string()),

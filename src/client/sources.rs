@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use super::config::{Repository, Settings};
 use super::Layout;
 use crate::format::ids::PackageName;
-use crate::repo::index::{PackageRecord, Snapshot};
+use crate::index::record::{PackageRecord, Snapshot};
 
 /// Where a package comes from: the repository (its servers) and the trackers its index names.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! `dist sync` (store-format.md §5.3–5.5): the signed manifest from every configured server
 //! with a conditional GET (`offers.rs`), verified; the newest serial taken; rollbacks, another
-//! index for the serial held and another repository's index refused (`repo::conflict`); then
+//! index for the serial held and another repository's index refused (`index::conflict`); then
 //! the local index brought to the manifest's serial with the published deltas when it can
 //! (`deltas.rs`, checking the result against the signed content digest) or the compressed
 //! snapshot when it cannot. The local index is replaced atomically or not at all.
@@ -14,10 +14,10 @@ use super::index_copy::{IndexDir, IndexState, IndexUnchanged};
 use super::offers::{ask_all, Held, Offer};
 use super::trust::Trust;
 use super::Layout;
-use crate::repo::index::{Snapshot, INDEX_FORMAT};
-use crate::repo::keys::{self, Followed, PublicKey};
-use crate::repo::search;
-use crate::repo::wire::{self, Manifest, Remote, SignedManifest};
+use crate::index::keys::{self, Followed, PublicKey};
+use crate::index::record::{Snapshot, INDEX_FORMAT};
+use crate::index::search;
+use crate::index::wire::{self, Manifest, Remote, SignedManifest};
 use crate::store::fsx;
 
 /// How a sync brought the local index up to date.
@@ -341,7 +341,7 @@ pub(super) fn record_copy(idx: &IndexDir, fetched: &SignedManifest, key: &Public
         serial: m.serial,
         created: m.created,
         etag: fetched.etag.clone(),
-        fetched_at: crate::repo::now_unix(),
+        fetched_at: crate::clock::now_unix(),
         format: INDEX_FORMAT,
         content: Some(m.content.clone()),
         key: Some(key.base64().to_string()),
@@ -394,7 +394,7 @@ pub(super) fn install_snapshot(
 }
 
 fn stale(cfg: &Settings, created: u64) -> Option<String> {
-    let age = crate::repo::now_unix().saturating_sub(created);
+    let age = crate::clock::now_unix().saturating_sub(created);
     let limit = cfg.stale_after;
     (age > limit).then(|| {
         format!(

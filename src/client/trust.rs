@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::config::Repository;
-use crate::repo::keys::{refuse, Followed, PublicKey};
-use crate::repo::sign::RepositoryId;
+use crate::index::keys::{refuse, Followed, PublicKey};
+use crate::index::sign::RepositoryId;
 use crate::store::fsx;
 
 /// `trust.json` as stored.
@@ -149,7 +149,7 @@ impl Trust {
             .iter()
             .map(|k| k.base64().to_string())
             .collect();
-        let at = crate::repo::now_unix();
+        let at = crate::clock::now_unix();
         file.rotations
             .extend(followed.rotations.iter().map(|(from, to)| RotationRecord {
                 from: from.id().to_string(),

@@ -16,7 +16,7 @@ use super::rollout::{Policy, Withheld};
 use super::sources::Sources;
 use super::Layout;
 use crate::format::ids::PackageName;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 
 /// A package with a newer version than it gets.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use dist::client::config::{config_path, ClientConfig, ConfigError, Settings};
 use dist::client::sources::Sources;
 use dist::client::{sync, Layout};
 use dist::format::ids::PackageName;
-use dist::repo::index::PackageRecord;
+use dist::index::record::PackageRecord;
 
 use super::out::{Cell, Style, Table};
 use super::{json, out, printable, reporter, Global};
@@ -307,10 +307,13 @@ pub fn gc(
             p.apply(&layout, &settings, cause, &reporter)?.1
         }
     };
+    // A root can be a repository too: what its index publishes stays.
+    let published = dist::repo::Repo::new(&layout.root).indexed_objects()?;
     let options = dist::client::maintain::GcOptions {
         keep,
         dry_run,
         pending: pending.as_ref(),
+        published: Some(&published),
     };
     let r = dist::client::maintain::gc(&layout, options)?;
     if json {

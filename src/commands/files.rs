@@ -12,7 +12,7 @@ use dist::client::sources::Sources;
 use dist::client::{maintain, suggest, trees, Layout};
 use dist::format::ids::PackageName;
 use dist::format::package::EntryKind;
-use dist::repo::index::PackageRecord;
+use dist::index::record::PackageRecord;
 use dist::store::tree::{TreeEntry, TreeKind};
 
 use super::client::config;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use dist::client::sources::{Candidate, Sources};
 use dist::client::{suggest, why, Layout};
 use dist::format::ids::PackageName;
-use dist::repo::index::PackageRecord;
+use dist::index::record::PackageRecord;
 use dist::server::web::html::{bytes, date};
 
 use super::client::config;

@@ -16,7 +16,7 @@ use dist::client::plan::PlanItem;
 use dist::client::resolve::Because;
 use dist::client::transition::Change;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};
-use dist::repo::index::PackageRecord;
+use dist::index::record::PackageRecord;
 
 pub use super::json_status::{Info, InfoVersion, Outdated, Verified};
 mod everyday;

@@ -12,7 +12,7 @@ use dist::client::generation::Installed;
 use dist::client::lockfile::{InstalledSet, SetEntry};
 use dist::client::maintain::VerifyEntry;
 use dist::format::ids::{InfoHash, ObjectId, PackageName};
-use dist::repo::index::PackageRecord;
+use dist::index::record::PackageRecord;
 use dist::repo::status_edit::StatusChange;
 
 use super::json::{Install, Package, Planned};

@@ -1,8 +1,8 @@
 //! `dist key show|rotate|revoke [--json]`
 
 use anyhow::Result;
-use dist::repo::keys::PublicKey;
-use dist::repo::sign::SigningKey;
+use dist::index::keys::PublicKey;
+use dist::index::sign::SigningKey;
 use dist::repo::Repo;
 
 use super::{json, Global};

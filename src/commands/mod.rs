@@ -149,10 +149,12 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         if cause.is::<dist::client::request::UnknownPackage>() || cause.is::<usage::NotFound>() {
             return "not_found";
         }
-        if cause.is::<dist::repo::sign::VerifyError>() || cause.is::<dist::repo::keys::KeyError>() {
+        if cause.is::<dist::index::sign::VerifyError>() || cause.is::<dist::index::keys::KeyError>()
+        {
             return "signature";
         }
-        if cause.is::<dist::repo::index::RowError>() || cause.is::<dist::repo::conflict::Conflict>()
+        if cause.is::<dist::index::record::RowError>()
+            || cause.is::<dist::index::conflict::Conflict>()
         {
             return "index";
         }

@@ -6,7 +6,8 @@ use anyhow::{bail, Result};
 use dist::client::sources::Sources;
 use dist::client::Layout;
 use dist::format::{pack, package::Package};
-use dist::repo::index;
+use dist::index::record;
+use dist::store::archive;
 use dist::store::fsx::Durability;
 
 use super::{json, Global};
@@ -21,7 +22,7 @@ pub fn run(g: &Global, args: &PackArgs) -> Result<i32> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.tar", pkg.manifest.id())));
-    let packed = pack::pack_file(&pkg, &dest, Durability::AtomicOnly)?;
+    let packed = archive::pack_file(&pkg, &dest, Durability::AtomicOnly)?;
     let magnet = packed.magnet();
     if args.json {
         json::print(&json::Packed {
@@ -55,12 +56,12 @@ fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
     let settings = super::client::config(g, &crate::cli::ClientFlags::default())?;
     let sources = Sources::open(&Layout::new(&g.root), &settings)?;
     let m = &pkg.manifest;
-    let key = index::version_key(&m.version);
+    let key = record::version_key(&m.version);
     let Some(rec) = sources
         .versions(&m.name, None)?
         .into_iter()
         .map(|c| c.record)
-        .find(|r| index::version_key(&r.version) == key)
+        .find(|r| record::version_key(&r.version) == key)
     else {
         bail!(
             "the index ({}) has no {}@{}: nothing to compare the rebuild with",

@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, Result};
 use dist::format::ids::{parse_version, PackageName};
-use dist::repo::status::YankReason;
+use dist::index::status::YankReason;
 use dist::repo::status_edit::{StatusChange, StatusEdit};
 use dist::repo::Repo;
 

@@ -26,7 +26,7 @@ pub fn init(g: &Global, json_out: bool) -> Result<i32> {
 /// Makes the repository for `dist add --create` when the root has none, saying so on stderr
 /// (standard output stays `add`'s).
 pub fn create_if_missing(g: &Global) -> Result<()> {
-    if dist::repo::sign::key_paths(&g.root).0.exists() {
+    if dist::index::sign::key_paths(&g.root).0.exists() {
         return Ok(());
     }
     // A mirror's root is refused here, as `add` refuses it.
@@ -70,7 +70,7 @@ pub fn require(g: &Global, c: &crate::cli::Command) -> Result<()> {
         _ => false,
     };
     if publisher && !g.root.join("mirror.json").exists() {
-        dist::repo::sign::SigningKey::load(&g.root)?;
+        dist::index::sign::SigningKey::load(&g.root)?;
     }
     Ok(())
 }

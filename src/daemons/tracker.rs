@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::daemons::supervise::{self, Signal};
 use crate::format::bencode::{self, Value};
 use crate::format::ids::InfoHash;
 use crate::format::torrent::percent_encode;
+use crate::process::{self, Signal};
 use crate::store::fsx;
 
 /// How long `start_tracker` waits for the tracker to answer HTTP.
@@ -97,11 +97,11 @@ pub fn start_tracker(cfg: &TrackerConfig, infohashes: &[InfoHash]) -> Result<Tra
     std::fs::set_permissions(&cfg.dir, std::fs::Permissions::from_mode(0o755))
         .with_context(|| format!("cannot set mode of {}", cfg.dir.display()))?;
     write_whitelist(&cfg.dir, &hashes)?;
-    supervise::ensure_free(cfg.listen, true, "tracker port")?;
+    process::ensure_free(cfg.listen, true, "tracker port")?;
 
     let log_path = cfg.log_path();
     let port = cfg.listen.port().to_string();
-    let child = supervise::spawn_logged(
+    let child = process::spawn_logged(
         Command::new(&cfg.program)
             .arg("-i")
             .arg(ip.to_string())
@@ -134,7 +134,7 @@ pub fn start_tracker(cfg: &TrackerConfig, infohashes: &[InfoHash]) -> Result<Tra
             bail!(
                 "opentracker exited ({status}) before it answered on {}; {}",
                 cfg.listen,
-                supervise::log_tail(&tracker.log)
+                process::log_tail(&tracker.log)
             );
         }
         if tracker.swarm(&InfoHash::from_bytes([0; 20])).is_ok() {
@@ -145,7 +145,7 @@ pub fn start_tracker(cfg: &TrackerConfig, infohashes: &[InfoHash]) -> Result<Tra
                 "opentracker (pid {}) did not answer http on {} within {START_TIMEOUT:?}; {}",
                 tracker.pid,
                 cfg.listen,
-                supervise::log_tail(&tracker.log)
+                process::log_tail(&tracker.log)
             );
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -211,7 +211,7 @@ impl Tracker {
         };
         write_whitelist(&self.dir, &hashes)?;
         *self.whitelist.lock().unwrap_or_else(|e| e.into_inner()) = hashes;
-        supervise::signal(self.pid, Signal::Hup)
+        process::signal(self.pid, Signal::Hup)
             .with_context(|| format!("cannot make opentracker (pid {}) reload", self.pid))?;
         if let Some((hash, accepted)) = probe {
             self.wait_for_verdict(&hash, accepted)?;
@@ -232,7 +232,7 @@ impl Tracker {
                      (it reads the file as nobody: it must be mode 0644 in a 0755 dir); {}",
                     self.listen,
                     self.dir.join(WHITELIST).display(),
-                    supervise::log_tail(&self.log)
+                    process::log_tail(&self.log)
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -308,7 +308,7 @@ impl Tracker {
     /// SIGTERM, up to 5 s, SIGKILL as a last resort (reported as an error); always reaps.
     pub fn stop(mut self) -> Result<()> {
         let mut child = self.child.take().expect("the tracker owns its child");
-        supervise::terminate(&mut child, "opentracker", TERM_TIMEOUT)
+        process::terminate(&mut child, "opentracker", TERM_TIMEOUT)
             .with_context(|| format!("see {}", self.log.display()))
     }
 }

@@ -30,7 +30,6 @@ use crate::format::ids::{InfoHash, ObjectId, PackageId, PackageName};
 use crate::format::package::{EntryKind, Package};
 use crate::format::torrent::{self, Info};
 use crate::format::ustar;
-use crate::store::fsx::{AtomicFile, Durability};
 
 /// Bytes per chunk. Large enough that per-chunk costs (a channel send per consumer, a syscall)
 /// vanish, small enough that the chunks in flight stay in the CPU caches between the reader and
@@ -86,45 +85,17 @@ pub fn pack_to(pkg: &Package, out: &mut (dyn Write + Send)) -> Result<Packed> {
     pack_into(pkg, Dest::Stream(out))
 }
 
-/// Packs `pkg` into `dest` and `dest.torrent` (plain torrent, no trackers), both written
-/// atomically: on error neither is left behind.
-///
-/// With `Durability::Durable` the archive is written with `O_DIRECT` where the filesystem
-/// allows it: the commit waits for the disk anyway, and going around the page cache saves
-/// copying every byte into it and then writing it back inside `fsync` (`dist add` of the
-/// benchmark package: 0.75 s -> 0.50 s). `AtomicOnly` output goes through the page cache, so
-/// the command returns as soon as the bytes are there rather than at the speed of the disk.
-pub fn pack_file(pkg: &Package, dest: &Path, durability: Durability) -> Result<Packed> {
-    let mut tar = AtomicFile::create(dest)?;
-    // Only full chunks are written directly, so an archive smaller than one does not need it.
-    let direct_pays = canon::archive_size(&pkg.entries) >= CHUNK as u64;
-    let direct = match durability {
-        // A second descriptor on the same temp file; a filesystem without O_DIRECT refuses the
-        // open, and then everything goes through the first one.
-        Durability::Durable if direct_pays => File::options()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(tar.path())
-            .ok(),
-        _ => None,
-    };
-    let packed = pack_into(
-        pkg,
-        Dest::File {
-            file: tar.file(),
-            direct,
-        },
-    )
-    .with_context(|| format!("cannot pack {}", pkg.root.display()))?;
-    tar.set_mode(0o644)?;
-    let mut torrent_path = dest.as_os_str().to_owned();
-    torrent_path.push(".torrent");
-    let mut t = AtomicFile::create(Path::new(&torrent_path))?;
-    t.write_all(&packed.info.render(&[], &[]))?;
-    t.set_mode(0o644)?;
-    tar.commit_with(durability)?;
-    t.commit_with(durability)?;
-    Ok(packed)
+/// Packs `pkg` into `file` at the chunks' offsets: through `direct` (the same file opened with
+/// `O_DIRECT`) while a write is aligned and the filesystem accepts it, through `file` otherwise.
+/// The atomic file around it is the caller's (`store::archive::pack_file`).
+pub fn pack_to_file(pkg: &Package, file: &File, direct: Option<File>) -> Result<Packed> {
+    pack_into(pkg, Dest::File { file, direct })
+}
+
+/// True if an archive of `pkg` is large enough for `O_DIRECT` to pay: only full chunks are
+/// written directly, so an archive smaller than one does not need it.
+pub fn direct_pays(pkg: &Package) -> bool {
+    canon::archive_size(&pkg.entries) >= CHUNK as u64
 }
 
 /// How many threads share the SHA-1 pieces. Each one beyond the first needs the reader to run

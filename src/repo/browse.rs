@@ -1,5 +1,5 @@
 //! What the web catalog of `dist serve` reads from the master index: one page of packages (all,
-//! or those a search term matches, by the same rule as [`crate::repo::index::Snapshot::search`]'s
+//! or those a search term matches, by the same rule as [`crate::index::record::Snapshot::search`]'s
 //! scan) and every version of one package. Each read goes through SQL with `LIMIT`/`OFFSET` or the
 //! primary key, so a page costs the same at 100,000 packages as at ten: the names of the page
 //! come from the `(name, version_key)` index, then only their rows are read.
@@ -7,9 +7,10 @@
 use anyhow::{Context, Result};
 use rusqlite::{params, params_from_iter};
 
-use super::index::{self, PackageRecord};
-use super::{current_distribution, search, Repo};
+use super::{current_distribution, Repo};
 use crate::format::ids::PackageName;
+use crate::index::record::{self, PackageRecord};
+use crate::index::search;
 
 /// One package as a catalog page lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +87,7 @@ impl Repo {
                 .map(|i| format!("?{i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let records = index::read_records_where(
+            let records = record::read_records_where(
                 &conn,
                 &dist,
                 &format!("WHERE name IN ({placeholders})"),
@@ -106,7 +107,7 @@ impl Repo {
         let conn = self.read_index()?;
         let read = || -> Result<Vec<PackageRecord>> {
             let dist = current_distribution(&conn)?;
-            index::read_records_where(&conn, &dist, "WHERE name = ?1", [name.as_str()])
+            record::read_records_where(&conn, &dist, "WHERE name = ?1", [name.as_str()])
         };
         read().with_context(|| {
             format!(

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use rusqlite::TransactionBehavior;
 
-use super::keys::{KeyLog, PublicKey, SignedStatement, Statement, KEYS_FORMAT};
-use super::sign::{key_paths, SigningKey};
-use super::{mirror, now_unix, Repo};
+use super::{mirror, Repo};
+use crate::clock::now_unix;
+use crate::index::keys::{KeyLog, PublicKey, SignedStatement, Statement, KEYS_FORMAT};
+use crate::index::sign::{key_paths, SigningKey};
 use crate::store::fsx;
 
 /// What `dist key rotate` did.
@@ -71,7 +72,7 @@ impl Repo {
         }
     }
 
-    /// The current signing key; [`super::sign::NotARepository`] when the root has none.
+    /// The current signing key; [`crate::index::sign::NotARepository`] when the root has none.
     fn current_key(&self) -> Result<SigningKey> {
         SigningKey::load(&self.root)
     }
@@ -196,7 +197,7 @@ impl Repo {
             |p: PathBuf| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()));
         let manifest = read(self.manifest_path(serial))?;
         let sig = String::from_utf8_lossy(&read(self.manifest_sig_path(serial))?).into_owned();
-        let signed = super::sign::verify(current.base64(), &manifest, &sig).is_ok();
+        let signed = crate::index::sign::verify(current.base64(), &manifest, &sig).is_ok();
         let pointed = self.latest_serial()? == Some(serial);
         Ok((!signed || !pointed).then_some((prev, signed)))
     }
@@ -262,7 +263,7 @@ fn find_key(log: &KeyLog, which: &str) -> Result<PublicKey> {
     if let Ok(k) = PublicKey::parse(which) {
         return Ok(k);
     }
-    let id: super::keys::KeyId = which.parse().with_context(|| {
+    let id: crate::index::keys::KeyId = which.parse().with_context(|| {
         format!("`{which}` is neither a minisign public key (base64) nor a key id")
     })?;
     for s in &log.statements {

@@ -21,12 +21,12 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use super::index::{PackageRecord, Snapshot};
-use super::keys::{self, PublicKey};
-use super::sign::{self, RepositoryId};
-use super::wire::{self, Remote, SignedManifest};
 use super::Repo;
 use crate::format::ids::InfoHash;
+use crate::index::keys::{self, PublicKey};
+use crate::index::record::{PackageRecord, Snapshot};
+use crate::index::sign::{self, RepositoryId};
+use crate::index::wire::{self, Remote, SignedManifest};
 use crate::store::fsx;
 
 /// The largest manifest and snapshot a mirror accepts (a signed manifest can still be hostile:

@@ -13,11 +13,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OptionalExtension};
 
-use super::index::PackageRecord;
-use super::wire;
 use super::Repo;
 use crate::format::ids::InfoHash;
 use crate::format::torrent::{Info, PieceHasher};
+use crate::index::record::PackageRecord;
+use crate::index::wire;
 
 /// How many objects a mirror downloads at once.
 const PARALLEL: usize = 4;

@@ -2,47 +2,32 @@
 //! SQLite index, and the signed snapshots published after every change.
 
 pub mod browse;
-pub mod conflict;
-pub mod index;
 mod keyring;
-pub mod keys;
 pub mod mirror;
 mod mirror_objects;
 mod publish;
-mod schema;
-pub(crate) mod search;
-pub mod sign;
-pub mod snapshot;
-pub mod status;
 pub mod status_edit;
-pub mod wire;
 
-pub use index::Distribution;
 pub use keyring::{Created, Revoked, Rotated};
 pub use publish::DEFAULT_RETENTION;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::clock::now_unix;
 use crate::format::ids::{InfoHash, ObjectId, PackageName};
-use crate::format::pack::{self, Packed};
+use crate::format::pack::Packed;
 use crate::format::package::Package;
 use crate::format::torrent::Info;
-use crate::repo::index::{PackageRecord, SNAPSHOT_SCHEMA};
-use crate::repo::wire::Op;
+use crate::index::record::{self, Distribution, PackageRecord, SNAPSHOT_SCHEMA};
+use crate::index::status;
+use crate::index::wire::{self, Op};
+use crate::store::archive;
 use crate::store::fsx::{self, Durability};
 use crate::store::objects::ObjectStore;
-
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// From this many packages on, `add` syncs the filesystem twice instead of every file.
 const BATCH_SYNC: usize = 64;
@@ -203,7 +188,7 @@ impl Repo {
         let mut packed = Vec::new();
         for (i, p) in pkgs.iter().enumerate() {
             let tmp = staging.path().join(format!("{i}.tar"));
-            let result = pack::pack_file(p, &tmp, durability)
+            let result = archive::pack_file(p, &tmp, durability)
                 .with_context(|| format!("cannot pack {}", p.root.display()))?;
             packed.push((tmp, result));
         }
@@ -221,7 +206,7 @@ impl Repo {
                 ops.push(publish::put_op(
                     &tx,
                     p.name.as_str(),
-                    &index::version_key(&p.version),
+                    &record::version_key(&p.version),
                 )?);
             }
             out.push(added);
@@ -254,7 +239,7 @@ impl Repo {
         let current_format = match serial {
             Some(s) => self
                 .manifest(s)?
-                .is_some_and(|m| m.format == index::INDEX_FORMAT),
+                .is_some_and(|m| m.format == record::INDEX_FORMAT),
             None => false,
         };
         if current.as_deref() != Some(text.as_str()) || !current_format {
@@ -288,7 +273,7 @@ impl Repo {
     pub fn records(&self) -> Result<Vec<PackageRecord>> {
         let conn = self.read_index()?;
         let dist = current_distribution(&conn)?;
-        index::read_records(&conn, &dist)
+        record::read_records(&conn, &dist)
             .with_context(|| format!("cannot read {}", self.index_path().display()))
     }
 
@@ -328,7 +313,7 @@ impl Repo {
         let mut file = tempfile::NamedTempFile::new()?;
         wire::decompress_to(&bytes, u64::MAX / 2, file.as_file_mut())
             .with_context(|| path.display().to_string())?;
-        let snapshot = index::Snapshot::open(file.path())?;
+        let snapshot = record::Snapshot::open(file.path())?;
         Ok(Some(PublishedSnapshot {
             snapshot,
             _file: file,
@@ -338,7 +323,7 @@ impl Repo {
 
 /// A published snapshot, decompressed.
 pub struct PublishedSnapshot {
-    pub snapshot: index::Snapshot,
+    pub snapshot: record::Snapshot,
     _file: tempfile::NamedTempFile,
 }
 
@@ -362,7 +347,7 @@ fn validate(dirs: &[PathBuf]) -> Result<Vec<Package>> {
     for p in &pkgs {
         let key = (
             p.manifest.name.clone(),
-            index::version_key(&p.manifest.version),
+            record::version_key(&p.manifest.version),
         );
         if let Some(prev) = seen.insert(key, &p.root) {
             bail!(
@@ -386,7 +371,7 @@ fn index_one(
     (now, phase): (i64, Option<status::Phase>),
     unsynced: bool,
 ) -> Result<Added> {
-    let vkey = index::version_key(&p.version);
+    let vkey = record::version_key(&p.version);
     let existing: Option<(String, String)> = tx
         .query_row(
             "SELECT blake3, version FROM packages WHERE name = ?1 AND version_key = ?2",
@@ -423,7 +408,7 @@ fn index_one(
             now,
             p.relations.depends_text(),
             p.relations.conflicts_text(),
-            index::executables_text(&p.executables),
+            record::executables_text(&p.executables),
             phase.map(|p| p.percent())
         ],
     )?;

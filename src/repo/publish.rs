@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 
-use super::index::{self, sql_to_json, Distribution, INDEX_FORMAT, ROW_COLUMNS, SNAPSHOT_SCHEMA};
-use super::sign::{RepositoryId, Signed, SigningKey};
-use super::wire::{self, Delta, DeltaHeader, DeltaRef, FileRef, Manifest, Op};
-use super::{meta_text, meta_u64, now_unix, Repo};
+use super::{meta_text, meta_u64, Repo};
+use crate::clock::now_unix;
+use crate::index::record::{
+    self, sql_to_json, Distribution, INDEX_FORMAT, ROW_COLUMNS, SNAPSHOT_SCHEMA,
+};
+use crate::index::sign::{RepositoryId, Signed, SigningKey};
+use crate::index::wire::{self, Delta, DeltaHeader, DeltaRef, FileRef, Manifest, Op};
 use crate::store::fsx;
 
 /// How many deltas (and so publishes a client may lag behind) stay published by default; fewer
@@ -89,7 +92,7 @@ impl Repo {
         let created = now_unix();
         let dist_text =
             meta_text(tx, "distribution")?.unwrap_or_else(|| Distribution::default().encode());
-        let content = index::content_digest(tx, &dist_text)?.to_hex().to_string();
+        let content = record::content_digest(tx, &dist_text)?.to_hex().to_string();
         let packages: i64 = tx.query_row("SELECT count(*) FROM packages", [], |r| r.get(0))?;
 
         let snapshot = self.write_snapshot(tx, serial, created, &dist_text)?;
@@ -204,7 +207,7 @@ impl Repo {
                 ))?;
                 let mut ins = snap.prepare(&format!(
                     "INSERT INTO packages ({cols}) VALUES ({})",
-                    index::row_placeholders()
+                    record::row_placeholders()
                 ))?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {

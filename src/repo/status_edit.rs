@@ -5,10 +5,10 @@
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::index::version_key;
-use super::status::{Phase, YankReason};
 use super::{meta_u64, publish, Repo};
 use crate::format::ids::{parse_version, PackageId, PackageName};
+use crate::index::record::version_key;
+use crate::index::status::{Phase, YankReason};
 
 /// A change of a version's status.
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo::new(dir.path());
         let conn = rusqlite::Connection::open(repo.index_path()).unwrap();
-        let v4 = crate::repo::index::SNAPSHOT_SCHEMA
+        let v4 = crate::index::record::SNAPSHOT_SCHEMA
             .replace("    yanked      TEXT,\n    phase       INTEGER,\n", "");
         assert!(!v4.contains("yanked"));
         conn.execute_batch(&v4).unwrap();
@@ -153,7 +153,7 @@ mod tests {
         ))
         .unwrap();
         drop(conn);
-        crate::repo::sign::SigningKey::create(dir.path()).unwrap();
+        crate::index::sign::SigningKey::create(dir.path()).unwrap();
         let name = PackageName::parse("hello").unwrap();
         let v1 = semver::Version::new(1, 0, 0);
         let reason = YankReason::parse("broken").unwrap();
@@ -173,12 +173,12 @@ mod tests {
             .unwrap();
         assert_eq!(c.serial, Some(2));
         let m = repo.manifest(2).unwrap().unwrap();
-        assert_eq!(m.format, crate::repo::index::INDEX_FORMAT);
+        assert_eq!(m.format, crate::index::record::INDEX_FORMAT);
         assert_eq!(m.deltas.len(), 1);
         let bytes = std::fs::read(repo.delta_path(2)).unwrap();
-        let delta = crate::repo::wire::Delta::decode(&bytes, 1 << 20).unwrap();
+        let delta = crate::index::wire::Delta::decode(&bytes, 1 << 20).unwrap();
         match &delta.ops[..] {
-            [crate::repo::wire::Op::Put(row)] => {
+            [crate::index::wire::Op::Put(row)] => {
                 assert_eq!(row[11], "broken");
                 assert_eq!(row[12], 30);
             }

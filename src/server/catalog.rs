@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::format::ids::{InfoHash, ObjectId, PackageName};
-use crate::repo::index::PackageRecord;
-use crate::repo::Distribution;
+use crate::index::record::Distribution;
+use crate::index::record::PackageRecord;
 
 #[derive(Debug, Default)]
 pub struct Catalog {

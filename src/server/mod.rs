@@ -27,8 +27,9 @@ use serde::Deserialize;
 use crate::daemons::tracker::{self, Tracker, TrackerConfig};
 use crate::daemons::transmission::{self, DaemonConfig};
 use crate::format::ids::InfoHash;
+use crate::index::record::Distribution;
 use crate::repo::mirror::Upstream;
-use crate::repo::{Distribution, Repo};
+use crate::repo::Repo;
 use catalog::Catalog;
 
 /// The default size of the hot set: how many of the newest package versions the seeder holds
@@ -170,7 +171,7 @@ impl ServeConfig {
             .unwrap_or_else(|| format!("http://{tracker}/announce"));
         let peer_port = match f.peer_port {
             Some(p) => p,
-            None => crate::daemons::supervise::free_port(
+            None => crate::process::free_port(
                 &bind
                     .map(|b| b.to_string())
                     .unwrap_or_else(|| "0.0.0.0".into()),
@@ -178,7 +179,7 @@ impl ServeConfig {
         };
         let rpc_port = match f.rpc_port {
             Some(p) => p,
-            None => crate::daemons::supervise::free_port("127.0.0.1")?,
+            None => crate::process::free_port("127.0.0.1")?,
         };
         let mirror = match (&f.mirror_of, &f.public_key) {
             (Some(url), Some(key)) => Some(Upstream::new(url, key)?),
@@ -499,7 +500,7 @@ fn lock_runtime_dir(runtime_dir: &Path) -> Result<crate::store::lock::RootLock> 
 /// failed with "tracker port ... is already in use") and the seeder's state. They are found by
 /// the state directory on their command line; under the runtime lock no live server owns them.
 fn stop_leftovers(runtime_dir: &Path, report: &(dyn Fn(ServeEvent) + Sync)) -> Result<()> {
-    use crate::daemons::supervise::{alive, find_by_arg, terminate_pid};
+    use crate::process::{alive, find_by_arg, terminate_pid};
     let left = [
         ("opentracker", "-d", runtime_dir.join("tracker")),
         (

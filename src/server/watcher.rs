@@ -443,6 +443,6 @@ pub(super) fn prepare_seeder(
         })
         .collect();
     // Checked "now": every object was hashed (BLAKE3) when `dist add` stored it, before now.
-    transmission::preload(config_dir, &preloads, crate::repo::now_unix() as i64)?;
+    transmission::preload(config_dir, &preloads, crate::clock::now_unix() as i64)?;
     Ok((preloads.len(), forgotten))
 }

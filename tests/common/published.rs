@@ -7,8 +7,8 @@
 use std::fs;
 use std::path::Path;
 
-use dist::repo::sign::{Signed, SigningKey};
-use dist::repo::wire::{self, FileRef, Manifest};
+use dist::index::sign::{Signed, SigningKey};
+use dist::index::wire::{self, FileRef, Manifest};
 
 /// Lays out in `www` what `dist serve` answers for the newest serial of the repository at
 /// `repo`: `index.json` and its signature, `index/` (the published snapshots and deltas) and
@@ -62,7 +62,7 @@ pub fn publish_db(repo: &Path, www: &Path, db: &Path, serial: u64) {
         )
         .unwrap_or_default();
     let content = is_table
-        .then(|| dist::repo::index::content_digest(&conn, &dist_text).ok())
+        .then(|| dist::index::record::content_digest(&conn, &dist_text).ok())
         .flatten()
         .map(|h| h.to_hex().to_string())
         .unwrap_or_else(|| "0".repeat(64));
@@ -71,7 +71,7 @@ pub fn publish_db(repo: &Path, www: &Path, db: &Path, serial: u64) {
         .unwrap()
         .as_secs();
     let manifest = Manifest {
-        format: dist::repo::index::INDEX_FORMAT,
+        format: dist::index::record::INDEX_FORMAT,
         serial,
         created,
         content,

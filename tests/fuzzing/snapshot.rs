@@ -1,4 +1,4 @@
-//! Target `snapshot`: the published snapshot reader (`repo::index::Snapshot::open`, then the
+//! Target `snapshot`: the published snapshot reader (`index::record::Snapshot::open`, then the
 //! content digest and every row, as `sync` reads them) on mutated bytes of real snapshots,
 //! published by `Repo::add` of the valid fixtures (decompressed).
 //!
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use dist::repo::index::Snapshot;
+use dist::index::record::Snapshot;
 use tempfile::TempDir;
 
 use super::{kind_of, listing, mutate_bytes, Rng, Target};
@@ -57,7 +57,7 @@ impl Snapshots {
         let seeds = (1..=2)
             .map(|s| {
                 let zst = fs::read(repo.snapshot_path(s)).unwrap();
-                dist::repo::wire::decompress(&zst, 1 << 30).unwrap()
+                dist::index::wire::decompress(&zst, 1 << 30).unwrap()
             })
             .collect();
         let dir = tmp.path().join("client");
@@ -119,7 +119,7 @@ impl Target for Snapshots {
         std::thread::spawn(move || {
             // What `sync` does with a snapshot: open it, digest its content, parse every row.
             let r = Snapshot::open(&path).and_then(|s| {
-                if s.format == dist::repo::index::INDEX_FORMAT {
+                if s.format == dist::index::record::INDEX_FORMAT {
                     s.content_digest()?;
                 }
                 s.all().map(|all| all.len())

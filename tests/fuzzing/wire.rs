@@ -1,6 +1,6 @@
 //! Target `wire` (issue 10): the index on the wire, as a hostile but validly signed repository
 //! could shape it. The first byte of an input picks the parser: the manifest
-//! (`repo::wire::Manifest::parse`), a delta as JSON lines (compressed here, then
+//! (`index::wire::Manifest::parse`), a delta as JSON lines (compressed here, then
 //! `Delta::decode`), or raw bytes straight into `Delta::decode` (a broken zstd stream). Seeds are
 //! the manifest and delta a real `Repo::add` published.
 //!
@@ -10,7 +10,7 @@
 
 use std::fs;
 
-use dist::repo::wire::{self, Delta, Manifest, Op};
+use dist::index::wire::{self, Delta, Manifest, Op};
 
 use super::{kind_of, mutate_bytes, Rng, Target};
 
@@ -95,7 +95,7 @@ fn decode(bytes: &[u8]) -> Result<String, String> {
         Ok(d) => {
             for op in &d.ops {
                 if let Op::Put(vals) = op {
-                    if vals.len() != dist::repo::index::ROW_COLUMNS.len() {
+                    if vals.len() != dist::index::record::ROW_COLUMNS.len() {
                         return Err(format!("a decoded row has {} values", vals.len()));
                     }
                 }

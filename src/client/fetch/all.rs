@@ -19,7 +19,7 @@ use crate::client::sources::Origin;
 use crate::client::{daemon, Layout, Phase, Reporter};
 use crate::daemons::tracker;
 use crate::daemons::transmission::Kicker;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 
 /// How one object of a plan was fetched: what `install --json` reports of it. The plan said
 /// what to fetch and, for `auto`'s small objects, only that it would decide; this says what was

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use super::{http_partial_name, info_name, object_url, Fetched};
 use crate::client::interrupt::Abort;
 use crate::client::{Layout, Progress, Reporter};
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 
 /// What to do when the origin refuses a whole-object download because it is busy (`503` with
 /// `Retry-After`: its admission control).
@@ -396,7 +396,7 @@ fn request<'a>(
                             None => return Ok(None),
                         }
                     }
-                    WhenBusy::Wait => crate::repo::wire::retry_after(
+                    WhenBusy::Wait => crate::index::wire::retry_after(
                         &resp,
                         Duration::from_millis(200),
                         MAX_RETRY_AFTER,
@@ -465,10 +465,10 @@ fn first_response(
             let resp = crate::net::agent(url, timeout)?
                 .get(url)
                 .call()
-                .map_err(|e| crate::repo::wire::http_error(url, e))?;
+                .map_err(|e| crate::index::wire::http_error(url, e))?;
             Ok((resp, 0))
         }
-        r => Ok((r.map_err(|e| crate::repo::wire::http_error(url, e))?, have)),
+        r => Ok((r.map_err(|e| crate::index::wire::http_error(url, e))?, have)),
     }
 }
 

@@ -23,7 +23,7 @@ use super::{adopt_http_partial, info_name, Fetched};
 use crate::client::config::Settings;
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::format::ids::InfoHash;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 use crate::text::count;
 
 /// Largest web-seed range request.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::format::ids::{InfoHash, ObjectId};
 use crate::format::torrent::Info;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 
 /// The torrents one install added to its engine, to take back if the install fails: to the
 /// transmission-daemon (`rpc`, `added`), or to this process's libtorrent session (`lt`).
@@ -154,7 +154,7 @@ pub fn fetch_torrent(
     let agent = crate::net::agent(&url, timeout).map_err(|e| unavailable(format!("{e:#}")))?;
     let resp = agent.get(&url).call().map_err(|e| match e {
         ureq::Error::Status(code, _) => unavailable(format!("HTTP {code}")),
-        ureq::Error::Transport(t) => unavailable(crate::repo::wire::transport_cause(&t)),
+        ureq::Error::Transport(t) => unavailable(crate::index::wire::transport_cause(&t)),
     })?;
     let stripe = resp.header("x-dist-stripe").and_then(parse_stripe);
     let mut bytes = Vec::new();

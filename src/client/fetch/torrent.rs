@@ -13,7 +13,7 @@ use super::{adopt_http_partial, fetch_torrent_first, info_name, Fetched, Torrent
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::daemons::transmission::{Kicker, Rpc, TorrentStatus};
 use crate::format::ids::InfoHash;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 use crate::text::count;
 
 /// Where transmission gets a torrent's metadata from.

@@ -27,8 +27,8 @@ use crate::client::rollout::{Phasing, Policy};
 use crate::client::sources::Sources;
 use crate::client::{Layout, Reporter};
 use crate::format::ids::ObjectId;
+use crate::index::record::PackageRecord;
 use crate::object;
-use crate::repo::index::PackageRecord;
 use crate::store::fsx;
 
 /// The format of `dist-bundle.json`.
@@ -93,7 +93,7 @@ pub fn write(
     let mut w = Writer::new(BufWriter::new(file.file().try_clone()?));
     let header = Header {
         format: BUNDLE_FORMAT,
-        created: crate::repo::now_unix(),
+        created: crate::clock::now_unix(),
         packages: &packages,
     };
     w.bytes_file("dist-bundle.json", &serde_json::to_vec_pretty(&header)?)?;

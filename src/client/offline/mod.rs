@@ -26,9 +26,9 @@ use super::sources::Sources;
 use super::sync;
 use super::Layout;
 use crate::format::ids::ObjectId;
+use crate::index::record::PackageRecord;
+use crate::index::wire::{self, SignedManifest};
 use crate::object;
-use crate::repo::index::PackageRecord;
-use crate::repo::wire::{self, SignedManifest};
 use crate::store::fsx;
 
 /// Whether an install argument names a local file rather than a package: it ends in `.tar`, or
@@ -171,7 +171,7 @@ fn import_index(
     let sig = std::fs::read_to_string(&files.signature)
         .context("the bundle's index signature is not text")?;
     let signed =
-        crate::repo::sign::verify(trust.key().base64(), &body, &sig).with_context(|| {
+        crate::index::sign::verify(trust.key().base64(), &body, &sig).with_context(|| {
             format!(
                 "the bundle's index of repository `{}` does not verify with the trusted key {}",
                 repo.name,
@@ -207,7 +207,7 @@ fn import_index(
     let m = &fetched.manifest;
     sync::install_snapshot(&idx, &zst, settings.max_index_size, m, &what)?;
     sync::record_copy(&idx, &fetched, trust.key())?;
-    let followed = crate::repo::keys::Followed {
+    let followed = crate::index::keys::Followed {
         key: trust.key().clone(),
         rotations: Vec::new(),
         revoked: trust.revoked().clone(),

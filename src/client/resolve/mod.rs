@@ -36,7 +36,7 @@ use super::request::Request;
 use super::rollout::Policy;
 use super::sources::{Candidate, Sources};
 use crate::format::ids::PackageName;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 use provider::{Provider, Stop, ROOT};
 use report::{HELD_LABEL, INSTALLED_LABEL, ROOT_LABEL};
 

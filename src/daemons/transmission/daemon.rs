@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::rpc::{rpc_url, Rpc};
 use super::types::{TorrentState, TorrentTrackers};
-use crate::daemons::supervise;
 use crate::format::ids::InfoHash;
+use crate::process;
 use crate::store::fsx;
 
 /// How long `start_daemon` waits for the RPC to answer.
@@ -138,9 +138,9 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
     let rpc_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, cfg.rpc_port));
-    supervise::ensure_free(rpc_addr, false, "transmission rpc port")?;
+    process::ensure_free(rpc_addr, false, "transmission rpc port")?;
     let peer_ip = cfg.bind_ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    supervise::ensure_free(
+    process::ensure_free(
         SocketAddr::from((peer_ip, cfg.peer_port)),
         true,
         "transmission peer port",
@@ -154,7 +154,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
         bail!(
             "transmission-daemon cannot listen on peer port {}; {}",
             cfg.peer_port,
-            supervise::log_tail(&handle.log)
+            process::log_tail(&handle.log)
         );
     }
     let session = handle.rpc.call(
@@ -174,7 +174,7 @@ pub fn start_daemon(cfg: &DaemonConfig) -> Result<DaemonHandle> {
 /// Starts the program with its output in [`DaemonConfig::log_path`].
 fn spawn(cfg: &DaemonConfig) -> Result<DaemonHandle> {
     let log_path = cfg.log_path();
-    let child = supervise::spawn_logged(
+    let child = process::spawn_logged(
         Command::new(&cfg.program)
             .arg("-f")
             .arg("-g")
@@ -221,7 +221,7 @@ impl DaemonHandle {
             if let Some(status) = self.child_mut().try_wait()? {
                 bail!(
                     "transmission-daemon exited ({status}) before its rpc answered on {rpc_addr}; {}",
-                    supervise::log_tail(&self.log)
+                    process::log_tail(&self.log)
                 );
             }
             if self.rpc.ping() {
@@ -232,7 +232,7 @@ impl DaemonHandle {
                     "transmission-daemon (pid {}) did not answer rpc on {rpc_addr} within {:?}; {}",
                     self.pid,
                     START_TIMEOUT,
-                    supervise::log_tail(&self.log)
+                    process::log_tail(&self.log)
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -253,7 +253,7 @@ impl DaemonHandle {
     pub fn stop_within(mut self, budget: Duration) -> Result<()> {
         pause_before_stop(&self.rpc, budget);
         let mut child = self.child.take().expect("the daemon handle owns its child");
-        supervise::terminate(&mut child, "transmission-daemon", TERM_TIMEOUT)
+        process::terminate(&mut child, "transmission-daemon", TERM_TIMEOUT)
             .with_context(|| format!("see {}", self.log.display()))
     }
 
@@ -278,7 +278,7 @@ impl Drop for DaemonHandle {
 /// graceful sequence as [`DaemonHandle::stop`], then waits for the pid to disappear. A pid that
 /// is already gone is not an error; a pid that is not a transmission-daemon is.
 pub fn stop_daemon_by_pid(pid: u32, rpc: &Rpc) -> Result<()> {
-    if !supervise::alive(pid) {
+    if !process::alive(pid) {
         return Ok(());
     }
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -290,7 +290,7 @@ pub fn stop_daemon_by_pid(pid: u32, rpc: &Rpc) -> Result<()> {
         );
     }
     pause_before_stop(rpc, 2 * STOP_ANNOUNCE_TIMEOUT);
-    supervise::terminate_pid(pid, "transmission-daemon", TERM_TIMEOUT)
+    process::terminate_pid(pid, "transmission-daemon", TERM_TIMEOUT)
 }
 
 /// A tracker that had heard from a running torrent, and when its last announce started.

@@ -10,8 +10,8 @@ use super::escape::escape;
 use super::live::{Live, Sample};
 use crate::format::ids::PackageName;
 use crate::format::torrent::percent_encode;
+use crate::index::record::PackageRecord;
 use crate::repo::browse::Page;
-use crate::repo::index::PackageRecord;
 
 const STYLE: &str = r#"
 :root { --fg:#1d232b; --muted:#5d6875; --line:#d9dee4; --bg:#f6f7f9; --accent:#0b63b6; }

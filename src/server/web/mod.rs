@@ -262,7 +262,7 @@ async fn package(State(web): State<Arc<Web>>, Path(name): Path<String>) -> Respo
         return html(StatusCode::NOT_FOUND, html::not_found(serial, &name));
     };
     let now = Instant::now();
-    let current = live.total(crate::repo::now_unix());
+    let current = live.total(crate::clock::now_unix());
     let mut history = {
         let mut h = web.history.lock().expect("history lock");
         let samples = h.view(&parsed, objects, now);
@@ -337,7 +337,7 @@ pub async fn sample(web: Arc<Web>, stop: Arc<AtomicBool>) {
                 let live = w.live(&objects);
                 // A sample with a silent tracker or seeder would draw a false drop to zero.
                 if live.answered() {
-                    let total = live.total(crate::repo::now_unix());
+                    let total = live.total(crate::clock::now_unix());
                     w.history
                         .lock()
                         .expect("history lock")

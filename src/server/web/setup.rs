@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::escape::escape;
-use crate::repo::sign::{key_paths, SigningKey};
+use crate::index::sign::{key_paths, SigningKey};
 
 /// The key clients verify this server's index with: a mirror's upstream key as configured, else
 /// the repository's own current key (`dist key show`); `None` before the repository has one.

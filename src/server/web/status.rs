@@ -3,7 +3,7 @@
 //! value from the index goes through [`escape`].
 
 use super::escape::escape;
-use crate::repo::index::PackageRecord;
+use crate::index::record::PackageRecord;
 
 /// ` <span class="badge yanked" title="REASON">yanked</span>`, ` <span class="badge phase">20 %</span>`.
 pub fn badges(r: &PackageRecord) -> String {
@@ -56,7 +56,7 @@ pub const STYLE: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::index::{Phase, YankReason};
+    use crate::index::record::{Phase, YankReason};
 
     #[test]
     fn a_hostile_reason_is_text_and_the_phase_a_number_issue_22() {

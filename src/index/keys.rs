@@ -37,7 +37,7 @@ pub struct KeyError(pub String);
 
 macro_rules! refuse {
     ($($arg:tt)*) => {
-        return Err($crate::repo::keys::KeyError(format!($($arg)*)).into())
+        return Err($crate::index::keys::KeyError(format!($($arg)*)).into())
     };
 }
 pub(crate) use refuse;

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::index::{content_digest, query_records, Distribution, PackageRecord, INDEX_FORMAT};
+use super::record::{content_digest, query_records, Distribution, PackageRecord, INDEX_FORMAT};
 use super::schema::{check_schema, Schema};
-use crate::repo::search;
+use crate::index::search;
 
 /// Refuses a file whose SQLite header does not say rollback journal (bytes 18 and 19, the file
 /// format versions, are 1; 2 means WAL). `publish` never writes another, and on a WAL file even

@@ -75,7 +75,7 @@ impl SignedManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::wire::{FileRef, Manifest};
+    use crate::index::wire::{FileRef, Manifest};
 
     fn offered(serial: u64, content: char, repository: Option<u64>) -> SignedManifest {
         SignedManifest {

@@ -1,4 +1,5 @@
-//! Process supervision shared by the modules that run daemons (`transmission`, `tracker`):
+//! Process supervision shared by every part that runs a child (the daemons, the client's seeder
+//! and install scripts, `dist serve`):
 //! port checks before a start, spawn errors that say which package to install, signals,
 //! bounded waits for an exit, and log tails for error messages.
 

@@ -9,8 +9,8 @@ use std::io::{BufRead, Read, Write};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::repo::index::ROW_COLUMNS;
-use crate::repo::sign::RepositoryId;
+use crate::index::record::ROW_COLUMNS;
+use crate::index::sign::RepositoryId;
 
 /// zstd level of snapshots and deltas: at 100,000 rows level 3 compresses within 1 % of level 9
 /// in a third of the time (0.2 s against 0.57 s), and publishing sits on `add`'s path.
@@ -92,7 +92,7 @@ impl Manifest {
 
 impl Manifest {
     /// The manifest's own format, serial and time are the ones its signature vouches for.
-    pub fn check_signed(&self, signed: &crate::repo::sign::Signed) -> Result<()> {
+    pub fn check_signed(&self, signed: &crate::index::sign::Signed) -> Result<()> {
         if (self.format, self.serial, self.created)
             != (signed.format, signed.serial, signed.created)
         {
@@ -125,8 +125,8 @@ impl Manifest {
     /// A decompressed snapshot (`what` names it in errors) is the one this manifest signs: its
     /// format and serial, its content digest, and every row parses (a signed index can still
     /// be hostile).
-    pub fn check_snapshot(&self, snap: &crate::repo::index::Snapshot, what: &str) -> Result<()> {
-        use crate::repo::index::INDEX_FORMAT;
+    pub fn check_snapshot(&self, snap: &crate::index::record::Snapshot, what: &str) -> Result<()> {
+        use crate::index::record::INDEX_FORMAT;
         if snap.format != INDEX_FORMAT || snap.serial != self.serial {
             bail!(
                 "{what} says format {} serial {}, its signed manifest format {INDEX_FORMAT} serial {}",
@@ -162,11 +162,11 @@ pub struct SignedManifest {
 /// dist's format, parses, and agrees with its signature: the one check after the signature, for
 /// a sync, a mirror and a bundle alike. `what` names the manifest in errors.
 pub fn accept_signed(
-    signed: &crate::repo::sign::Signed,
+    signed: &crate::index::sign::Signed,
     body: &[u8],
     what: &str,
 ) -> Result<Manifest> {
-    use crate::repo::index::INDEX_FORMAT;
+    use crate::index::record::INDEX_FORMAT;
     if signed.format != INDEX_FORMAT {
         bail!(
             "{what} is index format {}; this dist reads format {INDEX_FORMAT}: upgrade dist",
@@ -188,7 +188,7 @@ pub fn fetch_manifest(
     etag: Option<&str>,
     limit: u64,
 ) -> Result<Option<SignedManifest>> {
-    use crate::repo::sign::{self, VerifyError};
+    use crate::index::sign::{self, VerifyError};
     let server = remote.server;
     let mut last = None;
     for _ in 0..3 {
@@ -257,7 +257,7 @@ impl<'a> Remote<'a> {
             Ok(r) => r,
             Err(ureq::Error::Status(404, _)) if path == "index.json" => bail!(
                 "GET {url}: HTTP 404 (a server older than index format {} publishes no index.json: upgrade dist on the server)",
-                crate::repo::index::INDEX_FORMAT
+                crate::index::record::INDEX_FORMAT
             ),
             Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
             Err(e) => return Err(http_error(&url, e)),

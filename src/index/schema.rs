@@ -7,13 +7,13 @@
 //! comments are free, so the statements of store-format.md as written are read, and nothing
 //! in a signed file (a view, a trigger, an index, a constraint) can make reading it run
 //! without bound or change what a query means. The shapes of the formats before
-//! [`INDEX_FORMAT`](super::index::INDEX_FORMAT) are here too: a client still reads a copy it
+//! [`INDEX_FORMAT`](super::record::INDEX_FORMAT) are here too: a client still reads a copy it
 //! synced in one of them.
 
 use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
-use crate::repo::search;
+use crate::index::search;
 
 /// Which schema a snapshot file has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +243,7 @@ fn known_table(conn: &Connection, name: &str, sql: &str) -> Result<Option<Option
 
 /// Refuses a snapshot whose schema is anything but the tables `meta` and `packages` of one
 /// index format and their automatic primary-key indexes, before a row is read. With `local`,
-/// the client's own search table (`repo::search`) is allowed too; a file as published never
+/// the client's own search table (`index::search`) is allowed too; a file as published never
 /// has it.
 pub(super) fn check_schema(conn: &Connection, local: bool) -> Result<Schema> {
     let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -309,7 +309,7 @@ mod tests {
         for s in SCHEMAS {
             assert_eq!(schema_of(&s.create_sql()).unwrap(), s);
         }
-        let published = super::super::index::SNAPSHOT_SCHEMA;
+        let published = crate::index::record::SNAPSHOT_SCHEMA;
         assert_eq!(schema_of(published).unwrap(), Schema::V5);
     }
 
