@@ -576,3 +576,15 @@ pub enum EnvShell {
     Zsh,
     Fish,
 }
+
+/// `--root`, else `DIST_ROOT` (clap reads it), else `$XDG_DATA_HOME/dist`, else
+/// `~/.local/share/dist`.
+pub(crate) fn default_root() -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("dist"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| {
+        anyhow::anyhow!("neither --root, DIST_ROOT, XDG_DATA_HOME nor HOME is set")
+    })?;
+    Ok(PathBuf::from(home).join(".local/share/dist"))
+}

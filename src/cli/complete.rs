@@ -32,7 +32,7 @@ fn root() -> Option<PathBuf> {
     std::env::var_os("DIST_ROOT")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| crate::commands::default_root().ok())
+        .or_else(|| crate::cli::default_root().ok())
 }
 
 fn layout() -> Option<Layout> {

@@ -151,6 +151,8 @@ pub const STALE_AFTER_SECS: u64 = 7 * 24 * 3600;
 pub const MAX_INDEX_SIZE: u64 = 64 << 20;
 /// How long a download may take before it is given up.
 pub const FETCH_TIMEOUT_SECS: u64 = 600;
+/// The default `resolve_timeout`: how long one dependency resolution may run.
+pub const RESOLVE_TIMEOUT_SECS: u64 = 30;
 /// How long an install or uninstall script may run before its process group is killed.
 pub const SCRIPT_TIMEOUT_SECS: u64 = 300;
 /// Default upload cap of the client's daemon, kB/s (1000 bytes): 100 Mbit/s, so a machine that
@@ -269,7 +271,7 @@ impl ClientConfig {
             fetch_timeout: Some(FETCH_TIMEOUT_SECS),
             script_timeout: Some(SCRIPT_TIMEOUT_SECS),
             http_timeout: Some(HTTP_TIMEOUT_SECS),
-            resolve_timeout: Some(super::resolve::RESOLVE_TIMEOUT_SECS),
+            resolve_timeout: Some(RESOLVE_TIMEOUT_SECS),
             ..ClientConfig::default()
         }
     }
@@ -342,8 +344,7 @@ impl ClientConfig {
             script_timeout: Duration::from_secs(self.script_timeout.unwrap_or(SCRIPT_TIMEOUT_SECS)),
             http_timeout: Duration::from_secs(self.http_timeout.unwrap_or(HTTP_TIMEOUT_SECS)),
             resolve_timeout: Duration::from_secs(
-                self.resolve_timeout
-                    .unwrap_or(super::resolve::RESOLVE_TIMEOUT_SECS),
+                self.resolve_timeout.unwrap_or(RESOLVE_TIMEOUT_SECS),
             ),
         })
     }

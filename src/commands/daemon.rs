@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use dist::client::config::{config_path, ClientConfig, Engine};
 use dist::client::{daemon, seeder, seeding, Layout};
 
-use super::client::config;
 use super::out::{self, Cell, Style, Table};
+use super::settings::config;
 use super::{json, printable, reporter, Global};
 use crate::cli::{ClientFlags, DaemonCommand};
 

@@ -4,8 +4,8 @@
 use anyhow::Result;
 use dist::client::{doctor, Layout};
 
-use super::client::config;
 use super::out::{Cell, Style, Table};
+use super::settings::config;
 use super::{json, printable, Global};
 use crate::cli::ClientFlags;
 

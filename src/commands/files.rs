@@ -15,7 +15,7 @@ use dist::format::package::EntryKind;
 use dist::index::record::PackageRecord;
 use dist::store::tree::{TreeEntry, TreeKind};
 
-use super::client::config;
+use super::settings::config;
 use super::usage::not_found;
 use super::{json, printable, reporter, Global};
 use crate::cli::ClientFlags;

@@ -10,8 +10,8 @@ use dist::client::transition::Change;
 use dist::client::Layout;
 use dist::store::fsx;
 
-use super::client::config;
 use super::json_status::{self, ApplyEntry, Removal};
+use super::settings::config;
 use super::{json, reporter, Global};
 use crate::cli::{ApplyArgs, ClientFlags, ExportArgs};
 

@@ -9,7 +9,7 @@ use dist::format::ids::PackageName;
 use dist::index::record::PackageRecord;
 use dist::server::web::html::{bytes, date};
 
-use super::client::config;
+use super::settings::config;
 use super::usage::not_found;
 use super::{json, printable, Global};
 use crate::cli::ClientFlags;

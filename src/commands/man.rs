@@ -251,7 +251,7 @@ fn client_keys() -> Vec<(&'static str, &'static str, String)> {
         ("rpc_url", "URL", "An existing transmission-daemon's RPC URL, used instead of a private one.".into()),
         ("upload_limit", "kB/s", format!("The upload cap of what the client seeds; default {}; 0: none.", defaults::DEFAULT_UPLOAD_LIMIT)),
         ("download_limit", "kB/s", "The download cap of an install, shared by its HTTP downloads and given to the BitTorrent engine; default 0: none.".into()),
-        ("resolve_timeout", "seconds", format!("How long dependency resolution may run before it gives up with the packages most in conflict (kind resolve); default {}.", dist::client::resolve::RESOLVE_TIMEOUT_SECS)),
+        ("resolve_timeout", "seconds", format!("How long dependency resolution may run before it gives up with the packages most in conflict (kind resolve); default {}.", dist::client::config::RESOLVE_TIMEOUT_SECS)),
         ("seed", "true|false", "Whether installed objects keep seeding; default true; false: leech only.".into()),
         ("auto_threshold", "bytes", "From this size on, auto always takes the swarm; no default.".into()),
         ("stale_after", "seconds", format!("Warn when the index is older; default {}.", defaults::STALE_AFTER_SECS)),

@@ -38,6 +38,7 @@ mod remove;
 mod repo;
 mod reporter;
 mod serve;
+mod settings;
 mod setup;
 pub mod usage;
 
@@ -55,17 +56,6 @@ pub struct Global {
     pub quiet: bool,
     /// `--verbose`: the details a command has beyond its summary.
     pub verbose: bool,
-}
-
-/// `--root`, else `DIST_ROOT` (clap reads it), else `$XDG_DATA_HOME/dist`, else
-/// `~/.local/share/dist`.
-pub(crate) fn default_root() -> Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("dist"));
-    }
-    let home = std::env::var_os("HOME")
-        .context("neither --root, DIST_ROOT, XDG_DATA_HOME nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".local/share/dist"))
 }
 
 /// Which lock a command takes on its root: exclusive for what changes it, shared for what only
@@ -274,7 +264,7 @@ fn interruptible(c: &Command) -> bool {
 /// Runs the command; `Ok(code)` is the exit code of a command that finished (0 unless it has a
 /// verdict to report, like `verify`).
 pub fn run(cli: Cli) -> Result<i32> {
-    let root = cli.root.map_or_else(default_root, Ok)?;
+    let root = cli.root.map_or_else(crate::cli::default_root, Ok)?;
     // Store paths, symlinks and transmission's download dirs are absolute.
     let root =
         std::path::absolute(&root).with_context(|| format!("invalid root {}", root.display()))?;

@@ -54,7 +54,7 @@ pub fn path_hint(g: &Global) {
 
 /// The line that puts this root's profile on `PATH` (with `--root` unless it is the default).
 pub fn env_line(g: &Global) -> String {
-    let default = super::default_root().and_then(|r| Ok(std::path::absolute(r)?));
+    let default = crate::cli::default_root().and_then(|r| Ok(std::path::absolute(r)?));
     let root = match default.is_ok_and(|d| d == g.root) {
         true => String::new(),
         false => format!(" --root {}", printable(&g.root.display().to_string())),

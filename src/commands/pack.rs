@@ -53,7 +53,7 @@ pub fn run(g: &Global, args: &PackArgs) -> Result<i32> {
 
 /// The reproducible-build check: rebuild (into nothing) and compare with the synced index.
 fn check(g: &Global, pkg: &Package, json: bool) -> Result<i32> {
-    let settings = super::client::config(g, &crate::cli::ClientFlags::default())?;
+    let settings = super::settings::config(g, &crate::cli::ClientFlags::default())?;
     let sources = Sources::open(&Layout::new(&g.root), &settings)?;
     let m = &pkg.manifest;
     let key = record::version_key(&m.version);

@@ -15,8 +15,8 @@ use dist::client::upgrade::{self, KeptBack};
 use dist::client::{conffiles, offline, Layout};
 use dist::format::ids::PackageName;
 
-use super::client::config;
 use super::out::{self, Cell, Style, Table};
+use super::settings::config;
 use super::{json, notices, reporter, Global};
 use crate::cli::{BundleArgs, ClientFlags, InstallArgs, UpgradeArgs};
 

@@ -8,8 +8,8 @@ use dist::client::remove::{self, Removal};
 use dist::client::Layout;
 use dist::format::ids::PackageName;
 
-use super::client::config;
 use super::out::{self, Cell, Style, Table};
+use super::settings::config;
 use super::{json, reporter, Global};
 use crate::cli::{AutoremoveArgs, ClientFlags, UninstallArgs};
 

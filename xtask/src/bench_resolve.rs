@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::lab::fixtures::served_client;
 use crate::util;
 
 const CHAIN: usize = 50;
@@ -35,50 +36,15 @@ pub fn run(args: &[&str]) -> Result<()> {
     let names = (n / VERSIONS.len()).max(2 * CHAIN);
     let dist = util::release_dist()?;
     let tmp = tempfile::tempdir()?;
-    let (repo, pkgs, client) = (
-        tmp.path().join("repo"),
-        tmp.path().join("pkgs"),
-        tmp.path().join("client"),
-    );
     let t = Instant::now();
-    let list = generate(&pkgs, names)?;
-    let out = std::process::Command::new(&dist)
-        .arg("--root")
-        .arg(&repo)
-        .args(["--quiet", "add", "--create", "--from"])
-        .arg(&list)
-        .output()?;
-    if !out.status.success() {
-        bail!("dist add: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    let list = generate(&tmp.path().join("pkgs"), names)?;
+    let served = served_client(&dist, tmp.path(), &list, &[])?;
+    let client = &served.root;
     println!(
-        "resolve: {} package versions ({names} names, chains of {CHAIN}) added in {:.1} s",
+        "resolve: {} package versions ({names} names, chains of {CHAIN}) added and synced in {:.1} s",
         names * VERSIONS.len(),
         t.elapsed().as_secs_f64()
     );
-    // The client syncs the published repository from a loopback file server.
-    let key = std::process::Command::new(&dist)
-        .arg("--root")
-        .arg(&repo)
-        .args(["key", "show"])
-        .output()?;
-    let key = String::from_utf8(key.stdout)?;
-    let www = tmp.path().join("www");
-    lay_out(&repo, &www)?;
-    let server = crate::files::FileServer::start(&www);
-    fs::create_dir_all(&client)?;
-    fs::write(
-        client.join("client.yaml"),
-        format!("server_url: {}\npublic_key: {}\n", server.url, key.trim()),
-    )?;
-    let out = std::process::Command::new(&dist)
-        .arg("--root")
-        .arg(&client)
-        .args(["--quiet", "sync"])
-        .output()?;
-    if !out.status.success() {
-        bail!("dist sync: {}", String::from_utf8_lossy(&out.stderr));
-    }
     let time = |name: &str| -> Result<(Duration, usize)> {
         let mut times = Vec::new();
         let mut planned = 0;
@@ -86,7 +52,7 @@ pub fn run(args: &[&str]) -> Result<()> {
             let t = Instant::now();
             let out = std::process::Command::new(&dist)
                 .arg("--root")
-                .arg(&client)
+                .arg(client)
                 .args(["install", "--dry-run", "--json", name])
                 .output()?;
             times.push(t.elapsed());
@@ -136,54 +102,14 @@ fn generate(dir: &Path, names: usize) -> Result<PathBuf> {
                 if j == 0 && v == "1.0.0" && k + 1 < chains {
                     deps.push(format!("c{}-0: \"^2\"", k + 1));
                 }
-                let d = package(dir, &format!("c{k}-{j}"), v, &deps)?;
+                let d = crate::lab::fixtures::package(dir, &format!("c{k}-{j}"), v, &deps)?;
                 list.push_str(&format!("{}\n", d.display()));
             }
         }
     }
-    let d = package(dir, "lone", "1.0.0", &[])?;
+    let d = crate::lab::fixtures::package(dir, "lone", "1.0.0", &[])?;
     list.push_str(&format!("{}\n", d.display()));
     let path = dir.join("list.txt");
     fs::write(&path, list)?;
     Ok(path)
-}
-
-pub fn package(dir: &Path, name: &str, version: &str, deps: &[String]) -> Result<PathBuf> {
-    let d = dir.join(format!("{name}-{version}"));
-    fs::create_dir_all(d.join("assets"))?;
-    fs::create_dir_all(d.join("scripts"))?;
-    let depends = if deps.is_empty() {
-        String::new()
-    } else {
-        format!("depends: {{{}}}\n", deps.join(", "))
-    };
-    fs::write(
-        d.join("manifest.yaml"),
-        format!("name: {name}\nversion: {version}\n{depends}"),
-    )?;
-    fs::write(d.join("assets/data.txt"), format!("{name} {version}\n"))?;
-    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n")?;
-    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n")?;
-    Ok(d)
-}
-
-/// Lays out in `www` what `dist serve` answers for the repository at `repo` (as
-/// `tests/common/published.rs` does): `index.json` and its signature, `index/`, `objects/`.
-pub fn lay_out(repo: &Path, www: &Path) -> Result<()> {
-    let serial: u64 = fs::read_to_string(repo.join("published/LATEST"))?
-        .trim()
-        .parse()?;
-    fs::create_dir_all(www.join("index"))?;
-    for e in fs::read_dir(repo.join("published"))? {
-        let e = e?;
-        fs::copy(e.path(), www.join("index").join(e.file_name()))?;
-    }
-    for suffix in ["", ".minisig"] {
-        fs::copy(
-            repo.join(format!("published/{serial}.json{suffix}")),
-            www.join(format!("index.json{suffix}")),
-        )?;
-    }
-    std::os::unix::fs::symlink(repo.join("objects"), www.join("objects"))?;
-    Ok(())
 }

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::files::FileServer;
+use crate::lab::fixtures::{served_client, ServedClient};
 use crate::util;
 
 struct Args {
@@ -123,67 +123,20 @@ fn versions(n: usize, step: usize) -> Vec<Pkg> {
     out
 }
 
-struct Client {
-    root: PathBuf,
-    _server: FileServer,
-}
-
 /// A repository of `pkgs` published and served on loopback, and a client synced from it.
-fn client(dist: &Path, tmp: &Path, pkgs: &[Pkg]) -> Result<Client> {
-    let (repo, dirs, www) = (tmp.join("repo"), tmp.join("pkgs"), tmp.join("www"));
+fn client(dist: &Path, tmp: &Path, pkgs: &[Pkg]) -> Result<ServedClient> {
+    let dirs = tmp.join("pkgs");
     let mut list = String::new();
     for (name, version, deps) in pkgs {
         let deps: Vec<String> = deps.iter().map(|(d, r)| format!("{d}: \"{r}\"")).collect();
-        let d = crate::bench_resolve::package(&dirs, name, version, &deps)?;
+        let d = crate::lab::fixtures::package(&dirs, name, version, &deps)?;
         list.push_str(&format!("{}\n", d.display()));
     }
-    fs::write(tmp.join("list.txt"), list)?;
-    let add = |args: &[&str]| -> Result<String> {
-        let out = Command::new(dist)
-            .arg("--root")
-            .arg(&repo)
-            .args(args)
-            .output()?;
-        if !out.status.success() {
-            bail!("dist {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8(out.stdout)?)
-    };
-    let list = tmp.join("list.txt");
-    crate::util::repo_init(dist, &repo)?;
-    add(&[
-        "--quiet",
-        "add",
-        "--allow-unresolved",
-        "--from",
-        list.to_str().context("UTF-8 path")?,
-    ])?;
+    let list_path = tmp.join("list.txt");
+    fs::write(&list_path, list)?;
+    let client = served_client(dist, tmp, &list_path, &["--allow-unresolved"])?;
     fs::remove_dir_all(&dirs)?;
-    let key = add(&["key", "show"])?;
-    crate::bench_resolve::lay_out(&repo, &www)?;
-    let server = FileServer::start(&www);
-    let root = tmp.join("client");
-    fs::create_dir_all(&root)?;
-    fs::write(
-        root.join("client.yaml"),
-        format!(
-            "server_url: {}\npublic_key: {}\ntransport: http\nseed: false\n",
-            server.url,
-            key.trim()
-        ),
-    )?;
-    let out = Command::new(dist)
-        .arg("--root")
-        .arg(&root)
-        .args(["--quiet", "sync"])
-        .output()?;
-    if !out.status.success() {
-        bail!("dist sync: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(Client {
-        root,
-        _server: server,
-    })
+    Ok(client)
 }
 
 struct Outcome {

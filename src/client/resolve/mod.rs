@@ -31,6 +31,7 @@ use std::time::Duration;
 use pubgrub::PubGrubError;
 use semver::Version;
 
+use super::config::RESOLVE_TIMEOUT_SECS;
 use super::interrupt::Interrupted;
 use super::request::Request;
 use super::rollout::Policy;
@@ -149,8 +150,6 @@ pub struct Limits {
     pub max_steps: u64,
 }
 
-/// The default `resolve_timeout`.
-pub const RESOLVE_TIMEOUT_SECS: u64 = 30;
 /// Steps of the solver before it gives up, whatever the time: what keeps its memory bounded on
 /// a fast machine with a long timeout. A resolution of a few thousand packages takes a few
 /// thousand steps.

@@ -12,7 +12,7 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -342,7 +342,7 @@ impl<'a> Provider<'a> {
                 only.insert(r.name.clone(), o);
             }
         }
-        super::shadow::keep_installed_where_found(sources, installed, &mut only)?;
+        keep_installed_where_found(sources, installed, &mut only)?;
         let mut p = Provider {
             sources,
             only,
@@ -443,4 +443,23 @@ impl<'a> Provider<'a> {
 
 fn index(e: Stop) -> ResolveError {
     ResolveError::Index(e.to_string())
+}
+
+/// An installed version its name's owner does not have (it was asked for as `REPO/NAME`) keeps
+/// coming from the repository that has it, so it can stay installed.
+fn keep_installed_where_found(
+    sources: &Sources,
+    installed: &BTreeMap<PackageName, Version>,
+    only: &mut HashMap<PackageName, usize>,
+) -> Result<(), ResolveError> {
+    let index = |e: anyhow::Error| ResolveError::Index(format!("{e:#}"));
+    for (name, version) in installed {
+        if only.contains_key(name) {
+            continue;
+        }
+        if let Some(source) = sources.keeping(name, version).map_err(index)? {
+            only.insert(name.clone(), source);
+        }
+    }
+    Ok(())
 }

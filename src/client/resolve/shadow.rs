@@ -3,33 +3,10 @@
 //! (`Sources::owner`), so a failure that a lower repository's versions would have avoided says
 //! so, and how to ask for them explicitly.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-use semver::Version;
+use std::collections::BTreeSet;
 
 use super::provider::Provider;
-use super::ResolveError;
-use crate::client::sources::Sources;
 use crate::format::ids::PackageName;
-
-/// An installed version its name's owner does not have (it was asked for as `REPO/NAME`) keeps
-/// coming from the repository that has it, so it can stay installed.
-pub(super) fn keep_installed_where_found(
-    sources: &Sources,
-    installed: &BTreeMap<PackageName, Version>,
-    only: &mut HashMap<PackageName, usize>,
-) -> Result<(), ResolveError> {
-    let index = |e: anyhow::Error| ResolveError::Index(format!("{e:#}"));
-    for (name, version) in installed {
-        if only.contains_key(name) {
-            continue;
-        }
-        if let Some(source) = sources.keeping(name, version).map_err(index)? {
-            only.insert(name.clone(), source);
-        }
-    }
-    Ok(())
-}
 
 impl Provider<'_> {
     /// One line per package an explanation involves whose versions came from its owner while

@@ -368,6 +368,13 @@ impl Campaign<'_> {
                 "LATEST is not signed by the key `key show` prints ({new})"
             ));
         }
+        // The origin serves the serial its watcher has taken up: until then a client syncs the
+        // one before the rotation, signed by the old key.
+        if let Some(server) = self.server.as_mut() {
+            if let Err(e) = server.wait_healthy(self.env, HEALTH_LIMIT) {
+                self.violation(format!("the origin after the rotation: {e:#}"));
+            }
+        }
         let synced = c::ok(self.env, &self.client.clone(), &["sync", "--json"]);
         let shown = c::ok(self.env, &self.repo.clone(), &["key", "show", "--json"]);
         let id = |r: &Result<String>, k: &str| -> Option<String> {
@@ -460,6 +467,9 @@ impl Campaign<'_> {
             let m = self.spawn_mirror()?;
             self.mirror = Some(m);
         } else {
+            // From a mirror that holds the origin's serial: one that lags behind an earlier
+            // publish (a rotation's) may stop at that serial, which is whole but neither.
+            self.wait_mirror_caught_up()?;
             let dir = self.new_package("mirrored")?;
             c::ok(self.env, &self.repo, &["add", &disp(&dir)])?;
         }

@@ -13,6 +13,7 @@
 
 pub(crate) mod campaign;
 pub(crate) mod env;
+pub(crate) mod fixtures;
 pub(crate) mod group;
 pub(crate) mod timeline;
 
