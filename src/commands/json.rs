@@ -564,3 +564,16 @@ impl<'a> From<&'a dist::client::doctor::Check> for DoctorCheck<'a> {
         }
     }
 }
+
+/// Any command's failure with `--json`: `{"error": {"message", "kind"}}` on standard output
+/// (README, "Errors"; `kind` from `error_kind`).
+#[derive(Serialize)]
+pub struct Failure<'a> {
+    pub error: FailureBody<'a>,
+}
+
+#[derive(Serialize)]
+pub struct FailureBody<'a> {
+    pub message: &'a str,
+    pub kind: &'a str,
+}

@@ -118,8 +118,71 @@ fn lock_mode(c: &Command) -> Option<(Mode, &'static str)> {
 
 /// `{"error": {"message": …, "kind": …}}` on standard output: how a `--json` command fails.
 pub fn print_json_error(message: &str, kind: &str) {
-    let v = serde_json::json!({ "error": { "message": message, "kind": kind } });
-    println!("{v}");
+    let failure = json::Failure {
+        error: json::FailureBody { message, kind },
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&failure).expect("strings serialize")
+    );
+}
+
+/// The command line, parsed; or the process ends as a usage error (exit 2). With `--json`
+/// anywhere on the line (clap could not say whether it was given) the error is also a JSON
+/// object on standard output.
+pub fn parse_or_exit(json: bool) -> Cli {
+    let e = match <Cli as clap::Parser>::try_parse() {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    match usage::habit_message(&e) {
+        Some(text) => {
+            if json {
+                print_json_error(text.lines().next().unwrap_or(""), "usage");
+            }
+            out::stderr(format_args!("error: {text}"));
+            std::process::exit(2);
+        }
+        None if json && e.use_stderr() => {
+            let text = e.to_string();
+            print_json_error(text.trim().trim_start_matches("error: "), "usage");
+            e.exit();
+        }
+        None => e.exit(),
+    }
+}
+
+/// The exit code of a command that ran: its own, 1 when standard output failed, else the
+/// error reported on stderr (and with `json` as a JSON object on stdout) with 2 for a usage
+/// error and 1 for any other.
+pub fn exit_code(result: Result<i32>, json: bool) -> i32 {
+    match result {
+        Ok(code) => match out::failure() {
+            Some(e) => {
+                out::stderr(format_args!("error: cannot write to standard output: {e}"));
+                1
+            }
+            None => code,
+        },
+        Err(e) => {
+            let kind = error_kind(&e);
+            // On stderr always (a person, or a script reading stderr as before); with
+            // `--json` also as a JSON object on stdout.
+            if json {
+                print_json_error(&format!("{e:#}"), kind);
+            }
+            out::stderr(format_args!(
+                "{} {}",
+                out::error_prefix(),
+                printable_error(&format!("{e:#}"))
+            ));
+            if kind == "usage" {
+                2
+            } else {
+                1
+            }
+        }
+    }
 }
 
 /// What kind of failure an error is, for `--json` callers that branch on it: the first typed
