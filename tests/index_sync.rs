@@ -233,7 +233,7 @@ fn sync_by_snapshot_delta_and_not_at_all_and_refuse_bad_deltas_issue_10() {
             fs::write(&path, &bytes).unwrap();
             repo.resign(serial, |m| {
                 let last = m.deltas.last_mut().unwrap();
-                last.blake3 = blake3::hash(&bytes).to_hex().to_string();
+                last.blake3 = dist::format::ids::Digest::of(&bytes);
                 last.size = bytes.len() as u64;
             });
             let snapshot = repo.root.join(format!("published/{serial}.db.zst"));

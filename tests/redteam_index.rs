@@ -279,7 +279,7 @@ fn a_delta_is_never_fetched_beyond_max_index_size_issue_25_finding_8() {
     m.deltas = vec![dist::index::wire::DeltaRef {
         from,
         to: m.serial,
-        blake3: "0".repeat(64),
+        blake3: dist::format::ids::Digest::from_bytes([0; 32]),
         size: 1 << 40,
     }];
     sign_manifest(&repo, &www, &m);

@@ -27,7 +27,9 @@ pub(super) fn apply_deltas(
         .with_context(|| format!("cannot open {}", idx.db().display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut content = local.content.clone().unwrap_or_default();
+    let Some(mut content) = local.content else {
+        bail!("the local index records no content digest: no delta can continue it");
+    };
     for d in chain {
         let path = format!("index/{}.delta.zst", d.to);
         // What the manifest claims bounds the download: never more than `max_index_size`.
@@ -52,7 +54,7 @@ pub(super) fn apply_deltas(
             );
         }
         apply_ops(&tx, &delta.ops).with_context(|| path.clone())?;
-        content = h.to_content.clone();
+        content = h.to_content;
     }
     for (k, v) in [
         ("serial", m.serial.to_string()),

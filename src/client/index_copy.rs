@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::config::Repository;
 use super::trust::Trust;
 use super::Layout;
+use crate::format::ids::Digest;
 use crate::index::record::{Snapshot, INDEX_FORMAT};
 
 /// What the client remembers about its copy of the index.
@@ -23,9 +24,9 @@ pub struct IndexState {
     /// Index format of the local copy (absent, so 0, before format 2).
     #[serde(default)]
     pub format: u32,
-    /// Hex content digest of the local copy (format 2).
+    /// Content digest of the local copy (format 2; hex in `state.json`).
     #[serde(default)]
-    pub content: Option<String>,
+    pub content: Option<Digest>,
     /// The public key (base64) that verified the local copy; absent before it was recorded.
     #[serde(default)]
     pub key: Option<String>,

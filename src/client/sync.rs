@@ -186,7 +186,7 @@ fn take(
     let held_copy = prev
         .as_ref()
         .filter(|_| continues)
-        .and_then(|p| Some((p.serial, p.content.as_deref()?)));
+        .and_then(|p| Some((p.serial, p.content?)));
     fetched
         .check_continues(
             server,
@@ -283,9 +283,7 @@ fn update(
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut fallback_reason = None;
     let mode = match &local {
-        Some(p) if p.serial == m.serial && p.content.as_deref() == Some(m.content.as_str()) => {
-            SyncMode::Unchanged
-        }
+        Some(p) if p.serial == m.serial && p.content == Some(m.content) => SyncMode::Unchanged,
         Some(p) => match m.chain_from(p.serial) {
             Some(chain) if wire::chain_size(chain) < m.snapshot.size => {
                 match super::deltas::apply_deltas(idx, cfg, wire, p, chain, m) {
@@ -343,7 +341,7 @@ pub(super) fn record_copy(idx: &IndexDir, fetched: &SignedManifest, key: &Public
         etag: fetched.etag.clone(),
         fetched_at: crate::clock::now_unix(),
         format: INDEX_FORMAT,
-        content: Some(m.content.clone()),
+        content: Some(m.content),
         key: Some(key.base64().to_string()),
     };
     fsx::write_atomic(

@@ -115,6 +115,27 @@ digest_id!(
 );
 
 digest_id!(
+    /// The BLAKE3 digest of anything else the signed index names: a published file (snapshot,
+    /// delta) or the index's canonical content (store-format.md §5.2). One type, parsed once
+    /// where a manifest is read, compared as bytes.
+    Digest,
+    32,
+    "a BLAKE3 digest"
+);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(*blake3::hash(bytes).as_bytes())
+    }
+}
+
+impl From<blake3::Hash> for Digest {
+    fn from(h: blake3::Hash) -> Digest {
+        Digest(*h.as_bytes())
+    }
+}
+
+digest_id!(
     /// The SHA-1 of a torrent's bencoded info dict (BitTorrent v1).
     InfoHash,
     20,

@@ -5,6 +5,7 @@
 
 use super::sign::RepositoryId;
 use super::wire::SignedManifest;
+use crate::format::ids::Digest;
 
 /// A verified manifest that contradicts the copy verified before, although the trusted key
 /// signed it (issue 25, finding 8): typed, so that a `--json` caller sees kind `index`.
@@ -16,8 +17,8 @@ pub enum Conflict {
         server: String,
         repo: String,
         serial: u64,
-        offered: String,
-        held: String,
+        offered: Digest,
+        held: Digest,
     },
     /// An index of another repository than the one recorded at the first sync (two
     /// repositories sharing a key).
@@ -40,7 +41,7 @@ impl SignedManifest {
         &self,
         server: &str,
         repo: &str,
-        held: Option<(u64, &str)>,
+        held: Option<(u64, Digest)>,
         recorded: Option<RepositoryId>,
         record: &std::path::Path,
     ) -> Result<(), Conflict> {
@@ -51,8 +52,8 @@ impl SignedManifest {
                     server: server.to_string(),
                     repo: repo.to_string(),
                     serial,
-                    offered: m.content.clone(),
-                    held: content.to_string(),
+                    offered: m.content,
+                    held: content,
                 });
             }
         }
@@ -83,10 +84,10 @@ mod tests {
                 format: 5,
                 serial,
                 created: 1,
-                content: content.to_string().repeat(64),
+                content: Digest::parse(&content.to_string().repeat(64)).unwrap(),
                 packages: 1,
                 snapshot: FileRef {
-                    blake3: "0".repeat(64),
+                    blake3: Digest::from_bytes([0; 32]),
                     size: 1,
                     raw_size: 1,
                 },
@@ -101,9 +102,9 @@ mod tests {
 
     #[test]
     fn a_manifest_continues_the_copy_held_or_is_refused_issue_25_finding_8() {
-        let held = "a".repeat(64);
+        let held = Digest::parse(&"a".repeat(64)).unwrap();
         let record = std::path::Path::new("trust.json");
-        let check = |m: &SignedManifest, held: Option<(u64, &str)>, recorded: Option<u64>| {
+        let check = |m: &SignedManifest, held: Option<(u64, Digest)>, recorded: Option<u64>| {
             m.check_continues(
                 "S",
                 "repository `r`",
@@ -113,19 +114,19 @@ mod tests {
             )
         };
         // The same index again, a newer one, a first sync: fine.
-        assert!(check(&offered(3, 'a', Some(7)), Some((3, &held)), Some(7)).is_ok());
-        assert!(check(&offered(4, 'b', Some(7)), Some((3, &held)), Some(7)).is_ok());
+        assert!(check(&offered(3, 'a', Some(7)), Some((3, held)), Some(7)).is_ok());
+        assert!(check(&offered(4, 'b', Some(7)), Some((3, held)), Some(7)).is_ok());
         assert!(check(&offered(4, 'b', None), None, None).is_ok());
         // Another index for serial 3.
-        let e = check(&offered(3, 'b', Some(7)), Some((3, &held)), Some(7)).unwrap_err();
+        let e = check(&offered(3, 'b', Some(7)), Some((3, held)), Some(7)).unwrap_err();
         assert!(matches!(e, Conflict::Forked { serial: 3, .. }), "{e}");
         // Another repository's, or one that names none, once one was recorded.
-        let e = check(&offered(4, 'b', Some(8)), Some((3, &held)), Some(7)).unwrap_err();
+        let e = check(&offered(4, 'b', Some(8)), Some((3, held)), Some(7)).unwrap_err();
         assert!(
             e.to_string().contains("repository 8, not of repository 7"),
             "{e}"
         );
-        let e = check(&offered(4, 'b', None), Some((3, &held)), Some(7)).unwrap_err();
+        let e = check(&offered(4, 'b', None), Some((3, held)), Some(7)).unwrap_err();
         assert!(e.to_string().contains("names none"), "{e}");
     }
 }

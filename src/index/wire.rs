@@ -9,6 +9,7 @@ use std::io::{BufRead, Read, Write};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::format::ids::Digest;
 use crate::index::record::ROW_COLUMNS;
 use crate::index::sign::RepositoryId;
 
@@ -24,8 +25,8 @@ pub struct Manifest {
     pub format: u32,
     pub serial: u64,
     pub created: u64,
-    /// Hex BLAKE3 of the canonical content (§5.2) at `serial`.
-    pub content: String,
+    /// BLAKE3 of the canonical content (§5.2) at `serial`.
+    pub content: Digest,
     /// How many package versions the index holds.
     pub packages: u64,
     /// `index/<serial>.db.zst`.
@@ -39,7 +40,7 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRef {
-    pub blake3: String,
+    pub blake3: Digest,
     pub size: u64,
     /// Bytes once decompressed.
     pub raw_size: u64,
@@ -51,7 +52,7 @@ pub struct FileRef {
 pub struct DeltaRef {
     pub from: u64,
     pub to: u64,
-    pub blake3: String,
+    pub blake3: Digest,
     pub size: u64,
 }
 
@@ -60,11 +61,8 @@ impl Manifest {
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
         let m: Manifest =
             serde_json::from_slice(bytes).context("the index manifest is not valid")?;
-        check_hex(&m.content, "content")?;
-        check_hex(&m.snapshot.blake3, "snapshot.blake3")?;
         let mut next = None;
         for d in &m.deltas {
-            check_hex(&d.blake3, "deltas[].blake3")?;
             if d.from.checked_add(1) != Some(d.to) || next.is_some_and(|n| n != d.from) {
                 bail!(
                     "the index manifest lists deltas out of order ({} to {})",
@@ -111,7 +109,7 @@ impl Manifest {
 
     /// `digest` (of rows and distribution, §5.2) is the content signed for this serial.
     pub fn check_content(&self, digest: &blake3::Hash) -> Result<()> {
-        if digest.to_hex().as_str() != self.content {
+        if Digest::from(*digest) != self.content {
             bail!(
                 "the index content (digest {}) is not the content signed for serial {} ({})",
                 digest.to_hex(),
@@ -297,12 +295,12 @@ impl<'a> Remote<'a> {
     }
 
     /// GETs a published file and checks it is the one the manifest names.
-    pub fn get_checked(&mut self, path: &str, size: u64, blake3: &str) -> Result<Vec<u8>> {
+    pub fn get_checked(&mut self, path: &str, size: u64, blake3: &Digest) -> Result<Vec<u8>> {
         let (body, _) = self
             .get(path, None, size)?
             .context("304 without a condition")?;
-        let got = blake3::hash(&body).to_hex();
-        if body.len() as u64 != size || got.as_str() != blake3 {
+        let got = Digest::of(&body);
+        if body.len() as u64 != size || got != *blake3 {
             bail!(
                 "{path} is not the file the signed manifest names ({} bytes, blake3 {got}; expected {size} bytes, blake3 {blake3})",
                 body.len()
@@ -353,13 +351,6 @@ pub fn retry_after(
         .clamp(floor, ceil)
 }
 
-fn check_hex(s: &str, field: &str) -> Result<()> {
-    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        bail!("the index manifest's `{field}` is not 64 lowercase hex digits");
-    }
-    Ok(())
-}
-
 /// One change of a delta.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
@@ -378,9 +369,9 @@ pub enum Op {
 pub struct DeltaHeader {
     pub from: u64,
     pub to: u64,
-    /// Content digests before and after (hex).
-    pub from_content: String,
-    pub to_content: String,
+    /// Content digests before and after.
+    pub from_content: Digest,
+    pub to_content: Digest,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -478,15 +469,15 @@ mod tests {
     use super::*;
 
     fn manifest(deltas: Vec<(u64, u64)>, serial: u64) -> Manifest {
-        let h = "a".repeat(64);
+        let h = Digest::from_bytes([0xaa; 32]);
         Manifest {
             format: 2,
             serial,
             created: 1,
-            content: h.clone(),
+            content: h,
             packages: 1,
             snapshot: FileRef {
-                blake3: h.clone(),
+                blake3: h,
                 size: 1,
                 raw_size: 1,
             },
@@ -495,7 +486,7 @@ mod tests {
                 .map(|(from, to)| DeltaRef {
                     from,
                     to,
-                    blake3: h.clone(),
+                    blake3: h,
                     size: 1,
                 })
                 .collect(),
@@ -526,8 +517,8 @@ mod tests {
             header: DeltaHeader {
                 from: 1,
                 to: 2,
-                from_content: "a".repeat(64),
-                to_content: "b".repeat(64),
+                from_content: Digest::from_bytes([0xaa; 32]),
+                to_content: Digest::from_bytes([0xbb; 32]),
             },
             ops: vec![
                 Op::Put(vec![serde_json::Value::Null; ROW_COLUMNS.len()]),

@@ -22,7 +22,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::Repo;
-use crate::format::ids::InfoHash;
+use crate::format::ids::{Digest, InfoHash};
 use crate::index::keys::{self, PublicKey};
 use crate::index::record::{PackageRecord, Snapshot};
 use crate::index::sign::{self, RepositoryId};
@@ -278,7 +278,7 @@ fn check_offer(
     fetched.check_continues(
         &up.url,
         "this mirror",
-        held.as_ref().map(|(l, c)| (*l, c.as_str())),
+        held,
         recorded,
         &state_path(&repo.root),
     )?;
@@ -325,7 +325,7 @@ fn next_index(
 /// `.torrent`s from, and the content digest.
 fn write_master(
     next: &fsx::AtomicFile,
-    content: &str,
+    content: &Digest,
     records: &[PackageRecord],
     infos: &HashMap<InfoHash, Vec<u8>>,
 ) -> Result<()> {
@@ -336,7 +336,7 @@ fn write_master(
     )?;
     conn.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('content', ?1)",
-        [content],
+        [content.to_hex()],
     )?;
     conn.execute_batch("BEGIN")?;
     {
@@ -359,8 +359,7 @@ fn missing_deltas(
     let mut out = Vec::new();
     for d in deltas {
         let path = repo.delta_path(d.to);
-        let have =
-            std::fs::read(&path).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == d.blake3);
+        let have = std::fs::read(&path).is_ok_and(|b| Digest::of(&b) == d.blake3);
         if !have {
             let name = format!("index/{}.delta.zst", d.to);
             if d.size > MAX_SNAPSHOT {

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection};
 
 use super::{meta_text, meta_u64, Repo};
 use crate::clock::now_unix;
+use crate::format::ids::Digest;
 use crate::index::record::{
     self, sql_to_json, Distribution, INDEX_FORMAT, ROW_COLUMNS, SNAPSHOT_SCHEMA,
 };
@@ -92,14 +93,17 @@ impl Repo {
         let created = now_unix();
         let dist_text =
             meta_text(tx, "distribution")?.unwrap_or_else(|| Distribution::default().encode());
-        let content = record::content_digest(tx, &dist_text)?.to_hex().to_string();
+        let content = Digest::from(record::content_digest(tx, &dist_text)?);
         let packages: i64 = tx.query_row("SELECT count(*) FROM packages", [], |r| r.get(0))?;
 
         let snapshot = self.write_snapshot(tx, serial, created, &dist_text)?;
 
         // The delta exists only when the previous serial was published in this format (its
         // content digest is known); otherwise clients of the previous serial sync in full.
-        let prev_content = meta_text(tx, "content")?;
+        let prev_content = meta_text(tx, "content")?
+            .map(|s| Digest::parse(&s))
+            .transpose()
+            .context("the master index's meta `content`")?;
         let mut deltas = Vec::new();
         // A previous serial of another format (a content digest of other rows) has no delta.
         let prev_manifest = match prev_serial {
@@ -120,7 +124,7 @@ impl Repo {
                     from: prev,
                     to: serial,
                     from_content: prev_content,
-                    to_content: content.clone(),
+                    to_content: content,
                 },
                 ops,
             };
@@ -129,7 +133,7 @@ impl Repo {
             deltas.push(DeltaRef {
                 from: prev,
                 to: serial,
-                blake3: blake3::hash(&bytes).to_hex().to_string(),
+                blake3: Digest::of(&bytes),
                 size: bytes.len() as u64,
             });
             let keep = deltas.len().saturating_sub(self.retention);
@@ -144,7 +148,7 @@ impl Repo {
             format: INDEX_FORMAT,
             serial,
             created,
-            content: content.clone(),
+            content,
             packages: packages as u64,
             snapshot,
             deltas,
@@ -162,7 +166,10 @@ impl Repo {
         // The signature first: a manifest is never visible without it.
         fsx::write_atomic(&self.manifest_sig_path(serial), sig.as_bytes(), 0o644)?;
         fsx::write_atomic(&self.manifest_path(serial), &bytes, 0o644)?;
-        for (k, v) in [("serial", serial.to_string()), ("content", content)] {
+        for (k, v) in [
+            ("serial", serial.to_string()),
+            ("content", content.to_hex()),
+        ] {
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
                 [k, &v],
@@ -223,7 +230,7 @@ impl Repo {
         let bytes = wire::compress(&raw)?;
         fsx::write_atomic(&self.snapshot_path(serial), &bytes, 0o644)?;
         Ok(FileRef {
-            blake3: blake3::hash(&bytes).to_hex().to_string(),
+            blake3: Digest::of(&bytes),
             size: bytes.len() as u64,
             raw_size: raw.len() as u64,
         })

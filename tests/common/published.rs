@@ -7,6 +7,7 @@
 use std::fs;
 use std::path::Path;
 
+use dist::format::ids::Digest;
 use dist::index::sign::{Signed, SigningKey};
 use dist::index::wire::{self, FileRef, Manifest};
 
@@ -64,8 +65,8 @@ pub fn publish_db(repo: &Path, www: &Path, db: &Path, serial: u64) {
     let content = is_table
         .then(|| dist::index::record::content_digest(&conn, &dist_text).ok())
         .flatten()
-        .map(|h| h.to_hex().to_string())
-        .unwrap_or_else(|| "0".repeat(64));
+        .map(Digest::from)
+        .unwrap_or(Digest::from_bytes([0; 32]));
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -77,7 +78,7 @@ pub fn publish_db(repo: &Path, www: &Path, db: &Path, serial: u64) {
         content,
         packages: 1,
         snapshot: FileRef {
-            blake3: blake3::hash(&zst).to_hex().to_string(),
+            blake3: Digest::of(&zst),
             size: zst.len() as u64,
             raw_size: raw.len() as u64,
         },

@@ -190,7 +190,7 @@ fn import_index(
     let prev = idx.state()?;
     let bound = idx.check_copy(&trust).is_ok();
     let held = prev.as_ref().filter(|_| bound);
-    let held_copy = held.and_then(|p| Some((p.serial, p.content.as_deref()?)));
+    let held_copy = held.and_then(|p| Some((p.serial, p.content?)));
     fetched.check_continues(
         "the bundle",
         &trust.name(),
