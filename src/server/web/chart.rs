@@ -1,16 +1,17 @@
 //! A small line chart as inline SVG, rendered on the server from a package's samples: one
 //! polyline per series over a shared time axis, the largest value and the time span as labels.
-//! No script, no external file; every label goes through [`super::escape::escape`].
+//! No script, no external file; a `maud` template, so every label is escaped.
 
-use std::fmt::Write;
-
-use super::escape::escape;
+use maud::{html, Markup};
 
 const WIDTH: f64 = 560.0;
 const HEIGHT: f64 = 120.0;
 /// Room on the left for the largest value, and below for the time span.
 const LEFT: f64 = 64.0;
 const BOTTOM: f64 = 18.0;
+/// The plot's area, inside the frame.
+const PLOT_W: f64 = WIDTH - LEFT - 4.0;
+const PLOT_H: f64 = HEIGHT - BOTTOM - 8.0;
 
 /// One line of a chart: its label, its CSS class (which sets its colour), its values.
 pub struct Series<'a> {
@@ -21,82 +22,71 @@ pub struct Series<'a> {
 
 /// An SVG chart of `series` over the times `at` (seconds, ascending, one per value); `unit`
 /// formats the largest value. With fewer than two samples it says so instead of drawing.
-pub fn render(title: &str, at: &[u64], series: &[Series], unit: fn(u64) -> String) -> String {
-    let mut svg = String::new();
+pub fn render(title: &str, at: &[u64], series: &[Series], unit: fn(u64) -> String) -> Markup {
     let max = series
         .iter()
         .flat_map(|s| s.values.iter().copied())
         .max()
         .unwrap_or(0);
-    let _ = write!(
-        svg,
-        "<figure class=\"chart\"><figcaption>{}</figcaption>\
-         <svg viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-         role=\"img\" aria-label=\"{}\">",
-        escape(title),
-        escape(title)
-    );
-    let plot_w = WIDTH - LEFT - 4.0;
-    let plot_h = HEIGHT - BOTTOM - 8.0;
-    let _ = write!(
-        svg,
-        "<rect class=\"frame\" x=\"{LEFT}\" y=\"4\" width=\"{plot_w}\" height=\"{plot_h}\"/>\
-         <text class=\"axis\" x=\"{}\" y=\"14\" text-anchor=\"end\">{}</text>\
-         <text class=\"axis\" x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
-        LEFT - 6.0,
-        escape(&unit(max)),
-        LEFT - 6.0,
-        4.0 + plot_h
-    );
-    if at.len() < 2 {
-        let _ = write!(
-            svg,
-            "<text class=\"axis\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">\
-             one sample so far: the chart fills in every few seconds while the page is watched</text>",
-            LEFT + plot_w / 2.0,
-            4.0 + plot_h / 2.0
-        );
-    } else {
-        let (t0, t1) = (at[0], at[at.len() - 1]);
-        let span = (t1 - t0).max(1) as f64;
-        let top = max.max(1) as f64;
-        for s in series {
-            let points: Vec<String> = at
-                .iter()
-                .zip(&s.values)
-                .map(|(t, v)| {
-                    let x = LEFT + (t - t0) as f64 / span * plot_w;
-                    let y = 4.0 + plot_h - *v as f64 / top * plot_h;
-                    format!("{x:.1},{y:.1}")
-                })
-                .collect();
-            let _ = write!(
-                svg,
-                "<polyline class=\"{}\" points=\"{}\"/>",
-                escape(s.class),
-                points.join(" ")
-            );
+    html! {
+        figure class="chart" {
+            figcaption { (title) }
+            svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width=(WIDTH) height=(HEIGHT)
+                role="img" aria-label=(title) {
+                rect class="frame" x=(LEFT) y="4" width=(PLOT_W) height=(PLOT_H) {}
+                text class="axis" x=(LEFT - 6.0) y="14" text-anchor="end" { (unit(max)) }
+                text class="axis" x=(LEFT - 6.0) y=(4.0 + PLOT_H) text-anchor="end" { "0" }
+                @if at.len() < 2 {
+                    text class="axis" x=(LEFT + PLOT_W / 2.0) y=(4.0 + PLOT_H / 2.0)
+                        text-anchor="middle" {
+                        "one sample so far: the chart fills in every few seconds while the page is watched"
+                    }
+                } @else {
+                    (lines(at, series, max))
+                }
+            }
+            (legend(series, unit))
         }
-        let _ = write!(
-            svg,
-            "<text class=\"axis\" x=\"{LEFT}\" y=\"{}\">{}</text>",
-            HEIGHT - 4.0,
-            escape(&format!("last {}", duration(t1 - t0)))
-        );
     }
-    svg.push_str("</svg><ul class=\"legend\">");
-    for s in series {
-        let last = s.values.last().copied().unwrap_or(0);
-        let _ = write!(
-            svg,
-            "<li><span class=\"key {}\"></span>{} <b>{}</b></li>",
-            escape(s.class),
-            escape(s.label),
-            escape(&unit(last))
-        );
+}
+
+/// One polyline per series and the time span below them; `at` has two times or more.
+fn lines(at: &[u64], series: &[Series], max: u64) -> Markup {
+    let (t0, t1) = (at[0], at[at.len() - 1]);
+    let span = (t1 - t0).max(1) as f64;
+    let top = max.max(1) as f64;
+    let points = |values: &[u64]| -> String {
+        let points: Vec<String> = at
+            .iter()
+            .zip(values)
+            .map(|(t, v)| {
+                let x = LEFT + (t - t0) as f64 / span * PLOT_W;
+                let y = 4.0 + PLOT_H - *v as f64 / top * PLOT_H;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        points.join(" ")
+    };
+    html! {
+        @for s in series {
+            polyline class=(s.class) points=(points(&s.values)) {}
+        }
+        text class="axis" x=(LEFT) y=(HEIGHT - 4.0) { "last " (duration(t1 - t0)) }
     }
-    svg.push_str("</ul></figure>");
-    svg
+}
+
+/// Each series' colour, label and newest value.
+fn legend(series: &[Series], unit: fn(u64) -> String) -> Markup {
+    html! {
+        ul class="legend" {
+            @for s in series {
+                li {
+                    span class={ "key " (s.class) } {}
+                    (s.label) " " b { (unit(s.values.last().copied().unwrap_or(0))) }
+                }
+            }
+        }
+    }
 }
 
 /// `95 s`, `4 min`, `2 h 5 min`.
@@ -130,7 +120,8 @@ mod tests {
                 },
             ],
             |n| n.to_string(),
-        );
+        )
+        .into_string();
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("peers &lt;now&gt;"));
         assert!(svg.contains("leechers &amp; co <b>4</b>"));
@@ -151,7 +142,8 @@ mod tests {
                 values: vec![0],
             }],
             |n| n.to_string(),
-        );
+        )
+        .into_string();
         assert!(!svg.contains("<polyline"));
         assert!(svg.contains("one sample so far"));
     }

@@ -1,17 +1,18 @@
-//! The catalog's pages as HTML strings: the package list with its search box and pager, one
-//! package's versions and live swarm, and the 404 page. Everything that comes from the index or
-//! the request goes through [`escape`] (text and attribute values alike) or, inside a URL,
-//! through `percent_encode` first; nothing else is interpolated.
+//! The catalog's pages: the package list with its search box and pager, one package's
+//! versions and live swarm, and the 404 page. `maud` templates, compiled with the crate: every
+//! value spliced into one is escaped (text and attribute values alike; inside a URL it is
+//! `percent_encode`d first), and only the constant style sheet is spliced unescaped. Each
+//! page is one [`layout`], which also keeps control characters out of it.
 
-use std::fmt::Write;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::chart::{self, Series};
-use super::escape::escape;
-use super::live::{Live, Sample};
+use super::live::{Live, Sample, VersionLive};
+use super::status;
 use crate::format::ids::PackageName;
 use crate::format::torrent::percent_encode;
 use crate::index::record::PackageRecord;
-use crate::repo::browse::Page;
+use crate::repo::browse::{Listed, Page};
 
 const STYLE: &str = r#"
 :root { --fg:#1d232b; --muted:#5d6875; --line:#d9dee4; --bg:#f6f7f9; --accent:#0b63b6; }
@@ -59,22 +60,42 @@ ul.legend { list-style:none; display:flex; flex-wrap:wrap; gap:.3rem 1rem; white
 .setup pre { background:#f1f3f5; padding:.5rem .7rem; border-radius:4px; overflow-x:auto; user-select:all; }
 "#;
 
-/// The page around `body`.
-fn layout(title: &str, serial: Option<u64>, body: &str) -> String {
+/// The page around `body`, as the text of a response.
+fn layout(title: &str, serial: Option<u64>, body: Markup) -> String {
     let serial = match serial {
         Some(s) => format!("index serial {s}"),
         None => "nothing published yet".into(),
     };
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}{}</style></head><body>\
-         <header><a href=\"/\">dist</a><span>package catalog · {}</span></header>\
-         <main>{body}</main></body></html>\n",
-        escape(title),
-        super::status::STYLE,
-        escape(&serial)
-    )
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                // Unescaped, and safe so: constants of this file and status.rs, no value from
+                // the index or the request (and `<style>` is raw text: entities would stay).
+                style { (PreEscaped(STYLE)) (PreEscaped(status::STYLE)) }
+            }
+            body {
+                header { a href="/" { "dist" } span { "package catalog · " (serial) } }
+                main { (body) }
+            }
+        }
+    };
+    without_controls(page.into_string())
+}
+
+/// `page` with every control character other than tab, newline and carriage return (which
+/// HTML refuses, and which a hostile index may hold in any text) as U+FFFD: once per page.
+fn without_controls(page: String) -> String {
+    let refused = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+    if !page.contains(refused) {
+        return page;
+    }
+    page.chars()
+        .map(|c| if refused(c) { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// `/packages/NAME`.
@@ -143,104 +164,120 @@ pub struct ListView<'a> {
     pub page: u64,
     pub per_page: u64,
     pub result: &'a Page,
-    /// How to use this repository (`super::setup`), already HTML.
-    pub setup: &'a str,
+    /// How to use this repository (`super::setup`).
+    pub setup: &'a Markup,
 }
 
 /// `GET /` and `GET /?q=TERM&page=N`.
 pub fn list(v: &ListView) -> String {
     let pages = v.result.total.div_ceil(v.per_page).max(1);
-    let mut b = String::from(v.setup);
-    let _ = write!(
-        b,
-        "<form class=\"search\" method=\"get\" action=\"/\" role=\"search\">\
-         <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Search names and descriptions\" \
-         aria-label=\"Search packages\" autofocus>\
-         <button type=\"submit\">Search</button></form>",
-        escape(v.term)
-    );
-    let count = match (v.term.is_empty(), v.result.total) {
-        (true, 1) => "1 package".to_string(),
-        (true, n) => format!("{n} packages"),
-        (false, 1) => format!("1 package matches “{}”", v.term),
-        (false, n) => format!("{n} packages match “{}”", v.term),
-    };
-    let _ = write!(
-        b,
-        "<p class=\"muted\"><span id=\"count\">{}</span>",
-        escape(&count)
-    );
-    if !v.term.is_empty() {
-        b.push_str(" · <a href=\"/\">all packages</a>");
-    }
-    b.push_str("</p>");
-    if v.result.packages.is_empty() {
-        let none = if v.page > 1 {
-            format!("There is no page {} (the last is {pages}).", v.page)
-        } else if v.term.is_empty() {
-            "The repository has no packages yet: `dist add` publishes some.".to_string()
-        } else {
-            "No package name or description contains this.".to_string()
-        };
-        let _ = write!(b, "<p>{}</p>", escape(&none));
-    } else {
-        b.push_str(
-            "<table id=\"packages\"><thead><tr><th>Package</th><th>Newest</th>\
-             <th>Description</th><th class=\"num\">Versions</th><th class=\"num\">Size</th>\
-             </tr></thead><tbody>",
-        );
-        for l in &v.result.packages {
-            let r = &l.newest;
-            let description = match &r.description {
-                Some(d) => escape(d),
-                None => "<span class=\"muted\">—</span>".into(),
-            };
-            let _ = write!(
-                b,
-                "<tr><td><a href=\"{}\">{}</a></td><td>{}{}</td><td>{description}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\" title=\"all versions: {}\">{}</td></tr>",
-                escape(&package_href(&r.name)),
-                escape(r.name.as_str()),
-                escape(&r.version.to_string()),
-                super::status::badges(r),
-                l.versions,
-                escape(&bytes(l.size)),
-                escape(&bytes(r.size)),
-            );
+    let body = html! {
+        (v.setup)
+        (search_form(v.term))
+        p class="muted" {
+            span id="count" { (count(v.term, v.result.total)) }
+            @if !v.term.is_empty() { " · " a href="/" { "all packages" } }
         }
-        b.push_str("</tbody></table>");
-    }
-    pager(&mut b, v, pages);
+        @if v.result.packages.is_empty() {
+            p { (nothing_listed(v, pages)) }
+        } @else {
+            (package_table(&v.result.packages))
+        }
+        (pager(v, pages))
+    };
     let title = if v.term.is_empty() {
         "dist catalog".to_string()
     } else {
         format!("{} · dist catalog", v.term)
     };
-    layout(&title, v.serial, &b)
+    layout(&title, v.serial, body)
+}
+
+/// The search box, holding `term`.
+fn search_form(term: &str) -> Markup {
+    html! {
+        form class="search" method="get" action="/" role="search" {
+            input type="search" name="q" value=(term) placeholder="Search names and descriptions"
+                aria-label="Search packages" autofocus;
+            button type="submit" { "Search" }
+        }
+    }
+}
+
+/// `3 packages`, `1 package matches “TERM”`.
+fn count(term: &str, total: u64) -> String {
+    match (term.is_empty(), total) {
+        (true, 1) => "1 package".to_string(),
+        (true, n) => format!("{n} packages"),
+        (false, 1) => format!("1 package matches “{term}”"),
+        (false, n) => format!("{n} packages match “{term}”"),
+    }
+}
+
+/// Why a page of the list is empty.
+fn nothing_listed(v: &ListView, pages: u64) -> String {
+    if v.page > 1 {
+        format!("There is no page {} (the last is {pages}).", v.page)
+    } else if v.term.is_empty() {
+        "The repository has no packages yet: `dist add` publishes some.".to_string()
+    } else {
+        "No package name or description contains this.".to_string()
+    }
+}
+
+/// The list's table: one row per package, its newest version.
+fn package_table(packages: &[Listed]) -> Markup {
+    html! {
+        table id="packages" {
+            thead {
+                tr {
+                    th { "Package" } th { "Newest" } th { "Description" }
+                    th class="num" { "Versions" } th class="num" { "Size" }
+                }
+            }
+            tbody { @for l in packages { (package_row(l)) } }
+        }
+    }
+}
+
+fn package_row(l: &Listed) -> Markup {
+    let r = &l.newest;
+    html! {
+        tr {
+            td { (package_link(&r.name)) }
+            td { (r.version) (status::badges(r)) }
+            td {
+                @match &r.description {
+                    Some(d) => { (d) }
+                    None => { span class="muted" { "—" } }
+                }
+            }
+            td class="num" { (l.versions) }
+            td class="num" title={ "all versions: " (bytes(l.size)) } { (bytes(r.size)) }
+        }
+    }
+}
+
+/// `<a href="/packages/NAME">NAME</a>`.
+fn package_link(name: &PackageName) -> Markup {
+    html! { a href=(package_href(name)) { (name) } }
 }
 
 /// The previous and next links of a list of `pages` pages.
-fn pager(b: &mut String, v: &ListView, pages: u64) {
-    if pages <= 1 {
-        return;
+fn pager(v: &ListView, pages: u64) -> Markup {
+    html! {
+        @if pages > 1 {
+            nav class="pager" {
+                @if v.page > 1 {
+                    a rel="prev" href=(list_href(v.term, (v.page - 1).min(pages))) { "← previous" }
+                }
+                span { "page " (v.page) " of " (pages) }
+                @if v.page < pages {
+                    a rel="next" href=(list_href(v.term, v.page + 1)) { "next →" }
+                }
+            }
+        }
     }
-    b.push_str("<nav class=\"pager\">");
-    if v.page > 1 {
-        let _ = write!(
-            b,
-            "<a rel=\"prev\" href=\"{}\">← previous</a>",
-            escape(&list_href(v.term, (v.page - 1).min(pages)))
-        );
-    }
-    let _ = write!(b, "<span>page {} of {pages}</span>", v.page);
-    if v.page < pages {
-        let _ = write!(
-            b,
-            "<a rel=\"next\" href=\"{}\">next →</a>",
-            escape(&list_href(v.term, v.page + 1))
-        );
-    }
-    b.push_str("</nav>");
 }
 
 /// What a package page shows.
@@ -257,272 +294,226 @@ pub struct PackageView<'a> {
 
 /// `GET /packages/NAME`.
 pub fn package(v: &PackageView) -> String {
-    let mut b = String::new();
     let newest = &v.versions[0];
-    let _ = write!(b, "<h1 id=\"name\">{}</h1>", escape(v.name.as_str()));
-    if let Some(d) = &newest.description {
-        let _ = write!(b, "<p id=\"description\">{}</p>", escape(d));
-    }
-    let _ = write!(
-        b,
-        "<pre class=\"install\" id=\"install\">dist install {}</pre>",
-        escape(&newest.id().to_string())
-    );
-
-    b.push_str("<h2>Swarm</h2>");
-    let now = v.history.last().copied().unwrap_or_default();
-    let shown = v.live.versions.len();
-    let stat = |b: &mut String, id: &str, value: String, what: &str| {
-        let _ = write!(
-            b,
-            "<div class=\"stat\" id=\"{id}\"><b>{}</b><span>{}</span></div>",
-            escape(&value),
-            escape(what)
-        );
+    let body = html! {
+        h1 id="name" { (v.name) }
+        @if let Some(d) = &newest.description { p id="description" { (d) } }
+        pre class="install" id="install" { "dist install " (newest.id()) }
+        h2 { "Swarm" }
+        (stats(v.history.last().copied().unwrap_or_default()))
+        (live_notes(v.live))
+        p class="muted" { (scope(v.live.versions.len(), v.versions.len())) }
+        (charts(v.history))
+        h2 { "Versions (" (v.versions.len()) ")" }
+        @for (i, r) in v.versions.iter().enumerate() {
+            (version(r, v.live.versions.get(i)))
+        }
     };
-    b.push_str("<div class=\"stats\">");
-    stat(&mut b, "seeders", now.seeders.to_string(), "seeders");
-    stat(&mut b, "leechers", now.leechers.to_string(), "leechers");
-    stat(
-        &mut b,
-        "downloaded",
-        now.downloaded.to_string(),
-        "completed downloads",
-    );
-    stat(&mut b, "webseed", bytes(now.webseed), "sent by web seed");
-    stat(
-        &mut b,
-        "direct",
-        bytes(now.direct),
-        "sent as whole downloads",
-    );
-    stat(&mut b, "seeder", bytes(now.seeder), "sent by the seeder");
-    b.push_str("</div>");
-    let mut notes = Vec::new();
-    if let Some(e) = &v.live.tracker_error {
-        notes.push(format!("the tracker did not answer: {e}"));
+    layout(&format!("{} · dist catalog", v.name), v.serial, body)
+}
+
+/// The package's totals now, one box each.
+fn stats(now: Sample) -> Markup {
+    let stats = [
+        ("seeders", now.seeders.to_string(), "seeders"),
+        ("leechers", now.leechers.to_string(), "leechers"),
+        (
+            "downloaded",
+            now.downloaded.to_string(),
+            "completed downloads",
+        ),
+        ("webseed", bytes(now.webseed), "sent by web seed"),
+        ("direct", bytes(now.direct), "sent as whole downloads"),
+        ("seeder", bytes(now.seeder), "sent by the seeder"),
+    ];
+    html! {
+        div class="stats" {
+            @for (id, value, what) in stats {
+                div class="stat" id=(id) { b { (value) } span { (what) } }
+            }
+        }
     }
-    if let Some(e) = &v.live.seeder_error {
-        notes.push(format!("the seeder did not answer: {e}"));
+}
+
+/// Which daemon did not answer, and what went wrong.
+fn live_notes(live: &Live) -> Markup {
+    html! {
+        @if let Some(e) = &live.tracker_error {
+            p class="warn" { "the tracker did not answer: " (e) }
+        }
+        @if let Some(e) = &live.seeder_error {
+            p class="warn" { "the seeder did not answer: " (e) }
+        }
     }
-    for n in notes {
-        let _ = write!(b, "<p class=\"warn\">{}</p>", escape(&n));
-    }
-    let scope = if shown < v.versions.len() {
-        format!(
-            "Totals of the {shown} newest versions, from the tracker (a scrape) and this server (since it started); sampled every few seconds while the page is watched."
-        )
+}
+
+/// What the totals count: `shown` of the package's `versions`.
+fn scope(shown: usize, versions: usize) -> String {
+    let which = if shown < versions {
+        format!("the {shown} newest versions")
     } else {
-        "Totals of every version, from the tracker (a scrape) and this server (since it started); sampled every few seconds while the page is watched.".to_string()
+        "every version".to_string()
     };
-    let _ = write!(b, "<p class=\"muted\">{}</p>", escape(&scope));
-    let at: Vec<u64> = v.history.iter().map(|s| s.at).collect();
-    let series = |f: fn(&Sample) -> u64| v.history.iter().map(f).collect::<Vec<u64>>();
-    b.push_str("<div class=\"charts\">");
-    b.push_str(&chart::render(
-        "Peers",
-        &at,
-        &[
-            Series {
-                label: "seeders",
-                class: "s1",
-                values: series(|s| s.seeders),
-            },
-            Series {
-                label: "leechers",
-                class: "s2",
-                values: series(|s| s.leechers),
-            },
-        ],
-        |n| n.to_string(),
-    ));
-    b.push_str(&chart::render(
-        "Bytes sent by the origin",
-        &at,
-        &[
-            Series {
-                label: "web seed",
-                class: "s1",
-                values: series(|s| s.webseed),
-            },
-            Series {
-                label: "whole downloads",
-                class: "s2",
-                values: series(|s| s.direct),
-            },
-            Series {
-                label: "seeder",
-                class: "s3",
-                values: series(|s| s.seeder),
-            },
-        ],
-        bytes,
-    ));
-    b.push_str("</div>");
+    format!(
+        "Totals of {which}, from the tracker (a scrape) and this server (since it started); \
+         sampled every few seconds while the page is watched."
+    )
+}
 
-    let _ = write!(b, "<h2>Versions ({})</h2>", v.versions.len());
-    for (i, r) in v.versions.iter().enumerate() {
-        let live = v.live.versions.get(i);
-        version(&mut b, r, live);
+/// The peers chart and the origin's bytes chart, over the package's samples.
+fn charts(history: &[Sample]) -> Markup {
+    let at: Vec<u64> = history.iter().map(|s| s.at).collect();
+    let peers = [
+        series(history, "seeders", "s1", |s| s.seeders),
+        series(history, "leechers", "s2", |s| s.leechers),
+    ];
+    let origin = [
+        series(history, "web seed", "s1", |s| s.webseed),
+        series(history, "whole downloads", "s2", |s| s.direct),
+        series(history, "seeder", "s3", |s| s.seeder),
+    ];
+    html! {
+        div class="charts" {
+            (chart::render("Peers", &at, &peers, |n| n.to_string()))
+            (chart::render("Bytes sent by the origin", &at, &origin, bytes))
+        }
     }
-    layout(&format!("{} · dist catalog", v.name), v.serial, &b)
+}
+
+fn series<'a>(
+    history: &[Sample],
+    label: &'a str,
+    class: &'a str,
+    value: fn(&Sample) -> u64,
+) -> Series<'a> {
+    let values = history.iter().map(value).collect();
+    Series {
+        label,
+        class,
+        values,
+    }
 }
 
 /// One version's section of a package page.
-fn version(b: &mut String, r: &PackageRecord, live: Option<&super::live::VersionLive>) {
-    let id = r.id().to_string();
-    let _ = write!(
-        b,
-        "<section class=\"version\" id=\"v-{}\"><h3>{}{}</h3><dl>",
-        escape(&percent_encode(&r.version.to_string())),
-        escape(&r.version.to_string()),
-        super::status::badges(r)
-    );
-    let row = |b: &mut String, key: &str, html: String| {
-        let _ = write!(b, "<dt>{}</dt><dd>{html}</dd>", escape(key));
-    };
-    row(
-        b,
-        "install",
-        format!(
-            "<code class=\"install\">dist install {}</code>",
-            escape(&id)
-        ),
-    );
-    for (key, html) in super::status::rows(r) {
-        row(b, key, html);
-    }
-    if let Some(d) = &r.description {
-        row(b, "description", escape(d));
-    }
-    row(
-        b,
-        "size",
-        format!("{} ({} bytes)", escape(&bytes(r.size)), r.size),
-    );
-    row(b, "added", escape(&date(r.added_at)));
-    row(
-        b,
-        "BLAKE3",
-        format!(
-            "<a class=\"hash blake3\" href=\"/objects/{}\">{}</a>",
-            escape(&r.blake3.rel_path()),
-            escape(&r.blake3.to_hex())
-        ),
-    );
-    row(
-        b,
-        "infohash",
-        format!(
-            "<span class=\"hash infohash\">{}</span>",
-            escape(&r.infohash.to_hex())
-        ),
-    );
-    row(
-        b,
-        "download",
-        format!(
-            "<a class=\"magnet\" href=\"{}\">magnet link</a> · \
-             <a class=\"torrent\" href=\"/torrents/{}.torrent\">.torrent</a> · \
-             <a href=\"/objects/{}\">object</a>",
-            escape(&r.magnet),
-            escape(&r.infohash.to_hex()),
-            escape(&r.blake3.rel_path())
-        ),
-    );
-    if let Some(names) = r.executables.as_ref().filter(|n| !n.is_empty()) {
-        let names: Vec<String> = names
-            .iter()
-            .map(|n| format!("<code>{}</code>", escape(n)))
-            .collect();
-        row(b, "commands", names.join(" "));
-    }
-    if !r.relations.depends.is_empty() {
-        let deps: Vec<String> = r
-            .relations
-            .depends
-            .iter()
-            .map(|(n, req)| {
-                format!(
-                    "<a href=\"{}\">{}</a> <code>{}</code>",
-                    escape(&package_href(n)),
-                    escape(n.as_str()),
-                    escape(&req.to_string())
-                )
-            })
-            .collect();
-        row(b, "depends", deps.join(", "));
-    }
-    if !r.relations.conflicts.is_empty() {
-        let conflicts: Vec<String> = r
-            .relations
-            .conflicts
-            .iter()
-            .map(|n| {
-                format!(
-                    "<a href=\"{}\">{}</a>",
-                    escape(&package_href(n)),
-                    escape(n.as_str())
-                )
-            })
-            .collect();
-        row(b, "conflicts", conflicts.join(", "));
-    }
-    match live {
-        Some(l) => {
-            let swarm = match l.swarm {
-                Some(s) => format!(
-                    "{} seeders, {} leechers, {} completed",
-                    s.complete, s.incomplete, s.downloaded
-                ),
-                None => "unknown (the tracker did not answer)".into(),
-            };
-            row(
-                b,
-                "swarm",
-                format!("<span class=\"swarm\">{}</span>", escape(&swarm)),
-            );
-            let seeder = match l.seeder {
-                Some(n) => format!("{} by the seeder", bytes(n)),
-                None => "not held by the seeder now".into(),
-            };
-            row(
-                b,
-                "origin sent",
-                escape(&format!(
-                    "{} by web seed, {} as whole downloads, {seeder}",
-                    bytes(l.sent.webseed),
-                    bytes(l.sent.direct)
-                )),
-            );
+fn version(r: &PackageRecord, live: Option<&VersionLive>) -> Markup {
+    html! {
+        section class="version" id={ "v-" (percent_encode(&r.version.to_string())) } {
+            h3 { (r.version) (status::badges(r)) }
+            dl {
+                (row("install", html! { code class="install" { "dist install " (r.id()) } }))
+                @for (key, value) in status::rows(r) { (row(key, value)) }
+                @if let Some(d) = &r.description { (row("description", html! { (d) })) }
+                (row("size", html! { (bytes(r.size)) " (" (r.size) " bytes)" }))
+                (row("added", html! { (date(r.added_at)) }))
+                (object_rows(r))
+                (relation_rows(r))
+                (live_rows(live))
+            }
         }
-        None => row(
-            b,
-            "swarm",
-            "<span class=\"muted\">not asked (older than the versions shown live)</span>".into(),
-        ),
     }
-    b.push_str("</dl></section>");
+}
+
+/// One `dt`/`dd` pair of a version's section.
+fn row(key: &str, value: Markup) -> Markup {
+    html! { dt { (key) } dd { (value) } }
+}
+
+/// The object's hashes and the links to download it.
+fn object_rows(r: &PackageRecord) -> Markup {
+    let object = format!("/objects/{}", r.blake3.rel_path());
+    let infohash = r.infohash.to_hex();
+    let download = html! {
+        @if let Some(magnet) = magnet_href(&r.magnet) {
+            a class="magnet" href=(magnet) { "magnet link" } " · "
+        }
+        a class="torrent" href={ "/torrents/" (infohash) ".torrent" } { ".torrent" }
+        " · " a href=(object) { "object" }
+    };
+    html! {
+        (row("BLAKE3", html! { a class="hash blake3" href=(object) { (r.blake3.to_hex()) } }))
+        (row("infohash", html! { span class="hash infohash" { (infohash) } }))
+        (row("download", download))
+    }
+}
+
+/// A record's magnet link as a link target, if it is one: escaping keeps a value inside its
+/// attribute, not a `javascript:` URL from being followed (a format-1 row holds the text).
+fn magnet_href(magnet: &str) -> Option<&str> {
+    magnet.starts_with("magnet:?").then_some(magnet)
+}
+
+/// The commands it installs, what it depends on and what it conflicts with.
+fn relation_rows(r: &PackageRecord) -> Markup {
+    let (depends, conflicts) = (&r.relations.depends, &r.relations.conflicts);
+    let commands = r.executables.as_deref().unwrap_or_default();
+    html! {
+        @if !commands.is_empty() {
+            (row("commands", html! {
+                @for (i, n) in commands.iter().enumerate() { @if i > 0 { " " } code { (n) } }
+            }))
+        }
+        @if !depends.is_empty() {
+            (row("depends", html! {
+                @for (i, (n, req)) in depends.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (package_link(n)) " " code { (req) }
+                }
+            }))
+        }
+        @if !conflicts.is_empty() {
+            (row("conflicts", html! {
+                @for (i, n) in conflicts.iter().enumerate() { @if i > 0 { ", " } (package_link(n)) }
+            }))
+        }
+    }
+}
+
+/// A version's live rows: its swarm and what the origin sent of it.
+fn live_rows(live: Option<&VersionLive>) -> Markup {
+    let Some(l) = live else {
+        let why = "not asked (older than the versions shown live)";
+        return row("swarm", html! { span class="muted" { (why) } });
+    };
+    let swarm = match l.swarm {
+        Some(s) => format!(
+            "{} seeders, {} leechers, {} completed",
+            s.complete, s.incomplete, s.downloaded
+        ),
+        None => "unknown (the tracker did not answer)".into(),
+    };
+    let seeder = match l.seeder {
+        Some(n) => format!("{} by the seeder", bytes(n)),
+        None => "not held by the seeder now".into(),
+    };
+    let (webseed, direct) = (bytes(l.sent.webseed), bytes(l.sent.direct));
+    html! {
+        (row("swarm", html! { span class="swarm" { (swarm) } }))
+        (row("origin sent", html! {
+            (webseed) " by web seed, " (direct) " as whole downloads, " (seeder)
+        }))
+    }
 }
 
 /// The 404 page of a package name the index does not have (or that is no valid name).
 pub fn not_found(serial: Option<u64>, name: &str) -> String {
-    let body = format!(
-        "<h1>No package “{}”</h1><p>The index has no package of this name. \
-         <a href=\"{}\">Search for it</a> or see <a href=\"/\">all packages</a>.</p>",
-        escape(name),
-        escape(&list_href(name, 1))
-    );
-    layout("not found · dist catalog", serial, &body)
+    let body = html! {
+        h1 { "No package “" (name) "”" }
+        p {
+            "The index has no package of this name. "
+            a href=(list_href(name, 1)) { "Search for it" }
+            " or see " a href="/" { "all packages" } "."
+        }
+    };
+    layout("not found · dist catalog", serial, body)
 }
 
 /// A page saying the catalog cannot read the index now (status 500 or 503).
 pub fn failure(serial: Option<u64>, what: &str) -> String {
-    let body = format!(
-        "<h1>The catalog cannot answer</h1><p class=\"warn\">{}</p>",
-        escape(what)
-    );
-    layout("error · dist catalog", serial, &body)
+    let body = html! {
+        h1 { "The catalog cannot answer" }
+        p class="warn" { (what) }
+    };
+    layout("error · dist catalog", serial, body)
 }
 
 #[cfg(test)]
@@ -556,5 +547,79 @@ mod tests {
         assert!(page.contains("No package “&lt;b&gt;x&lt;/b&gt;”"));
         assert!(page.contains("href=\"/?q=%3Cb%3Ex%3C%2Fb%3E\""));
         assert!(!page.contains("<b>x"));
+    }
+
+    /// Text an index may hold: markup, both quotes, an ampersand, a control character.
+    const HOSTILE: &str = "<script>alert('x')</script> \"q\" & co\x1b";
+    /// How a page shows it: `<`, `>`, `"` and `&` as entities (`'` needs none: the templates
+    /// quote every attribute with `"`), the control character as U+FFFD.
+    const SHOWN: &str = "&lt;script&gt;alert('x')&lt;/script&gt; &quot;q&quot; &amp; co\u{FFFD}";
+
+    /// A version whose every text field is [`HOSTILE`] (names and requirements are typed:
+    /// `dep` and `>=1, <2` are what a row can hold there).
+    fn hostile_record() -> PackageRecord {
+        let mut r = crate::server::catalog::tests::record("evil", "1.0.0", 0, 1);
+        r.description = Some(HOSTILE.into());
+        r.yanked = Some(crate::index::record::YankReason::from_index(HOSTILE).unwrap());
+        r.executables = Some(vec![HOSTILE.into()]);
+        let dep = PackageName::parse("dep").unwrap();
+        let req = semver::VersionReq::parse(">=1, <2").unwrap();
+        r.relations.depends.insert(dep, req);
+        r.magnet = format!("javascript:alert(1)//{HOSTILE}");
+        r
+    }
+
+    #[test]
+    fn text_from_the_index_reaches_a_page_only_escaped_issue_24() {
+        let r = hostile_record();
+        let live = Live {
+            versions: vec![VersionLive::default()],
+            tracker_error: Some(HOSTILE.into()),
+            seeder_error: None,
+        };
+        let page = package(&PackageView {
+            serial: Some(1),
+            name: &r.name,
+            versions: std::slice::from_ref(&r),
+            live: &live,
+            history: &[],
+        });
+        // The description (twice), the yank reason (badge and row), the command, the error.
+        assert_eq!(page.matches(SHOWN).count(), 6, "{page}");
+        assert!(
+            page.contains(&format!("title=\"{SHOWN}\">yanked</span>")),
+            "{page}"
+        );
+        assert!(page.contains("<a href=\"/packages/dep\">dep</a> <code>&gt;=1, &lt;2</code>"));
+        assert!(!page.contains("javascript:"), "{page}");
+
+        let listed = Page {
+            packages: vec![Listed {
+                newest: r.clone(),
+                versions: 1,
+                size: 10,
+            }],
+            total: 1,
+        };
+        let list_page = list(&ListView {
+            serial: Some(1),
+            term: HOSTILE,
+            page: 1,
+            per_page: 50,
+            result: &listed,
+            setup: &html! {},
+        });
+        for part in [
+            format!("<title>{SHOWN} · dist catalog</title>"),
+            format!("name=\"q\" value=\"{SHOWN}\" placeholder="),
+            format!("1 package matches “{SHOWN}”"),
+            format!("<td>{SHOWN}</td>"),
+        ] {
+            assert!(list_page.contains(&part), "{part} in {list_page}");
+        }
+        for p in [&page, &list_page] {
+            assert!(!p.contains("<script") && !p.contains('\x1b'), "{p}");
+            assert!(!p.contains(&HOSTILE[..HOSTILE.len() - 1]), "{p}");
+        }
     }
 }

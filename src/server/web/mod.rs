@@ -1,7 +1,8 @@
 //! The web catalog of `dist serve`: `GET /` lists the packages (newest version, description,
 //! a search box, pages of [`PER_PAGE`]) and `GET /packages/NAME` shows every version of one
-//! package with its hashes, links, install line and live swarm. Server-rendered HTML
-//! ([`html`], with [`chart`]'s inline SVG), no script.
+//! package with its hashes, links, install line and live swarm. Server-rendered HTML, no
+//! script: `maud` templates ([`html`], with [`chart`]'s inline SVG), which escape every value
+//! they splice in, so text from the index or the request is never markup.
 //!
 //! Pages read the master index through `repo::browse` on the blocking pool (SQL with
 //! `LIMIT`/`OFFSET` or the primary key, never every row). The live numbers of a package come
@@ -12,7 +13,6 @@
 //! charts draw.
 
 pub mod chart;
-pub mod escape;
 pub mod html;
 pub mod live;
 mod setup;

@@ -1,47 +1,39 @@
 //! What the catalog shows of a version's status (issue 22): a yank with the publisher's reason
-//! and a phased rollout's percentage, as badges beside a version and rows of its section. Every
-//! value from the index goes through [`escape`].
+//! and a phased rollout's percentage, as badges beside a version and rows of its section.
+//! Templates of `maud`, which escapes every value from the index.
 
-use super::escape::escape;
+use maud::{html, Markup};
+
 use crate::index::record::PackageRecord;
 
 /// ` <span class="badge yanked" title="REASON">yanked</span>`, ` <span class="badge phase">20 %</span>`.
-pub fn badges(r: &PackageRecord) -> String {
-    let mut out = String::new();
-    if let Some(reason) = &r.yanked {
-        out.push_str(&format!(
-            " <span class=\"badge yanked\" title=\"{}\">yanked</span>",
-            escape(reason.as_str())
-        ));
+pub fn badges(r: &PackageRecord) -> Markup {
+    html! {
+        @if let Some(reason) = &r.yanked {
+            " " span class="badge yanked" title=(reason.as_str()) { "yanked" }
+        }
+        @if let Some(p) = r.phase {
+            " " span class="badge phase" title="phased rollout" { (p) }
+        }
     }
-    if let Some(p) = r.phase {
-        out.push_str(&format!(
-            " <span class=\"badge phase\" title=\"phased rollout\">{}</span>",
-            escape(&p.to_string())
-        ));
-    }
-    out
 }
 
 /// The rows a version's section adds: `yanked` with the reason, `rollout` with the percentage.
-pub fn rows(r: &PackageRecord) -> Vec<(&'static str, String)> {
+pub fn rows(r: &PackageRecord) -> Vec<(&'static str, Markup)> {
     let mut out = Vec::new();
     if let Some(reason) = &r.yanked {
         out.push((
             "yanked",
-            format!(
-                "<span class=\"yanked\">{}</span> <span class=\"muted\">(not installed unless asked for exactly)</span>",
-                escape(reason.as_str())
-            ),
+            html! {
+                span class="yanked" { (reason.as_str()) }
+                " " span class="muted" { "(not installed unless asked for exactly)" }
+            },
         ));
     }
     if let Some(p) = r.phase {
         out.push((
             "rollout",
-            format!(
-                "<span class=\"phase\">{}</span> of machines",
-                escape(&p.to_string())
-            ),
+            html! { span class="phase" { (p) } " of machines" },
         ));
     }
     out
@@ -61,14 +53,21 @@ mod tests {
     #[test]
     fn a_hostile_reason_is_text_and_the_phase_a_number_issue_22() {
         let mut r = crate::server::catalog::tests::record("hello", "1.0.0", 0, 1);
-        assert!(badges(&r).is_empty() && rows(&r).is_empty());
-        r.yanked = Some(YankReason::from_index("<script>alert(1)</script>\x1b").unwrap());
+        assert!(badges(&r).into_string().is_empty() && rows(&r).is_empty());
+        r.yanked = Some(YankReason::from_index("<script>alert(1)</script>\"").unwrap());
         r.phase = Some(Phase::new(20).unwrap());
-        let html = format!("{}{:?}", badges(&r), rows(&r));
+        let mut html = badges(&r).into_string();
+        for (_, row) in rows(&r) {
+            html.push_str(&row.into_string());
+        }
         assert!(
-            !html.contains("<script>") && html.contains("&lt;script&gt;"),
+            !html.contains("<script>")
+                && html.contains("title=\"&lt;script&gt;alert(1)&lt;/script&gt;&quot;\""),
             "{html}"
         );
-        assert!(html.contains("20 %") && !html.contains('\x1b'), "{html}");
+        assert!(
+            html.contains("<span class=\"phase\">20 %</span> of machines"),
+            "{html}"
+        );
     }
 }
