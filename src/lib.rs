@@ -16,3 +16,4 @@ pub mod repo;
 pub mod server;
 pub mod store;
 pub mod text;
+pub mod transfer;

@@ -6,6 +6,9 @@
 //! directly (`*`, a host and its subdomains, `.domain`, `host:port`, an IPv4 address or
 //! `a.b.c.d/n`). ureq reads one proxy for every scheme and no `NO_PROXY`, hence this.
 //!
+//! Also the reading of an answer every fetch shares: a busy server's `Retry-After`, a transport
+//! failure's cause.
+//!
 //! Loopback RPC to the client's own transmission-daemon and the server's probes of its own
 //! tracker never use a proxy: they do not come here.
 
@@ -40,6 +43,28 @@ pub fn streaming_agent(url: &str, stall: Duration) -> Result<ureq::Agent> {
         None => builder,
     }
     .build())
+}
+
+/// What a `503`'s `Retry-After` asks for, when it says a number of seconds (the HTTP-date form
+/// is not read): the one reading of a busy server's answer, for the index, clients and mirrors.
+/// Each caller bounds it and decides what an answer without one means.
+pub fn retry_after(resp: &ureq::Response) -> Option<Duration> {
+    resp.header("Retry-After")
+        .and_then(|s| s.trim().parse().ok())
+        .map(Duration::from_secs)
+}
+
+/// The innermost cause of a transport failure (else ureq's message, else its kind).
+pub fn transport_cause(t: &ureq::Transport) -> String {
+    let mut inner = None;
+    let mut src = std::error::Error::source(t);
+    while let Some(s) = src {
+        inner = Some(s.to_string());
+        src = s.source();
+    }
+    inner
+        .or_else(|| t.message().map(str::to_string))
+        .unwrap_or_else(|| t.kind().to_string())
 }
 
 /// The first of `names` set to something, with the name.

@@ -80,3 +80,24 @@ fn the_code_map_names_every_file_of_src_issue_24() {
         "ARCHITECTURE.md's code map does not name: {missing:?}"
     );
 }
+
+/// `transfer/` stands below the client and the mirror (issue 24): it names nothing of `client/`,
+/// `server/`, `repo/`, `commands/` or `index/`, so their policy reaches it only through its
+/// `Watch` and `Halt` traits.
+#[test]
+fn transfer_imports_nothing_of_its_callers_issue_24() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/transfer"), &mut files);
+    assert!(!files.is_empty(), "src/transfer/ has no file");
+    let mut found = Vec::new();
+    for f in &files {
+        let text = fs::read_to_string(f).unwrap();
+        for above in ["client", "server", "repo", "commands", "index"] {
+            if text.contains(&format!("crate::{above}")) || text.contains("super::super") {
+                found.push(format!("{}: {above}", f.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "transfer/ imports from above: {found:?}");
+}

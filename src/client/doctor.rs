@@ -143,7 +143,7 @@ fn reach(server: &str, timeout: Duration) -> (Check, Option<ServerClock>) {
                 false,
                 format!(
                     "{url} unreachable: {}: is the server up, and server_url right?",
-                    wire::transport_cause(&t)
+                    crate::net::transport_cause(&t)
                 ),
             ),
             None,

@@ -48,3 +48,14 @@ impl Abort {
         }
     }
 }
+
+/// The HTTP downloads of an install stop together through it (`transfer::in_parallel`).
+impl crate::transfer::Halt for Abort {
+    fn raise(&self) {
+        Abort::raise(self);
+    }
+
+    fn halted(&self) -> anyhow::Result<()> {
+        Ok(self.check()?)
+    }
+}

@@ -324,31 +324,18 @@ fn call(req: ureq::Request) -> Result<ureq::Response, ureq::Error> {
             Err(ureq::Error::Status(503, resp))
                 if tries < BUSY_RETRIES && resp.header("Retry-After").is_some() =>
             {
-                let wait = retry_after(
-                    &resp,
-                    std::time::Duration::from_secs(1),
-                    std::time::Duration::from_secs(10),
-                );
+                let wait = crate::net::retry_after(&resp)
+                    .unwrap_or(std::time::Duration::from_secs(1))
+                    .clamp(
+                        std::time::Duration::from_secs(1),
+                        std::time::Duration::from_secs(10),
+                    );
                 std::thread::sleep(wait);
                 tries += 1;
             }
             other => return other,
         }
     }
-}
-
-/// How long a `503` asks to wait (`Retry-After` in seconds; 1 s when absent or not a number),
-/// bounded to `floor..=ceil`: the one reading of a busy server's answer, for clients and mirrors.
-pub fn retry_after(
-    resp: &ureq::Response,
-    floor: std::time::Duration,
-    ceil: std::time::Duration,
-) -> std::time::Duration {
-    resp.header("Retry-After")
-        .and_then(|s| s.trim().parse().ok())
-        .map(std::time::Duration::from_secs)
-        .unwrap_or(std::time::Duration::from_secs(1))
-        .clamp(floor, ceil)
 }
 
 /// One change of a delta.
@@ -447,21 +434,10 @@ pub fn decompress_to(bytes: &[u8], limit: u64, out: &mut impl Write) -> Result<u
 pub fn http_error(url: &str, e: ureq::Error) -> anyhow::Error {
     match e {
         ureq::Error::Status(code, _) => anyhow::anyhow!("GET {url}: HTTP {code}"),
-        ureq::Error::Transport(t) => anyhow::anyhow!("cannot reach {url}: {}", transport_cause(&t)),
+        ureq::Error::Transport(t) => {
+            anyhow::anyhow!("cannot reach {url}: {}", crate::net::transport_cause(&t))
+        }
     }
-}
-
-/// The innermost cause of a transport failure (else ureq's message, else its kind).
-pub fn transport_cause(t: &ureq::Transport) -> String {
-    let mut inner = None;
-    let mut src = std::error::Error::source(t);
-    while let Some(s) = src {
-        inner = Some(s.to_string());
-        src = s.source();
-    }
-    inner
-        .or_else(|| t.message().map(str::to_string))
-        .unwrap_or_else(|| t.kind().to_string())
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -220,14 +219,19 @@ pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
 
     // Every object, with its info dictionary: kept from the previous copy, computed from an
     // object already stored, or downloaded.
-    let infos = Mutex::new(super::mirror_objects::known_infos(repo, &records)?);
+    let mut infos = super::mirror_objects::known_infos(repo, &records)?;
     let missing: Vec<&PackageRecord> = records
         .iter()
-        .filter(|r| !infos.lock().expect("infos").contains_key(&r.infohash))
+        .filter(|r| !infos.contains_key(&r.infohash))
         .collect();
-    let (fetched, fetched_bytes) =
-        super::mirror_objects::fetch_objects(repo, &up.url, &remote.agent, &missing, &infos, stop)?;
-    let infos = infos.into_inner().expect("infos");
+    let (fetched, fetched_bytes) = super::mirror_objects::fetch_objects(
+        repo,
+        &up.url,
+        &remote.agent,
+        &missing,
+        &mut infos,
+        stop,
+    )?;
 
     write_master(&next, &m.content, &records, &infos)?;
     next.set_mode(0o644)?;

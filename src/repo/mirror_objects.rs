@@ -1,23 +1,22 @@
 //! A mirror's objects (`repo::mirror`): the info dictionaries of those it already has (from its
 //! previous master index, or computed from the stored object), and the download of the others
-//! from the upstream, each accepted only once its BLAKE3, size and recomputed infohash are the
-//! row's.
+//! from the upstream (through `transfer`: the mirror's part is its patience with a busy upstream,
+//! its stop and its messages), each accepted only once its BLAKE3, size and recomputed infohash
+//! are the row's.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::Repo;
-use crate::format::ids::InfoHash;
+use crate::format::ids::{InfoHash, ObjectId};
 use crate::format::torrent::{Info, PieceHasher};
 use crate::index::record::PackageRecord;
-use crate::index::wire;
+use crate::transfer::{self, Busy, Ended, Error, Halt, Hashes};
 
 /// How many objects a mirror downloads at once.
 const PARALLEL: usize = 4;
@@ -61,71 +60,79 @@ pub(super) fn known_infos(
         };
         let info = match kept {
             Some(i) => i,
-            None => {
-                let mut file = std::fs::File::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                let mut check = Check::new(r);
-                std::io::copy(&mut file, &mut check)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                check.finish(&path.display().to_string())?
-            }
+            None => stored_info(&path, r)?,
         };
         out.insert(r.infohash, info);
     }
     Ok(out)
 }
 
-/// Hashes an object's bytes as they pass: BLAKE3 and the torrent's pieces.
-struct Check<'a> {
-    rec: &'a PackageRecord,
-    blake3: blake3::Hasher,
+/// `len` bytes with BLAKE3 `found` are not the object `r` names (`what`: where they came from).
+fn not_the_object(what: &str, r: &PackageRecord, len: u64, found: ObjectId) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: {len} bytes with blake3 {found}, the signed index says {} bytes with blake3 {} for {}",
+        r.size,
+        r.blake3,
+        r.id()
+    )
+}
+
+/// The bencoded info dictionary of `r`'s object, if `len` bytes with BLAKE3 `found` and these
+/// `pieces` are the object the row names (`what` is where they came from).
+fn accept(
+    what: &str,
+    r: &PackageRecord,
+    (len, found): (u64, ObjectId),
     pieces: PieceHasher,
+) -> Result<Vec<u8>> {
+    if len != r.size || found != r.blake3 {
+        return Err(not_the_object(what, r, len, found));
+    }
+    let info: Info = pieces.finish(&format!("{}-{}.tar", r.name, r.version));
+    if info.infohash() != r.infohash {
+        bail!(
+            "{what}: the torrent of these bytes has infohash {}, the signed index says {} for {}",
+            info.infohash(),
+            r.infohash,
+            r.id()
+        );
+    }
+    Ok(info.to_value().encode())
 }
 
-impl<'a> Check<'a> {
-    fn new(rec: &'a PackageRecord) -> Check<'a> {
-        Check {
-            rec,
-            blake3: blake3::Hasher::new(),
-            pieces: PieceHasher::new(rec.size),
-        }
-    }
+/// The info dictionary of a stored object, checked like a download.
+fn stored_info(path: &Path, r: &PackageRecord) -> Result<Vec<u8>> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hashes = Hashes::new(r.size, true);
+    let len = std::io::copy(&mut file, &mut hashes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let (found, pieces) = hashes.finish();
+    let pieces = pieces.expect("asked for");
+    accept(&path.display().to_string(), r, (len, found), pieces)
+}
 
-    /// The bencoded info dictionary, if the bytes are the object the row names (`what` is
-    /// where they came from).
-    fn finish(self, what: &str) -> Result<Vec<u8>> {
-        let r = self.rec;
-        let found = self.blake3.finalize();
-        let info: Info = self.pieces.finish(&format!("{}-{}.tar", r.name, r.version));
-        if info.length != r.size || found.to_hex().as_str() != r.blake3.to_hex() {
-            bail!(
-                "{what}: {} bytes with blake3 {}, the signed index says {} bytes with blake3 {} for {}",
-                info.length,
-                found.to_hex(),
-                r.size,
-                r.blake3,
-                r.id()
-            );
-        }
-        if info.infohash() != r.infohash {
-            bail!(
-                "{what}: the torrent of these bytes has infohash {}, the signed index says {} for {}",
-                info.infohash(),
-                r.infohash,
-                r.id()
-            );
-        }
-        Ok(info.to_value().encode())
+/// Workers of one sync: raised by the first failure, or by the server stopping (`stop`).
+struct Stops<'a> {
+    failed: AtomicBool,
+    stop: &'a AtomicBool,
+}
+
+impl Stops<'_> {
+    fn any(&self) -> bool {
+        self.failed.load(Ordering::SeqCst) || self.stop.load(Ordering::SeqCst)
     }
 }
 
-impl Write for Check<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.blake3.update(buf);
-        self.pieces.update(buf);
-        Ok(buf.len())
+impl Halt for Stops<'_> {
+    fn raise(&self) {
+        self.failed.store(true, Ordering::SeqCst);
     }
-    fn flush(&mut self) -> std::io::Result<()> {
+
+    fn halted(&self) -> Result<()> {
+        if self.any() {
+            bail!("stopped while mirroring objects");
+        }
         Ok(())
     }
 }
@@ -137,7 +144,7 @@ pub(super) fn fetch_objects(
     upstream: &str,
     agent: &ureq::Agent,
     missing: &[&PackageRecord],
-    infos: &Mutex<HashMap<InfoHash, Vec<u8>>>,
+    infos: &mut HashMap<InfoHash, Vec<u8>>,
     stop: &AtomicBool,
 ) -> Result<(usize, u64)> {
     if missing.is_empty() {
@@ -145,101 +152,88 @@ pub(super) fn fetch_objects(
     }
     let objects = repo.objects();
     let staging = objects.staging()?;
-    let next = AtomicUsize::new(0);
-    let bytes = AtomicU64::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL.min(missing.len()) {
-            s.spawn(|| loop {
-                if failed.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(r) = missing.get(i) else { return };
-                let tmp = staging.path().join(format!("{i}.tar"));
-                let result =
-                    fetch_object(agent, upstream, r, &tmp, &failed, stop).and_then(|info| {
-                        objects.insert_file(&tmp, &r.blake3)?;
-                        Ok(info)
-                    });
-                match result {
-                    Ok(info) => {
-                        bytes.fetch_add(r.size, Ordering::SeqCst);
-                        infos.lock().expect("infos").insert(r.infohash, info);
-                    }
-                    Err(e) => {
-                        failed.store(true, Ordering::SeqCst);
-                        first_error.lock().expect("error").get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("error") {
-        return Err(e);
-    }
+    let stops = Stops {
+        failed: AtomicBool::new(false),
+        stop,
+    };
+    let each: Vec<usize> = (0..missing.len()).collect();
+    let got = transfer::in_parallel(&each, PARALLEL, &stops, |&i| {
+        let r = missing[i];
+        let tmp = staging.path().join(format!("{i}.tar"));
+        let info = fetch_object(agent, upstream, r, &tmp, &stops)?;
+        objects.insert_file(&tmp, &r.blake3)?;
+        Ok(info)
+    })?;
     if stop.load(Ordering::SeqCst) {
         bail!("stopped while mirroring objects");
     }
-    Ok((missing.len(), bytes.load(Ordering::SeqCst)))
+    for (r, info) in missing.iter().zip(got) {
+        infos.insert(r.infohash, info);
+    }
+    Ok((missing.len(), missing.iter().map(|r| r.size).sum()))
 }
 
 /// How long a mirror waits for a busy upstream (503) to admit one download, in all.
 const BUSY_PATIENCE: Duration = Duration::from_secs(600);
 
-/// GETs one object into `tmp`, hashing as it writes; the info dictionary if it is the object
-/// the index names. A busy upstream (503) is asked again after its `Retry-After`.
+/// A mirror's policy for one download ([`transfer::Watch`]): a busy upstream asked again after
+/// its `Retry-After` (1 to 10 s) for [`BUSY_PATIENCE`]; stopped with the sync's workers.
+struct Upstream<'a> {
+    stops: &'a Stops<'a>,
+    start: Instant,
+}
+
+impl transfer::Watch for Upstream<'_> {
+    fn stopped(&self) -> bool {
+        self.stops.any()
+    }
+
+    fn busy(&mut self, busy: &Busy) -> Option<Duration> {
+        (self.start.elapsed() < BUSY_PATIENCE)
+            .then(|| busy.wait(Duration::from_secs(1), Duration::from_secs(10)))
+    }
+}
+
+/// GETs one object into `tmp`, hashing as it writes (BLAKE3 and the torrent's pieces); the info
+/// dictionary if it is the object the index names.
 fn fetch_object(
     agent: &ureq::Agent,
     upstream: &str,
     r: &PackageRecord,
     tmp: &Path,
-    failed: &AtomicBool,
-    stop: &AtomicBool,
+    stops: &Stops<'_>,
 ) -> Result<Vec<u8>> {
     let url = format!("{upstream}/objects/{}", r.blake3.rel_path());
-    let start = std::time::Instant::now();
-    let resp = loop {
-        match agent.get(&url).call() {
-            Ok(resp) => break resp,
-            Err(ureq::Error::Status(503, resp)) if start.elapsed() < BUSY_PATIENCE => {
-                let wait =
-                    wire::retry_after(&resp, Duration::from_secs(1), Duration::from_secs(10));
-                for _ in 0..wait.as_secs() * 10 {
-                    if failed.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
-                        bail!("stopped while waiting for {url}");
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-            Err(ureq::Error::Status(code, _)) => {
-                bail!("GET {url} ({}): HTTP {code}", r.id())
-            }
-            Err(e) => return Err(wire::http_error(&url, e).context(r.id().to_string())),
-        }
+    let target = transfer::Target {
+        url: &url,
+        part: tmp,
+        size: r.size,
+        blake3: r.blake3,
+        pieces: true,
     };
-    let mut file =
-        std::fs::File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut check = Check::new(r);
-    let mut body = resp.into_reader().take(r.size.saturating_add(1));
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        if stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
-            bail!("stopped while downloading {url}");
+    let mut watch = Upstream {
+        stops,
+        start: Instant::now(),
+    };
+    let id = r.id();
+    let bad = |len, found| Err(not_the_object(&url, r, len, found));
+    match transfer::download(agent, &target, &mut watch) {
+        Ok(Ended::Whole {
+            pieces: Some(pieces),
+            ..
+        }) => accept(&url, r, (r.size, r.blake3), pieces),
+        Ok(ended) => unreachable!("pieces asked for, never paused: {ended:?}"),
+        Err(Error::Busy { .. }) => bail!("GET {url} ({id}): HTTP 503"),
+        Err(Error::NotFound { .. }) => bail!("GET {url} ({id}): HTTP 404"),
+        Err(Error::Status { code, .. }) => bail!("GET {url} ({id}): HTTP {code}"),
+        Err(e @ Error::Transport { .. }) => Err(anyhow::Error::new(e).context(id.to_string())),
+        Err(Error::Cut { source, .. }) => {
+            Err(anyhow::Error::new(source)
+                .context(format!("GET {url} ({id}): the body was cut off")))
         }
-        let n = body
-            .read(&mut buf)
-            .with_context(|| format!("GET {url} ({}): the body was cut off", r.id()))?;
-        if n == 0 {
-            break;
-        }
-        check.write_all(&buf[..n])?;
-        file.write_all(&buf[..n])
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        Err(Error::TooLarge { size, found, .. }) => bad(size + 1, found),
+        Err(Error::Short { got, found, .. }) => bad(got, found),
+        Err(Error::HashMismatch { found, .. }) => bad(r.size, found),
+        Err(e) => Err(e.into()),
     }
-    file.sync_all()
-        .with_context(|| format!("cannot fsync {}", tmp.display()))?;
-    check.finish(&url)
 }

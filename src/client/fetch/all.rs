@@ -4,22 +4,22 @@
 //! to [`HTTP_PARALLEL`] at once. Nothing fetched here is trusted yet: the installer verifies.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::http::{Crew, Got, WhenBusy};
+use super::http::{self, Crew, Got, WhenBusy};
 use super::{torrent, Fetched, Swarm};
 use crate::client::config::{Engine, Fetcher, Settings, Why};
-use crate::client::interrupt::Abort;
 use crate::client::plan::{Action, PlanItem};
 use crate::client::sources::Origin;
 use crate::client::{daemon, Layout, Phase, Reporter};
 use crate::daemons::tracker;
 use crate::daemons::transmission::Kicker;
 use crate::index::record::PackageRecord;
+use crate::transfer::in_parallel;
 
 /// How one object of a plan was fetched: what `install --json` reports of it. The plan said
 /// what to fetch and, for `auto`'s small objects, only that it would decide; this says what was
@@ -79,23 +79,12 @@ pub(crate) fn fetch_all(
     torrents.extend(to_swarm);
     let https = configured(Fetcher::Http);
     let started = start_torrents(layout, settings, items, &torrents, swarm, report)?;
-    let downloaded = in_parallel(&https, &crew.abort, |&(i, _)| {
+    let downloaded = in_parallel(&https, HTTP_PARALLEL, &crew.abort, |&(i, _)| {
         let rec = &items[i].record;
         let t = Instant::now();
         report.phase(&rec.id(), Phase::Fetch);
-        let got = super::http::fetch_any(
-            layout,
-            items[i].origin.repo.servers()?,
-            rec,
-            settings.fetch_timeout,
-            WhenBusy::Wait,
-            None,
-            &crew,
-            report,
-        )?;
-        let Got::Whole(f) = got else {
-            unreachable!("a busy origin is waited for, and nothing hands over")
-        };
+        let servers = items[i].origin.repo.servers()?;
+        let f = http::fetch_whole(layout, servers, rec, settings.fetch_timeout, &crew, report)?;
         Ok((f, t.elapsed()))
     })?;
     for (&(i, why), (f, took)) in https.iter().zip(downloaded) {
@@ -257,7 +246,7 @@ fn decide_small(
     let small: Vec<usize> = (0..items.len())
         .filter(|&i| items[i].why == Some(Why::Small))
         .collect();
-    let decided = in_parallel(&small, &crew.abort, |&i| {
+    let decided = in_parallel(&small, HTTP_PARALLEL, &crew.abort, |&i| {
         decide_one(layout, settings, &items[i], crew, report)
     })?;
     let mut fetched = BTreeMap::new();
@@ -328,7 +317,7 @@ fn decide_one(
         seen.store(fetching + seeds, Ordering::Relaxed);
         fetching + seeds > 0
     };
-    let direct = super::http::fetch_any(
+    let direct = http::fetch_any(
         layout,
         servers,
         rec,
@@ -346,60 +335,4 @@ fn decide_one(
             have,
         },
     })
-}
-
-/// Runs `work` on each of `items`, at most [`HTTP_PARALLEL`] at once, on scoped threads; the
-/// results come back in the order of `items`. The first error is the result: it raises `abort`,
-/// so the other workers take no further item and stop at their next check (between reads of a
-/// download, or while waiting), as they do on Ctrl-C.
-fn in_parallel<T: Sync, R: Send>(
-    items: &[T],
-    abort: &Abort,
-    work: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    let next = AtomicUsize::new(0);
-    let first_error = Mutex::new(None);
-    let worker = || {
-        let mut out = Vec::new();
-        loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(k) else {
-                return out;
-            };
-            match abort
-                .check()
-                .map_err(anyhow::Error::from)
-                .and_then(|()| work(item))
-            {
-                Ok(r) => out.push((k, r)),
-                Err(e) => {
-                    // Recorded before the others are told, so their "interrupted" comes second.
-                    first_error.lock().expect("error slot").get_or_insert(e);
-                    abort.raise();
-                    return out;
-                }
-            }
-        }
-    };
-    let mut results: Vec<Option<R>> = items.iter().map(|_| None).collect();
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..HTTP_PARALLEL.min(items.len()))
-            .map(|_| s.spawn(worker))
-            .collect();
-        for w in workers {
-            let out = w
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            for (k, r) in out {
-                results[k] = Some(r);
-            }
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("error slot") {
-        return Err(e);
-    }
-    Ok(results
-        .into_iter()
-        .map(|r| r.expect("every item ran: no worker failed"))
-        .collect())
 }

@@ -1,19 +1,22 @@
 //! The HTTP transport: a GET of the object's web-seed URL into a `.part` file, resumed with
-//! Range after an interruption, never accepting more bytes than the signed index promises. An
-//! install runs several at once; they share a [`Crew`], so the first failure stops the others
-//! and the install's own downloads never count as the origin being busy.
+//! Range after an interruption, never accepting more bytes than the signed index promises (the
+//! download itself is `transfer::download`'s; what is the client's is here: which server, what
+//! a busy origin means, progress, the handover to the swarm). An install runs several at once;
+//! they share a [`Crew`], so the first failure stops the others and the install's own downloads
+//! never count as the origin being busy.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use super::{http_partial_name, info_name, object_url, Fetched};
-use crate::client::interrupt::Abort;
+use crate::client::interrupt::{Abort, Interrupted};
 use crate::client::{Layout, Progress, Reporter};
+use crate::format::ids::PackageId;
 use crate::index::record::PackageRecord;
+use crate::transfer::{self, Busy, Chunk, Ended, Flow};
 
 /// What to do when the origin refuses a whole-object download because it is busy (`503` with
 /// `Retry-After`: its admission control).
@@ -242,6 +245,31 @@ pub fn fetch_any(
     }
 }
 
+/// The whole object from the first of `servers` that admits it, a busy origin waited for (as
+/// `transport: http` and `dist bundle` fetch).
+pub fn fetch_whole(
+    layout: &Layout,
+    servers: &[String],
+    rec: &PackageRecord,
+    timeout: Duration,
+    crew: &Crew,
+    report: &dyn Reporter,
+) -> Result<Fetched> {
+    match fetch_any(
+        layout,
+        servers,
+        rec,
+        timeout,
+        WhenBusy::Wait,
+        None,
+        crew,
+        report,
+    )? {
+        Got::Whole(f) => Ok(f),
+        got => unreachable!("a busy origin is waited for, and nothing hands over: {got:?}"),
+    }
+}
+
 /// A server sent bytes that are not the object the signed index names (issue 25, finding 4):
 /// the download is dropped and the next server asked.
 #[derive(Debug, thiserror::Error)]
@@ -256,90 +284,67 @@ pub struct BadObject {
     pub expected: crate::format::ids::ObjectId,
 }
 
-/// The BLAKE3 of the first `len` bytes of `part` (the prefix a resumed download goes on from).
-fn hash_prefix(part: &std::path::Path, len: u64) -> Result<blake3::Hasher> {
-    let mut hasher = blake3::Hasher::new();
-    if len > 0 {
-        let file =
-            std::fs::File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
-        hasher
-            .update_reader(file.take(len))
-            .with_context(|| format!("cannot read {}", part.display()))?;
-    }
-    Ok(hasher)
-}
-
-/// Downloads the object over HTTP from the server's web-seed URL, resuming a `.part` file. The
-/// body is hashed as it arrives: a whole object that is not the signed one is dropped with a
-/// [`BadObject`] naming the server (the installer still verifies what it unpacks).
+/// Downloads the object over HTTP from the server's web-seed URL into a partial file, resumed
+/// after an interruption, through [`transfer::download`]. The body is hashed as it arrives: a
+/// whole object that is not the signed one is dropped with a [`BadObject`] naming the server
+/// (the installer still verifies what it unpacks).
 fn fetch(layout: &Layout, get: &Get<'_>, busy: WhenBusy) -> Result<Got> {
     let rec = get.rec;
     let dir = layout.download_dir(&rec.infohash);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dest = dir.join(info_name(rec));
     let part = dir.join(http_partial_name(rec));
-    let mut have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    if have > rec.size {
-        std::fs::remove_file(&part)?;
-        have = 0;
-    }
-    if have == rec.size && hash_prefix(&part, have)?.finalize().as_bytes() != rec.blake3.as_bytes()
-    {
-        // A complete `.part` left by an interrupted run that is not the object: start over.
-        std::fs::remove_file(&part)?;
-        have = 0;
-    }
-    if have == rec.size {
-        // A complete `.part` left by an interrupted run: the installer verifies it like any other.
-        std::fs::rename(&part, &dest)?;
-        return Ok(Got::Whole(Fetched {
-            path: dest,
-            bytes_from_peers: 0,
-            bytes_from_webseed: 0,
-        }));
-    }
-    // `_turn` counts this download in the crew until its body is in.
-    let Some((resp, have, _turn)) = request(get, &part, have, busy)? else {
-        return Ok(Got::Busy);
+    let target = transfer::Target {
+        url: &get.url,
+        part: &part,
+        size: rec.size,
+        blake3: rec.blake3,
+        pieces: false,
     };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&part)
-        .with_context(|| format!("cannot write {}", part.display()))?;
-    let have = if have > 0 && resp.status() != 206 {
-        // The server ignored the range: start over.
-        file.set_len(0)?;
-        0
-    } else {
-        have
+    let agent = crate::net::agent(&get.url, get.timeout)?;
+    let mut attempt = Attempt::new(get, busy);
+    let received = match transfer::download(&agent, &target, &mut attempt) {
+        Ok(Ended::Whole { received, .. }) => received,
+        Ok(Ended::Paused { have }) => return Ok(Got::Handed { have }),
+        Err(e) => return failed(e, get, busy),
     };
-    let mut hasher = hash_prefix(&part, have)?;
-    let done = copy_body(resp, &mut file, (have, &mut hasher), get)?;
-    file.sync_all()?;
-    if done < rec.size && get.handover.is_some() {
-        return Ok(Got::Handed { have: done });
-    }
-    if done != rec.size {
-        bail!("{}: got {done} of {} bytes", get.url, rec.size);
-    }
-    let found = crate::format::ids::ObjectId::from_bytes(*hasher.finalize().as_bytes());
-    if found != rec.blake3 {
-        std::fs::remove_file(&part)?;
-        return Err(BadObject {
-            server: get.server.to_string(),
-            package: rec.id().to_string(),
-            found,
-            expected: rec.blake3,
-        }
-        .into());
-    }
+    // A complete partial file left by an interrupted run brought nothing now.
+    let bytes_from_webseed = if received == 0 { 0 } else { rec.size };
     std::fs::rename(&part, &dest)?;
     Ok(Got::Whole(Fetched {
         path: dest,
         bytes_from_peers: 0,
-        bytes_from_webseed: rec.size,
+        bytes_from_webseed,
     }))
+}
+
+/// What a download that ended in `e` comes to: a busy origin given up on is [`Got::Busy`]
+/// (waited for in vain, an error); a body that ended early, what an `auto` download hands to the
+/// swarm; bytes that are not the object, a [`BadObject`] naming the server; a stop, Ctrl-C's
+/// [`Interrupted`].
+fn failed(e: transfer::Error, get: &Get<'_>, busy: WhenBusy) -> Result<Got> {
+    match e {
+        transfer::Error::Busy { .. } if busy == WhenBusy::Wait => bail!(
+            "{}: the origin stayed busy (503) for {:?}",
+            get.url,
+            get.timeout
+        ),
+        transfer::Error::Busy { .. } => Ok(Got::Busy),
+        transfer::Error::Short { got, .. } if get.handover.is_some() => {
+            Ok(Got::Handed { have: got })
+        }
+        transfer::Error::HashMismatch {
+            found, expected, ..
+        } => Err(BadObject {
+            server: get.server.to_string(),
+            package: get.rec.id().to_string(),
+            found,
+            expected,
+        }
+        .into()),
+        transfer::Error::Stopped { .. } => Err(Interrupted.into()),
+        e => Err(e.into()),
+    }
 }
 
 /// How often the handover check of an `auto` download is asked.
@@ -359,64 +364,117 @@ struct Get<'a> {
     report: &'a dyn Reporter,
 }
 
-/// The GET, from byte `have` on when there is a partial file; a server that cannot serve that
-/// range (416) gets a plain GET and the partial file is dropped. A busy origin (503) is waited
-/// for (as its `Retry-After` says, within `timeout`) or given up on, as `busy` says; refused
-/// while one of this install's own downloads is in flight there, it asks again after that one
-/// (see [`Crew`]). The turn returned with the response counts the download until dropped.
-fn request<'a>(
-    get: &Get<'a>,
-    part: &std::path::Path,
-    have: u64,
+/// The client's policy for one download ([`transfer::Watch`]): each request counted in the
+/// [`Crew`] while in flight; a `503` while one of this install's own downloads is in flight there
+/// asked again after that one; else a busy origin waited for (as its `Retry-After` says, within
+/// `timeout`) or given up on, as [`WhenBusy`] says; the crew's rate limit, progress, and the
+/// handover check of an `auto` download.
+struct Attempt<'a, 'g> {
+    get: &'g Get<'a>,
+    id: PackageId,
     busy: WhenBusy,
-) -> Result<Option<(ureq::Response, u64, Turn<'a>)>> {
-    let (url, timeout, rec, report) = (&get.url, get.timeout, get.rec, get.report);
-    let mut started = Instant::now();
-    loop {
-        let mut turn = get.crew.ask(get.server);
-        let mut req = crate::net::agent(url, timeout)?.get(url);
-        if have > 0 {
-            req = req.set("Range", &format!("bytes={have}-"));
+    /// This request's turn in the crew, held until the download ends.
+    turn: Option<Turn<'a>>,
+    /// Since the origin was first asked (and not refused because of our own download).
+    started: Instant,
+    /// When the handover check was last asked.
+    asked: Instant,
+}
+
+impl<'a, 'g> Attempt<'a, 'g> {
+    fn new(get: &'g Get<'a>, busy: WhenBusy) -> Self {
+        Attempt {
+            get,
+            id: get.rec.id(),
+            busy,
+            turn: None,
+            started: Instant::now(),
+            asked: Instant::now(),
         }
-        match req.call() {
-            Err(ureq::Error::Status(503, resp)) => {
-                if get.crew.ours_in_the_way(turn)? {
-                    // Our own download took the slot: not the origin's load, nor its time.
-                    started = Instant::now();
-                    continue;
-                }
-                let wait = match busy {
-                    WhenBusy::GiveUp => return Ok(None),
-                    WhenBusy::Patient(limit) => {
-                        match patience(&resp, rec.size, limit, started.elapsed()) {
-                            Some(wait) => {
-                                sleep_interruptibly(wait, &get.crew.abort)?;
-                                continue;
-                            }
-                            None => return Ok(None),
-                        }
-                    }
-                    WhenBusy::Wait => crate::index::wire::retry_after(
-                        &resp,
-                        Duration::from_millis(200),
-                        MAX_RETRY_AFTER,
-                    ),
-                };
-                if started.elapsed() + wait > timeout {
-                    bail!("{url}: the origin stayed busy (503) for {timeout:?}");
-                }
-                report.warn(&format!(
-                    "{}: the origin is busy; asking again in {wait:?}",
-                    rec.id()
-                ));
-                sleep_interruptibly(wait, &get.crew.abort)?;
+    }
+}
+
+impl transfer::Watch for Attempt<'_, '_> {
+    fn stopped(&self) -> bool {
+        self.get.crew.abort.check().is_err()
+    }
+
+    fn asking(&mut self) {
+        self.turn = Some(self.get.crew.ask(self.get.server));
+    }
+
+    fn busy(&mut self, busy: &Busy) -> Option<Duration> {
+        let (get, turn) = (self.get, self.turn.take().expect("asked before"));
+        match get.crew.ours_in_the_way(turn) {
+            // Our own download took the slot: not the origin's load, nor its time.
+            Ok(true) => {
+                self.started = Instant::now();
+                return Some(Duration::ZERO);
             }
-            other => {
-                turn.admitted = true;
-                let (resp, have) = first_response(other, url, part, have, timeout)?;
-                return Ok(Some((resp, have, turn)));
+            Ok(false) => {}
+            // Interrupted: the wait sees it at once.
+            Err(_) => return Some(Duration::ZERO),
+        }
+        let wait = match self.busy {
+            WhenBusy::GiveUp => return None,
+            WhenBusy::Patient(limit) => {
+                return patience(busy, get.rec.size, limit, self.started.elapsed())
+            }
+            WhenBusy::Wait => busy.wait(Duration::from_millis(200), MAX_RETRY_AFTER),
+        };
+        if self.started.elapsed() + wait > get.timeout {
+            return None;
+        }
+        get.report.warn(&format!(
+            "{}: the origin is busy; asking again in {wait:?}",
+            self.id
+        ));
+        Some(wait)
+    }
+
+    fn admitted(&mut self) {
+        if let Some(turn) = &mut self.turn {
+            turn.admitted = true;
+        }
+        self.asked = Instant::now();
+    }
+
+    fn chunk(&mut self, at: &Chunk) -> Flow {
+        let get = self.get;
+        if let Some(t) = &get.crew.limit {
+            if t.take(at.read, &get.crew.abort).is_err() {
+                return Flow::Stop;
             }
         }
+        let secs = at.took.as_secs_f64().max(0.001);
+        get.report.progress(
+            &self.id,
+            &Progress {
+                done: at.done,
+                total: get.rec.size,
+                rate: (at.new as f64 / secs) as u64,
+                peers: 0,
+                webseed: true,
+            },
+        );
+        match get.handover {
+            Some(h) if self.asked.elapsed() >= HANDOVER_EVERY => {
+                self.asked = Instant::now();
+                if h(at.done, at.new, at.took) {
+                    return Flow::Pause;
+                }
+                Flow::Go
+            }
+            _ => Flow::Go,
+        }
+    }
+
+    fn read_size(&self) -> usize {
+        self.get
+            .crew
+            .limit
+            .as_ref()
+            .map_or(256 << 10, Throttle::chunk)
     }
 }
 
@@ -424,105 +482,14 @@ fn request<'a>(
 /// as long as the origin expects its first slot to free, when that wait and then `size` bytes at
 /// a slot's rate come within `limit`; an origin that does not say is asked every
 /// [`PATIENT_POLL`] until [`UNTOLD`] has passed.
-fn patience(
-    resp: &ureq::Response,
-    size: u64,
-    limit: Duration,
-    waited: Duration,
-) -> Option<Duration> {
-    let number = |name: &str| resp.header(name).and_then(|v| v.trim().parse::<u64>().ok());
-    match (number("x-dist-slot-free-ms"), number("x-dist-slot-rate")) {
-        (Some(ms), Some(rate)) => {
-            let wait = Duration::from_millis(ms);
+fn patience(busy: &Busy, size: u64, limit: Duration, waited: Duration) -> Option<Duration> {
+    match (busy.slot_free, busy.slot_rate) {
+        (Some(wait), Some(rate)) => {
             let transfer = Duration::from_secs_f64(size as f64 / rate.max(1) as f64);
             (wait + transfer <= limit)
                 .then(|| wait.clamp(Duration::from_millis(10), PATIENT_POLL * 5))
         }
         _ if waited < UNTOLD => Some(PATIENT_POLL),
         _ => None,
-    }
-}
-
-fn sleep_interruptibly(d: Duration, abort: &Abort) -> Result<()> {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        abort.check()?;
-        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-    }
-    Ok(())
-}
-
-fn first_response(
-    r: Result<ureq::Response, ureq::Error>,
-    url: &str,
-    part: &std::path::Path,
-    have: u64,
-    timeout: Duration,
-) -> Result<(ureq::Response, u64)> {
-    match r {
-        Err(ureq::Error::Status(416, _)) => {
-            std::fs::remove_file(part)?;
-            let resp = crate::net::agent(url, timeout)?
-                .get(url)
-                .call()
-                .map_err(|e| crate::index::wire::http_error(url, e))?;
-            Ok((resp, 0))
-        }
-        r => Ok((r.map_err(|e| crate::index::wire::http_error(url, e))?, have)),
-    }
-}
-
-/// Appends the body to `file`, reporting progress; more bytes than the index promises is an
-/// error. Returns the size of the file now.
-fn copy_body(
-    resp: ureq::Response,
-    file: &mut std::fs::File,
-    (have, hasher): (u64, &mut blake3::Hasher),
-    get: &Get<'_>,
-) -> Result<u64> {
-    let (rec, url, report) = (get.rec, &get.url, get.report);
-    let id = rec.id();
-    let start = Instant::now();
-    let mut reader = resp.into_reader().take(rec.size - have + 1);
-    let mut buf = vec![0u8; get.crew.limit.as_ref().map_or(256 << 10, Throttle::chunk)];
-    let mut done = have;
-    let mut asked = Instant::now();
-    loop {
-        get.crew.abort.check()?;
-        if let Some(h) = get.handover.filter(|_| asked.elapsed() >= HANDOVER_EVERY) {
-            asked = Instant::now();
-            if h(done, done - have, start.elapsed()) {
-                return Ok(done);
-            }
-        }
-        let n = reader
-            .read(&mut buf)
-            .with_context(|| format!("download of {url} was interrupted"))?;
-        if n == 0 {
-            return Ok(done);
-        }
-        done += n as u64;
-        if done > rec.size {
-            bail!(
-                "{url} sent more than the {} bytes the index promises",
-                rec.size
-            );
-        }
-        file.write_all(&buf[..n])?;
-        hasher.update(&buf[..n]);
-        if let Some(t) = &get.crew.limit {
-            t.take(n as u64, &get.crew.abort)?;
-        }
-        let secs = start.elapsed().as_secs_f64().max(0.001);
-        report.progress(
-            &id,
-            &Progress {
-                done,
-                total: rec.size,
-                rate: ((done - have) as f64 / secs) as u64,
-                peers: 0,
-                webseed: true,
-            },
-        );
     }
 }

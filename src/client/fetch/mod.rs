@@ -154,7 +154,7 @@ pub fn fetch_torrent(
     let agent = crate::net::agent(&url, timeout).map_err(|e| unavailable(format!("{e:#}")))?;
     let resp = agent.get(&url).call().map_err(|e| match e {
         ureq::Error::Status(code, _) => unavailable(format!("HTTP {code}")),
-        ureq::Error::Transport(t) => unavailable(crate::index::wire::transport_cause(&t)),
+        ureq::Error::Transport(t) => unavailable(crate::net::transport_cause(&t)),
     })?;
     let stripe = resp.header("x-dist-stripe").and_then(parse_stripe);
     let mut bytes = Vec::new();

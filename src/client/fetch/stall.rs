@@ -209,7 +209,7 @@ fn probe(url: &str) -> Result<u16, String> {
     match agent.get(url).set("Range", "bytes=0-0").call() {
         Ok(r) => Ok(r.status()),
         Err(ureq::Error::Status(code, _)) => Ok(code),
-        Err(ureq::Error::Transport(t)) => Err(crate::index::wire::transport_cause(&t)),
+        Err(ureq::Error::Transport(t)) => Err(crate::net::transport_cause(&t)),
     }
 }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::open;
 use super::tar::{Reader, Writer};
 use crate::client::config::{RepoName, Settings};
-use crate::client::fetch::http::{self, Crew, Got, WhenBusy};
+use crate::client::fetch::http::{self, Crew};
 use crate::client::request::Request;
 use crate::client::resolve::{self, Installed};
 use crate::client::rollout::{Phasing, Policy};
@@ -147,19 +147,7 @@ fn object_of(
         return Ok(v);
     }
     let crew = Crew::limited(settings.download_limit);
-    let got = http::fetch_any(
-        layout,
-        servers,
-        rec,
-        settings.fetch_timeout,
-        WhenBusy::Wait,
-        None,
-        &crew,
-        report,
-    )?;
-    let Got::Whole(f) = got else {
-        bail!("{}: the origin stayed busy", rec.id());
-    };
+    let f = http::fetch_whole(layout, servers, rec, settings.fetch_timeout, &crew, report)?;
     Ok(object::verify_file(&f.path, &rec.blake3)?)
 }
 
