@@ -44,6 +44,27 @@ pub fn count(n: u64, one: &str) -> String {
     format!("{n} {plural}")
 }
 
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Days to a civil date (the proleptic Gregorian calendar's 400-year eras).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +84,9 @@ mod tests {
         assert_eq!(count(2, "dependency"), "2 dependencies");
         assert_eq!(count(2, "key"), "2 keys");
         assert_eq!(count(2, "process"), "2 processes");
+        assert_eq!(date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(date(951_827_696), "2000-02-29 12:34 UTC");
+        assert_eq!(date(1_735_689_599), "2024-12-31 23:59 UTC");
+        assert_eq!(date(1_746_361_845), "2025-05-04 12:30 UTC");
     }
 }

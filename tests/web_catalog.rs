@@ -644,7 +644,7 @@ fn web_catalog_in_chromium_issue_13() {
             assert_eq!(browser.text("#webseed b"), "1000 B");
             assert_eq!(
                 browser.text("#direct b"),
-                dist::server::web::html::bytes(rg["size"].as_u64().unwrap())
+                dist::text::size(rg["size"].as_u64().unwrap())
             );
             assert_eq!(browser.text("#seeders b"), "1");
             let depends = browser.eval(

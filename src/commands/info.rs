@@ -7,7 +7,7 @@ use dist::client::sources::{Candidate, Sources};
 use dist::client::{suggest, why, Layout};
 use dist::format::ids::PackageName;
 use dist::index::record::PackageRecord;
-use dist::server::web::html::{bytes, date};
+use dist::text::{date, size as bytes};
 
 use super::settings::config;
 use super::usage::not_found;

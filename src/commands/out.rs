@@ -142,23 +142,7 @@ pub use dist::text::{count, rate, size};
 
 /// Seconds since the epoch as a date and time in UTC: `2025-05-04 12:30 UTC`.
 pub fn date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar's 400-year eras).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60
-    )
+    dist::text::date(i64::try_from(unix).unwrap_or(i64::MAX))
 }
 
 /// A duration as people read it: `0.4 s`, `12 s`, `3 min 5 s`.
