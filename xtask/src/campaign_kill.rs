@@ -36,7 +36,7 @@ const BIG_MIB: usize = 32;
 const CAP_MBIT: u32 = 64;
 /// How long a command run to completion after a kill may take.
 const LIMIT: Duration = Duration::from_secs(300);
-const HEALTH_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const HEALTH_LIMIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {

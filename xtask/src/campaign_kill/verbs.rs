@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{check, disp, Campaign, Kind};
+use super::{check, disp, Campaign, Kind, HEALTH_LIMIT};
 use crate::lab::campaign::{self as c, Hit, Server};
 use crate::lab::env::package;
 use crate::netns::HTTP;
