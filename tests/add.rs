@@ -214,6 +214,35 @@ fn one_bad_package_in_a_batch_adds_none() {
 }
 
 #[test]
+fn add_create_with_a_bad_package_creates_no_repository_issue_23() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("new-repo");
+    let bad = fixtures().join("invalid/bad-version");
+    let o = add(&root, &[&fixture("hello-1.0.0"), &bad]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid/bad-version/manifest.yaml: field `version`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("made a new repository"),
+        "announced a repository it should not have made: {err}"
+    );
+    // No repository, not even an empty one with a signing key: at most the root's lock, which
+    // every command takes before it runs.
+    let mut left: Vec<String> = fs::read_dir(&root)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    left.retain(|n| n != "lock" && n != "lock.holder");
+    assert!(left.is_empty(), "a failed `add --create` left {left:?}");
+}
+
+#[test]
 fn versions_sort_by_semver_precedence_and_serials_increase() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("repo");

@@ -28,6 +28,16 @@ fn read_list(from: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
+    let mut dirs = args.dirs.clone();
+    if let Some(from) = &args.from {
+        dirs.extend(read_list(from)?);
+    }
+    if dirs.is_empty() {
+        bail!("no package directories to add");
+    }
+    // Every package is checked before `--create` makes anything: a bad one leaves no new
+    // repository (nor signing key) behind.
+    let valid = dist::repo::validate(&dirs)?;
     if args.create {
         super::repo::create_if_missing(g)?;
     }
@@ -41,14 +51,7 @@ pub fn run(g: &Global, args: &AddArgs) -> Result<i32> {
         .with_retention(retention)
         .allowing_unresolved(args.allow_unresolved)
         .with_phase(args.phase);
-    let mut dirs = args.dirs.clone();
-    if let Some(from) = &args.from {
-        dirs.extend(read_list(from)?);
-    }
-    if dirs.is_empty() {
-        bail!("no package directories to add");
-    }
-    let added = repo.add(&dirs)?;
+    let added = repo.add_valid(valid)?;
     let serial = repo.latest_serial()?;
     if args.json {
         let v: Vec<_> = added

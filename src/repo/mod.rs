@@ -169,8 +169,14 @@ impl Repo {
     /// Validates every package, then packs, stores and indexes them in one transaction, and
     /// publishes a new signed snapshot if anything changed. All or nothing.
     pub fn add(&self, dirs: &[PathBuf]) -> Result<Vec<Added>> {
-        // 1. Validate everything before touching the repository.
-        let pkgs = validate(dirs)?;
+        self.add_valid(validate(dirs)?)
+    }
+
+    /// [`Repo::add`] of packages [`validate`] accepted (`add --create` validates before it
+    /// creates the repository, so a bad package leaves no new repository behind).
+    pub fn add_valid(&self, pkgs: Valid) -> Result<Vec<Added>> {
+        // 1. Everything was validated before the repository was touched.
+        let Valid(pkgs) = pkgs;
         let key = self.require_key()?;
         let mut conn = self.open_index()?;
         // 2. Pack into staging files inside objects/ (same filesystem, so the rename is atomic).
@@ -327,9 +333,12 @@ pub struct PublishedSnapshot {
     _file: tempfile::NamedTempFile,
 }
 
+/// Package directories [`validate`] loaded and checked, ready for [`Repo::add_valid`].
+pub struct Valid(Vec<Package>);
+
 /// Loads every package directory (all errors name the directory) and refuses two directories
 /// with the same name and version in one batch.
-fn validate(dirs: &[PathBuf]) -> Result<Vec<Package>> {
+pub fn validate(dirs: &[PathBuf]) -> Result<Valid> {
     // The same directory named twice (a repeated line of `add --from`, or `./a` and `a`) is
     // read, checked and packed once (issue 25: it was packed again for every line).
     let mut unique: Vec<&PathBuf> = Vec::new();
@@ -358,7 +367,7 @@ fn validate(dirs: &[PathBuf]) -> Result<Vec<Package>> {
             );
         }
     }
-    Ok(pkgs)
+    Ok(Valid(pkgs))
 }
 
 /// Inside the add transaction: an identical version is unchanged, a different one with the same
