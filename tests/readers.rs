@@ -70,6 +70,8 @@ fn readers_do_not_wait_for_an_install_issue_23() {
         Duration::from_secs(60),
         || started.exists().then_some(()).ok_or("not yet".to_string()),
     );
+    let asset = l.root.join("current/quick/assets/b.txt");
+    let asset = asset.to_str().unwrap();
     for args in [
         &["list", "--installed", "--json"][..],
         &["search", "qui"],
@@ -77,8 +79,11 @@ fn readers_do_not_wait_for_an_install_issue_23() {
         &["generations"],
         &["outdated"],
         &["files", "quick"],
+        &["owner", asset],
+        &["why", "quick"],
         &["export"],
         &["config", "show"],
+        &["daemon", "status"],
     ] {
         let mut all = vec!["--lock-timeout", "0"];
         all.extend_from_slice(args);
