@@ -191,6 +191,20 @@ fn install_pulls_dependencies_first_and_explains_what_cannot_be_issue_12() {
         },
     );
 
+    step("a name requested twice is a usage error (exit 2)", || {
+        let o = env.run(&["install", "--dry-run", "--json", "app", "app@1"]);
+        assert_eq!(o.status.code(), Some(2), "{o:?}");
+        let v = stdout_json(&o);
+        assert_eq!(v["error"]["kind"], "usage", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`app` is requested twice"),
+            "{v}"
+        );
+    });
+
     step(
         "a diamond resolves to one version of the shared dependency",
         || {

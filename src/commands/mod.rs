@@ -195,6 +195,7 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
             return match r {
                 ResolveError::NoSolution(_) => "resolution",
                 ResolveError::Index(_) => "index",
+                ResolveError::RequestedTwice(_) => "usage",
                 ResolveError::Interrupted(_) => "interrupted",
                 ResolveError::GaveUp(_) => "resolve",
             };

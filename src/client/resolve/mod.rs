@@ -96,6 +96,9 @@ pub enum ResolveError {
     NoSolution(String),
     #[error("{0}")]
     Index(String),
+    /// One name asked for twice on the command line (`install a a@2`): a usage error.
+    #[error("`{0}` is requested twice: name each package once")]
+    RequestedTwice(PackageName),
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
     #[error("{0}")]

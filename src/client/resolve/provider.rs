@@ -365,10 +365,7 @@ impl<'a> Provider<'a> {
         };
         for r in requests {
             if !p.requested.insert(r.name.clone()) {
-                return Err(ResolveError::Index(format!(
-                    "`{}` is requested twice",
-                    r.name
-                )));
+                return Err(ResolveError::RequestedTwice(r.name.clone()));
             }
             let range = p.request_range(r)?;
             p.roots.push((Node::Pkg(r.name.clone()), range));
