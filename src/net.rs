@@ -15,7 +15,54 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+
+/// A server's base URL as the client and a mirror use it: `http://` or `https://` and a host,
+/// parsed as a WHATWG URL (the `url` crate, which `ureq` uses too), without a trailing `/`.
+/// Parsed once where configuration is read; everything after holds this type.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerUrl(String);
+
+impl ServerUrl {
+    /// `field` names the setting or flag in errors. A URL without a scheme is the common slip:
+    /// the error says what to write.
+    pub fn parse(field: &str, url: &str) -> Result<ServerUrl> {
+        let Some(rest) = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+        else {
+            if !url.contains("://") {
+                bail!("`{field}`: `{url}` has no scheme: write `http://{url}`")
+            }
+            bail!("`{field}`: `{url}` is not an http:// or https:// URL")
+        };
+        if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+            bail!("`{field}`: `{url}` has no host (write http://HOST:PORT)")
+        }
+        match url::Url::parse(url) {
+            Ok(u) if u.host().is_some() => Ok(ServerUrl(url.trim_end_matches('/').to_string())),
+            Ok(_) => bail!("`{field}`: `{url}` has no host (write http://HOST:PORT)"),
+            Err(e) => bail!("`{field}`: `{url}` is not a valid URL: {e}"),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for ServerUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// An agent for `url`: a whole request may take `timeout`; through the environment's proxy
 /// for its scheme unless `NO_PROXY` exempts its host.

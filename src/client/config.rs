@@ -9,6 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::index::keys::PublicKey;
+use crate::net::ServerUrl;
+
 /// How objects are fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -281,22 +284,15 @@ impl ClientConfig {
     /// What is required only by some commands (the server, the key) stays optional here and is
     /// asked for where needed. `path` is the configuration file messages name.
     pub fn resolve(self, path: &Path) -> Result<Settings> {
-        for (i, u) in self
-            .server_url
-            .iter()
-            .chain(self.server_urls.iter().flatten())
-            .enumerate()
-        {
-            let field = if i == 0 && self.server_url.is_some() {
-                "server_url".to_string()
-            } else {
-                "server_urls".to_string()
-            };
-            check_url(&field, u)?;
-        }
-        if let Some(k) = &self.public_key {
-            check_key("public_key", k)?;
-        }
+        let servers = server_list(
+            (self.server_url.clone(), "server_url"),
+            (self.server_urls.clone(), "server_urls"),
+        )?;
+        let public_key = self
+            .public_key
+            .as_deref()
+            .map(|k| parse_key("public_key", k))
+            .transpose()?;
         let bind_address = self
             .bind_address
             .as_deref()
@@ -308,8 +304,8 @@ impl ClientConfig {
         let repositories = match self.repositories {
             None => vec![Repository {
                 name: RepoName::default_name(),
-                servers: server_list(self.server_url, self.server_urls),
-                public_key: self.public_key,
+                servers,
+                public_key,
                 priority: 0,
                 packages: Default::default(),
                 implicit: true,
@@ -375,46 +371,41 @@ pub struct Settings {
     pub resolve_timeout: Duration,
 }
 
-/// `server_url`, then `server_urls`, without duplicates or trailing `/`.
-fn server_list(first: Option<String>, more: Option<Vec<String>>) -> Vec<String> {
-    let mut servers: Vec<String> = Vec::new();
-    for s in first.into_iter().chain(more.into_iter().flatten()) {
-        let s = s.trim_end_matches('/').to_string();
+/// `server_url`, then `server_urls` (`field` and `more_field` name them in errors), parsed,
+/// without duplicates.
+fn server_list(
+    (first, field): (Option<String>, &str),
+    (more, more_field): (Option<Vec<String>>, &str),
+) -> Result<Vec<ServerUrl>> {
+    let mut servers: Vec<ServerUrl> = Vec::new();
+    let named = first.iter().map(|u| (u, field));
+    for (u, f) in named.chain(more.iter().flatten().map(|u| (u, more_field))) {
+        let s = ServerUrl::parse(f, u)?;
         if !servers.contains(&s) {
             servers.push(s);
         }
     }
-    servers
+    Ok(servers)
 }
 
-/// A server URL as the client will use it: `http://` or `https://`, then a host, parsed as
-/// WHATWG URL (the `url` crate, which `ureq` uses too). A URL without a scheme is the common
-/// slip: the error says what to write.
+/// A server URL as the client will use it ([`ServerUrl::parse`]), checked only.
 pub fn check_url(field: &str, url: &str) -> Result<()> {
-    let Some(rest) = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-    else {
-        if !url.contains("://") {
-            bail!("`{field}`: `{url}` has no scheme: write `http://{url}`")
-        }
-        bail!("`{field}`: `{url}` is not an http:// or https:// URL")
-    };
-    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-        bail!("`{field}`: `{url}` has no host (write http://HOST:PORT)")
-    }
-    match url::Url::parse(url) {
-        Ok(u) if u.host().is_some() => Ok(()),
-        Ok(_) => bail!("`{field}`: `{url}` has no host (write http://HOST:PORT)"),
-        Err(e) => bail!("`{field}`: `{url}` is not a valid URL: {e}"),
-    }
+    ServerUrl::parse(field, url).map(|_| ())
 }
 
 /// A minisign public key (the base64 line `dist key show` prints), checked before it is used.
 pub fn check_key(field: &str, key: &str) -> Result<()> {
-    crate::index::sign::check_public_key(key).map_err(|e| {
-        anyhow::anyhow!("`{field}`: {e}: use the line `dist key show` prints on the repository")
-    })
+    parse_key(field, key).map(|_| ())
+}
+
+/// A minisign public key, parsed once where configuration is read.
+fn parse_key(field: &str, key: &str) -> Result<PublicKey> {
+    crate::index::sign::check_public_key(key)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| PublicKey::parse(key.trim()))
+        .map_err(|e| {
+            anyhow::anyhow!("`{field}`: {e}: use the line `dist key show` prints on the repository")
+        })
 }
 
 /// The `repositories:` entries checked (names, servers, keys) and ordered by priority.
@@ -430,11 +421,9 @@ fn repositories(list: Vec<RepositoryConfig>, path: &Path) -> Result<Vec<Reposito
         if out.iter().any(|o| o.name == name) {
             bail!("`repositories[{i}].name`: `{name}` is named twice");
         }
-        for u in r.server_url.iter().chain(r.server_urls.iter().flatten()) {
-            check_url(&format!("repositories[{i}].server_url"), u)?;
-        }
-        check_key(&format!("repositories[{i}].public_key"), &r.public_key)?;
-        let servers = server_list(r.server_url, r.server_urls);
+        let field = format!("repositories[{i}].server_url");
+        let servers = server_list((r.server_url, &field), (r.server_urls, &field))?;
+        let public_key = parse_key(&format!("repositories[{i}].public_key"), &r.public_key)?;
         if servers.is_empty() {
             bail!("`repositories[{i}]` ({name}) has no `server_url`");
         }
@@ -448,7 +437,7 @@ fn repositories(list: Vec<RepositoryConfig>, path: &Path) -> Result<Vec<Reposito
         out.push(Repository {
             name,
             servers,
-            public_key: Some(r.public_key),
+            public_key: Some(public_key),
             priority: r.priority,
             packages,
             implicit: false,
@@ -500,8 +489,8 @@ impl std::fmt::Display for RepoName {
 pub struct Repository {
     pub name: RepoName,
     /// Its origin and mirrors, in the order to try them.
-    servers: Vec<String>,
-    public_key: Option<String>,
+    servers: Vec<ServerUrl>,
+    public_key: Option<PublicKey>,
     pub priority: i64,
     /// `packages:`: names only this repository may provide.
     pub packages: std::collections::BTreeSet<crate::format::ids::PackageName>,
@@ -513,7 +502,7 @@ pub struct Repository {
 
 impl Repository {
     /// Every server of the repository, in the order to try them (never empty).
-    pub fn servers(&self) -> Result<&[String]> {
+    pub fn servers(&self) -> Result<&[ServerUrl]> {
         if self.servers.is_empty() {
             bail!(
                 "no `server_url`: set it in {} (server_url: http://HOST:PORT), or run `dist init --server-url URL --public-key KEY`",
@@ -523,8 +512,8 @@ impl Repository {
         Ok(&self.servers)
     }
 
-    pub fn public_key(&self) -> Result<&str> {
-        self.public_key.as_deref().with_context(|| {
+    pub fn public_key(&self) -> Result<&PublicKey> {
+        self.public_key.as_ref().with_context(|| {
             format!(
                 "no `public_key` for repository `{}`: set it in {} to the output of `dist key show` on the repository",
                 self.name,

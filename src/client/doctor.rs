@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::config::Settings;
 use super::{seeder, seeding, Layout};
 use crate::index::{keys, wire};
+use crate::net::ServerUrl;
 use crate::text::size;
 
 /// One check: its name (`config`, `server`, `key`, `index`, `daemon`, `path`, `disk`, `clock`),
@@ -156,7 +157,7 @@ fn reach(server: &str, timeout: Duration) -> (Check, Option<ServerClock>) {
 fn verify(
     idx: &super::index_copy::IndexDir,
     repo: &super::config::Repository,
-    servers: &[String],
+    servers: &[ServerUrl],
     timeout: Duration,
 ) -> Result<String, String> {
     let trust = idx.trust(repo).map_err(|e| format!("{e:#}"))?;

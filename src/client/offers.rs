@@ -9,6 +9,7 @@ use super::index_copy::{usable_local, IndexDir, IndexState, IndexUnchanged};
 use super::trust::Trust;
 use crate::index::keys::{self, Followed};
 use crate::index::wire::{Remote, SignedManifest};
+use crate::net::ServerUrl;
 
 /// The largest manifest a client accepts.
 const MAX_MANIFEST: u64 = 4 << 20;
@@ -66,14 +67,14 @@ impl Offer<'_> {
 /// Asks every server for its manifest, all at once (each within `http_timeout`), in the order
 /// of `servers`.
 pub(super) fn ask_all<'a>(
-    servers: &'a [String],
+    servers: &'a [ServerUrl],
     cfg: &Settings,
     trust: &Trust,
     held: &Held,
 ) -> Vec<Offer<'a>> {
     let etag = held.local.as_ref().and_then(|p| p.etag.as_deref());
     let limit = MAX_MANIFEST.min(cfg.max_index_size);
-    let ask = |server: &'a String| {
+    let ask = |server: &'a ServerUrl| {
         // A server that cannot be reached (a mirror that is down) costs seconds, not the whole
         // `http_timeout`: the others are waited for.
         // Proxied as every fetch from a server (`HTTP_PROXY`, `NO_PROXY`, …); a cause keeps

@@ -63,8 +63,7 @@ impl Trust {
     /// key in `path` (the repository's `trust.json`). A revoked key is refused here, whether
     /// configured or reached by rotation.
     pub fn load(path: &Path, repo: &Repository) -> Result<Trust> {
-        let configured = PublicKey::parse(repo.public_key()?)
-            .with_context(|| format!("the public_key of repository `{}`", repo.name))?;
+        let configured = repo.public_key()?.clone();
         let file: TrustFile = match std::fs::read(path) {
             Ok(b) => serde_json::from_slice(&b)
                 .with_context(|| format!("{} is corrupt", path.display()))?,

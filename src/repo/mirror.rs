@@ -26,6 +26,7 @@ use crate::index::keys::{self, PublicKey};
 use crate::index::record::{PackageRecord, Snapshot};
 use crate::index::sign::{self, RepositoryId};
 use crate::index::wire::{self, Remote, SignedManifest};
+use crate::net::ServerUrl;
 use crate::store::fsx;
 
 /// The largest manifest and snapshot a mirror accepts (a signed manifest can still be hostile:
@@ -40,7 +41,7 @@ const STALL: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// Base URL, without trailing `/`.
-    pub url: String,
+    pub url: ServerUrl,
     /// The upstream's minisign public key, base64 (`dist key show` on the upstream).
     pub public_key: String,
 }
@@ -48,10 +49,7 @@ pub struct Upstream {
 impl Upstream {
     /// `key` is the base64 key, or the path of a file holding it (a minisign `.pub` file).
     pub fn new(url: &str, key: &str) -> Result<Upstream> {
-        let url = url.trim_end_matches('/').to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("`--mirror-of`: `{url}` is not an http:// or https:// URL");
-        }
+        let url = ServerUrl::parse("--mirror-of", url)?;
         let public_key = if Path::new(key).is_file() {
             let text = std::fs::read_to_string(key)
                 .with_context(|| format!("`--public-key`: cannot read {key}"))?;
@@ -178,7 +176,7 @@ fn prepare(repo: &Repo) -> Result<()> {
 pub fn sync(repo: &Repo, up: &Upstream, stop: &AtomicBool) -> Result<Mirrored> {
     prepare(repo)?;
     let local = repo.latest_serial()?;
-    let state = read_state(&repo.root)?.filter(|s| s.upstream == up.url);
+    let state = read_state(&repo.root)?.filter(|s| s.upstream == up.url.as_str());
     let key = MirrorState::trusted(state.as_ref(), up)?;
     // The repository recorded for the key configured now (another key starts afresh).
     let recorded = state
@@ -397,7 +395,7 @@ fn save_state(
     repository: Option<RepositoryId>,
 ) -> Result<()> {
     let state = MirrorState {
-        upstream: up.url.clone(),
+        upstream: up.url.to_string(),
         etag,
         key: Some(key.base64().to_string()),
         configured_key: Some(up.public_key.clone()),

@@ -83,7 +83,7 @@ pub(super) fn follow_upstream(
 
 fn mirrored(up: &Upstream, m: &mirror::Mirrored) -> ServeEvent {
     ServeEvent::Mirrored {
-        upstream: up.url.clone(),
+        upstream: up.url.to_string(),
         serial: m.serial,
         packages: m.packages,
         fetched: m.fetched,

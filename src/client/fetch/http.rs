@@ -16,6 +16,7 @@ use crate::client::interrupt::{Abort, Interrupted};
 use crate::client::{Layout, Progress, Reporter};
 use crate::format::ids::PackageId;
 use crate::index::record::PackageRecord;
+use crate::net::ServerUrl;
 use crate::transfer::{self, Busy, Chunk, Ended, Flow};
 
 /// What to do when the origin refuses a whole-object download because it is busy (`503` with
@@ -201,7 +202,7 @@ impl Drop for Turn<'_> {
 #[allow(clippy::too_many_arguments)]
 pub fn fetch_any(
     layout: &Layout,
-    servers: &[String],
+    servers: &[ServerUrl],
     rec: &PackageRecord,
     timeout: Duration,
     busy: WhenBusy,
@@ -249,7 +250,7 @@ pub fn fetch_any(
 /// `transport: http` and `dist bundle` fetch).
 pub fn fetch_whole(
     layout: &Layout,
-    servers: &[String],
+    servers: &[ServerUrl],
     rec: &PackageRecord,
     timeout: Duration,
     crew: &Crew,

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::format::ids::{InfoHash, ObjectId};
 use crate::format::torrent::Info;
 use crate::index::record::PackageRecord;
+use crate::net::ServerUrl;
 
 /// The torrents one install added to its engine, to take back if the install fails: to the
 /// transmission-daemon (`rpc`, `added`), or to this process's libtorrent session (`lt`).
@@ -104,7 +105,7 @@ pub fn parse_stripe(value: &str) -> Option<(u32, u32)> {
 /// Fetches the `.torrent` from the first of `servers` that hands it out, checked like
 /// [`fetch_torrent`] (what [`fetch_torrent_first`] says of the servers passed over is dropped).
 pub fn fetch_torrent_any(
-    servers: &[String],
+    servers: &[ServerUrl],
     timeout: Duration,
     rec: &PackageRecord,
 ) -> Result<TorrentFile, TorrentFileError> {
@@ -117,7 +118,7 @@ pub fn fetch_torrent_any(
 /// sent it); when no server hands out a usable one, the error is the first attack if any, else
 /// the last outage.
 pub fn fetch_torrent_first(
-    servers: &[String],
+    servers: &[ServerUrl],
     timeout: Duration,
     rec: &PackageRecord,
 ) -> (Result<TorrentFile, TorrentFileError>, Vec<TorrentFileError>) {
@@ -258,14 +259,15 @@ mod tests {
         rec.infohash = good.infohash();
         rec.size = good.length;
         let (bad_url, good_url) = (serve(bad_bytes.clone(), 1), serve(good_bytes.clone(), 1));
-        let servers = [bad_url.clone(), good_url];
+        let url = |u: &str| ServerUrl::parse("test", u).unwrap();
+        let servers = [url(&bad_url), url(&good_url)];
         let (got, passed) = fetch_torrent_first(&servers, Duration::from_secs(10), &rec);
         assert_eq!(got.unwrap().bytes, good_bytes);
         assert_eq!(passed.len(), 1);
         assert!(passed[0].is_attack());
         assert!(passed[0].to_string().starts_with(&bad_url), "{}", passed[0]);
         // When no server sends a good one, the attack is the error.
-        let only_bad = [serve(bad_bytes, 1)];
+        let only_bad = [url(&serve(bad_bytes, 1))];
         let (got, _) = fetch_torrent_first(&only_bad, Duration::from_secs(10), &rec);
         assert!(got.unwrap_err().is_attack());
     }

@@ -14,6 +14,7 @@ use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::daemons::transmission::{Kicker, Rpc, TorrentStatus};
 use crate::format::ids::InfoHash;
 use crate::index::record::PackageRecord;
+use crate::net::ServerUrl;
 use crate::text::count;
 
 /// Where transmission gets a torrent's metadata from.
@@ -29,7 +30,7 @@ pub enum Source {
 /// that sent it; the next server is asked, and it is an error when none sends a good one.
 /// `servers[i]` are the servers of the repository `recs[i]` comes from.
 pub fn sources(
-    servers: &[&[String]],
+    servers: &[&[ServerUrl]],
     timeout: Duration,
     recs: &[&PackageRecord],
     report: &dyn Reporter,

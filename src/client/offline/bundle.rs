@@ -28,6 +28,7 @@ use crate::client::sources::Sources;
 use crate::client::{Layout, Reporter};
 use crate::format::ids::ObjectId;
 use crate::index::record::PackageRecord;
+use crate::net::ServerUrl;
 use crate::object;
 use crate::store::fsx;
 
@@ -138,7 +139,7 @@ pub fn write(
 fn object_of(
     layout: &Layout,
     settings: &Settings,
-    servers: &[String],
+    servers: &[ServerUrl],
     rec: &PackageRecord,
     report: &dyn Reporter,
 ) -> Result<object::VerifiedObject> {
