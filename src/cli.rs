@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use dist::client::config::{Engine, Transport};
 use dist::index::status::Phase;
 
 pub mod complete;
@@ -65,11 +66,11 @@ pub struct ClientFlags {
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
     /// How objects are fetched: auto, torrent or http (`transport`, default auto).
-    #[arg(long, value_name = "TRANSPORT", value_parser = ["auto", "torrent", "http"])]
-    pub transport: Option<String>,
+    #[arg(long, value_name = "TRANSPORT", value_parser = transport_parser())]
+    pub transport: Option<Transport>,
     /// The BitTorrent engine: libtorrent or transmission (`engine`).
-    #[arg(long, value_name = "ENGINE", value_parser = ["libtorrent", "transmission"])]
-    pub engine: Option<String>,
+    #[arg(long, value_name = "ENGINE", value_parser = engine_parser())]
+    pub engine: Option<Engine>,
     /// RPC URL of an existing transmission-daemon to use instead of a private one (`rpc_url`).
     #[arg(long, value_name = "URL")]
     pub rpc_url: Option<String>,
@@ -89,8 +90,8 @@ impl ClientFlags {
             server_url: after.server_url.clone().or_else(|| self.server_url.clone()),
             public_key: after.public_key.clone().or_else(|| self.public_key.clone()),
             bind: after.bind.clone().or_else(|| self.bind.clone()),
-            transport: after.transport.clone().or_else(|| self.transport.clone()),
-            engine: after.engine.clone().or_else(|| self.engine.clone()),
+            transport: after.transport.or(self.transport),
+            engine: after.engine.or(self.engine),
             rpc_url: after.rpc_url.clone().or_else(|| self.rpc_url.clone()),
             script_timeout: after.script_timeout.or(self.script_timeout),
             no_phasing: after.no_phasing || self.no_phasing,
@@ -587,4 +588,18 @@ pub(crate) fn default_root() -> anyhow::Result<PathBuf> {
         anyhow::anyhow!("neither --root, DIST_ROOT, XDG_DATA_HOME nor HOME is set")
     })?;
     Ok(PathBuf::from(home).join(".local/share/dist"))
+}
+
+/// `--transport`: the names clap lists and completes, parsed into the typed setting.
+fn transport_parser() -> impl clap::builder::TypedValueParser<Value = Transport> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["auto", "torrent", "http"])
+        .map(|s| s.parse::<Transport>().expect("every listed value parses"))
+}
+
+/// `--engine`: as `--transport`.
+fn engine_parser() -> impl clap::builder::TypedValueParser<Value = Engine> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["libtorrent", "transmission"])
+        .map(|s| s.parse::<Engine>().expect("every listed value parses"))
 }

@@ -30,11 +30,11 @@ fn with_flags(mut c: ClientConfig, f: &ClientFlags) -> Result<ClientConfig> {
     if let Some(v) = &f.bind {
         c.bind_address = Some(v.clone());
     }
-    if let Some(v) = &f.transport {
-        c.transport = Some(v.parse()?);
+    if let Some(v) = f.transport {
+        c.transport = Some(v);
     }
-    if let Some(v) = &f.engine {
-        c.engine = Some(v.parse()?);
+    if let Some(v) = f.engine {
+        c.engine = Some(v);
     }
     if let Some(v) = &f.rpc_url {
         c.rpc_url = Some(v.clone());
