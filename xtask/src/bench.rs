@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::lab::args::Usage;
+use crate::lab::packages::Package;
 use crate::util::{self, Measured};
 
 pub fn run(args: &[&str]) -> Result<()> {
@@ -27,38 +29,14 @@ pub fn run(args: &[&str]) -> Result<()> {
     }
 }
 
-/// Writes a package of one `big_mib` MiB file plus `small` files of 64 KiB each.
-fn generate(dir: &Path, big_mib: usize, small: usize) -> Result<u64> {
-    fs::create_dir_all(dir.join("assets/small"))?;
-    fs::create_dir_all(dir.join("scripts"))?;
-    fs::write(dir.join("manifest.yaml"), "name: bench\nversion: 1.0.0\n")?;
-    fs::write(dir.join("scripts/install.sh"), "#!/bin/sh\n")?;
-    fs::write(dir.join("scripts/uninstall.sh"), "#!/bin/sh\n")?;
-    // Pseudo-random, incompressible, reproducible content (xorshift).
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut fill = |buf: &mut [u8]| {
-        for chunk in buf.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-        }
-    };
-    let mut total = 0u64;
-    let mut big = fs::File::create(dir.join("assets/big.bin"))?;
-    let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..big_mib {
-        fill(&mut buf);
-        big.write_all(&buf)?;
-        total += buf.len() as u64;
-    }
-    let mut small_buf = vec![0u8; 64 << 10];
+/// The package of `bench pack`: one `big_mib` MiB file plus `small` files of 64 KiB each, of
+/// incompressible content (fixed seeds); and how many bytes its files hold.
+fn pack_package(big_mib: u64, small: usize) -> (Package, u64) {
+    let mut p = Package::new("bench", "1.0.0").random("big.bin", big_mib << 20, 1);
     for i in 0..small {
-        fill(&mut small_buf);
-        fs::write(dir.join(format!("assets/small/f{i:05}.bin")), &small_buf)?;
-        total += small_buf.len() as u64;
+        p = p.random(&format!("small/f{i:05}.bin"), 64 << 10, 2 + i as u64);
     }
-    Ok(total)
+    (p, (big_mib << 20) + small as u64 * (64 << 10))
 }
 
 /// Reads every file under `dir`, so that both contenders find the package in the page cache.
@@ -202,7 +180,7 @@ impl Contender {
 type Run = (Measured, [Measured; 3]);
 
 fn pack(args: &[&str]) -> Result<()> {
-    let big_mib: usize = std::env::var("BENCH_BIG_MIB")
+    let big_mib: u64 = std::env::var("BENCH_BIG_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(512);
@@ -216,7 +194,8 @@ fn pack(args: &[&str]) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("dist-bench-pack-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     let pkg = tmp.join("pkg");
-    let content = generate(&pkg, big_mib, small).context("cannot generate the package")?;
+    let (package, content) = pack_package(big_mib, small);
+    package.write(&pkg)?;
     println!(
         "bench pack: {:.0} MiB package ({} MiB file + {} files of 64 KiB), dist = {}",
         util::mib(content),
@@ -242,20 +221,25 @@ fn pack(args: &[&str]) -> Result<()> {
 
 /// `[RUNS] [--cold]`.
 fn pack_options(args: &[&str]) -> Result<(usize, Pages)> {
-    let mut runs = 5usize;
-    let mut pages = Pages::Primed;
-    for a in args {
-        match *a {
-            "--cold" => pages = Pages::Settled,
-            n => {
-                runs = n.parse().ok().filter(|&n| n > 0).with_context(|| {
-                    format!("usage: cargo xtask bench pack [RUNS] [--cold], not `{n}`")
-                })?
-            }
-        }
+    let a = PACK_USAGE.parse(args)?;
+    let runs = a.positional(0, "RUNS")?.unwrap_or(5);
+    if runs == 0 {
+        return Err(a.error("RUNS must be more than 0"));
     }
+    let pages = if a.switch("--cold") {
+        Pages::Settled
+    } else {
+        Pages::Primed
+    };
     Ok((runs, pages))
 }
+
+const PACK_USAGE: Usage = Usage {
+    line: "usage: cargo xtask bench pack [RUNS] [--cold]",
+    values: &[],
+    switches: &["--cold"],
+    positionals: 1,
+};
 
 fn check_pipeline_tools() -> Result<()> {
     for tool in ["tar", "b3sum", "transmission-create"] {
@@ -497,21 +481,11 @@ fn add() -> Result<()> {
     let _ = fs::remove_dir_all(&tmp);
     let mut dirs = Vec::new();
     for i in 0..n {
-        let d = tmp.join(format!("pkgs/p{i:04}"));
-        fs::create_dir_all(d.join("assets/bin"))?;
-        fs::create_dir_all(d.join("scripts"))?;
-        fs::write(
-            d.join("manifest.yaml"),
-            format!("name: pkg{i:04}\nversion: 1.0.{i}\ndescription: bench package {i}\n"),
-        )?;
-        fs::write(d.join("assets/bin/tool"), format!("#!/bin/sh\necho {i}\n"))?;
-        fs::write(
-            d.join("assets/data.txt"),
-            format!("{}\n", "x".repeat(1000 + i)),
-        )?;
-        fs::write(d.join("scripts/install.sh"), "#!/bin/sh\n")?;
-        fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\n")?;
-        dirs.push(d);
+        let p = Package::new(format!("pkg{i:04}"), format!("1.0.{i}"))
+            .description(format!("bench package {i}"))
+            .file("bin/tool", format!("#!/bin/sh\necho {i}\n"))
+            .file("data.txt", format!("{}\n", "x".repeat(1000 + i)));
+        dirs.push(p.write(&tmp.join(format!("pkgs/p{i:04}")))?);
     }
     Command::new("sync").status()?;
     util::repo_init(&dist, &tmp.join("root1"))?;

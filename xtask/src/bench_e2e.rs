@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::lab::env::{in_namespace, ms, p50, package, Env};
+use crate::lab::env::{in_namespace, ms, p50, Env};
+use crate::lab::packages::Package;
+use crate::lab::server::with_server;
 use crate::netns::HTTP;
 
 /// An `install --json` entry's `phases_ms`, as (phase, milliseconds).
@@ -45,14 +47,14 @@ fn measure(env: &Env) -> Result<()> {
     let pkgs = env.tmp.join("pkgs");
     let mut all = Vec::new();
     for i in 0..31 {
-        all.push(package(&pkgs, &format!("mib{i:02}"), 1 << 20, 1000 + i)?);
+        all.push(Package::data(format!("mib{i:02}"), 1 << 20, 1000 + i).write_in(&pkgs)?);
     }
     for i in 0..100 {
-        all.push(package(&pkgs, &format!("small{i:03}"), 4096, 5000 + i)?);
+        all.push(Package::data(format!("small{i:03}"), 4096, 5000 + i).write_in(&pkgs)?);
     }
     let (_, _) = env.dist(&repo, &["add", "--create", &all[0].display().to_string()])?;
     let key = env.dist(&repo, &["key", "show"])?.1.trim().to_string();
-    env.with_server(&repo, || {
+    with_server(env, &repo, || {
         add_to_first_byte(env, &repo, &pkgs)?;
         let client = installs(env, &repo, &all, &key)?;
         gc_and_verify(env, &client)?;
@@ -64,7 +66,7 @@ fn measure(env: &Env) -> Result<()> {
 /// 1. `dist add` of a 1 MiB package -> first byte at an independent client (curl on the web
 ///    seed, as soon as the object is published) -> tracked and seeding.
 fn add_to_first_byte(env: &Env, repo: &Path, pkgs: &Path) -> Result<()> {
-    let fresh = package(pkgs, "fresh", 1 << 20, 77)?;
+    let fresh = Package::data("fresh", 1 << 20, 77).write_in(pkgs)?;
     let t = Instant::now();
     env.dist(repo, &["add", &fresh.display().to_string()])?;
     let added = t.elapsed();

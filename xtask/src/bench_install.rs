@@ -9,10 +9,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
-use crate::lab::env::{in_namespace, ms, p50, package, Env};
+use crate::lab::args::Usage;
+use crate::lab::env::{in_namespace, ms, p50, Env};
+use crate::lab::packages::Package;
+use crate::lab::server::with_server;
 use crate::netns::HTTP;
+
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask bench install [--baseline BIN] [--runs N] [--mib M]",
+    values: &["--baseline", "--runs", "--mib"],
+    switches: &[],
+    positionals: 0,
+};
 
 struct Args {
     baseline: Option<PathBuf>,
@@ -21,22 +31,12 @@ struct Args {
 }
 
 fn parse(args: &[&str]) -> Result<Args> {
-    let mut a = Args {
-        baseline: None,
-        runs: 3,
-        mib: 8,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match *flag {
-            "--baseline" => a.baseline = Some(PathBuf::from(value()?)),
-            "--runs" => a.runs = value()?.parse().context("--runs")?,
-            "--mib" => a.mib = value()?.parse().context("--mib")?,
-            other => bail!("unknown option `{other}` (--baseline BIN, --runs N, --mib M)"),
-        }
-    }
-    Ok(a)
+    let a = USAGE.parse(args)?;
+    Ok(Args {
+        baseline: a.value("--baseline")?,
+        runs: a.value_or("--runs", 3)?,
+        mib: a.value_or("--mib", 8)?,
+    })
 }
 
 /// One client: a binary, its root and its address.
@@ -62,21 +62,13 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
     // Per client: one warm-up package, then three per run.
     let mut dirs = Vec::new();
     for (c, (label, _, _)) in clients.iter().enumerate() {
-        dirs.push(package(
-            &pkgs,
-            &format!("warm-{label}"),
-            4096,
-            90 + c as u64,
-        )?);
+        let warm = Package::data(format!("warm-{label}"), 4096, 90 + c as u64);
+        dirs.push(warm.write_in(&pkgs)?);
         for r in 0..a.runs {
             for k in 0..3 {
                 let seed = 1000 * (c as u64 + 1) + 10 * r as u64 + k;
-                dirs.push(package(
-                    &pkgs,
-                    &format!("p-{label}-{r}-{k}"),
-                    a.mib << 20,
-                    seed,
-                )?);
+                let p = Package::data(format!("p-{label}-{r}-{k}"), (a.mib as u64) << 20, seed);
+                dirs.push(p.write_in(&pkgs)?);
             }
         }
     }
@@ -85,7 +77,7 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
     let add: Vec<&str> = add.iter().map(String::as_str).collect();
     env.dist(&repo, &add)?;
     let key = env.dist(&repo, &["key", "show"])?.1.trim().to_string();
-    env.with_server(&repo, || {
+    with_server(env, &repo, || {
         let mut cs = Vec::new();
         for (label, dist, ip) in &clients {
             cs.push(setup_client(env, label, dist, ip, &key)?);

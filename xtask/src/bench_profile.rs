@@ -25,10 +25,20 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
+use crate::lab::args::Usage;
 use crate::lab::env::{in_namespace, ms, p50, Env};
+use crate::lab::packages::Package;
+use crate::lab::server::with_server;
 use crate::netns::HTTP;
+
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask bench profile [--packages N] [--files F] [--runs R] [--baseline BIN] [--dir DIR]",
+    values: &["--packages", "--files", "--runs", "--baseline", "--dir"],
+    switches: &[],
+    positionals: 0,
+};
 
 struct Args {
     packages: usize,
@@ -39,31 +49,18 @@ struct Args {
 }
 
 fn parse(args: &[&str]) -> Result<Args> {
-    let mut a = Args {
-        packages: 500,
-        files: 40,
-        runs: 9,
-        baseline: None,
-        dir: None,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match *flag {
-            "--packages" => a.packages = value()?.parse().context("--packages")?,
-            "--files" => a.files = value()?.parse().context("--files")?,
-            "--runs" => a.runs = value()?.parse().context("--runs")?,
-            "--baseline" => a.baseline = Some(PathBuf::from(value()?)),
-            "--dir" => a.dir = Some(PathBuf::from(value()?)),
-            other => bail!(
-                "unknown option `{other}` (--packages N, --files F, --runs R, --baseline BIN, --dir DIR)"
-            ),
-        }
+    let a = USAGE.parse(args)?;
+    let files = a.value_or("--files", 40)?;
+    if files < 40 {
+        return Err(a.error("--files must be at least 40 (the `trees` layout's spread)"));
     }
-    if a.files < 40 {
-        bail!("--files must be at least 40 (the `trees` layout's spread)");
-    }
-    Ok(a)
+    Ok(Args {
+        packages: a.value_or("--packages", 500)?,
+        files,
+        runs: a.value_or("--runs", 9)?,
+        baseline: a.value("--baseline")?,
+        dir: a.value("--dir")?,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,30 +126,17 @@ fn dynamic_elf() -> Vec<u8> {
     b
 }
 
-fn write_package(dir: &Path, name: &str, paths: &[String]) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let d = dir.join(name);
-    fs::create_dir_all(d.join("scripts"))?;
-    fs::create_dir_all(d.join("assets"))?;
-    fs::write(
-        d.join("manifest.yaml"),
-        format!("name: {name}\nversion: 1.0.0\n"),
-    )?;
-    for s in ["install.sh", "uninstall.sh"] {
-        fs::write(d.join("scripts").join(s), "#!/bin/sh\n")?;
-    }
+/// Package `name` with `paths` under `assets/`: each `bin/` file a dynamically linked ELF
+/// header (mode 0755), every other file its own path.
+fn package(name: &str, paths: &[String]) -> Package {
     let elf = dynamic_elf();
-    for p in paths {
-        let at = d.join("assets").join(p);
-        fs::create_dir_all(at.parent().expect("a parent"))?;
-        if p.starts_with("bin/") {
-            fs::write(&at, &elf)?;
-            fs::set_permissions(&at, fs::Permissions::from_mode(0o755))?;
+    paths.iter().fold(Package::new(name, "1.0.0"), |p, path| {
+        if path.starts_with("bin/") {
+            p.executable(path, elf.clone())
         } else {
-            fs::write(&at, p.as_bytes())?;
+            p.file(path, path.as_bytes())
         }
-    }
-    Ok(d)
+    })
 }
 
 /// One client root: a binary, a layout, and what it measured.
@@ -179,14 +163,11 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
     for l in layouts {
         for i in 0..a.packages {
             let name = format!("{}-{i:04}", l.name());
-            dirs.push(write_package(&pkgs, &name, &l.paths(&name, a.files))?);
+            dirs.push(package(&name, &l.paths(&name, a.files)).write(&pkgs.join(&name))?);
         }
         let extra = format!("{}-extra", l.name());
-        dirs.push(write_package(
-            &pkgs,
-            &extra,
-            &[format!("share/doc/{extra}/README")],
-        )?);
+        let readme = [format!("share/doc/{extra}/README")];
+        dirs.push(package(&extra, &readme).write(&pkgs.join(&extra))?);
     }
     let (took, _) = env.dist(&repo, &add_args(&dirs))?;
     println!(
@@ -196,7 +177,7 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
         ms(took)
     );
     let key = env.dist(&repo, &["key", "show"])?.1.trim().to_string();
-    env.with_server(&repo, || {
+    with_server(env, &repo, || {
         let mut cs = Vec::new();
         for l in layouts {
             cs.push(contender(env, a, &key, l.name().into(), &env.dist, l)?);

@@ -14,25 +14,28 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
+use crate::lab::args::Usage;
 use crate::lab::fixtures::served_client;
+use crate::lab::packages::Package;
 use crate::util;
 
 const CHAIN: usize = 50;
 const RUNS: usize = 10;
 const VERSIONS: [&str; 4] = ["1.0.0", "1.1.0", "2.0.0", "2.1.0"];
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask bench resolve [N versions]",
+    values: &[],
+    switches: &[],
+    positionals: 1,
+};
 
 pub fn run(args: &[&str]) -> Result<()> {
     if args.first() == Some(&"hard") {
         return crate::bench_resolve_hard::run(&args[1..]);
     }
-    let n: usize = match args.first() {
-        Some(a) => a
-            .parse()
-            .context("usage: cargo xtask bench resolve [N versions]")?,
-        None => 10_000,
-    };
+    let n: usize = USAGE.parse(args)?.positional(0, "N")?.unwrap_or(10_000);
     let names = (n / VERSIONS.len()).max(2 * CHAIN);
     let dist = util::release_dist()?;
     let tmp = tempfile::tempdir()?;
@@ -95,20 +98,19 @@ fn generate(dir: &Path, names: usize) -> Result<PathBuf> {
         for j in 0..CHAIN {
             for v in VERSIONS {
                 let major = &v[..1];
-                let mut deps = Vec::new();
+                let mut p = Package::tiny(format!("c{k}-{j}"), v);
                 if j + 1 < CHAIN {
-                    deps.push(format!("c{k}-{}: \"^{major}\"", j + 1));
+                    p = p.depends(format!("c{k}-{}", j + 1), format!("^{major}"));
                 }
                 if j == 0 && v == "1.0.0" && k + 1 < chains {
-                    deps.push(format!("c{}-0: \"^2\"", k + 1));
+                    p = p.depends(format!("c{}-0", k + 1), "^2");
                 }
-                let d = crate::lab::fixtures::package(dir, &format!("c{k}-{j}"), v, &deps)?;
-                list.push_str(&format!("{}\n", d.display()));
+                list.push_str(&format!("{}\n", p.write_in(dir)?.display()));
             }
         }
     }
-    let d = crate::lab::fixtures::package(dir, "lone", "1.0.0", &[])?;
-    list.push_str(&format!("{}\n", d.display()));
+    let lone = Package::tiny("lone", "1.0.0").write_in(dir)?;
+    list.push_str(&format!("{}\n", lone.display()));
     let path = dir.join("list.txt");
     fs::write(&path, list)?;
     Ok(path)

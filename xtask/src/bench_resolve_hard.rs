@@ -18,10 +18,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
+use crate::lab::args::Usage;
 use crate::lab::fixtures::{served_client, ServedClient};
+use crate::lab::packages::Package;
 use crate::util;
+
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask bench resolve hard [--baseline DIST] [--versions N,N]",
+    values: &["--baseline", "--versions"],
+    switches: &[],
+    positionals: 0,
+};
 
 struct Args {
     baseline: Option<PathBuf>,
@@ -29,27 +38,14 @@ struct Args {
 }
 
 fn parse(args: &[&str]) -> Result<Args> {
-    let mut a = Args {
-        baseline: None,
-        versions: vec![1_000, 4_000],
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match *arg {
-            "--baseline" => a.baseline = Some(it.next().context("--baseline DIST")?.into()),
-            "--versions" => {
-                a.versions = it
-                    .next()
-                    .context("--versions N,N")?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()
-                    .context("--versions N,N")?;
-            }
-            other => bail!("usage: cargo xtask bench resolve hard [--baseline DIST] [--versions N,N] (not `{other}`)"),
-        }
-    }
-    Ok(a)
+    let a = USAGE.parse(args)?;
+    let list = |s: &str| s.split(',').map(str::parse).collect::<Result<Vec<_>, _>>();
+    Ok(Args {
+        baseline: a.value("--baseline")?,
+        versions: a
+            .value_with("--versions", list)?
+            .unwrap_or(vec![1_000, 4_000]),
+    })
 }
 
 pub fn run(args: &[&str]) -> Result<()> {
@@ -59,7 +55,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     if let Some(b) = &a.baseline {
         contenders.push(("baseline", b.clone()));
     }
-    let mut cases: Vec<(String, Vec<Pkg>, &str)> = vec![("pigeons".into(), pigeons(9), "all")];
+    let mut cases: Vec<(String, Vec<Package>, &str)> = vec![("pigeons".into(), pigeons(9), "all")];
     for n in &a.versions {
         cases.push((format!("versions-{n}"), versions(*n, 1), "app"));
     }
@@ -84,25 +80,21 @@ pub fn run(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// One package version: name, version, dependencies (name, requirement).
-type Pkg = (String, String, Vec<(String, String)>);
-
-fn pigeons(n: usize) -> Vec<Pkg> {
+fn pigeons(n: usize) -> Vec<Package> {
     let slots = n - 1;
-    let mut out = vec![(
-        "all".to_string(),
-        "1.0.0".to_string(),
-        (0..n).map(|k| (format!("p{k}"), "*".to_string())).collect(),
-    )];
+    let all = (0..n).fold(Package::tiny("all", "1.0.0"), |p, k| {
+        p.depends(format!("p{k}"), "*")
+    });
+    let mut out = vec![all];
     for k in 0..n {
         for s in 1..=slots {
-            let dep = vec![(format!("h{s}"), format!("={}.0.0", k + 1))];
-            out.push((format!("p{k}"), format!("{s}.0.0"), dep));
+            let p = Package::tiny(format!("p{k}"), format!("{s}.0.0"));
+            out.push(p.depends(format!("h{s}"), format!("={}.0.0", k + 1)));
         }
     }
     for s in 1..=slots {
         for k in 1..=n {
-            out.push((format!("h{s}"), format!("{k}.0.0"), Vec::new()));
+            out.push(Package::tiny(format!("h{s}"), format!("{k}.0.0")));
         }
     }
     out
@@ -110,27 +102,24 @@ fn pigeons(n: usize) -> Vec<Pkg> {
 
 /// `app` 1.0.0…N.0.0, version K needing `lib =(K × step).0.0`, and `lib` 1.0.0…(N × step).0.0,
 /// each needing a package no index has.
-fn versions(n: usize, step: usize) -> Vec<Pkg> {
+fn versions(n: usize, step: usize) -> Vec<Package> {
     let mut out = Vec::new();
     for k in 1..=n {
-        let lib = format!("={}.0.0", k * step);
-        out.push(("app".into(), format!("{k}.0.0"), vec![("lib".into(), lib)]));
+        let app = Package::tiny("app", format!("{k}.0.0"));
+        out.push(app.depends("lib", format!("={}.0.0", k * step)));
     }
     for k in 1..=n * step {
-        let gone = vec![("gone".to_string(), "^1".to_string())];
-        out.push(("lib".into(), format!("{k}.0.0"), gone));
+        out.push(Package::tiny("lib", format!("{k}.0.0")).depends("gone", "^1"));
     }
     out
 }
 
 /// A repository of `pkgs` published and served on loopback, and a client synced from it.
-fn client(dist: &Path, tmp: &Path, pkgs: &[Pkg]) -> Result<ServedClient> {
+fn client(dist: &Path, tmp: &Path, pkgs: &[Package]) -> Result<ServedClient> {
     let dirs = tmp.join("pkgs");
     let mut list = String::new();
-    for (name, version, deps) in pkgs {
-        let deps: Vec<String> = deps.iter().map(|(d, r)| format!("{d}: \"{r}\"")).collect();
-        let d = crate::lab::fixtures::package(&dirs, name, version, &deps)?;
-        list.push_str(&format!("{}\n", d.display()));
+    for p in pkgs {
+        list.push_str(&format!("{}\n", p.write_in(&dirs)?.display()));
     }
     let list_path = tmp.join("list.txt");
     fs::write(&list_path, list)?;

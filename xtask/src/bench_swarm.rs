@@ -32,19 +32,20 @@
 //! The server, the packages and the released groups of clients are the lab's (`crate::lab`),
 //! which `bench transport` runs too; this module is the scenarios and their report.
 
-use std::fs;
 use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::lab::campaign::{self as c, Server};
-use crate::lab::env::Env;
+use crate::lab::args::Usage;
+use crate::lab::campaign as c;
+use crate::lab::env::{in_namespace_with, Env};
 use crate::lab::group::{self, tally, Group, Outcome};
+use crate::lab::server::Server;
 use crate::lab::{self, secs1, timeline, Published};
-use crate::netns::{Netns, HTTP, SERVER_IP};
-use crate::util::{self, mib};
+use crate::netns::{HTTP, SERVER_IP};
+use crate::util::mib;
 
 /// How long one client may take before it is killed and its scenario marked failed.
 const CLIENT_LIMIT: Duration = Duration::from_secs(600);
@@ -58,7 +59,12 @@ const MIRROR_CLASS: &str = "1:30";
 const MIRROR_RPC_PORT: u16 = 9092;
 /// How long the mirror may take to copy every package and become healthy.
 const MIRROR_LIMIT: Duration = Duration::from_secs(600);
-const USAGE: &str = "usage: cargo xtask bench swarm [N clients (8)] [MiB (128)] [mbit/s (64)]";
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask bench swarm [N clients (8)] [MiB (128)] [mbit/s (64)]",
+    values: &[],
+    switches: &[],
+    positionals: 3,
+};
 
 /// One way of fetching the package that the bench compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,54 +120,31 @@ struct Args {
 }
 
 fn parse(args: &[&str]) -> Result<Args> {
-    let mut a = Args {
-        clients: 8,
-        mib: 128,
-        mbit: 64,
+    let p = USAGE.parse(args)?;
+    let a = Args {
+        clients: p.positional(0, "N")?.unwrap_or(8),
+        mib: p.positional(1, "MiB")?.unwrap_or(128),
+        mbit: p.positional(2, "mbit/s")?.unwrap_or(64),
     };
-    if args.len() > 3 {
-        bail!("{USAGE}");
-    }
-    if let Some(n) = args.first() {
-        a.clients = n.parse().context(USAGE)?;
-    }
-    if let Some(m) = args.get(1) {
-        a.mib = m.parse().context(USAGE)?;
-    }
-    if let Some(r) = args.get(2) {
-        a.mbit = r.parse().context(USAGE)?;
-    }
     // Every client of every scenario has its own address in 10.77.0.2..=10.77.0.254.
     if a.clients == 0 || a.clients * SCENARIOS.len() > 253 {
-        bail!(
+        return Err(p.error(format!(
             "N must be 1..={} (one address per client per scenario)",
             253 / SCENARIOS.len()
-        );
+        )));
     }
     if a.mib == 0 || a.mbit == 0 {
-        bail!("{USAGE}");
+        return Err(p.error("MiB and mbit/s must be more than 0"));
     }
     Ok(a)
 }
 
 pub fn run(args: &[&str]) -> Result<()> {
     let a = parse(args)?;
-    let dist = util::release_dist()?;
-    let tmp = std::env::temp_dir().join(format!("dist-bench-swarm-{}", std::process::id()));
-    fs::create_dir_all(&tmp)?;
     let mut addrs = vec![SERVER_IP.to_string(), MIRROR_IP.to_string()];
     addrs.extend((0..a.clients * SCENARIOS.len()).map(client_ip));
     let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-    let ns = Netns::new(&addrs).context("cannot make a network namespace")?;
-    let env = Env {
-        dist,
-        ns,
-        tmp: tmp.clone(),
-    };
-    let r = measure(&env, &a);
-    drop(env);
-    let _ = fs::remove_dir_all(&tmp);
-    r
+    in_namespace_with("swarm", &addrs, |env| measure(env, &a))
 }
 
 /// The address of client `k` (counting over all scenarios): 10.77.0.2, 10.77.0.3, ...
@@ -204,7 +187,7 @@ fn measure(env: &Env, a: &Args) -> Result<()> {
         &[(SERVER_IP, c::ORIGIN_CLASS), (MIRROR_IP, MIRROR_CLASS)],
     )?;
     let mut servers = Servers {
-        origin: Some(lab::spawn_server(env, &repo, &[], "serve.log")?),
+        origin: Some(Server::bench_origin(env, &repo, &[], "serve.log")?),
         mirror: None,
         stopped: Vec::new(),
     };
@@ -311,7 +294,7 @@ fn start_mirror(
 ) -> Result<()> {
     let old = servers.origin.take().expect("the origin runs");
     servers.stopped.push(("dist serve (origin)", old.stop()));
-    let origin = servers.origin.insert(lab::spawn_server(
+    let origin = servers.origin.insert(Server::bench_origin(
         env,
         repo,
         &["--web-seed", MIRROR_URL],
@@ -346,7 +329,7 @@ fn spawn_mirror(env: &Env, key: &str) -> Result<Server> {
         .args(["--http", MIRROR_HTTP, "--tracker", MIRROR_TRACKER])
         .args(["--bind", MIRROR_IP, "--rpc-port"])
         .arg(MIRROR_RPC_PORT.to_string());
-    lab::spawn_serve(env, cmd, "mirror.log")
+    Server::bench(env, cmd, "mirror.log")
 }
 
 /// The table, the mirror's line and the last line, from what ran.

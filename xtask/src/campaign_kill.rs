@@ -25,14 +25,23 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::lab::campaign::{self as c, Hit, Rng, Server};
-use crate::lab::env::{in_namespace, package, Env};
+use crate::lab::args::Usage;
+use crate::lab::campaign::{self as c, Hit, Rng};
+use crate::lab::env::{in_namespace, Env};
+use crate::lab::packages::Package;
+use crate::lab::server::Server;
 
 mod check;
 mod rounds;
 mod verbs;
 
-const BIG_MIB: usize = 32;
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask campaign kill [N] [--seed S]",
+    values: &["--seed"],
+    switches: &[],
+    positionals: 1,
+};
+const BIG_MIB: u64 = 32;
 const CAP_MBIT: u32 = 64;
 /// How long a command run to completion after a kill may take.
 const LIMIT: Duration = Duration::from_secs(300);
@@ -126,24 +135,9 @@ struct Campaign<'a> {
     mirrors: usize,
 }
 
-fn parse(args: &[&str]) -> Result<(usize, Option<u64>)> {
-    let (mut n, mut seed) = (200, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match *a {
-            "--seed" => seed = Some(it.next().context("--seed needs a value")?.parse()?),
-            v => {
-                n = v
-                    .parse()
-                    .with_context(|| format!("`{v}`: expected N or --seed S"))?
-            }
-        }
-    }
-    Ok((n, seed))
-}
-
 pub fn run(args: &[&str]) -> Result<()> {
-    let (n, seed) = parse(args)?;
+    let a = USAGE.parse(args)?;
+    let (n, seed) = (a.positional(0, "N")?.unwrap_or(200), a.value("--seed")?);
     let (rng, seed) = Rng::new(seed);
     println!("kill campaign: {n} kills, seed {seed} (again: cargo xtask campaign kill {n} --seed {seed})");
     let t = Instant::now();
@@ -165,10 +159,8 @@ impl<'a> Campaign<'a> {
     fn setup(env: &'a Env, rng: Rng) -> Result<Campaign<'a>> {
         let began = Instant::now();
         let pkgs = env.tmp.join("pkgs");
-        let big1 = package(&pkgs.join("v1"), "big", BIG_MIB << 20, 1)?;
-        let big2 = package(&pkgs.join("v2"), "big", BIG_MIB << 20, 2)?;
-        with_lifecycle(&big1, "1.0.0")?;
-        with_lifecycle(&big2, "2.0.0")?;
+        let big1 = big("1.0.0", 1).write_in(&pkgs)?;
+        let big2 = big("2.0.0", 2).write_in(&pkgs)?;
         let repo = env.tmp.join("repo");
         let (lib, app) = verbs::lib_and_app(&pkgs)?;
         let added = c::ok(
@@ -228,7 +220,7 @@ impl<'a> Campaign<'a> {
 
     /// One cycle without kills, timing each operation.
     fn calibrate(&mut self) -> Result<()> {
-        let dir = self.new_package("pkg")?;
+        let (_, dir) = self.new_package("pkg")?;
         let t = Instant::now();
         c::ok(self.env, &self.repo, &["add", &disp(&dir)])?;
         self.est.insert(Kind::Add, t.elapsed());
@@ -557,20 +549,17 @@ impl<'a> Campaign<'a> {
 /// big's configuration file, as each version ships it.
 const CONF_TEXTS: [&str; 2] = ["version=1.0.0\n", "version=2.0.0\n"];
 
-/// Gives big a configuration file and an install script that keeps state (written by rename),
-/// so that kills land in the transition's script and configuration steps too (issue 21).
-fn with_lifecycle(dir: &Path, version: &str) -> Result<()> {
-    fs::write(
-        dir.join("manifest.yaml"),
-        format!("name: big\nversion: {version}\nconfig: [big.conf]\n"),
-    )?;
-    fs::write(dir.join("assets/big.conf"), format!("version={version}\n"))?;
-    fs::write(
-        dir.join("scripts/install.sh"),
-        "#!/bin/sh\nset -e\necho \"$DIST_VERSION\" > \"$DIST_STATE_DIR/.version.new\"\n\
-         mv \"$DIST_STATE_DIR/.version.new\" \"$DIST_STATE_DIR/version\"\n",
-    )?;
-    Ok(())
+/// big at `version`: `BIG_MIB` MiB of random content from `seed`, a configuration file, and an
+/// install script that keeps state (written by rename), so that kills land in the transition's
+/// script and configuration steps too (issue 21).
+fn big(version: &str, seed: u64) -> Package {
+    Package::new("big", version)
+        .random("data.bin", BIG_MIB << 20, seed)
+        .config("big.conf", format!("version={version}\n"))
+        .install_script(
+            "#!/bin/sh\nset -e\necho \"$DIST_VERSION\" > \"$DIST_STATE_DIR/.version.new\"\n\
+             mv \"$DIST_STATE_DIR/.version.new\" \"$DIST_STATE_DIR/version\"\n",
+        )
 }
 
 fn disp(p: &Path) -> String {

@@ -15,15 +15,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::lab::campaign::{self as c, Server};
-use crate::lab::env::{in_namespace, package, Env};
+use crate::lab::args::Usage;
+use crate::lab::campaign as c;
+use crate::lab::env::{in_namespace, Env};
+use crate::lab::packages::Package;
+use crate::lab::server::Server;
 
 const SYNCS: usize = 200;
 const INSTALLS: usize = 50;
-const PACKAGE_BYTES: usize = 256 << 10;
+const PACKAGE_BYTES: u64 = 256 << 10;
 const PHASE_LIMIT: Duration = Duration::from_secs(600);
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask campaign load [ROUNDS]",
+    values: &[],
+    switches: &[],
+    positionals: 1,
+};
 
 /// What one phase of concurrent commands gave.
 struct Phase {
@@ -37,12 +46,7 @@ struct Phase {
 }
 
 pub fn run(args: &[&str]) -> Result<()> {
-    let rounds: usize = match args.first() {
-        Some(n) => n
-            .parse()
-            .context("usage: cargo xtask campaign load [ROUNDS]")?,
-        None => 5,
-    };
+    let rounds: usize = USAGE.parse(args)?.positional(0, "ROUNDS")?.unwrap_or(5);
     let t = Instant::now();
     in_namespace("campaign-load", |env| {
         let (key, repo) = repository(env)?;
@@ -74,12 +78,8 @@ fn repository(env: &Env) -> Result<(String, PathBuf)> {
     let repo = env.tmp.join("repo");
     let mut add = vec!["add".to_string(), "--create".to_string()];
     for i in 0..INSTALLS {
-        let dir = package(
-            &env.tmp.join("pkgs"),
-            &format!("small-{i:02}"),
-            PACKAGE_BYTES,
-            7000 + i as u64,
-        )?;
+        let p = Package::data(format!("small-{i:02}"), PACKAGE_BYTES, 7000 + i as u64);
+        let dir = p.write_in(&env.tmp.join("pkgs"))?;
         add.push(dir.display().to_string());
     }
     let add: Vec<&str> = add.iter().map(String::as_str).collect();

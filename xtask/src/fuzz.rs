@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::lab::args::Usage;
 use crate::util;
 
 /// Every target of `fuzz/Cargo.toml`, in the order they run.
@@ -33,7 +34,12 @@ pub const TARGETS: [&str; 8] = [
     "http_range",
 ];
 
-const USAGE: &str = "usage: cargo xtask fuzz [--secs N] [TARGET...] | --blind [SECS]";
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask fuzz [--secs N] [TARGET...] | --blind [SECS]",
+    values: &["--secs"],
+    switches: &[],
+    positionals: usize::MAX,
+};
 
 /// What one target's run reported.
 #[derive(Debug, Default)]
@@ -52,18 +58,11 @@ pub fn run(args: &[&str]) -> Result<()> {
     if args.first() == Some(&"--blind") {
         return crate::fuzz_blind::run(&args[1..]);
     }
-    let mut secs = 600u64;
-    let mut targets = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match *a {
-            "--secs" => {
-                let s = it.next().context(USAGE)?;
-                secs = s.parse().with_context(|| format!("`{s}` is not seconds"))?;
-            }
-            t if TARGETS.contains(&t) => targets.push(t),
-            other => bail!("unknown target or flag `{other}` (targets: {TARGETS:?})\n{USAGE}"),
-        }
+    let a = USAGE.parse(args)?;
+    let secs: u64 = a.value_or("--secs", 600)?;
+    let mut targets = a.positionals().to_vec();
+    if let Some(t) = targets.iter().find(|t| !TARGETS.contains(t)) {
+        return Err(a.error(format!("unknown target `{t}` (targets: {TARGETS:?})")));
     }
     if targets.is_empty() {
         targets = TARGETS.to_vec();

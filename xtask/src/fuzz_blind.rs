@@ -9,16 +9,18 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::lab::args::Usage;
 use crate::util;
 
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask fuzz --blind [SECS per target]",
+    values: &[],
+    switches: &[],
+    positionals: 1,
+};
+
 pub fn run(args: &[&str]) -> Result<()> {
-    let secs: u64 = match args {
-        [] => 300,
-        [s] => s
-            .parse()
-            .with_context(|| format!("`{s}` is not a number of seconds"))?,
-        _ => bail!("usage: cargo xtask fuzz --blind [SECS per target]"),
-    };
+    let secs: u64 = USAGE.parse(args)?.positional(0, "SECS")?.unwrap_or(300);
     let seed = match std::env::var("DIST_FUZZ_SEED") {
         Ok(s) => s,
         Err(_) => {

@@ -26,8 +26,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
+use crate::lab::args::Usage;
+use crate::lab::packages::Package;
 use crate::util::{self, Measured};
 
 mod serve;
@@ -37,6 +39,12 @@ use serve::{dist, http_get, Ports, Serve};
 const BATCH: usize = 10_000;
 const QUERY_RUNS: usize = 21;
 const PUBLISHES: usize = 20;
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask bench scale [N] [--baseline BIN] [--serve-cap SECS] [--check]",
+    values: &["--baseline", "--serve-cap"],
+    switches: &["--check"],
+    positionals: 1,
+};
 
 struct Args {
     n: usize,
@@ -48,26 +56,13 @@ struct Args {
 }
 
 fn parse(args: &[&str]) -> Result<Args> {
-    let mut a = Args {
-        n: 100_000,
-        baseline: None,
-        serve_cap: Duration::from_secs(300),
-        check: false,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().copied().context("a value is missing");
-        match *arg {
-            "--baseline" => a.baseline = Some(PathBuf::from(value()?)),
-            "--serve-cap" => a.serve_cap = Duration::from_secs(value()?.parse()?),
-            "--check" => a.check = true,
-            n if n.parse::<usize>().is_ok() => a.n = n.parse()?,
-            other => {
-                bail!("unknown option `{other}` (N, --baseline BIN, --serve-cap SECS, --check)")
-            }
-        }
-    }
-    Ok(a)
+    let a = USAGE.parse(args)?;
+    Ok(Args {
+        n: a.positional(0, "N")?.unwrap_or(100_000),
+        baseline: a.value("--baseline")?,
+        serve_cap: Duration::from_secs(a.value_or("--serve-cap", 300)?),
+        check: a.switch("--check"),
+    })
 }
 
 pub fn run(args: &[&str]) -> Result<()> {
@@ -134,7 +129,7 @@ fn generate(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
     let mut lists = Vec::new();
     let mut list = String::new();
     for i in 0..n {
-        let d = package(dir, &format!("pkg-{i:06}"), "1.0.0")?;
+        let d = package(&format!("pkg-{i:06}"), "1.0.0").write_in(dir)?;
         list.push_str(&format!("{}\n", d.display()));
         if (i + 1) % BATCH == 0 || i + 1 == n {
             let path = dir.join(format!("list-{}.txt", lists.len()));
@@ -145,20 +140,10 @@ fn generate(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
     Ok(lists)
 }
 
-fn package(dir: &Path, name: &str, version: &str) -> Result<PathBuf> {
-    let d = dir.join(format!("{name}-{version}"));
-    fs::create_dir_all(d.join("assets"))?;
-    fs::create_dir_all(d.join("scripts"))?;
-    fs::write(
-        d.join("manifest.yaml"),
-        format!(
-            "name: {name}\nversion: {version}\ndescription: synthetic package {name} of the scale benchmark\n"
-        ),
-    )?;
-    fs::write(d.join("assets/data.txt"), format!("{name} {version}\n"))?;
-    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n")?;
-    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n")?;
-    Ok(d)
+/// A synthetic package of one small file, described.
+fn package(name: &str, version: &str) -> Package {
+    Package::tiny(name, version)
+        .description(format!("synthetic package {name} of the scale benchmark"))
 }
 
 /// What one contender measured; `None` where it could not (said in the report).
@@ -240,7 +225,7 @@ fn measure(
         .unwrap_or(0)
         .saturating_sub(lists.len());
     for i in already..PUBLISHES {
-        let d = package(pkgs, "publish", &format!("1.0.{i}"))?;
+        let d = package("publish", &format!("1.0.{i}")).write_in(pkgs)?;
         run_quiet(dist(bin, &repo).arg("add").arg(d))?;
     }
     f.published_after = Some(dir_size(&repo.join("published"))?);
@@ -277,7 +262,7 @@ fn served(bin: &Path, s: &Served, pkgs: &Path, a: &Args, f: &mut Figures) -> Res
     };
     f.sync_initial = sync("initial").ok().map(|(b, _)| b);
     eprintln!("[{}] one more package into the index", s.label);
-    let one = package(pkgs, "one-more", "1.0.0")?;
+    let one = package("one-more", "1.0.0").write_in(pkgs)?;
     let t = Instant::now();
     let st = dist(bin, s.repo)
         .arg("add")

@@ -1,33 +1,32 @@
 //! The `dist serve` a scale run measures: free loopback ports, starting it, waiting until
 //! healthy (bounded by `--serve-cap`), its resident memory with its tracker and seeder, and
-//! stopping it by SIGTERM; a minimal HTTP GET to probe it.
+//! stopping it by SIGTERM; an HTTP GET (ureq) to probe it.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// A minimal HTTP/1.0 GET on loopback: status and body.
+/// `GET path` of the server at `addr` (loopback) on a connection of its own, with short
+/// timeouts and no redirects followed: the status, whatever it is, and the body.
 pub(super) fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    let head_end = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no HTTP header end")?;
-    let status = String::from_utf8_lossy(&resp[..head_end])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no HTTP status")?;
-    Ok((status, resp[head_end + 4..].to_vec()))
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(2))
+        .timeout_read(Duration::from_secs(10))
+        .redirects(0)
+        .build();
+    let response = match agent.get(&format!("http://{addr}{path}")).call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("GET {path}"))),
+    };
+    let status = response.status();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body)?;
+    Ok((status, body))
 }
 
 pub(super) struct Ports {

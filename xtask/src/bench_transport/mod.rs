@@ -27,19 +27,19 @@ mod cell;
 mod plan;
 mod report;
 
-use std::fs;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use self::cell::{Addresses, CellRun};
 use self::plan::{Cell, Link, Plan};
-use crate::lab::campaign::{self as c, Server};
-use crate::lab::env::Env;
+use crate::lab::campaign as c;
+use crate::lab::env::{in_namespace_with, Env};
+use crate::lab::server::Server;
 use crate::lab::{self, secs1, Published};
-use crate::netns::{Netns, SERVER_IP};
-use crate::util::{self, mib};
+use crate::netns::SERVER_IP;
+use crate::util::mib;
 
 /// How long `dist serve` may take to be healthy at the start (it checks every package).
 const SERVE_LIMIT: Duration = Duration::from_secs(300);
@@ -49,19 +49,7 @@ const SERVE_AGAIN_LIMIT: Duration = Duration::from_secs(60);
 pub fn run(args: &[&str]) -> Result<()> {
     let plan = plan::from_args(args)?;
     plan.print();
-    let dist = util::release_dist()?;
-    let tmp = std::env::temp_dir().join(format!("dist-bench-transport-{}", std::process::id()));
-    fs::create_dir_all(&tmp)?;
-    let ns = Netns::new(&[SERVER_IP]).context("cannot make a network namespace")?;
-    let env = Env {
-        dist,
-        ns,
-        tmp: tmp.clone(),
-    };
-    let r = measure(&env, &plan);
-    drop(env);
-    let _ = fs::remove_dir_all(&tmp);
-    r
+    in_namespace_with("transport", &[SERVER_IP], |env| measure(env, &plan))
 }
 
 /// The package of `mib` MiB.
@@ -91,7 +79,7 @@ fn measure(env: &Env, plan: &Plan) -> Result<()> {
     let key = c::ok(env, &repo, &["key", "show"])?.trim().to_string();
     // Shaped at 64 mbit/s here; `set_link` sets each cell's rate before it runs.
     c::shape(env, 64, &[(SERVER_IP, c::ORIGIN_CLASS)])?;
-    let mut server = lab::spawn_server(env, &repo, &[], "serve.log")?;
+    let mut server = Server::bench_origin(env, &repo, &[], "serve.log")?;
     let mut runs: Vec<CellRun> = Vec::new();
     let mut not_run = plan.skipped.clone();
     let result = cells(

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::lab::args::Usage;
 use crate::lab::secs1;
 
 /// An origin link: the HTB class of the origin's address at this rate.
@@ -135,7 +136,13 @@ const QUICK_BUDGET: Duration = Duration::from_secs(5 * 60);
 /// `--quick`: the single client not capped, the 8 × 16 MiB at 64 mbit/s of the last line, and
 /// a 1 MiB cell (8 clients at 1 gbit/s), each with every scenario.
 const QUICK: [(&str, usize, usize); 3] = [("uncapped", 1, 16), ("64mbit", 8, 16), ("1gbit", 8, 1)];
-pub(super) const USAGE: &str = "usage: cargo xtask bench transport [--quick]";
+/// `--cells` is hidden: it checks a few cells.
+const USAGE: Usage = Usage {
+    line: "usage: cargo xtask bench transport [--quick]",
+    values: &["--cells"],
+    switches: &["--quick"],
+    positionals: 0,
+};
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,11 +218,12 @@ pub(super) struct Plan {
 /// The plan the arguments ask for: `[--quick]`, or the hidden `--cells LINK:N:MIB[:SCENARIO],…`
 /// (exactly those, whatever the budget: to check a few cells).
 pub(super) fn from_args(args: &[&str]) -> Result<Plan> {
-    match args {
-        [] => Ok(full()),
-        ["--quick"] => Ok(quick()),
-        ["--cells", spec] => only(spec),
-        _ => bail!("{USAGE}"),
+    let a = USAGE.parse(args)?;
+    match (a.switch("--quick"), a.value::<String>("--cells")?) {
+        (false, None) => Ok(full()),
+        (true, None) => Ok(quick()),
+        (false, Some(spec)) => only(&spec),
+        (true, Some(_)) => Err(a.error("--quick or --cells, not both")),
     }
 }
 

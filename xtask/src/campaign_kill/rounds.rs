@@ -11,13 +11,14 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::{disp, Campaign, Kind, LIMIT};
-use crate::lab::campaign::{self as c, Hit, Server};
-use crate::lab::env::package;
+use crate::lab::campaign::{self as c, Hit};
+use crate::lab::packages::Package;
+use crate::lab::server::Server;
 
 impl Campaign<'_> {
     /// `dist add` of a new package: killed while it validates, packs or publishes.
     pub(super) fn add_round(&mut self) -> Result<()> {
-        let dir = self.new_package("pkg")?;
+        let (name, dir) = self.new_package("pkg")?;
         let args = ["add", &disp(&dir)];
         let before = self.latest();
         let (hit, delay) = self.kill_dist(Kind::Add, &self.repo.clone(), &args)?;
@@ -25,7 +26,6 @@ impl Campaign<'_> {
         self.record(Kind::Add, hit, delay, phase);
         self.check("after the kill");
         if self.rerun(&self.repo.clone(), &args) {
-            let name = file_name(&dir);
             if !self.published_names().contains(&name) {
                 self.violation(format!(
                     "after `dist add` completed, LATEST does not list {name}"
@@ -90,17 +90,13 @@ impl Campaign<'_> {
             .collect()
     }
 
-    /// A new package of 256 KiB to 4.25 MiB under `pkgs/added/`.
-    pub(super) fn new_package(&mut self, prefix: &str) -> Result<PathBuf> {
+    /// A new package of 256 KiB to 4.25 MiB under `pkgs/added/`: its name and directory.
+    pub(super) fn new_package(&mut self, prefix: &str) -> Result<(String, PathBuf)> {
         self.adds += 1;
-        let size = (256 << 10) + (self.rng.next_u64() % (4 << 20)) as usize;
+        let size = (256 << 10) + self.rng.next_u64() % (4 << 20);
         let name = format!("{prefix}-{}", self.adds);
-        package(
-            &self.pkgs.join("added"),
-            &name,
-            size,
-            100 + self.adds as u64,
-        )
+        let p = Package::data(name.as_str(), size, 100 + self.adds as u64);
+        Ok((name, p.write_in(&self.pkgs.join("added"))?))
     }
 
     /// `dist install big@VERSION --transport T`, killed while it fetches, unpacks or switches.
@@ -487,9 +483,9 @@ impl Campaign<'_> {
             self.stop_server()?;
             self.serves += 1;
             let log = self.env.tmp.join(format!("serve-{}.log", self.serves));
-            self.server = Some(c::Server::spawn(self.env, &self.repo, &log)?);
+            self.server = Some(Server::spawn(self.env, &self.repo, &log)?);
         } else {
-            let dir = self.new_package("follow")?;
+            let (_, dir) = self.new_package("follow")?;
             c::ok(self.env, &self.repo, &["add", &disp(&dir)])?;
             serial = self.latest();
         }

@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use super::{check, disp, Campaign, Kind, HEALTH_LIMIT};
-use crate::lab::campaign::{self as c, Hit, Server};
-use crate::lab::env::package;
+use crate::lab::campaign::{self as c, Hit};
+use crate::lab::packages::Package;
+use crate::lab::server::Server;
 use crate::netns::HTTP;
 
 /// The mirror's addresses: the namespace's third (the client has the second).
@@ -33,13 +33,9 @@ type Set = BTreeMap<String, String>;
 /// and `autoremove` takes away again.
 pub(super) fn lib_and_app(pkgs: &Path) -> Result<(PathBuf, PathBuf)> {
     let deps = pkgs.join("deps");
-    let lib = package(&deps, "lib", 1 << 20, 7)?;
-    let app = package(&deps, "app", 256 << 10, 8)?;
-    fs::write(
-        app.join("manifest.yaml"),
-        "name: app\nversion: 1.0.0\ndepends: {lib: \"^1\"}\n",
-    )?;
-    Ok((lib, app))
+    let lib = Package::data("lib", 1 << 20, 7).write_in(&deps)?;
+    let app = Package::data("app", 256 << 10, 8).depends("lib", "^1");
+    Ok((lib, app.write_in(&deps)?))
 }
 
 /// The set `apply` makes current (store-format.md §6.2): big 1.0.0 and app requested, lib
@@ -132,7 +128,7 @@ impl Campaign<'_> {
         let t = Instant::now();
         self.start_mirror()?;
         self.est.insert(Kind::MirrorFresh, t.elapsed());
-        let dir = self.new_package("mirrored")?;
+        let (_, dir) = self.new_package("mirrored")?;
         c::ok(self.env, &self.repo, &["add", &disp(&dir)])?;
         let t = Instant::now();
         self.wait_mirror_caught_up()?;
@@ -397,26 +393,14 @@ impl Campaign<'_> {
     fn spawn_mirror(&mut self) -> Result<Server> {
         self.mirrors += 1;
         let log = self.env.tmp.join(format!("mirror-{}.log", self.mirrors));
-        let child = self
-            .env
-            .ns
-            .command(&self.env.dist)
-            .arg("--root")
+        let mut cmd = self.env.ns.command(&self.env.dist);
+        cmd.arg("--root")
             .arg(self.mirror_root())
             .args(["serve", "--mirror-of", &format!("http://{HTTP}")])
             .args(["--public-key", &self.all_keys[0], "--mirror-interval", "1"])
             .args(["--http", MIRROR_HTTP, "--tracker", MIRROR_TRACKER])
-            .args(["--bind", MIRROR_IP])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log)?)
-            .spawn()
-            .context("cannot start the mirror")?;
-        Ok(Server {
-            child,
-            log,
-            started: Instant::now(),
-        })
+            .args(["--bind", MIRROR_IP]);
+        Server::start(cmd, &log).context("cannot start the mirror")
     }
 
     /// Starts the mirror and waits until it is healthy and holds the origin's serial.
@@ -470,7 +454,7 @@ impl Campaign<'_> {
             // From a mirror that holds the origin's serial: one that lags behind an earlier
             // publish (a rotation's) may stop at that serial, which is whole but neither.
             self.wait_mirror_caught_up()?;
-            let dir = self.new_package("mirrored")?;
+            let (_, dir) = self.new_package("mirrored")?;
             c::ok(self.env, &self.repo, &["add", &disp(&dir)])?;
         }
         let (target, before) = (self.latest(), check::latest(&self.mirror_root()));

@@ -1,12 +1,13 @@
 //! `cargo xtask campaign kill [N] [--seed S] | load [ROUNDS]`: long-running campaigns against the real
 //! server and daemons in a private network namespace (`main.rs` dispatches to `campaign_kill` and
-//! `campaign_load`). This module holds what both (and the benches) share: a seeded random source, the bandwidth caps of the origin (and a
-//! mirror) and their counters, a restartable `dist serve`, running and killing `dist` inside
-//! the namespace, percentiles and resident memory.
+//! `campaign_load`). This module holds what both (and the benches) share: a seeded random
+//! source, the bandwidth caps of the origin (and a mirror) and their counters, running and
+//! killing `dist` inside the namespace, processes, percentiles and resident memory (`dist
+//! serve` itself: `server.rs`).
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -319,87 +320,4 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
         .map(|l| format!("    | {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Whether `GET /health` of the server at `http` (HOST:PORT) answers 200 inside the namespace.
-pub(crate) fn healthy_at(env: &Env, http: &str) -> bool {
-    env.ns
-        .command("curl")
-        .args(["-sf", "--max-time", "2", "-o", "/dev/null"])
-        .arg(format!("http://{http}/health"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A `dist serve` of one repository on the namespace's server addresses that can be killed
-/// and started again; its stderr (not quiet: the "ready" lines tell phases apart) is `log`.
-pub(crate) struct Server {
-    pub child: Child,
-    pub log: PathBuf,
-    pub started: Instant,
-}
-
-impl Server {
-    pub fn spawn(env: &Env, repo: &Path, log: &Path) -> Result<Server> {
-        let child = netns::serve_command(&env.ns, &env.dist, repo)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(log)?)
-            .spawn()
-            .context("cannot start dist serve")?;
-        Ok(Server {
-            child,
-            log: log.to_path_buf(),
-            started: Instant::now(),
-        })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits until `/health` is 200; an exit or `limit` is an error quoting the log.
-    pub fn wait_healthy(&mut self, env: &Env, limit: Duration) -> Result<Duration> {
-        self.wait_healthy_at(env, HTTP, limit)
-    }
-
-    /// `wait_healthy` for a server listening on `http` (HOST:PORT) instead of the namespace's
-    /// server address (a mirror).
-    pub fn wait_healthy_at(&mut self, env: &Env, http: &str, limit: Duration) -> Result<Duration> {
-        let t = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait()? {
-                bail!(
-                    "dist serve exited ({s}) before /health was 200:\n{}",
-                    tail(&self.log, 6)
-                );
-            }
-            if healthy_at(env, http) {
-                return Ok(t.elapsed());
-            }
-            if t.elapsed() > limit {
-                bail!("/health not 200 within {limit:?}:\n{}", tail(&self.log, 6));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM by pid and a bounded wait (SIGKILL after 30 s); the exit status.
-    pub fn stop(mut self) -> Result<ExitStatus> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .stderr(Stdio::null())
-            .status();
-        match wait_for(&mut self.child, Duration::from_secs(30))? {
-            Some(s) => Ok(s),
-            None => {
-                let _ = self.child.kill();
-                self.child.wait()?;
-                bail!("dist serve did not exit within 30 s of SIGTERM")
-            }
-        }
-    }
 }

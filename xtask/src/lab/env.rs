@@ -1,16 +1,16 @@
-//! The bench's environment that every bench and campaign starts from: this tree's release
-//! `dist`, a fresh network namespace with the server's and two clients' addresses, a temp dir
-//! (`in_namespace` makes and removes them), running `dist` there, a package of seeded random
-//! content, and the medians the tables print.
+//! The bench's environment that every bench and campaign in a namespace starts from: this
+//! tree's release `dist`, a fresh network namespace with the server's and the clients'
+//! addresses, a temp dir (`in_namespace` makes and removes them), running `dist` and curl
+//! there, and the medians the tables print.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::netns::{self, Netns, HTTP};
+use crate::netns::{Netns, HTTP};
 use crate::util;
 
 pub(crate) struct Env {
@@ -54,24 +54,23 @@ impl Env {
             .unwrap_or(false)
     }
 
-    /// Runs `f` while `dist serve` of `repo` runs (healthy first), then stops it with SIGTERM.
-    pub fn with_server(&self, repo: &Path, f: impl FnOnce() -> Result<()>) -> Result<()> {
-        let mut serve: Child = netns::serve_command(&self.ns, &self.dist, repo)
+    /// Whether `GET /health` of the server at `http` (HOST:PORT) answers 200 inside the
+    /// namespace.
+    pub(crate) fn healthy_at(&self, http: &str) -> bool {
+        self.ns
+            .command("curl")
+            .args(["-sf", "--max-time", "2", "-o", "/dev/null"])
+            .arg(format!("http://{http}/health"))
             .stdout(Stdio::null())
-            .stderr(fs::File::create(self.tmp.join("serve.log"))?)
-            .spawn()?;
-        let result = self.wait_healthy().and_then(|_| f());
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(serve.id().to_string())
-            .status();
-        let _ = serve.wait();
-        result
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
+    /// Waits until the namespace's server answers `/health` 200 (a minute at most).
     pub fn wait_healthy(&self) -> Result<()> {
         let t = Instant::now();
-        while !self.curl_ok(&[&format!("http://{HTTP}/health")]) {
+        while !self.healthy_at(HTTP) {
             if t.elapsed() > Duration::from_secs(60) {
                 bail!("server not healthy");
             }
@@ -79,29 +78,6 @@ impl Env {
         }
         Ok(())
     }
-}
-
-pub(crate) fn package(dir: &Path, name: &str, size: usize, seed: u64) -> Result<PathBuf> {
-    let d = dir.join(name);
-    fs::create_dir_all(d.join("assets"))?;
-    fs::create_dir_all(d.join("scripts"))?;
-    fs::write(
-        d.join("manifest.yaml"),
-        format!("name: {name}\nversion: 1.0.0\n"),
-    )?;
-    let mut s = seed | 1;
-    let data: Vec<u8> = (0..size)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect();
-    fs::write(d.join("assets/data.bin"), data)?;
-    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\n")?;
-    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\n")?;
-    Ok(d)
 }
 
 pub(crate) fn p50(mut v: Vec<Duration>) -> Duration {
@@ -116,11 +92,19 @@ pub(crate) fn ms(d: Duration) -> String {
 /// Runs `f` with this tree's release `dist`, a fresh namespace holding the server's and two
 /// clients' addresses, and a temp dir; removes both afterwards.
 pub(crate) fn in_namespace(what: &str, f: impl FnOnce(&Env) -> Result<()>) -> Result<()> {
+    in_namespace_with(what, &["10.77.0.1", "10.77.0.2", "10.77.0.3"], f)
+}
+
+/// `in_namespace` with the namespace holding `addrs` (the server's first).
+pub(crate) fn in_namespace_with(
+    what: &str,
+    addrs: &[&str],
+    f: impl FnOnce(&Env) -> Result<()>,
+) -> Result<()> {
     let dist = util::release_dist()?;
     let tmp = std::env::temp_dir().join(format!("dist-bench-{what}-{}", std::process::id()));
     fs::create_dir_all(&tmp)?;
-    let ns = Netns::new(&["10.77.0.1", "10.77.0.2", "10.77.0.3"])
-        .context("cannot make a network namespace")?;
+    let ns = Netns::new(addrs).context("cannot make a network namespace")?;
     let env = Env {
         dist,
         ns,

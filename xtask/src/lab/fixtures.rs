@@ -1,32 +1,11 @@
-//! Fixtures of the resolver benches: a small package with `depends`, and a repository laid out
-//! as static files the way `dist serve` answers, so a client syncs from any HTTP server.
+//! Fixtures of the resolver benches: a repository laid out as static files the way `dist serve`
+//! answers, so a client syncs from any HTTP server (the loopback `FileServer` of the tests).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-
-/// A package `name@version` in `dir/name-version/` with one small asset, no-op scripts and
-/// `deps` (each a `NAME: "REQ"` line of `depends`).
-pub fn package(dir: &Path, name: &str, version: &str, deps: &[String]) -> Result<PathBuf> {
-    let d = dir.join(format!("{name}-{version}"));
-    fs::create_dir_all(d.join("assets"))?;
-    fs::create_dir_all(d.join("scripts"))?;
-    let depends = if deps.is_empty() {
-        String::new()
-    } else {
-        format!("depends: {{{}}}\n", deps.join(", "))
-    };
-    fs::write(
-        d.join("manifest.yaml"),
-        format!("name: {name}\nversion: {version}\n{depends}"),
-    )?;
-    fs::write(d.join("assets/data.txt"), format!("{name} {version}\n"))?;
-    fs::write(d.join("scripts/install.sh"), "#!/bin/sh\nexit 0\n")?;
-    fs::write(d.join("scripts/uninstall.sh"), "#!/bin/sh\nexit 0\n")?;
-    Ok(d)
-}
 
 /// Lays out in `www` what `dist serve` answers for the repository at `repo` (as
 /// `tests/common/published.rs` does): `index.json` and its signature, `index/`, `objects/`.

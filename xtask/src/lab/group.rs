@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use super::{cpu_ticks, secs1, seeder_uploaded, timeline, Published, SEEDER_RPC_PORT};
+use super::{cpu_ticks, secs1, seeder_uploaded, timeline, Published};
 use crate::lab::campaign as c;
 use crate::lab::env::Env;
+use crate::lab::server::SEEDER_RPC_PORT;
 
 /// How long the held clients may take to block in their `read` before the group fails.
 const HOLD_LIMIT: Duration = Duration::from_secs(10);

@@ -1,37 +1,43 @@
-//! The lab every bench and campaign uses. `env`: the release `dist`, a fresh namespace, a temp
-//! dir, seeded packages, medians. `campaign`: a seeded random source, the origin's bandwidth caps
-//! and counters, a restartable `dist serve`, running and killing `dist` in the namespace,
-//! percentiles and resident memory. This file: the swarm lab that `bench swarm` and `bench
-//! transport` share: packages of fresh random content published into one repository, its `dist
-//! serve` inside the bench's namespace (the origin at 10.77.0.1, its seeder's RPC on a known
-//! port), what the origin's seeder uploaded, and groups of clients released together (`group`),
-//! with the timeline of one group (`timeline`).
+//! The lab every bench and campaign uses (`main.rs` dispatches to them; none imports another):
+//! - `env`: this tree's release `dist`, a fresh namespace, a temp dir, running `dist` and curl
+//!   there, medians;
+//! - `args`: the one command-line parser (flags with typed values, switches, positionals, each
+//!   command's usage line);
+//! - `packages`: the one package generator (manifest, seeded random or given files, scripts);
+//! - `server`: `dist serve` in the namespace: started, waited for, killed, stopped;
+//! - `fixtures`: a repository laid out as static files and a client synced from it over
+//!   loopback (the resolver benches);
+//! - `campaign`: a seeded random source, the origin's bandwidth caps and counters, running and
+//!   killing `dist` in the namespace, processes, percentiles and resident memory;
+//! - this file, `group` and `timeline`: the swarm lab that `bench swarm` and `bench transport`
+//!   share: packages of fresh random content published into one repository, what the origin's
+//!   seeder uploaded, and groups of clients released together (`group`), with the timeline of
+//!   one group (`timeline`).
 //!
 //! **Invariant:** nothing here prints but `timeline::print` (when a bench asks); the benches own
 //! their output. The lab knows nothing of scenarios, links or matrices: a group is told its
 //! install flags and client.yaml lines.
 
+pub(crate) mod args;
 pub(crate) mod campaign;
 pub(crate) mod env;
 pub(crate) mod fixtures;
 pub(crate) mod group;
+pub(crate) mod packages;
+pub(crate) mod server;
 pub(crate) mod timeline;
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::netns::{HTTP, SERVER_IP, TRACKER};
-use campaign::{self as c, Server};
+use campaign as c;
 use env::Env;
-
-/// The origin seeder's RPC port inside the namespace (fixed, so the benches can ask it).
-pub(crate) const SEEDER_RPC_PORT: u16 = 9091;
+use packages::Package;
 
 /// A package published for the benches.
 pub(crate) struct Published {
@@ -60,8 +66,8 @@ pub(crate) fn publish(
         .map(String::from)
         .collect::<Vec<_>>();
     for (k, (name, mib)) in packages.iter().enumerate() {
-        let dir = env.tmp.join("pkgs").join(name);
-        package(&dir, name, *mib, seed ^ (k as u64 + 1))?;
+        let p = Package::data(name.as_str(), (*mib as u64) << 20, seed ^ (k as u64 + 1));
+        let dir = p.write_in(&env.tmp.join("pkgs"))?;
         add.push(dir.display().to_string());
     }
     let add: Vec<&str> = add.iter().map(String::as_str).collect();
@@ -83,68 +89,6 @@ pub(crate) fn publish(
         .collect::<Result<Vec<_>>>()?;
     let _ = fs::remove_dir_all(env.tmp.join("pkgs"));
     Ok((published, t.elapsed()))
-}
-
-/// A package `name` of one `mib` MiB file of incompressible xorshift bytes from `seed`.
-fn package(dir: &Path, name: &str, mib: usize, seed: u64) -> Result<()> {
-    fs::create_dir_all(dir.join("assets"))?;
-    fs::create_dir_all(dir.join("scripts"))?;
-    fs::write(
-        dir.join("manifest.yaml"),
-        format!("name: {name}\nversion: 1.0.0\n"),
-    )?;
-    fs::write(dir.join("scripts/install.sh"), "#!/bin/sh\n")?;
-    fs::write(dir.join("scripts/uninstall.sh"), "#!/bin/sh\n")?;
-    let mut f = std::io::BufWriter::new(fs::File::create(dir.join("assets/data.bin"))?);
-    let mut s = seed.max(1);
-    let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..mib {
-        for chunk in buf.chunks_mut(8) {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            chunk.copy_from_slice(&s.to_le_bytes());
-        }
-        f.write_all(&buf)?;
-    }
-    f.flush()?;
-    Ok(())
-}
-
-/// `dist serve` on the namespace's server addresses, with its seeder's RPC on
-/// `SEEDER_RPC_PORT`, `extra` flags, and its stderr in `TMP/log`.
-pub(crate) fn spawn_server(env: &Env, repo: &Path, extra: &[&str], log: &str) -> Result<Server> {
-    let mut cmd = env.ns.command(&env.dist);
-    cmd.arg("--root")
-        .arg(repo)
-        .args(["serve", "--http", HTTP, "--tracker", TRACKER])
-        .args(["--bind", SERVER_IP, "--rpc-port"])
-        .arg(SEEDER_RPC_PORT.to_string())
-        .args(extra);
-    spawn_serve(env, cmd, log)
-}
-
-/// Starts a `dist serve` command, with the extra flags of `DIST_BENCH_SERVE_ARGS` (to compare
-/// server settings, e.g. `--webseed-slots 1`; a mirror gets them too) and its stderr in
-/// `TMP/log`.
-pub(crate) fn spawn_serve(env: &Env, mut cmd: Command, log: &str) -> Result<Server> {
-    let log = env.tmp.join(log);
-    let child = cmd
-        .args(
-            std::env::var("DIST_BENCH_SERVE_ARGS")
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log)?)
-        .spawn()
-        .with_context(|| format!("cannot start dist serve (log {})", log.display()))?;
-    Ok(Server {
-        child,
-        log,
-        started: Instant::now(),
-    })
 }
 
 /// `uploadedEver` of `infohash` in the seeder whose RPC is on 127.0.0.1:`rpc_port` (the
