@@ -154,8 +154,13 @@ fn kill_target(id: u32, signal: Signal, group: bool) -> Result<rustix::process::
 
 /// A free TCP port on `ip` (the kernel's choice), for ports nobody configured.
 pub fn free_port(ip: &str) -> Result<u16> {
-    let l =
-        TcpListener::bind((ip, 0)).with_context(|| format!("cannot find a free port on {ip}"))?;
+    let l = match TcpListener::bind((ip, 0)) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => bail!(
+            "{ip} is not an address of this machine ({e}): a bind address must be one of its own"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot find a free port on {ip}")),
+    };
     Ok(l.local_addr()?.port())
 }
 

@@ -516,6 +516,17 @@ fn install_hints_at_path_and_doctor_checks_the_root_issue_23_finding_11() {
         )),
         "{err}"
     );
+    // With `--json` too (the hint is on stderr, the JSON on stdout stays whole).
+    let o = dist_env(&env, &["uninstall", "hello"], &[("PATH", &with_bin)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = dist_env(&env, &["install", "--json", "hello"], &[("PATH", &system)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o)[0]["name"], "hello");
+    assert!(
+        stderr(&o).contains(&format!("note: {} is not on your PATH", bin.display())),
+        "{}",
+        stderr(&o)
+    );
     // On PATH: nothing to say.
     let o = dist_env(&env, &["install", "world"], &[("PATH", &with_bin)]);
     assert!(

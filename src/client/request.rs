@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result};
 
+use super::config::RepoName;
 use super::rollout::{Policy, Withheld};
 use super::sources::{Candidate, Sources};
 use crate::format::ids::PackageName;
@@ -26,7 +27,7 @@ pub struct Request {
     pub name: PackageName,
     pub spec: Spec,
     /// `REPO/NAME`: only this repository's versions.
-    pub repo: Option<String>,
+    pub repo: Option<RepoName>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ impl Request {
             Some((r, rest)) => {
                 let r = super::config::RepoName::parse(r)
                     .with_context(|| format!("`{whole}`: before `/` comes a repository"))?;
-                (Some(r.to_string()), rest)
+                (Some(r), rest)
             }
             None => (None, s),
         };
@@ -70,7 +71,10 @@ impl Request {
 
     /// The repository this request is restricted to, if any (an error if it is not synced).
     pub fn only(&self, sources: &Sources) -> Result<Option<usize>> {
-        self.repo.as_deref().map(|r| sources.find(r)).transpose()
+        self.repo
+            .as_ref()
+            .map(|r| sources.find(r.as_str()))
+            .transpose()
     }
 
     /// The version this request selects on its own (dependencies aside): the plain message

@@ -72,7 +72,7 @@ pub fn apply(g: &Global, f: &ClientFlags, a: &ApplyArgs) -> Result<i32> {
                 .map(|r| ApplyEntry::Removed(Removal::new(r, true))),
         );
         json::print(&v)?;
-        super::notices::seeding(g, outcome.seeding.as_ref());
+        super::notices::after_change(g, outcome.generation, outcome.seeding.as_ref());
         return Ok(0);
     }
     for i in &outcome.installed {
@@ -87,7 +87,7 @@ pub fn apply(g: &Global, f: &ClientFlags, a: &ApplyArgs) -> Result<i32> {
         Some(n) => println!("generation {n} is current"),
         None => println!("the installed set is already this one: nothing changed"),
     }
-    super::notices::seeding(g, outcome.seeding.as_ref());
+    super::notices::after_change(g, outcome.generation, outcome.seeding.as_ref());
     Ok(0)
 }
 

@@ -37,6 +37,16 @@ pub fn seeding(g: &Global, started: Option<&seeding::Started>) {
     );
 }
 
+/// What a command that changed the installed set says after its output, in text and with
+/// `--json` alike (on stderr): the PATH hint when a new generation is current, then the
+/// seeding notice.
+pub fn after_change(g: &Global, generation: Option<u64>, started: Option<&seeding::Started>) {
+    if generation.is_some() {
+        path_hint(g);
+    }
+    seeding(g, started);
+}
+
 /// The hint an install gives when the profile's `bin/` is not on `PATH`: the line to add.
 pub fn path_hint(g: &Global) {
     let bin = g.root.join("current/bin");

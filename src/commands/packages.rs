@@ -233,7 +233,7 @@ fn execute(
             .collect();
         v.extend(kept.iter().map(|k| json::UpgradeEntry::KeptBack(k.into())));
         json::print(&v)?;
-        notices::seeding(g, outcome.seeding.as_ref());
+        notices::after_change(g, outcome.generation, outcome.seeding.as_ref());
         return Ok(0);
     }
     if how.kept_back.is_some() {
@@ -257,9 +257,8 @@ fn execute(
     }
     if let Some(n) = outcome.generation {
         println!("generation {n} is current");
-        notices::path_hint(g);
     }
-    notices::seeding(g, outcome.seeding.as_ref());
+    notices::after_change(g, outcome.generation, outcome.seeding.as_ref());
     Ok(0)
 }
 

@@ -34,13 +34,20 @@ pub fn run(
         web_seeds: (!args.web_seed.is_empty()).then(|| args.web_seed.clone()),
     };
     let cfg = ServeConfig::resolve(ServerFile::load(&g.root)?.merge(flags))?;
-    if let Some(host) = loopback_host(&cfg.announce_url) {
-        eprintln!(
+    match unreachable_host(&cfg.announce_url) {
+        Some(Unreachable::Loopback(host)) => eprintln!(
             "warning  the announce URL {} names the loopback address {host}: other machines \
              cannot reach that tracker and transmission ignores peers on 127.x, so no swarm \
              forms; give --tracker (or --announce-url) this machine's address",
             cfg.announce_url
-        );
+        ),
+        Some(Unreachable::Unspecified(host)) => eprintln!(
+            "warning  the announce URL {} names {host}, which is no machine's address: peers \
+             cannot reach that tracker, so no swarm forms; give --announce-url \
+             http://HOST:PORT/announce (or --public-url, whose host it then takes)",
+            cfg.announce_url
+        ),
+        None => {}
     }
     let quiet = g.quiet;
     let report = move |e: ServeEvent| {
@@ -124,32 +131,44 @@ fn say(e: ServeEvent) {
     }
 }
 
-/// The host of `url` when it is a loopback address (`127.x`, `::1`, `localhost`).
-fn loopback_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    loopback.then_some(host)
+/// Why peers elsewhere cannot reach an announce URL's host.
+#[derive(Debug, PartialEq, Eq)]
+enum Unreachable {
+    /// `127.x`, `::1`, `localhost`: this machine only.
+    Loopback(String),
+    /// `0.0.0.0`, `::`: a listening address, no machine's.
+    Unspecified(String),
+}
+
+/// The host of `url` when peers elsewhere cannot reach it.
+fn unreachable_host(url: &str) -> Option<Unreachable> {
+    let host = url::Url::parse(url).ok()?.host_str()?.to_string();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.eq_ignore_ascii_case("localhost") {
+        return Some(Unreachable::Loopback(bare.to_string()));
+    }
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() => Some(Unreachable::Loopback(bare.to_string())),
+        Ok(ip) if ip.is_unspecified() => Some(Unreachable::Unspecified(bare.to_string())),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn a_loopback_announce_url_is_told_apart_issue_23_finding_4() {
-        use super::loopback_host as l;
-        assert_eq!(l("http://127.0.0.1:6969/announce"), Some("127.0.0.1"));
-        assert_eq!(l("http://127.3.2.1/announce"), Some("127.3.2.1"));
-        assert_eq!(l("http://localhost:6969/announce"), Some("localhost"));
-        assert_eq!(l("http://[::1]:6969/announce"), Some("::1"));
-        assert_eq!(l("http://10.0.0.1:6969/announce"), None);
-        assert_eq!(l("https://tracker.example/announce"), None);
+        use super::{unreachable_host as u, Unreachable::*};
+        let l = |s: &str| Some(Loopback(s.to_string()));
+        assert_eq!(u("http://127.0.0.1:6969/announce"), l("127.0.0.1"));
+        assert_eq!(u("http://127.3.2.1/announce"), l("127.3.2.1"));
+        assert_eq!(u("http://localhost:6969/announce"), l("localhost"));
+        assert_eq!(u("http://[::1]:6969/announce"), l("::1"));
+        assert_eq!(
+            u("http://0.0.0.0:6969/announce"),
+            Some(Unspecified("0.0.0.0".into()))
+        );
+        assert_eq!(u("http://10.0.0.1:6969/announce"), None);
+        assert_eq!(u("https://tracker.example/announce"), None);
     }
 }

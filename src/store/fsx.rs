@@ -226,22 +226,33 @@ impl StagingDir {
 
 impl StagingDir {
     /// Like [`persist`](StagingDir::persist), but a `dest` that exists (a damaged tree being
-    /// repaired) is renamed aside first and removed after: `dest` is missing only between two
-    /// renames, and never half-written.
-    pub fn persist_replacing(self, dest: &Path) -> Result<()> {
+    /// repaired) is exchanged with the staged tree in one `renameat2(RENAME_EXCHANGE)`: `dest`
+    /// names the old tree or the new one, never nothing (a kill between two renames left a
+    /// generation pointing at a missing store path). The old tree is then removed from the
+    /// staging name, a leftover the next command cleans if this one is killed first.
+    pub fn persist_replacing(mut self, dest: &Path) -> Result<()> {
         if fs::symlink_metadata(dest).is_err() {
             return self.persist(dest);
         }
-        let trash = beside(dest, TRASH);
-        fs::rename(dest, &trash)
-            .with_context(|| format!("cannot move {} aside", dest.display()))?;
-        if let Err(e) = self.persist(dest) {
-            // Put the old tree back rather than leave nothing under its name.
-            let _ = fs::rename(&trash, dest);
-            return Err(e);
+        let dir = self.dir.take().expect("staging dir present");
+        let src = dir.keep();
+        sync_tree(&src)?;
+        let swapped = rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &src,
+            rustix::fs::CWD,
+            dest,
+            rustix::fs::RenameFlags::EXCHANGE,
+        );
+        if let Err(e) = swapped {
+            let _ = fs::remove_dir_all(&src);
+            return Err(std::io::Error::from(e)).with_context(|| {
+                format!("cannot exchange the staged tree with {}", dest.display())
+            });
         }
-        make_writable(&trash);
-        remove_any(&trash)
+        fsync_dir(parent_of(dest))?;
+        make_writable(&src);
+        remove_any(&src)
     }
 }
 

@@ -82,6 +82,50 @@ pub fn wait_until<T>(
     }
 }
 
+/// Runs `cmd` to its end, as `Command::output` does, but waits at most `bound` for the exit:
+/// past it the process is killed and the test fails saying `what` it was expected to do and
+/// what the command had printed (a bounded wait on the exit, not a timing of the command).
+pub fn output_within(cmd: &mut Command, bound: Duration, what: &str) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what}: pid {} still ran after {bound:?} and was killed; it had printed: {}",
+                child.id(),
+                String::from_utf8_lossy(&err.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status: exited,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
 /// Whether an external tool is on PATH; tests that need it fail loudly without it, since
 /// `.ci/run` installs it.
 pub fn require_tool(name: &str) -> PathBuf {

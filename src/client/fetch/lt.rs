@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dist_libtorrent::{AddOptions, Config, Session, Status};
 
-use super::stall::{self, Endpoints, Watch};
+use super::stall::{Endpoints, Watch};
 use super::torrent::Source;
 use super::{adopt_http_partial, info_name, Fetched};
 use crate::client::config::Settings;
@@ -188,19 +188,9 @@ impl Downloads {
 impl Started<'_> {
     /// Says why nothing arrives, when it has not for a while ([`stall`]).
     fn explain_stall(&mut self, st: &Status, report: &dyn Reporter) {
-        let Some(quiet) = self.watch.observe(st.total_done, Instant::now()) else {
-            return;
-        };
-        let d = stall::diagnose(
-            self.rec.id(),
-            &self.rec.infohash,
-            &info_name(self.rec),
-            &self.endpoints,
-            st.num_peers,
-            quiet,
-        );
-        report.warn(&d.to_string());
-        self.watch.last = Some(d);
+        let progress = (st.total_done, st.num_peers);
+        self.watch
+            .explain(self.rec, &self.endpoints, progress, report);
     }
 
     fn observe(&mut self, st: &Status, report: &dyn Reporter) -> Result<()> {

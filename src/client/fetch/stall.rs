@@ -9,9 +9,11 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::client::Reporter;
 use crate::daemons::tracker;
 use crate::format::bencode::{self, Value};
 use crate::format::ids::{InfoHash, PackageId};
+use crate::index::record::PackageRecord;
 use crate::text::count;
 
 /// How long a transfer may bring nothing before dist says why.
@@ -117,6 +119,31 @@ impl Watch {
         }
         self.next = now + AGAIN;
         Some(now.saturating_duration_since(self.since))
+    }
+
+    /// One poll of `rec`'s transfer with `done` bytes and `peers` connected: when nothing
+    /// arrived for a while, the diagnosis, said as a warning and kept for the timeout's error.
+    /// Both engines' await loops call it.
+    pub fn explain(
+        &mut self,
+        rec: &PackageRecord,
+        endpoints: &Endpoints,
+        (done, peers): (u64, u32),
+        report: &dyn Reporter,
+    ) {
+        let Some(quiet) = self.observe(done, Instant::now()) else {
+            return;
+        };
+        let d = diagnose(
+            rec.id(),
+            &rec.infohash,
+            &super::info_name(rec),
+            endpoints,
+            peers,
+            quiet,
+        );
+        report.warn(&d.to_string());
+        self.last = Some(d);
     }
 
     /// What the last explanation found of the trackers and web seeds, and its advice, for

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::stall::{self, Endpoints, Watch};
+use super::stall::{Endpoints, Watch};
 use super::{adopt_http_partial, fetch_torrent_first, info_name, Fetched, TorrentFile};
 use crate::client::{interrupt, Layout, Progress, Reporter};
 use crate::daemons::transmission::{Kicker, Rpc, TorrentStatus};
@@ -188,19 +188,9 @@ pub fn await_all(
 impl Started<'_> {
     /// Says why nothing arrives, when it has not for a while ([`stall`]).
     fn explain_stall(&mut self, t: &TorrentStatus, report: &dyn Reporter) {
-        let Some(quiet) = self.watch.observe(t.have_valid, Instant::now()) else {
-            return;
-        };
-        let d = stall::diagnose(
-            self.rec.id(),
-            &self.rec.infohash,
-            &info_name(self.rec),
-            &self.endpoints,
-            u32::try_from(t.peers_connected).unwrap_or(u32::MAX),
-            quiet,
-        );
-        report.warn(&d.to_string());
-        self.watch.last = Some(d);
+        let peers = u32::try_from(t.peers_connected).unwrap_or(u32::MAX);
+        self.watch
+            .explain(self.rec, &self.endpoints, (t.have_valid, peers), report);
     }
 
     /// Takes one status poll: reports progress, fails on a transmission error, and records the

@@ -25,6 +25,7 @@ use super::request::{Request, Spec};
 use super::sources::Sources;
 use super::sync;
 use super::Layout;
+use crate::client::config::RepoName;
 use crate::format::ids::ObjectId;
 use crate::index::record::PackageRecord;
 use crate::index::wire::{self, SignedManifest};
@@ -44,11 +45,11 @@ pub fn is_local_path(arg: &str) -> bool {
 }
 
 /// The synced records whose object has this BLAKE3, with the repository each comes from.
-fn records_by_digest(sources: &Sources, id: &ObjectId) -> Result<Vec<(String, PackageRecord)>> {
+fn records_by_digest(sources: &Sources, id: &ObjectId) -> Result<Vec<(RepoName, PackageRecord)>> {
     let mut out = Vec::new();
     for s in sources.iter() {
         for r in s.snap.by_blake3(&id.to_hex())? {
-            out.push((s.origin.repo.name.to_string(), r));
+            out.push((s.origin.repo.name.clone(), r));
         }
     }
     Ok(out)
