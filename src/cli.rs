@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use dist::client::config::{Engine, Transport};
 use dist::index::status::Phase;
+pub(crate) use values::default_root;
+use values::{engine_parser, transport_parser};
 
 pub mod complete;
 mod everyday;
 mod fleet;
 mod serve;
+mod values;
 pub use everyday::{ConfigSetArgs, ConfigUnsetArgs, RepoCommand, WhyArgs};
 pub use fleet::{ApplyArgs, ExportArgs, PhaseArgs, UnyankArgs, YankArgs};
 pub use serve::ServeArgs;
@@ -576,30 +579,4 @@ pub enum EnvShell {
     Bash,
     Zsh,
     Fish,
-}
-
-/// `--root`, else `DIST_ROOT` (clap reads it), else `$XDG_DATA_HOME/dist`, else
-/// `~/.local/share/dist`.
-pub(crate) fn default_root() -> anyhow::Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("dist"));
-    }
-    let home = std::env::var_os("HOME").ok_or_else(|| {
-        anyhow::anyhow!("neither --root, DIST_ROOT, XDG_DATA_HOME nor HOME is set")
-    })?;
-    Ok(PathBuf::from(home).join(".local/share/dist"))
-}
-
-/// `--transport`: the names clap lists and completes, parsed into the typed setting.
-fn transport_parser() -> impl clap::builder::TypedValueParser<Value = Transport> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(["auto", "torrent", "http"])
-        .map(|s| s.parse::<Transport>().expect("every listed value parses"))
-}
-
-/// `--engine`: as `--transport`.
-fn engine_parser() -> impl clap::builder::TypedValueParser<Value = Engine> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(["libtorrent", "transmission"])
-        .map(|s| s.parse::<Engine>().expect("every listed value parses"))
 }
