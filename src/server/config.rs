@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::ledger;
 use crate::index::record::Distribution;
+use crate::net::ServerUrl;
 use crate::repo::mirror::Upstream;
 
 /// The default size of the hot set: how many of the newest package versions the seeder holds
@@ -191,10 +192,8 @@ impl ServeConfig {
         };
         let mut web_seeds = vec![public_url.clone()];
         for w in f.web_seeds.unwrap_or_default() {
-            let w = w.trim_end_matches('/').to_string();
-            if !(w.starts_with("http://") || w.starts_with("https://")) {
-                bail!("`web_seeds`: `{w}` is not an http:// or https:// URL");
-            }
+            // Checked as every server URL is (scheme, host), without its trailing `/`.
+            let w = ServerUrl::parse("web_seeds", &w)?.to_string();
             if !web_seeds.contains(&w) {
                 web_seeds.push(w);
             }
