@@ -15,7 +15,7 @@ mod published;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{
@@ -79,13 +79,17 @@ impl Repo {
 }
 
 fn client(root: &Path, server: &FileServer, key: &str, args: &[&str]) -> Output {
-    dist()
-        .arg("--root")
+    client_cmd(root, server, key, args).output().unwrap()
+}
+
+/// The command `client` runs, for a caller that bounds its wait (`output_within`).
+fn client_cmd(root: &Path, server: &FileServer, key: &str, args: &[&str]) -> Command {
+    let mut c = dist();
+    c.arg("--root")
         .arg(root)
         .args(["--server-url", &server.url, "--public-key", key])
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args);
+    c
 }
 
 /// Fails with exit 1 and no panic; returns stderr.
@@ -210,11 +214,12 @@ fn a_torrent_whose_length_contradicts_the_index_fails_at_once_issue_8() {
     );
     // "At once": an attack is not waited out like an outage (the fetch timeout is 600 s).
     let err = refused(&output_within(
-        dist()
-            .arg("--root")
-            .arg(&root)
-            .args(["--server-url", &server.url, "--public-key", &repo.key])
-            .args(["install", "hello", "--transport", "torrent", "--json"]),
+        &mut client_cmd(
+            &root,
+            &server,
+            &repo.key,
+            &["install", "hello", "--transport", "torrent", "--json"],
+        ),
         Duration::from_secs(60),
         "the install to refuse the contradicting torrent at once",
     ));
@@ -245,13 +250,7 @@ fn a_snapshot_whose_packages_is_an_endless_view_is_refused_before_reading_issue_
     );
     let root = tmp.path().join("client");
     let err = refused(&output_within(
-        dist().arg("--root").arg(&root).args([
-            "--server-url",
-            &server.url,
-            "--public-key",
-            &repo.key,
-            "sync",
-        ]),
+        &mut client_cmd(&root, &server, &repo.key, &["sync"]),
         Duration::from_secs(20),
         "the sync to refuse the endless view before reading it",
     ));
