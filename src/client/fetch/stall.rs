@@ -106,7 +106,7 @@ impl Watch {
     }
 
     /// Takes the bytes done at `now`; `Some(quiet for)` when a stall is due to be explained.
-    pub fn observe(&mut self, done: u64, now: Instant) -> Option<Duration> {
+    fn observe(&mut self, done: u64, now: Instant) -> Option<Duration> {
         if done != self.done {
             self.done = done;
             self.since = now;
@@ -183,7 +183,7 @@ pub struct Diagnosis {
 
 /// Looks at the trackers and web seeds of the torrent `infohash` (its file called `name`) of
 /// `package`, quiet for `quiet` with `peers` connected.
-pub fn diagnose(
+fn diagnose(
     package: PackageId,
     infohash: &InfoHash,
     name: &str,
